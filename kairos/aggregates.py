@@ -1,0 +1,214 @@
+"""Per-customer aggregates: the scoring inputs, kept up to date by ingestion.
+
+One fold, two callers: ``kairos.logic.ingest`` applies it to each accepted batch and stores the
+result in DynamoDB, and ``training`` applies it to archived history up to a cut-off. The features
+of a customer are a function of these aggregates only (``kairos.features``), so what a model was
+trained on and what it is served are computed by the same code.
+
+An *engagement moment* is one clock hour (UTC epoch hour) in which the customer engaged
+(session, open, click or purchase), however many events it holds: a 20-line invoice is one
+purchase moment. Moments are counted once even when their events arrive in separate batches,
+because the store remembers which moments it has counted (``moment_key``).
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+from kairos.constants import ENGAGEMENT_TYPES, HOURS_PER_WEEK, PRODUCT_TYPES
+from kairos.timeutil import HOUR, epoch_hour, epoch_hour_of_week
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable
+
+    from kairos.schemas import Event
+
+RECENT_MOMENTS = 64
+RECENT_PRODUCTS = 50
+PRODUCT_MEMORY = 300
+
+
+def moment_key(kind: str, epoch_h: int) -> str:
+    """Key of a counted moment: ``m`` for engagement, ``p`` for purchase."""
+    return f"{kind}#{epoch_h}"
+
+
+@dataclass
+class CustomerAggregates:
+    """Everything the models need to know about one customer's past.
+
+    Times are Unix seconds (UTC) or UTC epoch hours, so the record is JSON- and DynamoDB-friendly.
+    """
+
+    timezone: str = "UTC"
+    how_counts: list[int] = field(default_factory=lambda: [0] * HOURS_PER_WEEK)
+    engagement_moments: int = 0
+    recent_moments: list[int] = field(default_factory=list)
+    purchase_count: int = 0
+    monetary_total: float = 0.0
+    first_purchase_s: int | None = None
+    last_purchase_s: int | None = None
+    event_counts: dict[str, int] = field(default_factory=dict)
+    channel_engagements: dict[str, int] = field(default_factory=dict)
+    # [product_id, event type, unix seconds, quantity], newest last
+    recent_products: list[list[Any]] = field(default_factory=list)
+    # product_id -> [purchase moments, last purchase unix seconds, units]
+    product_purchases: dict[str, list[int]] = field(default_factory=dict)
+    last_cart_abandon_amount: float | None = None
+    last_cart_abandon_s: int | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any] | None) -> CustomerAggregates:
+        if not data:
+            return cls()
+        known = {k: data[k] for k in cls.__dataclass_fields__ if k in data}
+        agg = cls(**known)
+        # DynamoDB gives Decimals back; the fold and the features work on int and float.
+        agg.how_counts = [int(x) for x in agg.how_counts]
+        agg.recent_moments = [int(x) for x in agg.recent_moments]
+        agg.engagement_moments = int(agg.engagement_moments)
+        agg.purchase_count = int(agg.purchase_count)
+        agg.monetary_total = float(agg.monetary_total)
+        agg.first_purchase_s = _opt_int(agg.first_purchase_s)
+        agg.last_purchase_s = _opt_int(agg.last_purchase_s)
+        agg.last_cart_abandon_s = _opt_int(agg.last_cart_abandon_s)
+        if agg.last_cart_abandon_amount is not None:
+            agg.last_cart_abandon_amount = float(agg.last_cart_abandon_amount)
+        agg.event_counts = {k: int(v) for k, v in agg.event_counts.items()}
+        agg.channel_engagements = {k: int(v) for k, v in agg.channel_engagements.items()}
+        agg.recent_products = [[p, t, int(s), int(q)] for p, t, s, q in agg.recent_products]
+        agg.product_purchases = {k: [int(x) for x in v] for k, v in agg.product_purchases.items()}
+        return agg
+
+    @property
+    def last_engagement_h(self) -> int | None:
+        return self.recent_moments[-1] if self.recent_moments else None
+
+
+def _opt_int(value: Any) -> int | None:
+    return None if value is None else int(value)
+
+
+def fold_events(
+    agg: CustomerAggregates, events: Iterable[Event], counted: set[str]
+) -> tuple[CustomerAggregates, set[str]]:
+    """Apply new events to a customer's aggregates.
+
+    Parameters
+    ----------
+    agg
+        The aggregates so far; not modified.
+    events
+        Events of this customer that were never applied before (deduplicated by ``event_id``).
+    counted
+        Moment keys already counted for this customer (only those the events touch are needed).
+
+    Returns
+    -------
+    tuple
+        The new aggregates and the moment keys this fold counted for the first time.
+
+    Example
+    -------
+    >>> agg, new = fold_events(CustomerAggregates(), events, counted=set())
+    """
+    out = copy.deepcopy(agg)
+    new_keys: set[str] = set()
+    for ev in events:
+        _apply(out, ev, counted, new_keys)
+    return out, new_keys
+
+
+def _apply(agg: CustomerAggregates, ev: Event, counted: set[str], new_keys: set[str]) -> None:
+    secs = int(ev.timestamp.timestamp())
+    h = epoch_hour(ev.timestamp)
+    agg.event_counts[ev.type] = agg.event_counts.get(ev.type, 0) + 1
+
+    if ev.type in ENGAGEMENT_TYPES:
+        key = moment_key("m", h)
+        if key not in counted and key not in new_keys:
+            new_keys.add(key)
+            agg.engagement_moments += 1
+            agg.how_counts[epoch_hour_of_week(h, agg.timezone)] += 1
+            _insert_sorted_capped(agg.recent_moments, h, RECENT_MOMENTS)
+        if ev.channel and ev.type in ("message_open", "message_click"):
+            agg.channel_engagements[ev.channel] = agg.channel_engagements.get(ev.channel, 0) + 1
+
+    if ev.type == "purchase":
+        key = moment_key("p", h)
+        if key not in counted and key not in new_keys:
+            new_keys.add(key)
+            agg.purchase_count += 1
+        if ev.amount is not None:
+            agg.monetary_total = round(agg.monetary_total + float(ev.amount), 4)
+        agg.first_purchase_s = secs if agg.first_purchase_s is None else min(agg.first_purchase_s, secs)
+        agg.last_purchase_s = secs if agg.last_purchase_s is None else max(agg.last_purchase_s, secs)
+        if ev.product_id:
+            _remember_purchase(agg, ev.product_id, secs, ev.quantity or 1)
+
+    if ev.type == "cart_abandon" and (agg.last_cart_abandon_s is None or secs >= agg.last_cart_abandon_s):
+        agg.last_cart_abandon_s = secs
+        agg.last_cart_abandon_amount = float(ev.amount) if ev.amount is not None else None
+
+    if ev.product_id and ev.type in PRODUCT_TYPES:
+        entry = [ev.product_id, ev.type, secs, int(ev.quantity or 1)]
+        _insert_by_time(agg.recent_products, entry, RECENT_PRODUCTS)
+
+
+def _remember_purchase(agg: CustomerAggregates, product_id: str, secs: int, qty: int) -> None:
+    rec = agg.product_purchases.get(product_id)
+    if rec is None:
+        agg.product_purchases[product_id] = [1, secs, max(qty, 0)]
+    else:
+        rec[0] += 1
+        rec[1] = max(rec[1], secs)
+        rec[2] += max(qty, 0)
+    if len(agg.product_purchases) > PRODUCT_MEMORY:
+        # Forget the product bought longest ago: the memory serves repeat and recency candidates.
+        oldest = min(agg.product_purchases, key=lambda p: (agg.product_purchases[p][1], p))
+        del agg.product_purchases[oldest]
+
+
+def _insert_sorted_capped(values: list[int], value: int, cap: int) -> None:
+    lo, hi = 0, len(values)
+    while lo < hi:
+        mid = (lo + hi) // 2
+        if values[mid] < value:
+            lo = mid + 1
+        else:
+            hi = mid
+    values.insert(lo, value)
+    if len(values) > cap:
+        del values[0]
+
+
+def _insert_by_time(values: list[list[Any]], entry: list[Any], cap: int) -> None:
+    values.append(entry)
+    # Ties broken by content so that the order never depends on arrival order.
+    values.sort(key=lambda e: (e[2], e[0], e[1], e[3]))
+    if len(values) > cap:
+        del values[0]
+
+
+def rebucket(agg: CustomerAggregates, moments: Iterable[int], timezone: str) -> CustomerAggregates:
+    """Recount the hour-of-week histogram in a new time zone from the stored engagement moments."""
+    out = copy.deepcopy(agg)
+    out.timezone = timezone
+    out.how_counts = [0] * HOURS_PER_WEEK
+    for h in moments:
+        out.how_counts[epoch_hour_of_week(h, timezone)] += 1
+    return out
+
+
+def unix_to_dt(secs: int | None) -> datetime | None:
+    return None if secs is None else datetime.fromtimestamp(secs, UTC)
+
+
+def hour_to_dt(epoch_h: int | None) -> datetime | None:
+    return None if epoch_h is None else datetime.fromtimestamp(epoch_h * HOUR, UTC)

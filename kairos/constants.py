@@ -1,0 +1,30 @@
+"""Names and limits shared by the handlers, the logic and the template."""
+
+EVENT_TYPES = (
+    "session",
+    "message_open",
+    "message_click",
+    "purchase",
+    "cart_add",
+    "cart_abandon",
+    "product_view",
+    "message_inbound",
+    "unsubscribe",
+)
+# What counts as the customer engaging at a moment: the target of the send-time model.
+ENGAGEMENT_TYPES = frozenset({"session", "message_open", "message_click", "purchase"})
+PRODUCT_TYPES = frozenset({"purchase", "cart_add", "product_view"})
+CHANNELS = ("email", "sms", "push", "messenger")
+
+MAX_BATCH_EVENTS = 500
+HOURS_PER_WEEK = 168
+
+# Environment variable names (values are parsed once in kairos.config).
+ENV_EVENTS_TABLE = "EVENTS_TABLE_NAME"
+ENV_CUSTOMERS_TABLE = "CUSTOMERS_TABLE_NAME"
+ENV_API_KEYS_TABLE = "API_KEYS_TABLE_NAME"
+ENV_ARCHIVE_BUCKET = "ARCHIVE_BUCKET_NAME"
+ENV_RETENTION_DAYS = "KAIROS_EVENT_RETENTION_DAYS"
+ENV_CLOCK_SKEW_SECONDS = "KAIROS_CLOCK_SKEW_SECONDS"
+
+ARCHIVE_EVENTS_PREFIX = "events"

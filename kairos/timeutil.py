@@ -1,0 +1,39 @@
+"""Time helpers: UTC epoch hours and local hour of week, daylight-saving safe."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from functools import lru_cache
+from zoneinfo import ZoneInfo
+
+HOUR = 3600
+
+
+@lru_cache(maxsize=1024)
+def zone(name: str) -> ZoneInfo:
+    return ZoneInfo(name)
+
+
+def epoch_hour(ts: datetime) -> int:
+    """Whole hours since 1970-01-01T00:00Z: the key of an engagement moment."""
+    return int(ts.timestamp()) // HOUR
+
+
+def hour_of_week(ts: datetime, tz: str) -> int:
+    """Local hour of week in ``tz``: 0 is Monday 00:00-00:59 local, 167 is Sunday 23:00."""
+    local = ts.astimezone(zone(tz))
+    return local.weekday() * 24 + local.hour
+
+
+def epoch_hour_of_week(epoch_h: int, tz: str) -> int:
+    return hour_of_week(datetime.fromtimestamp(epoch_h * HOUR, UTC), tz)
+
+
+def utc_iso(ts: datetime) -> str:
+    return ts.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+def parse_ts(value: str | datetime | None) -> datetime | None:
+    if value is None or isinstance(value, datetime):
+        return value
+    return datetime.fromisoformat(value.replace("Z", "+00:00"))
