@@ -95,7 +95,7 @@ class EventBatch(BaseModel):
             min_length=1,
             max_length=MAX_BATCH_EVENTS,
             description=f"1 to {MAX_BATCH_EVENTS} events; each follows the Event schema",
-            json_schema_extra={"items": {"$ref": "#/components/schemas/Event"}},
+            json_schema_extra={"items": Event.model_json_schema()},
         ),
     ]
 

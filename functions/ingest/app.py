@@ -1,0 +1,93 @@
+"""The Kairos HTTP API handler: events, customer profiles, erasure, OpenAPI document."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from functools import lru_cache
+from typing import Annotated
+
+from aws_lambda_powertools.event_handler import Response, content_types
+from aws_lambda_powertools.event_handler.openapi.params import Body, Path
+from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from kairos import __version__
+from kairos.adapters.archive import S3Archive
+from kairos.adapters.dynamo import DynamoStore
+from kairos.api import app
+from kairos.config import settings
+from kairos.logic import customers, ingest
+from kairos.observability import logger, metrics, tracer
+from kairos.schemas import (
+    _ID_PATTERN,
+    CustomerProfileIn,
+    CustomerView,
+    ErasureReport,
+    EventBatch,
+    IngestResult,
+)
+
+CustomerId = Annotated[str, Path(pattern=_ID_PATTERN, description="The customer's id in your systems")]
+
+
+@lru_cache(maxsize=1)
+def store() -> DynamoStore:
+    cfg = settings()
+    return DynamoStore(cfg.events_table, cfg.customers_table, retention_seconds=cfg.retention_days * 86400)
+
+
+@lru_cache(maxsize=1)
+def archive() -> S3Archive:
+    return S3Archive(settings().archive_bucket)
+
+
+@app.post("/v1/events", summary="Ingest a batch of 1 to 500 events", tags=["events"])
+def post_events(batch: Annotated[EventBatch, Body()]) -> IngestResult:
+    cfg = settings()
+    result = ingest.ingest_events(batch.events, store(), datetime.now(UTC), cfg.retention, cfg.clock_skew)
+    metrics.add_metric(name="EventsAccepted", unit=MetricUnit.Count, value=result.accepted)
+    metrics.add_metric(name="EventsRejected", unit=MetricUnit.Count, value=len(result.rejected))
+    logger.info(
+        "events ingested",
+        extra={"accepted": result.accepted, "duplicates": result.duplicates, "rejected": len(result.rejected)},
+    )
+    return result
+
+
+@app.put("/v1/customers/<customer_id>", summary="Create or replace a customer profile", tags=["customers"])
+def put_customer(customer_id: CustomerId, profile: Annotated[CustomerProfileIn, Body()]) -> CustomerView:
+    return customers.put_profile(customer_id, profile, store(), datetime.now(UTC))
+
+
+@app.get("/v1/customers/<customer_id>", summary="A profile with its aggregates", tags=["customers"])
+def get_customer(customer_id: CustomerId) -> CustomerView:
+    return customers.get_customer(customer_id, store())
+
+
+@app.delete("/v1/customers/<customer_id>", summary="Erase a customer (right to be forgotten)", tags=["customers"])
+def delete_customer(customer_id: CustomerId) -> ErasureReport:
+    report = customers.erase_customer(customer_id, store(), archive())
+    logger.info("customer erased", extra=report.model_dump())
+    return report
+
+
+@app.get("/v1/openapi.json", summary="This document", tags=["meta"], include_in_schema=False)
+def openapi_document():  # noqa: ANN201 - a raw document, not a model
+    return Response(status_code=200, content_type=content_types.APPLICATION_JSON, body=openapi_json())
+
+
+@lru_cache(maxsize=1)
+def openapi_json() -> str:
+    return app.get_openapi_json_schema(
+        title="Kairos API",
+        version=__version__,
+        description="Send-time optimization and multichannel messaging. Every route but this document needs "
+        "`Authorization: Bearer <api key>`.",
+    )
+
+
+@logger.inject_lambda_context(log_event=False)
+@metrics.log_metrics
+@tracer.capture_lambda_handler
+def lambda_handler(event: dict, context: LambdaContext) -> dict:
+    return app.resolve(event, context)

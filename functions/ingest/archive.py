@@ -1,0 +1,72 @@
+"""DynamoDB stream of the events table -> S3 archive (and erasures -> archive purge).
+
+Each accepted event is inserted once in the events table, so each INSERT of an ``e#`` item is archived
+once. The object key is made from the stream batch, so a retried batch overwrites its own objects.
+A REMOVE made by a user (an erasure, not a TTL expiry) purges that customer's lines from the archive,
+which catches events still in flight when ``DELETE /v1/customers/{id}`` ran.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from collections import defaultdict
+from functools import lru_cache
+
+from aws_lambda_powertools.utilities.data_classes import DynamoDBStreamEvent, event_source
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from kairos.adapters.archive import S3Archive
+from kairos.config import settings
+from kairos.observability import logger, metrics, tracer
+
+
+@lru_cache(maxsize=1)
+def archive() -> S3Archive:
+    return S3Archive(settings().archive_bucket)
+
+
+def _ttl_expiry(record: dict) -> bool:
+    identity = record.get("userIdentity") or {}
+    return identity.get("principalId") == "dynamodb.amazonaws.com"
+
+
+def archive_stream_records(records: list[dict], store: S3Archive) -> dict[str, int]:
+    """Archive INSERTed events and purge user-removed ones; return counts."""
+    inserted: list[dict] = []
+    erased: dict[str, set[str]] = defaultdict(set)
+    for rec in records:
+        ddb = rec.get("dynamodb", {})
+        keys = ddb.get("Keys", {})
+        sk = keys.get("sk", {}).get("S", "")
+        if not sk.startswith("e#"):
+            continue
+        if rec.get("eventName") == "INSERT":
+            inserted.append(json.loads(ddb["NewImage"]["record"]["S"]))
+        elif rec.get("eventName") == "REMOVE" and not _ttl_expiry(rec):
+            old = ddb.get("OldImage", {})
+            if "ts" in old:
+                erased[keys["customer_id"]["S"]].add(time.strftime("%Y-%m-%d", time.gmtime(int(old["ts"]["N"]))))
+    written = 0
+    if inserted:
+        first = records[0].get("dynamodb", {}).get("SequenceNumber", "")
+        last = records[-1].get("dynamodb", {}).get("SequenceNumber", "")
+        source = records[0].get("eventSourceARN", "")
+        batch_id = hashlib.sha256(f"{source}|{first}|{last}".encode()).hexdigest()[:32]
+        store.write_batch(inserted, batch_id)
+        written = len(inserted)
+    purged = 0
+    for customer_id, dates in erased.items():
+        purged += store.purge_customer(customer_id, dates)[1]
+    return {"archived": written, "purged_lines": purged}
+
+
+@logger.inject_lambda_context(log_event=False)
+@metrics.log_metrics
+@tracer.capture_lambda_handler
+@event_source(data_class=DynamoDBStreamEvent)
+def lambda_handler(event: DynamoDBStreamEvent, context: LambdaContext) -> dict:
+    counts = archive_stream_records(event.raw_event["Records"], archive())
+    logger.info("stream batch archived", extra=counts)
+    return counts

@@ -1,0 +1,88 @@
+"""Per-app API keys, stored only as SHA-256 hashes, revocable."""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+import boto3
+from botocore.exceptions import ClientError
+
+from kairos.errors import NotFoundError, StoreError
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb import DynamoDBClient
+
+KEY_PREFIX = "kairos_"
+
+
+def hash_key(api_key: str) -> str:
+    return hashlib.sha256(api_key.encode()).hexdigest()
+
+
+class DynamoApiKeyStore:
+    """API keys in DynamoDB, keyed by the hash of the key; the key itself is never stored."""
+
+    def __init__(self, table: str, client: DynamoDBClient | None = None) -> None:
+        self.table = table
+        self._client = client
+
+    @property
+    def client(self) -> DynamoDBClient:
+        if self._client is None:
+            self._client = boto3.client("dynamodb")
+        return self._client
+
+    def create(self, app_id: str, api_key: str | None = None) -> tuple[str, str]:
+        """Create a key for an app; returns (key id, key). The key is shown once and only its hash is kept."""
+        key = api_key or KEY_PREFIX + secrets.token_urlsafe(32)
+        digest = hash_key(key)
+        key_id = digest[:12]
+        try:
+            self.client.put_item(
+                TableName=self.table,
+                Item={
+                    "key_hash": {"S": digest},
+                    "key_id": {"S": key_id},
+                    "app_id": {"S": app_id},
+                    "created_at": {"S": datetime.now(UTC).isoformat()},
+                    "revoked": {"BOOL": False},
+                },
+            )
+        except ClientError as exc:
+            raise StoreError(f"could not store API key: {exc.response['Error']['Code']}") from exc
+        return key_id, key
+
+    def lookup(self, api_key: str) -> dict[str, Any] | None:
+        """The app behind a valid, unrevoked key, else ``None``."""
+        try:
+            resp = self.client.get_item(TableName=self.table, Key={"key_hash": {"S": hash_key(api_key)}})
+        except ClientError as exc:
+            raise StoreError(f"could not read API keys: {exc.response['Error']['Code']}") from exc
+        item = resp.get("Item")
+        if not item or item.get("revoked", {}).get("BOOL", False):
+            return None
+        return {"app_id": item["app_id"]["S"], "key_id": item["key_id"]["S"]}
+
+    def revoke(self, key_id: str) -> None:
+        """Revoke a key by its id (the first 12 hex digits of its hash, shown at creation)."""
+        paginator = self.client.get_paginator("scan")
+        for page in paginator.paginate(
+            TableName=self.table,
+            FilterExpression="key_id = :k",
+            ExpressionAttributeValues={":k": {"S": key_id}},
+        ):
+            for item in page.get("Items", []):
+                self.client.update_item(
+                    TableName=self.table,
+                    Key={"key_hash": item["key_hash"]},
+                    UpdateExpression="SET revoked = :t, revoked_at = :now",
+                    ExpressionAttributeValues={
+                        ":t": {"BOOL": True},
+                        ":now": {"S": datetime.now(UTC).isoformat()},
+                    },
+                )
+                return
+        raise NotFoundError(f"no API key with id '{key_id}'")

@@ -1,0 +1,108 @@
+"""S3 archive of accepted events: gzip JSON Lines, one object per stream batch and date.
+
+Layout: ``s3://<bucket>/events/dt=YYYY-MM-DD/<batch id>.jsonl.gz``, the date being the event's UTC date.
+Lines are the API's event schema (``Event.to_record()``), so ``training/`` reads the archive as it reads
+any export. The batch id is derived from the stream records, so a retried batch overwrites its own objects
+instead of adding copies.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+from collections import defaultdict
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+import boto3
+from botocore.exceptions import ClientError
+
+from kairos.constants import ARCHIVE_EVENTS_PREFIX
+from kairos.errors import StoreError
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable
+
+    from mypy_boto3_s3 import S3Client
+
+
+def event_date(record: dict[str, Any]) -> str:
+    """The archive partition of a record: the UTC date of its timestamp."""
+    ts = datetime.fromisoformat(record["timestamp"].replace("Z", "+00:00"))
+    return ts.astimezone(UTC).strftime("%Y-%m-%d")
+
+
+def encode_lines(records: Iterable[dict[str, Any]]) -> bytes:
+    text = "".join(json.dumps(r, separators=(",", ":"), sort_keys=True) + "\n" for r in records)
+    # mtime=0 keeps the bytes of an object a pure function of its records (retries write identical objects).
+    return gzip.compress(text.encode(), mtime=0)
+
+
+def decode_lines(body: bytes) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in gzip.decompress(body).decode().splitlines() if line.strip()]
+
+
+class S3Archive:
+    """Writes and purges archived events.
+
+    Parameters
+    ----------
+    bucket
+        The archive bucket name.
+    client
+        A boto3 S3 client; created lazily when omitted.
+    """
+
+    def __init__(self, bucket: str, client: S3Client | None = None) -> None:
+        self.bucket = bucket
+        self._client = client
+
+    @property
+    def client(self) -> S3Client:
+        if self._client is None:
+            self._client = boto3.client("s3")
+        return self._client
+
+    def write_batch(self, records: Iterable[dict[str, Any]], batch_id: str) -> list[str]:
+        """Archive records, one object per UTC date; return the keys written."""
+        by_date: dict[str, list[dict[str, Any]]] = defaultdict(list)
+        for r in records:
+            by_date[event_date(r)].append(r)
+        keys = []
+        for date, recs in sorted(by_date.items()):
+            key = f"{ARCHIVE_EVENTS_PREFIX}/dt={date}/{batch_id}.jsonl.gz"
+            try:
+                self.client.put_object(
+                    Bucket=self.bucket, Key=key, Body=encode_lines(recs), ContentType="application/x-ndjson",
+                    ContentEncoding="gzip",
+                )
+            except ClientError as exc:
+                raise StoreError(f"archive write failed: {exc.response['Error']['Code']}") from exc
+            keys.append(key)
+        return keys
+
+    def purge_customer(self, customer_id: str, dates: Iterable[str]) -> tuple[int, int]:
+        """Remove a customer's lines from the archive objects of the given dates.
+
+        Returns
+        -------
+        tuple
+            (objects rewritten or deleted, lines removed)
+        """
+        objects, lines = 0, 0
+        paginator = self.client.get_paginator("list_objects_v2")
+        for date in sorted(set(dates)):
+            for page in paginator.paginate(Bucket=self.bucket, Prefix=f"{ARCHIVE_EVENTS_PREFIX}/dt={date}/"):
+                for obj in page.get("Contents", []):
+                    body = self.client.get_object(Bucket=self.bucket, Key=obj["Key"])["Body"].read()
+                    records = decode_lines(body)
+                    kept = [r for r in records if r.get("customer_id") != customer_id]
+                    if len(kept) == len(records):
+                        continue
+                    objects += 1
+                    lines += len(records) - len(kept)
+                    if kept:
+                        self.client.put_object(Bucket=self.bucket, Key=obj["Key"], Body=encode_lines(kept))
+                    else:
+                        self.client.delete_object(Bucket=self.bucket, Key=obj["Key"])
+        return objects, lines

@@ -1,0 +1,46 @@
+"""Environment parsed once into a typed model (explicit argument > environment > default)."""
+
+from __future__ import annotations
+
+import os
+from datetime import timedelta
+from functools import lru_cache
+
+from pydantic import BaseModel, Field
+
+from kairos import constants as c
+
+
+class Settings(BaseModel):
+    events_table: str = Field(default="kairos-events")
+    customers_table: str = Field(default="kairos-customers")
+    api_keys_table: str = Field(default="kairos-api-keys")
+    archive_bucket: str = Field(default="kairos-archive")
+    retention_days: int = Field(default=400, ge=1, le=36500)
+    clock_skew_seconds: int = Field(default=300, ge=0, le=86400)
+
+    @property
+    def retention(self) -> timedelta:
+        return timedelta(days=self.retention_days)
+
+    @property
+    def clock_skew(self) -> timedelta:
+        return timedelta(seconds=self.clock_skew_seconds)
+
+    @classmethod
+    def from_env(cls, environ: dict[str, str] | None = None) -> Settings:
+        env = os.environ if environ is None else environ
+        mapping = {
+            "events_table": c.ENV_EVENTS_TABLE,
+            "customers_table": c.ENV_CUSTOMERS_TABLE,
+            "api_keys_table": c.ENV_API_KEYS_TABLE,
+            "archive_bucket": c.ENV_ARCHIVE_BUCKET,
+            "retention_days": c.ENV_RETENTION_DAYS,
+            "clock_skew_seconds": c.ENV_CLOCK_SKEW_SECONDS,
+        }
+        return cls(**{field: env[var] for field, var in mapping.items() if env.get(var)})
+
+
+@lru_cache(maxsize=1)
+def settings() -> Settings:
+    return Settings.from_env()

@@ -1,0 +1,308 @@
+"""Run the template's functions in-process on embedded AWS, as API Gateway and Lambda would.
+
+- ``invoke(logical_id, event)`` imports the function's handler from its ``CodeUri`` and calls it with the
+  function's environment, as Lambda does (moto's own Lambda needs Docker, which we do not use).
+- ``http(method, path, headers, body)`` turns an HTTP request into an API Gateway REST proxy event, runs the
+  API's Lambda authorizer (with its result cache) and the route's function, and returns the response.
+- ``pump_streams()`` reads the DynamoDB streams that feed functions and delivers the records, with the
+  event source's filter, as the Lambda event source mapping does.
+"""
+
+from __future__ import annotations
+
+import base64
+import importlib.util
+import json
+import os
+import re
+import sys
+import threading
+import time
+import uuid
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from kairos.local.template import ROOT
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterator
+
+    from kairos.local.template import Deployment
+
+MAX_BODY_BYTES = 10 * 1024 * 1024  # API Gateway REST payload limit
+
+
+@dataclass
+class LambdaContext:
+    function_name: str
+    memory_limit_in_mb: int = 512
+    invoked_function_arn: str = ""
+    aws_request_id: str = field(default_factory=lambda: str(uuid.uuid4()))
+    timeout_s: int = 29
+    started: float = field(default_factory=time.monotonic)
+    function_version: str = "$LATEST"
+    log_group_name: str = ""
+    log_stream_name: str = ""
+
+    def get_remaining_time_in_millis(self) -> int:
+        return max(0, int((self.timeout_s - (time.monotonic() - self.started)) * 1000))
+
+
+@dataclass
+class Route:
+    method: str
+    path: str
+    function: str
+    auth: bool
+    pattern: re.Pattern[str]
+
+
+@dataclass
+class HttpResponse:
+    status: int
+    headers: dict[str, str]
+    body: str
+
+    def json(self) -> Any:
+        return json.loads(self.body) if self.body else None
+
+
+def _match(pattern: Any, value: Any) -> bool:
+    """The subset of Lambda event filter syntax our template uses: nested keys, exact values, prefix."""
+    if isinstance(pattern, dict):
+        return isinstance(value, dict) and all(k in value and _match(p, value[k]) for k, p in pattern.items())
+    if isinstance(pattern, list):
+        for rule in pattern:
+            if isinstance(rule, dict) and "prefix" in rule:
+                if isinstance(value, str) and value.startswith(rule["prefix"]):
+                    return True
+            elif rule == value:
+                return True
+        return False
+    return pattern == value
+
+
+class LocalRuntime:
+    """Functions, API and stream triggers of a deployed template, executed in this process."""
+
+    def __init__(self, deployment: Deployment, session: Any) -> None:
+        self.dep = deployment
+        self.session = session
+        self._handlers: dict[str, Callable[..., Any]] = {}
+        self._auth_cache: dict[str, tuple[float, dict[str, Any] | None]] = {}
+        self._stream_iters: dict[str, dict[str, str]] = {}
+        self.lock = threading.RLock()
+        self.routes = self._routes()
+        self.invocations: dict[str, int] = {}
+
+    # ------------------------------------------------------------ functions
+
+    @contextmanager
+    def _environment(self, logical_id: str) -> Iterator[None]:
+        saved = dict(os.environ)
+        os.environ.update(self.dep.function_environment(logical_id))
+        os.environ.setdefault("POWERTOOLS_TRACE_DISABLED", "true")
+        os.environ.setdefault("POWERTOOLS_METRICS_DISABLED", "true")
+        os.environ["AWS_LAMBDA_FUNCTION_NAME"] = self.dep.physical[logical_id]
+        try:
+            yield
+        finally:
+            os.environ.clear()
+            os.environ.update(saved)
+
+    def handler(self, logical_id: str) -> Callable[..., Any]:
+        if logical_id not in self._handlers:
+            props = self.dep.resources[logical_id]["Properties"]
+            code_dir = ROOT / props["CodeUri"]
+            module_name, func_name = props["Handler"].rsplit(".", 1)
+            unique = f"kairos_fn_{logical_id}_{module_name}"
+            spec = importlib.util.spec_from_file_location(unique, code_dir / f"{module_name}.py")
+            assert spec is not None and spec.loader is not None
+            module = importlib.util.module_from_spec(spec)
+            sys.modules[unique] = module
+            with self._environment(logical_id):
+                spec.loader.exec_module(module)
+            self._handlers[logical_id] = getattr(module, func_name)
+        return self._handlers[logical_id]
+
+    def invoke(self, logical_id: str, event: dict[str, Any]) -> Any:
+        """Call a function's handler as Lambda would, with its environment and a context."""
+        props = self.dep.resources[logical_id]["Properties"]
+        glob = self.dep.template.get("Globals", {}).get("Function", {})
+        ctx = LambdaContext(
+            function_name=self.dep.physical[logical_id],
+            memory_limit_in_mb=int(props.get("MemorySize", glob.get("MemorySize", 128))),
+            invoked_function_arn=self.dep.attributes[(logical_id, "Arn")],
+            timeout_s=int(props.get("Timeout", glob.get("Timeout", 3))),
+        )
+        fn = self.handler(logical_id)
+        with self.lock, self._environment(logical_id):
+            self.invocations[logical_id] = self.invocations.get(logical_id, 0) + 1
+            return fn(event, ctx)
+
+    # ------------------------------------------------------------ API Gateway
+
+    def _api(self) -> tuple[str, dict[str, Any]]:
+        apis = self.dep.of_type("AWS::Serverless::Api")
+        (api_id, api), = apis.items()
+        return api_id, api["Properties"]
+
+    def _routes(self) -> list[Route]:
+        api_id, api = self._api()
+        routes = []
+        for lid, res in self.dep.of_type("AWS::Serverless::Function").items():
+            for ev in res["Properties"].get("Events", {}).values():
+                if ev["Type"] != "Api":
+                    continue
+                p = ev["Properties"]
+                regex = "^" + re.sub(r"\\\{(\w+)\\\}", r"(?P<\1>[^/]+)", re.escape(p["Path"])) + "$"
+                auth = p.get("Auth", {}).get("Authorizer") != "NONE"
+                routes.append(Route(p["Method"].upper(), p["Path"], lid, auth, re.compile(regex)))
+        del api_id
+        return routes
+
+    def _authorize(self, token: str | None, method: str, path: str) -> dict[str, Any] | None:
+        _, api = self._api()
+        auth = api["Auth"]
+        conf = auth["Authorizers"][auth["DefaultAuthorizer"]]
+        fn_arn = conf["FunctionArn"]["Fn::GetAtt"][0]
+        ttl = int(self.dep.resolve(conf["Identity"].get("ReauthorizeEvery", 300)))
+        if not token:
+            return None
+        cached = self._auth_cache.get(token)
+        if cached and cached[0] > time.monotonic():
+            return cached[1]
+        stage = self.dep.resolve(api["StageName"])
+        arn = f"arn:aws:execute-api:{self.dep.region}:{self.dep.account}:{self.dep.physical[self._api()[0]]}"
+        event = {"type": "TOKEN", "authorizationToken": token, "methodArn": f"{arn}/{stage}/{method}{path}"}
+        try:
+            policy = self.invoke(fn_arn, event)
+        except Exception as exc:  # noqa: BLE001 - API Gateway maps any authorizer failure to a deny
+            if str(exc) != "Unauthorized":
+                raise
+            policy = None
+        if policy is not None:
+            allowed = any(s["Effect"] == "Allow" for s in policy["policyDocument"]["Statement"])
+            policy = policy if allowed else None
+        self._auth_cache[token] = (time.monotonic() + ttl, policy)
+        return policy
+
+    def http(self, method: str, path: str, headers: dict[str, str] | None = None, body: bytes | str | None = None,
+             query: dict[str, str] | None = None) -> HttpResponse:
+        """Serve one HTTP request the way API Gateway (REST, Lambda proxy) would."""
+        headers = dict(headers or {})
+        raw = body.encode() if isinstance(body, str) else (body or b"")
+        if len(raw) > MAX_BODY_BYTES:
+            return _gateway(413, "request body too large")
+        route, params = None, {}
+        path_only = path.split("?", 1)[0]
+        for r in self.routes:
+            m = r.pattern.match(path_only)
+            if m and r.method == method.upper():
+                route, params = r, m.groupdict()
+                break
+        if route is None:
+            known = any(r.pattern.match(path_only) for r in self.routes)
+            return _gateway(403 if not known else 405, "Missing Authentication Token" if not known else
+                            "method not allowed")
+        authorizer_ctx: dict[str, Any] = {}
+        if route.auth:
+            token = next((v for k, v in headers.items() if k.lower() == "authorization"), None)
+            policy = self._authorize(token, method.upper(), path_only)
+            if policy is None:
+                return _gateway(401, "missing or invalid API key: send Authorization: Bearer <api key>")
+            authorizer_ctx = {"principalId": policy["principalId"], **policy.get("context", {})}
+        _, api = self._api()
+        stage = self.dep.resolve(api["StageName"])
+        text = raw.decode("utf-8", errors="replace") if raw else None
+        event = {
+            "resource": route.path,
+            "path": path_only,
+            "httpMethod": method.upper(),
+            "headers": headers,
+            "multiValueHeaders": {k: [v] for k, v in headers.items()},
+            "queryStringParameters": query or None,
+            "multiValueQueryStringParameters": {k: [v] for k, v in query.items()} if query else None,
+            "pathParameters": params or None,
+            "stageVariables": None,
+            "requestContext": {
+                "resourcePath": route.path,
+                "httpMethod": method.upper(),
+                "path": f"/{stage}{path_only}",
+                "stage": stage,
+                "requestId": str(uuid.uuid4()),
+                "identity": {"sourceIp": "127.0.0.1"},
+                "authorizer": authorizer_ctx or None,
+            },
+            "body": text,
+            "isBase64Encoded": False,
+        }
+        result = self.invoke(route.function, event)
+        self.pump_streams()
+        out_body = result.get("body") or ""
+        if result.get("isBase64Encoded"):
+            out_body = base64.b64decode(out_body).decode()
+        out_headers = dict(result.get("headers") or {})
+        for k, v in (result.get("multiValueHeaders") or {}).items():
+            out_headers[k] = ", ".join(v)
+        return HttpResponse(int(result["statusCode"]), out_headers, out_body)
+
+    # ------------------------------------------------------------ streams
+
+    def pump_streams(self) -> int:
+        """Deliver new DynamoDB stream records to their functions; return how many were delivered."""
+        # botocore >= 1.44 sends stream calls to account endpoints (<account>.streams-ddb...) that moto does not
+        # route yet; the classic endpoint reaches the same backend.
+        streams = self.session.client(
+            "dynamodbstreams", endpoint_url=f"https://streams.dynamodb.{self.dep.region}.amazonaws.com"
+        )
+        delivered = 0
+        for lid, res in self.dep.of_type("AWS::Serverless::Function").items():
+            for name, ev in res["Properties"].get("Events", {}).items():
+                if ev["Type"] != "DynamoDB":
+                    continue
+                props = ev["Properties"]
+                stream_arn = self.dep.resolve(props["Stream"])
+                filters = [json.loads(f["Pattern"]) for f in props.get("FilterCriteria", {}).get("Filters", [])]
+                batch_size = int(props.get("BatchSize", 100))
+                iters = self._stream_iters.setdefault(f"{lid}/{name}", {})
+                shards = streams.describe_stream(StreamArn=stream_arn)["StreamDescription"]["Shards"]
+                for shard in shards:
+                    sid = shard["ShardId"]
+                    if sid not in iters:
+                        iters[sid] = streams.get_shard_iterator(
+                            StreamArn=stream_arn, ShardId=sid, ShardIteratorType="TRIM_HORIZON"
+                        )["ShardIterator"]
+                    while True:
+                        resp = streams.get_records(ShardIterator=iters[sid], Limit=1000)
+                        iters[sid] = resp.get("NextShardIterator") or iters[sid]
+                        records = [_jsonable(r) for r in resp.get("Records", [])]
+                        if not records:
+                            break
+                        for r in records:
+                            r["eventSourceARN"] = stream_arn
+                        records = [r for r in records if not filters or any(_match(f, r) for f in filters)]
+                        for start in range(0, len(records), batch_size):
+                            self.invoke(lid, {"Records": records[start : start + batch_size]})
+                            delivered += len(records[start : start + batch_size])
+        return delivered
+
+
+def _jsonable(value: Any) -> Any:
+    """Stream records as Lambda receives them (JSON): datetimes become epoch seconds."""
+    from datetime import datetime
+
+    if isinstance(value, dict):
+        return {k: _jsonable(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, datetime):
+        return value.timestamp()
+    if isinstance(value, bytes):
+        return base64.b64encode(value).decode()
+    return value
+
+
+def _gateway(status: int, message: str) -> HttpResponse:
+    return HttpResponse(status, {"Content-Type": "application/json"}, json.dumps({"message": message}))

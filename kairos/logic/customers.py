@@ -1,0 +1,100 @@
+"""Customer profiles: replace, read with aggregates, erase."""
+
+from __future__ import annotations
+
+import random
+import time
+from typing import TYPE_CHECKING
+
+from kairos.aggregates import CustomerAggregates, hour_to_dt, rebucket, unix_to_dt
+from kairos.errors import ConflictError, NotFoundError, StoreError
+from kairos.schemas import Aggregates, CustomerProfileIn, CustomerView, ErasureReport
+
+if TYPE_CHECKING:
+    from datetime import datetime
+
+    from kairos.adapters.archive import S3Archive
+    from kairos.adapters.dynamo import CustomerRecord, DynamoStore
+
+MAX_ATTEMPTS = 8
+
+
+def put_profile(customer_id: str, profile: CustomerProfileIn, store: DynamoStore, now: datetime) -> CustomerView:
+    """Replace a customer's profile; when its time zone changes, re-bucket the hour-of-week counts.
+
+    Events that arrived before the zone was known were counted in UTC. The moments behind the counts are
+    stored, so the histogram is recounted exactly in the new zone, in the same conditional write as the
+    profile: ingestion running at the same time either sees the new zone or retries.
+    """
+    doc = profile.model_dump(mode="json")
+    for attempt in range(1, MAX_ATTEMPTS + 1):
+        record = store.get_customer(customer_id)
+        if record is None:
+            from kairos.adapters.dynamo import CustomerRecord
+
+            record = CustomerRecord(customer_id)
+        zone = profile.timezone or "UTC"
+        new_agg = None
+        if zone != record.aggregates.timezone:
+            new_agg = rebucket(record.aggregates, store.engagement_moments(customer_id), zone)
+        try:
+            store.put_profile(record, doc, new_agg, now)
+        except ConflictError:
+            time.sleep(min(1.0, 0.02 * 2**attempt) * random.random())
+            continue
+        return get_customer(customer_id, store)
+    raise StoreError("profile kept changing while it was written")
+
+
+def aggregates_view(agg: CustomerAggregates) -> Aggregates:
+    return Aggregates(
+        timezone=agg.timezone,
+        hour_of_week_counts=agg.how_counts,
+        engagement_moments=agg.engagement_moments,
+        last_engagement_at=hour_to_dt(agg.last_engagement_h),
+        purchase_count=agg.purchase_count,
+        monetary_total=agg.monetary_total,
+        first_purchase_at=unix_to_dt(agg.first_purchase_s),
+        last_purchase_at=unix_to_dt(agg.last_purchase_s),
+        event_counts=agg.event_counts,
+        channel_engagements=agg.channel_engagements,
+        recent_products=[
+            {"product_id": p, "type": t, "at": unix_to_dt(s), "quantity": q} for p, t, s, q in agg.recent_products
+        ][::-1],
+        last_cart_abandon_amount=agg.last_cart_abandon_amount,
+        last_cart_abandon_at=unix_to_dt(agg.last_cart_abandon_s),
+    )
+
+
+def view_of(record: CustomerRecord) -> CustomerView:
+    has_agg = record.aggregates.engagement_moments > 0 or bool(record.aggregates.event_counts)
+    return CustomerView(
+        customer_id=record.customer_id,
+        profile=CustomerProfileIn.model_validate(record.profile) if record.profile else None,
+        aggregates=aggregates_view(record.aggregates) if has_agg else None,
+        updated_at=record.updated_at,
+    )
+
+
+def get_customer(customer_id: str, store: DynamoStore) -> CustomerView:
+    record = store.get_customer(customer_id)
+    if record is None:
+        raise NotFoundError(f"customer '{customer_id}' not found")
+    return view_of(record)
+
+
+def erase_customer(customer_id: str, store: DynamoStore, archive: S3Archive) -> ErasureReport:
+    """Right to be forgotten: profile, aggregates, stored events and their archived copies."""
+    erased = store.erase_customer(customer_id)
+    if not (erased["profile"] or erased["aggregates"] or erased["events"]):
+        raise NotFoundError(f"customer '{customer_id}' not found")
+    objects, lines = archive.purge_customer(customer_id, erased["event_dates"])
+    return ErasureReport(
+        customer_id=customer_id,
+        profile=erased["profile"],
+        events=erased["events"],
+        engagement_moments=erased["engagement_moments"],
+        aggregates=erased["aggregates"],
+        archive_objects_rewritten=objects,
+        archive_lines_removed=lines,
+    )
