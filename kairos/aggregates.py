@@ -188,10 +188,17 @@ def _insert_sorted_capped(values: list[int], value: int, cap: int) -> None:
         del values[0]
 
 
-def _insert_by_time(values: list[list[Any]], entry: list[Any], cap: int) -> None:
-    values.append(entry)
+def _time_order(e: list[Any]) -> tuple[Any, ...]:
     # Ties broken by content so that the order never depends on arrival order.
-    values.sort(key=lambda e: (e[2], e[0], e[1], e[3]))
+    return (e[2], e[0], e[1], e[3])
+
+
+def _insert_by_time(values: list[list[Any]], entry: list[Any], cap: int) -> None:
+    late = bool(values) and _time_order(entry) < _time_order(values[-1])
+    values.append(entry)
+    # Events mostly arrive in time order; then the list is already sorted and the sort is skipped.
+    if late:
+        values.sort(key=_time_order)
     if len(values) > cap:
         del values[0]
 

@@ -8,7 +8,21 @@ from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValida
 from kairos.errors import InvalidInputError, KairosError, NotFoundError, StoreError, ThrottledError
 from kairos.observability import logger
 
-app = APIGatewayRestResolver(enable_validation=True)
+
+def make_resolver() -> APIGatewayRestResolver:
+    """A resolver with validation and Kairos' error mapping; each API handler module makes its own."""
+    app = APIGatewayRestResolver(enable_validation=True)
+    app.exception_handler(RequestValidationError)(handle_validation)
+    app.exception_handler(InvalidInputError)(handle_invalid)
+    app.exception_handler(NotFoundError)(handle_not_found)
+    app.exception_handler(ThrottledError)(handle_throttled)
+    app.exception_handler(KairosError)(handle_domain)
+
+    @app.not_found
+    def handle_route_not_found(_: Exception) -> Response:
+        return _error(404, f"no route {app.current_event.http_method} {app.current_event.path}")
+
+    return app
 
 
 def _error(status: int, message: str, **extra: object) -> Response:
@@ -23,7 +37,6 @@ def _field_of(loc: tuple | list) -> str:
     return ".".join(parts) or "(body)"
 
 
-@app.exception_handler(RequestValidationError)
 def handle_validation(exc: RequestValidationError) -> Response:
     errors = [
         {"field": _field_of(e.get("loc", ())), "reason": e.get("msg", "invalid"), "type": e.get("type")}
@@ -38,17 +51,14 @@ def handle_validation(exc: RequestValidationError) -> Response:
     return _error(400, f"{first['field']}: {first['reason']}", errors=errors)
 
 
-@app.exception_handler(InvalidInputError)
 def handle_invalid(exc: InvalidInputError) -> Response:
     return _error(400, str(exc), errors=[{"field": exc.field, "reason": exc.reason}])
 
 
-@app.exception_handler(NotFoundError)
 def handle_not_found(exc: NotFoundError) -> Response:
     return _error(404, str(exc))
 
 
-@app.exception_handler(ThrottledError)
 def handle_throttled(exc: ThrottledError) -> Response:
     logger.warning("store throttled", extra={"error": str(exc)})
     return Response(
@@ -59,13 +69,7 @@ def handle_throttled(exc: ThrottledError) -> Response:
     )
 
 
-@app.exception_handler(KairosError)
 def handle_domain(exc: KairosError) -> Response:
     status = 503 if isinstance(exc, StoreError) else 500
     logger.exception("request failed", extra={"error_type": type(exc).__name__})
     return _error(status, "the request could not be completed; retrying the same request is safe")
-
-
-@app.not_found
-def handle_route_not_found(_: Exception) -> Response:
-    return _error(404, f"no route {app.current_event.http_method} {app.current_event.path}")

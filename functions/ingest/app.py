@@ -14,7 +14,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from kairos import __version__
 from kairos.adapters.archive import S3Archive
 from kairos.adapters.dynamo import DynamoStore
-from kairos.api import app
+from kairos.api import make_resolver
 from kairos.config import settings
 from kairos.logic import customers, ingest
 from kairos.observability import logger, metrics, tracer
@@ -26,6 +26,8 @@ from kairos.schemas import (
     EventBatch,
     IngestResult,
 )
+
+app = make_resolver()
 
 CustomerId = Annotated[str, Path(pattern=_ID_PATTERN, description="The customer's id in your systems")]
 

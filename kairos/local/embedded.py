@@ -10,6 +10,7 @@ import boto3
 from moto import mock_aws
 
 from kairos.adapters.api_keys import DynamoApiKeyStore
+from kairos.local import moto_patches
 from kairos.local.runtime import LocalRuntime
 from kairos.local.template import deploy
 
@@ -41,6 +42,7 @@ def embedded_aws(api_key: str | None = None, parameters: dict[str, str] | None =
     parameters
         Template parameter overrides (e.g. ``{"EventRetentionDays": "5000"}``).
     """
+    moto_patches.apply()
     saved = dict(os.environ)
     # Embedded AWS must never reach a real account: fake credentials, whatever the shell had.
     os.environ.update(FAKE_ENV)

@@ -1,0 +1,803 @@
+"""Features of the Kairos models, computed from ``CustomerAggregates`` only.
+
+This module is the single code path for features: ``training`` folds archived events into
+aggregates with ``kairos.aggregates.fold_events`` and calls these functions, and the score function
+calls them on the aggregates the ingest API keeps in DynamoDB. A feature that cannot be computed
+from the aggregates (plus model-level artifacts: :class:`Priors`, :class:`ItemTable`; the ``as_of``
+time; optional profile attributes) does not exist.
+
+Two feature sets:
+
+- send time: one row per (customer, local hour of week), ``TIME_FEATURES``; the model predicts the
+  expected number of engagement moments at that hour in the coming weeks.
+- next product: one row per (customer, candidate product), ``PRODUCT_FEATURES``; candidates come from
+  the customer's own purchases, item-to-item co-purchase and popularity (:func:`product_candidates`).
+
+Everything is vectorized over customers so that the score function pays for numpy calls, not for
+Python loops per hour or per product.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from kairos.constants import HOURS_PER_WEEK
+from kairos.timeutil import HOUR, zone
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping, Sequence
+
+    from kairos.aggregates import CustomerAggregates
+
+DAYS = 7
+HOURS_PER_DAY = 24
+DAY_S = 86_400
+SEGMENT_ATTRIBUTE = "country"
+# A segment prior is shrunk toward the population with this many pseudo-moments, so a country
+# with a handful of customers does not get a spiky prior.
+SEGMENT_PSEUDO_MOMENTS = 200.0
+# Half-lives of the recency-weighted hour counts: a quarter and a year.
+RECENCY_HALF_LIFE_DAYS = (90.0, 365.0)
+# Stand-in for "never" in day-valued features; LightGBM also handles NaN, but a large finite number
+# keeps the feature monotone ("longer ago") for the trees.
+NEVER_DAYS = 9999.0
+
+TIME_FEATURES: tuple[str, ...] = (
+    "hour_of_day",
+    "day_of_week",
+    "is_weekend",
+    "own_how",
+    "own_how_win",
+    "own_hod",
+    "own_hod_win",
+    "own_daytype_hod_win",
+    "own_dow",
+    "share_how_win",
+    "share_hod_win",
+    "share_daytype_hod_win",
+    "share_dow",
+    "rel_hod_win",
+    "rec90_how_win",
+    "rec90_hod_win_share",
+    "rec365_hod_win_share",
+    "last_hod_dist",
+    "mean_hod_dist",
+    "hod_std",
+    "moments_log",
+    "distinct_hods",
+    "max_hod_share",
+    "days_since_last",
+    "days_since_oldest_recent",
+    "recent90_moments",
+    "pop_how_win",
+    "pop_hod_win",
+    "popc_how_win",
+    "seg_how_win",
+    "seg_hod_win",
+    "seg_daytype_hod_win",
+    "seg_moments_log",
+)
+
+PRODUCT_FEATURES: tuple[str, ...] = (
+    "own_moments",
+    "own_units_log",
+    "own_days_since",
+    "own_share",
+    "own_due_ratio",
+    "recent_count",
+    "recent_days_since",
+    "cooc_score",
+    "cooc_hits",
+    "cooc_rank",
+    "pop_buyers_log",
+    "pop_recent_log",
+    "pop_rank",
+    "repeat_rate",
+    "cust_purchases_log",
+    "cust_days_since_purchase",
+    "cust_products",
+    "cust_moments_log",
+)
+
+
+# ----------------------------------------------------------------------------------------------
+# Time helpers
+# ----------------------------------------------------------------------------------------------
+
+_LOCAL_HOW_CACHE: dict[str, dict[int, int]] = {}
+
+
+def local_hours_of_week(epoch_hours: np.ndarray, tz: str) -> np.ndarray:
+    """Local hour of week (0 = Monday 00:00) of UTC epoch hours, in zone ``tz``.
+
+    Daylight-saving safe: each distinct epoch hour is converted once with ``zoneinfo`` and cached,
+    so a warm score function converts only hours it has not seen.
+
+    Parameters
+    ----------
+    epoch_hours
+        Integer array of whole hours since 1970-01-01T00:00Z.
+    tz
+        IANA zone name.
+
+    Returns
+    -------
+    numpy.ndarray
+        Int array of the same shape, values in 0..167.
+    """
+    epoch_hours = np.asarray(epoch_hours, dtype=np.int64)
+    if epoch_hours.size == 0:
+        return np.zeros(epoch_hours.shape, dtype=np.int64)
+    cache = _LOCAL_HOW_CACHE.setdefault(tz, {})
+    uniq, inverse = np.unique(epoch_hours, return_inverse=True)
+    info = zone(tz)
+    out = np.empty(uniq.shape, dtype=np.int64)
+    for i, h in enumerate(uniq.tolist()):
+        how = cache.get(h)
+        if how is None:
+            local = datetime.fromtimestamp(h * HOUR, UTC).astimezone(info)
+            how = cache[h] = local.weekday() * HOURS_PER_DAY + local.hour
+        out[i] = how
+    return out[inverse].reshape(epoch_hours.shape)
+
+
+def day_window(x: np.ndarray) -> np.ndarray:
+    """Sum of each hour and its two neighbours within the same local day.
+
+    The send-time metric forgives one hour either way, so the value of sending at hour ``h`` is the
+    engagement expected at ``h-1``, ``h`` and ``h+1`` of that day (midnight does not wrap).
+
+    Parameters
+    ----------
+    x
+        Array whose last axis is 168 hours of week or 24 hours of day.
+
+    Returns
+    -------
+    numpy.ndarray
+        Same shape as ``x``.
+    """
+    shape = x.shape
+    days = x.reshape(*shape[:-1], -1, HOURS_PER_DAY)
+    out = days.copy()
+    out[..., 1:] += days[..., :-1]
+    out[..., :-1] += days[..., 1:]
+    return out.reshape(shape)
+
+
+def _by_hod(x: np.ndarray) -> np.ndarray:
+    """(N, 168) -> (N, 24): pooled over the seven weekdays."""
+    return x.reshape(x.shape[0], DAYS, HOURS_PER_DAY).sum(axis=1)
+
+
+def _by_daytype(x: np.ndarray) -> np.ndarray:
+    """(N, 168) -> (N, 168): each hour's count pooled over weekdays (Mon-Fri) or the weekend (Sat, Sun)."""
+    days = x.reshape(x.shape[0], DAYS, HOURS_PER_DAY)
+    week = days[:, :5].sum(axis=1, keepdims=True)
+    weekend = days[:, 5:].sum(axis=1, keepdims=True)
+    return np.concatenate([np.repeat(week, 5, axis=1), np.repeat(weekend, 2, axis=1)], axis=1).reshape(x.shape)
+
+
+def _tile_hod(x: np.ndarray) -> np.ndarray:
+    """(N, 24) -> (N, 168): the hour-of-day value at every weekday."""
+    return np.tile(x, (1, DAYS))
+
+
+def _safe_div(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(b > 0, a / np.where(b > 0, b, 1.0), 0.0)
+
+
+HOD = np.tile(np.arange(HOURS_PER_DAY), DAYS)
+DOW = np.repeat(np.arange(DAYS), HOURS_PER_DAY)
+
+
+# ----------------------------------------------------------------------------------------------
+# Population and segment priors
+# ----------------------------------------------------------------------------------------------
+
+
+@dataclass
+class Priors:
+    """Hour-of-week engagement priors of the whole population and of each segment.
+
+    ``population`` and ``segments`` hold engagement-moment counts per local hour of week (so heavy
+    customers weigh more); ``population_customers`` averages each customer's own distribution (so
+    every customer weighs the same, closer to what a new customer looks like).
+    """
+
+    population: np.ndarray
+    population_customers: np.ndarray
+    segments: dict[str, np.ndarray] = field(default_factory=dict)
+    segment_attribute: str = SEGMENT_ATTRIBUTE
+
+    def __post_init__(self) -> None:
+        self.population = np.asarray(self.population, dtype=np.float64)
+        self.population_customers = np.asarray(self.population_customers, dtype=np.float64)
+        self.segments = {k: np.asarray(v, dtype=np.float64) for k, v in self.segments.items()}
+        self._pop = _normalize(self.population + 1e-3)
+        self._popc = _normalize(self.population_customers + 1e-6)
+        self._seg = {
+            k: _normalize(v + SEGMENT_PSEUDO_MOMENTS * self._pop) for k, v in self.segments.items()
+        }
+
+    @property
+    def population_dist(self) -> np.ndarray:
+        """The population's moment-weighted distribution over the 168 hours (sums to 1)."""
+        return self._pop
+
+    def segment_dist(self, segment: str | None) -> np.ndarray:
+        """A segment's distribution shrunk toward the population; the population when unknown."""
+        return self._seg.get(segment, self._pop) if segment is not None else self._pop
+
+    def segment_moments(self, segment: str | None) -> float:
+        counts = self.segments.get(segment) if segment is not None else None
+        return float(counts.sum()) if counts is not None else 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "segment_attribute": self.segment_attribute,
+            "population": self.population.round(6).tolist(),
+            "population_customers": self.population_customers.round(6).tolist(),
+            "segments": {k: v.round(6).tolist() for k, v in sorted(self.segments.items())},
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Priors:
+        return cls(
+            population=np.asarray(data["population"]),
+            population_customers=np.asarray(data["population_customers"]),
+            segments={k: np.asarray(v) for k, v in data.get("segments", {}).items()},
+            segment_attribute=data.get("segment_attribute", SEGMENT_ATTRIBUTE),
+        )
+
+
+def _normalize(x: np.ndarray) -> np.ndarray:
+    total = x.sum(axis=-1, keepdims=True)
+    return x / np.where(total > 0, total, 1.0)
+
+
+def build_priors(
+    aggs: Sequence[CustomerAggregates],
+    segments: Sequence[str | None],
+    min_segment_customers: int = 5,
+    segment_attribute: str = SEGMENT_ATTRIBUTE,
+) -> Priors:
+    """Population and segment priors from many customers' aggregates.
+
+    Parameters
+    ----------
+    aggs
+        Aggregates of the customers known at the time the priors stand for.
+    segments
+        Each customer's segment (e.g. country), or ``None``.
+    min_segment_customers
+        Segments with fewer customers with history get no prior of their own.
+    segment_attribute
+        The profile attribute the segments come from.
+
+    Returns
+    -------
+    Priors
+    """
+    counts = np.array([a.how_counts for a in aggs], dtype=np.float64).reshape(-1, HOURS_PER_WEEK)
+    totals = counts.sum(axis=1)
+    population = counts.sum(axis=0)
+    has = totals > 0
+    population_customers = _normalize(counts[has]).sum(axis=0) if has.any() else np.zeros(HOURS_PER_WEEK)
+    seg_counts: dict[str, np.ndarray] = {}
+    seg_customers: dict[str, int] = {}
+    for seg, row, total in zip(segments, counts, totals, strict=True):
+        if seg is None or total == 0:
+            continue
+        seg_counts[seg] = seg_counts.get(seg, np.zeros(HOURS_PER_WEEK)) + row
+        seg_customers[seg] = seg_customers.get(seg, 0) + 1
+    kept = {k: v for k, v in seg_counts.items() if seg_customers[k] >= min_segment_customers}
+    return Priors(population, population_customers, kept, segment_attribute)
+
+
+def segment_of(attributes: Mapping[str, Any] | None, attribute: str = SEGMENT_ATTRIBUTE) -> str | None:
+    """The segment named by a profile's attributes (``None`` when absent)."""
+    if not attributes:
+        return None
+    value = attributes.get(attribute)
+    return None if value is None or value == "" else str(value)
+
+
+# ----------------------------------------------------------------------------------------------
+# Send-time features
+# ----------------------------------------------------------------------------------------------
+
+
+def _as_of_hours(as_of: datetime) -> float:
+    if as_of.tzinfo is None:
+        raise ValueError("as_of must carry a UTC offset")
+    return as_of.timestamp() / HOUR
+
+
+def time_features(
+    aggs: Sequence[CustomerAggregates],
+    as_of: datetime,
+    priors: Priors,
+    segments: Sequence[str | None],
+) -> np.ndarray:
+    """Send-time feature rows: 168 per customer, hour of week 0..167 in the customer's zone.
+
+    Parameters
+    ----------
+    aggs
+        Each customer's aggregates (``how_counts`` are in ``agg.timezone``).
+    as_of
+        The time the prediction is made (aware datetime); recency is measured from it.
+    priors
+        Population and segment priors of the model.
+    segments
+        Each customer's segment, aligned with ``aggs`` (see :func:`segment_of`).
+
+    Returns
+    -------
+    numpy.ndarray
+        Float64 array of shape ``(len(aggs) * 168, len(TIME_FEATURES))``; rows of a customer are
+        contiguous, in hour-of-week order.
+
+    Example
+    -------
+    >>> x = time_features([agg], datetime.now(UTC), priors, ["United Kingdom"])
+    >>> x.shape
+    (168, 33)
+    """
+    n_cust = len(aggs)
+    now_h = _as_of_hours(as_of)
+    counts = np.array([a.how_counts for a in aggs], dtype=np.float64).reshape(n_cust, HOURS_PER_WEEK)
+    moments = np.array([a.engagement_moments for a in aggs], dtype=np.float64)
+    total = counts.sum(axis=1)
+
+    # Recency-weighted counts from the most recent moments (the aggregates keep the last 64).
+    rec = [np.zeros((n_cust, HOURS_PER_WEEK)) for _ in RECENCY_HALF_LIFE_DAYS]
+    last_hod = np.full(n_cust, np.nan)
+    last_h = np.full(n_cust, np.nan)
+    oldest_h = np.full(n_cust, np.nan)
+    recent90 = np.zeros(n_cust)
+    by_tz: dict[str, list[int]] = {}
+    for i, a in enumerate(aggs):
+        if a.recent_moments:
+            by_tz.setdefault(a.timezone, []).append(i)
+    for tz, idx in by_tz.items():
+        lengths = np.array([len(aggs[i].recent_moments) for i in idx])
+        flat = np.fromiter((m for i in idx for m in aggs[i].recent_moments), dtype=np.int64, count=lengths.sum())
+        owner = np.repeat(np.asarray(idx), lengths)
+        how = local_hours_of_week(flat, tz)
+        age_days = np.maximum(now_h - flat, 0.0) / HOURS_PER_DAY
+        for arr, half_life in zip(rec, RECENCY_HALF_LIFE_DAYS, strict=True):
+            np.add.at(arr, (owner, how), 0.5 ** (age_days / half_life))
+        ends = np.cumsum(lengths) - 1
+        starts = ends - lengths + 1
+        last_hod[idx] = how[ends] % HOURS_PER_DAY
+        last_h[idx] = flat[ends]
+        oldest_h[idx] = flat[starts]
+        np.add.at(recent90, owner, (age_days <= 90).astype(np.float64))
+
+    hod_counts = _by_hod(counts)
+    hod_win = day_window(hod_counts)
+    how_win = day_window(counts)
+    daytype_win = day_window(_by_daytype(counts))
+    dow_counts = counts.reshape(n_cust, DAYS, HOURS_PER_DAY).sum(axis=2)
+    tot = total[:, None]
+
+    hod_share = _safe_div(hod_counts, tot)
+    hours = np.arange(HOURS_PER_DAY, dtype=np.float64)
+    mean_hod = (hod_share * hours).sum(axis=1)
+    hod_std = np.sqrt(np.maximum((hod_share * hours**2).sum(axis=1) - mean_hod**2, 0.0))
+    has_hist = total > 0
+    mean_hod = np.where(has_hist, mean_hod, np.nan)
+    hod_std = np.where(has_hist, hod_std, np.nan)
+
+    rec90, rec365 = rec
+    rec90_hod_win = day_window(_by_hod(rec90))
+    rec365_hod_win = day_window(_by_hod(rec365))
+
+    pop_win = day_window(priors.population_dist)
+    popc_win = day_window(priors._popc)
+    pop_hod_win = day_window(_by_hod(priors.population_dist[None, :]))[0]
+    seg_keys = list(segments)
+    uniq_segs = sorted({s for s in seg_keys if s is not None and s in priors.segments})
+    seg_rows = {s: j + 1 for j, s in enumerate(uniq_segs)}
+    seg_table = np.stack([priors.population_dist] + [priors.segment_dist(s) for s in uniq_segs])
+    seg_idx = np.array([seg_rows.get(s, 0) if s is not None else 0 for s in seg_keys], dtype=np.int64)
+    seg_dist = seg_table[seg_idx]
+    seg_moments = np.array([priors.segment_moments(s) for s in [None, *uniq_segs]])[seg_idx]
+
+    hod = HOD[None, :]
+    cols = {
+        "hour_of_day": np.broadcast_to(hod, (n_cust, HOURS_PER_WEEK)),
+        "day_of_week": np.broadcast_to(DOW[None, :], (n_cust, HOURS_PER_WEEK)),
+        "is_weekend": np.broadcast_to((DOW >= 5)[None, :].astype(np.float64), (n_cust, HOURS_PER_WEEK)),
+        "own_how": counts,
+        "own_how_win": how_win,
+        "own_hod": _tile_hod(hod_counts),
+        "own_hod_win": _tile_hod(hod_win),
+        "own_daytype_hod_win": daytype_win,
+        "own_dow": np.repeat(dow_counts, HOURS_PER_DAY, axis=1),
+        "share_how_win": _safe_div(how_win, tot),
+        "share_hod_win": _tile_hod(_safe_div(hod_win, tot)),
+        "share_daytype_hod_win": _safe_div(daytype_win, tot),
+        "share_dow": np.repeat(_safe_div(dow_counts, tot), HOURS_PER_DAY, axis=1),
+        "rel_hod_win": _tile_hod(_safe_div(hod_win, hod_win.max(axis=1, keepdims=True))),
+        "rec90_how_win": day_window(rec90),
+        "rec90_hod_win_share": _tile_hod(_safe_div(rec90_hod_win, rec90.sum(axis=1, keepdims=True))),
+        "rec365_hod_win_share": _tile_hod(_safe_div(rec365_hod_win, rec365.sum(axis=1, keepdims=True))),
+        "last_hod_dist": np.abs(hod - last_hod[:, None]),
+        "mean_hod_dist": np.abs(hod - mean_hod[:, None]),
+        "hod_std": hod_std[:, None],
+        "moments_log": np.log1p(moments)[:, None],
+        "distinct_hods": (hod_counts > 0).sum(axis=1)[:, None],
+        "max_hod_share": hod_share.max(axis=1)[:, None],
+        "days_since_last": np.where(np.isnan(last_h), NEVER_DAYS, (now_h - last_h) / HOURS_PER_DAY)[:, None],
+        "days_since_oldest_recent": np.where(np.isnan(oldest_h), NEVER_DAYS, (now_h - oldest_h) / HOURS_PER_DAY)[
+            :, None
+        ],
+        "recent90_moments": recent90[:, None],
+        "pop_how_win": pop_win[None, :],
+        "pop_hod_win": _tile_hod(pop_hod_win[None, :]),
+        "popc_how_win": popc_win[None, :],
+        "seg_how_win": day_window(seg_dist),
+        "seg_hod_win": _tile_hod(day_window(_by_hod(seg_dist))),
+        "seg_daytype_hod_win": day_window(_by_daytype(seg_dist)) / np.where(DOW < 5, 5.0, 2.0)[None, :],
+        "seg_moments_log": np.log1p(seg_moments)[:, None],
+    }
+    out = np.empty((n_cust, HOURS_PER_WEEK, len(TIME_FEATURES)), dtype=np.float64)
+    for j, name in enumerate(TIME_FEATURES):
+        out[:, :, j] = cols[name]
+    return out.reshape(n_cust * HOURS_PER_WEEK, len(TIME_FEATURES))
+
+
+def hour_scores_from_rates(rates: np.ndarray) -> np.ndarray:
+    """Turn predicted engagement rates per hour of week into send-time scores summing to 1.
+
+    The score of hour ``h`` is the expected engagement within one hour of ``h`` on the same day
+    (:func:`day_window`), normalized per customer, so the best send hour is its argmax.
+
+    Parameters
+    ----------
+    rates
+        Non-negative array of shape ``(n_customers, 168)``.
+
+    Returns
+    -------
+    numpy.ndarray
+        Same shape; each row sums to 1.
+    """
+    scores = day_window(np.maximum(rates, 0.0)) + 1e-12
+    return scores / scores.sum(axis=1, keepdims=True)
+
+
+# ----------------------------------------------------------------------------------------------
+# Next-product features
+# ----------------------------------------------------------------------------------------------
+
+# Candidate sources, per customer: own purchases (most recent first), co-purchase neighbours of the
+# recent products, and the most popular products of the last quarter before the item table was built.
+OWN_CANDIDATES = 100
+COOC_CANDIDATES = 50
+POPULAR_CANDIDATES = 30
+# A product is durable when few of its buyers ever buy it again. Durable products a customer bought
+# within this many days are not offered again (see ItemTable.repeat_rate).
+DURABLE_REPEAT_RATE = 0.05
+DURABLE_COOLDOWN_DAYS = 180.0
+
+
+@dataclass
+class ItemTable:
+    """Model-level product statistics: popularity, repeat-purchase rate and co-purchase neighbours.
+
+    Attributes
+    ----------
+    product_ids
+        Product ids; the index of a product in this list is its row in the arrays.
+    buyers
+        Customers who bought the product (any time before the table was built).
+    recent_buyers
+        Customers whose last purchase of the product is within 90 days of ``built_at``.
+    repeat_rate
+        Share of the product's buyers who bought it on two or more separate moments, shrunk toward
+        the catalogue's rate. Consumables (reordered) score high, durable goods near 0.
+    neighbors, neighbor_scores
+        Up to K co-purchased products per product (``-1`` pads) and their cosine similarity over
+        purchase baskets (one customer's purchases in one clock hour).
+    built_at
+        Unix seconds of the history end the table stands for.
+    """
+
+    product_ids: list[str]
+    buyers: np.ndarray
+    recent_buyers: np.ndarray
+    repeat_rate: np.ndarray
+    neighbors: np.ndarray
+    neighbor_scores: np.ndarray
+    built_at: int
+
+    def __post_init__(self) -> None:
+        self.buyers = np.asarray(self.buyers, dtype=np.float64)
+        self.recent_buyers = np.asarray(self.recent_buyers, dtype=np.float64)
+        self.repeat_rate = np.asarray(self.repeat_rate, dtype=np.float64)
+        self.neighbors = np.asarray(self.neighbors, dtype=np.int64).reshape(len(self.product_ids), -1)
+        self.neighbor_scores = np.asarray(self.neighbor_scores, dtype=np.float64).reshape(self.neighbors.shape)
+        self.index = {p: i for i, p in enumerate(self.product_ids)}
+        order = np.lexsort((np.arange(len(self.product_ids)), -self.buyers, -self.recent_buyers))
+        self.popular = order[:POPULAR_CANDIDATES]
+        self.pop_rank = np.empty(len(self.product_ids), dtype=np.float64)
+        self.pop_rank[order] = np.arange(len(self.product_ids))
+        self.buyers_log = np.log1p(self.buyers)
+        self.recent_log = np.log1p(self.recent_buyers)
+        self.durable = self.repeat_rate < DURABLE_REPEAT_RATE
+
+    def __len__(self) -> int:
+        return len(self.product_ids)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "built_at": self.built_at,
+            "product_ids": self.product_ids,
+            "buyers": self.buyers.astype(int).tolist(),
+            "recent_buyers": self.recent_buyers.astype(int).tolist(),
+            "repeat_rate": self.repeat_rate.round(4).tolist(),
+            "neighbors": self.neighbors.tolist(),
+            "neighbor_scores": self.neighbor_scores.round(4).tolist(),
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> ItemTable:
+        return cls(
+            product_ids=list(data["product_ids"]),
+            buyers=np.asarray(data["buyers"]),
+            recent_buyers=np.asarray(data["recent_buyers"]),
+            repeat_rate=np.asarray(data["repeat_rate"]),
+            neighbors=np.asarray(data["neighbors"]),
+            neighbor_scores=np.asarray(data["neighbor_scores"]),
+            built_at=int(data["built_at"]),
+        )
+
+
+def build_item_table(
+    aggs: Sequence[CustomerAggregates],
+    baskets: Sequence[Sequence[str]],
+    built_at: datetime,
+    neighbors: int = 20,
+    recent_days: float = 90.0,
+    min_buyers: int = 1,
+    repeat_prior: float = 10.0,
+) -> ItemTable:
+    """Product statistics from customers' aggregates and co-purchase from baskets.
+
+    Parameters
+    ----------
+    aggs
+        Aggregates of all customers at ``built_at`` (their ``product_purchases`` give buyers and repeats).
+    baskets
+        Purchase baskets before ``built_at``: the product ids one customer bought in one clock hour.
+    built_at
+        The end of the history the table stands for.
+    neighbors
+        How many co-purchase neighbours to keep per product.
+    recent_days
+        Window of ``recent_buyers``.
+    min_buyers
+        Products with fewer buyers are left out.
+    repeat_prior
+        Pseudo-buyers that shrink a product's repeat rate toward the catalogue's rate.
+
+    Returns
+    -------
+    ItemTable
+    """
+    built_s = int(built_at.timestamp())
+    buyers: dict[str, int] = {}
+    repeaters: dict[str, int] = {}
+    recent: dict[str, int] = {}
+    horizon = built_s - recent_days * DAY_S
+    for agg in aggs:
+        for pid, rec in agg.product_purchases.items():
+            buyers[pid] = buyers.get(pid, 0) + 1
+            if rec[0] >= 2:
+                repeaters[pid] = repeaters.get(pid, 0) + 1
+            if rec[1] >= horizon:
+                recent[pid] = recent.get(pid, 0) + 1
+    ids = sorted(p for p, b in buyers.items() if b >= min_buyers)
+    index = {p: i for i, p in enumerate(ids)}
+    b = np.array([buyers[p] for p in ids], dtype=np.float64)
+    r = np.array([repeaters.get(p, 0) for p in ids], dtype=np.float64)
+    base = r.sum() / max(b.sum(), 1.0)
+    repeat_rate = (r + repeat_prior * base) / (b + repeat_prior)
+    nb, ns = _cooccurrence_neighbors(baskets, index, neighbors)
+    return ItemTable(
+        product_ids=ids,
+        buyers=b,
+        recent_buyers=np.array([recent.get(p, 0) for p in ids], dtype=np.float64),
+        repeat_rate=repeat_rate,
+        neighbors=nb,
+        neighbor_scores=ns,
+        built_at=built_s,
+    )
+
+
+def _cooccurrence_neighbors(
+    baskets: Sequence[Sequence[str]], index: Mapping[str, int], k: int
+) -> tuple[np.ndarray, np.ndarray]:
+    n = len(index)
+    counts = np.zeros(n, dtype=np.float64)
+    pair_codes: list[np.ndarray] = []
+    for basket in baskets:
+        items = np.unique(np.fromiter((index[p] for p in basket if p in index), dtype=np.int64))
+        if items.size == 0:
+            continue
+        counts[items] += 1
+        if items.size > 1:
+            codes = (items[:, None] * n + items[None, :]).ravel()
+            pair_codes.append(codes)
+    nb = np.full((n, k), -1, dtype=np.int64)
+    ns = np.zeros((n, k), dtype=np.float64)
+    if not pair_codes or n == 0:
+        return nb, ns
+    codes, pair_counts = np.unique(np.concatenate(pair_codes), return_counts=True)
+    left, right = codes // n, codes % n
+    keep = left != right
+    left, right, pair_counts = left[keep], right[keep], pair_counts[keep]
+    cosine = pair_counts / np.sqrt(counts[left] * counts[right])
+    # Top k per product: sort by (product, -score, neighbour) and take each product's first k.
+    order = np.lexsort((right, -cosine, left))
+    left, right, cosine = left[order], right[order], cosine[order]
+    starts = np.searchsorted(left, np.arange(n))
+    rank = np.arange(left.size) - starts[left]
+    sel = rank < k
+    nb[left[sel], rank[sel]] = right[sel]
+    ns[left[sel], rank[sel]] = cosine[sel]
+    return nb, ns
+
+
+@dataclass
+class ProductCandidates:
+    """Candidate products and their feature rows for a batch of customers.
+
+    ``items[offsets[i]:offsets[i + 1]]`` are customer ``i``'s candidates (ItemTable rows) and the
+    same slice of ``features`` their rows.
+    """
+
+    items: np.ndarray
+    offsets: np.ndarray
+    features: np.ndarray
+
+    def group_sizes(self) -> np.ndarray:
+        return np.diff(self.offsets)
+
+
+def product_candidates(
+    aggs: Sequence[CustomerAggregates], as_of: datetime, items: ItemTable
+) -> ProductCandidates:
+    """Candidates and next-product feature rows for each customer.
+
+    Candidates are the union of the customer's own purchases (the ``OWN_CANDIDATES`` most recent),
+    co-purchase neighbours of the products in ``recent_products`` (the ``COOC_CANDIDATES`` best) and
+    the table's ``POPULAR_CANDIDATES`` most popular products. Durable products (repeat rate below
+    ``DURABLE_REPEAT_RATE``) the customer bought within ``DURABLE_COOLDOWN_DAYS`` are removed.
+
+    Parameters
+    ----------
+    aggs
+        Customers' aggregates.
+    as_of
+        Prediction time (aware datetime).
+    items
+        The model's item table.
+
+    Returns
+    -------
+    ProductCandidates
+        Feature rows in ``PRODUCT_FEATURES`` order.
+    """
+    now_s = as_of.timestamp()
+    n_items = len(items)
+    index = items.index
+    all_items: list[np.ndarray] = []
+    all_feats: list[np.ndarray] = []
+    offsets = [0]
+    cooc = np.zeros(n_items)
+    hits = np.zeros(n_items)
+    for agg in aggs:
+        # Own purchases.
+        own_ids = [(index.get(p), rec) for p, rec in agg.product_purchases.items()]
+        own_ids = [(i, rec) for i, rec in own_ids if i is not None]
+        if len(own_ids) > OWN_CANDIDATES:
+            own_ids.sort(key=lambda t: (-t[1][1], t[0]))
+            own_ids = own_ids[:OWN_CANDIDATES]
+        own_idx = np.array([i for i, _ in own_ids], dtype=np.int64)
+        own_rec = np.array([rec[:3] for _, rec in own_ids], dtype=np.float64).reshape(-1, 3)
+
+        # Recent product events (purchases, cart adds, views) and their co-purchase neighbours.
+        rp_idx = np.array([index.get(e[0], -1) for e in agg.recent_products], dtype=np.int64)
+        rp_time = np.array([e[2] for e in agg.recent_products], dtype=np.float64)
+        known = rp_idx >= 0
+        rp_idx, rp_time = rp_idx[known], rp_time[known]
+        seeds = np.unique(rp_idx)
+        cooc_top = np.empty(0, dtype=np.int64)
+        if seeds.size:
+            nb = items.neighbors[seeds].ravel()
+            sc = items.neighbor_scores[seeds].ravel()
+            ok = nb >= 0
+            nb, sc = nb[ok], sc[ok]
+            np.add.at(cooc, nb, sc)
+            np.add.at(hits, nb, 1.0)
+            touched = np.unique(nb)
+            if touched.size > COOC_CANDIDATES:
+                part = np.argpartition(-cooc[touched], COOC_CANDIDATES - 1)[:COOC_CANDIDATES]
+                cooc_top = touched[part]
+            else:
+                cooc_top = touched
+        cand = np.unique(np.concatenate([own_idx, cooc_top, items.popular]))
+
+        own_moments = np.zeros(n_items)
+        own_units = np.zeros(n_items)
+        own_last = np.full(n_items, np.nan)
+        if own_idx.size:
+            own_moments[own_idx] = own_rec[:, 0]
+            own_last[own_idx] = own_rec[:, 1]
+            own_units[own_idx] = own_rec[:, 2]
+        c_own_days = np.where(np.isnan(own_last[cand]), NEVER_DAYS, (now_s - own_last[cand]) / DAY_S)
+        drop = items.durable[cand] & (c_own_days < DURABLE_COOLDOWN_DAYS)
+        if drop.any():
+            cand = cand[~drop]
+            c_own_days = c_own_days[~drop]
+
+        rp_count = np.zeros(n_items)
+        rp_last = np.full(n_items, -np.inf)
+        if rp_idx.size:
+            np.add.at(rp_count, rp_idx, 1.0)
+            np.maximum.at(rp_last, rp_idx, rp_time)
+        c_rp_days = np.where(np.isfinite(rp_last[cand]), (now_s - rp_last[cand]) / DAY_S, NEVER_DAYS)
+
+        c_cooc = cooc[cand]
+        # Rank of the co-purchase score among this customer's candidates (0 = best).
+        cooc_rank = np.empty(cand.size)
+        cooc_rank[np.lexsort((cand, -c_cooc))] = np.arange(cand.size)
+        purchases = float(agg.purchase_count)
+        last_purchase_days = (now_s - agg.last_purchase_s) / DAY_S if agg.last_purchase_s is not None else NEVER_DAYS
+        # Days since the customer's first purchase spread over their purchase moments of the product:
+        # a crude repurchase cycle; due_ratio > 1 means a repurchase is "due".
+        tenure = (now_s - agg.first_purchase_s) / DAY_S if agg.first_purchase_s is not None else 0.0
+        cycle = _safe_div(np.full(cand.size, tenure), own_moments[cand])
+        due = np.where(own_moments[cand] > 0, _safe_div(c_own_days, cycle), 0.0)
+
+        feats = np.empty((cand.size, len(PRODUCT_FEATURES)), dtype=np.float64)
+        feats[:, 0] = own_moments[cand]
+        feats[:, 1] = np.log1p(own_units[cand])
+        feats[:, 2] = c_own_days
+        feats[:, 3] = own_moments[cand] / purchases if purchases > 0 else 0.0
+        feats[:, 4] = due
+        feats[:, 5] = rp_count[cand]
+        feats[:, 6] = c_rp_days
+        feats[:, 7] = c_cooc
+        feats[:, 8] = hits[cand]
+        feats[:, 9] = cooc_rank
+        feats[:, 10] = items.buyers_log[cand]
+        feats[:, 11] = items.recent_log[cand]
+        feats[:, 12] = items.pop_rank[cand]
+        feats[:, 13] = items.repeat_rate[cand]
+        feats[:, 14] = math.log1p(purchases)
+        feats[:, 15] = last_purchase_days
+        feats[:, 16] = len(agg.product_purchases)
+        feats[:, 17] = math.log1p(agg.engagement_moments)
+        all_items.append(cand)
+        all_feats.append(feats)
+        offsets.append(offsets[-1] + cand.size)
+        if seeds.size:
+            cooc[touched] = 0.0
+            hits[touched] = 0.0
+    return ProductCandidates(
+        items=np.concatenate(all_items) if all_items else np.empty(0, dtype=np.int64),
+        offsets=np.asarray(offsets, dtype=np.int64),
+        features=np.concatenate(all_feats) if all_feats else np.empty((0, len(PRODUCT_FEATURES))),
+    )

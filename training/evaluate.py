@@ -1,0 +1,212 @@
+"""Time-split evaluation: train on the history before a cut-off, test on the following days.
+
+Kairos is trained with ``training.fit.fit(history, end=cutoff)`` and scored through
+``KairosModel.recommend`` on the aggregates folded up to the cut-off, the same path the score
+function serves. Baselines use the same aggregates. Test engagements are engagement moments (one per
+customer per clock hour) in ``[cutoff, cutoff + test_days)``; test products are the distinct products
+each customer bought in that window. Results are split by the customer's history length at the
+cut-off (past engagement moments). See ``training.metrics`` for the metric definitions.
+"""
+
+from __future__ import annotations
+
+import time
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from kairos.features import local_hours_of_week
+from kairos.model import CustomerInput
+from training import baselines
+from training.fit import TrainConfig, fit
+from training.history import Folder
+from training.metrics import (
+    HISTORY_BUCKETS,
+    history_bucket,
+    hit_rate_at_k,
+    hits_within_one_hour,
+    log_likelihoods,
+    ndcg_at_k,
+)
+
+if TYPE_CHECKING:
+    from training.history import History
+
+TIME_METHODS = ("global best hour", "modal hour (Braze-style)", "smoothed histogram", "Kairos", "oracle")
+TIME_BASELINES = TIME_METHODS[:3]
+PRODUCT_METHODS = ("popularity", "co-occurrence", "repeat purchases", "Kairos")
+PRODUCT_BASELINES = PRODUCT_METHODS[:3]
+# Methods that output a point (one hour), not a distribution: their log-likelihood is not reported.
+POINT_METHODS = frozenset({"modal hour (Braze-style)"})
+BUCKETS = tuple(b[0] for b in HISTORY_BUCKETS)
+TOP_K = 10
+
+
+def evaluate(history: History, cutoff: datetime, test_days: int, cfg: TrainConfig | None = None) -> dict[str, Any]:
+    """Train on ``[start, cutoff)``, test on ``[cutoff, cutoff + test_days)``; return all metrics.
+
+    Parameters
+    ----------
+    history
+        Events and profiles; events after the test window are ignored.
+    cutoff
+        End of the training history.
+    test_days
+        Length of the test window.
+    cfg
+        Training settings.
+
+    Returns
+    -------
+    dict
+        ``split``, ``time`` and ``products`` sections (see :func:`render_markdown`).
+    """
+    t0 = time.monotonic()
+    test_end = cutoff + timedelta(days=test_days)
+    folder = Folder(history)
+    model = fit(history, cutoff, cfg, folder=folder)
+    train_s = time.monotonic() - t0
+    aggs = folder.advance(cutoff)
+
+    # ---- send time --------------------------------------------------------------------------
+    cids = history.active(cutoff, test_end)
+    inputs = [CustomerInput(c, aggs[c], history.attributes(c)) for c in cids]
+    recs = model.recommend(inputs, cutoff, top_k=TOP_K)
+    kairos_scores = np.array([r.hour_scores for r in recs]).reshape(len(cids), -1)
+    agg_list = [aggs[c] for c in cids]
+    rows_l, hows_l = [], []
+    for i, c in enumerate(cids):
+        m = history.window_moments(c, cutoff, test_end)
+        rows_l.append(np.full(m.size, i))
+        hows_l.append(local_hours_of_week(m, history.timezone(c)))
+    rows = np.concatenate(rows_l) if rows_l else np.empty(0, dtype=np.int64)
+    hows = np.concatenate(hows_l) if hows_l else np.empty(0, dtype=np.int64)
+    test_counts = np.zeros((len(cids), 168))
+    np.add.at(test_counts, (rows, hows), 1.0)
+    priors = model.priors
+    scores = {
+        "global best hour": baselines.global_scores(agg_list, priors),
+        "modal hour (Braze-style)": baselines.modal_hour_scores(agg_list, priors),
+        "smoothed histogram": baselines.smoothed_histogram_scores(agg_list, priors),
+        "Kairos": kairos_scores,
+        "oracle": baselines.oracle_scores(test_counts, priors),
+    }
+    cust_bucket = np.array([history_bucket(a.engagement_moments) for a in agg_list])
+    moment_bucket = cust_bucket[rows] if rows.size else np.empty(0, dtype=str)
+    time_res: dict[str, Any] = {"methods": {}, "counts": {}}
+    for name, s in scores.items():
+        hits = hits_within_one_hour(s, rows, hows)
+        ll = log_likelihoods(s, rows, hows)
+        time_res["methods"][name] = {
+            "hit_within_1h": _by_bucket(hits, moment_bucket),
+            "log_likelihood": None if name in POINT_METHODS else _by_bucket(ll, moment_bucket),
+        }
+    for b in (*BUCKETS, "overall"):
+        sel = moment_bucket == b if b != "overall" else np.ones(rows.size, bool)
+        time_res["counts"][b] = {"moments": int(sel.sum()), "customers": int(np.unique(rows[sel]).size)}
+
+    # ---- next product -----------------------------------------------------------------------
+    buyers, relevant = [], []
+    for c in history.customers:
+        bought = history.window_products(c, cutoff, test_end)
+        if bought:
+            buyers.append(c)
+            relevant.append(set(bought))
+    b_aggs = [aggs[c] for c in buyers]
+    kairos_lists = [[p for p, _ in ranked] for ranked in model.rank_products(b_aggs, cutoff, TOP_K)]
+    popular = baselines.popularity_ranking(model.items, TOP_K * 3)
+    lists = {
+        "popularity": [popular[:TOP_K]] * len(buyers),
+        "co-occurrence": [baselines.cooccurrence_ranking(a, model.items, TOP_K, popular) for a in b_aggs],
+        "repeat purchases": [baselines.repeat_ranking(a, TOP_K, popular) for a in b_aggs],
+        "Kairos": kairos_lists,
+    }
+    buyer_bucket = np.array([history_bucket(a.engagement_moments) for a in b_aggs])
+    prod_res: dict[str, Any] = {"methods": {}, "counts": {}}
+    for name, ranked in lists.items():
+        hr = np.array([hit_rate_at_k(r, rel, TOP_K) for r, rel in zip(ranked, relevant, strict=True)])
+        nd = np.array([ndcg_at_k(r, rel, TOP_K) for r, rel in zip(ranked, relevant, strict=True)])
+        prod_res["methods"][name] = {"hr_at_10": _by_bucket(hr, buyer_bucket), "ndcg_at_10": _by_bucket(nd, buyer_bucket)}
+    for b in (*BUCKETS, "overall"):
+        n = int((buyer_bucket == b).sum()) if b != "overall" else len(buyers)
+        prod_res["counts"][b] = {"customers": n}
+
+    return {
+        "split": {
+            "train_start": history.start.isoformat() if history.start else None,
+            "cutoff": cutoff.isoformat(),
+            "test_end": test_end.isoformat(),
+            "test_days": test_days,
+            "training_seconds": round(train_s, 1),
+            "seconds": round(time.monotonic() - t0, 1),
+        },
+        "time": time_res,
+        "products": prod_res,
+        "model_metadata": {k: model.metadata[k] for k in ("snapshots", "time_examples", "product_examples")},
+    }
+
+
+def _by_bucket(values: np.ndarray, buckets: np.ndarray) -> dict[str, float | None]:
+    out: dict[str, float | None] = {}
+    for b in BUCKETS:
+        sel = buckets == b
+        out[b] = float(values[sel].mean()) if sel.any() else None
+    out["overall"] = float(values.mean()) if values.size else None
+    return out
+
+
+def strongest_baseline(result: dict[str, Any]) -> tuple[str, float]:
+    """The time baseline with the best overall hit rate, and that rate."""
+    methods = result["time"]["methods"]
+    name = max(TIME_BASELINES, key=lambda m: methods[m]["hit_within_1h"]["overall"] or 0.0)
+    return name, methods[name]["hit_within_1h"]["overall"]
+
+
+def _fmt(v: float | None, digits: int = 3) -> str:
+    return "—" if v is None else f"{v:.{digits}f}"
+
+
+def render_markdown(result: dict[str, Any]) -> str:
+    """Markdown tables of an :func:`evaluate` result."""
+    split = result["split"]
+    cols = (*BUCKETS, "overall")
+    head = "| method | " + " | ".join(f"{c} past moments" if c != "overall" else "overall" for c in cols) + " |"
+    rule = "|---|" + "---:|" * len(cols)
+    t = result["time"]
+    lines = [
+        f"Split: train {split['train_start'][:10]} .. {split['cutoff'][:10]}, "
+        f"test {split['cutoff'][:10]} .. {split['test_end'][:10]} ({split['test_days']} days).",
+        "",
+        "**Send time: share of test engagements within one hour of the predicted best hour**",
+        "",
+        head,
+        rule,
+    ]
+    for name in TIME_METHODS:
+        vals = t["methods"][name]["hit_within_1h"]
+        label = f"**{name}**" if name == "Kairos" else name
+        lines.append(f"| {label} | " + " | ".join(_fmt(vals[c]) for c in cols) + " |")
+    lines.append(
+        "| *test moments (customers)* | "
+        + " | ".join(f"{t['counts'][c]['moments']} ({t['counts'][c]['customers']})" for c in cols)
+        + " |"
+    )
+    base_name, base = strongest_baseline(result)
+    kairos_hit = t["methods"]["Kairos"]["hit_within_1h"]["overall"]
+    if base and kairos_hit is not None:
+        lines += ["", f"Kairos vs strongest baseline ({base_name}): {100 * (kairos_hit / base - 1):+.1f}% relative."]
+    lines += ["", "**Send time: mean log-likelihood of the test hours (nats, higher is better)**", "", head, rule]
+    for name in TIME_METHODS:
+        vals = t["methods"][name]["log_likelihood"]
+        label = f"**{name}**" if name == "Kairos" else name
+        lines.append(f"| {label} | " + " | ".join(_fmt(None if vals is None else vals[c]) for c in cols) + " |")
+    p = result["products"]
+    for metric, title in (("hr_at_10", "HR@10"), ("ndcg_at_10", "NDCG@10")):
+        lines += ["", f"**Next product: {title}** (relevant = distinct products bought in the test window)", "", head, rule]
+        for name in PRODUCT_METHODS:
+            vals = p["methods"][name][metric]
+            label = f"**{name}**" if name == "Kairos" else name
+            lines.append(f"| {label} | " + " | ".join(_fmt(vals[c]) for c in cols) + " |")
+        lines.append("| *test customers* | " + " | ".join(str(p["counts"][c]["customers"]) for c in cols) + " |")
+    return "\n".join(lines) + "\n"
