@@ -103,13 +103,16 @@ def ingest_events(raw_events: list[Any], store: DynamoStore, now: datetime, rete
     duplicates = 0
     pending: dict[str, list[Event]] = defaultdict(list)
     seen: set[tuple[str, str]] = set()
-    # Time order makes the stored "recent" lists and the moment counts independent of arrival order.
-    for _, ev in sorted(valid, key=lambda p: (p[1].timestamp, p[0])):
+    unique: list[tuple[int, Event]] = []
+    for i, ev in valid:  # the first occurrence of an event id in the batch wins, as it would across batches
         key = (ev.customer_id, ev.event_id)
         if key in seen:
             duplicates += 1
             continue
         seen.add(key)
+        unique.append((i, ev))
+    # Time order makes the stored "recent" lists and the moment counts independent of arrival order.
+    for _, ev in sorted(unique, key=lambda p: (p[1].timestamp, p[0])):
         pending[ev.customer_id].append(ev)
 
     accepted = 0
