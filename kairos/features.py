@@ -625,34 +625,66 @@ def build_item_table(
     )
 
 
+# Above this many product pairs the co-purchase counts are kept sparse instead of in a dense matrix.
+_DENSE_PAIRS = 40_000_000
+
+
 def _cooccurrence_neighbors(
     baskets: Sequence[Sequence[str]], index: Mapping[str, int], k: int
 ) -> tuple[np.ndarray, np.ndarray]:
     n = len(index)
-    counts = np.zeros(n, dtype=np.float64)
-    pair_codes: list[np.ndarray] = []
-    for basket in baskets:
-        items = np.unique(np.fromiter((index[p] for p in basket if p in index), dtype=np.int64))
-        if items.size == 0:
-            continue
-        counts[items] += 1
-        if items.size > 1:
-            codes = (items[:, None] * n + items[None, :]).ravel()
-            pair_codes.append(codes)
     nb = np.full((n, k), -1, dtype=np.int64)
     ns = np.zeros((n, k), dtype=np.float64)
-    if not pair_codes or n == 0:
+    sizes = np.fromiter((len(b) for b in baskets), dtype=np.int64, count=len(baskets))
+    flat = np.fromiter((index.get(p, -1) for b in baskets for p in b), dtype=np.int64, count=int(sizes.sum()))
+    basket_of = np.repeat(np.arange(len(baskets), dtype=np.int64), sizes)
+    known = flat >= 0
+    # One (basket, product) pair per product in a basket, sorted by basket then product.
+    codes = np.unique(basket_of[known] * n + flat[known])
+    if codes.size == 0 or n == 0:
         return nb, ns
-    codes, pair_counts = np.unique(np.concatenate(pair_codes), return_counts=True)
-    left, right = codes // n, codes % n
-    keep = left != right
-    left, right, pair_counts = left[keep], right[keep], pair_counts[keep]
-    cosine = pair_counts / np.sqrt(counts[left] * counts[right])
+    basket_of, item = np.divmod(codes, n)
+    item_baskets = np.bincount(item, minlength=n).astype(np.float64)
+    starts = np.flatnonzero(np.r_[True, basket_of[1:] != basket_of[:-1]])
+    lengths = np.diff(np.r_[starts, basket_of.size])
+    # Pairs (i < j) of every basket, built per basket length so each length is one array operation.
+    pair_codes = []
+    for length in np.unique(lengths[lengths > 1]).tolist():
+        rows = item[starts[lengths == length][:, None] + np.arange(length)[None, :]]
+        iu, ju = np.triu_indices(length, 1)
+        pair_codes.append((rows[:, iu] * n + rows[:, ju]).ravel())
+    if not pair_codes:
+        return nb, ns
+    pairs = np.concatenate(pair_codes)
+    if n * n <= _DENSE_PAIRS:
+        upper = np.bincount(pairs, minlength=n * n).reshape(n, n)
+        dense = (upper + upper.T).astype(np.float64)
+        norm = np.sqrt(item_baskets)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            cosine = dense / norm[:, None] / norm[None, :]
+        cosine[~np.isfinite(cosine)] = 0.0
+        kk = min(k, n - 1) if n > 1 else 0
+        if kk == 0:
+            return nb, ns
+        top = np.argpartition(-cosine, kk - 1, axis=1)[:, :kk]
+        top_scores = np.take_along_axis(cosine, top, axis=1)
+        order = np.lexsort((top, -top_scores), axis=1)
+        top = np.take_along_axis(top, order, axis=1)
+        top_scores = np.take_along_axis(top_scores, order, axis=1)
+        present = top_scores > 0
+        nb[:, :kk] = np.where(present, top, -1)
+        ns[:, :kk] = np.where(present, top_scores, 0.0)
+        return nb, ns
+    codes, pair_counts = np.unique(pairs, return_counts=True)
+    left, right = np.divmod(codes, n)
+    left, right = np.concatenate([left, right]), np.concatenate([right, left])
+    pair_counts = np.concatenate([pair_counts, pair_counts])
+    cosine = pair_counts / np.sqrt(item_baskets[left] * item_baskets[right])
     # Top k per product: sort by (product, -score, neighbour) and take each product's first k.
     order = np.lexsort((right, -cosine, left))
     left, right, cosine = left[order], right[order], cosine[order]
-    starts = np.searchsorted(left, np.arange(n))
-    rank = np.arange(left.size) - starts[left]
+    first = np.searchsorted(left, np.arange(n))
+    rank = np.arange(left.size) - first[left]
     sel = rank < k
     nb[left[sel], rank[sel]] = right[sel]
     ns[left[sel], rank[sel]] = cosine[sel]

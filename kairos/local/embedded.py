@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import warnings
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
@@ -43,6 +44,8 @@ def embedded_aws(api_key: str | None = None, parameters: dict[str, str] | None =
         Template parameter overrides (e.g. ``{"EventRetentionDays": "5000"}``).
     """
     moto_patches.apply()
+    # Powertools warns on every invocation without custom metrics; locally metrics are off anyway.
+    warnings.filterwarnings("ignore", message="No application metrics to publish")
     saved = dict(os.environ)
     # Embedded AWS must never reach a real account: fake credentials, whatever the shell had.
     os.environ.update(FAKE_ENV)

@@ -1,0 +1,46 @@
+# Kairos developer commands. `make demo` and `make test` work on a fresh machine: they build .venv first.
+SHELL := /bin/bash
+PYTHON ?= $(shell command -v python3.12 2>/dev/null || ls -d $$(pyenv root 2>/dev/null)/versions/3.12*/bin/python3.12 2>/dev/null | tail -1 || command -v python3)
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | sha1sum | cut -c1-12)
+PORT ?= 8787
+
+.PHONY: dev test demo serve lint format validate bench build pr clean
+
+dev: $(STAMP)
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e ".[dev]"
+	rm -f $(VENV)/.installed-* && touch $(STAMP)
+
+test: dev
+	$(PY) -m pytest -q
+
+demo: dev
+	$(PY) -m kairos.local.demo $(ARGS)
+
+serve: dev
+	PORT=$(PORT) $(PY) -m kairos.local.server
+
+lint: dev
+	$(PY) -m ruff check kairos functions training tests bench
+	$(PY) -m ruff format --check kairos functions training tests bench
+	$(PY) -m cfnlint template.yaml
+
+format: dev
+	$(PY) -m ruff format kairos functions training tests bench
+	$(PY) -m ruff check --fix kairos functions training tests bench
+
+validate: dev
+	$(PY) -m cfnlint template.yaml
+
+bench: dev
+	$(PY) bench/ingest.py
+
+pr: lint test
+
+clean:
+	rm -rf $(VENV) .aws-sam .pytest_cache .ruff_cache
