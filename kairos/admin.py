@@ -17,8 +17,11 @@ def main(argv: list[str] | None = None) -> int:
     revoke = sub.add_parser("revoke-key", help="revoke a key by the id printed at creation")
     revoke.add_argument("key_id")
     for p in (create, revoke):
-        p.add_argument("--table", default=os.environ.get(ENV_API_KEYS_TABLE),
-                       help="the ApiKeysTableName output of the stack (or $API_KEYS_TABLE_NAME)")
+        p.add_argument(
+            "--table",
+            default=os.environ.get(ENV_API_KEYS_TABLE),
+            help="the ApiKeysTableName output of the stack (or $API_KEYS_TABLE_NAME)",
+        )
     args = parser.parse_args(argv)
     if not args.table:
         parser.error("--table is required (the stack output ApiKeysTableName)")

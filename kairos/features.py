@@ -222,9 +222,7 @@ class Priors:
         self.segments = {k: np.asarray(v, dtype=np.float64) for k, v in self.segments.items()}
         self._pop = _normalize(self.population + 1e-3)
         self._popc = _normalize(self.population_customers + 1e-6)
-        self._seg = {
-            k: _normalize(v + SEGMENT_PSEUDO_MOMENTS * self._pop) for k, v in self.segments.items()
-        }
+        self._seg = {k: _normalize(v + SEGMENT_PSEUDO_MOMENTS * self._pop) for k, v in self.segments.items()}
 
     @property
     def population_dist(self) -> np.ndarray:
@@ -657,9 +655,9 @@ def _cooccurrence_neighbors(
         return nb, ns
     pairs = np.concatenate(pair_codes)
     if n * n <= _DENSE_PAIRS:
-        upper = np.bincount(pairs, minlength=n * n).reshape(n, n)
-        dense = (upper + upper.T).astype(np.float64)
-        norm = np.sqrt(item_baskets)
+        upper = np.bincount(pairs, minlength=n * n).astype(np.float32).reshape(n, n)
+        dense = upper + upper.T
+        norm = np.sqrt(item_baskets).astype(np.float32)
         with np.errstate(divide="ignore", invalid="ignore"):
             cosine = dense / norm[:, None] / norm[None, :]
         cosine[~np.isfinite(cosine)] = 0.0
@@ -667,7 +665,7 @@ def _cooccurrence_neighbors(
         if kk == 0:
             return nb, ns
         top = np.argpartition(-cosine, kk - 1, axis=1)[:, :kk]
-        top_scores = np.take_along_axis(cosine, top, axis=1)
+        top_scores = np.take_along_axis(cosine, top, axis=1).astype(np.float64)
         order = np.lexsort((top, -top_scores), axis=1)
         top = np.take_along_axis(top, order, axis=1)
         top_scores = np.take_along_axis(top_scores, order, axis=1)
@@ -707,9 +705,7 @@ class ProductCandidates:
         return np.diff(self.offsets)
 
 
-def product_candidates(
-    aggs: Sequence[CustomerAggregates], as_of: datetime, items: ItemTable
-) -> ProductCandidates:
+def product_candidates(aggs: Sequence[CustomerAggregates], as_of: datetime, items: ItemTable) -> ProductCandidates:
     """Candidates and next-product feature rows for each customer.
 
     Candidates are the union of the customer's own purchases (the ``OWN_CANDIDATES`` most recent),

@@ -216,9 +216,7 @@ class KairosModel:
             out.append([(ids[int(cands.items[lo + j])], float(s[j])) for j in top])
         return out
 
-    def recommend(
-        self, customers: Sequence[CustomerInput], as_of: datetime, top_k: int = 10
-    ) -> list[Recommendation]:
+    def recommend(self, customers: Sequence[CustomerInput], as_of: datetime, top_k: int = 10) -> list[Recommendation]:
         """Best send hour, hour scores, next products and confidence for many customers at once.
 
         Features for all customers are computed together and each booster is called once, so a

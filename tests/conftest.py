@@ -21,8 +21,14 @@ class Client:
         self.runtime = runtime
         self.headers = auth_header(runtime)
 
-    def request(self, method: str, path: str, body: Any = None, headers: dict[str, str] | None = None,
-                raw: bytes | str | None = None):
+    def request(
+        self,
+        method: str,
+        path: str,
+        body: Any = None,
+        headers: dict[str, str] | None = None,
+        raw: bytes | str | None = None,
+    ):
         data = raw if raw is not None else (json.dumps(body) if body is not None else None)
         return self.runtime.http(method, path, headers if headers is not None else self.headers, data)
 

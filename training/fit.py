@@ -20,6 +20,7 @@ import lightgbm as lgb
 import numpy as np
 
 import kairos
+from kairos.constants import HOURS_PER_WEEK
 from kairos.features import (
     PRODUCT_FEATURES,
     TIME_FEATURES,
@@ -100,45 +101,18 @@ def fit(
     """
     cfg = cfg or TrainConfig()
     t0 = time.monotonic()
-    if history.start is None:
-        raise ValueError("no events")
-    times = snapshot_times(history.start, end, cfg)
-    if not times:
-        raise ValueError(
-            f"history from {history.start:%Y-%m-%d} to {end:%Y-%m-%d} is too short for a "
-            f"{cfg.horizon_days}-day label window after {cfg.min_history_days} days of history"
-        )
-    rng = np.random.default_rng(cfg.seed)
     folder = folder or Folder(history)
-    tx: list[np.ndarray] = []
-    ty: list[np.ndarray] = []
-    tw: list[np.ndarray] = []
-    px: list[np.ndarray] = []
-    py: list[np.ndarray] = []
-    pg: list[np.ndarray] = []
-    product_times = set(times[-cfg.product_snapshots :]) if cfg.product_snapshots else set()
-    for t in times:
-        aggs = folder.advance(t)
-        window_end = t + timedelta(days=cfg.horizon_days)
-        cids = list(history.customers)
-        priors = build_priors([aggs[c] for c in cids], [history.segment(c) for c in cids])
-        active = history.active(t, window_end)
-        x, y, w = time_examples(history, aggs, active, t, window_end, priors, cfg.negative_rate, rng)
-        tx.append(x)
-        ty.append(y)
-        tw.append(w)
-        if t in product_times:
-            items = build_item_table([aggs[c] for c in cids], history.baskets(t), t)
-            x, y, g = product_examples(history, aggs, t, window_end, items)
-            px.append(x)
-            py.append(y)
-            pg.append(g)
-        log.info("snapshot %s: %d active customers", t.date(), len(active))
-
-    time_booster = train_time_booster(np.concatenate(tx), np.concatenate(ty), np.concatenate(tw), cfg)
+    ex = build_examples(history, end, cfg, folder)
+    log.info("examples built in %.1f s", time.monotonic() - t0)
+    tx, ty, tw, to, px, py, pg, times = ex.tx, ex.ty, ex.tw, ex.to, ex.px, ex.py, ex.pg, ex.times
+    t1 = time.monotonic()
+    time_booster = train_time_booster(tx, ty, tw, to, cfg)
+    log.info("time model: %d rows, %.1f s", len(ty), time.monotonic() - t1)
     product_booster = None
-    if px and sum(len(g) for g in pg):
-        product_booster = train_product_booster(np.concatenate(px), np.concatenate(py), np.concatenate(pg), cfg)
+    if pg.size:
+        t1 = time.monotonic()
+        product_booster = train_product_booster(px, py, pg, cfg)
+        log.info("product model: %d rows, %d groups, %.1f s", len(py), len(pg), time.monotonic() - t1)
 
     aggs = folder.advance(end)
     cids = list(history.customers)
@@ -153,8 +127,8 @@ def fit(
         "snapshots": [t.isoformat() for t in times],
         "time_features": list(TIME_FEATURES),
         "product_features": list(PRODUCT_FEATURES),
-        "time_examples": int(sum(len(y) for y in ty)),
-        "product_examples": int(sum(len(y) for y in py)),
+        "time_examples": len(ty),
+        "product_examples": len(py),
         "customers": len(history.customers),
         "config": asdict(cfg),
         "libraries": {
@@ -165,6 +139,71 @@ def fit(
         "training_seconds": round(time.monotonic() - t0, 1),
     }
     return KairosModel(time_booster, product_booster, priors, items, metadata)
+
+
+@dataclass
+class Examples:
+    """Training rows of both models: features, labels, and weights (time) or group sizes (product)."""
+
+    tx: np.ndarray
+    ty: np.ndarray
+    tw: np.ndarray
+    to: np.ndarray
+    px: np.ndarray
+    py: np.ndarray
+    pg: np.ndarray
+    times: list[datetime]
+
+
+def build_examples(history: History, end: datetime, cfg: TrainConfig, folder: Folder) -> Examples:
+    """Fold the history to each snapshot time and collect both models' training rows."""
+    if history.start is None:
+        raise ValueError("no events")
+    times = snapshot_times(history.start, end, cfg)
+    if not times:
+        raise ValueError(
+            f"history from {history.start:%Y-%m-%d} to {end:%Y-%m-%d} is too short for a "
+            f"{cfg.horizon_days}-day label window after {cfg.min_history_days} days of history"
+        )
+    rng = np.random.default_rng(cfg.seed)
+    tx: list[np.ndarray] = []
+    ty: list[np.ndarray] = []
+    tw: list[np.ndarray] = []
+    to: list[np.ndarray] = []
+    px: list[np.ndarray] = []
+    py: list[np.ndarray] = []
+    pg: list[np.ndarray] = []
+    product_times = set(times[-cfg.product_snapshots :]) if cfg.product_snapshots else set()
+    cids = list(history.customers)
+    segments = [history.segment(c) for c in cids]
+    for t in times:
+        aggs = folder.advance(t)
+        window_end = t + timedelta(days=cfg.horizon_days)
+        known = [aggs[c] for c in cids]
+        priors = build_priors(known, segments)
+        active = history.active(t, window_end)
+        x, y, w, o = time_examples(history, aggs, active, t, window_end, priors, cfg.negative_rate, rng)
+        tx.append(x)
+        ty.append(y)
+        tw.append(w)
+        to.append(o)
+        if t in product_times:
+            items = build_item_table(known, history.baskets(t), t)
+            x, y, g = product_examples(history, aggs, t, window_end, items)
+            px.append(x)
+            py.append(y)
+            pg.append(g)
+        log.info("snapshot %s: %d active customers", t.date(), len(active))
+    return Examples(
+        tx=np.concatenate(tx),
+        ty=np.concatenate(ty),
+        tw=np.concatenate(tw),
+        to=np.concatenate(to),
+        px=np.concatenate(px) if px else np.empty((0, len(PRODUCT_FEATURES))),
+        py=np.concatenate(py) if py else np.empty(0),
+        pg=np.concatenate(pg) if pg else np.empty(0, dtype=np.int64),
+        times=times,
+    )
 
 
 def time_examples(
@@ -183,13 +222,17 @@ def time_examples(
     which keeps the Poisson fit unbiased with a fraction of the rows.
     """
     if not cids:
-        empty = np.empty((0, len(TIME_FEATURES)))
-        return empty, np.empty(0), np.empty(0)
+        return np.empty((0, len(TIME_FEATURES))), np.empty(0), np.empty(0), np.empty(0)
     x = time_features([aggs[c] for c in cids], start, priors, [history.segment(c) for c in cids])
-    y = history.window_how_counts(cids, start, end).reshape(-1)
+    counts = history.window_how_counts(cids, start, end)
+    y = counts.reshape(-1)
+    # Offset log(total moments in the window): with it the Poisson fit is a multinomial fit of how
+    # the customer's engagement spreads over the week, which is all the send time needs; how much
+    # the customer engages overall is not modelled.
+    offset = np.repeat(np.log(counts.sum(axis=1)), HOURS_PER_WEEK)
     keep = (y > 0) | (rng.random(y.size) < negative_rate)
     w = np.where(y > 0, 1.0, 1.0 / negative_rate)
-    return x[keep], y[keep], w[keep]
+    return x[keep], y[keep], w[keep], offset[keep]
 
 
 def product_examples(
@@ -220,7 +263,7 @@ def _owners(offsets: np.ndarray) -> np.ndarray:
     return np.repeat(np.arange(len(offsets) - 1), np.diff(offsets))
 
 
-def train_time_booster(x: np.ndarray, y: np.ndarray, w: np.ndarray, cfg: TrainConfig) -> lgb.Booster:
+def train_time_booster(x: np.ndarray, y: np.ndarray, w: np.ndarray, offset: np.ndarray, cfg: TrainConfig) -> lgb.Booster:
     params = {
         "objective": "poisson",
         "learning_rate": cfg.time_learning_rate,
@@ -233,10 +276,10 @@ def train_time_booster(x: np.ndarray, y: np.ndarray, w: np.ndarray, cfg: TrainCo
         "num_threads": cfg.threads,
         "seed": cfg.seed,
         "deterministic": True,
-        "force_row_wise": True,
+        "force_col_wise": True,
         "verbose": -1,
     }
-    data = lgb.Dataset(x, label=y, weight=w, feature_name=list(TIME_FEATURES), free_raw_data=True)
+    data = lgb.Dataset(x, label=y, weight=w, init_score=offset, feature_name=list(TIME_FEATURES), free_raw_data=True)
     return lgb.train(params, data, num_boost_round=cfg.time_rounds)
 
 
@@ -253,7 +296,7 @@ def train_product_booster(x: np.ndarray, y: np.ndarray, groups: np.ndarray, cfg:
         "num_threads": cfg.threads,
         "seed": cfg.seed,
         "deterministic": True,
-        "force_row_wise": True,
+        "force_col_wise": True,
         "verbose": -1,
     }
     data = lgb.Dataset(x, label=y, group=groups, feature_name=list(PRODUCT_FEATURES), free_raw_data=True)

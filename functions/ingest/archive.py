@@ -13,13 +13,16 @@ import json
 import time
 from collections import defaultdict
 from functools import lru_cache
+from typing import TYPE_CHECKING
 
 from aws_lambda_powertools.utilities.data_classes import DynamoDBStreamEvent, event_source
-from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from kairos.adapters.archive import S3Archive
 from kairos.config import settings
 from kairos.observability import logger, metrics, tracer
+
+if TYPE_CHECKING:
+    from aws_lambda_powertools.utilities.typing import LambdaContext
 
 
 @lru_cache(maxsize=1)

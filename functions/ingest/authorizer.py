@@ -8,17 +8,20 @@ all routes called with the same token.
 from __future__ import annotations
 
 from functools import lru_cache
+from typing import TYPE_CHECKING
 
 from aws_lambda_powertools.utilities.data_classes import event_source
 from aws_lambda_powertools.utilities.data_classes.api_gateway_authorizer_event import (
     APIGatewayAuthorizerResponse,
     APIGatewayAuthorizerTokenEvent,
 )
-from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from kairos.adapters.api_keys import DynamoApiKeyStore
 from kairos.config import settings
 from kairos.observability import logger
+
+if TYPE_CHECKING:
+    from aws_lambda_powertools.utilities.typing import LambdaContext
 
 
 @lru_cache(maxsize=1)

@@ -73,7 +73,10 @@ class S3Archive:
             key = f"{ARCHIVE_EVENTS_PREFIX}/dt={date}/{batch_id}.jsonl.gz"
             try:
                 self.client.put_object(
-                    Bucket=self.bucket, Key=key, Body=encode_lines(recs), ContentType="application/x-ndjson",
+                    Bucket=self.bucket,
+                    Key=key,
+                    Body=encode_lines(recs),
+                    ContentType="application/x-ndjson",
                     ContentEncoding="gzip",
                 )
             except ClientError as exc:

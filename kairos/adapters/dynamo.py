@@ -187,9 +187,7 @@ class DynamoStore:
         cids = sorted(set(customer_ids))
         keys = {
             self.customers_table: [{"customer_id": {"S": c}} for c in cids],
-            self.events_table: [
-                {"customer_id": {"S": c}, "sk": {"S": event_sk(e)}} for c, e in sorted(set(event_keys))
-            ]
+            self.events_table: [{"customer_id": {"S": c}, "sk": {"S": event_sk(e)}} for c, e in sorted(set(event_keys))]
             + [{"customer_id": {"S": c}, "sk": {"S": m}} for c, m in sorted(set(moment_keys))],
         }
         keys = {t: k for t, k in keys.items() if k}

@@ -19,13 +19,15 @@ import urllib.error
 import urllib.request
 from collections import defaultdict
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from kairos.local.embedded import embedded_aws
 from kairos.local.server import make_server
 from kairos.local.template import ROOT
 from kairos.timeutil import zone
+
+if TYPE_CHECKING:
+    from pathlib import Path
 
 DATA_DIR = ROOT.parent / "shared" / "data" / "online_retail_ii"
 SAMPLE = ROOT / "tests" / "data"
@@ -66,8 +68,12 @@ def load_sample(customers: int, seed: int, data_dir: Path = DATA_DIR) -> tuple[l
 
 def _call(base: str, key: str, method: str, path: str, body: Any = None) -> tuple[int, Any]:
     data = json.dumps(body).encode() if body is not None else None
-    req = urllib.request.Request(base + path, data=data, method=method, headers={
-        "Authorization": f"Bearer {key}", "Content-Type": "application/json"})
+    req = urllib.request.Request(
+        base + path,
+        data=data,
+        method=method,
+        headers={"Authorization": f"Bearer {key}", "Content-Type": "application/json"},
+    )
     try:
         with urllib.request.urlopen(req, timeout=120) as resp:  # noqa: S310 - our own loopback server
             return resp.status, json.loads(resp.read() or b"null")
@@ -87,9 +93,13 @@ def run(customers: int, seed: int, port: int, serve: bool) -> dict[str, Any]:
         print(f"Kairos API listening on {base} (API key: {key})", file=sys.stderr)
 
         for p in _progress(profiles, desc="PUT profiles", unit="customer"):
-            status, body = _call(base, key, "PUT", f"/v1/customers/{p['customer_id']}",
-                                 {"timezone": p["timezone"], "attributes": p["attributes"],
-                                  "consent": {"email": True}})
+            status, body = _call(
+                base,
+                key,
+                "PUT",
+                f"/v1/customers/{p['customer_id']}",
+                {"timezone": p["timezone"], "attributes": p["attributes"], "consent": {"email": True}},
+            )
             assert status == 200, body
         totals = {"accepted": 0, "duplicates": 0, "rejected": 0}
         events.sort(key=lambda e: e["timestamp"])
@@ -107,8 +117,10 @@ def run(customers: int, seed: int, port: int, serve: bool) -> dict[str, Any]:
 
         s3 = runtime.session.client("s3")
         bucket = runtime.dep.physical["ArchiveBucket"]
-        objects = sum(len(pg.get("Contents", [])) for pg in
-                      s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix="events/"))
+        objects = sum(
+            len(pg.get("Contents", []))
+            for pg in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix="events/")
+        )
         busiest = max(profiles, key=lambda p: sum(1 for e in events if e["customer_id"] == p["customer_id"]))
         _, view = _call(base, key, "GET", f"/v1/customers/{busiest['customer_id']}")
         summary = {
@@ -139,17 +151,28 @@ def _print_summary(summary: dict[str, Any], view: dict[str, Any], base: str, key
     print()
     print("Kairos local demo: ingestion")
     print("-" * 60)
-    for k in ("customers", "events_sent", "accepted", "duplicates", "rejected", "events_per_second_over_http",
-              "archive_objects"):
+    for k in (
+        "customers",
+        "events_sent",
+        "accepted",
+        "duplicates",
+        "rejected",
+        "events_per_second_over_http",
+        "archive_objects",
+    ):
         print(f"{k:<32}{summary[k]:>20}")
     r = summary["retry_of_first_batch"]
     print(f"{'retry of batch 1 (acc/dup)':<32}{str(r['accepted']) + '/' + str(r['duplicates']):>20}")
     print("-" * 60)
-    print(f"customer {view['customer_id']} ({view['profile']['attributes'].get('country')}, "
-          f"{agg['timezone']}): {agg['engagement_moments']} purchase moments, "
-          f"total {agg['monetary_total']:.2f} GBP")
-    print("  busiest local hours: " + ", ".join(
-        f"{days[h // 24]} {h % 24:02d}:00 ({agg['hour_of_week_counts'][h]})" for h in top))
+    print(
+        f"customer {view['customer_id']} ({view['profile']['attributes'].get('country')}, "
+        f"{agg['timezone']}): {agg['engagement_moments']} purchase moments, "
+        f"total {agg['monetary_total']:.2f} GBP"
+    )
+    print(
+        "  busiest local hours: "
+        + ", ".join(f"{days[h // 24]} {h % 24:02d}:00 ({agg['hour_of_week_counts'][h]})" for h in top)
+    )
     print()
     print("Try it:")
     print(f"  curl {base}/v1/openapi.json")

@@ -32,8 +32,9 @@ FAKE_ENV = {
 
 
 @contextmanager
-def embedded_aws(api_key: str | None = None, parameters: dict[str, str] | None = None,
-                 log_level: str | None = None) -> Iterator[LocalRuntime]:
+def embedded_aws(
+    api_key: str | None = None, parameters: dict[str, str] | None = None, log_level: str | None = None
+) -> Iterator[LocalRuntime]:
     """Start moto, deploy ``template.yaml`` into it and yield the runtime that runs its functions.
 
     Parameters

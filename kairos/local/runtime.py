@@ -139,13 +139,20 @@ class LocalRuntime:
         fn = self.handler(logical_id)
         with self.lock, self._environment(logical_id):
             self.invocations[logical_id] = self.invocations.get(logical_id, 0) + 1
-            return fn(event, ctx)
+            try:
+                return fn(event, ctx)
+            finally:
+                # With metrics disabled Powertools never flushes, and prints them anyway once 100 pile up
+                # across invocations; Lambda would have flushed after each one, so drop them here.
+                from kairos.observability import metrics
+
+                metrics.clear_metrics()
 
     # ------------------------------------------------------------ API Gateway
 
     def _api(self) -> tuple[str, dict[str, Any]]:
         apis = self.dep.of_type("AWS::Serverless::Api")
-        (api_id, api), = apis.items()
+        ((api_id, api),) = apis.items()
         return api_id, api["Properties"]
 
     def _routes(self) -> list[Route]:
@@ -188,8 +195,14 @@ class LocalRuntime:
         self._auth_cache[token] = (time.monotonic() + ttl, policy)
         return policy
 
-    def http(self, method: str, path: str, headers: dict[str, str] | None = None, body: bytes | str | None = None,
-             query: dict[str, str] | None = None) -> HttpResponse:
+    def http(
+        self,
+        method: str,
+        path: str,
+        headers: dict[str, str] | None = None,
+        body: bytes | str | None = None,
+        query: dict[str, str] | None = None,
+    ) -> HttpResponse:
         """Serve one HTTP request the way API Gateway (REST, Lambda proxy) would."""
         headers = dict(headers or {})
         raw = body.encode() if isinstance(body, str) else (body or b"")
@@ -204,8 +217,9 @@ class LocalRuntime:
                 break
         if route is None:
             known = any(r.pattern.match(path_only) for r in self.routes)
-            return _gateway(403 if not known else 405, "Missing Authentication Token" if not known else
-                            "method not allowed")
+            return _gateway(
+                403 if not known else 405, "Missing Authentication Token" if not known else "method not allowed"
+            )
         authorizer_ctx: dict[str, Any] = {}
         if route.auth:
             token = next((v for k, v in headers.items() if k.lower() == "authorization"), None)

@@ -65,7 +65,7 @@ class Deployment:
     def resolve(self, value: Any) -> Any:
         """Resolve Ref, GetAtt and Sub against this deployment."""
         if isinstance(value, dict) and len(value) == 1:
-            (fn, arg), = value.items()
+            ((fn, arg),) = value.items()
             if fn == "Ref":
                 if arg in self.parameters:
                     return self.parameters[arg]
@@ -102,8 +102,12 @@ class Deployment:
         return {k: str(self.resolve(v)) for k, v in {**glob, **own}.items()}
 
 
-def deploy(session: Any, prefix: str = "kairos", template: dict[str, Any] | None = None,
-           overrides: dict[str, str] | None = None) -> Deployment:
+def deploy(
+    session: Any,
+    prefix: str = "kairos",
+    template: dict[str, Any] | None = None,
+    overrides: dict[str, str] | None = None,
+) -> Deployment:
     """Create the template's tables, buckets and queues with ``session`` (a boto3 session inside moto).
 
     Parameters

@@ -73,8 +73,9 @@ def _units(events: list[Event], budget: int) -> list[list[Event]]:
     return pieces
 
 
-def ingest_events(raw_events: list[Any], store: DynamoStore, now: datetime, retention: timedelta,
-                  skew: timedelta) -> IngestResult:
+def ingest_events(
+    raw_events: list[Any], store: DynamoStore, now: datetime, retention: timedelta, skew: timedelta
+) -> IngestResult:
     """Validate and store a batch; every valid event is stored and counted exactly once.
 
     Parameters
@@ -145,7 +146,10 @@ def ingest_events(raw_events: list[Any], store: DynamoStore, now: datetime, rete
                 rounds[r].append(write)
                 # The next piece of this customer goes on top of the version this one writes.
                 record = type(record)(
-                    customer_id=cid, version=record.version + 1, exists=True, aggregates=agg,
+                    customer_id=cid,
+                    version=record.version + 1,
+                    exists=True,
+                    aggregates=agg,
                     profile=record.profile,
                 )
         pending = {c: evs for c, evs in pending.items() if evs}
@@ -162,9 +166,7 @@ def ingest_events(raw_events: list[Any], store: DynamoStore, now: datetime, rete
                 for w in txn:
                     accepted += len(w.events)
                     done = {e.event_id for e in w.events}
-                    pending[w.record.customer_id] = [
-                        e for e in pending[w.record.customer_id] if e.event_id not in done
-                    ]
+                    pending[w.record.customer_id] = [e for e in pending[w.record.customer_id] if e.event_id not in done]
         pending = {c: evs for c, evs in pending.items() if evs}
         if pending:
             time.sleep(min(1.0, 0.02 * 2**attempt) * random.random())

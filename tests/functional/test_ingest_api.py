@@ -189,7 +189,8 @@ def test_put_customer_rebuckets_hour_counts_when_timezone_arrives(client):
     utc = client.request("GET", "/v1/customers/c1").json()["aggregates"]["hour_of_week_counts"]
     # WHEN the profile sets Asia/Tokyo (UTC+9, no daylight saving)
     resp = client.request(
-        "PUT", "/v1/customers/c1",
+        "PUT",
+        "/v1/customers/c1",
         {"timezone": "Asia/Tokyo", "contact": {"phone": "+818012345678"}, "consent": {"sms": True}},
     )
     # THEN the counts are those of Tokyo local time, and later events use Tokyo too
@@ -205,8 +206,17 @@ def test_put_customer_rebuckets_hour_counts_when_timezone_arrives(client):
 def test_archive_holds_every_accepted_event_in_api_schema(client, runtime):
     # GIVEN accepted events over two days, one of them re-sent
     t = now() - timedelta(days=3)
-    batch = [event(f"e{i}", customer_id=f"c{i % 3}", ts=t + timedelta(hours=5 * i), product_id="P9",
-                   amount=1.25, properties={"k": i}) for i in range(8)]
+    batch = [
+        event(
+            f"e{i}",
+            customer_id=f"c{i % 3}",
+            ts=t + timedelta(hours=5 * i),
+            product_id="P9",
+            amount=1.25,
+            properties={"k": i},
+        )
+        for i in range(8)
+    ]
     client.post_events(batch)
     client.post_events(batch[:3])
     # WHEN the archive is read
@@ -214,15 +224,22 @@ def test_archive_holds_every_accepted_event_in_api_schema(client, runtime):
     # THEN each accepted event is there once, readable with the API's own schema
     assert sorted(r["event_id"] for r in lines) == sorted(e["event_id"] for e in batch)
     assert all(Event.model_validate(r) for r in lines)
-    keys = [o["Key"] for o in runtime.session.client("s3").list_objects_v2(
-        Bucket=runtime.dep.physical["ArchiveBucket"])["Contents"]]
+    keys = [
+        o["Key"]
+        for o in runtime.session.client("s3").list_objects_v2(Bucket=runtime.dep.physical["ArchiveBucket"])["Contents"]
+    ]
     assert all(k.startswith("events/dt=") and k.endswith(".jsonl.gz") for k in keys)
 
 
 def test_delete_customer_erases_profile_events_aggregates_and_archive(client, runtime):
     # GIVEN two customers with events and a profile
-    client.post_events([event("a1", customer_id="gone"), event("a2", customer_id="gone", type="session"),
-                        event("b1", customer_id="stays")])
+    client.post_events(
+        [
+            event("a1", customer_id="gone"),
+            event("a2", customer_id="gone", type="session"),
+            event("b1", customer_id="stays"),
+        ]
+    )
     client.request("PUT", "/v1/customers/gone", {"timezone": "Europe/Paris"})
     # WHEN one is erased
     resp = client.request("DELETE", "/v1/customers/gone")

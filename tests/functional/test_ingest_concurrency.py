@@ -30,8 +30,12 @@ class RacingStore(DynamoStore):
 
 
 def _store(runtime, cls=DynamoStore, **kw):
-    return cls(runtime.dep.physical["EventsTable"], runtime.dep.physical["CustomersTable"],
-               client=runtime.session.client("dynamodb"), **kw)
+    return cls(
+        runtime.dep.physical["EventsTable"],
+        runtime.dep.physical["CustomersTable"],
+        client=runtime.session.client("dynamodb"),
+        **kw,
+    )
 
 
 def test_ingest_events_concurrent_overlapping_batch_counts_once(runtime):
@@ -58,8 +62,11 @@ def test_ingest_events_timezone_set_mid_batch_ends_in_local_buckets(runtime):
     batch = [event(f"e{i}", type="message_open", ts=t + timedelta(hours=i)) for i in range(6)]
     plain = _store(runtime)
     ingest_events([event("first", type="session", ts=t - timedelta(hours=30))], plain, now(), RETENTION, SKEW)
-    racing = _store(runtime, RacingStore, race=lambda: put_profile(
-        "c1", CustomerProfileIn(timezone="America/Los_Angeles"), plain, now()))
+    racing = _store(
+        runtime,
+        RacingStore,
+        race=lambda: put_profile("c1", CustomerProfileIn(timezone="America/Los_Angeles"), plain, now()),
+    )
     # WHEN the ingest commits after the profile change
     ingest_events(batch, racing, now(), RETENTION, SKEW)
     # THEN every moment is bucketed in Los Angeles time

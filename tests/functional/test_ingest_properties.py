@@ -30,8 +30,17 @@ def teardown_module() -> None:
         _RUNTIME.clear()
 
 
-TYPES = ["session", "message_open", "message_click", "purchase", "cart_add", "cart_abandon", "product_view",
-         "message_inbound", "unsubscribe"]
+TYPES = [
+    "session",
+    "message_open",
+    "message_click",
+    "purchase",
+    "cart_add",
+    "cart_abandon",
+    "product_view",
+    "message_inbound",
+    "unsubscribe",
+]
 
 
 @st.composite
@@ -40,9 +49,9 @@ def valid_event(draw, prefix: str) -> dict:
         "event_id": f"e{draw(st.integers(0, 40))}",
         "customer_id": f"{prefix}-c{draw(st.integers(0, 4))}",
         "type": draw(st.sampled_from(TYPES)),
-        "timestamp": (now() - timedelta(minutes=draw(st.integers(1, 60 * 24 * 30)))).astimezone(
-            draw(st.sampled_from([None]))
-        ).isoformat(),
+        "timestamp": (now() - timedelta(minutes=draw(st.integers(1, 60 * 24 * 30))))
+        .astimezone(draw(st.sampled_from([None])))
+        .isoformat(),
     }
     if draw(st.booleans()):
         ev["product_id"] = f"P{draw(st.integers(0, 9))}"
@@ -133,8 +142,11 @@ def test_ingest_any_batch_stores_each_valid_event_once_and_reports_each_invalid(
         agg = json.loads(rt.http("GET", f"/v1/customers/{cid}", headers).body)["aggregates"]
         from datetime import datetime
 
-        hours = {int(datetime.fromisoformat(e["timestamp"]).timestamp()) // 3600 for (c, _), e in kept.items()
-                 if c == cid and e["type"] in ("session", "message_open", "message_click", "purchase")}
+        hours = {
+            int(datetime.fromisoformat(e["timestamp"]).timestamp()) // 3600
+            for (c, _), e in kept.items()
+            if c == cid and e["type"] in ("session", "message_open", "message_click", "purchase")
+        }
         assert agg["engagement_moments"] == len(hours)
         assert sum(agg["hour_of_week_counts"]) == len(hours)
 

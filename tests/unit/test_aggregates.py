@@ -15,16 +15,27 @@ BASE = datetime(2025, 3, 20, tzinfo=UTC)  # spans the 2025 European DST change o
 
 def _events(draw_spec: list[tuple[int, str, int]]) -> list[Event]:
     return [
-        Event(event_id=f"e{i}", customer_id="c", type=t, timestamp=BASE + timedelta(minutes=m),
-              product_id=f"P{i % 4}", amount=1.5, quantity=1)
+        Event(
+            event_id=f"e{i}",
+            customer_id="c",
+            type=t,
+            timestamp=BASE + timedelta(minutes=m),
+            product_id=f"P{i % 4}",
+            amount=1.5,
+            quantity=1,
+        )
         for i, (m, t, _) in enumerate(draw_spec)
     ]
 
 
 spec = st.lists(
-    st.tuples(st.integers(0, 60 * 24 * 20), st.sampled_from(["session", "purchase", "message_open", "cart_add"]),
-              st.integers(0, 3)),
-    min_size=1, max_size=80,
+    st.tuples(
+        st.integers(0, 60 * 24 * 20),
+        st.sampled_from(["session", "purchase", "message_open", "cart_add"]),
+        st.integers(0, 3),
+    ),
+    min_size=1,
+    max_size=80,
 )
 
 
@@ -59,8 +70,9 @@ def test_rebucket_equals_folding_in_the_zone_from_the_start(draw_spec):
     # GIVEN events folded in UTC, then re-bucketed to Europe/London (across a DST change)
     events = _events(draw_spec)
     utc = _fold_in_batches(events, [len(events)])
-    moments = sorted({int(e.timestamp.timestamp()) // 3600 for e in events
-                      if e.type in ("session", "purchase", "message_open")})
+    moments = sorted(
+        {int(e.timestamp.timestamp()) // 3600 for e in events if e.type in ("session", "purchase", "message_open")}
+    )
     # WHEN re-bucketed
     london = rebucket(utc, moments, "Europe/London")
     # THEN it is what folding in London time from the start gives
@@ -70,10 +82,14 @@ def test_rebucket_equals_folding_in_the_zone_from_the_start(draw_spec):
 def test_fold_events_counts_one_moment_per_hour_and_keeps_purchase_memory():
     # GIVEN a 3-line invoice, a session 10 minutes later and a purchase the next day
     t = datetime(2025, 6, 2, 9, 15, tzinfo=UTC)  # a Monday
-    evs = [Event(event_id=f"l{i}", customer_id="c", type="purchase", timestamp=t, product_id=f"P{i}", quantity=2,
-                 amount=3) for i in range(3)]
-    evs += [Event(event_id="s", customer_id="c", type="session", timestamp=t + timedelta(minutes=10)),
-            Event(event_id="p2", customer_id="c", type="purchase", timestamp=t + timedelta(days=1), product_id="P0")]
+    evs = [
+        Event(event_id=f"l{i}", customer_id="c", type="purchase", timestamp=t, product_id=f"P{i}", quantity=2, amount=3)
+        for i in range(3)
+    ]
+    evs += [
+        Event(event_id="s", customer_id="c", type="session", timestamp=t + timedelta(minutes=10)),
+        Event(event_id="p2", customer_id="c", type="purchase", timestamp=t + timedelta(days=1), product_id="P0"),
+    ]
     # WHEN folded
     agg, new = fold_events(CustomerAggregates(), evs, set())
     # THEN two moments, two purchases, P0 bought twice
