@@ -237,3 +237,23 @@ def check_event_time(ts: datetime, now: datetime, retention: timedelta, skew: ti
     if ts < now - retention:
         return f"timestamp is older than the retention of {retention.days} days"
     return None
+
+
+class ProductScore(BaseModel):
+    product_id: str
+    score: float
+
+
+class RecommendationView(BaseModel):
+    """``GET /v1/customers/{id}/recommendation``: when to message the customer and what to offer."""
+
+    customer_id: str
+    best_hour_of_week: int = Field(ge=0, le=167, description="0 = Monday 00:00 in the customer's time zone")
+    hour_scores: list[float] = Field(min_length=168, max_length=168, description="168 scores summing to 1")
+    next_products: list[ProductScore]
+    confidence: dict[str, Any] = Field(
+        description="level: personal (own history), segment or population prior; moments: past engagement moments"
+    )
+    model_version: str
+    as_of: datetime
+    scored: bool = Field(description="false when the answer is the segment or population fallback")

@@ -15,7 +15,7 @@ from kairos.adapters.archive import S3Archive
 from kairos.adapters.dynamo import DynamoStore
 from kairos.api import make_resolver
 from kairos.config import settings
-from kairos.logic import customers, ingest
+from kairos.logic import customers, ingest, recommendations
 from kairos.observability import logger, metrics, tracer
 from kairos.schemas import (
     _ID_PATTERN,
@@ -24,6 +24,7 @@ from kairos.schemas import (
     ErasureReport,
     EventBatch,
     IngestResult,
+    RecommendationView,
 )
 
 if TYPE_CHECKING:
@@ -73,6 +74,15 @@ def delete_customer(customer_id: CustomerId) -> ErasureReport:
     report = customers.erase_customer(customer_id, store(), archive())
     logger.info("customer erased", extra=report.model_dump())
     return report
+
+
+@app.get(
+    "/v1/customers/<customer_id>/recommendation",
+    summary="Best hour to message the customer and the products to offer",
+    tags=["customers"],
+)
+def get_recommendation(customer_id: CustomerId) -> RecommendationView:
+    return RecommendationView.model_validate(recommendations.get_recommendation(customer_id, store()))
 
 
 @app.get("/v1/openapi.json", summary="This document", tags=["meta"], include_in_schema=False)

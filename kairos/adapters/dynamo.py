@@ -416,17 +416,49 @@ class DynamoStore:
             "event_dates": sorted(dates),
         }
 
-    def scan_customer_ids(self, segment: int = 0, total_segments: int = 1) -> Iterator[str]:
+    def get_customers(self, customer_ids: Iterable[str]) -> dict[str, CustomerRecord]:
+        """Customers that exist among ``customer_ids`` (consistent reads, 100 a call)."""
+        keys = {self.customers_table: [{"customer_id": {"S": c}} for c in sorted(set(customer_ids))]}
+        if not keys[self.customers_table]:
+            return {}
+        return {rec.customer_id: rec for rec in (self._record(raw) for _, raw in self._batch_get(keys))}
+
+    def scan_customers(
+        self, segment: int, total_segments: int, start_after: str | None = None, limit: int = 500
+    ) -> tuple[list[CustomerRecord], str | None]:
+        """One page of a parallel scan segment: the customers and the id to resume after (``None`` at the end).
+
+        Reserved ids (``__…``, e.g. the population fallback) are skipped.
+        """
         kwargs: dict[str, Any] = {
             "TableName": self.customers_table,
-            "ProjectionExpression": "customer_id",
             "Segment": segment,
             "TotalSegments": total_segments,
+            "Limit": limit,
+            "ProjectionExpression": "customer_id, agg, #v, profile",
+            "ExpressionAttributeNames": {"#v": "version"},
         }
-        while True:
-            resp = self._call("scan", **kwargs)
-            for item in resp.get("Items", []):
-                yield item["customer_id"]["S"]
-            if "LastEvaluatedKey" not in resp:
-                return
-            kwargs["ExclusiveStartKey"] = resp["LastEvaluatedKey"]
+        if start_after:
+            kwargs["ExclusiveStartKey"] = {"customer_id": {"S": start_after}}
+        resp = self._call("scan", **kwargs)
+        records = [self._record(i) for i in resp.get("Items", []) if not i["customer_id"]["S"].startswith("__")]
+        last = resp.get("LastEvaluatedKey")
+        return records, (last["customer_id"]["S"] if last else None)
+
+    def put_fallback(self, key: str, recommendation: dict[str, Any]) -> None:
+        """Store a population or segment fallback recommendation under a reserved id (``__…``)."""
+        self._call(
+            "put_item",
+            TableName=self.customers_table,
+            Item=_item({"customer_id": key, "recommendation": recommendation}),
+        )
+
+    def get_recommendation(self, key: str) -> dict[str, Any] | None:
+        resp = self._call(
+            "get_item",
+            TableName=self.customers_table,
+            Key={"customer_id": {"S": key}},
+            ProjectionExpression="recommendation",
+        )
+        item = resp.get("Item")
+        return _plain(item).get("recommendation") if item else None

@@ -1,0 +1,73 @@
+"""Score function: best send hour, hour scores and next products for customers, written to their profiles.
+
+Events (from the ScoreAll state machine, a schedule, or by hand):
+
+- ``{"customer_ids": ["c1", ...]}``: score these customers.
+- ``{"segment": 0, "total_segments": 4, "cursor": null}``: score one parallel-scan segment, resuming after
+  ``cursor``; returns the next cursor and ``done``.
+- ``{"fallbacks": true}``: store the population and segment answers for customers not scored yet.
+"""
+
+from __future__ import annotations
+
+import os
+from datetime import UTC, datetime
+from functools import lru_cache
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from kairos.adapters.dynamo import DynamoStore
+from kairos.adapters.model_store import ModelSource
+from kairos.config import settings
+from kairos.logic import scoring
+from kairos.model import KairosModel
+from kairos.observability import logger, metrics, tracer
+
+if TYPE_CHECKING:
+    from aws_lambda_powertools.utilities.typing import LambdaContext
+
+# The default model ships inside the function package (see functions/score/Makefile); a checkout uses models/.
+BUNDLED = next(
+    (p for p in (Path(__file__).parent / "model", Path(__file__).resolve().parents[2] / "models" / "default")
+     if (p / "metadata.json").exists()),
+    Path(__file__).parent / "model",
+)
+
+
+@lru_cache(maxsize=1)
+def store() -> DynamoStore:
+    cfg = settings()
+    return DynamoStore(cfg.events_table, cfg.customers_table)
+
+
+@lru_cache(maxsize=1)
+def models() -> ModelSource:
+    return ModelSource(KairosModel.load, BUNDLED, bucket=os.environ.get("MODELS_BUCKET_NAME") or None)
+
+
+def handle(event: dict[str, Any], time_left_ms: Any) -> dict[str, Any]:
+    source = models()
+    model = source.current()
+    as_of = datetime.fromisoformat(event["as_of"]) if event.get("as_of") else datetime.now(UTC)
+    if event.get("fallbacks"):
+        result: dict[str, Any] = {"fallbacks": scoring.store_fallbacks(store(), model, as_of, source.version)}
+    elif "customer_ids" in event:
+        result = scoring.score_customers(list(event["customer_ids"]), store(), model, as_of, source.version)
+    else:
+        result = scoring.score_segment(
+            store(), model, as_of, int(event.get("segment", 0)), int(event.get("total_segments", 1)),
+            event.get("cursor"), time_left_ms, int(event.get("page_size", 500)), model_source=source.version,
+        )
+    result["model_version"] = model.version
+    result["as_of"] = as_of.isoformat()
+    return result
+
+
+@logger.inject_lambda_context(log_event=False)
+@metrics.log_metrics
+@tracer.capture_lambda_handler
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    result = handle(event, context.get_remaining_time_in_millis)
+    metrics.add_metric(name="CustomersScored", unit="Count", value=result.get("scored", 0))
+    logger.info("scored", extra={k: v for k, v in result.items() if k != "missing"})
+    return result
