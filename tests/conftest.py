@@ -3,7 +3,13 @@
 from __future__ import annotations
 
 import json
+import os
 from typing import Any
+
+# Powertools reads these at import; tests never trace or publish metrics.
+os.environ.setdefault("POWERTOOLS_TRACE_DISABLED", "true")
+os.environ.setdefault("POWERTOOLS_METRICS_DISABLED", "true")
+os.environ.setdefault("AWS_DEFAULT_REGION", "eu-west-1")
 
 import pytest
 
