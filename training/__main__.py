@@ -1,0 +1,187 @@
+"""``python -m training``: adapt datasets, train, evaluate, predict, and write the model card.
+
+Run ``python -m training <command> --help`` for each command's options; ``training/README.md``
+has worked examples.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from kairos.aggregates import CustomerAggregates
+from kairos.model import CustomerInput, KairosModel
+from training.adapters import find_online_retail_files, online_retail_records
+from training.io import load_events, write_jsonl
+
+log = logging.getLogger("training")
+
+
+def parse_time(value: str) -> datetime:
+    """ISO date or timestamp; without an offset it is read as UTC."""
+    ts = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    return ts if ts.tzinfo is not None else ts.replace(tzinfo=UTC)
+
+
+def _history(args: argparse.Namespace):
+    from training.history import History
+
+    t0 = time.monotonic()
+    data = load_events(args.events, getattr(args, "profiles", None))
+    if not data.events:
+        raise SystemExit("no valid events found in " + " ".join(args.events))
+    history = History(data.events, data.profiles)
+    log.info(
+        "loaded %d events of %d customers (%d rejected) in %.1f s",
+        len(data.events),
+        len(history.customers),
+        data.rejected,
+        time.monotonic() - t0,
+    )
+    return history
+
+
+def cmd_adapt(args: argparse.Namespace) -> int:
+    if args.dataset != "online-retail":
+        raise SystemExit(f"unknown dataset {args.dataset}")
+    files = find_online_retail_files([Path(p) for p in args.input])
+    if not files:
+        raise SystemExit("no Online Retail II CSV found in " + " ".join(args.input))
+    events, profiles = online_retail_records(files)
+    n = write_jsonl(args.out, events)
+    profiles_out = args.profiles_out or str(Path(args.out).with_name("profiles.jsonl"))
+    m = write_jsonl(profiles_out, profiles)
+    print(f"wrote {n} events to {args.out} and {m} profiles to {profiles_out}")
+    return 0
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from training.fit import TrainConfig, fit
+
+    history = _history(args)
+    end = parse_time(args.end) if args.end else history.end + timedelta(seconds=1)
+    cfg = TrainConfig(threads=args.threads)
+    model = fit(history, end, cfg)
+    model.save(args.out)
+    print(f"model {model.version} written to {args.out} ({model.metadata['training_seconds']} s)")
+    return 0
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    from training.evaluate import evaluate, render_markdown
+    from training.fit import TrainConfig
+
+    history = _history(args)
+    result = evaluate(history, parse_time(args.cutoff), args.test_days, TrainConfig(threads=args.threads))
+    markdown = render_markdown(result)
+    print(markdown)
+    if args.json:
+        Path(args.json).write_text(json.dumps(result, indent=2) + "\n")
+    return 0
+
+
+def cmd_predict(args: argparse.Namespace) -> int:
+    from training.history import Folder
+
+    model = KairosModel.load(args.model)
+    history = _history(args)
+    as_of = parse_time(args.as_of)
+    aggs = Folder(history).advance(as_of)
+    cids = sorted(set(history.customers) | set(history.profiles))
+    inputs = [
+        CustomerInput(c, aggs.get(c) or CustomerAggregates(timezone=history.timezone(c)), history.attributes(c))
+        for c in cids
+    ]
+    out = []
+    for start in range(0, len(inputs), args.batch_size):
+        out.extend(r.to_dict() for r in model.recommend(inputs[start : start + args.batch_size], as_of, args.top_k))
+    n = write_jsonl(args.out, out)
+    print(f"wrote {n} recommendations to {args.out}")
+    return 0
+
+
+def cmd_card(args: argparse.Namespace) -> int:
+    from training.card import write_card
+    from training.evaluate import evaluate, render_markdown
+    from training.fit import TrainConfig
+
+    history = _history(args)
+    cfg = TrainConfig(threads=args.threads)
+    results = {}
+    for name, cutoff in (("main", args.cutoff), ("holdout", args.holdout_cutoff)):
+        results[name] = evaluate(history, parse_time(cutoff), args.test_days, cfg)
+        print(f"## {name} split\n\n{render_markdown(results[name])}")
+    write_card(Path(args.model), results)
+    print(f"model card written to {Path(args.model) / 'MODEL_CARD.md'}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m training", description=__doc__.splitlines()[0])
+    parser.add_argument("-v", "--verbose", action="store_true", help="log progress")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    def events_args(p: argparse.ArgumentParser) -> None:
+        p.add_argument(
+            "--events",
+            nargs="+",
+            required=True,
+            help="event files or directories (.jsonl, .jsonl.gz, .parquet, Online Retail II .csv[.gz]) or s3://bucket/prefix",
+        )
+        p.add_argument("--profiles", help="profile JSON Lines: customer_id, timezone, attributes")
+        p.add_argument("--threads", type=int, default=2, help="LightGBM threads")
+
+    p = sub.add_parser("adapt", help="turn a public dataset into event and profile JSON Lines")
+    p.add_argument("dataset", choices=["online-retail"])
+    p.add_argument("--input", nargs="+", default=["../shared/data/online_retail_ii"], help="dataset files or directory")
+    p.add_argument("--out", required=True, help="events output (.jsonl or .jsonl.gz)")
+    p.add_argument("--profiles-out", help="profiles output (default: profiles.jsonl beside --out)")
+    p.set_defaults(func=cmd_adapt)
+
+    p = sub.add_parser("train", help="train a model directory")
+    events_args(p)
+    p.add_argument("--out", required=True, help="model directory to write")
+    p.add_argument("--end", help="use only events before this time (default: all)")
+    p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("evaluate", help="time-split evaluation against baselines")
+    events_args(p)
+    p.add_argument("--cutoff", default="2011-09-01", help="end of training history (UTC unless an offset is given)")
+    p.add_argument("--test-days", type=int, default=92)
+    p.add_argument("--json", help="also write the full result as JSON here")
+    p.set_defaults(func=cmd_evaluate)
+
+    p = sub.add_parser("predict", help="score every customer with a model")
+    events_args(p)
+    p.add_argument("--model", required=True, help="model directory")
+    p.add_argument("--as-of", required=True, help="scoring time; events before it are the history")
+    p.add_argument("--out", required=True, help="output JSON Lines")
+    p.add_argument("--top-k", type=int, default=10)
+    p.add_argument("--batch-size", type=int, default=1000)
+    p.set_defaults(func=cmd_predict)
+
+    p = sub.add_parser("card", help="evaluate on the main and holdout splits and write MODEL_CARD.md")
+    events_args(p)
+    p.add_argument("--model", required=True, help="model directory (metadata.json gets the metrics)")
+    p.add_argument("--cutoff", default="2011-09-01")
+    p.add_argument("--holdout-cutoff", default="2010-09-01")
+    p.add_argument("--test-days", type=int, default=92)
+    p.set_defaults(func=cmd_card)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.INFO if args.verbose else logging.WARNING, format="%(asctime)s %(name)s %(message)s"
+    )
+    return args.func(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
