@@ -7,6 +7,7 @@ from functools import lru_cache
 from typing import TYPE_CHECKING, Annotated
 
 from aws_lambda_powertools.event_handler import Response, content_types
+from aws_lambda_powertools.event_handler.openapi.models import HTTPBearer
 from aws_lambda_powertools.event_handler.openapi.params import Body, Path
 from aws_lambda_powertools.metrics import MetricUnit
 
@@ -97,6 +98,8 @@ def openapi_json() -> str:
         version=__version__,
         description="Send-time optimization and multichannel messaging. Every route but this document needs "
         "`Authorization: Bearer <api key>`.",
+        security_schemes={"apiKey": HTTPBearer(description="A Kairos API key (python -m kairos.admin create-key)")},
+        security=[{"apiKey": []}],
     )
 
 
