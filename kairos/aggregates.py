@@ -60,6 +60,8 @@ class CustomerAggregates:
     product_purchases: dict[str, list[int]] = field(default_factory=dict)
     last_cart_abandon_amount: float | None = None
     last_cart_abandon_s: int | None = None
+    # channel (or "all" for an unsubscribe without a channel) -> latest unsubscribe, unix seconds
+    unsubscribed: dict[str, int] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -85,6 +87,7 @@ class CustomerAggregates:
         agg.channel_engagements = {k: int(v) for k, v in agg.channel_engagements.items()}
         agg.recent_products = [[p, t, int(s), int(q)] for p, t, s, q in agg.recent_products]
         agg.product_purchases = {k: [int(x) for x in v] for k, v in agg.product_purchases.items()}
+        agg.unsubscribed = {k: int(v) for k, v in agg.unsubscribed.items()}
         return agg
 
     @property
@@ -169,6 +172,10 @@ def _apply(agg: CustomerAggregates, ev: Event, counted: set[str], new_keys: set[
     if ev.type == "cart_abandon" and (agg.last_cart_abandon_s is None or secs >= agg.last_cart_abandon_s):
         agg.last_cart_abandon_s = secs
         agg.last_cart_abandon_amount = float(ev.amount) if ev.amount is not None else None
+
+    if ev.type == "unsubscribe":
+        channel = ev.channel or "all"
+        agg.unsubscribed[channel] = max(secs, agg.unsubscribed.get(channel, secs))
 
     if ev.product_id and ev.type in PRODUCT_TYPES:
         entry = [ev.product_id, ev.type, secs, int(ev.quantity or 1)]

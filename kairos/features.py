@@ -81,6 +81,10 @@ TIME_FEATURES: tuple[str, ...] = (
     "seg_hod_win",
     "seg_daytype_hod_win",
     "seg_moments_log",
+    "prod_hod_win",
+    "prod_products",
+    "basket_value_log",
+    "lines_per_purchase",
 )
 
 PRODUCT_FEATURES: tuple[str, ...] = (
@@ -323,6 +327,7 @@ def time_features(
     as_of: datetime,
     priors: Priors,
     segments: Sequence[str | None],
+    items: ItemTable | None = None,
 ) -> np.ndarray:
     """Send-time feature rows: 168 per customer, hour of week 0..167 in the customer's zone.
 
@@ -336,6 +341,9 @@ def time_features(
         Population and segment priors of the model.
     segments
         Each customer's segment, aligned with ``aggs`` (see :func:`segment_of`).
+    items
+        The model's item table: the hours at which the customer's products sell are a prior on the
+        customer's own hours. Without it those features are 0.
 
     Returns
     -------
@@ -410,6 +418,21 @@ def time_features(
     seg_dist = seg_table[seg_idx]
     seg_moments = np.array([priors.segment_moments(s) for s in [None, *uniq_segs]])[seg_idx]
 
+    # The hours at which the customer's products sell (mean of the products' hour distributions).
+    prod_hod = np.zeros((n_cust, HOURS_PER_DAY))
+    prod_n = np.zeros(n_cust)
+    if items is not None and len(items):
+        index = items.index
+        for i, a in enumerate(aggs):
+            if a.product_purchases:
+                idx = [j for j in (index.get(p) for p in a.product_purchases) if j is not None]
+                if idx:
+                    prod_hod[i] = items.hour_dist[idx].mean(axis=0)
+                    prod_n[i] = len(idx)
+    purchases = np.array([a.purchase_count for a in aggs], dtype=np.float64)
+    monetary = np.array([a.monetary_total for a in aggs], dtype=np.float64)
+    lines = np.array([a.event_counts.get("purchase", 0) for a in aggs], dtype=np.float64)
+
     hod = HOD[None, :]
     cols = {
         "hour_of_day": np.broadcast_to(hod, (n_cust, HOURS_PER_WEEK)),
@@ -447,6 +470,10 @@ def time_features(
         "seg_hod_win": _tile_hod(day_window(_by_hod(seg_dist))),
         "seg_daytype_hod_win": day_window(_by_daytype(seg_dist)) / np.where(DOW < 5, 5.0, 2.0)[None, :],
         "seg_moments_log": np.log1p(seg_moments)[:, None],
+        "prod_hod_win": _tile_hod(day_window(prod_hod)),
+        "prod_products": prod_n[:, None],
+        "basket_value_log": np.log1p(np.maximum(_safe_div(monetary, purchases), 0.0))[:, None],
+        "lines_per_purchase": _safe_div(lines, purchases)[:, None],
     }
     out = np.empty((n_cust, HOURS_PER_WEEK, len(TIME_FEATURES)), dtype=np.float64)
     for j, name in enumerate(TIME_FEATURES):
@@ -487,6 +514,7 @@ POPULAR_CANDIDATES = 30
 # within this many days are not offered again (see ItemTable.repeat_rate).
 DURABLE_REPEAT_RATE = 0.05
 DURABLE_COOLDOWN_DAYS = 180.0
+PRODUCT_HOUR_PSEUDO = 5.0
 
 
 @dataclass
@@ -509,6 +537,9 @@ class ItemTable:
         purchase baskets (one customer's purchases in one clock hour).
     built_at
         Unix seconds of the history end the table stands for.
+    hour_counts
+        (n, 24) purchase moments of the product by local hour of day: which time of day its buyers
+        shop. A customer's products then hint at their hours before their own history does.
     """
 
     product_ids: list[str]
@@ -518,6 +549,7 @@ class ItemTable:
     neighbors: np.ndarray
     neighbor_scores: np.ndarray
     built_at: int
+    hour_counts: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         self.buyers = np.asarray(self.buyers, dtype=np.float64)
@@ -533,6 +565,15 @@ class ItemTable:
         self.buyers_log = np.log1p(self.buyers)
         self.recent_log = np.log1p(self.recent_buyers)
         self.durable = self.repeat_rate < DURABLE_REPEAT_RATE
+        counts = np.zeros((len(self.product_ids), HOURS_PER_DAY))
+        if self.hour_counts is not None:
+            counts = np.asarray(self.hour_counts, dtype=np.float64).reshape(len(self.product_ids), HOURS_PER_DAY)
+        self.hour_counts = counts
+        # Each product's hour-of-day distribution, shrunk toward the catalogue's with 5 pseudo-moments.
+        catalogue = _normalize(counts.sum(axis=0) + 1e-9)
+        self.hour_dist = (counts + PRODUCT_HOUR_PSEUDO * catalogue) / (
+            counts.sum(axis=1, keepdims=True) + PRODUCT_HOUR_PSEUDO
+        )
 
     def __len__(self) -> int:
         return len(self.product_ids)
@@ -546,6 +587,7 @@ class ItemTable:
             "repeat_rate": self.repeat_rate.round(4).tolist(),
             "neighbors": self.neighbors.tolist(),
             "neighbor_scores": self.neighbor_scores.round(4).tolist(),
+            "hour_counts": self.hour_counts.astype(int).tolist(),
         }
 
     @classmethod
@@ -558,6 +600,7 @@ class ItemTable:
             neighbors=np.asarray(data["neighbors"]),
             neighbor_scores=np.asarray(data["neighbor_scores"]),
             built_at=int(data["built_at"]),
+            hour_counts=np.asarray(data["hour_counts"]) if "hour_counts" in data else None,
         )
 
 
@@ -569,6 +612,7 @@ def build_item_table(
     recent_days: float = 90.0,
     min_buyers: int = 1,
     repeat_prior: float = 10.0,
+    hour_counts: Mapping[str, Sequence[float]] | None = None,
 ) -> ItemTable:
     """Product statistics from customers' aggregates and co-purchase from baskets.
 
@@ -588,6 +632,8 @@ def build_item_table(
         Products with fewer buyers are left out.
     repeat_prior
         Pseudo-buyers that shrink a product's repeat rate toward the catalogue's rate.
+    hour_counts
+        Product id -> 24 purchase-moment counts by local hour of day, before ``built_at``.
 
     Returns
     -------
@@ -620,6 +666,10 @@ def build_item_table(
         neighbors=nb,
         neighbor_scores=ns,
         built_at=built_s,
+        hour_counts=np.array(
+            [hour_counts.get(p, [0.0] * HOURS_PER_DAY) if hour_counts else [0.0] * HOURS_PER_DAY for p in ids],
+            dtype=np.float64,
+        ).reshape(len(ids), HOURS_PER_DAY),
     )
 
 

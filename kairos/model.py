@@ -181,7 +181,7 @@ class KairosModel:
         """Predicted engagement rate per local hour of week, shape ``(len(aggs), 168)``: one predict call."""
         if not aggs:
             return np.zeros((0, HOURS_PER_WEEK))
-        x = time_features(aggs, as_of, self.priors, segments)
+        x = time_features(aggs, as_of, self.priors, segments, self.items)
         return self.time_booster.predict(x).reshape(len(aggs), HOURS_PER_WEEK)
 
     def hour_scores(

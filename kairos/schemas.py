@@ -201,6 +201,7 @@ class Aggregates(BaseModel):
     recent_products: list[dict[str, Any]]
     last_cart_abandon_amount: float | None
     last_cart_abandon_at: datetime | None
+    unsubscribed: dict[str, datetime] = Field(default_factory=dict, description="channel or 'all' -> when")
 
 
 class CustomerView(BaseModel):

@@ -91,6 +91,7 @@ class CustomerRecord:
     profile: dict[str, Any] | None = None
     recommendation: dict[str, Any] | None = None
     updated_at: str | None = None
+    consent_at: str | None = None  # when the profile's consent last changed (server time)
 
 
 @dataclass
@@ -216,6 +217,7 @@ class DynamoStore:
             profile=doc.get("profile"),
             recommendation=doc.get("recommendation"),
             updated_at=doc.get("updated_at"),
+            consent_at=doc.get("consent_at"),
         )
 
     def get_customer(self, customer_id: str) -> CustomerRecord | None:
@@ -345,6 +347,8 @@ class DynamoStore:
         """Replace the profile (and, after a time-zone change, the re-bucketed aggregates) if unchanged since read."""
         cond = self._customer_condition(record)
         sets = ["profile = :p", "#v = :next", "updated_at = :now"]
+        if (record.profile or {}).get("consent") != profile.get("consent"):
+            sets.append("consent_at = :now")
         values: dict[str, Any] = {
             ":p": _ser.serialize(to_dynamo(profile)),
             ":next": {"N": str(record.version + 1)},
@@ -435,7 +439,7 @@ class DynamoStore:
             "Segment": segment,
             "TotalSegments": total_segments,
             "Limit": limit,
-            "ProjectionExpression": "customer_id, agg, #v, profile",
+            "ProjectionExpression": "customer_id, agg, #v, profile, consent_at",
             "ExpressionAttributeNames": {"#v": "version"},
         }
         if start_after:
