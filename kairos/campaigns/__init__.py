@@ -1,0 +1,1 @@
+"""Campaigns: definitions, audiences (segments), send-time decisions."""
