@@ -1,0 +1,175 @@
+"""Campaign and segment definitions, as the API accepts them."""
+
+from __future__ import annotations
+
+from datetime import datetime, time
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from kairos.schemas import _ID_PATTERN
+
+Channel = Literal["email", "sms", "push", "messenger"]
+
+# Filter fields over profiles and aggregates. Each names what it reads, so a marketer can guess it.
+NUMERIC_FIELDS = {
+    "purchase_count": "number of purchases (purchase moments)",
+    "monetary_total": "sum of purchase amounts",
+    "engagement_moments": "number of engagement moments",
+    "days_since_last_purchase": "days since the last purchase (no purchase: never matches)",
+    "days_since_last_engagement": "days since the last engagement (none: never matches)",
+    "cart_abandon_amount": "amount of the last abandoned cart",
+    "days_since_cart_abandon": "days since the last abandoned cart",
+}
+Op = Literal["eq", "ne", "gt", "gte", "lt", "lte", "in", "exists", "not_exists"]
+
+
+class Filter(BaseModel):
+    """One condition. ``field`` is a numeric aggregate (see NUMERIC_FIELDS), ``bought_product``,
+    ``viewed_product``, ``attributes.<name>`` or ``consent.<channel>``."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    field: Annotated[str, Field(min_length=1, max_length=200)]
+    op: Op = "eq"
+    value: Any = None
+
+    @model_validator(mode="after")
+    def _check(self) -> Filter:
+        f = self.field
+        known = (
+            f in NUMERIC_FIELDS
+            or f in ("bought_product", "viewed_product")
+            or (f.startswith("attributes.") and len(f) > len("attributes."))
+            or f in {f"consent.{c}" for c in ("email", "sms", "push", "messenger")}
+        )
+        if not known:
+            raise ValueError(f"unknown filter field '{f}'")
+        if f in NUMERIC_FIELDS and self.op in ("gt", "gte", "lt", "lte", "eq", "ne"):
+            if not isinstance(self.value, int | float) or isinstance(self.value, bool):
+                raise ValueError(f"'{f}' compares with a number")
+        if self.op == "in" and not isinstance(self.value, list):
+            raise ValueError("'in' takes a list")
+        if f in ("bought_product", "viewed_product") and not isinstance(self.value, str):
+            raise ValueError(f"'{f}' takes a product id")
+        return self
+
+
+class SegmentIn(BaseModel):
+    """A saved audience: all filters must hold (AND); use several segments for OR."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: Annotated[str, Field(pattern=_ID_PATTERN)]
+    filters: Annotated[list[Filter], Field(max_length=50)] = Field(default_factory=list)
+
+
+class Audience(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    segment: Annotated[str | None, Field(pattern=_ID_PATTERN, description="a saved segment's name")] = None
+    filters: Annotated[list[Filter], Field(max_length=50)] = Field(default_factory=list)
+
+
+class EmailMessage(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    subject: Annotated[str, Field(min_length=1, max_length=998)]
+    html: Annotated[str | None, Field(max_length=200_000)] = None
+    text: Annotated[str | None, Field(max_length=100_000)] = None
+
+    @model_validator(mode="after")
+    def _body(self) -> EmailMessage:
+        if not (self.html or self.text):
+            raise ValueError("an email needs html or text")
+        return self
+
+
+class PushMessage(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    title: Annotated[str, Field(min_length=1, max_length=200)]
+    body: Annotated[str, Field(min_length=1, max_length=2000)]
+
+
+class TextMessage(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    text: Annotated[str, Field(min_length=1, max_length=1600)]
+
+
+class Messages(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    email: EmailMessage | None = None
+    push: PushMessage | None = None
+    sms: TextMessage | None = None
+    messenger: TextMessage | None = None
+
+
+class QuietHoursIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    start: time
+    end: time
+
+
+class FrequencyCap(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    max_messages: Annotated[int, Field(ge=1, le=100)]
+    per_days: Annotated[int, Field(ge=1, le=90)]
+
+
+class SendTime(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    mode: Literal["optimized", "fixed", "immediate"] = "optimized"
+    local_time: time | None = Field(default=None, description="for fixed: time of day in each customer's zone")
+    explore_share: Annotated[float, Field(ge=0, le=0.5)] = 0.1
+
+    @model_validator(mode="after")
+    def _fixed(self) -> SendTime:
+        if self.mode == "fixed" and self.local_time is None:
+            raise ValueError("fixed mode needs local_time")
+        return self
+
+
+class CampaignIn(BaseModel):
+    """``POST /v1/campaigns``."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: Annotated[str, Field(min_length=1, max_length=200)]
+    audience: Audience
+    messages: Messages
+    channels: Annotated[list[Channel], Field(min_length=1, max_length=4, description="fallback order")]
+    wait_hours: Annotated[list[Annotated[float, Field(gt=0, le=24 * 30)]], Field(
+        min_length=1, description="how long to wait for engagement after each step (last value repeats)")] = [24.0]
+    starts_at: datetime | None = None
+    expires_at: datetime
+    quiet_hours: QuietHoursIn | None = None
+    frequency_cap: FrequencyCap | None = None
+    control_share: Annotated[float, Field(ge=0, le=0.9)] = 0.1
+    send_time: SendTime = Field(default_factory=SendTime)
+
+    @field_validator("channels")
+    @classmethod
+    def _distinct(cls, value: list[str]) -> list[str]:
+        if len(set(value)) != len(value):
+            raise ValueError("each channel at most once")
+        return value
+
+    @field_validator("starts_at", "expires_at")
+    @classmethod
+    def _aware(cls, value: datetime | None) -> datetime | None:
+        if value is not None and value.utcoffset() is None:
+            raise ValueError("needs a UTC offset")
+        return value
+
+    @model_validator(mode="after")
+    def _consistent(self) -> CampaignIn:
+        missing = [c for c in self.channels if getattr(self.messages, c) is None]
+        if missing:
+            raise ValueError(f"messages has no content for channel(s) {', '.join(missing)}")
+        if self.starts_at and self.starts_at >= self.expires_at:
+            raise ValueError("expires_at must be after starts_at")
+        if (self.audience.segment is None) == (not self.audience.filters) and self.audience.segment is not None:
+            raise ValueError("audience: give a segment or filters, not both")
+        return self
+
+    def wait_after(self, step: int) -> float:
+        return self.wait_hours[min(step, len(self.wait_hours) - 1)]
