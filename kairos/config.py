@@ -41,6 +41,24 @@ class Settings(BaseModel):
         return cls(**{field: env[var] for field, var in mapping.items() if env.get(var)})
 
 
-@lru_cache(maxsize=1)
+_ENV_VARS = (
+    c.ENV_EVENTS_TABLE,
+    c.ENV_CUSTOMERS_TABLE,
+    c.ENV_API_KEYS_TABLE,
+    c.ENV_ARCHIVE_BUCKET,
+    c.ENV_RETENTION_DAYS,
+    c.ENV_CLOCK_SKEW_SECONDS,
+)
+
+
 def settings() -> Settings:
-    return Settings.from_env()
+    """The settings of this process's environment, parsed once per distinct environment.
+
+    A Lambda sandbox has one environment; the local runtime runs several deployments in one process.
+    """
+    return _settings_for(tuple(os.environ.get(v, "") for v in _ENV_VARS))
+
+
+@lru_cache(maxsize=8)
+def _settings_for(values: tuple[str, ...]) -> Settings:
+    return Settings.from_env(dict(zip(_ENV_VARS, values, strict=True)))

@@ -255,6 +255,10 @@ class KairosModel:
         best_day_share = days[np.arange(len(customers)), best // 24]
         known_segments = self.priors.segments
         version = self.version
+        # One tolist() for the whole batch: per-row conversions cost more than the rest of the loop.
+        score_lists = scores.tolist()
+        shares = best_day_share.round(4).tolist()
+        best_list = best.tolist()
         out = []
         for i, cust in enumerate(customers):
             moments = int(cust.aggregates.engagement_moments)
@@ -267,13 +271,13 @@ class KairosModel:
             out.append(
                 Recommendation(
                     customer_id=cust.customer_id,
-                    best_hour_of_week=int(best[i]),
-                    hour_scores=scores[i].tolist(),
+                    best_hour_of_week=best_list[i],
+                    hour_scores=score_lists[i],
                     next_products=[{"product_id": p, "score": round(s, 6)} for p, s in products[i]],
                     confidence={
                         "level": level,
                         "moments": moments,
-                        "best_day_share": round(float(best_day_share[i]), 4),
+                        "best_day_share": shares[i],
                     },
                     model_version=version,
                 )

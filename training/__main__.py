@@ -17,6 +17,7 @@ from pathlib import Path
 from kairos.aggregates import CustomerAggregates
 from kairos.model import CustomerInput, KairosModel
 from training.adapters import find_online_retail_files, online_retail_records
+from training.fit import TrainConfig
 from training.io import load_events, write_jsonl
 
 log = logging.getLogger("training")
@@ -26,6 +27,10 @@ def parse_time(value: str) -> datetime:
     """ISO date or timestamp; without an offset it is read as UTC."""
     ts = datetime.fromisoformat(value.replace("Z", "+00:00"))
     return ts if ts.tzinfo is not None else ts.replace(tzinfo=UTC)
+
+
+def _config(args: argparse.Namespace) -> TrainConfig:
+    return TrainConfig(threads=args.threads, time_rounds=args.time_rounds, product_rounds=args.product_rounds)
 
 
 def _history(args: argparse.Namespace):
@@ -61,11 +66,11 @@ def cmd_adapt(args: argparse.Namespace) -> int:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from training.fit import TrainConfig, fit
+    from training.fit import fit
 
     history = _history(args)
     end = parse_time(args.end) if args.end else history.end + timedelta(seconds=1)
-    cfg = TrainConfig(threads=args.threads)
+    cfg = _config(args)
     model = fit(history, end, cfg)
     model.save(args.out)
     print(f"model {model.version} written to {args.out} ({model.metadata['training_seconds']} s)")
@@ -74,10 +79,9 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
     from training.evaluate import evaluate, render_markdown
-    from training.fit import TrainConfig
 
     history = _history(args)
-    result = evaluate(history, parse_time(args.cutoff), args.test_days, TrainConfig(threads=args.threads))
+    result = evaluate(history, parse_time(args.cutoff), args.test_days, _config(args))
     markdown = render_markdown(result)
     print(markdown)
     if args.json:
@@ -108,10 +112,9 @@ def cmd_predict(args: argparse.Namespace) -> int:
 def cmd_card(args: argparse.Namespace) -> int:
     from training.card import write_card
     from training.evaluate import evaluate, render_markdown
-    from training.fit import TrainConfig
 
     history = _history(args)
-    cfg = TrainConfig(threads=args.threads)
+    cfg = _config(args)
     results = {}
     for name, cutoff in (("main", args.cutoff), ("holdout", args.holdout_cutoff)):
         results[name] = evaluate(history, parse_time(cutoff), args.test_days, cfg)
@@ -136,6 +139,11 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--profiles", help="profile JSON Lines: customer_id, timezone, attributes")
         p.add_argument("--threads", type=int, default=2, help="LightGBM threads")
 
+    def train_args(p: argparse.ArgumentParser) -> None:
+        defaults = TrainConfig()
+        p.add_argument("--time-rounds", type=int, default=defaults.time_rounds, help="boosting rounds, send time")
+        p.add_argument("--product-rounds", type=int, default=defaults.product_rounds, help="boosting rounds, products")
+
     p = sub.add_parser("adapt", help="turn a public dataset into event and profile JSON Lines")
     p.add_argument("dataset", choices=["online-retail"])
     p.add_argument("--input", nargs="+", default=["../shared/data/online_retail_ii"], help="dataset files or directory")
@@ -147,6 +155,7 @@ def build_parser() -> argparse.ArgumentParser:
     events_args(p)
     p.add_argument("--out", required=True, help="model directory to write")
     p.add_argument("--end", help="use only events before this time (default: all)")
+    train_args(p)
     p.set_defaults(func=cmd_train)
 
     p = sub.add_parser("evaluate", help="time-split evaluation against baselines")
@@ -154,6 +163,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--cutoff", default="2011-09-01", help="end of training history (UTC unless an offset is given)")
     p.add_argument("--test-days", type=int, default=92)
     p.add_argument("--json", help="also write the full result as JSON here")
+    train_args(p)
     p.set_defaults(func=cmd_evaluate)
 
     p = sub.add_parser("predict", help="score every customer with a model")
@@ -171,6 +181,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--cutoff", default="2011-09-01")
     p.add_argument("--holdout-cutoff", default="2010-09-01")
     p.add_argument("--test-days", type=int, default=92)
+    train_args(p)
     p.set_defaults(func=cmd_card)
     return parser
 

@@ -25,7 +25,7 @@ import re
 from collections import Counter, defaultdict
 from datetime import datetime
 from decimal import Decimal
-from pathlib import Path
+from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
 from kairos.schemas import Event
@@ -33,8 +33,18 @@ from kairos.timeutil import zone
 
 if TYPE_CHECKING:
     from collections.abc import Iterable, Iterator, Sequence
+    from pathlib import Path
 
-ONLINE_RETAIL_COLUMNS = ("Invoice", "StockCode", "Description", "Quantity", "InvoiceDate", "Price", "CustomerID", "Country")
+ONLINE_RETAIL_COLUMNS = (
+    "Invoice",
+    "StockCode",
+    "Description",
+    "Quantity",
+    "InvoiceDate",
+    "Price",
+    "CustomerID",
+    "Country",
+)
 ONLINE_RETAIL_TZ = "Europe/London"
 # StockCodes that are products: 5 digits (+ letters), plus the gift vouchers and DCGS lines the shop sells.
 # Everything else (POST, DOT, M, C2, D, S, BANK CHARGES, AMAZONFEE, CRUK, ADJUST, PADS, TEST...) is a service line.
@@ -48,7 +58,7 @@ def is_online_retail_csv(path: Path) -> bool:
     if not (name.endswith(".csv") or name.endswith(".csv.gz")):
         return False
     with _open_text(path) as fh:
-        header = fh.readline().strip().lstrip("\ufeff").split(",")
+        header = next(csv.reader([fh.readline().lstrip("\ufeff")]), [])
     return tuple(h.strip() for h in header) == ONLINE_RETAIL_COLUMNS
 
 
@@ -58,9 +68,17 @@ def _open_text(path: Path):
     return path.open("r", encoding="utf-8", newline="")
 
 
-def _read_rows(path: Path) -> list[dict[str, str]]:
-    with _open_text(path) as fh:
-        return list(csv.DictReader(fh))
+def _read_rows(path: Path) -> dict[str, list[Any]]:
+    """The file's columns as lists of strings (pyarrow's CSV reader: ~20x faster than ``csv``)."""
+    import pyarrow.csv as pa_csv
+
+    table = pa_csv.read_csv(
+        path,
+        convert_options=pa_csv.ConvertOptions(
+            column_types=dict.fromkeys(ONLINE_RETAIL_COLUMNS, "string"), strings_can_be_null=False
+        ),
+    )
+    return {name: table.column(name).to_pylist() for name in ONLINE_RETAIL_COLUMNS}
 
 
 def online_retail_records(paths: Sequence[Path]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
@@ -78,14 +96,14 @@ def online_retail_records(paths: Sequence[Path]) -> tuple[list[dict[str, Any]], 
         ``{"customer_id", "timezone", "attributes": {"country"}}``.
     """
     files = [(p, _read_rows(p)) for p in paths]
-    files = [(p, rows) for p, rows in files if rows]
-    files.sort(key=lambda f: min(r["InvoiceDate"] for r in f[1]))
+    files = [(p, cols) for p, cols in files if cols["InvoiceDate"]]
+    files.sort(key=lambda f: min(f[1]["InvoiceDate"]))
     events: list[dict[str, Any]] = []
     countries: dict[str, Counter[str]] = defaultdict(Counter)
     ts_cache: dict[str, str] = {}
     for i, (_, rows) in enumerate(files):
         # The yearly files share their boundary days: keep those days from the later file only.
-        until = min(r["InvoiceDate"] for r in files[i + 1][1])[:10] if i + 1 < len(files) else None
+        until = min(files[i + 1][1]["InvoiceDate"])[:10] if i + 1 < len(files) else None
         events.extend(_adapt_rows(rows, until, countries, ts_cache))
     profiles = [
         {"customer_id": cid, "timezone": ONLINE_RETAIL_TZ, "attributes": {"country": _mode(cnt)}}
@@ -100,22 +118,32 @@ def _mode(counter: Counter[str]) -> str:
 
 
 def _adapt_rows(
-    rows: Iterable[dict[str, str]], until_day: str | None, countries: dict[str, Counter[str]], ts_cache: dict[str, str]
+    cols: dict[str, list[Any]], until_day: str | None, countries: dict[str, Counter[str]], ts_cache: dict[str, str]
 ) -> Iterator[dict[str, Any]]:
     line_no: Counter[str] = Counter()
-    for row in rows:
-        invoice = row["Invoice"].strip()
+    rows = zip(
+        cols["Invoice"],
+        cols["StockCode"],
+        cols["Quantity"],
+        cols["InvoiceDate"],
+        cols["Price"],
+        cols["CustomerID"],
+        cols["Country"],
+        strict=True,
+    )
+    for invoice, code, quantity, when, price, customer, country in rows:
+        invoice = invoice.strip()
         line_no[invoice] += 1
-        customer = row["CustomerID"].strip()
+        customer = customer.strip()
         if customer.endswith(".0"):
             customer = customer[:-2]
-        when = row["InvoiceDate"].strip()
+        when = when.strip()
         if not customer or invoice.startswith(("C", "A")) or (until_day is not None and when[:10] >= until_day):
             continue
-        qty = int(float(row["Quantity"]))
+        qty = int(float(quantity))
         if qty <= 0:
             continue
-        code = row["StockCode"].strip()
+        code = code.strip()
         ts = ts_cache.get(when)
         if ts is None:
             local = datetime.strptime(when[:16], "%Y-%m-%d %H:%M").replace(tzinfo=zone(ONLINE_RETAIL_TZ))
@@ -126,7 +154,7 @@ def _adapt_rows(
             "type": "purchase",
             "timestamp": ts,
             "quantity": qty,
-            "amount": float(round(Decimal(row["Quantity"]) * Decimal(row["Price"]), 4)),
+            "amount": float(round(Decimal(quantity.strip()) * Decimal(price.strip()), 4)),
             "currency": "GBP",
             "properties": {"invoice": invoice},
         }
@@ -134,8 +162,13 @@ def _adapt_rows(
             record["product_id"] = code
         else:
             record["properties"]["service_code"] = _ID_SAFE.sub("_", code)
-        countries[customer][row["Country"].strip() or "Unspecified"] += 1
+        countries[customer][country.strip() or "Unspecified"] += 1
         yield record
+
+
+@lru_cache(maxsize=65536)
+def _parse_ts(value: str) -> datetime:
+    return datetime.fromisoformat(value)
 
 
 def record_to_event(record: dict[str, Any]) -> Event:
@@ -144,7 +177,7 @@ def record_to_event(record: dict[str, Any]) -> Event:
     ``tests/unit/test_training_adapters.py`` validates a sample of the same records with the full model.
     """
     fields = dict(record)
-    fields["timestamp"] = datetime.fromisoformat(fields["timestamp"])
+    fields["timestamp"] = _parse_ts(fields["timestamp"])
     if "amount" in fields:
         fields["amount"] = Decimal(str(fields["amount"]))
     return Event.model_construct(**fields)

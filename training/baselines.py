@@ -9,8 +9,9 @@ Send time (each returns ``(n, 168)`` scores whose per-weekday argmax is the meth
   the app's most popular hour).
 - ``smoothed histogram``: the customer's hour-of-week counts plus ``alpha`` pseudo-moments spread as
   the population distribution (a Dirichlet posterior mean).
-- ``oracle``: knows each customer's test-window hours and picks the best hour of each weekday with
-  hindsight: the headroom, not a method.
+- oracles: know each customer's test-window hours and pick, with hindsight, the hour of day that
+  covers the most of them within one hour (one hour for every weekday, or one per weekday): the
+  headroom, not methods.
 
 Next product (each returns the top ``k`` product ids):
 
@@ -66,6 +67,12 @@ def smoothed_histogram_scores(
 def oracle_scores(test_counts: np.ndarray, priors: Priors) -> np.ndarray:
     # The window sum makes the oracle's pick the hour that covers the most test moments within one hour.
     return day_window(test_counts) + _TIE * priors.population_dist
+
+
+def oracle_hour_of_day_scores(test_counts: np.ndarray, priors: Priors) -> np.ndarray:
+    hod = test_counts.reshape(test_counts.shape[0], 7, HOURS_PER_DAY).sum(axis=1)
+    pop_hod = priors.population_dist.reshape(7, HOURS_PER_DAY).sum(axis=0)
+    return np.tile(day_window(hod) + _TIE * pop_hod, (1, 7))
 
 
 def popularity_ranking(items: ItemTable, k: int) -> list[str]:

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from kairos.features import local_hours_of_week
+from kairos.features import day_window, local_hours_of_week
 from kairos.model import CustomerInput
 from training import baselines
 from training.fit import TrainConfig, fit
@@ -33,12 +33,14 @@ from training.metrics import (
 if TYPE_CHECKING:
     from training.history import History
 
-TIME_METHODS = ("global best hour", "modal hour (Braze-style)", "smoothed histogram", "Kairos", "oracle")
-TIME_BASELINES = TIME_METHODS[:3]
+TIME_BASELINES = ("global best hour", "modal hour (Braze-style)", "smoothed histogram")
+# Not a baseline of the brief: the smoothed histogram scored with Kairos's own +-1 h window, to show
+# how much of Kairos's gain the window alone explains.
+TIME_ABLATION = "smoothed histogram, ±1 h window"
+TIME_ORACLES = ("oracle: one hour of day per customer", "oracle: best hour per weekday")
+TIME_METHODS = (*TIME_BASELINES, TIME_ABLATION, "Kairos", *TIME_ORACLES)
 PRODUCT_METHODS = ("popularity", "co-occurrence", "repeat purchases", "Kairos")
 PRODUCT_BASELINES = PRODUCT_METHODS[:3]
-# Methods that output a point (one hour), not a distribution: their log-likelihood is not reported.
-POINT_METHODS = frozenset({"modal hour (Braze-style)"})
 BUCKETS = tuple(b[0] for b in HISTORY_BUCKETS)
 TOP_K = 10
 
@@ -85,22 +87,27 @@ def evaluate(history: History, cutoff: datetime, test_days: int, cfg: TrainConfi
     test_counts = np.zeros((len(cids), 168))
     np.add.at(test_counts, (rows, hows), 1.0)
     priors = model.priors
-    scores = {
-        "global best hour": baselines.global_scores(agg_list, priors),
-        "modal hour (Braze-style)": baselines.modal_hour_scores(agg_list, priors),
-        "smoothed histogram": baselines.smoothed_histogram_scores(agg_list, priors),
-        "Kairos": kairos_scores,
-        "oracle": baselines.oracle_scores(test_counts, priors),
+    smoothed = baselines.smoothed_histogram_scores(agg_list, priors)
+    # name -> (scores whose per-weekday argmax is the pick, distribution for the log-likelihood or None).
+    # Kairos picks by its send-time scores and is scored for likelihood on its engagement distribution.
+    engagement = model.hour_rates(agg_list, [history.segment(c) for c in cids], cutoff)
+    methods = {
+        "global best hour": (baselines.global_scores(agg_list, priors),) * 2,
+        "modal hour (Braze-style)": (baselines.modal_hour_scores(agg_list, priors), None),
+        "smoothed histogram": (smoothed, smoothed),
+        TIME_ABLATION: (day_window(smoothed), smoothed),
+        "Kairos": (kairos_scores, engagement),
+        TIME_ORACLES[0]: (baselines.oracle_hour_of_day_scores(test_counts, priors), None),
+        TIME_ORACLES[1]: (baselines.oracle_scores(test_counts, priors), None),
     }
     cust_bucket = np.array([history_bucket(a.engagement_moments) for a in agg_list])
     moment_bucket = cust_bucket[rows] if rows.size else np.empty(0, dtype=str)
     time_res: dict[str, Any] = {"methods": {}, "counts": {}}
-    for name, s in scores.items():
-        hits = hits_within_one_hour(s, rows, hows)
-        ll = log_likelihoods(s, rows, hows)
+    for name, (pick, dist) in methods.items():
+        hits = hits_within_one_hour(pick, rows, hows)
         time_res["methods"][name] = {
             "hit_within_1h": _by_bucket(hits, moment_bucket),
-            "log_likelihood": None if name in POINT_METHODS else _by_bucket(ll, moment_bucket),
+            "log_likelihood": None if dist is None else _by_bucket(log_likelihoods(dist, rows, hows), moment_bucket),
         }
     for b in (*BUCKETS, "overall"):
         sel = moment_bucket == b if b != "overall" else np.ones(rows.size, bool)
@@ -127,7 +134,10 @@ def evaluate(history: History, cutoff: datetime, test_days: int, cfg: TrainConfi
     for name, ranked in lists.items():
         hr = np.array([hit_rate_at_k(r, rel, TOP_K) for r, rel in zip(ranked, relevant, strict=True)])
         nd = np.array([ndcg_at_k(r, rel, TOP_K) for r, rel in zip(ranked, relevant, strict=True)])
-        prod_res["methods"][name] = {"hr_at_10": _by_bucket(hr, buyer_bucket), "ndcg_at_10": _by_bucket(nd, buyer_bucket)}
+        prod_res["methods"][name] = {
+            "hr_at_10": _by_bucket(hr, buyer_bucket),
+            "ndcg_at_10": _by_bucket(nd, buyer_bucket),
+        }
     for b in (*BUCKETS, "overall"):
         n = int((buyer_bucket == b).sum()) if b != "overall" else len(buyers)
         prod_res["counts"][b] = {"customers": n}
@@ -203,7 +213,13 @@ def render_markdown(result: dict[str, Any]) -> str:
         lines.append(f"| {label} | " + " | ".join(_fmt(None if vals is None else vals[c]) for c in cols) + " |")
     p = result["products"]
     for metric, title in (("hr_at_10", "HR@10"), ("ndcg_at_10", "NDCG@10")):
-        lines += ["", f"**Next product: {title}** (relevant = distinct products bought in the test window)", "", head, rule]
+        lines += [
+            "",
+            f"**Next product: {title}** (relevant = distinct products bought in the test window)",
+            "",
+            head,
+            rule,
+        ]
         for name in PRODUCT_METHODS:
             vals = p["methods"][name][metric]
             label = f"**{name}**" if name == "Kairos" else name

@@ -30,7 +30,6 @@ from kairos.features import (
     time_features,
 )
 from kairos.model import KairosModel
-
 from training.history import Folder
 
 if TYPE_CHECKING:
@@ -56,6 +55,8 @@ class TrainConfig:
     time_rounds: int = 250
     time_learning_rate: float = 0.05
     time_leaves: int = 31
+    time_min_data_in_leaf: int = 200
+    time_feature_fraction: float = 0.8
     product_rounds: int = 150
     product_learning_rate: float = 0.05
     product_leaves: int = 31
@@ -73,9 +74,7 @@ def snapshot_times(start: datetime, end: datetime, cfg: TrainConfig) -> list[dat
     return sorted(out)
 
 
-def fit(
-    history: History, end: datetime, cfg: TrainConfig | None = None, folder: Folder | None = None
-) -> KairosModel:
+def fit(history: History, end: datetime, cfg: TrainConfig | None = None, folder: Folder | None = None) -> KairosModel:
     """Train a Kairos model on the events before ``end``.
 
     Parameters
@@ -118,7 +117,7 @@ def fit(
     cids = list(history.customers)
     known = [aggs[c] for c in cids]
     priors = build_priors(known, [history.segment(c) for c in cids])
-    items = build_item_table(known, history.baskets(end), end)
+    items = build_item_table(known, history.baskets(end), end, hour_counts=history.product_hour_counts(end))
     metadata = {
         "model_version": f"kairos-{end:%Y%m%d}-{int(time.time())}",
         "kairos_version": kairos.__version__,
@@ -181,14 +180,16 @@ def build_examples(history: History, end: datetime, cfg: TrainConfig, folder: Fo
         window_end = t + timedelta(days=cfg.horizon_days)
         known = [aggs[c] for c in cids]
         priors = build_priors(known, segments)
+        # Co-purchase neighbours only matter to the product ranker: skip them at time-only snapshots.
+        baskets = history.baskets(t) if t in product_times else []
+        items = build_item_table(known, baskets, t, hour_counts=history.product_hour_counts(t))
         active = history.active(t, window_end)
-        x, y, w, o = time_examples(history, aggs, active, t, window_end, priors, cfg.negative_rate, rng)
+        x, y, w, o = time_examples(history, aggs, active, t, window_end, priors, items, cfg.negative_rate, rng)
         tx.append(x)
         ty.append(y)
         tw.append(w)
         to.append(o)
         if t in product_times:
-            items = build_item_table(known, history.baskets(t), t)
             x, y, g = product_examples(history, aggs, t, window_end, items)
             px.append(x)
             py.append(y)
@@ -213,6 +214,7 @@ def time_examples(
     start: datetime,
     end: datetime,
     priors: Any,
+    items: Any,
     negative_rate: float,
     rng: np.random.Generator,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -223,7 +225,7 @@ def time_examples(
     """
     if not cids:
         return np.empty((0, len(TIME_FEATURES))), np.empty(0), np.empty(0), np.empty(0)
-    x = time_features([aggs[c] for c in cids], start, priors, [history.segment(c) for c in cids])
+    x = time_features([aggs[c] for c in cids], start, priors, [history.segment(c) for c in cids], items)
     counts = history.window_how_counts(cids, start, end)
     y = counts.reshape(-1)
     # Offset log(total moments in the window): with it the Poisson fit is a multinomial fit of how
@@ -263,13 +265,15 @@ def _owners(offsets: np.ndarray) -> np.ndarray:
     return np.repeat(np.arange(len(offsets) - 1), np.diff(offsets))
 
 
-def train_time_booster(x: np.ndarray, y: np.ndarray, w: np.ndarray, offset: np.ndarray, cfg: TrainConfig) -> lgb.Booster:
+def train_time_booster(
+    x: np.ndarray, y: np.ndarray, w: np.ndarray, offset: np.ndarray, cfg: TrainConfig
+) -> lgb.Booster:
     params = {
         "objective": "poisson",
         "learning_rate": cfg.time_learning_rate,
         "num_leaves": cfg.time_leaves,
-        "min_data_in_leaf": 200,
-        "feature_fraction": 0.8,
+        "min_data_in_leaf": cfg.time_min_data_in_leaf,
+        "feature_fraction": cfg.time_feature_fraction,
         "bagging_fraction": 0.8,
         "bagging_freq": 1,
         "lambda_l2": 1.0,
@@ -301,4 +305,3 @@ def train_product_booster(x: np.ndarray, y: np.ndarray, groups: np.ndarray, cfg:
     }
     data = lgb.Dataset(x, label=y, group=groups, feature_name=list(PRODUCT_FEATURES), free_raw_data=True)
     return lgb.train(params, data, num_boost_round=cfg.product_rounds)
-

@@ -18,12 +18,12 @@ from kairos.aggregates import CustomerAggregates, fold_events
 from kairos.constants import ENGAGEMENT_TYPES, HOURS_PER_WEEK
 from kairos.features import local_hours_of_week, segment_of
 from kairos.timeutil import HOUR
-from training.io import Profile
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
     from kairos.schemas import Event
+    from training.io import Profile
 
 
 @dataclass
@@ -51,7 +51,9 @@ class History:
             moments = np.unique(
                 np.array([int(t) // HOUR for t, e in zip(times, evs, strict=True) if e.type in ENGAGEMENT_TYPES])
             ).astype(np.int64)
-            bought = [(t, e.product_id) for t, e in zip(times, evs, strict=True) if e.type == "purchase" and e.product_id]
+            bought = [
+                (t, e.product_id) for t, e in zip(times, evs, strict=True) if e.type == "purchase" and e.product_id
+            ]
             self.customers[cid] = CustomerHistory(
                 events=evs,
                 times=times,
@@ -59,6 +61,7 @@ class History:
                 purchase_s=np.array([t for t, _ in bought], dtype=np.float64),
                 purchase_products=[p for _, p in bought],
             )
+        self._product_hours: tuple[list[str], np.ndarray, np.ndarray] | None = None
         all_times = [h.times[0] for h in self.customers.values() if h.times]
         last_times = [h.times[-1] for h in self.customers.values() if h.times]
         self.start = datetime.fromtimestamp(min(all_times), UTC) if all_times else None
@@ -101,6 +104,31 @@ class History:
     def active(self, start: datetime, end: datetime) -> list[str]:
         """Customers with at least one engagement moment in the window."""
         return [cid for cid in self.customers if self.window_moments(cid, start, end).size]
+
+    def product_hour_counts(self, end: datetime) -> dict[str, np.ndarray]:
+        """Per product, its purchase moments before ``end`` by the buyer's local hour of day."""
+        if self._product_hours is None:
+            self._product_hours = self._index_product_hours()
+        ids, times, codes = self._product_hours
+        sel = times < end.timestamp() / HOUR
+        counts = np.bincount(codes[sel], minlength=len(ids) * 24).reshape(len(ids), 24)
+        return {p: counts[i].astype(np.float64) for i, p in enumerate(ids) if counts[i].any()}
+
+    def _index_product_hours(self) -> tuple[list[str], np.ndarray, np.ndarray]:
+        # One entry per (customer, product, clock hour): a product bought twice in an hour is one moment.
+        ids = sorted({p for h in self.customers.values() for p in h.purchase_products})
+        index = {p: i for i, p in enumerate(ids)}
+        times, codes = [], []
+        for cid, h in self.customers.items():
+            if not h.purchase_products:
+                continue
+            hours = (h.purchase_s // HOUR).astype(np.int64)
+            hods = local_hours_of_week(hours, self.timezone(cid)) % 24
+            prod = np.array([index[p] for p in h.purchase_products], dtype=np.int64)
+            key = np.unique(np.stack([prod, hours]), axis=1, return_index=True)[1]
+            times.append(hours[key])
+            codes.append(prod[key] * 24 + hods[key])
+        return ids, np.concatenate(times), np.concatenate(codes)
 
     def baskets(self, end: datetime) -> list[list[str]]:
         """Purchase baskets before ``end``: a customer's products bought in one clock hour."""

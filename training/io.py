@@ -81,9 +81,7 @@ def _local_files(path: Path) -> list[Path]:
     return [path]
 
 
-def load_events(
-    sources: Sequence[str], profiles_path: str | None = None, s3_client: Any = None
-) -> LoadedData:
+def load_events(sources: Sequence[str], profiles_path: str | None = None, s3_client: Any = None) -> LoadedData:
     """Load events (and profiles) from local paths, directories, ``s3://bucket/prefix`` or raw CSVs.
 
     Parameters

@@ -42,7 +42,12 @@ def store() -> DynamoStore:
 
 @lru_cache(maxsize=1)
 def models() -> ModelSource:
-    return ModelSource(KairosModel.load, BUNDLED, bucket=os.environ.get("MODELS_BUCKET_NAME") or None)
+    return ModelSource(
+        KairosModel.load,
+        BUNDLED,
+        bucket=os.environ.get("MODELS_BUCKET_NAME") or None,
+        cache_dir=Path(os.environ.get("KAIROS_MODEL_CACHE_DIR", "/tmp/kairos-models")),  # noqa: S108
+    )
 
 
 def handle(event: dict[str, Any], time_left_ms: Any) -> dict[str, Any]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import tempfile
 import warnings
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
@@ -54,6 +55,9 @@ def embedded_aws(
         os.environ["POWERTOOLS_LOG_LEVEL"] = log_level
     for var in ("AWS_PROFILE", "AWS_ENDPOINT_URL"):
         os.environ.pop(var, None)
+    # Downloaded model versions are cached per embedded deployment, as each Lambda sandbox has its own /tmp.
+    cache = tempfile.TemporaryDirectory(prefix="kairos-models-")
+    os.environ["KAIROS_MODEL_CACHE_DIR"] = cache.name
     try:
         with mock_aws():
             session = boto3.Session(region_name=FAKE_ENV["AWS_DEFAULT_REGION"])
@@ -64,6 +68,7 @@ def embedded_aws(
             runtime.api_key = key  # type: ignore[attr-defined]
             yield runtime
     finally:
+        cache.cleanup()
         os.environ.clear()
         os.environ.update(saved)
 
