@@ -39,6 +39,16 @@ validate: dev
 
 bench: dev
 	$(PY) bench/ingest.py
+	$(PY) bench/score.py
+
+# sam build without Docker (layers and the score function build through their Makefiles), then prove that
+# every shared library the score function needs is in the package or in the python3.12 arm64 runtime.
+SAM_VENV := .venv-sam
+build:
+	test -x $(SAM_VENV)/bin/sam || { $(PYTHON) -m venv $(SAM_VENV) && $(SAM_VENV)/bin/pip install --quiet aws-sam-cli; }
+	PATH="$(dir $(PYTHON)):$$PATH" $(SAM_VENV)/bin/sam build
+	$(PYTHON) tools/check_shared_libs.py .aws-sam/build/ScoreFunction .aws-sam/build/KairosLayer .aws-sam/build/MlLayer
+	$(PYTHON) tools/package_size.py .aws-sam/build/ScoreFunction .aws-sam/build/KairosLayer .aws-sam/build/MlLayer
 
 pr: lint test
 
