@@ -124,6 +124,17 @@ def cmd_card(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_publish(args: argparse.Namespace) -> int:
+    from kairos.adapters.model_store import publish_model
+
+    meta = json.loads((Path(args.model) / "metadata.json").read_text())
+    # Versions sort by name and the score function takes the newest: lead with the UTC publication time.
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    version = args.version or f"{stamp}-{meta.get('model_version', Path(args.model).name)}"
+    print(publish_model(args.model, args.bucket, version))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m training", description=__doc__.splitlines()[0])
     parser.add_argument("-v", "--verbose", action="store_true", help="log progress")
@@ -183,6 +194,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--test-days", type=int, default=92)
     train_args(p)
     p.set_defaults(func=cmd_card)
+
+    p = sub.add_parser("publish", help="upload a model directory to the models bucket; the score function picks it up")
+    p.add_argument("--model", required=True, help="model directory")
+    p.add_argument("--bucket", required=True, help="the stack's ModelsBucketName output")
+    p.add_argument("--version", help="version name (default: <UTC time>-<model_version>)")
+    p.set_defaults(func=cmd_publish)
     return parser
 
 

@@ -28,8 +28,11 @@ if TYPE_CHECKING:
 
 # The default model ships inside the function package (see functions/score/Makefile); a checkout uses models/.
 BUNDLED = next(
-    (p for p in (Path(__file__).parent / "model", Path(__file__).resolve().parents[2] / "models" / "default")
-     if (p / "metadata.json").exists()),
+    (
+        p
+        for p in (Path(__file__).parent / "model", Path(__file__).resolve().parents[2] / "models" / "default")
+        if (p / "metadata.json").exists()
+    ),
     Path(__file__).parent / "model",
 )
 
@@ -60,8 +63,15 @@ def handle(event: dict[str, Any], time_left_ms: Any) -> dict[str, Any]:
         result = scoring.score_customers(list(event["customer_ids"]), store(), model, as_of, source.version)
     else:
         result = scoring.score_segment(
-            store(), model, as_of, int(event.get("segment", 0)), int(event.get("total_segments", 1)),
-            event.get("cursor"), time_left_ms, int(event.get("page_size", 500)), model_source=source.version,
+            store(),
+            model,
+            as_of,
+            int(event.get("segment", 0)),
+            int(event.get("total_segments", 1)),
+            event.get("cursor"),
+            time_left_ms,
+            int(event.get("page_size", 500)),
+            model_source=source.version,
         )
     result["model_version"] = model.version
     result["as_of"] = as_of.isoformat()

@@ -137,8 +137,10 @@ class CampaignIn(BaseModel):
     audience: Audience
     messages: Messages
     channels: Annotated[list[Channel], Field(min_length=1, max_length=4, description="fallback order")]
-    wait_hours: Annotated[list[Annotated[float, Field(gt=0, le=24 * 30)]], Field(
-        min_length=1, description="how long to wait for engagement after each step (last value repeats)")] = [24.0]
+    wait_hours: Annotated[
+        list[Annotated[float, Field(gt=0, le=24 * 30)]],
+        Field(min_length=1, description="how long to wait for engagement after each step (last value repeats)"),
+    ] = [24.0]
     starts_at: datetime | None = None
     expires_at: datetime
     quiet_hours: QuietHoursIn | None = None

@@ -53,8 +53,9 @@ def stable_unit(*parts: str) -> float:
     return int.from_bytes(digest[:8], "big") / 2**64
 
 
-def candidate_hours(now: datetime, tz: str, window_end: datetime, quiet: QuietHours | None,
-                    window_start: datetime | None = None) -> list[datetime]:
+def candidate_hours(
+    now: datetime, tz: str, window_end: datetime, quiet: QuietHours | None, window_start: datetime | None = None
+) -> list[datetime]:
     """Start instants (UTC) of the local clock hours a send may use, earliest first.
 
     Hours come from the local calendar, so a daylight-saving change gives a 23- or 25-hour day: the

@@ -25,9 +25,7 @@ WRITE_THREADS = 8
 
 
 def _inputs(records: Iterable[CustomerRecord]) -> list[CustomerInput]:
-    return [
-        CustomerInput(r.customer_id, r.aggregates, ((r.profile or {}).get("attributes") or None)) for r in records
-    ]
+    return [CustomerInput(r.customer_id, r.aggregates, ((r.profile or {}).get("attributes") or None)) for r in records]
 
 
 def _payload(rec: Any, as_of: datetime, model_source: str | None) -> dict[str, Any]:
@@ -39,7 +37,10 @@ def _payload(rec: Any, as_of: datetime, model_source: str | None) -> dict[str, A
 
 
 def score_records(
-    records: list[CustomerRecord], store: DynamoStore, model: KairosModel, as_of: datetime,
+    records: list[CustomerRecord],
+    store: DynamoStore,
+    model: KairosModel,
+    as_of: datetime,
     model_source: str | None = None,
 ) -> int:
     """Recommend for ``records`` in chunks (one booster call per chunk) and write the answers in parallel."""
@@ -80,8 +81,13 @@ def score_segment(
         scored += score_records(records, store, model, as_of, model_source)
         if cursor is None or time_left_ms() < reserve_ms:
             break
-    return {"segment": segment, "total_segments": total_segments, "cursor": cursor, "scored": scored,
-            "done": cursor is None}
+    return {
+        "segment": segment,
+        "total_segments": total_segments,
+        "cursor": cursor,
+        "scored": scored,
+        "done": cursor is None,
+    }
 
 
 def store_fallbacks(store: DynamoStore, model: KairosModel, as_of: datetime, model_source: str | None = None) -> int:

@@ -45,8 +45,9 @@ def _score_everybody(runtime, segments: int = 2) -> int:
     for seg in range(segments):
         cursor, done = None, False
         while not done:
-            out = runtime.invoke("ScoreFunction", {"segment": seg, "total_segments": segments, "cursor": cursor,
-                                                   "page_size": 7})
+            out = runtime.invoke(
+                "ScoreFunction", {"segment": seg, "total_segments": segments, "cursor": cursor, "page_size": 7}
+            )
             cursor, done, scored = out["cursor"], out["done"], scored + out["scored"]
     return scored
 
@@ -55,15 +56,21 @@ def test_score_function_serves_what_training_code_computes(runtime, client, mode
     # GIVEN 12 real customers ingested through the API, and a model published to the models bucket
     events, profiles = load_sample(12, seed=3, data_dir=DATA)
     for p in profiles:
-        assert client.request("PUT", f"/v1/customers/{p['customer_id']}",
-                              {"timezone": p["timezone"], "attributes": p["attributes"]}).status == 200
+        assert (
+            client.request(
+                "PUT", f"/v1/customers/{p['customer_id']}", {"timezone": p["timezone"], "attributes": p["attributes"]}
+            ).status
+            == 200
+        )
     for i in range(0, len(events), 500):
         body = client.post_events(events[i : i + 500]).json()
         assert not body["rejected"], body["rejected"][:3]
-    publish_model(model_dir, runtime.dep.physical["ModelsBucket"], "20261122T000000Z-test",
-                  runtime.session.client("s3"))
-    client.request("PUT", "/v1/customers/newcomer", {"timezone": "Europe/London",
-                                                     "attributes": {"country": "United Kingdom"}})
+    publish_model(
+        model_dir, runtime.dep.physical["ModelsBucket"], "20261122T000000Z-test", runtime.session.client("s3")
+    )
+    client.request(
+        "PUT", "/v1/customers/newcomer", {"timezone": "Europe/London", "attributes": {"country": "United Kingdom"}}
+    )
     # WHEN every customer is scored by parallel scan segments, page by page, resuming from cursors
     scored = _score_everybody(runtime)
     # THEN every customer got an answer, and it is what the model gives for training-side aggregates
@@ -76,8 +83,9 @@ def test_score_function_serves_what_training_code_computes(runtime, client, mode
         assert rec["best_hour_of_week"] == max(range(168), key=lambda h: rec["hour_scores"][h])
         mine = [Event.model_validate(e) for e in events if e["customer_id"] == p["customer_id"]]
         agg, _ = fold_events(CustomerAggregates(timezone=p["timezone"]), mine, set())
-        [expected] = model.recommend([CustomerInput(p["customer_id"], agg, p["attributes"])],
-                                     datetime.fromisoformat(rec["as_of"]))
+        [expected] = model.recommend(
+            [CustomerInput(p["customer_id"], agg, p["attributes"])], datetime.fromisoformat(rec["as_of"])
+        )
         assert rec["hour_scores"] == pytest.approx(expected.hour_scores, rel=1e-9, abs=1e-12)
         assert [x["product_id"] for x in rec["next_products"]] == [x["product_id"] for x in expected.next_products]
     # AND a customer without history gets a prior-based answer that says so
@@ -87,8 +95,9 @@ def test_score_function_serves_what_training_code_computes(runtime, client, mode
 
 def test_recommendation_before_scoring_falls_back_and_unknown_is_404(runtime, client, model_dir):
     # GIVEN a published model and stored fallbacks, and a customer created after the last scoring run
-    publish_model(model_dir, runtime.dep.physical["ModelsBucket"], "20261122T000000Z-test",
-                  runtime.session.client("s3"))
+    publish_model(
+        model_dir, runtime.dep.physical["ModelsBucket"], "20261122T000000Z-test", runtime.session.client("s3")
+    )
     assert client.request("GET", "/v1/customers/late/recommendation").status == 404
     client.request("PUT", "/v1/customers/late", {"timezone": "Europe/Paris", "attributes": {"country": "France"}})
     assert client.request("GET", "/v1/customers/late/recommendation").status == 404  # nothing scored yet

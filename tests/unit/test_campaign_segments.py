@@ -17,14 +17,25 @@ NOW = datetime(2026, 11, 22, 12, tzinfo=UTC)
 
 
 def _customer(days_ago: list[int], cart: float | None = None, country: str = "UK") -> CustomerRecord:
-    evs = [Event(event_id=f"p{i}", customer_id="c", type="purchase", timestamp=NOW - timedelta(days=d),
-                 product_id=f"SKU{i}", amount=10) for i, d in enumerate(days_ago)]
+    evs = [
+        Event(
+            event_id=f"p{i}",
+            customer_id="c",
+            type="purchase",
+            timestamp=NOW - timedelta(days=d),
+            product_id=f"SKU{i}",
+            amount=10,
+        )
+        for i, d in enumerate(days_ago)
+    ]
     if cart is not None:
-        evs.append(Event(event_id="cart", customer_id="c", type="cart_abandon", timestamp=NOW - timedelta(days=1),
-                         amount=cart))
+        evs.append(
+            Event(event_id="cart", customer_id="c", type="cart_abandon", timestamp=NOW - timedelta(days=1), amount=cart)
+        )
     agg, _ = fold_events(CustomerAggregates(), evs, set())
-    return CustomerRecord("c", exists=True, aggregates=agg,
-                          profile={"attributes": {"country": country}, "consent": {"email": True}})
+    return CustomerRecord(
+        "c", exists=True, aggregates=agg, profile={"attributes": {"country": country}, "consent": {"email": True}}
+    )
 
 
 @pytest.mark.parametrize(
@@ -54,10 +65,14 @@ def test_matches_no_purchase_never_matches_days_since():
 
 def _campaign(**over):
     body = {
-        "name": "winback", "audience": {"filters": [{"field": "purchase_count", "op": "gt", "value": 3}]},
-        "messages": {"email": {"subject": "Hi {{first_name}}", "text": "Look: {{product_id}}"},
-                     "sms": {"text": "Offer inside"}},
-        "channels": ["email", "sms"], "expires_at": "2026-12-01T00:00:00+00:00",
+        "name": "winback",
+        "audience": {"filters": [{"field": "purchase_count", "op": "gt", "value": 3}]},
+        "messages": {
+            "email": {"subject": "Hi {{first_name}}", "text": "Look: {{product_id}}"},
+            "sms": {"text": "Offer inside"},
+        },
+        "channels": ["email", "sms"],
+        "expires_at": "2026-12-01T00:00:00+00:00",
     }
     body.update(over)
     return body

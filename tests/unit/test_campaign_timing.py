@@ -41,8 +41,15 @@ def test_decide_optimized_next_best_hour_in_customer_zone_outside_quiet_hours():
     now = datetime(2026, 11, 23, 0, 0, tzinfo=UTC)  # Monday 09:00 in Tokyo
     best = 2 * 24 + 9
     # WHEN deciding
-    d = decide(mode="optimized", now=now, tz="Asia/Tokyo", window_end=now + timedelta(days=7),
-               hour_scores=_scores(best), quiet=QUIET, seed=("camp", "c1"))
+    d = decide(
+        mode="optimized",
+        now=now,
+        tz="Asia/Tokyo",
+        window_end=now + timedelta(days=7),
+        hour_scores=_scores(best),
+        quiet=QUIET,
+        seed=("camp", "c1"),
+    )
     # THEN it is Wednesday 09:00 Tokyo time, chosen with probability 1
     assert d.send_at == datetime(2026, 11, 25, 0, 0, tzinfo=UTC)
     assert d.hour_of_week == best and d.policy == "optimized" and d.probability == 1.0
@@ -52,38 +59,50 @@ def test_decide_best_hour_in_quiet_hours_takes_best_allowed_hour():
     now = datetime(2026, 11, 23, 0, 0, tzinfo=UTC)
     scores = _scores(23)  # Monday 23:00 local: quiet
     scores[10] = 20.0
-    d = decide(mode="optimized", now=now, tz="UTC", window_end=now + timedelta(days=7), hour_scores=scores,
-               quiet=QUIET)
+    d = decide(mode="optimized", now=now, tz="UTC", window_end=now + timedelta(days=7), hour_scores=scores, quiet=QUIET)
     assert d.hour_of_week == 10
     assert all(not QUIET.contains(c) for c in candidate_hours(now, "UTC", now + timedelta(days=7), QUIET))
 
 
 def test_decide_window_without_allowed_hours_is_none():
     now = datetime(2026, 11, 23, 22, 0, tzinfo=UTC)
-    assert decide(mode="immediate", now=now, tz="UTC", window_end=now + timedelta(hours=5), hour_scores=None,
-                  quiet=QUIET) is None
+    assert (
+        decide(mode="immediate", now=now, tz="UTC", window_end=now + timedelta(hours=5), hour_scores=None, quiet=QUIET)
+        is None
+    )
 
 
 def test_decide_immediate_waits_for_quiet_hours_to_end():
     now = datetime(2026, 11, 23, 22, 10, tzinfo=UTC)
-    d = decide(mode="immediate", now=now, tz="UTC", window_end=now + timedelta(days=2), hour_scores=None,
-               quiet=QUIET)
+    d = decide(mode="immediate", now=now, tz="UTC", window_end=now + timedelta(days=2), hour_scores=None, quiet=QUIET)
     assert d.send_at == datetime(2026, 11, 24, 8, 0, tzinfo=UTC)
 
 
 def test_decide_fixed_local_time_is_daylight_saving_safe():
     # GIVEN a fixed 10:30 local send in New York across the November DST change
     now = datetime(2026, 10, 31, 16, 0, tzinfo=UTC)  # Saturday 12:00 EDT, after 10:30
-    d = decide(mode="fixed", now=now, tz="America/New_York", window_end=now + timedelta(days=3),
-               hour_scores=None, fixed_local=time(10, 30))
+    d = decide(
+        mode="fixed",
+        now=now,
+        tz="America/New_York",
+        window_end=now + timedelta(days=3),
+        hour_scores=None,
+        fixed_local=time(10, 30),
+    )
     # THEN Sunday 10:30 EST (UTC-5), the day the clocks went back
     assert d.send_at == datetime(2026, 11, 1, 15, 30, tzinfo=UTC)
 
 
 def test_decide_exploration_is_deterministic_and_logs_propensity():
     now = datetime(2026, 11, 23, 0, 0, tzinfo=UTC)
-    kw = dict(mode="optimized", now=now, tz="UTC", window_end=now + timedelta(days=7), hour_scores=_scores(40),
-              explore_share=0.2)
+    kw = dict(
+        mode="optimized",
+        now=now,
+        tz="UTC",
+        window_end=now + timedelta(days=7),
+        hour_scores=_scores(40),
+        explore_share=0.2,
+    )
     decisions = [decide(**kw, seed=("camp", f"c{i}")) for i in range(400)]
     again = [decide(**kw, seed=("camp", f"c{i}")) for i in range(400)]
     assert decisions == again

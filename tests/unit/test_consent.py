@@ -12,8 +12,13 @@ PROFILE = {"contact": {"email": "a@example.com", "phone": "+447700900123"}, "con
 
 
 def _record(unsub: dict[str, int] | None = None, consent_at: str | None = "2026-01-01T00:00:00+00:00"):
-    return CustomerRecord("c", exists=True, profile=PROFILE,
-                          aggregates=CustomerAggregates(unsubscribed=unsub or {}), consent_at=consent_at)
+    return CustomerRecord(
+        "c",
+        exists=True,
+        profile=PROFILE,
+        aggregates=CustomerAggregates(unsubscribed=unsub or {}),
+        consent_at=consent_at,
+    )
 
 
 def test_may_send_needs_consent_and_contact_point():
