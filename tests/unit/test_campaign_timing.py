@@ -95,14 +95,14 @@ def test_decide_fixed_local_time_is_daylight_saving_safe():
 
 def test_decide_exploration_is_deterministic_and_logs_propensity():
     now = datetime(2026, 11, 23, 0, 0, tzinfo=UTC)
-    kw = dict(
-        mode="optimized",
-        now=now,
-        tz="UTC",
-        window_end=now + timedelta(days=7),
-        hour_scores=_scores(40),
-        explore_share=0.2,
-    )
+    kw = {
+        "mode": "optimized",
+        "now": now,
+        "tz": "UTC",
+        "window_end": now + timedelta(days=7),
+        "hour_scores": _scores(40),
+        "explore_share": 0.2,
+    }
     decisions = [decide(**kw, seed=("camp", f"c{i}")) for i in range(400)]
     again = [decide(**kw, seed=("camp", f"c{i}")) for i in range(400)]
     assert decisions == again

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import boto3
 import pytest
 from moto import mock_aws
@@ -24,7 +26,7 @@ def _model_dir(tmp_path, name: str):
     d = tmp_path / name
     d.mkdir()
     (d / "time_model.txt").write_text(name)
-    (d / "metadata.json").write_text('{"model_version": "%s"}' % name)
+    (d / "metadata.json").write_text(json.dumps({"model_version": name}))
     return d
 
 
