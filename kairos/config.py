@@ -16,6 +16,8 @@ class Settings(BaseModel):
     customers_table: str = Field(default="kairos-customers")
     api_keys_table: str = Field(default="kairos-api-keys")
     archive_bucket: str = Field(default="kairos-archive")
+    campaigns_table: str = Field(default="kairos-campaigns")
+    segments_table: str = Field(default="kairos-segments")
     retention_days: int = Field(default=400, ge=1, le=36500)
     clock_skew_seconds: int = Field(default=300, ge=0, le=86400)
 
@@ -35,6 +37,8 @@ class Settings(BaseModel):
             "customers_table": c.ENV_CUSTOMERS_TABLE,
             "api_keys_table": c.ENV_API_KEYS_TABLE,
             "archive_bucket": c.ENV_ARCHIVE_BUCKET,
+            "campaigns_table": c.ENV_CAMPAIGNS_TABLE,
+            "segments_table": c.ENV_SEGMENTS_TABLE,
             "retention_days": c.ENV_RETENTION_DAYS,
             "clock_skew_seconds": c.ENV_CLOCK_SKEW_SECONDS,
         }
@@ -46,6 +50,8 @@ _ENV_VARS = (
     c.ENV_CUSTOMERS_TABLE,
     c.ENV_API_KEYS_TABLE,
     c.ENV_ARCHIVE_BUCKET,
+    c.ENV_CAMPAIGNS_TABLE,
+    c.ENV_SEGMENTS_TABLE,
     c.ENV_RETENTION_DAYS,
     c.ENV_CLOCK_SKEW_SECONDS,
 )

@@ -8,15 +8,18 @@ from typing import TYPE_CHECKING, Annotated
 
 from aws_lambda_powertools.event_handler import Response, content_types
 from aws_lambda_powertools.event_handler.openapi.models import HTTPBearer
-from aws_lambda_powertools.event_handler.openapi.params import Body, Path
+from aws_lambda_powertools.event_handler.openapi.params import Body, Path, Query
 from aws_lambda_powertools.metrics import MetricUnit
 
 from kairos import __version__
 from kairos.adapters.archive import S3Archive
+from kairos.adapters.campaigns import DynamoCampaignStore
 from kairos.adapters.dynamo import DynamoStore
 from kairos.api import make_resolver
+from kairos.campaigns.model import CampaignIn, CampaignList, CampaignView, SegmentIn, SegmentList, SegmentView
 from kairos.config import settings
-from kairos.logic import customers, ingest, recommendations
+from kairos.errors import InvalidInputError
+from kairos.logic import campaigns, customers, ingest, recommendations
 from kairos.observability import logger, metrics, tracer
 from kairos.schemas import (
     _ID_PATTERN,
@@ -75,6 +78,61 @@ def delete_customer(customer_id: CustomerId) -> ErasureReport:
     report = customers.erase_customer(customer_id, store(), archive())
     logger.info("customer erased", extra=report.model_dump())
     return report
+
+
+@lru_cache(maxsize=1)
+def campaign_store() -> DynamoCampaignStore:
+    cfg = settings()
+    return DynamoCampaignStore(cfg.campaigns_table, cfg.segments_table)
+
+
+CampaignId = Annotated[str, Path(pattern=r"^[0-9a-f]{32}$", description="The id Kairos gave the campaign")]
+SegmentName = Annotated[str, Path(pattern=_ID_PATTERN, description="The segment's name")]
+
+
+@app.put("/v1/segments/<name>", summary="Save an audience segment (all filters must hold)", tags=["campaigns"])
+def put_segment(name: SegmentName, segment: Annotated[SegmentIn, Body()]) -> SegmentView:
+    if segment.name != name:
+        raise InvalidInputError("name", f"the body names '{segment.name}' but the path '{name}'")
+    return SegmentView.model_validate(campaigns.save_segment(segment, campaign_store(), datetime.now(UTC)))
+
+
+@app.get("/v1/segments/<name>", summary="A saved segment", tags=["campaigns"])
+def get_segment(name: SegmentName) -> SegmentView:
+    return SegmentView.model_validate(campaign_store().get_segment(name))
+
+
+@app.get("/v1/segments", summary="All saved segments", tags=["campaigns"])
+def list_segments() -> SegmentList:
+    return SegmentList(segments=[SegmentView.model_validate(s) for s in campaign_store().list_segments()])
+
+
+@app.post("/v1/campaigns", summary="Create a campaign", tags=["campaigns"])
+def post_campaign(campaign: Annotated[CampaignIn, Body()]) -> Response[CampaignView]:
+    doc = campaigns.create_campaign(campaign, campaign_store(), datetime.now(UTC))
+    return Response(
+        status_code=201,
+        content_type=content_types.APPLICATION_JSON,
+        body=CampaignView.model_validate(doc).model_dump(mode="json"),
+    )
+
+
+@app.get("/v1/campaigns/<campaign_id>", summary="A campaign", tags=["campaigns"])
+def get_campaign(campaign_id: CampaignId) -> CampaignView:
+    return CampaignView.model_validate(campaign_store().get_campaign(campaign_id))
+
+
+@app.get("/v1/campaigns", summary="Campaigns, a page at a time", tags=["campaigns"])
+def list_campaigns(
+    limit: Annotated[int, Query(ge=1, le=100)] = 50, next_token: Annotated[str | None, Query()] = None
+) -> CampaignList:
+    items, token = campaign_store().list_campaigns(limit, next_token)
+    return CampaignList(campaigns=[CampaignView.model_validate(i) for i in items], next_token=token)
+
+
+@app.post("/v1/campaigns/<campaign_id>/cancel", summary="Cancel a campaign", tags=["campaigns"])
+def cancel_campaign(campaign_id: CampaignId) -> CampaignView:
+    return CampaignView.model_validate(campaigns.cancel_campaign(campaign_id, campaign_store(), datetime.now(UTC)))
 
 
 @app.get(

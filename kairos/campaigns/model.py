@@ -175,3 +175,24 @@ class CampaignIn(BaseModel):
 
     def wait_after(self, step: int) -> float:
         return self.wait_hours[min(step, len(self.wait_hours) - 1)]
+
+
+class CampaignView(BaseModel):
+    campaign_id: str
+    status: Literal["scheduled", "running", "completed", "cancelled"]
+    created_at: datetime
+    definition: CampaignIn
+    status_changed_at: datetime | None = None
+
+
+class CampaignList(BaseModel):
+    campaigns: list[CampaignView]
+    next_token: str | None = None
+
+
+class SegmentView(SegmentIn):
+    updated_at: datetime
+
+
+class SegmentList(BaseModel):
+    segments: list[SegmentView]

@@ -1,0 +1,97 @@
+"""Campaigns and saved segments in DynamoDB."""
+
+from __future__ import annotations
+
+import base64
+import json
+from typing import TYPE_CHECKING, Any
+
+import boto3
+from botocore.exceptions import ClientError
+
+from kairos.adapters.dynamo import _item, _plain
+from kairos.errors import ConflictError, NotFoundError, StoreError
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb import DynamoDBClient
+
+
+class DynamoCampaignStore:
+    """Campaign definitions (key ``campaign_id``) and saved segments (key ``name``)."""
+
+    def __init__(self, campaigns_table: str, segments_table: str, client: DynamoDBClient | None = None) -> None:
+        self.campaigns_table = campaigns_table
+        self.segments_table = segments_table
+        self._client = client
+
+    @property
+    def client(self) -> DynamoDBClient:
+        if self._client is None:
+            self._client = boto3.client("dynamodb")
+        return self._client
+
+    def _call(self, op: str, **kwargs: Any) -> dict[str, Any]:
+        try:
+            return getattr(self.client, op)(**kwargs)
+        except ClientError as exc:
+            code = exc.response["Error"]["Code"]
+            if code == "ConditionalCheckFailedException":
+                raise ConflictError(f"{op}: condition failed") from exc
+            raise StoreError(f"DynamoDB {op} failed: {code}") from exc
+
+    def put_segment(self, segment: dict[str, Any]) -> None:
+        self._call("put_item", TableName=self.segments_table, Item=_item(segment))
+
+    def get_segment(self, name: str) -> dict[str, Any]:
+        item = self._call("get_item", TableName=self.segments_table, Key={"name": {"S": name}}).get("Item")
+        if item is None:
+            raise NotFoundError(f"segment '{name}' not found")
+        return _plain(item)
+
+    def list_segments(self) -> list[dict[str, Any]]:
+        out: list[dict[str, Any]] = []
+        for page in self.client.get_paginator("scan").paginate(TableName=self.segments_table):
+            out += [_plain(i) for i in page.get("Items", [])]
+        return sorted(out, key=lambda s: s["name"])
+
+    def create_campaign(self, campaign: dict[str, Any]) -> None:
+        self._call(
+            "put_item",
+            TableName=self.campaigns_table,
+            Item=_item(campaign),
+            ConditionExpression="attribute_not_exists(campaign_id)",
+        )
+
+    def get_campaign(self, campaign_id: str) -> dict[str, Any]:
+        item = self._call(
+            "get_item", TableName=self.campaigns_table, Key={"campaign_id": {"S": campaign_id}}, ConsistentRead=True
+        ).get("Item")
+        if item is None:
+            raise NotFoundError(f"campaign '{campaign_id}' not found")
+        return _plain(item)
+
+    def list_campaigns(self, limit: int, token: str | None) -> tuple[list[dict[str, Any]], str | None]:
+        kwargs: dict[str, Any] = {"TableName": self.campaigns_table, "Limit": limit}
+        if token:
+            kwargs["ExclusiveStartKey"] = json.loads(base64.urlsafe_b64decode(token.encode()))
+        resp = self._call("scan", **kwargs)
+        last = resp.get("LastEvaluatedKey")
+        next_token = base64.urlsafe_b64encode(json.dumps(last).encode()).decode() if last else None
+        return [_plain(i) for i in resp.get("Items", [])], next_token
+
+    def set_status(self, campaign_id: str, status: str, allowed_from: tuple[str, ...], now_iso: str) -> None:
+        names = {"#s": "status"}
+        values = {":s": {"S": status}, ":now": {"S": now_iso}}
+        conds = []
+        for i, s in enumerate(allowed_from):
+            values[f":f{i}"] = {"S": s}
+            conds.append(f"#s = :f{i}")
+        self._call(
+            "update_item",
+            TableName=self.campaigns_table,
+            Key={"campaign_id": {"S": campaign_id}},
+            UpdateExpression="SET #s = :s, status_changed_at = :now",
+            ConditionExpression="attribute_exists(campaign_id) AND (" + " OR ".join(conds) + ")",
+            ExpressionAttributeNames=names,
+            ExpressionAttributeValues=values,
+        )

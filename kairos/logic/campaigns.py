@@ -1,0 +1,52 @@
+"""Create, read, list and cancel campaigns; save segments."""
+
+from __future__ import annotations
+
+import uuid
+from typing import TYPE_CHECKING, Any
+
+from kairos.errors import ConflictError, InvalidInputError, NotFoundError
+
+if TYPE_CHECKING:
+    from datetime import datetime
+
+    from kairos.adapters.campaigns import DynamoCampaignStore
+    from kairos.campaigns.model import CampaignIn, SegmentIn
+
+ACTIVE = ("scheduled", "running")
+
+
+def save_segment(segment: SegmentIn, store: DynamoCampaignStore, now: datetime) -> dict[str, Any]:
+    doc = {**segment.model_dump(mode="json"), "updated_at": now.isoformat()}
+    store.put_segment(doc)
+    return doc
+
+
+def create_campaign(campaign: CampaignIn, store: DynamoCampaignStore, now: datetime) -> dict[str, Any]:
+    """Store a new campaign (status ``scheduled``); a named segment must exist."""
+    if campaign.audience.segment is not None:
+        try:
+            store.get_segment(campaign.audience.segment)
+        except NotFoundError as exc:
+            raise InvalidInputError("audience.segment", f"no saved segment '{campaign.audience.segment}'") from exc
+    if campaign.expires_at <= now:
+        raise InvalidInputError("expires_at", "the campaign would already be expired")
+    doc = {
+        "campaign_id": uuid.uuid4().hex,
+        "status": "scheduled",
+        "created_at": now.isoformat(),
+        "definition": campaign.model_dump(mode="json"),
+    }
+    store.create_campaign(doc)
+    return doc
+
+
+def cancel_campaign(campaign_id: str, store: DynamoCampaignStore, now: datetime) -> dict[str, Any]:
+    """Stop a campaign: journeys check the status before every send and end."""
+    store.get_campaign(campaign_id)
+    try:
+        store.set_status(campaign_id, "cancelled", ACTIVE, now.isoformat())
+    except ConflictError as exc:
+        status = store.get_campaign(campaign_id)["status"]
+        raise InvalidInputError("status", f"a {status} campaign cannot be cancelled") from exc
+    return store.get_campaign(campaign_id)
