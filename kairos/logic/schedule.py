@@ -1,0 +1,203 @@
+"""Launch a campaign: expand its audience, hold out the control group, decide each send time, start journeys.
+
+Work goes one scan page at a time (a segment of a parallel scan, resumed from a cursor), so a large
+audience is spread over many invocations, and a retried page changes nothing: control assignment and
+exploration draws are hashes of (campaign, customer), and each journey has a name derived from them, so
+starting it again is refused by Step Functions as a duplicate.
+
+Every decision (scheduled, control, skipped with its reason) is archived with the propensity of the chosen
+hour, the model version and the features the model saw, so retraining and uplift measurement can use them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+from kairos.campaigns.model import CampaignIn
+from kairos.campaigns.segments import matches
+from kairos.campaigns.timing import QuietHours, decide, stable_unit
+from kairos.logic.consent import may_send
+from kairos.logic.recommendations import POPULATION_KEY
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from kairos.adapters.campaigns import DynamoCampaignStore
+    from kairos.adapters.dynamo import CustomerRecord, DynamoStore
+
+ACTIVE = ("scheduled", "running")
+
+
+class JourneyStarter(ABC):
+    """Port: start one customer's journey execution, idempotently by name."""
+
+    @abstractmethod
+    def start(self, name: str, payload: dict[str, Any]) -> bool:
+        """Start it, or find it running already (same name and input: nothing new starts).
+
+        Returns ``False`` when the name belongs to a finished execution or to another input.
+        """
+
+
+class DecisionLog(ABC):
+    """Port: keep every scheduling decision for retraining and uplift measurement."""
+
+    @abstractmethod
+    def write(self, campaign_id: str, page_key: str, records: list[dict[str, Any]]) -> None: ...
+
+
+@dataclass
+class Plan:
+    customer_id: str
+    outcome: str  # scheduled | control | skipped
+    reason: str
+    channels: list[str]
+    decision: dict[str, Any] | None
+
+    def record(self, campaign_id: str, now: datetime) -> dict[str, Any]:
+        return {
+            "campaign_id": campaign_id,
+            "customer_id": self.customer_id,
+            "outcome": self.outcome,
+            "reason": self.reason,
+            "channels": self.channels,
+            "decision": self.decision,
+            "decided_at": now.isoformat(),
+        }
+
+
+def journey_name(campaign_id: str, customer_id: str) -> str:
+    """An execution name (<= 80 chars of [A-Za-z0-9-_]) fixed by campaign and customer."""
+    return f"{campaign_id[:40]}-{hashlib.sha256(customer_id.encode()).hexdigest()[:32]}"
+
+
+def plan_customer(
+    campaign_id: str,
+    campaign: CampaignIn,
+    record: CustomerRecord,
+    now: datetime,
+    population: dict[str, Any] | None,
+) -> Plan:
+    """What to do with one customer of the audience."""
+    cid = record.customer_id
+    if stable_unit("control", campaign_id, cid) < campaign.control_share:
+        return Plan(cid, "control", "held out as control", [], None)
+    channels = [c for c in campaign.channels if may_send(record, c)[0]]
+    if not channels:
+        reasons = "; ".join(may_send(record, c)[1] for c in campaign.channels)
+        return Plan(cid, "skipped", f"no channel allowed ({reasons})", [], None)
+    rec = record.recommendation or population or {}
+    tz = (record.profile or {}).get("timezone") or record.aggregates.timezone or "UTC"
+    quiet = QuietHours(campaign.quiet_hours.start, campaign.quiet_hours.end) if campaign.quiet_hours else None
+    mode = campaign.send_time.mode
+    scores = rec.get("hour_scores")
+    if mode == "optimized" and not scores:
+        mode = "immediate"  # nothing scored yet: no better hour is known than the first allowed one
+    d = decide(
+        mode=mode,
+        now=now,
+        tz=tz,
+        window_end=campaign.expires_at,
+        window_start=campaign.starts_at,
+        hour_scores=scores,
+        quiet=quiet,
+        fixed_local=campaign.send_time.local_time,
+        explore_share=campaign.send_time.explore_share,
+        seed=(campaign_id, cid),
+    )
+    if d is None:
+        return Plan(cid, "skipped", "no allowed send hour before the campaign expires", channels, None)
+    decision = {
+        "send_at": d.send_at.astimezone(UTC).isoformat().replace("+00:00", "Z"),
+        "hour_of_week": d.hour_of_week,
+        "probability": d.probability,
+        "policy": d.policy,
+        "candidates": d.candidates,
+        "timezone": tz,
+        "model_version": rec.get("model_version"),
+        "score_of_hour": float(scores[d.hour_of_week]) if scores else None,
+        "confidence": rec.get("confidence"),
+        "steps": len(channels),
+        "features": {
+            "engagement_moments": record.aggregates.engagement_moments,
+            "purchase_count": record.aggregates.purchase_count,
+            "best_hour_of_week": rec.get("best_hour_of_week"),
+        },
+    }
+    return Plan(cid, "scheduled", "ok", channels, decision)
+
+
+def launch_page(
+    campaign_id: str,
+    customers: DynamoStore,
+    campaigns: DynamoCampaignStore,
+    starter: JourneyStarter,
+    log: DecisionLog,
+    now: datetime,
+    segment: int,
+    total_segments: int,
+    cursor: str | None,
+    time_left_ms: Callable[[], int],
+    page_size: int = 500,
+    reserve_ms: int = 60_000,
+) -> dict[str, Any]:
+    """Plan and start journeys for one scan segment, page by page, until it ends or time runs short."""
+    doc = campaigns.get_campaign(campaign_id)
+    counts = {"scheduled": 0, "control": 0, "skipped": 0, "already_started": 0, "outside_audience": 0}
+    if doc["status"] not in ACTIVE:
+        return {
+            "campaign_id": campaign_id,
+            "segment": segment,
+            "cursor": None,
+            "done": True,
+            "stopped": doc["status"],
+            **counts,
+        }
+    campaign = CampaignIn.model_validate(doc["definition"])
+    filters = list(campaign.audience.filters)
+    if campaign.audience.segment:
+        from kairos.campaigns.model import SegmentIn
+
+        filters += SegmentIn.model_validate(
+            {k: v for k, v in campaigns.get_segment(campaign.audience.segment).items() if k != "updated_at"}
+        ).filters
+    population = customers.get_recommendation(POPULATION_KEY)
+    while True:
+        page_start = cursor or ""
+        records, cursor = customers.scan_customers(segment, total_segments, cursor, page_size)
+        plans = []
+        for record in records:
+            if not matches(record, filters, now):
+                counts["outside_audience"] += 1
+                continue
+            plan = plan_customer(campaign_id, campaign, record, now, population)
+            if plan.outcome == "scheduled":
+                payload = {
+                    "campaign_id": campaign_id,
+                    "customer_id": record.customer_id,
+                    "send_at": plan.decision["send_at"],
+                    "channels": plan.channels,
+                    "step": 0,
+                    "decision": plan.decision,
+                }
+                if not starter.start(journey_name(campaign_id, record.customer_id), payload):
+                    counts["already_started"] += 1
+            counts[plan.outcome] += 1
+            plans.append(plan.record(campaign_id, now))
+        if plans:
+            page_key = f"{segment}-{hashlib.sha256(page_start.encode()).hexdigest()[:16]}"
+            log.write(campaign_id, page_key, plans)
+        if cursor is None or time_left_ms() < reserve_ms:
+            break
+    return {
+        "campaign_id": campaign_id,
+        "segment": segment,
+        "total_segments": total_segments,
+        "cursor": cursor,
+        "done": cursor is None,
+        **counts,
+    }
