@@ -246,6 +246,25 @@ class DynamoStore:
                 return
             kwargs["ExclusiveStartKey"] = resp["LastEvaluatedKey"]
 
+    def message_events(self, customer_id: str, message_prefix: str) -> list[dict[str, Any]]:
+        """The customer's stored events whose ``message_id`` starts with ``message_prefix`` (type and time)."""
+        kwargs: dict[str, Any] = {
+            "TableName": self.events_table,
+            "ConsistentRead": True,
+            "KeyConditionExpression": "customer_id = :c AND begins_with(sk, :e)",
+            "FilterExpression": "begins_with(message_id, :m)",
+            "ProjectionExpression": "#t, ts, message_id",
+            "ExpressionAttributeNames": {"#t": "type"},
+            "ExpressionAttributeValues": {":c": {"S": customer_id}, ":e": {"S": "e#"}, ":m": {"S": message_prefix}},
+        }
+        out = []
+        while True:
+            resp = self._call("query", **kwargs)
+            out += [_plain(i) for i in resp.get("Items", [])]
+            if "LastEvaluatedKey" not in resp:
+                return out
+            kwargs["ExclusiveStartKey"] = resp["LastEvaluatedKey"]
+
     def engagement_moments(self, customer_id: str) -> list[int]:
         """Every engagement moment (UTC epoch hour) still stored for a customer."""
         return sorted(int(item["sk"]["S"][2:]) for item in self._query_sks(customer_id, "m#"))
@@ -287,6 +306,7 @@ class DynamoStore:
                                     "sk": event_sk(ev.event_id),
                                     "record": json.dumps(record, separators=(",", ":"), sort_keys=True),
                                     "type": ev.type,
+                                    "message_id": ev.message_id,
                                     "ts": int(ev.timestamp.timestamp()),
                                     "expires_at": int(ev.timestamp.timestamp()) + self.retention_seconds,
                                 }
