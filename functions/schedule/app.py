@@ -1,0 +1,82 @@
+"""Schedule function: launches campaigns page by page and answers a running journey's questions.
+
+Events:
+
+- ``{"action": "launch", "campaign_id", "segment", "total_segments", "cursor"}``: plan and start the journeys of
+  one scan segment, resuming after ``cursor`` (a Step Functions Map over segments loops until ``done``).
+- ``{"action": "check", "campaign_id", "customer_id", "journey_started_at"}``: stop the journey or go on.
+- ``{"action": "wait_until", "campaign_id", "step"}``: when to check again after a send.
+"""
+
+from __future__ import annotations
+
+import os
+from datetime import UTC, datetime
+from functools import lru_cache
+from typing import TYPE_CHECKING, Any
+
+from kairos.adapters.campaigns import DynamoCampaignStore
+from kairos.adapters.dynamo import DynamoStore
+from kairos.adapters.journeys import S3DecisionLog, StepFunctionsJourneyStarter
+from kairos.config import settings
+from kairos.logic import journey, schedule
+from kairos.observability import logger, metrics, tracer
+from kairos.timeutil import parse_ts
+
+if TYPE_CHECKING:
+    from aws_lambda_powertools.utilities.typing import LambdaContext
+
+
+@lru_cache(maxsize=1)
+def customers() -> DynamoStore:
+    cfg = settings()
+    return DynamoStore(cfg.events_table, cfg.customers_table)
+
+
+@lru_cache(maxsize=1)
+def campaigns() -> DynamoCampaignStore:
+    cfg = settings()
+    return DynamoCampaignStore(cfg.campaigns_table, cfg.segments_table)
+
+
+@lru_cache(maxsize=1)
+def starter() -> StepFunctionsJourneyStarter:
+    return StepFunctionsJourneyStarter(os.environ["JOURNEY_STATE_MACHINE_ARN"])
+
+
+@lru_cache(maxsize=1)
+def decision_log() -> S3DecisionLog:
+    return S3DecisionLog(settings().archive_bucket)
+
+
+def handle(event: dict[str, Any], time_left_ms: Any, now: datetime) -> dict[str, Any]:
+    action = event.get("action")
+    if action == "launch":
+        return schedule.launch_page(
+            event["campaign_id"],
+            customers(),
+            campaigns(),
+            starter(),
+            decision_log(),
+            now,
+            int(event.get("segment", 0)),
+            int(event.get("total_segments", 1)),
+            event.get("cursor"),
+            time_left_ms,
+        )
+    if action == "check":
+        started = parse_ts(event["journey_started_at"])
+        assert started is not None
+        return journey.check_journey(event["campaign_id"], event["customer_id"], started, customers(), campaigns(), now)
+    if action == "wait_until":
+        return journey.wait_until(event["campaign_id"], int(event.get("step", 0)), campaigns(), now)
+    raise ValueError(f"unknown action {action!r}")
+
+
+@logger.inject_lambda_context(log_event=False)
+@metrics.log_metrics
+@tracer.capture_lambda_handler
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    result = handle(event, context.get_remaining_time_in_millis, datetime.now(UTC))
+    logger.info("schedule action", extra={"action": event.get("action"), **result})
+    return result
