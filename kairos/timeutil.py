@@ -4,7 +4,11 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from functools import lru_cache
+from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
 
 HOUR = 3600
 
@@ -37,3 +41,17 @@ def parse_ts(value: str | datetime | None) -> datetime | None:
     if value is None or isinstance(value, datetime):
         return value
     return datetime.fromisoformat(value.replace("Z", "+00:00"))
+
+
+_clock: Callable[[], datetime] | None = None
+
+
+def now() -> datetime:
+    """The current time (UTC). Lambda uses the system clock; the local runtime may simulate it."""
+    return _clock() if _clock is not None else datetime.now(UTC)
+
+
+def set_clock(clock: Callable[[], datetime] | None) -> None:
+    """Point :func:`now` at a simulated clock (local runs only); ``None`` restores the system clock."""
+    global _clock  # noqa: PLW0603 - one process-wide clock, as the system clock is
+    _clock = clock

@@ -14,6 +14,7 @@ from moto import mock_aws
 from kairos.adapters.api_keys import DynamoApiKeyStore
 from kairos.local import moto_patches
 from kairos.local.runtime import LocalRuntime
+from kairos.local.stepfunctions import deploy_state_machines
 from kairos.local.template import deploy
 
 if TYPE_CHECKING:
@@ -34,7 +35,10 @@ FAKE_ENV = {
 
 @contextmanager
 def embedded_aws(
-    api_key: str | None = None, parameters: dict[str, str] | None = None, log_level: str | None = None
+    api_key: str | None = None,
+    parameters: dict[str, str] | None = None,
+    log_level: str | None = None,
+    template: dict[str, Any] | None = None,
 ) -> Iterator[LocalRuntime]:
     """Start moto, deploy ``template.yaml`` into it and yield the runtime that runs its functions.
 
@@ -44,6 +48,8 @@ def embedded_aws(
         A key to register for the local app (default ``$KAIROS_API_KEY`` or ``kairos-local-dev-key``).
     parameters
         Template parameter overrides (e.g. ``{"EventRetentionDays": "5000"}``).
+    template
+        A template to deploy instead of ``template.yaml`` (tests add test-only resources to the real one).
     """
     moto_patches.apply()
     # Powertools warns on every invocation without custom metrics; locally metrics are off anyway.
@@ -59,9 +65,11 @@ def embedded_aws(
     cache = tempfile.TemporaryDirectory(prefix="kairos-models-")
     os.environ["KAIROS_MODEL_CACHE_DIR"] = cache.name
     try:
-        with mock_aws():
+        # moto runs state machines itself; kairos.local.stepfunctions makes their Lambdas run in-process.
+        with mock_aws(config={"stepfunctions": {"execute_state_machine": True}}):
             session = boto3.Session(region_name=FAKE_ENV["AWS_DEFAULT_REGION"])
-            dep = deploy(session, overrides=parameters)
+            dep = deploy(session, template=template, overrides=parameters)
+            deploy_state_machines(dep, session)
             runtime = LocalRuntime(dep, session)
             key = api_key or os.environ.get("KAIROS_API_KEY") or DEFAULT_LOCAL_API_KEY
             DynamoApiKeyStore(dep.physical["ApiKeysTable"], session.client("dynamodb")).create("local", key)

@@ -112,3 +112,24 @@ def test_recommendation_before_scoring_falls_back_and_unknown_is_404(runtime, cl
     assert out["scored"] == 1 and out["missing"] == ["ghost"]
     assert client.request("GET", "/v1/customers/late/recommendation").json()["scored"] is True
     assert datetime.fromisoformat(rec["as_of"]) <= datetime.now(UTC)
+
+
+def test_score_all_state_machine_scores_everybody(runtime, client, model_dir):
+    # GIVEN customers with history and a published model
+    from kairos.local.stepfunctions import local_stepfunctions
+
+    events, profiles = load_sample(6, seed=5, data_dir=DATA)
+    for p in profiles:
+        client.request("PUT", f"/v1/customers/{p['customer_id']}", {"timezone": p["timezone"]})
+    client.post_events(events[:500])
+    publish_model(
+        model_dir, runtime.dep.physical["ModelsBucket"], "20261122T000000Z-test", runtime.session.client("s3")
+    )
+    # WHEN the real ScoreAll state machine of the template runs (Map over 3 scan segments, cursor loops)
+    with local_stepfunctions(runtime) as sfn:
+        desc = sfn.run("ScoreAllStateMachine", {"total_segments": 3}, timeout_s=120)
+    # THEN it succeeds and every customer has a recommendation
+    assert desc["status"] == "SUCCEEDED", desc
+    for p in profiles:
+        rec = client.request("GET", f"/v1/customers/{p['customer_id']}/recommendation").json()
+        assert rec["scored"] is True, rec

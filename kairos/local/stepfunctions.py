@@ -1,0 +1,193 @@
+"""Run the template's state machines on moto's Step Functions interpreter, with Lambdas in-process and
+compressed time.
+
+moto executes ASL when started with ``{"stepfunctions": {"execute_state_machine": True}}``, but it invokes
+Lambdas through its Lambda service (which needs Docker), sleeps through Wait states and retry intervals in
+real time, and measures ``Timestamp`` waits against the wall clock. Inside :func:`local_stepfunctions`:
+
+- Lambda tasks call the template's handlers in-process through :class:`~kairos.local.runtime.LocalRuntime`;
+  a handler's exception becomes a Lambda function error whose ``errorType`` is the exception's class name,
+  as in Lambda, so ``Retry``/``Catch`` on ``"ProviderThrottled"`` match.
+- Waits and retry intervals advance a :class:`SimulatedClock` and sleep ``seconds * scale`` of real time
+  (``scale=0`` skips them); ``Timestamp`` waits count from the simulated now. Handlers read the time through
+  :func:`kairos.timeutil.now`, which the runner points at the simulated clock.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import threading
+import time
+from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+from kairos import timeutil
+from kairos.local.template import ROOT
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+
+    from kairos.local.runtime import LocalRuntime
+    from kairos.local.template import Deployment
+
+ROLE_ARN = "arn:aws:iam::123456789012:role/kairos-local-states"
+
+
+class SimulatedClock:
+    """Now, as the state machines see it: real time at start plus every wait they made."""
+
+    def __init__(self, start: datetime | None = None) -> None:
+        self._now = start or datetime.now(UTC)
+        self._lock = threading.Lock()
+
+    def now(self) -> datetime:
+        with self._lock:
+            return self._now
+
+    def advance(self, seconds: float) -> None:
+        with self._lock:
+            self._now += timedelta(seconds=max(0.0, seconds))
+
+
+def deploy_state_machines(dep: Deployment, session: Any) -> dict[str, str]:
+    """Create every ``AWS::Serverless::StateMachine`` of the template; return logical id -> ARN."""
+    sfn = session.client("stepfunctions")
+    arns = {}
+    for lid, res in dep.of_type("AWS::Serverless::StateMachine").items():
+        props = res["Properties"]
+        text = (ROOT / props["DefinitionUri"]).read_text()
+        subs = {k: str(dep.resolve(v)) for k, v in props.get("DefinitionSubstitutions", {}).items()}
+        text = re.sub(r"\$\{(\w+)\}", lambda m, subs=subs: subs[m.group(1)], text)
+        arn = sfn.create_state_machine(
+            name=f"{dep.prefix}-{lid}", definition=text, roleArn=ROLE_ARN, type=props.get("Type", "STANDARD")
+        )["stateMachineArn"]
+        dep.physical[lid] = arn
+        dep.attributes[(lid, "Arn")] = arn
+        arns[lid] = arn
+    return arns
+
+
+@contextmanager
+def local_stepfunctions(
+    runtime: LocalRuntime, clock: SimulatedClock | None = None, scale: float = 0.0
+) -> Iterator[StepFunctionsRunner]:
+    """Patch moto's interpreter for in-process Lambdas and simulated time; yield a runner."""
+    from moto.stepfunctions.parser.asl.component.common.retry import retrier_decl
+    from moto.stepfunctions.parser.asl.component.state.exec.state_task import lambda_eval_utils
+    from moto.stepfunctions.parser.asl.component.state.wait.wait_function import timestamp, wait_function
+
+    clock = clock or SimulatedClock()
+    by_arn = {runtime.dep.attributes[(lid, "Arn")]: lid for lid in runtime.dep.of_type("AWS::Serverless::Function")}
+
+    def call(parameters: dict[str, Any]) -> dict[str, Any]:
+        name = parameters["FunctionName"]
+        lid = by_arn.get(name) or by_arn.get(name.split(":$")[0])
+        if lid is None:
+            raise KeyError(f"no function of the template has ARN {name}")
+        payload = parameters.get("Payload")
+        event = json.loads(payload) if isinstance(payload, str | bytes) else (payload or {})
+        try:
+            result = runtime.invoke(lid, event)
+        except Exception as exc:  # noqa: BLE001 - Lambda reports any handler exception as a function error
+            return {
+                "StatusCode": 200,
+                "FunctionError": "Unhandled",
+                "Payload": {"errorType": type(exc).__name__, "errorMessage": str(exc)},
+            }
+        return {"StatusCode": 200, "Payload": json.loads(json.dumps(result, default=str))}
+
+    def invoke_integration(parameters: dict, region: str, state_credentials: Any) -> dict:
+        return call(parameters)
+
+    def exec_lambda(env: Any, parameters: dict, region: str, account: str, credentials: Any) -> None:
+        resp = call(parameters)
+        if resp.get("FunctionError"):
+            raise lambda_eval_utils.LambdaFunctionErrorException(
+                resp["FunctionError"], json.dumps(resp["Payload"], separators=(",", ":"))
+            )
+        env.stack.append(resp)
+
+    def wait_interval(self: Any, env: Any, wait_seconds: int) -> None:
+        clock.advance(wait_seconds)
+        if wait_seconds > 0 and scale > 0:
+            time.sleep(wait_seconds * scale)
+
+    def timestamp_wait_seconds(self: Any, env: Any) -> int:
+        self.string.eval(env=env)
+        raw = env.stack.pop()
+        target = self._from_timestamp_string(timestamp=raw)
+        if target is None:
+            raise timestamp.FailureEventException(self._create_failure_event(env, raw))
+        return int((target.replace(tzinfo=UTC) - clock.now()).total_seconds())
+
+    class _Sleeper:
+        @staticmethod
+        def sleep(seconds: float) -> None:
+            clock.advance(seconds)
+            if scale > 0:
+                time.sleep(seconds * scale)
+
+        def __getattr__(self, name: str) -> Any:
+            return getattr(time, name)
+
+    saved = {
+        "invoke": lambda_eval_utils._invoke_lambda_function,
+        "exec": lambda_eval_utils.exec_lambda_function,
+        "wait": wait_function.WaitFunction._wait_interval,
+        "ts": timestamp.Timestamp._get_wait_seconds,
+        "time": retrier_decl.time,
+    }
+    lambda_eval_utils._invoke_lambda_function = invoke_integration
+    lambda_eval_utils.exec_lambda_function = exec_lambda
+    wait_function.WaitFunction._wait_interval = wait_interval
+    timestamp.Timestamp._get_wait_seconds = timestamp_wait_seconds
+    retrier_decl.time = _Sleeper()
+    timeutil.set_clock(clock.now)
+    try:
+        yield StepFunctionsRunner(runtime, clock)
+    finally:
+        lambda_eval_utils._invoke_lambda_function = saved["invoke"]
+        lambda_eval_utils.exec_lambda_function = saved["exec"]
+        wait_function.WaitFunction._wait_interval = saved["wait"]
+        timestamp.Timestamp._get_wait_seconds = saved["ts"]
+        retrier_decl.time = saved["time"]
+        timeutil.set_clock(None)
+
+
+class StepFunctionsRunner:
+    """Start executions of the template's state machines and wait for them."""
+
+    def __init__(self, runtime: LocalRuntime, clock: SimulatedClock) -> None:
+        self.runtime = runtime
+        self.clock = clock
+        self.sfn = runtime.session.client("stepfunctions")
+
+    def start(self, logical_id: str, payload: dict[str, Any], name: str | None = None) -> str:
+        kwargs: dict[str, Any] = {
+            "stateMachineArn": self.runtime.dep.physical[logical_id],
+            "input": json.dumps(payload),
+        }
+        if name:
+            kwargs["name"] = name
+        return self.sfn.start_execution(**kwargs)["executionArn"]
+
+    def wait(self, execution_arn: str, timeout_s: float = 60.0) -> dict[str, Any]:
+        deadline = time.monotonic() + timeout_s
+        while True:
+            desc = self.sfn.describe_execution(executionArn=execution_arn)
+            if desc["status"] != "RUNNING":
+                return desc
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{execution_arn} still running after {timeout_s} s")
+            time.sleep(0.02)
+
+    def run(
+        self, logical_id: str, payload: dict[str, Any], name: str | None = None, timeout_s: float = 60.0
+    ) -> dict[str, Any]:
+        """Start an execution and return its description once it has ended."""
+        return self.wait(self.start(logical_id, payload, name), timeout_s)
+
+    def history(self, execution_arn: str) -> list[dict[str, Any]]:
+        return self.sfn.get_execution_history(executionArn=execution_arn)["events"]
