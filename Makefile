@@ -28,14 +28,14 @@ serve: dev
 lint: dev
 	$(PY) -m ruff check kairos functions training tests bench
 	$(PY) -m ruff format --check kairos functions training tests bench
-	$(PY) -m cfnlint template.yaml
+	$(VENV)/bin/cfn-lint template.yaml
 
 format: dev
 	$(PY) -m ruff format kairos functions training tests bench
 	$(PY) -m ruff check --fix kairos functions training tests bench
 
 validate: dev
-	$(PY) -m cfnlint template.yaml
+	$(VENV)/bin/cfn-lint template.yaml
 
 bench: dev
 	$(PY) bench/ingest.py

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+import os
 from functools import lru_cache
 from typing import TYPE_CHECKING, Annotated
 
@@ -11,13 +11,15 @@ from aws_lambda_powertools.event_handler.openapi.models import HTTPBearer
 from aws_lambda_powertools.event_handler.openapi.params import Body, Path, Query
 from aws_lambda_powertools.metrics import MetricUnit
 
-from kairos import __version__
+from kairos import __version__, timeutil
 from kairos.adapters.archive import S3Archive
 from kairos.adapters.campaigns import DynamoCampaignStore
 from kairos.adapters.dynamo import DynamoStore
+from kairos.adapters.journeys import StepFunctionsCampaignLauncher
 from kairos.api import make_resolver
 from kairos.campaigns.model import CampaignIn, CampaignList, CampaignView, SegmentIn, SegmentList, SegmentView
 from kairos.config import settings
+from kairos.constants import ENV_LAUNCH_SEGMENTS, ENV_LAUNCH_STATE_MACHINE_ARN
 from kairos.errors import InvalidInputError
 from kairos.logic import campaigns, customers, ingest, recommendations
 from kairos.observability import logger, metrics, tracer
@@ -53,7 +55,7 @@ def archive() -> S3Archive:
 @app.post("/v1/events", summary="Ingest a batch of 1 to 500 events", tags=["events"])
 def post_events(batch: Annotated[EventBatch, Body()]) -> IngestResult:
     cfg = settings()
-    result = ingest.ingest_events(batch.events, store(), datetime.now(UTC), cfg.retention, cfg.clock_skew)
+    result = ingest.ingest_events(batch.events, store(), timeutil.now(), cfg.retention, cfg.clock_skew)
     metrics.add_metric(name="EventsAccepted", unit=MetricUnit.Count, value=result.accepted)
     metrics.add_metric(name="EventsRejected", unit=MetricUnit.Count, value=len(result.rejected))
     logger.info(
@@ -65,7 +67,7 @@ def post_events(batch: Annotated[EventBatch, Body()]) -> IngestResult:
 
 @app.put("/v1/customers/<customer_id>", summary="Create or replace a customer profile", tags=["customers"])
 def put_customer(customer_id: CustomerId, profile: Annotated[CustomerProfileIn, Body()]) -> CustomerView:
-    return customers.put_profile(customer_id, profile, store(), datetime.now(UTC))
+    return customers.put_profile(customer_id, profile, store(), timeutil.now())
 
 
 @app.get("/v1/customers/<customer_id>", summary="A profile with its aggregates", tags=["customers"])
@@ -90,11 +92,18 @@ CampaignId = Annotated[str, Path(pattern=r"^[0-9a-f]{32}$", description="The id 
 SegmentName = Annotated[str, Path(pattern=_ID_PATTERN, description="The segment's name")]
 
 
+@lru_cache(maxsize=1)
+def launcher() -> StepFunctionsCampaignLauncher:
+    return StepFunctionsCampaignLauncher(
+        os.environ[ENV_LAUNCH_STATE_MACHINE_ARN], int(os.environ.get(ENV_LAUNCH_SEGMENTS) or 4)
+    )
+
+
 @app.put("/v1/segments/<name>", summary="Save an audience segment (all filters must hold)", tags=["campaigns"])
 def put_segment(name: SegmentName, segment: Annotated[SegmentIn, Body()]) -> SegmentView:
     if segment.name != name:
         raise InvalidInputError("name", f"the body names '{segment.name}' but the path '{name}'")
-    return SegmentView.model_validate(campaigns.save_segment(segment, campaign_store(), datetime.now(UTC)))
+    return SegmentView.model_validate(campaigns.save_segment(segment, campaign_store(), timeutil.now()))
 
 
 @app.get("/v1/segments/<name>", summary="A saved segment", tags=["campaigns"])
@@ -109,7 +118,7 @@ def list_segments() -> SegmentList:
 
 @app.post("/v1/campaigns", summary="Create a campaign", tags=["campaigns"])
 def post_campaign(campaign: Annotated[CampaignIn, Body()]) -> Response[CampaignView]:
-    doc = campaigns.create_campaign(campaign, campaign_store(), datetime.now(UTC))
+    doc = campaigns.create_campaign(campaign, campaign_store(), timeutil.now(), launcher())
     return Response(
         status_code=201,
         content_type=content_types.APPLICATION_JSON,
@@ -132,7 +141,7 @@ def list_campaigns(
 
 @app.post("/v1/campaigns/<campaign_id>/cancel", summary="Cancel a campaign", tags=["campaigns"])
 def cancel_campaign(campaign_id: CampaignId) -> CampaignView:
-    return CampaignView.model_validate(campaigns.cancel_campaign(campaign_id, campaign_store(), datetime.now(UTC)))
+    return CampaignView.model_validate(campaigns.cancel_campaign(campaign_id, campaign_store(), timeutil.now()))
 
 
 @app.get(

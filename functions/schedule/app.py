@@ -4,6 +4,7 @@ Events:
 
 - ``{"action": "launch", "campaign_id", "segment", "total_segments", "cursor"}``: plan and start the journeys of
   one scan segment, resuming after ``cursor`` (a Step Functions Map over segments loops until ``done``).
+- ``{"action": "launched", "campaign_id", "pages"}``: record the launch totals; the campaign is now running.
 - ``{"action": "check", "campaign_id", "customer_id", "journey_started_at"}``: stop the journey or go on.
 - ``{"action": "wait_until", "campaign_id", "step"}``: when to check again after a send.
 """
@@ -11,10 +12,10 @@ Events:
 from __future__ import annotations
 
 import os
-from datetime import UTC, datetime
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
+from kairos import timeutil
 from kairos.adapters.campaigns import DynamoCampaignStore
 from kairos.adapters.dynamo import DynamoStore
 from kairos.adapters.journeys import S3DecisionLog, StepFunctionsJourneyStarter
@@ -24,6 +25,8 @@ from kairos.observability import logger, metrics, tracer
 from kairos.timeutil import parse_ts
 
 if TYPE_CHECKING:
+    from datetime import datetime
+
     from aws_lambda_powertools.utilities.typing import LambdaContext
 
 
@@ -63,7 +66,10 @@ def handle(event: dict[str, Any], time_left_ms: Any, now: datetime) -> dict[str,
             int(event.get("total_segments", 1)),
             event.get("cursor"),
             time_left_ms,
+            carried=event,
         )
+    if action == "launched":
+        return schedule.finish_launch(event["campaign_id"], list(event.get("pages") or []), campaigns(), now)
     if action == "check":
         started = parse_ts(event["journey_started_at"])
         assert started is not None
@@ -77,6 +83,6 @@ def handle(event: dict[str, Any], time_left_ms: Any, now: datetime) -> dict[str,
 @metrics.log_metrics
 @tracer.capture_lambda_handler
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    result = handle(event, context.get_remaining_time_in_millis, datetime.now(UTC))
+    result = handle(event, context.get_remaining_time_in_millis, timeutil.now())
     logger.info("schedule action", extra={"action": event.get("action"), **result})
     return result

@@ -11,11 +11,12 @@ Events (from the ScoreAll state machine, a schedule, or by hand):
 from __future__ import annotations
 
 import os
-from datetime import UTC, datetime
+from datetime import datetime
 from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from kairos import timeutil
 from kairos.adapters.dynamo import DynamoStore
 from kairos.adapters.model_store import ModelSource
 from kairos.config import settings
@@ -56,7 +57,7 @@ def models() -> ModelSource:
 def handle(event: dict[str, Any], time_left_ms: Any) -> dict[str, Any]:
     source = models()
     model = source.current()
-    as_of = datetime.fromisoformat(event["as_of"]) if event.get("as_of") else datetime.now(UTC)
+    as_of = datetime.fromisoformat(event["as_of"]) if event.get("as_of") else timeutil.now()
     if event.get("fallbacks"):
         result: dict[str, Any] = {"fallbacks": scoring.store_fallbacks(store(), model, as_of, source.version)}
     elif "customer_ids" in event:

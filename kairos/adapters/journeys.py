@@ -9,8 +9,10 @@ from typing import TYPE_CHECKING, Any
 import boto3
 from botocore.exceptions import ClientError
 
+from kairos import timeutil
 from kairos.adapters.archive import encode_lines
 from kairos.errors import StoreError, ThrottledError
+from kairos.logic.campaigns import CampaignLauncher
 from kairos.logic.schedule import DecisionLog, JourneyStarter
 
 if TYPE_CHECKING:
@@ -46,6 +48,39 @@ class StepFunctionsJourneyStarter(JourneyStarter):
         return True
 
 
+class StepFunctionsCampaignLauncher(CampaignLauncher):
+    """Starts the launch state machine, one execution per campaign (named by the campaign id)."""
+
+    def __init__(self, state_machine_arn: str, total_segments: int = 4, client: SFNClient | None = None) -> None:
+        self.state_machine_arn = state_machine_arn
+        self.total_segments = total_segments
+        self._client = client
+
+    @property
+    def client(self) -> SFNClient:
+        if self._client is None:
+            self._client = boto3.client("stepfunctions")
+        return self._client
+
+    def launch(self, campaign_id: str, launch_at: datetime) -> None:
+        payload = {
+            "campaign_id": campaign_id,
+            "launch_at": launch_at.astimezone(UTC).isoformat().replace("+00:00", "Z"),
+            "total_segments": self.total_segments,
+        }
+        try:
+            self.client.start_execution(
+                stateMachineArn=self.state_machine_arn, name=campaign_id, input=json.dumps(payload, sort_keys=True)
+            )
+        except ClientError as exc:
+            code = exc.response["Error"]["Code"]
+            if code == "ExecutionAlreadyExists":
+                return
+            if code in ("ThrottlingException", "TooManyRequestsException"):
+                raise ThrottledError("Step Functions throttled StartExecution") from exc
+            raise StoreError(f"StartExecution failed: {code}") from exc
+
+
 class S3DecisionLog(DecisionLog):
     """``decisions/dt=YYYY-MM-DD/<campaign>/<page>.jsonl.gz`` in the archive bucket; a retried page overwrites."""
 
@@ -60,7 +95,7 @@ class S3DecisionLog(DecisionLog):
         return self._client
 
     def write(self, campaign_id: str, page_key: str, records: list[dict[str, Any]]) -> None:
-        date = datetime.now(UTC).strftime("%Y-%m-%d")
+        date = timeutil.now().strftime("%Y-%m-%d")
         try:
             self.client.put_object(
                 Bucket=self.bucket,

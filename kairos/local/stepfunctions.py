@@ -61,7 +61,8 @@ def deploy_state_machines(dep: Deployment, session: Any) -> dict[str, str]:
         subs = {k: str(dep.resolve(v)) for k, v in props.get("DefinitionSubstitutions", {}).items()}
         text = re.sub(r"\$\{(\w+)\}", lambda m, subs=subs: subs[m.group(1)], text)
         arn = sfn.create_state_machine(
-            name=f"{dep.prefix}-{lid}", definition=text, roleArn=ROLE_ARN, type=props.get("Type", "STANDARD")
+            name=str(dep.resolve(props["Name"])) if "Name" in props else f"{dep.prefix}-{lid}",
+            definition=text, roleArn=ROLE_ARN, type=props.get("Type", "STANDARD")
         )["stateMachineArn"]
         dep.physical[lid] = arn
         dep.attributes[(lid, "Arn")] = arn

@@ -73,6 +73,10 @@ class Deployment:
                     return self.region
                 if arg == "AWS::AccountId":
                     return self.account
+                if arg == "AWS::Partition":
+                    return "aws"
+                if arg == "AWS::StackName":
+                    return self.prefix
                 return self.physical.get(arg, arg)
             if fn == "Fn::GetAtt":
                 return self.attributes.get((arg[0], arg[1]), f"{self.physical.get(arg[0], arg[0])}.{arg[1]}")

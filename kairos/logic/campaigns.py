@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from abc import ABC, abstractmethod
 from typing import TYPE_CHECKING, Any
 
 from kairos.errors import ConflictError, InvalidInputError, NotFoundError
@@ -16,14 +17,29 @@ if TYPE_CHECKING:
 ACTIVE = ("scheduled", "running")
 
 
+class CampaignLauncher(ABC):
+    """Port: start a campaign's launch (audience expansion and journey starts) at its start time."""
+
+    @abstractmethod
+    def launch(self, campaign_id: str, launch_at: datetime) -> None:
+        """Start the launch, idempotently per campaign."""
+
+
 def save_segment(segment: SegmentIn, store: DynamoCampaignStore, now: datetime) -> dict[str, Any]:
     doc = {**segment.model_dump(mode="json"), "updated_at": now.isoformat()}
     store.put_segment(doc)
     return doc
 
 
-def create_campaign(campaign: CampaignIn, store: DynamoCampaignStore, now: datetime) -> dict[str, Any]:
-    """Store a new campaign (status ``scheduled``); a named segment must exist."""
+def create_campaign(
+    campaign: CampaignIn, store: DynamoCampaignStore, now: datetime, launcher: CampaignLauncher | None = None
+) -> dict[str, Any]:
+    """Store a new campaign (status ``scheduled``) and start its launch; a named segment must exist.
+
+    The launch waits until ``starts_at`` (or starts now), so the audience is the one of the start time. When the
+    launch cannot be started the campaign is cancelled, so nothing half-made is left behind, and the error
+    propagates (the client may retry: the campaign id is new each time).
+    """
     if campaign.audience.segment is not None:
         try:
             store.get_segment(campaign.audience.segment)
@@ -38,6 +54,13 @@ def create_campaign(campaign: CampaignIn, store: DynamoCampaignStore, now: datet
         "definition": campaign.model_dump(mode="json"),
     }
     store.create_campaign(doc)
+    if launcher is not None:
+        launch_at = max(campaign.starts_at, now) if campaign.starts_at else now
+        try:
+            launcher.launch(doc["campaign_id"], launch_at)
+        except Exception:
+            store.set_status(doc["campaign_id"], "cancelled", ACTIVE, now.isoformat())
+            raise
     return doc
 
 

@@ -30,6 +30,7 @@ if TYPE_CHECKING:
     from kairos.adapters.dynamo import CustomerRecord, DynamoStore
 
 ACTIVE = ("scheduled", "running")
+LAUNCH_COUNTS = ("scheduled", "control", "skipped", "already_started", "outside_audience")
 
 
 class JourneyStarter(ABC):
@@ -144,14 +145,20 @@ def launch_page(
     time_left_ms: Callable[[], int],
     page_size: int = 500,
     reserve_ms: int = 60_000,
+    carried: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """Plan and start journeys for one scan segment, page by page, until it ends or time runs short."""
+    """Plan and start journeys for one scan segment, page by page, until it ends or time runs short.
+
+    ``carried`` holds the counts of the segment's earlier invocations (the launch state machine passes the
+    previous result back in), so the result counts the whole segment so far.
+    """
     doc = campaigns.get_campaign(campaign_id)
-    counts = {"scheduled": 0, "control": 0, "skipped": 0, "already_started": 0, "outside_audience": 0}
+    counts = {k: int((carried or {}).get(k) or 0) for k in LAUNCH_COUNTS}
     if doc["status"] not in ACTIVE:
         return {
             "campaign_id": campaign_id,
             "segment": segment,
+            "total_segments": total_segments,
             "cursor": None,
             "done": True,
             "stopped": doc["status"],
@@ -201,3 +208,16 @@ def launch_page(
         "done": cursor is None,
         **counts,
     }
+
+
+def finish_launch(
+    campaign_id: str, pages: list[dict[str, Any]], campaigns: DynamoCampaignStore, now: datetime
+) -> dict[str, Any]:
+    """Sum the final results of every segment, store them, and mark the campaign ``running``.
+
+    ``pages`` holds one result per segment (the Map's output), each counting its whole segment.
+    """
+    totals = {k: sum(int(p.get(k, 0)) for p in pages) for k in LAUNCH_COUNTS}
+    totals["segments"] = len(pages)
+    doc = campaigns.record_launch(campaign_id, totals, now.isoformat())
+    return {"campaign_id": campaign_id, "status": doc["status"], "totals": totals}
