@@ -8,13 +8,15 @@ real time, and measures ``Timestamp`` waits against the wall clock. Inside :func
 - Lambda tasks call the template's handlers in-process through :class:`~kairos.local.runtime.LocalRuntime`;
   a handler's exception becomes a Lambda function error whose ``errorType`` is the exception's class name,
   as in Lambda, so ``Retry``/``Catch`` on ``"ProviderThrottled"`` match.
-- Waits and retry intervals advance a :class:`SimulatedClock` and sleep ``seconds * scale`` of real time
-  (``scale=0`` skips them); ``Timestamp`` waits count from the simulated now. Handlers read the time through
+- Waits and retry intervals park on a discrete-event :class:`SimulatedClock`, which jumps to the next
+  wake-up once every execution is parked (``scale`` > 0 also spends that fraction of each jump in real
+  time); ``Timestamp`` waits count from the simulated now. Handlers read the time through
   :func:`kairos.timeutil.now`, which the runner points at the simulated clock.
 """
 
 from __future__ import annotations
 
+import heapq
 import json
 import re
 import threading
@@ -36,19 +38,96 @@ ROLE_ARN = "arn:aws:iam::123456789012:role/kairos-local-states"
 
 
 class SimulatedClock:
-    """Now, as the state machines see it: real time at start plus every wait they made."""
+    """Now, as the state machines see it: a discrete-event clock.
 
-    def __init__(self, start: datetime | None = None) -> None:
+    A Wait (or a retry interval) registers its wake-up time and blocks. When nothing has happened for
+    ``quiet_s`` of real time (no Lambda running, no new wait: every execution is parked in a wait), the
+    clock jumps to the earliest wake-up and releases the executions waiting for it, so concurrent journeys
+    each see the time they asked for, not the sum of everybody's waits. ``scale`` > 0 also spends that
+    fraction of each jump in real time (``scale=1/3600`` plays an hour in a second).
+    """
+
+    def __init__(self, start: datetime | None = None, quiet_s: float = 0.03) -> None:
         self._now = start or datetime.now(UTC)
-        self._lock = threading.Lock()
+        self._cond = threading.Condition()
+        self._targets: list[datetime] = []
+        self._busy = 0
+        self._last = time.monotonic()
+        self.quiet_s = quiet_s
+        self.scale = 0.0
+        self._driver: threading.Thread | None = None
+        self._closed = False
 
     def now(self) -> datetime:
-        with self._lock:
+        with self._cond:
             return self._now
 
     def advance(self, seconds: float) -> None:
-        with self._lock:
+        """Move the clock forward by hand (tests; nothing waiting is released early)."""
+        with self._cond:
             self._now += timedelta(seconds=max(0.0, seconds))
+            self._cond.notify_all()
+
+    def sleep(self, seconds: float) -> None:
+        self.sleep_until(self.now() + timedelta(seconds=max(0.0, seconds)))
+
+    def sleep_until(self, target: datetime) -> None:
+        with self._cond:
+            if target <= self._now:
+                return
+            heapq.heappush(self._targets, target)
+            self._last = time.monotonic()
+            self._cond.notify_all()
+            while self._now < target:
+                self._cond.wait()
+
+    @contextmanager
+    def busy(self) -> Iterator[None]:
+        """Mark work in progress (a Lambda call): the clock does not jump meanwhile."""
+        with self._cond:
+            self._busy += 1
+        try:
+            yield
+        finally:
+            with self._cond:
+                self._busy -= 1
+                self._last = time.monotonic()
+                self._cond.notify_all()
+
+    def start(self) -> None:
+        if self._driver is None:
+            self._closed = False
+            self._driver = threading.Thread(target=self._drive, name="kairos-clock", daemon=True)
+            self._driver.start()
+
+    def stop(self) -> None:
+        with self._cond:
+            self._closed = True
+            self._cond.notify_all()
+        if self._driver is not None:
+            self._driver.join(timeout=2)
+            self._driver = None
+
+    def _drive(self) -> None:
+        while True:
+            with self._cond:
+                if self._closed:
+                    return
+                quiet = time.monotonic() - self._last >= self.quiet_s
+                if not (self._targets and self._busy == 0 and quiet):
+                    self._cond.wait(timeout=self.quiet_s / 3)
+                    continue
+                target = heapq.heappop(self._targets)
+                while self._targets and self._targets[0] <= target:
+                    heapq.heappop(self._targets)
+                jump = max(0.0, (target - self._now).total_seconds())
+            if self.scale > 0 and jump > 0:
+                time.sleep(jump * self.scale)
+            with self._cond:
+                if target > self._now:
+                    self._now = target
+                self._last = time.monotonic()
+                self._cond.notify_all()
 
 
 def deploy_state_machines(dep: Deployment, session: Any) -> dict[str, str]:
@@ -90,7 +169,8 @@ def local_stepfunctions(
         payload = parameters.get("Payload")
         event = json.loads(payload) if isinstance(payload, str | bytes) else (payload or {})
         try:
-            result = runtime.invoke(lid, event)
+            with clock.busy():
+                result = runtime.invoke(lid, event)
         except Exception as exc:  # noqa: BLE001 - Lambda reports any handler exception as a function error
             return {
                 "StatusCode": 200,
@@ -111,9 +191,7 @@ def local_stepfunctions(
         env.stack.append(resp)
 
     def wait_interval(self: Any, env: Any, wait_seconds: int) -> None:
-        clock.advance(wait_seconds)
-        if wait_seconds > 0 and scale > 0:
-            time.sleep(wait_seconds * scale)
+        clock.sleep(wait_seconds)
 
     def timestamp_wait_seconds(self: Any, env: Any) -> int:
         self.string.eval(env=env)
@@ -126,9 +204,7 @@ def local_stepfunctions(
     class _Sleeper:
         @staticmethod
         def sleep(seconds: float) -> None:
-            clock.advance(seconds)
-            if scale > 0:
-                time.sleep(seconds * scale)
+            clock.sleep(seconds)
 
         def __getattr__(self, name: str) -> Any:
             return getattr(time, name)
@@ -146,9 +222,12 @@ def local_stepfunctions(
     timestamp.Timestamp._get_wait_seconds = timestamp_wait_seconds
     retrier_decl.time = _Sleeper()
     timeutil.set_clock(clock.now)
+    clock.scale = scale
+    clock.start()
     try:
         yield StepFunctionsRunner(runtime, clock)
     finally:
+        clock.stop()
         lambda_eval_utils._invoke_lambda_function = saved["invoke"]
         lambda_eval_utils.exec_lambda_function = saved["exec"]
         wait_function.WaitFunction._wait_interval = saved["wait"]
