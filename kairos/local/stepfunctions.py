@@ -29,7 +29,7 @@ from kairos import timeutil
 from kairos.local.template import ROOT
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator
+    from collections.abc import Callable, Iterator
 
     from kairos.local.runtime import LocalRuntime
     from kairos.local.template import Deployment
@@ -57,6 +57,9 @@ class SimulatedClock:
         self.scale = 0.0
         self._driver: threading.Thread | None = None
         self._closed = False
+        self._local = threading.local()
+        self._timers: list[tuple[datetime, int, Callable[[], None]]] = []
+        self._timer_seq = 0
 
     def now(self) -> datetime:
         with self._cond:
@@ -72,23 +75,53 @@ class SimulatedClock:
         self.sleep_until(self.now() + timedelta(seconds=max(0.0, seconds)))
 
     def sleep_until(self, target: datetime) -> None:
+        # Busy work that waits (a Lambda or timer sleeping) is not busy while it waits.
+        held = getattr(self._local, "depth", 0)
         with self._cond:
             if target <= self._now:
                 return
             heapq.heappush(self._targets, target)
+            self._busy -= held
             self._last = time.monotonic()
             self._cond.notify_all()
             while self._now < target:
                 self._cond.wait()
+            self._busy += held
+
+    def call_at(self, when: datetime, fn: Callable[[], None]) -> None:
+        """Run ``fn`` (in its own thread, as busy work) once the clock reaches ``when``.
+
+        Registered at once, so the clock cannot jump past ``when`` before ``fn`` has run: this is how
+        simulated customers answer a message at the simulated minute they read it.
+        """
+        with self._cond:
+            self._timer_seq += 1
+            heapq.heappush(self._timers, (when, self._timer_seq, fn))
+            heapq.heappush(self._targets, when)
+            self._last = time.monotonic()
+            self._cond.notify_all()
+
+    def _run_timer(self, fn: Callable[[], None]) -> None:
+        self._local.depth = getattr(self._local, "depth", 0) + 1
+        try:
+            fn()
+        finally:
+            self._local.depth -= 1
+            with self._cond:
+                self._busy -= 1
+                self._last = time.monotonic()
+                self._cond.notify_all()
 
     @contextmanager
     def busy(self) -> Iterator[None]:
         """Mark work in progress (a Lambda call): the clock does not jump meanwhile."""
         with self._cond:
             self._busy += 1
+        self._local.depth = getattr(self._local, "depth", 0) + 1
         try:
             yield
         finally:
+            self._local.depth -= 1
             with self._cond:
                 self._busy -= 1
                 self._last = time.monotonic()
@@ -126,8 +159,14 @@ class SimulatedClock:
             with self._cond:
                 if target > self._now:
                     self._now = target
+                due = []
+                while self._timers and self._timers[0][0] <= self._now:
+                    due.append(heapq.heappop(self._timers)[2])
+                self._busy += len(due)
                 self._last = time.monotonic()
                 self._cond.notify_all()
+            for fn in due:
+                threading.Thread(target=self._run_timer, args=(fn,), daemon=True).start()
 
 
 def deploy_state_machines(dep: Deployment, session: Any) -> dict[str, str]:
@@ -141,7 +180,9 @@ def deploy_state_machines(dep: Deployment, session: Any) -> dict[str, str]:
         text = re.sub(r"\$\{(\w+)\}", lambda m, subs=subs: subs[m.group(1)], text)
         arn = sfn.create_state_machine(
             name=str(dep.resolve(props["Name"])) if "Name" in props else f"{dep.prefix}-{lid}",
-            definition=text, roleArn=ROLE_ARN, type=props.get("Type", "STANDARD")
+            definition=text,
+            roleArn=ROLE_ARN,
+            type=props.get("Type", "STANDARD"),
         )["stateMachineArn"]
         dep.physical[lid] = arn
         dep.attributes[(lid, "Arn")] = arn
