@@ -18,6 +18,13 @@ class Settings(BaseModel):
     archive_bucket: str = Field(default="kairos-archive")
     campaigns_table: str = Field(default="kairos-campaigns")
     segments_table: str = Field(default="kairos-segments")
+    messages_table: str = Field(default="kairos-messages")
+    sender_email: str = Field(default="")
+    ses_configuration_set: str = Field(default="")
+    sms_provider: str = Field(default="eum", pattern="^(eum|sns)$")
+    sms_origination_identity: str = Field(default="")
+    push_platform_application_arn: str = Field(default="")
+    telegram_token_parameter: str = Field(default="")
     retention_days: int = Field(default=400, ge=1, le=36500)
     clock_skew_seconds: int = Field(default=300, ge=0, le=86400)
 
@@ -39,6 +46,13 @@ class Settings(BaseModel):
             "archive_bucket": c.ENV_ARCHIVE_BUCKET,
             "campaigns_table": c.ENV_CAMPAIGNS_TABLE,
             "segments_table": c.ENV_SEGMENTS_TABLE,
+            "messages_table": c.ENV_MESSAGES_TABLE,
+            "sender_email": c.ENV_SENDER_EMAIL,
+            "ses_configuration_set": c.ENV_SES_CONFIGURATION_SET,
+            "sms_provider": c.ENV_SMS_PROVIDER,
+            "sms_origination_identity": c.ENV_SMS_ORIGINATION_IDENTITY,
+            "push_platform_application_arn": c.ENV_PUSH_PLATFORM_APPLICATION_ARN,
+            "telegram_token_parameter": c.ENV_TELEGRAM_TOKEN_PARAMETER,
             "retention_days": c.ENV_RETENTION_DAYS,
             "clock_skew_seconds": c.ENV_CLOCK_SKEW_SECONDS,
         }
@@ -54,6 +68,13 @@ _ENV_VARS = (
     c.ENV_SEGMENTS_TABLE,
     c.ENV_RETENTION_DAYS,
     c.ENV_CLOCK_SKEW_SECONDS,
+    c.ENV_MESSAGES_TABLE,
+    c.ENV_SENDER_EMAIL,
+    c.ENV_SES_CONFIGURATION_SET,
+    c.ENV_SMS_PROVIDER,
+    c.ENV_SMS_ORIGINATION_IDENTITY,
+    c.ENV_PUSH_PLATFORM_APPLICATION_ARN,
+    c.ENV_TELEGRAM_TOKEN_PARAMETER,
 )
 
 

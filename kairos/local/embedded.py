@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import tempfile
 import warnings
@@ -52,6 +53,9 @@ def embedded_aws(
         A template to deploy instead of ``template.yaml`` (tests add test-only resources to the real one).
     """
     moto_patches.apply()
+    # moto logs every failed state of its interpreter at WARNING/ERROR with the whole parse tree; failures
+    # reach us through DescribeExecution and the execution history instead.
+    logging.getLogger("moto.stepfunctions").setLevel(logging.CRITICAL)
     # Powertools warns on every invocation without custom metrics; locally metrics are off anyway.
     warnings.filterwarnings("ignore", message="No application metrics to publish")
     saved = dict(os.environ)

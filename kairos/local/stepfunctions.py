@@ -60,6 +60,10 @@ class SimulatedClock:
         self._local = threading.local()
         self._timers: list[tuple[datetime, int, Callable[[], None]]] = []
         self._timer_seq = 0
+        self._sleeping = 0
+        # How many executions are running (set by local_stepfunctions): the clock jumps only when at least
+        # that many threads are parked in a wait, so an execution between two states is never overtaken.
+        self.running: Callable[[], int] | None = None
 
     def now(self) -> datetime:
         with self._cond:
@@ -82,10 +86,12 @@ class SimulatedClock:
                 return
             heapq.heappush(self._targets, target)
             self._busy -= held
+            self._sleeping += 1
             self._last = time.monotonic()
             self._cond.notify_all()
             while self._now < target:
                 self._cond.wait()
+            self._sleeping -= 1
             self._busy += held
 
     def call_at(self, when: datetime, fn: Callable[[], None]) -> None:
@@ -147,7 +153,8 @@ class SimulatedClock:
                 if self._closed:
                     return
                 quiet = time.monotonic() - self._last >= self.quiet_s
-                if not (self._targets and self._busy == 0 and quiet):
+                parked = self.running is None or self.running() <= self._sleeping
+                if not (self._targets and self._busy == 0 and quiet and parked):
                     self._cond.wait(timeout=self.quiet_s / 3)
                     continue
                 target = heapq.heappop(self._targets)
@@ -264,17 +271,39 @@ def local_stepfunctions(
     retrier_decl.time = _Sleeper()
     timeutil.set_clock(clock.now)
     clock.scale = scale
+    clock.running = _running_executions(runtime)
     clock.start()
     try:
         yield StepFunctionsRunner(runtime, clock)
     finally:
         clock.stop()
+        clock.running = None
         lambda_eval_utils._invoke_lambda_function = saved["invoke"]
         lambda_eval_utils.exec_lambda_function = saved["exec"]
         wait_function.WaitFunction._wait_interval = saved["wait"]
         timestamp.Timestamp._get_wait_seconds = saved["ts"]
         retrier_decl.time = saved["time"]
         timeutil.set_clock(None)
+
+
+def _running_executions(runtime: LocalRuntime) -> Callable[[], int]:
+    """Count the executions moto has not finished (its backend, in memory: cheap enough to poll)."""
+    from moto.core import DEFAULT_ACCOUNT_ID
+    from moto.stepfunctions.parser.models import stepfunctions_parser_backends
+
+    backend = stepfunctions_parser_backends[DEFAULT_ACCOUNT_ID][runtime.dep.region]
+
+    def count() -> int:
+        n = 0
+        for sm in list(backend.state_machines):
+            for ex in list(sm.executions):
+                status = getattr(ex, "exec_status", None)
+                value = getattr(status, "value", status)
+                if value in (None, "RUNNING"):
+                    n += 1
+        return n
+
+    return count
 
 
 class StepFunctionsRunner:

@@ -197,9 +197,39 @@ def deploy(
         dep.physical[lid] = url
         dep.attributes[(lid, "Arn")] = f"arn:aws:sqs:{dep.region}:{dep.account}:{name}"
 
+    _deploy_messaging(dep, session)
+
     for lid in dep.of_type("AWS::Serverless::Function"):
         dep.physical[lid] = f"{prefix}-{lid}"
         dep.attributes[(lid, "Arn")] = f"arn:aws:lambda:{dep.region}:{dep.account}:function:{prefix}-{lid}"
     for lid in dep.of_type("AWS::Serverless::Api"):
         dep.physical[lid] = f"{prefix}api"
     return dep
+
+
+def _deploy_messaging(dep: Deployment, session: Any) -> None:
+    """SES configuration sets and the sender identity; locally, stand-ins for what a team brings.
+
+    A real deployment brings a verified sender, an SNS platform application for push and (for End User
+    Messaging) an origination identity as parameters. Embedded AWS makes them: it verifies the sender in
+    SES, creates a push platform application when none is given, and sends SMS through SNS (moto has no
+    End User Messaging) unless told otherwise.
+    """
+    sets = dep.of_type("AWS::SES::ConfigurationSet")
+    if not sets and "SenderEmail" not in dep.parameters:
+        return
+    ses = session.client("sesv2")
+    for lid, res in sets.items():
+        name = str(dep.resolve(res.get("Properties", {}).get("Name", f"{dep.prefix}-{lid}")))
+        ses.create_configuration_set(ConfigurationSetName=name)
+        dep.physical[lid] = name
+    if dep.parameters.get("SenderEmail"):
+        ses.create_email_identity(EmailIdentity=dep.parameters["SenderEmail"])
+    if "PushPlatformApplicationArn" in dep.parameters and not dep.parameters["PushPlatformApplicationArn"]:
+        sns = session.client("sns")
+        arn = sns.create_platform_application(
+            Name=f"{dep.prefix}-push", Platform="GCM", Attributes={"PlatformCredential": "local-fcm-key"}
+        )["PlatformApplicationArn"]
+        dep.parameters["PushPlatformApplicationArn"] = arn
+    if dep.parameters.get("SmsProvider") == "eum" and not dep.parameters.get("SmsOriginationIdentity"):
+        dep.parameters["SmsProvider"] = "sns"

@@ -6,7 +6,9 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from kairos.campaigns.model import CampaignIn
+from kairos.campaigns.timing import QuietHours
 from kairos.errors import NotFoundError
+from kairos.timeutil import zone
 
 if TYPE_CHECKING:
     from kairos.adapters.campaigns import DynamoCampaignStore
@@ -19,6 +21,26 @@ def message_prefix(campaign_id: str, customer_id: str) -> str:
     return f"{campaign_id}.{customer_id}."
 
 
+def _iso(t: datetime) -> str:
+    return t.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+def quiet_until(campaign: CampaignIn, tz: str, now: datetime) -> datetime | None:
+    """The end of the quiet hours ``now`` falls in (customer's local time), or ``None`` outside them."""
+    if campaign.quiet_hours is None:
+        return None
+    quiet = QuietHours(campaign.quiet_hours.start, campaign.quiet_hours.end)
+    local = now.astimezone(zone(tz))
+    if not quiet.contains(local):
+        return None
+    for days in (0, 1):
+        day = local.date() + timedelta(days=days)
+        end = datetime.combine(day, campaign.quiet_hours.end, tzinfo=zone(tz))
+        if end > local:
+            return end.astimezone(UTC)
+    return None  # pragma: no cover - an end time is always within a day
+
+
 def check_journey(
     campaign_id: str,
     customer_id: str,
@@ -27,9 +49,26 @@ def check_journey(
     campaigns: DynamoCampaignStore,
     now: datetime,
 ) -> dict[str, Any]:
-    """``{"stop": bool, "reason": ...}``: stop when the campaign ended, the offer expired, or the customer
-    engaged with a message of this journey, converted (bought anything since it began), unsubscribed,
-    or was erased."""
+    """Stop or go on, and whether to hold the next send until the customer's quiet hours end.
+
+    ``{"stop": bool, "reason": ..., "defer": bool, "send_after": ISO time}``: stop when the campaign ended,
+    the offer expired, or the customer engaged with a message of this journey, converted (bought anything
+    since it began), unsubscribed, or was erased; defer when it is quiet time where the customer lives
+    (a step that follows a retry or a long wait may land there)."""
+    result = _check(campaign_id, customer_id, journey_started_at, customers, campaigns, now)
+    result.setdefault("defer", False)
+    result.setdefault("send_after", _iso(now))
+    return result
+
+
+def _check(
+    campaign_id: str,
+    customer_id: str,
+    journey_started_at: datetime,
+    customers: DynamoStore,
+    campaigns: DynamoCampaignStore,
+    now: datetime,
+) -> dict[str, Any]:
     doc = campaigns.get_campaign(campaign_id)
     if doc["status"] not in ("scheduled", "running"):
         return {"stop": True, "reason": f"campaign {doc['status']}"}
@@ -50,6 +89,12 @@ def check_journey(
     last = record.aggregates.last_purchase_s
     if last is not None and last >= started:
         return {"stop": True, "reason": "converted"}
+    tz = (record.profile or {}).get("timezone") or record.aggregates.timezone or "UTC"
+    until = quiet_until(campaign, tz, now)
+    if until is not None:
+        if until >= campaign.expires_at:
+            return {"stop": True, "reason": "offer expires before the quiet hours end"}
+        return {"stop": False, "reason": "quiet hours", "defer": True, "send_after": _iso(until)}
     return {"stop": False, "reason": "no engagement yet"}
 
 

@@ -1,0 +1,96 @@
+"""Provider feedback: SES events (through the configuration set's EventBridge destination) become events.
+
+An open or a click of a Kairos email is a ``message_open`` or ``message_click`` event with the message's id;
+a permanent bounce or a complaint is an ``unsubscribe`` from email (suppression: nothing more is sent to
+that address until the profile grants consent again). They go through the same ingest logic as
+``POST /v1/events``: validated, deduplicated (event ids derive from the SES message id), aggregated, archived.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from typing import TYPE_CHECKING, Any
+
+from kairos import timeutil
+from kairos.adapters.dynamo import DynamoStore
+from kairos.adapters.providers import decode_tag
+from kairos.config import settings
+from kairos.logic import ingest
+from kairos.observability import logger, metrics, tracer
+
+if TYPE_CHECKING:
+    from aws_lambda_powertools.utilities.typing import LambdaContext
+
+
+@lru_cache(maxsize=1)
+def store() -> DynamoStore:
+    cfg = settings()
+    return DynamoStore(cfg.events_table, cfg.customers_table, retention_seconds=cfg.retention_days * 86400)
+
+
+def _tag(mail: dict[str, Any], name: str) -> str | None:
+    values = (mail.get("tags") or {}).get(f"kairos_{name}") or []
+    return decode_tag(values[0]) if values else None
+
+
+def to_event(detail: dict[str, Any]) -> dict[str, Any] | None:
+    """The Kairos event of one SES event, or ``None`` when it is not about a Kairos message or not engagement."""
+    mail = detail.get("mail") or {}
+    message_id, customer_id = _tag(mail, "message_id"), _tag(mail, "customer_id")
+    if not message_id or not customer_id:
+        return None
+    kind = detail.get("eventType") or detail.get("notificationType")
+    ses_id = mail.get("messageId", message_id)
+    base = {"customer_id": customer_id, "channel": "email", "message_id": message_id}
+    if kind == "Open":
+        return {
+            **base,
+            "event_id": f"ses-open-{ses_id}",
+            "type": "message_open",
+            "timestamp": detail["open"]["timestamp"],
+        }
+    if kind == "Click":
+        click = detail["click"]
+        return {**base, "event_id": f"ses-click-{ses_id}", "type": "message_click", "timestamp": click["timestamp"]}
+    if kind == "Bounce" and (detail.get("bounce") or {}).get("bounceType") == "Permanent":
+        ts = detail["bounce"]["timestamp"]
+        return {
+            **base,
+            "event_id": f"ses-bounce-{ses_id}",
+            "type": "unsubscribe",
+            "timestamp": ts,
+            "properties": {"reason": "permanent bounce"},
+        }
+    if kind == "Complaint":
+        ts = detail["complaint"]["timestamp"]
+        return {
+            **base,
+            "event_id": f"ses-complaint-{ses_id}",
+            "type": "unsubscribe",
+            "timestamp": ts,
+            "properties": {"reason": "complaint"},
+        }
+    return None
+
+
+def handle(events: list[dict[str, Any]]) -> dict[str, Any]:
+    """EventBridge delivers one event per invocation; a list keeps batching (and tests) simple."""
+    made = [e for e in (to_event(ev.get("detail") or {}) for ev in events) if e is not None]
+    if not made:
+        return {"accepted": 0, "duplicates": 0, "rejected": [], "ignored": len(events)}
+    cfg = settings()
+    result = ingest.ingest_events(made, store(), timeutil.now(), cfg.retention, cfg.clock_skew)
+    out = result.model_dump(mode="json")
+    out["ignored"] = len(events) - len(made)
+    if result.rejected:
+        logger.warning("feedback events rejected", extra={"rejected": out["rejected"]})
+    return out
+
+
+@logger.inject_lambda_context(log_event=False)
+@metrics.log_metrics
+@tracer.capture_lambda_handler
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    result = handle([event])
+    logger.info("provider feedback", extra={"detail_type": event.get("detail-type"), **result})
+    return result

@@ -1,0 +1,165 @@
+"""The message log: one DynamoDB record per message id, every outcome archived to S3 for retraining.
+
+Table: partition key ``message_id``; the sparse index ``by_customer`` (``customer_id``, ``sent_at``) holds the
+messages actually sent, for frequency caps; ``expires_at`` is the TTL. Archive:
+``messages/dt=YYYY-MM-DD/<campaign_id>/<message_id>.<attempt>.jsonl.gz``, one object per attempt's outcome
+(sent, failed, skipped, throttled, unavailable), so a retry never overwrites what an earlier attempt saw.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+import boto3
+from botocore.config import Config
+from botocore.exceptions import ClientError
+
+from kairos.adapters.archive import encode_lines
+from kairos.adapters.dynamo import _item, _plain
+from kairos.errors import StoreError, ThrottledError
+from kairos.logic.send import TRANSIENT, MessageLog
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb import DynamoDBClient
+    from mypy_boto3_s3 import S3Client
+
+ARCHIVE_PREFIX = "messages"
+BY_CUSTOMER_INDEX = "by_customer"
+_RETRY = Config(retries={"mode": "standard", "max_attempts": 6})
+
+
+class DynamoMessageLog(MessageLog):
+    def __init__(
+        self,
+        table: str,
+        bucket: str,
+        dynamodb: DynamoDBClient | None = None,
+        s3: S3Client | None = None,
+    ) -> None:
+        self.table = table
+        self.bucket = bucket
+        self._ddb = dynamodb
+        self._s3 = s3
+
+    @property
+    def ddb(self) -> DynamoDBClient:
+        if self._ddb is None:
+            self._ddb = boto3.client("dynamodb", config=_RETRY)
+        return self._ddb
+
+    @property
+    def s3(self) -> S3Client:
+        if self._s3 is None:
+            self._s3 = boto3.client("s3", config=_RETRY)
+        return self._s3
+
+    def _call(self, op: str, **kwargs: Any) -> dict[str, Any]:
+        try:
+            return getattr(self.ddb, op)(**kwargs)
+        except ClientError as exc:
+            code = exc.response["Error"]["Code"]
+            if code == "ConditionalCheckFailedException":
+                raise
+            if code in ("ProvisionedThroughputExceededException", "ThrottlingException", "RequestLimitExceeded"):
+                raise ThrottledError(f"message log {op} throttled") from exc
+            raise StoreError(f"message log {op} failed: {code}") from exc
+
+    def get(self, message_id: str) -> dict[str, Any] | None:
+        item = self._call(
+            "get_item", TableName=self.table, Key={"message_id": {"S": message_id}}, ConsistentRead=True
+        ).get("Item")
+        return _plain(item) if item else None
+
+    def claim(self, record: dict[str, Any]) -> tuple[bool, dict[str, Any] | None]:
+        record["attempt"] = 1
+        try:
+            self._call(
+                "put_item",
+                TableName=self.table,
+                Item=_item(record),
+                ConditionExpression="attribute_not_exists(message_id)",
+            )
+            return True, None
+        except ClientError:
+            pass
+        existing = self.get(record["message_id"])
+        if existing is None:  # erased between the two calls: a later retry claims it
+            raise StoreError(f"message {record['message_id']} vanished while being claimed")
+        if existing.get("status") not in TRANSIENT:
+            return False, existing
+        # An earlier attempt was throttled or met an outage: this attempt takes over, exactly one of any racers.
+        record["attempt"] = int(existing.get("attempt") or 1) + 1
+        try:
+            self._call(
+                "update_item",
+                TableName=self.table,
+                Key={"message_id": {"S": record["message_id"]}},
+                UpdateExpression="SET #s = :sending, attempt = :a, claimed_at = :t",
+                ConditionExpression="#s = :was AND attempt = :prev",
+                ExpressionAttributeNames={"#s": "status"},
+                ExpressionAttributeValues={
+                    ":sending": {"S": "sending"},
+                    ":a": {"N": str(record["attempt"])},
+                    ":t": {"S": record["claimed_at"]},
+                    ":was": {"S": existing["status"]},
+                    ":prev": {"N": str(existing.get("attempt") or 1)},
+                },
+            )
+        except ClientError:
+            return False, self.get(record["message_id"]) or existing
+        return True, None
+
+    def finish(self, record: dict[str, Any]) -> None:
+        self._call("put_item", TableName=self.table, Item=_item(record))
+        self.archive(record)
+
+    def archive(self, record: dict[str, Any]) -> None:
+        date = datetime.fromisoformat(record["finished_at"].replace("Z", "+00:00")).astimezone(UTC)
+        key = (
+            f"{ARCHIVE_PREFIX}/dt={date:%Y-%m-%d}/{record['campaign_id']}/"
+            f"{record['message_id']}.{record.get('attempt', 1)}.jsonl.gz"
+        )
+        try:
+            self.s3.put_object(Bucket=self.bucket, Key=key, Body=encode_lines([record]))
+        except ClientError as exc:
+            raise StoreError(f"message archive write failed: {exc.response['Error']['Code']}") from exc
+
+    def sent_since(self, customer_id: str, channel: str, since: datetime) -> int:
+        kwargs: dict[str, Any] = {
+            "TableName": self.table,
+            "IndexName": BY_CUSTOMER_INDEX,
+            "KeyConditionExpression": "customer_id = :c AND sent_at >= :since",
+            "FilterExpression": "channel = :ch AND #s = :sent",
+            "ExpressionAttributeNames": {"#s": "status"},
+            "ExpressionAttributeValues": {
+                ":c": {"S": customer_id},
+                ":since": {"S": since.astimezone(UTC).isoformat().replace("+00:00", "Z")},
+                ":ch": {"S": channel},
+                ":sent": {"S": "sent"},
+            },
+            "Select": "COUNT",
+        }
+        count = 0
+        while True:
+            page = self._call("query", **kwargs)
+            count += int(page.get("Count", 0))
+            if "LastEvaluatedKey" not in page:
+                return count
+            kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+
+    def for_customer(self, customer_id: str) -> list[dict[str, Any]]:
+        """Every sent message of a customer (erasure and support)."""
+        kwargs: dict[str, Any] = {
+            "TableName": self.table,
+            "IndexName": BY_CUSTOMER_INDEX,
+            "KeyConditionExpression": "customer_id = :c",
+            "ExpressionAttributeValues": {":c": {"S": customer_id}},
+        }
+        out: list[dict[str, Any]] = []
+        while True:
+            page = self._call("query", **kwargs)
+            out += [_plain(i) for i in page.get("Items", [])]
+            if "LastEvaluatedKey" not in page:
+                return out
+            kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]

@@ -1,0 +1,257 @@
+"""Send one message of a journey: claim it, check consent, caps and suppression, call the provider, log it.
+
+A message id (``<campaign>.<customer>.<step>``) is claimed with a conditional write before any provider
+call, so a retried task (Step Functions retry, Lambda retry, a duplicate invocation) never sends twice:
+
+- no record yet: claim it (``sending``), check, send, record the outcome;
+- ``sent`` or ``sending``: return the earlier outcome; ``sending`` means an earlier attempt may have
+  reached the provider and died before recording it, and at-most-once is the promise we keep;
+- ``throttled`` or ``unavailable`` (a transient provider error recorded by an earlier attempt): claim it
+  again and retry;
+- ``failed`` or ``skipped``: final, returned as they are.
+
+Throttling and provider outages are raised (``ProviderThrottled``, ``ProviderUnavailable``) after the
+claim is released, so the state machine retries them with backoff and jitter; a permanent rejection is
+recorded as ``failed`` and returned, so the journey moves on to its next channel.
+
+Every outcome is written to the message log with what the model saw when it chose the send time (hour,
+probability, model version, features), which is what retraining reads.
+"""
+
+from __future__ import annotations
+
+import re
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+from kairos.campaigns.model import CampaignIn
+from kairos.errors import NotFoundError
+from kairos.logic.consent import CONTACT_FIELD, may_send
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from kairos.adapters.campaigns import DynamoCampaignStore
+    from kairos.adapters.dynamo import CustomerRecord, DynamoStore
+
+# Outcomes of the message log. Transient ones may be claimed again by a retry.
+FINAL = ("sent", "failed", "skipped")
+TRANSIENT = ("throttled", "unavailable")
+LOG_RETENTION = timedelta(days=400)
+
+
+class ProviderError(Exception):
+    """A provider refused the message for good (bad address, blocked, rejected content)."""
+
+
+class ProviderThrottled(Exception):  # noqa: N818 - the state machine's Retry matches this name
+    """The provider (or our account's quota) throttled the call: retry later."""
+
+
+class ProviderUnavailable(Exception):  # noqa: N818 - the state machine's Retry matches this name
+    """The provider failed transiently (5xx, timeout, network): retry later."""
+
+
+@dataclass(frozen=True)
+class Rendered:
+    """A message ready for one channel."""
+
+    channel: str
+    to: str
+    subject: str | None = None
+    title: str | None = None
+    body: str = ""
+    html: str | None = None
+
+
+class Provider(ABC):
+    """Port: deliver one rendered message; return the provider's message id."""
+
+    channel: str
+
+    @abstractmethod
+    def send(self, message: Rendered, message_id: str, tags: dict[str, str]) -> str:
+        """Raise ``ProviderThrottled``/``ProviderUnavailable`` to retry, ``ProviderError`` to give up."""
+
+
+class MessageLog(ABC):
+    """Port: the message log (one record per message id) and its archive."""
+
+    @abstractmethod
+    def claim(self, record: dict[str, Any]) -> tuple[bool, dict[str, Any] | None]:
+        """Create the record as ``sending`` unless it exists in a state other than a transient one.
+
+        Returns ``(True, None)`` when claimed, ``(False, existing)`` otherwise.
+        """
+
+    @abstractmethod
+    def finish(self, record: dict[str, Any]) -> None:
+        """Store the outcome of a claimed message (and archive it when it is final)."""
+
+    @abstractmethod
+    def sent_since(self, customer_id: str, channel: str, since: datetime) -> int:
+        """How many messages were sent to the customer on the channel since ``since``."""
+
+
+_FIELD = re.compile(r"\{\{\s*([a-z_][a-z0-9_.]*)\s*\}\}")
+
+
+def template_fields(record: CustomerRecord, population: dict[str, Any] | None = None) -> dict[str, str]:
+    """The per-customer fields a message may use: ``{{first_name}}``, ``{{next_product}}``, attributes."""
+    profile = record.profile or {}
+    attributes = profile.get("attributes") or {}
+    rec = record.recommendation or population or {}
+    products = [p["product_id"] for p in rec.get("next_products") or [] if p.get("product_id")]
+    fields = {f"attributes.{k}": str(v) for k, v in attributes.items() if isinstance(v, str | int | float)}
+    fields.update(
+        {
+            "customer_id": record.customer_id,
+            "first_name": str(attributes.get("first_name") or attributes.get("name") or "there"),
+            "next_product": products[0] if products else "",
+            "next_products": ", ".join(products[:3]),
+        }
+    )
+    return fields
+
+
+def render_text(text: str | None, fields: dict[str, str]) -> str | None:
+    """Replace ``{{name}}``; an unknown name renders empty rather than leaking braces to a customer."""
+    if text is None:
+        return None
+    return _FIELD.sub(lambda m: fields.get(m.group(1), ""), text)
+
+
+def render(campaign: CampaignIn, channel: str, record: CustomerRecord, fields: dict[str, str]) -> Rendered:
+    contact = (record.profile or {}).get("contact") or {}
+    to = str(contact.get(CONTACT_FIELD[channel]) or "")
+    content = getattr(campaign.messages, channel)
+    if channel == "email":
+        return Rendered(
+            channel,
+            to,
+            subject=render_text(content.subject, fields),
+            body=render_text(content.text, fields) or "",
+            html=render_text(content.html, fields),
+        )
+    if channel == "push":
+        return Rendered(channel, to, title=render_text(content.title, fields), body=render_text(content.body, fields))
+    return Rendered(channel, to, body=render_text(content.text, fields) or "")
+
+
+@dataclass
+class SendRequest:
+    message_id: str
+    campaign_id: str
+    customer_id: str
+    channel: str
+    step: int
+    decision: dict[str, Any] | None
+
+    @classmethod
+    def from_event(cls, event: dict[str, Any]) -> SendRequest:
+        return cls(
+            message_id=str(event["message_id"]),
+            campaign_id=str(event["campaign_id"]),
+            customer_id=str(event["customer_id"]),
+            channel=str(event["channel"]),
+            step=int(event.get("step") or 0),
+            decision=event.get("decision"),
+        )
+
+
+def _iso(t: datetime) -> str:
+    return t.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+def _result(rec: dict[str, Any], duplicate: bool = False) -> dict[str, Any]:
+    return {
+        "message_id": rec["message_id"],
+        "status": rec["status"],
+        "reason": rec.get("reason") or "",
+        "duplicate": duplicate,
+    }
+
+
+def send_message(
+    req: SendRequest,
+    customers: DynamoStore,
+    campaigns: DynamoCampaignStore,
+    providers: dict[str, Provider],
+    log: MessageLog,
+    now: datetime,
+    population: Callable[[], dict[str, Any] | None] | None = None,
+) -> dict[str, Any]:
+    """Send (at most once) and log; returns ``{"message_id", "status", "reason", "duplicate"}``.
+
+    Raises
+    ------
+    ProviderThrottled, ProviderUnavailable
+        Transient failures, after recording them and releasing the claim: retry the task.
+    """
+    decision = req.decision or {}
+    record: dict[str, Any] = {
+        "message_id": req.message_id,
+        "campaign_id": req.campaign_id,
+        "customer_id": req.customer_id,
+        "channel": req.channel,
+        "step": req.step,
+        "status": "sending",
+        "reason": "",
+        "claimed_at": _iso(now),
+        "expires_at": int((now + LOG_RETENTION).timestamp()),
+        # What the model saw when it chose this send time: retraining reads it to correct for the policy.
+        "send_at": decision.get("send_at"),
+        "hour_of_week": decision.get("hour_of_week"),
+        "probability": decision.get("probability"),
+        "policy": decision.get("policy"),
+        "model_version": decision.get("model_version"),
+        "timezone": decision.get("timezone"),
+        "features": decision.get("features"),
+    }
+    claimed, existing = log.claim(record)
+    if not claimed:
+        assert existing is not None
+        return _result(existing, duplicate=True)
+
+    def finish(status: str, reason: str = "", **extra: Any) -> dict[str, Any]:
+        record.update(status=status, reason=reason, finished_at=_iso(now), **extra)
+        log.finish(record)
+        return _result(record)
+
+    try:
+        doc = campaigns.get_campaign(req.campaign_id)
+    except NotFoundError:
+        return finish("skipped", "campaign not found")
+    if doc["status"] not in ("scheduled", "running"):
+        return finish("skipped", f"campaign {doc['status']}")
+    campaign = CampaignIn.model_validate(doc["definition"])
+    if now >= campaign.expires_at:
+        return finish("skipped", "offer expired")
+    customer = customers.get_customer(req.customer_id)
+    allowed, why = may_send(customer, req.channel)
+    if not allowed or customer is None:
+        return finish("skipped", why)
+    if campaign.frequency_cap:
+        cap = campaign.frequency_cap
+        sent = log.sent_since(req.customer_id, req.channel, now - timedelta(days=cap.per_days))
+        if sent >= cap.max_messages:
+            return finish("skipped", f"frequency cap: {sent} {req.channel} messages in {cap.per_days} days")
+    provider = providers.get(req.channel)
+    if provider is None:
+        return finish("failed", f"no provider configured for {req.channel}")
+    prior = population() if population is not None and customer.recommendation is None else None
+    message = render(campaign, req.channel, customer, template_fields(customer, prior))
+    tags = {"message_id": req.message_id, "campaign_id": req.campaign_id, "customer_id": req.customer_id}
+    try:
+        provider_id = provider.send(message, req.message_id, tags)
+    except ProviderThrottled as exc:
+        finish("throttled", str(exc) or "throttled")
+        raise
+    except ProviderUnavailable as exc:
+        finish("unavailable", str(exc) or "provider unavailable")
+        raise
+    except ProviderError as exc:
+        return finish("failed", str(exc) or "rejected by the provider")
+    return finish("sent", "ok", provider_message_id=provider_id, sent_at=_iso(now))
