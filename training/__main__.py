@@ -135,6 +135,19 @@ def cmd_publish(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_messages(args: argparse.Namespace) -> int:
+    from training.io import load_events, message_training_rows, read_messages, write_jsonl
+
+    messages = read_messages(args.messages)
+    events = load_events(args.events).events if args.events else []
+    rows = message_training_rows(messages, events, timedelta(hours=args.window_hours))
+    n = write_jsonl(args.out, rows)
+    sent = sum(1 for m in messages if m.status == "sent")
+    engaged = sum(1 for r in rows if r["engaged"])
+    print(f"{len(messages)} messages ({sent} sent), {n} training rows, {engaged} engaged -> {args.out}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m training", description=__doc__.splitlines()[0])
     parser.add_argument("-v", "--verbose", action="store_true", help="log progress")
@@ -194,6 +207,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--test-days", type=int, default=92)
     train_args(p)
     p.set_defaults(func=cmd_card)
+
+    p = sub.add_parser("messages", help="turn the message log archive into labelled, propensity-weighted rows")
+    p.add_argument("--messages", nargs="+", required=True, help="s3://<archive>/messages/ or local copies")
+    p.add_argument("--events", nargs="*", help="events (for engagement labels): files, directories or s3:// prefixes")
+    p.add_argument("--window-hours", type=float, default=24.0, help="engagement within this long after the send")
+    p.add_argument("--out", required=True, help="output JSON Lines")
+    p.set_defaults(func=cmd_messages)
 
     p = sub.add_parser("publish", help="upload a model directory to the models bucket; the score function picks it up")
     p.add_argument("--model", required=True, help="model directory")

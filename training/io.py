@@ -11,8 +11,10 @@ import io
 import json
 import logging
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+from zoneinfo import ZoneInfo
 
 from pydantic import ValidationError
 
@@ -171,3 +173,116 @@ def write_jsonl(path: str | Path, records: Iterable[dict[str, Any]]) -> int:
             fh.write("\n")
             n += 1
     return n
+
+
+# ----------------------------------------------------------------------------- the message log
+
+ENGAGED_BY_MESSAGE = frozenset({"message_open", "message_click", "purchase", "message_inbound"})
+
+
+@dataclass
+class MessageOutcome:
+    """One message of the log, as retraining reads it: what was sent, when, and what the policy saw."""
+
+    message_id: str
+    campaign_id: str
+    customer_id: str
+    channel: str
+    step: int
+    status: str  # sent | failed | skipped | throttled | unavailable
+    reason: str
+    attempt: int
+    sent_at: datetime | None
+    hour_of_week: int | None  # the local hour of week the policy chose (step 0's; later steps follow waits)
+    probability: float | None  # the probability the policy gave that hour (propensity)
+    policy: str | None
+    model_version: str | None
+    timezone: str | None
+    features: dict[str, Any]
+
+
+def _message_outcome(rec: dict[str, Any]) -> MessageOutcome:
+    def ts(value: Any) -> datetime | None:
+        return datetime.fromisoformat(str(value).replace("Z", "+00:00")) if value else None
+
+    return MessageOutcome(
+        message_id=str(rec["message_id"]),
+        campaign_id=str(rec["campaign_id"]),
+        customer_id=str(rec["customer_id"]),
+        channel=str(rec["channel"]),
+        step=int(rec.get("step") or 0),
+        status=str(rec["status"]),
+        reason=str(rec.get("reason") or ""),
+        attempt=int(rec.get("attempt") or 1),
+        sent_at=ts(rec.get("sent_at")),
+        hour_of_week=None if rec.get("hour_of_week") is None else int(rec["hour_of_week"]),
+        probability=None if rec.get("probability") is None else float(rec["probability"]),
+        policy=rec.get("policy"),
+        model_version=rec.get("model_version"),
+        timezone=rec.get("timezone"),
+        features=dict(rec.get("features") or {}),
+    )
+
+
+def read_messages(sources: Sequence[str], s3_client: Any = None) -> list[MessageOutcome]:
+    """The message log archive (``s3://<archive>/messages/`` or local copies): the last attempt per message.
+
+    Each attempt of a message is its own record (a throttled attempt, then the sent one); training wants
+    the outcome, so the record with the highest attempt wins.
+    """
+    latest: dict[str, MessageOutcome] = {}
+    for src in sources:
+        if src.startswith("s3://"):
+            blobs: Iterable[tuple[str, bytes]] = _s3_objects(src, s3_client)
+        else:
+            blobs = ((p.name, p.read_bytes()) for p in _local_files(Path(src)))
+        for name, data in blobs:
+            for rec in _records_from_bytes(name, data):
+                out = _message_outcome(rec)
+                seen = latest.get(out.message_id)
+                if seen is None or out.attempt > seen.attempt:
+                    latest[out.message_id] = out
+    return sorted(latest.values(), key=lambda m: (m.sent_at or datetime.max.replace(tzinfo=UTC), m.message_id))
+
+
+def message_training_rows(
+    messages: Iterable[MessageOutcome], events: Iterable[Event], window: timedelta = timedelta(hours=24)
+) -> list[dict[str, Any]]:
+    """One row per sent message: did the customer engage with it within ``window``, and with what weight.
+
+    ``weight`` is the inverse of the propensity of the chosen hour (clipped at 20), so an estimate over
+    these rows corrects for the policy having chosen hours it already believed in (inverse propensity
+    scoring); ``hour_of_week`` is the customer's local hour of the actual send.
+    """
+    engaged: dict[str, datetime] = {}
+    for ev in events:
+        if ev.message_id and ev.type in ENGAGED_BY_MESSAGE:
+            at = ev.timestamp.astimezone(UTC)
+            if ev.message_id not in engaged or at < engaged[ev.message_id]:
+                engaged[ev.message_id] = at
+    rows = []
+    for m in messages:
+        if m.status != "sent" or m.sent_at is None:
+            continue
+        first = engaged.get(m.message_id)
+        tz = m.timezone or "UTC"
+        local = m.sent_at.astimezone(ZoneInfo(tz))
+        p = m.probability if m.probability and m.probability > 0 else None
+        rows.append(
+            {
+                "message_id": m.message_id,
+                "campaign_id": m.campaign_id,
+                "customer_id": m.customer_id,
+                "channel": m.channel,
+                "step": m.step,
+                "sent_at": m.sent_at.isoformat(),
+                "hour_of_week": local.weekday() * 24 + local.hour,
+                "engaged": bool(first is not None and m.sent_at <= first < m.sent_at + window),
+                "minutes_to_engage": None if first is None else round((first - m.sent_at).total_seconds() / 60, 1),
+                "propensity": p,
+                "weight": min(1.0 / p, 20.0) if p else 1.0,
+                "policy": m.policy,
+                "model_version": m.model_version,
+            }
+        )
+    return rows

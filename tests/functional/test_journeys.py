@@ -338,3 +338,67 @@ def test_launch_from_the_api_holds_out_control_and_messages_the_rest(world):
     assert control, "with a 40% control share some of 12 customers are held out"
     assert world.providers["email"].calls == len(sent)
     assert totals is not None
+
+
+def test_every_message_log_record_is_training_data(world, tmp_path):
+    from kairos.adapters.archive import decode_lines
+    from training.__main__ import main as training_main
+    from training.io import load_events, message_training_rows, read_messages
+
+    world.customer("c1", consent=("email", "push"))  # sms: skipped for consent
+    world.customer("c2")
+    cid = world.campaign()
+    world.wrap_providers(push={"throttle": 1})  # one throttled attempt, then sent
+    opened = {
+        "event_id": "o2",
+        "customer_id": "c2",
+        "type": "message_open",
+        "channel": "email",
+        "message_id": f"{cid}.c2.0",
+        "timestamp": (START + timedelta(minutes=30)).isoformat(),
+    }
+    world.at(START + timedelta(minutes=31), [opened])
+    world.journey(cid, "c2")
+    world.journey(cid, "c1")
+    s3 = world.runtime.session.client("s3")
+    bucket = world.runtime.dep.physical["ArchiveBucket"]
+    archived = []
+    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix="messages/"):
+        for obj in page["Contents"]:
+            archived += decode_lines(s3.get_object(Bucket=bucket, Key=obj["Key"])["Body"].read())
+    statuses = sorted(r["status"] for r in archived)
+    assert statuses == ["sent", "sent", "sent", "skipped", "throttled"]
+
+    messages = read_messages([f"s3://{bucket}/messages/"], s3_client=s3)
+    # every record was read; a message's attempts fold into its last one
+    assert {m.message_id for m in messages} == {r["message_id"] for r in archived}
+    by_id = {m.message_id: m for m in messages}
+    assert by_id[f"{cid}.c1.1"].status == "sent" and by_id[f"{cid}.c1.1"].attempt == 2
+    assert by_id[f"{cid}.c1.2"].status == "skipped"
+    assert all(m.model_version == "test-model" and m.probability == 0.8 for m in messages)
+
+    world.runtime.pump_streams()  # the events archive, as training reads it
+    events = load_events([f"s3://{bucket}/events/"], s3_client=s3).events
+    rows = {r["message_id"]: r for r in message_training_rows(messages, events)}
+    assert set(rows) == {f"{cid}.c2.0", f"{cid}.c1.0", f"{cid}.c1.1"}  # the sent ones
+    assert rows[f"{cid}.c2.0"]["engaged"] is True and rows[f"{cid}.c2.0"]["minutes_to_engage"] == 30.0
+    assert rows[f"{cid}.c1.0"]["engaged"] is False
+    assert rows[f"{cid}.c2.0"]["weight"] == pytest.approx(1 / 0.8)
+    assert rows[f"{cid}.c2.0"]["hour_of_week"] == 9  # Monday 09:00 UTC
+
+    # and the CLI does the same from a local copy of the archive
+    local = tmp_path / "archive"
+    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket):
+        for obj in page["Contents"]:
+            path = local / obj["Key"]
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_bytes(s3.get_object(Bucket=bucket, Key=obj["Key"])["Body"].read())
+    out = tmp_path / "rows.jsonl"
+    assert (
+        training_main(
+            ["messages", "--messages", str(local / "messages"), "--events", str(local / "events"), "--out", str(out)]
+        )
+        == 0
+    )
+    cli_rows = [json.loads(line) for line in out.read_text().splitlines()]
+    assert sorted(r["message_id"] for r in cli_rows) == sorted(rows)
