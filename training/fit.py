@@ -9,6 +9,8 @@ after ``end`` is ever seen (in ``evaluate``, ``end`` is the cut-off).
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 import platform
 import time
@@ -74,6 +76,18 @@ def snapshot_times(start: datetime, end: datetime, cfg: TrainConfig) -> list[dat
     return sorted(out)
 
 
+def content_version(end: datetime, time_booster: Any, product_booster: Any, cfg: TrainConfig) -> str:
+    """``kairos-<end date>-<12 hex>``: a digest of what was learned, so the same data and settings give the
+    same version (a retrain that learned nothing new is recognisably the same model) and anything else not."""
+    digest = hashlib.sha256()
+    settings = {k: v for k, v in asdict(cfg).items() if k != "threads"}  # deterministic: threads change nothing
+    digest.update(json.dumps(settings, sort_keys=True, default=str).encode())
+    digest.update(end.isoformat().encode())
+    for booster in (time_booster, product_booster):
+        digest.update(b"\x1e" + (booster.model_to_string().encode() if booster is not None else b"-"))
+    return f"kairos-{end:%Y%m%d}-{digest.hexdigest()[:12]}"
+
+
 def fit(history: History, end: datetime, cfg: TrainConfig | None = None, folder: Folder | None = None) -> KairosModel:
     """Train a Kairos model on the events before ``end``.
 
@@ -119,7 +133,7 @@ def fit(history: History, end: datetime, cfg: TrainConfig | None = None, folder:
     priors = build_priors(known, [history.segment(c) for c in cids])
     items = build_item_table(known, history.baskets(end), end, hour_counts=history.product_hour_counts(end))
     metadata = {
-        "model_version": f"kairos-{end:%Y%m%d}-{int(time.time())}",
+        "model_version": content_version(end, time_booster, product_booster, cfg),
         "kairos_version": kairos.__version__,
         "trained_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "training_window": {"start": history.start.isoformat(), "end": end.isoformat()},

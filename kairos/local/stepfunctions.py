@@ -21,6 +21,7 @@ import json
 import re
 import threading
 import time
+import uuid
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -319,8 +320,8 @@ class StepFunctionsRunner:
             "stateMachineArn": self.runtime.dep.physical[logical_id],
             "input": json.dumps(payload),
         }
-        if name:
-            kwargs["name"] = name
+        # moto names an unnamed execution "None", so a second one would collide: name it as AWS would.
+        kwargs["name"] = name or uuid.uuid4().hex
         return self.sfn.start_execution(**kwargs)["executionArn"]
 
     def wait(self, execution_arn: str, timeout_s: float = 60.0) -> dict[str, Any]:

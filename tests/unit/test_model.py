@@ -106,3 +106,18 @@ def test_load_uses_lightgbm_boosters_and_checks_features(trained, tmp_path):
     # WHEN / THEN loading refuses it
     with pytest.raises(ValueError, match="TIME_FEATURES"):
         KairosModel.load(tmp_path)
+
+
+def test_model_version_is_a_digest_of_what_was_learned(trained):
+    model, _, end = trained
+    data = load_events([str(SAMPLE)])
+    history = History(data.events, data.profiles)
+    again = fit(history, end, FAST)
+    assert again.version == model.version  # same data, same settings: the same model, the same version
+    assert again.version.startswith(f"kairos-{end:%Y%m%d}-")
+    shorter = fit(history, end - timedelta(days=30), FAST)
+    assert shorter.version != model.version
+    fewer_rounds = fit(
+        history, end, TrainConfig(time_rounds=20, product_rounds=20, max_snapshots=6, product_snapshots=2)
+    )
+    assert fewer_rounds.version != model.version
