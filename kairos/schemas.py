@@ -219,6 +219,8 @@ class ErasureReport(BaseModel):
     aggregates: bool
     archive_objects_rewritten: int
     archive_lines_removed: int
+    messages: int = 0
+    message_archive_objects: int = 0
 
 
 def first_error(exc: ValidationError) -> tuple[str, str]:

@@ -16,6 +16,7 @@ from kairos.adapters.archive import S3Archive
 from kairos.adapters.campaigns import DynamoCampaignStore
 from kairos.adapters.dynamo import DynamoStore
 from kairos.adapters.journeys import StepFunctionsCampaignLauncher
+from kairos.adapters.messages import DynamoMessageLog
 from kairos.api import make_resolver
 from kairos.campaigns.model import CampaignIn, CampaignList, CampaignView, SegmentIn, SegmentList, SegmentView
 from kairos.config import settings
@@ -52,6 +53,12 @@ def archive() -> S3Archive:
     return S3Archive(settings().archive_bucket)
 
 
+@lru_cache(maxsize=1)
+def message_log() -> DynamoMessageLog:
+    cfg = settings()
+    return DynamoMessageLog(cfg.messages_table, cfg.archive_bucket)
+
+
 @app.post("/v1/events", summary="Ingest a batch of 1 to 500 events", tags=["events"])
 def post_events(batch: Annotated[EventBatch, Body()]) -> IngestResult:
     cfg = settings()
@@ -77,7 +84,7 @@ def get_customer(customer_id: CustomerId) -> CustomerView:
 
 @app.delete("/v1/customers/<customer_id>", summary="Erase a customer (right to be forgotten)", tags=["customers"])
 def delete_customer(customer_id: CustomerId) -> ErasureReport:
-    report = customers.erase_customer(customer_id, store(), archive())
+    report = customers.erase_customer(customer_id, store(), archive(), message_log())
     logger.info("customer erased", extra=report.model_dump())
     return report
 

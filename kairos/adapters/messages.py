@@ -8,7 +8,7 @@ messages actually sent, for frequency caps; ``expires_at`` is the TTL. Archive:
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 import boto3
@@ -126,15 +126,18 @@ class DynamoMessageLog(MessageLog):
             raise StoreError(f"message archive write failed: {exc.response['Error']['Code']}") from exc
 
     def sent_since(self, customer_id: str, channel: str, since: datetime) -> int:
+        # The index sorts by claim time; a message is sent after it is claimed, within the retries' span.
+        early = since - timedelta(days=1)
         kwargs: dict[str, Any] = {
             "TableName": self.table,
             "IndexName": BY_CUSTOMER_INDEX,
-            "KeyConditionExpression": "customer_id = :c AND sent_at >= :since",
-            "FilterExpression": "channel = :ch AND #s = :sent",
+            "KeyConditionExpression": "customer_id = :c AND claimed_at >= :early",
+            "FilterExpression": "channel = :ch AND #s = :sent AND sent_at >= :since",
             "ExpressionAttributeNames": {"#s": "status"},
             "ExpressionAttributeValues": {
                 ":c": {"S": customer_id},
-                ":since": {"S": since.astimezone(UTC).isoformat().replace("+00:00", "Z")},
+                ":early": {"S": _iso(early)},
+                ":since": {"S": _iso(since)},
                 ":ch": {"S": channel},
                 ":sent": {"S": "sent"},
             },
@@ -149,7 +152,7 @@ class DynamoMessageLog(MessageLog):
             kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
 
     def for_customer(self, customer_id: str) -> list[dict[str, Any]]:
-        """Every sent message of a customer (erasure and support)."""
+        """Every message of a customer, whatever its outcome (erasure and support)."""
         kwargs: dict[str, Any] = {
             "TableName": self.table,
             "IndexName": BY_CUSTOMER_INDEX,
@@ -163,3 +166,36 @@ class DynamoMessageLog(MessageLog):
             if "LastEvaluatedKey" not in page:
                 return out
             kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+
+    def erase_customer(self, customer_id: str) -> tuple[int, int]:
+        """Delete a customer's messages from the log and their archived attempts; returns (records, objects)."""
+        records = self.for_customer(customer_id)
+        objects = 0
+        for rec in records:
+            self._call("delete_item", TableName=self.table, Key={"message_id": {"S": rec["message_id"]}})
+            first = _day(rec.get("claimed_at"))
+            last = _day(rec.get("finished_at")) or first
+            if first is None or last is None:
+                continue
+            day = first
+            while day <= last:  # attempts of one message span the days its retries took
+                prefix = f"{ARCHIVE_PREFIX}/dt={day:%Y-%m-%d}/{rec['campaign_id']}/{rec['message_id']}."
+                try:
+                    listed = self.s3.list_objects_v2(Bucket=self.bucket, Prefix=prefix).get("Contents", [])
+                    for obj in listed:
+                        self.s3.delete_object(Bucket=self.bucket, Key=obj["Key"])
+                        objects += 1
+                except ClientError as exc:
+                    raise StoreError(f"message archive erasure failed: {exc.response['Error']['Code']}") from exc
+                day += timedelta(days=1)
+        return len(records), objects
+
+
+def _iso(t: datetime) -> str:
+    return t.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+def _day(value: Any) -> date | None:
+    if not value:
+        return None
+    return datetime.fromisoformat(str(value).replace("Z", "+00:00")).astimezone(UTC).date()

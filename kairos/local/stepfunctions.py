@@ -62,6 +62,8 @@ class SimulatedClock:
         self._timers: list[tuple[datetime, int, Callable[[], None]]] = []
         self._timer_seq = 0
         self._sleeping = 0
+        self._sleepers: list[tuple[datetime, int, threading.Event]] = []
+        self._seq = 0
         # How many executions are running (set by local_stepfunctions): the clock jumps only when at least
         # that many threads are parked in a wait, so an execution between two states is never overtaken.
         self.running: Callable[[], int] | None = None
@@ -74,6 +76,8 @@ class SimulatedClock:
         """Move the clock forward by hand (tests; nothing waiting is released early)."""
         with self._cond:
             self._now += timedelta(seconds=max(0.0, seconds))
+            while self._sleepers and self._sleepers[0][0] <= self._now:
+                heapq.heappop(self._sleepers)[2].set()
             self._cond.notify_all()
 
     def sleep(self, seconds: float) -> None:
@@ -86,12 +90,17 @@ class SimulatedClock:
             if target <= self._now:
                 return
             heapq.heappush(self._targets, target)
+            # One event per sleeper, set by the driver when its time comes: waking every sleeper on every
+            # change of the clock's state would cost O(sleepers) per change, and a demo has thousands.
+            wake = threading.Event()
+            self._seq += 1
+            heapq.heappush(self._sleepers, (target, self._seq, wake))
             self._busy -= held
             self._sleeping += 1
             self._last = time.monotonic()
             self._cond.notify_all()
-            while self._now < target:
-                self._cond.wait()
+        wake.wait()
+        with self._cond:
             self._sleeping -= 1
             self._busy += held
 
@@ -167,6 +176,8 @@ class SimulatedClock:
             with self._cond:
                 if target > self._now:
                     self._now = target
+                while self._sleepers and self._sleepers[0][0] <= self._now:
+                    heapq.heappop(self._sleepers)[2].set()
                 due = []
                 while self._timers and self._timers[0][0] <= self._now:
                     due.append(heapq.heappop(self._timers)[2])
@@ -206,6 +217,7 @@ def local_stepfunctions(
     from moto.stepfunctions.parser.asl.component.common.retry import retrier_decl
     from moto.stepfunctions.parser.asl.component.state.exec.state_task import lambda_eval_utils
     from moto.stepfunctions.parser.asl.component.state.wait.wait_function import timestamp, wait_function
+    from moto.stepfunctions.parser.asl.parse import asl_parser
 
     clock = clock or SimulatedClock()
     by_arn = {runtime.dep.attributes[(lid, "Arn")]: lid for lid in runtime.dep.of_type("AWS::Serverless::Function")}
@@ -258,13 +270,26 @@ def local_stepfunctions(
         def __getattr__(self, name: str) -> Any:
             return getattr(time, name)
 
+    # moto parses the whole definition with ANTLR (pure Python) for every execution: a journey costs about a
+    # second of CPU before its first state. The parsed program holds no execution state (that lives in the
+    # environment each execution makes), so one parse per definition is shared.
+    parse = asl_parser.AmazonStateLanguageParser.parse
+    parsed: dict[str, Any] = {}
+
+    def cached_parse(definition: str) -> Any:
+        if definition not in parsed:
+            parsed[definition] = parse(definition)
+        return parsed[definition]
+
     saved = {
+        "parse": parse,
         "invoke": lambda_eval_utils._invoke_lambda_function,
         "exec": lambda_eval_utils.exec_lambda_function,
         "wait": wait_function.WaitFunction._wait_interval,
         "ts": timestamp.Timestamp._get_wait_seconds,
         "time": retrier_decl.time,
     }
+    asl_parser.AmazonStateLanguageParser.parse = staticmethod(cached_parse)
     lambda_eval_utils._invoke_lambda_function = invoke_integration
     lambda_eval_utils.exec_lambda_function = exec_lambda
     wait_function.WaitFunction._wait_interval = wait_interval
@@ -279,6 +304,7 @@ def local_stepfunctions(
     finally:
         clock.stop()
         clock.running = None
+        asl_parser.AmazonStateLanguageParser.parse = staticmethod(saved["parse"])
         lambda_eval_utils._invoke_lambda_function = saved["invoke"]
         lambda_eval_utils.exec_lambda_function = saved["exec"]
         wait_function.WaitFunction._wait_interval = saved["wait"]

@@ -15,6 +15,7 @@ if TYPE_CHECKING:
 
     from kairos.adapters.archive import S3Archive
     from kairos.adapters.dynamo import CustomerRecord, DynamoStore
+    from kairos.adapters.messages import DynamoMessageLog
 
 MAX_ATTEMPTS = 8
 
@@ -84,10 +85,13 @@ def get_customer(customer_id: str, store: DynamoStore) -> CustomerView:
     return view_of(record)
 
 
-def erase_customer(customer_id: str, store: DynamoStore, archive: S3Archive) -> ErasureReport:
-    """Right to be forgotten: profile, aggregates, stored events and their archived copies."""
+def erase_customer(
+    customer_id: str, store: DynamoStore, archive: S3Archive, messages: DynamoMessageLog | None = None
+) -> ErasureReport:
+    """Right to be forgotten: profile, aggregates, stored events, the message log and their archived copies."""
     erased = store.erase_customer(customer_id)
-    if not (erased["profile"] or erased["aggregates"] or erased["events"]):
+    sent, sent_objects = messages.erase_customer(customer_id) if messages is not None else (0, 0)
+    if not (erased["profile"] or erased["aggregates"] or erased["events"] or sent):
         raise NotFoundError(f"customer '{customer_id}' not found")
     objects, lines = archive.purge_customer(customer_id, erased["event_dates"])
     return ErasureReport(
@@ -98,4 +102,6 @@ def erase_customer(customer_id: str, store: DynamoStore, archive: S3Archive) -> 
         aggregates=erased["aggregates"],
         archive_objects_rewritten=objects,
         archive_lines_removed=lines,
+        messages=sent,
+        message_archive_objects=sent_objects,
     )

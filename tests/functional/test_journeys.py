@@ -402,3 +402,17 @@ def test_every_message_log_record_is_training_data(world, tmp_path):
     )
     cli_rows = [json.loads(line) for line in out.read_text().splitlines()]
     assert sorted(r["message_id"] for r in cli_rows) == sorted(rows)
+
+
+def test_erasure_removes_the_message_log_and_its_archive(world):
+    world.customer("c1")
+    cid = world.campaign()
+    world.wrap_providers(email={"throttle": 1})
+    world.journey(cid, "c1")
+    assert len(world.messages(cid, "c1")) == 3
+    report = world.client.request("DELETE", "/v1/customers/c1").json()
+    assert report["messages"] == 3 and report["message_archive_objects"] == 4  # a throttled attempt + 3 sent
+    assert world.messages(cid, "c1") == []
+    s3 = world.runtime.session.client("s3")
+    left = s3.list_objects_v2(Bucket=world.runtime.dep.physical["ArchiveBucket"], Prefix="messages/")
+    assert left.get("KeyCount", 0) == 0
