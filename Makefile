@@ -20,7 +20,7 @@ test: dev
 	$(PY) -m pytest -q
 
 demo: dev
-	$(PY) -m kairos.local.demo $(ARGS)
+	$(PY) -m kairos.local.closed_loop $(ARGS)
 
 serve: dev
 	PORT=$(PORT) $(PY) -m kairos.local.server

@@ -1,0 +1,86 @@
+"""The demo report: numbers, intervals, uplift; a self-contained HTML page and report.json."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from kairos.local.report import format_table, summary, wilson, write_report
+
+
+def results():
+    arm = {
+        "optimized": {
+            "customers": 100,
+            "messaged": 95,
+            "opened": 40,
+            "clicked": 12,
+            "purchased": 6,
+            "by_step": {"email": {"sent": 95, "opened": 30}, "push": {"sent": 50, "opened": 10}},
+            "expected_first_open": 0.31,
+        },
+        "fixed": {
+            "customers": 80,
+            "messaged": 76,
+            "opened": 24,
+            "clicked": 6,
+            "purchased": 3,
+            "by_step": {"email": {"sent": 76, "opened": 20}},
+            "expected_first_open": 0.22,
+        },
+        "control": {
+            "customers": 50,
+            "messaged": 0,
+            "opened": 0,
+            "clicked": 0,
+            "purchased": 1,
+            "by_step": {},
+            "expected_first_open": None,
+        },
+    }
+    rounds = [
+        {
+            "name": "round 1",
+            "model": {"model_version": "kairos-1"},
+            "fixed_hour": 12,
+            "arms": arm,
+            "oracle_first_open": 0.4,
+        },
+        {
+            "name": "round 2",
+            "model": {"model_version": "kairos-2"},
+            "fixed_hour": 12,
+            "arms": arm,
+            "oracle_first_open": 0.4,
+        },
+    ]
+    curve = [1.0 / 168] * 168
+    return {
+        "config": {"customers": 230, "seed": 7},
+        "rounds": rounds,
+        "seconds": 12.0,
+        "customers": [{"customer_id": "sim-1", "timezone": "UTC", "true_rhythm": curve, "learned": curve}],
+    }
+
+
+def test_summary_rates_intervals_and_uplift():
+    (r1, _) = summary(results())
+    opt = r1["arms"]["optimized"]
+    assert opt["opened_rate"] == pytest.approx(0.40)
+    assert opt["opened_uplift"] == pytest.approx(0.40)  # control never opens: it gets nothing
+    assert opt["purchased_uplift"] == pytest.approx(0.06 - 0.02)
+    lo, hi = opt["opened_ci"]
+    assert lo < 0.40 < hi and (lo, hi) == wilson(40, 100)
+    assert wilson(0, 50)[0] == 0.0 and wilson(0, 50)[1] > 0
+
+
+def test_table_and_html_report(tmp_path):
+    text = format_table(results())
+    for word in ("optimized", "fixed", "control", "oracle", "40.0%", "after retraining"):
+        assert word in text
+    page = write_report(results(), tmp_path / "report.html")
+    html = page.read_text()
+    assert html.count("<img") == 4 and "optimized" in html
+    data = json.loads((tmp_path / "report.json").read_text())
+    assert data["summary"][0]["arms"]["fixed"]["opened_rate"] == pytest.approx(0.3)
