@@ -107,6 +107,7 @@ class Config:
     out: Path = Path("out/demo")
     time_rounds: int = 150
     port: int = 0
+    start: datetime | None = None  # simulated "now" of the first round (default: the current hour)
 
 
 @dataclass
@@ -389,7 +390,7 @@ def run(cfg: Config) -> dict[str, Any]:
     from kairos.local.simulation import build_population, history_events
 
     key = os.environ.get("KAIROS_API_KEY") or "kairos-local-dev-key"
-    sim_now = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
+    sim_now = (cfg.start or datetime.now(UTC)).astimezone(UTC).replace(minute=0, second=0, microsecond=0)
     t_start = time.perf_counter()
     print(f"Drawing {cfg.customers} simulated customers from Online Retail II...", file=sys.stderr)
     population = build_population(cfg.customers, cfg.seed)
@@ -470,8 +471,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=Config.seed)
     parser.add_argument("--out", type=Path, default=Config.out, help="report directory")
     parser.add_argument("--time-rounds", type=int, default=Config.time_rounds, help="boosting rounds, send time")
+    parser.add_argument(
+        "--start", type=datetime.fromisoformat, help="simulated start, ISO 8601 with offset (default: now)"
+    )
     args = parser.parse_args(argv)
-    cfg = Config(args.customers, args.seed, args.rounds, args.out, args.time_rounds)
+    cfg = Config(args.customers, args.seed, args.rounds, args.out, args.time_rounds, start=args.start)
     run(cfg)
     return 0
 
