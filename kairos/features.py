@@ -423,13 +423,22 @@ def time_features(
     prod_n = np.zeros(n_cust)
     if items is not None and len(items):
         index = items.index
+        prod_rows: list[int] = []
+        prod_counts = np.zeros(n_cust, dtype=np.int64)
         for i, a in enumerate(aggs):
             if a.product_purchases:
                 # Sorted: dict order follows arrival order, and float sums must not.
-                idx = sorted(j for j in (index.get(p) for p in a.product_purchases) if j is not None)
-                if idx:
-                    prod_hod[i] = items.hour_dist[idx].mean(axis=0)
-                    prod_n[i] = len(idx)
+                idx = sorted(j for j in map(index.get, a.product_purchases) if j is not None)
+                prod_rows += idx
+                prod_counts[i] = len(idx)
+        prod_has = prod_counts > 0
+        if prod_has.any():
+            # One gather and one segmented sum for the whole batch; rows are added in the same (sorted) order
+            # as a per-customer ``hour_dist[idx].mean(axis=0)``, so the result is the same to the bit.
+            prod_starts = np.concatenate(([0], np.cumsum(prod_counts)[:-1]))[prod_has]
+            prod_sums = np.add.reduceat(items.hour_dist[np.asarray(prod_rows, dtype=np.int64)], prod_starts, axis=0)
+            prod_hod[prod_has] = prod_sums / prod_counts[prod_has, None]
+            prod_n[prod_has] = prod_counts[prod_has]
     purchases = np.array([a.purchase_count for a in aggs], dtype=np.float64)
     monetary = np.array([a.monetary_total for a in aggs], dtype=np.float64)
     lines = np.array([a.event_counts.get("purchase", 0) for a in aggs], dtype=np.float64)
@@ -809,7 +818,8 @@ def product_candidates(aggs: Sequence[CustomerAggregates], as_of: datetime, item
         rp_time = np.array([e[2] for e in agg.recent_products], dtype=np.float64)
         known = rp_idx >= 0
         rp_idx, rp_time = rp_idx[known], rp_time[known]
-        seeds = np.unique(rp_idx)
+        # Few recent products: a Python set is cheaper than np.unique on a handful of numbers.
+        seeds = np.array(sorted(set(rp_idx.tolist())), dtype=np.int64)
         cooc_top = np.empty(0, dtype=np.int64)
         if seeds.size:
             nb = items.neighbors[seeds].ravel()
@@ -819,7 +829,7 @@ def product_candidates(aggs: Sequence[CustomerAggregates], as_of: datetime, item
             # bincount sums repeated neighbours like np.add.at, several times faster.
             cooc = np.bincount(nb, weights=sc, minlength=n_items)
             hits = np.bincount(nb, minlength=n_items).astype(np.float64)
-            touched = np.unique(nb)
+            touched = np.flatnonzero(hits)  # the distinct neighbours, sorted, as np.unique(nb) gives them
             if touched.size > COOC_CANDIDATES:
                 part = np.argpartition(-cooc[touched], COOC_CANDIDATES - 1)[:COOC_CANDIDATES]
                 cooc_top = touched[part]
@@ -855,14 +865,17 @@ def product_candidates(aggs: Sequence[CustomerAggregates], as_of: datetime, item
         # Days since the customer's first purchase spread over their purchase moments of the product:
         # a crude repurchase cycle; due_ratio > 1 means a repurchase is "due".
         tenure = (now_s - agg.first_purchase_s) / DAY_S if agg.first_purchase_s is not None else 0.0
-        cycle = _safe_div(np.full(cand.size, tenure), own_moments[cand])
-        due = np.where(own_moments[cand] > 0, _safe_div(c_own_days, cycle), 0.0)
+        om = own_moments[cand]
+        pos = om > 0
+        with np.errstate(divide="ignore", invalid="ignore"):  # one context, the same values as _safe_div
+            cycle = np.where(pos, tenure / np.where(pos, om, 1.0), 0.0)
+            due = np.where(pos, np.where(cycle > 0, c_own_days / np.where(cycle > 0, cycle, 1.0), 0.0), 0.0)
 
         feats = np.empty((cand.size, len(PRODUCT_FEATURES)), dtype=np.float64)
-        feats[:, 0] = own_moments[cand]
+        feats[:, 0] = om
         feats[:, 1] = np.log1p(own_units[cand])
         feats[:, 2] = c_own_days
-        feats[:, 3] = own_moments[cand] / purchases if purchases > 0 else 0.0
+        feats[:, 3] = om / purchases if purchases > 0 else 0.0
         feats[:, 4] = due
         feats[:, 5] = rp_count[cand]
         feats[:, 6] = c_rp_days

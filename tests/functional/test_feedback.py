@@ -40,23 +40,21 @@ def test_ses_open_becomes_a_message_open_once(runtime, client):
 
 
 def test_permanent_bounce_and_complaint_suppress_email(runtime, client):
-    # the bounce comes after consent was given (consent given again later would lift it)
-    later = (datetime.now(UTC) + timedelta(seconds=1)).isoformat()
     store = DynamoStore(
         runtime.dep.physical["EventsTable"], runtime.dep.physical["CustomersTable"], runtime.session.client("dynamodb")
     )
-    for cid, ev in (
-        ("c1", ses_event("Bounce", "Email Bounced", bounce={"bounceType": "Permanent", "timestamp": later})),
-        ("c2", ses_event("Complaint", "Email Complaint Received", complaint={"timestamp": later})),
-    ):
-        client.request(
-            "PUT",
-            f"/v1/customers/{cid}",
-            {"timezone": "UTC", "contact": {"email": "x@example.com"}, "consent": {"email": True}},
-        )
+    kinds = {
+        "c1": ("Bounce", "Email Bounced", "bounce", {"bounceType": "Permanent"}),
+        "c2": ("Complaint", "Email Complaint Received", "complaint", {}),
+    }
+    for cid, (kind, detail_type, key, extra) in kinds.items():
+        profile = {"timezone": "UTC", "contact": {"email": "x@example.com"}, "consent": {"email": True}}
+        client.request("PUT", f"/v1/customers/{cid}", profile)
+        # the bounce comes after consent was given (consent given again later would lift it)
+        later = (datetime.now(UTC) + timedelta(seconds=2)).isoformat()
+        ev = ses_event(kind, detail_type, **{key: {**extra, "timestamp": later}})
         ev["detail"]["mail"]["tags"]["kairos_customer_id"] = [encode_tag(cid)]
         ev["detail"]["mail"]["tags"]["kairos_message_id"] = [encode_tag(f"camp.{cid}.0")]
-        ev["detail"]["mail"]["timestamp"] = SAMPLE["time"]
         assert runtime.invoke("FeedbackFunction", ev)["accepted"] == 1
         assert may_send(store.get_customer(cid), "email") == (False, "unsubscribed from email")
 

@@ -167,3 +167,23 @@ def test_product_candidates_drop_durables_bought_recently():
     assert table.durable[table.index["sofa"]]
     assert "tea" in names
     assert "sofa" not in names
+
+
+def test_batched_product_hours_equal_the_per_customer_mean(history):
+    # GIVEN real customers and the default model's item table
+    from kairos.model import KairosModel
+
+    model = KairosModel.load(Path(__file__).parents[2] / "models" / "default")
+    end = history.end + timedelta(hours=1)
+    folded = Folder(history).advance(end)
+    aggs = [folded[c] for c in history.customers][:300] + [CustomerAggregates()]
+    segments = [None] * len(aggs)
+    # WHEN the batch computes the hours at which each customer's products sell
+    x = time_features(aggs, end, model.priors, segments, model.items)
+    got = x.reshape(len(aggs), 168, len(TIME_FEATURES))[:, :24, TIME_FEATURES.index("prod_hod_win")]
+    # THEN it is what one customer at a time gives (the mean of the products' hour distributions)
+    for i, a in enumerate(aggs):
+        idx = sorted(j for j in (model.items.index.get(p) for p in a.product_purchases) if j is not None)
+        want = day_window(model.items.hour_dist[idx].mean(axis=0)[None, :])[0] if idx else np.zeros(24)
+        np.testing.assert_allclose(got[i], want, rtol=0, atol=1e-12)
+    assert np.count_nonzero(got.sum(axis=1)) >= 100  # most customers have known products
