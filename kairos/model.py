@@ -14,6 +14,7 @@ Both the ``predict`` command of ``training`` and the score Lambda call :meth:`Ka
 from __future__ import annotations
 
 import json
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -194,7 +195,10 @@ class KairosModel:
         self, aggs: Sequence[CustomerAggregates], as_of: datetime, top_k: int = 10
     ) -> list[list[tuple[str, float]]]:
         """Top ``top_k`` products per customer as ``(product_id, score)``, best first: one predict call."""
-        cands = product_candidates(aggs, as_of, self.items)
+        return self._ranked(product_candidates(aggs, as_of, self.items), len(aggs), top_k)
+
+    def _ranked(self, cands: Any, n: int, top_k: int) -> list[list[tuple[str, float]]]:
+        aggs = range(n)
         if cands.items.size == 0:
             return [[] for _ in aggs]
         if self.product_booster is not None:
@@ -248,8 +252,13 @@ class KairosModel:
             return []
         aggs = [c.aggregates for c in customers]
         segments = self.segments(customers)
-        scores = self.hour_scores(aggs, segments, as_of)
-        products = self.rank_products(aggs, as_of, top_k)
+        # Product candidates are built (Python and numpy) while the send-time booster predicts (native code,
+        # without the GIL): the two halves of the work overlap instead of queueing.
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            pending = pool.submit(product_candidates, aggs, as_of, self.items)
+            scores = self.hour_scores(aggs, segments, as_of)
+            cands = pending.result()
+        products = self._ranked(cands, len(aggs), top_k)
         best = scores.argmax(axis=1)
         days = scores.reshape(len(customers), 7, 24).sum(axis=2)
         best_day_share = days[np.arange(len(customers)), best // 24]
