@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import heapq
 import json
+import math
 import re
 import threading
 import time
@@ -221,8 +222,18 @@ def local_stepfunctions(
 
     clock = clock or SimulatedClock()
     by_arn = {runtime.dep.attributes[(lid, "Arn")]: lid for lid in runtime.dep.of_type("AWS::Serverless::Function")}
+    # Executions started before this context (another deployment's, e.g. a launch moto ran by itself) may wake
+    # up in it: they must not call this deployment's functions or take part in this clock. Their threads
+    # existed already; every execution of this context runs on a thread made after this point.
+    # Thread objects, not idents: an ident is reused once its thread ends, an object held here is not.
+    stale = {t for t in threading.enumerate() if t is not threading.main_thread()}
+
+    def guard() -> None:
+        if threading.current_thread() in stale:
+            raise RuntimeError("an execution from before local_stepfunctions started; it is not run here")
 
     def call(parameters: dict[str, Any]) -> dict[str, Any]:
+        guard()
         name = parameters["FunctionName"]
         lid = by_arn.get(name) or by_arn.get(name.split(":$")[0])
         if lid is None:
@@ -252,6 +263,7 @@ def local_stepfunctions(
         env.stack.append(resp)
 
     def wait_interval(self: Any, env: Any, wait_seconds: int) -> None:
+        guard()
         clock.sleep(wait_seconds)
 
     def timestamp_wait_seconds(self: Any, env: Any) -> int:
@@ -260,11 +272,13 @@ def local_stepfunctions(
         target = self._from_timestamp_string(timestamp=raw)
         if target is None:
             raise timestamp.FailureEventException(self._create_failure_event(env, raw))
-        return int((target.replace(tzinfo=UTC) - clock.now()).total_seconds())
+        # Rounded up: a wait for a timestamp never ends before it (the clock may stand between whole seconds).
+        return max(0, math.ceil((target.replace(tzinfo=UTC) - clock.now()).total_seconds()))
 
     class _Sleeper:
         @staticmethod
         def sleep(seconds: float) -> None:
+            guard()
             clock.sleep(seconds)
 
         def __getattr__(self, name: str) -> Any:
