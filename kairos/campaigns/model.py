@@ -120,6 +120,15 @@ class SendTime(BaseModel):
     mode: Literal["optimized", "fixed", "immediate"] = "optimized"
     local_time: time | None = Field(default=None, description="for fixed: time of day in each customer's zone")
     explore_share: Annotated[float, Field(ge=0, le=0.5)] = 0.1
+    within_hours: Annotated[
+        int,
+        Field(
+            ge=1,
+            le=168,
+            description="optimized: look for the best hour within this many hours of the launch, so the "
+            "sequence's later steps still fit before the offer expires (Braze and Klaviyo use 24)",
+        ),
+    ] = 24
 
     @model_validator(mode="after")
     def _fixed(self) -> SendTime:

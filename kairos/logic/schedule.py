@@ -14,7 +14,7 @@ from __future__ import annotations
 import hashlib
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from kairos.campaigns.model import CampaignIn
@@ -102,7 +102,14 @@ def plan_customer(
         mode=mode,
         now=now,
         tz=tz,
-        window_end=campaign.expires_at,
+        window_end=(
+            min(
+                campaign.expires_at,
+                max(now, campaign.starts_at or now) + timedelta(hours=campaign.send_time.within_hours),
+            )
+            if mode == "optimized"
+            else campaign.expires_at
+        ),
         window_start=campaign.starts_at,
         hour_scores=scores,
         quiet=quiet,

@@ -121,3 +121,36 @@ def test_stable_unit_is_uniform_enough_for_control_groups():
     share = sum(d < 0.1 for d in draws) / len(draws)
     assert 0.08 < share < 0.12
     assert local_hour_of_week(datetime(2026, 11, 23, 0, tzinfo=UTC), "UTC") == 0
+
+
+def test_optimized_send_looks_for_the_best_hour_within_the_send_window():
+    from kairos.adapters.dynamo import CustomerRecord
+    from kairos.campaigns.model import CampaignIn
+    from kairos.logic.schedule import plan_customer
+
+    now = datetime(2026, 3, 2, 6, tzinfo=UTC)  # Monday 06:00 UTC
+    scores = [0.001] * 168
+    scores[3 * 24 + 10] = 0.5  # Thursday 10:00 is this customer's best hour by far
+    scores[0 * 24 + 15] = 0.1  # Monday 15:00 is the best of the first day
+    record = CustomerRecord(
+        "c1",
+        profile={"timezone": "UTC", "contact": {"email": "a@example.com"}, "consent": {"email": True}},
+        recommendation={"hour_scores": scores, "model_version": "m"},
+    )
+
+    def plan(within: int):
+        campaign = CampaignIn.model_validate(
+            {
+                "name": "n",
+                "audience": {"filters": []},
+                "messages": {"email": {"subject": "s", "text": "t"}},
+                "channels": ["email"],
+                "expires_at": (now + timedelta(days=6)).isoformat(),
+                "control_share": 0,
+                "send_time": {"mode": "optimized", "explore_share": 0, "within_hours": within},
+            }
+        )
+        return plan_customer("camp", campaign, record, now, None).decision
+
+    assert plan(24)["hour_of_week"] == 15  # the default: the best hour of the next 24 hours
+    assert plan(168)["hour_of_week"] == 3 * 24 + 10  # a week's window waits for Thursday
