@@ -198,7 +198,9 @@ def _day_window_hod(dist168: np.ndarray) -> np.ndarray:
 
 
 def campaign_body(name: str, group: str, mode: str, start: datetime, fixed_hour: int, control: float) -> dict:
-    send_time: dict[str, Any] = {"mode": mode, "explore_share": 0.1}
+    # A 5-day offer with three steps a day apart: the optimizer may wait up to 3 days for a customer's best hour
+    # and still leave room for both follow-ups (the product default looks 24 hours ahead).
+    send_time: dict[str, Any] = {"mode": mode, "explore_share": 0.1, "within_hours": 72}
     if mode == "fixed":
         send_time = {"mode": "fixed", "local_time": f"{fixed_hour:02d}:00"}
     return {
