@@ -19,6 +19,7 @@ from zoneinfo import ZoneInfo
 from pydantic import ValidationError
 
 from kairos.schemas import Event, validate_timezone
+from kairos.timeutil import parse_ts
 from training.adapters import find_online_retail_files, online_retail_records, record_to_event
 
 if TYPE_CHECKING:
@@ -202,9 +203,6 @@ class MessageOutcome:
 
 
 def _message_outcome(rec: dict[str, Any]) -> MessageOutcome:
-    def ts(value: Any) -> datetime | None:
-        return datetime.fromisoformat(str(value).replace("Z", "+00:00")) if value else None
-
     return MessageOutcome(
         message_id=str(rec["message_id"]),
         campaign_id=str(rec["campaign_id"]),
@@ -214,7 +212,7 @@ def _message_outcome(rec: dict[str, Any]) -> MessageOutcome:
         status=str(rec["status"]),
         reason=str(rec.get("reason") or ""),
         attempt=int(rec.get("attempt") or 1),
-        sent_at=ts(rec.get("sent_at")),
+        sent_at=parse_ts(rec.get("sent_at") or None),
         hour_of_week=None if rec.get("hour_of_week") is None else int(rec["hour_of_week"]),
         probability=None if rec.get("probability") is None else float(rec["probability"]),
         policy=rec.get("policy"),

@@ -28,6 +28,10 @@ def store() -> DynamoStore:
     return DynamoStore(cfg.events_table, cfg.customers_table, retention_seconds=cfg.retention_days * 86400)
 
 
+ENGAGEMENT = {"Open": "message_open", "Click": "message_click"}
+SUPPRESSION_REASON = {"Bounce": "permanent bounce", "Complaint": "complaint"}
+
+
 def _tag(mail: dict[str, Any], name: str) -> str | None:
     values = (mail.get("tags") or {}).get(f"kairos_{name}") or []
     return decode_tag(values[0]) if values else None
@@ -42,33 +46,24 @@ def to_event(detail: dict[str, Any]) -> dict[str, Any] | None:
     kind = detail.get("eventType") or detail.get("notificationType")
     ses_id = mail.get("messageId", message_id)
     base = {"customer_id": customer_id, "channel": "email", "message_id": message_id}
-    if kind == "Open":
+    if kind in ENGAGEMENT:
         return {
             **base,
-            "event_id": f"ses-open-{ses_id}",
-            "type": "message_open",
-            "timestamp": detail["open"]["timestamp"],
+            "event_id": f"ses-{kind.lower()}-{ses_id}",
+            "type": ENGAGEMENT[kind],
+            "timestamp": detail[kind.lower()]["timestamp"],
         }
-    if kind == "Click":
-        click = detail["click"]
-        return {**base, "event_id": f"ses-click-{ses_id}", "type": "message_click", "timestamp": click["timestamp"]}
-    if kind == "Bounce" and (detail.get("bounce") or {}).get("bounceType") == "Permanent":
-        ts = detail["bounce"]["timestamp"]
+    # Suppression: a permanent bounce or a complaint withdraws email until consent is given again.
+    permanent = kind == "Complaint" or (
+        kind == "Bounce" and (detail.get("bounce") or {}).get("bounceType") == "Permanent"
+    )
+    if permanent:
         return {
             **base,
-            "event_id": f"ses-bounce-{ses_id}",
+            "event_id": f"ses-{kind.lower()}-{ses_id}",
             "type": "unsubscribe",
-            "timestamp": ts,
-            "properties": {"reason": "permanent bounce"},
-        }
-    if kind == "Complaint":
-        ts = detail["complaint"]["timestamp"]
-        return {
-            **base,
-            "event_id": f"ses-complaint-{ses_id}",
-            "type": "unsubscribe",
-            "timestamp": ts,
-            "properties": {"reason": "complaint"},
+            "timestamp": detail[kind.lower()]["timestamp"],
+            "properties": {"reason": SUPPRESSION_REASON[kind]},
         }
     return None
 

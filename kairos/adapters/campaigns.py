@@ -98,14 +98,13 @@ class DynamoCampaignStore:
 
     def record_launch(self, campaign_id: str, totals: dict[str, int], now_iso: str) -> dict[str, Any]:
         """Keep the launch totals; a ``scheduled`` campaign becomes ``running`` (a cancelled one stays so)."""
-        values = {":t": _item({"v": totals})["v"], ":now": {"S": now_iso}}
         self._call(
             "update_item",
             TableName=self.campaigns_table,
             Key={"campaign_id": {"S": campaign_id}},
             UpdateExpression="SET launch = :t",
             ConditionExpression="attribute_exists(campaign_id)",
-            ExpressionAttributeValues={":t": values[":t"]},
+            ExpressionAttributeValues={":t": _item({"v": totals})["v"]},
         )
         try:
             self.set_status(campaign_id, "running", ("scheduled",), now_iso)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 import boto3
@@ -16,12 +15,14 @@ from kairos.logic.campaigns import CampaignLauncher
 from kairos.logic.schedule import DecisionLog, JourneyStarter
 
 if TYPE_CHECKING:
+    from datetime import datetime
+
     from mypy_boto3_s3 import S3Client
     from mypy_boto3_stepfunctions import SFNClient
 
 
-class StepFunctionsJourneyStarter(JourneyStarter):
-    """Starts journey executions; a name already used means the journey was started before."""
+class _StateMachine:
+    """One state machine's executions, started by name: a name used before is refused by Step Functions."""
 
     def __init__(self, state_machine_arn: str, client: SFNClient | None = None) -> None:
         self.state_machine_arn = state_machine_arn
@@ -33,7 +34,8 @@ class StepFunctionsJourneyStarter(JourneyStarter):
             self._client = boto3.client("stepfunctions")
         return self._client
 
-    def start(self, name: str, payload: dict[str, Any]) -> bool:
+    def _start(self, name: str, payload: dict[str, Any]) -> bool:
+        """Start a named execution; ``False`` when the name was used before."""
         try:
             self.client.start_execution(
                 stateMachineArn=self.state_machine_arn, name=name, input=json.dumps(payload, sort_keys=True)
@@ -48,37 +50,27 @@ class StepFunctionsJourneyStarter(JourneyStarter):
         return True
 
 
-class StepFunctionsCampaignLauncher(CampaignLauncher):
+class StepFunctionsJourneyStarter(_StateMachine, JourneyStarter):
+    """Starts journey executions; a name already used means the journey was started before."""
+
+    def start(self, name: str, payload: dict[str, Any]) -> bool:
+        return self._start(name, payload)
+
+
+class StepFunctionsCampaignLauncher(_StateMachine, CampaignLauncher):
     """Starts the launch state machine, one execution per campaign (named by the campaign id)."""
 
     def __init__(self, state_machine_arn: str, total_segments: int = 4, client: SFNClient | None = None) -> None:
-        self.state_machine_arn = state_machine_arn
+        super().__init__(state_machine_arn, client)
         self.total_segments = total_segments
-        self._client = client
-
-    @property
-    def client(self) -> SFNClient:
-        if self._client is None:
-            self._client = boto3.client("stepfunctions")
-        return self._client
 
     def launch(self, campaign_id: str, launch_at: datetime) -> None:
         payload = {
             "campaign_id": campaign_id,
-            "launch_at": launch_at.astimezone(UTC).isoformat().replace("+00:00", "Z"),
+            "launch_at": timeutil.utc_iso(launch_at),
             "total_segments": self.total_segments,
         }
-        try:
-            self.client.start_execution(
-                stateMachineArn=self.state_machine_arn, name=campaign_id, input=json.dumps(payload, sort_keys=True)
-            )
-        except ClientError as exc:
-            code = exc.response["Error"]["Code"]
-            if code == "ExecutionAlreadyExists":
-                return
-            if code in ("ThrottlingException", "TooManyRequestsException"):
-                raise ThrottledError("Step Functions throttled StartExecution") from exc
-            raise StoreError(f"StartExecution failed: {code}") from exc
+        self._start(campaign_id, payload)  # False: launched before, nothing to do
 
 
 class S3DecisionLog(DecisionLog):

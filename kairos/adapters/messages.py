@@ -1,7 +1,7 @@
 """The message log: one DynamoDB record per message id, every outcome archived to S3 for retraining.
 
-Table: partition key ``message_id``; the sparse index ``by_customer`` (``customer_id``, ``sent_at``) holds the
-messages actually sent, for frequency caps; ``expires_at`` is the TTL. Archive:
+Table: partition key ``message_id``; the index ``by_customer`` (``customer_id``, ``claimed_at``) holds every
+message of a customer, for frequency caps and erasure; ``expires_at`` is the TTL. Archive:
 ``messages/dt=YYYY-MM-DD/<campaign_id>/<message_id>.<attempt>.jsonl.gz``, one object per attempt's outcome
 (sent, failed, skipped, throttled, unavailable), so a retry never overwrites what an earlier attempt saw.
 """
@@ -19,8 +19,11 @@ from kairos.adapters.archive import encode_lines
 from kairos.adapters.dynamo import _item, _plain
 from kairos.errors import StoreError, ThrottledError
 from kairos.logic.send import TRANSIENT, MessageLog
+from kairos.timeutil import parse_ts, utc_iso
 
 if TYPE_CHECKING:
+    from collections.abc import Iterator
+
     from mypy_boto3_dynamodb import DynamoDBClient
     from mypy_boto3_s3 import S3Client
 
@@ -115,7 +118,7 @@ class DynamoMessageLog(MessageLog):
         self.archive(record)
 
     def archive(self, record: dict[str, Any]) -> None:
-        date = datetime.fromisoformat(record["finished_at"].replace("Z", "+00:00")).astimezone(UTC)
+        date = parse_ts(record["finished_at"]).astimezone(UTC)
         key = (
             f"{ARCHIVE_PREFIX}/dt={date:%Y-%m-%d}/{record['campaign_id']}/"
             f"{record['message_id']}.{record.get('attempt', 1)}.jsonl.gz"
@@ -136,20 +139,14 @@ class DynamoMessageLog(MessageLog):
             "ExpressionAttributeNames": {"#s": "status"},
             "ExpressionAttributeValues": {
                 ":c": {"S": customer_id},
-                ":early": {"S": _iso(early)},
-                ":since": {"S": _iso(since)},
+                ":early": {"S": utc_iso(early)},
+                ":since": {"S": utc_iso(since)},
                 ":ch": {"S": channel},
                 ":sent": {"S": "sent"},
             },
             "Select": "COUNT",
         }
-        count = 0
-        while True:
-            page = self._call("query", **kwargs)
-            count += int(page.get("Count", 0))
-            if "LastEvaluatedKey" not in page:
-                return count
-            kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+        return sum(int(page.get("Count", 0)) for page in self._query_pages(kwargs))
 
     def for_customer(self, customer_id: str) -> list[dict[str, Any]]:
         """Every message of a customer, whatever its outcome (erasure and support)."""
@@ -159,13 +156,15 @@ class DynamoMessageLog(MessageLog):
             "KeyConditionExpression": "customer_id = :c",
             "ExpressionAttributeValues": {":c": {"S": customer_id}},
         }
-        out: list[dict[str, Any]] = []
+        return [_plain(i) for page in self._query_pages(kwargs) for i in page.get("Items", [])]
+
+    def _query_pages(self, kwargs: dict[str, Any]) -> Iterator[dict[str, Any]]:
         while True:
             page = self._call("query", **kwargs)
-            out += [_plain(i) for i in page.get("Items", [])]
+            yield page
             if "LastEvaluatedKey" not in page:
-                return out
-            kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+                return
+            kwargs = {**kwargs, "ExclusiveStartKey": page["LastEvaluatedKey"]}
 
     def erase_customer(self, customer_id: str) -> tuple[int, int]:
         """Delete a customer's messages from the log and their archived attempts; returns (records, objects)."""
@@ -191,11 +190,5 @@ class DynamoMessageLog(MessageLog):
         return len(records), objects
 
 
-def _iso(t: datetime) -> str:
-    return t.astimezone(UTC).isoformat().replace("+00:00", "Z")
-
-
 def _day(value: Any) -> date | None:
-    if not value:
-        return None
-    return datetime.fromisoformat(str(value).replace("Z", "+00:00")).astimezone(UTC).date()
+    return parse_ts(value).astimezone(UTC).date() if value else None

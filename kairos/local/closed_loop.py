@@ -25,7 +25,6 @@ purchases, and round 2 runs the same arms again.
 from __future__ import annotations
 
 import json
-import math
 import os
 import sys
 import tempfile
@@ -44,6 +43,7 @@ import numpy as np
 from kairos.local.embedded import embedded_aws
 from kairos.local.server import make_server
 from kairos.local.stepfunctions import SimulatedClock, local_stepfunctions
+from kairos.timeutil import utc_iso
 
 if TYPE_CHECKING:
     from kairos.local.runtime import LocalRuntime
@@ -120,17 +120,12 @@ class Loop:
     clock: SimulatedClock
     api: Api
     population: list[SimCustomer]
-    arm_of: dict[str, str] = field(default_factory=dict)
     responses: list[dict[str, Any]] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     @property
     def by_id(self) -> dict[str, SimCustomer]:
         return {c.customer_id: c for c in self.population}
-
-
-def _iso(t: datetime) -> str:
-    return t.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
 def profile_body(c: SimCustomer, arm_group: str) -> dict[str, Any]:
@@ -216,8 +211,8 @@ def campaign_body(name: str, group: str, mode: str, start: datetime, fixed_hour:
         },
         "channels": list(CHANNELS),
         "wait_hours": [24.0],
-        "starts_at": _iso(start),
-        "expires_at": _iso(start + timedelta(days=CAMPAIGN_DAYS)),
+        "starts_at": utc_iso(start),
+        "expires_at": utc_iso(start + timedelta(days=CAMPAIGN_DAYS)),
         "quiet_hours": {"start": "21:00", "end": "08:00"},
         "frequency_cap": {"max_messages": 3, "per_days": 7},
         "control_share": control,
@@ -454,14 +449,6 @@ def _learned_vs_true(loop: Loop, k: int = 4) -> list[dict[str, Any]]:
             }
         )
     return out
-
-
-def confidence(successes: int, n: int) -> tuple[float, float]:
-    if n == 0:
-        return (math.nan, math.nan)
-    p = successes / n
-    half = 1.96 * math.sqrt(max(p * (1 - p), 1e-12) / n)
-    return (p - half, p + half)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -123,11 +123,7 @@ class SimulatedClock:
         try:
             fn()
         finally:
-            self._local.depth -= 1
-            with self._cond:
-                self._busy -= 1
-                self._last = time.monotonic()
-                self._cond.notify_all()
+            self._release()
 
     @contextmanager
     def busy(self) -> Iterator[None]:
@@ -138,11 +134,15 @@ class SimulatedClock:
         try:
             yield
         finally:
-            self._local.depth -= 1
-            with self._cond:
-                self._busy -= 1
-                self._last = time.monotonic()
-                self._cond.notify_all()
+            self._release()
+
+    def _release(self) -> None:
+        """The end of busy work on this thread."""
+        self._local.depth -= 1
+        with self._cond:
+            self._busy -= 1
+            self._last = time.monotonic()
+            self._cond.notify_all()
 
     def start(self) -> None:
         if self._driver is None:

@@ -8,7 +8,8 @@ from typing import TYPE_CHECKING, Any
 from kairos.campaigns.model import CampaignIn
 from kairos.campaigns.timing import QuietHours
 from kairos.errors import NotFoundError
-from kairos.timeutil import zone
+from kairos.logic.campaigns import ACTIVE
+from kairos.timeutil import utc_iso, zone
 
 if TYPE_CHECKING:
     from kairos.adapters.campaigns import DynamoCampaignStore
@@ -19,10 +20,6 @@ ENGAGED_TYPES = ("message_open", "message_click", "message_inbound", "purchase")
 
 def message_prefix(campaign_id: str, customer_id: str) -> str:
     return f"{campaign_id}.{customer_id}."
-
-
-def _iso(t: datetime) -> str:
-    return t.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
 def quiet_until(campaign: CampaignIn, tz: str, now: datetime) -> datetime | None:
@@ -57,7 +54,7 @@ def check_journey(
     (a step that follows a retry or a long wait may land there)."""
     result = _check(campaign_id, customer_id, journey_started_at, customers, campaigns, now)
     result.setdefault("defer", False)
-    result.setdefault("send_after", _iso(now))
+    result.setdefault("send_after", utc_iso(now))
     return result
 
 
@@ -70,7 +67,7 @@ def _check(
     now: datetime,
 ) -> dict[str, Any]:
     doc = campaigns.get_campaign(campaign_id)
-    if doc["status"] not in ("scheduled", "running"):
+    if doc["status"] not in ACTIVE:
         return {"stop": True, "reason": f"campaign {doc['status']}"}
     campaign = CampaignIn.model_validate(doc["definition"])
     if now >= campaign.expires_at:
@@ -94,7 +91,7 @@ def _check(
     if until is not None:
         if until >= campaign.expires_at:
             return {"stop": True, "reason": "offer expires before the quiet hours end"}
-        return {"stop": False, "reason": "quiet hours", "defer": True, "send_after": _iso(until)}
+        return {"stop": False, "reason": "quiet hours", "defer": True, "send_after": utc_iso(until)}
     return {"stop": False, "reason": "no engagement yet"}
 
 
@@ -103,6 +100,6 @@ def wait_until(campaign_id: str, step: int, campaigns: DynamoCampaignStore, now:
     try:
         campaign = CampaignIn.model_validate(campaigns.get_campaign(campaign_id)["definition"])
     except NotFoundError:
-        return {"until": now.astimezone(UTC).isoformat().replace("+00:00", "Z")}
+        return {"until": utc_iso(now)}
     until = min(now + timedelta(hours=campaign.wait_after(step)), campaign.expires_at)
-    return {"until": until.astimezone(UTC).isoformat().replace("+00:00", "Z")}
+    return {"until": utc_iso(until)}

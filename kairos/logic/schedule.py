@@ -14,14 +14,16 @@ from __future__ import annotations
 import hashlib
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from kairos.campaigns.model import CampaignIn
 from kairos.campaigns.segments import matches
 from kairos.campaigns.timing import QuietHours, decide, stable_unit
+from kairos.logic.campaigns import ACTIVE
 from kairos.logic.consent import may_send
 from kairos.logic.recommendations import POPULATION_KEY
+from kairos.timeutil import utc_iso
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -29,7 +31,6 @@ if TYPE_CHECKING:
     from kairos.adapters.campaigns import DynamoCampaignStore
     from kairos.adapters.dynamo import CustomerRecord, DynamoStore
 
-ACTIVE = ("scheduled", "running")
 LAUNCH_COUNTS = ("scheduled", "control", "skipped", "already_started", "outside_audience")
 
 
@@ -120,7 +121,7 @@ def plan_customer(
     if d is None:
         return Plan(cid, "skipped", "no allowed send hour before the campaign expires", channels, None)
     decision = {
-        "send_at": d.send_at.astimezone(UTC).isoformat().replace("+00:00", "Z"),
+        "send_at": utc_iso(d.send_at),
         "hour_of_week": d.hour_of_week,
         "probability": d.probability,
         "policy": d.policy,

@@ -23,12 +23,14 @@ from __future__ import annotations
 import re
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from kairos.campaigns.model import CampaignIn
 from kairos.errors import NotFoundError
+from kairos.logic.campaigns import ACTIVE
 from kairos.logic.consent import CONTACT_FIELD, may_send
+from kairos.timeutil import utc_iso
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -161,10 +163,6 @@ class SendRequest:
         )
 
 
-def _iso(t: datetime) -> str:
-    return t.astimezone(UTC).isoformat().replace("+00:00", "Z")
-
-
 def _result(rec: dict[str, Any], duplicate: bool = False) -> dict[str, Any]:
     return {
         "message_id": rec["message_id"],
@@ -199,7 +197,7 @@ def send_message(
         "step": req.step,
         "status": "sending",
         "reason": "",
-        "claimed_at": _iso(now),
+        "claimed_at": utc_iso(now),
         "expires_at": int((now + LOG_RETENTION).timestamp()),
         # What the model saw when it chose this send time: retraining reads it to correct for the policy.
         "send_at": decision.get("send_at"),
@@ -216,7 +214,7 @@ def send_message(
         return _result(existing, duplicate=True)
 
     def finish(status: str, reason: str = "", **extra: Any) -> dict[str, Any]:
-        record.update(status=status, reason=reason, finished_at=_iso(now), **extra)
+        record.update(status=status, reason=reason, finished_at=utc_iso(now), **extra)
         log.finish(record)
         return _result(record)
 
@@ -224,7 +222,7 @@ def send_message(
         doc = campaigns.get_campaign(req.campaign_id)
     except NotFoundError:
         return finish("skipped", "campaign not found")
-    if doc["status"] not in ("scheduled", "running"):
+    if doc["status"] not in ACTIVE:
         return finish("skipped", f"campaign {doc['status']}")
     campaign = CampaignIn.model_validate(doc["definition"])
     if now >= campaign.expires_at:
@@ -254,4 +252,4 @@ def send_message(
         raise
     except ProviderError as exc:
         return finish("failed", str(exc) or "rejected by the provider")
-    return finish("sent", "ok", provider_message_id=provider_id, sent_at=_iso(now))
+    return finish("sent", "ok", provider_message_id=provider_id, sent_at=utc_iso(now))

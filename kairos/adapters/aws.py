@@ -1,0 +1,123 @@
+"""What every AWS adapter shares: a lazily created boto3 client, and ``ClientError`` turned into domain errors.
+
+An adapter declares its clients as class attributes and takes an optional client per service in its
+constructor, so tests inject a moto or Stubber client and Lambda creates one on first use (after the
+environment is read, once per sandbox)::
+
+    class S3Archive(EventArchive):
+        s3 = LazyClient("s3")
+
+        def __init__(self, bucket: str, client: S3Client | None = None) -> None:
+            self.bucket = bucket
+            self.s3 = client  # None: created on first use
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import boto3
+from botocore.config import Config
+from botocore.exceptions import ClientError
+
+from kairos.errors import ConflictError, StoreError, ThrottledError
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+# DynamoDB and S3 calls retry inside the SDK with the standard mode's backoff.
+STORE_RETRIES = Config(retries={"mode": "standard", "max_attempts": 6})
+
+CONFLICT_CODES = frozenset({"ConditionalCheckFailedException", "TransactionCanceledException"})
+THROTTLE_CODES = frozenset(
+    {
+        "ProvisionedThroughputExceededException",
+        "ThrottlingException",
+        "RequestLimitExceeded",
+        "TooManyRequestsException",
+        "SlowDown",
+    }
+)
+
+
+class LazyClient:
+    """A descriptor holding one boto3 client per adapter instance, created on first use.
+
+    Parameters
+    ----------
+    service
+        The boto3 service name (``"dynamodb"``, ``"s3"``, ``"stepfunctions"``, …).
+    config
+        The botocore ``Config`` of the client created when none was injected.
+    """
+
+    def __init__(self, service: str, config: Config | None = None) -> None:
+        self.service = service
+        self.config = config
+        self.slot = f"_{service}_client"
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self.slot = f"_{name}_client"
+
+    def __get__(self, instance: Any, owner: type | None = None) -> Any:
+        if instance is None:
+            return self
+        client = instance.__dict__.get(self.slot)
+        if client is None:
+            client = boto3.client(self.service, config=self.config)
+            instance.__dict__[self.slot] = client
+        return client
+
+    def __set__(self, instance: Any, client: Any) -> None:
+        instance.__dict__[self.slot] = client
+
+
+def error_code(exc: ClientError) -> str:
+    """The AWS error code of a ``ClientError`` (empty when the response has none)."""
+    return str(exc.response.get("Error", {}).get("Code", ""))
+
+
+def domain_error(exc: ClientError, what: str) -> Exception:
+    """The domain error for a failed AWS call.
+
+    Parameters
+    ----------
+    exc
+        The botocore error.
+    what
+        What was being done, for the message (``"DynamoDB put_item"``).
+
+    Returns
+    -------
+    Exception
+        :class:`~kairos.errors.ConflictError` for a failed condition, :class:`~kairos.errors.ThrottledError`
+        for throttling, :class:`~kairos.errors.StoreError` otherwise.
+    """
+    code = error_code(exc)
+    if code in CONFLICT_CODES:
+        return ConflictError(f"{what}: a condition did not hold ({code})")
+    if code in THROTTLE_CODES:
+        return ThrottledError(f"{what} throttled ({code})")
+    return StoreError(f"{what} failed: {code or 'unknown error'}")
+
+
+def call(client: Any, op: str, what: str, on_call: Callable[[], None] | None = None, **kwargs: Any) -> Any:
+    """Call ``client.<op>(**kwargs)``; a ``ClientError`` becomes a domain error (see :func:`domain_error`).
+
+    Parameters
+    ----------
+    client
+        A boto3 client.
+    op
+        The client method's name.
+    what
+        The backend's name for messages (``"DynamoDB"``, ``"message log"``).
+    on_call
+        Called before each call (request counting for benchmarks).
+    """
+    if on_call is not None:
+        on_call()
+    try:
+        return getattr(client, op)(**kwargs)
+    except ClientError as exc:
+        raise domain_error(exc, f"{what} {op}") from exc
