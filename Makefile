@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | sha1sum | cut -c1-12)
 PORT ?= 8787
 
-.PHONY: dev test demo serve lint format validate bench build pr clean
+.PHONY: dev test unit e2e demo serve lint format validate bench build pr clean
 
 dev: $(STAMP)
 
@@ -16,23 +16,32 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --quiet -e ".[dev]"
 	rm -f $(VENV)/.installed-* && touch $(STAMP)
 
+# Everything: unit and functional tests, then the end-to-end runs (what CI runs).
 test: dev
 	$(PY) -m pytest -q
+	$(PY) -m pytest -q -m e2e
+
+# The logic on in-memory fakes, no moto: seconds.
+unit: dev
+	$(PY) -m pytest -q tests/unit
+
+e2e: dev
+	$(PY) -m pytest -q -m e2e
 
 demo: dev
-	$(PY) -m kairos.local.closed_loop $(ARGS)
+	$(PY) -m kairos_local.closed_loop $(ARGS)
 
 serve: dev
-	PORT=$(PORT) $(PY) -m kairos.local.server
+	PORT=$(PORT) $(PY) -m kairos_local.server
 
 lint: dev
-	$(PY) -m ruff check kairos functions training tests bench
-	$(PY) -m ruff format --check kairos functions training tests bench
+	$(PY) -m ruff check kairos kairos_local functions training tests bench
+	$(PY) -m ruff format --check kairos kairos_local functions training tests bench
 	$(VENV)/bin/cfn-lint template.yaml
 
 format: dev
-	$(PY) -m ruff format kairos functions training tests bench
-	$(PY) -m ruff check --fix kairos functions training tests bench
+	$(PY) -m ruff format kairos kairos_local functions training tests bench
+	$(PY) -m ruff check --fix kairos kairos_local functions training tests bench
 
 validate: dev
 	$(VENV)/bin/cfn-lint template.yaml

@@ -18,7 +18,7 @@ from datetime import UTC, datetime, timedelta
 
 import boto3
 
-from kairos.local.embedded import auth_header, embedded_aws
+from kairos_local.embedded import auth_header, embedded_aws
 
 TYPES = ["session", "message_open", "message_click", "purchase", "product_view", "cart_add"]
 

@@ -1,4 +1,8 @@
-"""Environment parsed once into a typed model (explicit argument > environment > default)."""
+"""Environment parsed once into a typed model (explicit argument > environment > default).
+
+Every environment variable a Kairos function reads is a field here; handlers never read ``os.environ``, and
+:mod:`kairos.wiring` builds the adapters from these settings.
+"""
 
 from __future__ import annotations
 
@@ -6,12 +10,40 @@ import os
 from datetime import timedelta
 from functools import lru_cache
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from kairos import constants as c
 
+# Field name -> environment variable (names in kairos.constants, as the template sets them).
+ENVIRONMENT = {
+    "events_table": c.ENV_EVENTS_TABLE,
+    "customers_table": c.ENV_CUSTOMERS_TABLE,
+    "api_keys_table": c.ENV_API_KEYS_TABLE,
+    "archive_bucket": c.ENV_ARCHIVE_BUCKET,
+    "campaigns_table": c.ENV_CAMPAIGNS_TABLE,
+    "segments_table": c.ENV_SEGMENTS_TABLE,
+    "messages_table": c.ENV_MESSAGES_TABLE,
+    "launch_state_machine_arn": c.ENV_LAUNCH_STATE_MACHINE_ARN,
+    "launch_segments": c.ENV_LAUNCH_SEGMENTS,
+    "journey_state_machine_arn": c.ENV_JOURNEY_STATE_MACHINE_ARN,
+    "models_bucket": c.ENV_MODELS_BUCKET,
+    "model_cache_dir": c.ENV_MODEL_CACHE_DIR,
+    "sender_email": c.ENV_SENDER_EMAIL,
+    "ses_configuration_set": c.ENV_SES_CONFIGURATION_SET,
+    "sms_provider": c.ENV_SMS_PROVIDER,
+    "sms_origination_identity": c.ENV_SMS_ORIGINATION_IDENTITY,
+    "push_platform_application_arn": c.ENV_PUSH_PLATFORM_APPLICATION_ARN,
+    "telegram_token_parameter": c.ENV_TELEGRAM_TOKEN_PARAMETER,
+    "retention_days": c.ENV_RETENTION_DAYS,
+    "clock_skew_seconds": c.ENV_CLOCK_SKEW_SECONDS,
+}
+
 
 class Settings(BaseModel):
+    """A deployment's settings, as its functions' environment gives them."""
+
+    model_config = ConfigDict(frozen=True)
+
     events_table: str = Field(default="kairos-events")
     customers_table: str = Field(default="kairos-customers")
     api_keys_table: str = Field(default="kairos-api-keys")
@@ -19,6 +51,11 @@ class Settings(BaseModel):
     campaigns_table: str = Field(default="kairos-campaigns")
     segments_table: str = Field(default="kairos-segments")
     messages_table: str = Field(default="kairos-messages")
+    launch_state_machine_arn: str = Field(default="", description="empty: campaigns are stored but not launched")
+    launch_segments: int = Field(default=4, ge=1, le=1000, description="parallel scan segments of a launch")
+    journey_state_machine_arn: str = Field(default="")
+    models_bucket: str = Field(default="", description="empty: score with the bundled model only")
+    model_cache_dir: str = Field(default="/tmp/kairos-models")  # noqa: S108 - Lambda's only writable place
     sender_email: str = Field(default="")
     ses_configuration_set: str = Field(default="")
     sms_provider: str = Field(default="eum", pattern="^(eum|sns)$")
@@ -38,44 +75,9 @@ class Settings(BaseModel):
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None) -> Settings:
+        """Read the settings from an environment (default: this process's); unset or empty keeps the default."""
         env = os.environ if environ is None else environ
-        mapping = {
-            "events_table": c.ENV_EVENTS_TABLE,
-            "customers_table": c.ENV_CUSTOMERS_TABLE,
-            "api_keys_table": c.ENV_API_KEYS_TABLE,
-            "archive_bucket": c.ENV_ARCHIVE_BUCKET,
-            "campaigns_table": c.ENV_CAMPAIGNS_TABLE,
-            "segments_table": c.ENV_SEGMENTS_TABLE,
-            "messages_table": c.ENV_MESSAGES_TABLE,
-            "sender_email": c.ENV_SENDER_EMAIL,
-            "ses_configuration_set": c.ENV_SES_CONFIGURATION_SET,
-            "sms_provider": c.ENV_SMS_PROVIDER,
-            "sms_origination_identity": c.ENV_SMS_ORIGINATION_IDENTITY,
-            "push_platform_application_arn": c.ENV_PUSH_PLATFORM_APPLICATION_ARN,
-            "telegram_token_parameter": c.ENV_TELEGRAM_TOKEN_PARAMETER,
-            "retention_days": c.ENV_RETENTION_DAYS,
-            "clock_skew_seconds": c.ENV_CLOCK_SKEW_SECONDS,
-        }
-        return cls(**{field: env[var] for field, var in mapping.items() if env.get(var)})
-
-
-_ENV_VARS = (
-    c.ENV_EVENTS_TABLE,
-    c.ENV_CUSTOMERS_TABLE,
-    c.ENV_API_KEYS_TABLE,
-    c.ENV_ARCHIVE_BUCKET,
-    c.ENV_CAMPAIGNS_TABLE,
-    c.ENV_SEGMENTS_TABLE,
-    c.ENV_RETENTION_DAYS,
-    c.ENV_CLOCK_SKEW_SECONDS,
-    c.ENV_MESSAGES_TABLE,
-    c.ENV_SENDER_EMAIL,
-    c.ENV_SES_CONFIGURATION_SET,
-    c.ENV_SMS_PROVIDER,
-    c.ENV_SMS_ORIGINATION_IDENTITY,
-    c.ENV_PUSH_PLATFORM_APPLICATION_ARN,
-    c.ENV_TELEGRAM_TOKEN_PARAMETER,
-)
+        return cls(**{field: env[var] for field, var in ENVIRONMENT.items() if env.get(var)})
 
 
 def settings() -> Settings:
@@ -83,9 +85,9 @@ def settings() -> Settings:
 
     A Lambda sandbox has one environment; the local runtime runs several deployments in one process.
     """
-    return _settings_for(tuple(os.environ.get(v, "") for v in _ENV_VARS))
+    return _settings_for(tuple(os.environ.get(v, "") for v in ENVIRONMENT.values()))
 
 
 @lru_cache(maxsize=8)
 def _settings_for(values: tuple[str, ...]) -> Settings:
-    return Settings.from_env(dict(zip(_ENV_VARS, values, strict=True)))
+    return Settings.from_env(dict(zip(ENVIRONMENT.values(), values, strict=True)))

@@ -26,3 +26,15 @@ class StoreError(KairosError):
 
 class ThrottledError(StoreError):
     pass
+
+
+class ProviderError(KairosError):
+    """A provider refused the message for good (bad address, blocked, rejected content)."""
+
+
+class ProviderThrottled(KairosError):  # noqa: N818 - the state machine's Retry matches this name
+    """The provider (or the account's quota) throttled the call: retry later."""
+
+
+class ProviderUnavailable(KairosError):  # noqa: N818 - the state machine's Retry matches this name
+    """The provider failed transiently (5xx, timeout, network): retry later."""

@@ -13,7 +13,7 @@ os.environ.setdefault("AWS_DEFAULT_REGION", "eu-west-1")
 
 import pytest
 
-from kairos.local.embedded import auth_header, embedded_aws
+from kairos_local.embedded import auth_header, embedded_aws
 
 
 @pytest.fixture

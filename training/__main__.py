@@ -15,7 +15,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from kairos.aggregates import CustomerAggregates
-from kairos.model import CustomerInput, KairosModel
+from kairos.serving import CustomerInput, KairosModel
 from training.adapters import find_online_retail_files, online_retail_records
 from training.fit import TrainConfig
 from training.io import load_events, write_jsonl

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from typing import TYPE_CHECKING, Any
 
-from kairos.model import METADATA_FILE
+from kairos.serving import METADATA_FILE
 from training.evaluate import BUCKETS, TIME_ABLATION, TIME_BASELINES, render_markdown, strongest_baseline
 
 if TYPE_CHECKING:

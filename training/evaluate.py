@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from kairos.features import day_window, local_hours_of_week
-from kairos.model import CustomerInput
+from kairos.serving import CustomerInput
 from training import baselines
 from training.fit import TrainConfig, fit
 from training.history import Folder

@@ -31,7 +31,7 @@ from kairos.features import (
     product_candidates,
     time_features,
 )
-from kairos.model import KairosModel
+from kairos.serving import KairosModel
 from training.history import Folder
 
 if TYPE_CHECKING:

@@ -11,14 +11,10 @@ Events:
 
 from __future__ import annotations
 
-import os
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
-from kairos import timeutil
-from kairos.adapters.campaigns import DynamoCampaignStore
-from kairos.adapters.dynamo import DynamoStore
-from kairos.adapters.journeys import S3DecisionLog, StepFunctionsJourneyStarter
+from kairos import timeutil, wiring
 from kairos.config import settings
 from kairos.logic import journey, schedule
 from kairos.observability import logger, metrics, tracer
@@ -29,27 +25,27 @@ if TYPE_CHECKING:
 
     from aws_lambda_powertools.utilities.typing import LambdaContext
 
-
-@lru_cache(maxsize=1)
-def customers() -> DynamoStore:
-    cfg = settings()
-    return DynamoStore(cfg.events_table, cfg.customers_table)
+    from kairos.ports import CampaignStore, CustomerStore, DecisionLog, JourneyStarter
 
 
 @lru_cache(maxsize=1)
-def campaigns() -> DynamoCampaignStore:
-    cfg = settings()
-    return DynamoCampaignStore(cfg.campaigns_table, cfg.segments_table)
+def customers() -> CustomerStore:
+    return wiring.customer_store(settings())
 
 
 @lru_cache(maxsize=1)
-def starter() -> StepFunctionsJourneyStarter:
-    return StepFunctionsJourneyStarter(os.environ["JOURNEY_STATE_MACHINE_ARN"])
+def campaigns() -> CampaignStore:
+    return wiring.campaign_store(settings())
 
 
 @lru_cache(maxsize=1)
-def decision_log() -> S3DecisionLog:
-    return S3DecisionLog(settings().archive_bucket)
+def starter() -> JourneyStarter:
+    return wiring.journey_starter(settings())
+
+
+@lru_cache(maxsize=1)
+def decision_log() -> DecisionLog:
+    return wiring.decision_log(settings())
 
 
 def handle(event: dict[str, Any], time_left_ms: Any, now: datetime) -> dict[str, Any]:

@@ -10,22 +10,22 @@ Events (from the ScoreAll state machine, a schedule, or by hand):
 
 from __future__ import annotations
 
-import os
 from datetime import datetime
 from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from kairos import timeutil
-from kairos.adapters.dynamo import DynamoStore
-from kairos.adapters.model_store import ModelSource
+from kairos import timeutil, wiring
 from kairos.config import settings
 from kairos.logic import scoring
-from kairos.model import KairosModel
 from kairos.observability import logger, metrics, tracer
+from kairos.serving import KairosModel
 
 if TYPE_CHECKING:
     from aws_lambda_powertools.utilities.typing import LambdaContext
+
+    from kairos.adapters.model_store import ModelSource
+    from kairos.ports import CustomerStore
 
 # The default model ships inside the function package (see functions/score/Makefile); a checkout uses models/.
 BUNDLED = next(
@@ -39,19 +39,13 @@ BUNDLED = next(
 
 
 @lru_cache(maxsize=1)
-def store() -> DynamoStore:
-    cfg = settings()
-    return DynamoStore(cfg.events_table, cfg.customers_table)
+def store() -> CustomerStore:
+    return wiring.customer_store(settings())
 
 
 @lru_cache(maxsize=1)
 def models() -> ModelSource:
-    return ModelSource(
-        KairosModel.load,
-        BUNDLED,
-        bucket=os.environ.get("MODELS_BUCKET_NAME") or None,
-        cache_dir=Path(os.environ.get("KAIROS_MODEL_CACHE_DIR", "/tmp/kairos-models")),  # noqa: S108
-    )
+    return wiring.model_source(settings(), KairosModel.load, BUNDLED)
 
 
 def handle(event: dict[str, Any], time_left_ms: Any) -> dict[str, Any]:

@@ -12,61 +12,37 @@ from typing import TYPE_CHECKING, Any
 
 from aws_lambda_powertools.metrics import MetricUnit
 
-from kairos import timeutil
-from kairos.adapters.campaigns import DynamoCampaignStore
-from kairos.adapters.dynamo import DynamoStore
-from kairos.adapters.messages import DynamoMessageLog
-from kairos.adapters.providers import (
-    EndUserMessagingSms,
-    SesEmail,
-    SnsPush,
-    SnsSms,
-    TelegramMessenger,
-    ssm_secret,
-)
+from kairos import timeutil, wiring
 from kairos.config import settings
+from kairos.domain.messages import SendRequest
 from kairos.logic.recommendations import POPULATION_KEY
-from kairos.logic.send import Provider, SendRequest, send_message
+from kairos.logic.send import send_message
 from kairos.observability import logger, metrics, tracer
 
 if TYPE_CHECKING:
     from aws_lambda_powertools.utilities.typing import LambdaContext
 
-
-@lru_cache(maxsize=1)
-def customers() -> DynamoStore:
-    cfg = settings()
-    return DynamoStore(cfg.events_table, cfg.customers_table)
+    from kairos.ports import CampaignStore, CustomerStore, MessageLog, Provider
 
 
 @lru_cache(maxsize=1)
-def campaigns() -> DynamoCampaignStore:
-    cfg = settings()
-    return DynamoCampaignStore(cfg.campaigns_table, cfg.segments_table)
+def customers() -> CustomerStore:
+    return wiring.customer_store(settings())
 
 
 @lru_cache(maxsize=1)
-def message_log() -> DynamoMessageLog:
-    cfg = settings()
-    return DynamoMessageLog(cfg.messages_table, cfg.archive_bucket)
+def campaigns() -> CampaignStore:
+    return wiring.campaign_store(settings())
+
+
+@lru_cache(maxsize=1)
+def message_log() -> MessageLog:
+    return wiring.message_log(settings())
 
 
 @lru_cache(maxsize=1)
 def providers() -> dict[str, Provider]:
-    """The providers this deployment has configured; a channel without one fails over to the next step."""
-    cfg = settings()
-    out: dict[str, Provider] = {}
-    if cfg.sender_email:
-        out["email"] = SesEmail(cfg.sender_email, cfg.ses_configuration_set or None)
-    if cfg.sms_provider == "sns":
-        out["sms"] = SnsSms()
-    elif cfg.sms_origination_identity:
-        out["sms"] = EndUserMessagingSms(cfg.sms_origination_identity)
-    if cfg.push_platform_application_arn:
-        out["push"] = SnsPush(cfg.push_platform_application_arn)
-    if cfg.telegram_token_parameter:
-        out["messenger"] = TelegramMessenger(ssm_secret(cfg.telegram_token_parameter))
-    return out
+    return wiring.providers(settings())
 
 
 def _population() -> dict[str, Any] | None:

@@ -7,10 +7,8 @@ import secrets
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-import boto3
-from botocore.exceptions import ClientError
-
-from kairos.errors import NotFoundError, StoreError
+from kairos.adapters.aws import STORE_RETRIES, LazyClient, call
+from kairos.errors import NotFoundError
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
@@ -25,42 +23,37 @@ def hash_key(api_key: str) -> str:
 class DynamoApiKeyStore:
     """API keys in DynamoDB, keyed by the hash of the key; the key itself is never stored."""
 
+    client = LazyClient("dynamodb", STORE_RETRIES)
+
     def __init__(self, table: str, client: DynamoDBClient | None = None) -> None:
         self.table = table
-        self._client = client
-
-    @property
-    def client(self) -> DynamoDBClient:
-        if self._client is None:
-            self._client = boto3.client("dynamodb")
-        return self._client
+        self.client = client
 
     def create(self, app_id: str, api_key: str | None = None) -> tuple[str, str]:
         """Create a key for an app; returns (key id, key). The key is shown once and only its hash is kept."""
         key = api_key or KEY_PREFIX + secrets.token_urlsafe(32)
         digest = hash_key(key)
         key_id = digest[:12]
-        try:
-            self.client.put_item(
-                TableName=self.table,
-                Item={
-                    "key_hash": {"S": digest},
-                    "key_id": {"S": key_id},
-                    "app_id": {"S": app_id},
-                    "created_at": {"S": datetime.now(UTC).isoformat()},
-                    "revoked": {"BOOL": False},
-                },
-            )
-        except ClientError as exc:
-            raise StoreError(f"could not store API key: {exc.response['Error']['Code']}") from exc
+        call(
+            self.client,
+            "put_item",
+            "API keys",
+            TableName=self.table,
+            Item={
+                "key_hash": {"S": digest},
+                "key_id": {"S": key_id},
+                "app_id": {"S": app_id},
+                "created_at": {"S": datetime.now(UTC).isoformat()},
+                "revoked": {"BOOL": False},
+            },
+        )
         return key_id, key
 
     def lookup(self, api_key: str) -> dict[str, Any] | None:
         """The app behind a valid, unrevoked key, else ``None``."""
-        try:
-            resp = self.client.get_item(TableName=self.table, Key={"key_hash": {"S": hash_key(api_key)}})
-        except ClientError as exc:
-            raise StoreError(f"could not read API keys: {exc.response['Error']['Code']}") from exc
+        resp = call(
+            self.client, "get_item", "API keys", TableName=self.table, Key={"key_hash": {"S": hash_key(api_key)}}
+        )
         item = resp.get("Item")
         if not item or item.get("revoked", {}).get("BOOL", False):
             return None

@@ -11,14 +11,13 @@ from __future__ import annotations
 import gzip
 import json
 from collections import defaultdict
-from datetime import UTC, datetime
+from datetime import UTC
 from typing import TYPE_CHECKING, Any
 
-import boto3
-from botocore.exceptions import ClientError
-
+from kairos.adapters.aws import STORE_RETRIES, LazyClient, call
 from kairos.constants import ARCHIVE_EVENTS_PREFIX
-from kairos.errors import StoreError
+from kairos.ports import EventArchive
+from kairos.timeutil import parse_ts
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
@@ -28,8 +27,7 @@ if TYPE_CHECKING:
 
 def event_date(record: dict[str, Any]) -> str:
     """The archive partition of a record: the UTC date of its timestamp."""
-    ts = datetime.fromisoformat(record["timestamp"].replace("Z", "+00:00"))
-    return ts.astimezone(UTC).strftime("%Y-%m-%d")
+    return parse_ts(record["timestamp"]).astimezone(UTC).strftime("%Y-%m-%d")
 
 
 def encode_lines(records: Iterable[dict[str, Any]]) -> bytes:
@@ -42,7 +40,7 @@ def decode_lines(body: bytes) -> list[dict[str, Any]]:
     return [json.loads(line) for line in gzip.decompress(body).decode().splitlines() if line.strip()]
 
 
-class S3Archive:
+class S3Archive(EventArchive):
     """Writes and purges archived events.
 
     Parameters
@@ -53,15 +51,11 @@ class S3Archive:
         A boto3 S3 client; created lazily when omitted.
     """
 
+    client = LazyClient("s3", STORE_RETRIES)
+
     def __init__(self, bucket: str, client: S3Client | None = None) -> None:
         self.bucket = bucket
-        self._client = client
-
-    @property
-    def client(self) -> S3Client:
-        if self._client is None:
-            self._client = boto3.client("s3")
-        return self._client
+        self.client = client
 
     def write_batch(self, records: Iterable[dict[str, Any]], batch_id: str) -> list[str]:
         """Archive records, one object per UTC date; return the keys written."""
@@ -71,16 +65,16 @@ class S3Archive:
         keys = []
         for date, recs in sorted(by_date.items()):
             key = f"{ARCHIVE_EVENTS_PREFIX}/dt={date}/{batch_id}.jsonl.gz"
-            try:
-                self.client.put_object(
-                    Bucket=self.bucket,
-                    Key=key,
-                    Body=encode_lines(recs),
-                    ContentType="application/x-ndjson",
-                    ContentEncoding="gzip",
-                )
-            except ClientError as exc:
-                raise StoreError(f"archive write failed: {exc.response['Error']['Code']}") from exc
+            call(
+                self.client,
+                "put_object",
+                "archive",
+                Bucket=self.bucket,
+                Key=key,
+                Body=encode_lines(recs),
+                ContentType="application/x-ndjson",
+                ContentEncoding="gzip",
+            )
             keys.append(key)
         return keys
 

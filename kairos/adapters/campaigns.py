@@ -6,59 +6,48 @@ import base64
 import json
 from typing import TYPE_CHECKING, Any
 
-import boto3
-from botocore.exceptions import ClientError
-
-from kairos.adapters.dynamo import _item, _plain
-from kairos.errors import ConflictError, NotFoundError, StoreError
+from kairos.adapters.aws import STORE_RETRIES, LazyClient, call
+from kairos.adapters.dynamo import from_item, to_item
+from kairos.errors import ConflictError, InvalidInputError, NotFoundError
+from kairos.ports import CampaignStore
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
 
 
-class DynamoCampaignStore:
+class DynamoCampaignStore(CampaignStore):
     """Campaign definitions (key ``campaign_id``) and saved segments (key ``name``)."""
+
+    client = LazyClient("dynamodb", STORE_RETRIES)
 
     def __init__(self, campaigns_table: str, segments_table: str, client: DynamoDBClient | None = None) -> None:
         self.campaigns_table = campaigns_table
         self.segments_table = segments_table
-        self._client = client
-
-    @property
-    def client(self) -> DynamoDBClient:
-        if self._client is None:
-            self._client = boto3.client("dynamodb")
-        return self._client
+        self.client = client
 
     def _call(self, op: str, **kwargs: Any) -> dict[str, Any]:
-        try:
-            return getattr(self.client, op)(**kwargs)
-        except ClientError as exc:
-            code = exc.response["Error"]["Code"]
-            if code == "ConditionalCheckFailedException":
-                raise ConflictError(f"{op}: condition failed") from exc
-            raise StoreError(f"DynamoDB {op} failed: {code}") from exc
+        return call(self.client, op, "DynamoDB", **kwargs)
 
     def put_segment(self, segment: dict[str, Any]) -> None:
-        self._call("put_item", TableName=self.segments_table, Item=_item(segment))
+        self._call("put_item", TableName=self.segments_table, Item=to_item(segment))
 
     def get_segment(self, name: str) -> dict[str, Any]:
         item = self._call("get_item", TableName=self.segments_table, Key={"name": {"S": name}}).get("Item")
         if item is None:
             raise NotFoundError(f"segment '{name}' not found")
-        return _plain(item)
+        return from_item(item)
 
     def list_segments(self) -> list[dict[str, Any]]:
         out: list[dict[str, Any]] = []
         for page in self.client.get_paginator("scan").paginate(TableName=self.segments_table):
-            out += [_plain(i) for i in page.get("Items", [])]
+            out += [from_item(i) for i in page.get("Items", [])]
         return sorted(out, key=lambda s: s["name"])
 
     def create_campaign(self, campaign: dict[str, Any]) -> None:
         self._call(
             "put_item",
             TableName=self.campaigns_table,
-            Item=_item(campaign),
+            Item=to_item(campaign),
             ConditionExpression="attribute_not_exists(campaign_id)",
         )
 
@@ -68,16 +57,16 @@ class DynamoCampaignStore:
         ).get("Item")
         if item is None:
             raise NotFoundError(f"campaign '{campaign_id}' not found")
-        return _plain(item)
+        return from_item(item)
 
     def list_campaigns(self, limit: int, token: str | None) -> tuple[list[dict[str, Any]], str | None]:
         kwargs: dict[str, Any] = {"TableName": self.campaigns_table, "Limit": limit}
         if token:
-            kwargs["ExclusiveStartKey"] = json.loads(base64.urlsafe_b64decode(token.encode()))
+            kwargs["ExclusiveStartKey"] = _decode_token(token)
         resp = self._call("scan", **kwargs)
         last = resp.get("LastEvaluatedKey")
         next_token = base64.urlsafe_b64encode(json.dumps(last).encode()).decode() if last else None
-        return [_plain(i) for i in resp.get("Items", [])], next_token
+        return [from_item(i) for i in resp.get("Items", [])], next_token
 
     def set_status(self, campaign_id: str, status: str, allowed_from: tuple[str, ...], now_iso: str) -> None:
         names = {"#s": "status"}
@@ -104,10 +93,21 @@ class DynamoCampaignStore:
             Key={"campaign_id": {"S": campaign_id}},
             UpdateExpression="SET launch = :t",
             ConditionExpression="attribute_exists(campaign_id)",
-            ExpressionAttributeValues={":t": _item({"v": totals})["v"]},
+            ExpressionAttributeValues={":t": to_item({"v": totals})["v"]},
         )
         try:
             self.set_status(campaign_id, "running", ("scheduled",), now_iso)
         except ConflictError:
             pass  # already running (a retried step) or cancelled meanwhile: leave it
         return self.get_campaign(campaign_id)
+
+
+def _decode_token(token: str) -> dict[str, Any]:
+    """A page token back into the scan key it encodes; anything else is the client's error, not ours."""
+    try:
+        key = json.loads(base64.urlsafe_b64decode(token.encode() + b"=" * (-len(token) % 4)))
+        if isinstance(key, dict) and set(key) == {"campaign_id"} and set(key["campaign_id"]) == {"S"}:
+            return key
+    except (ValueError, TypeError, AttributeError):
+        pass
+    raise InvalidInputError("next_token", "not a token this API returned")

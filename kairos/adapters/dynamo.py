@@ -18,17 +18,16 @@ import hashlib
 import json
 import random
 import time
-from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
-import boto3
 from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
-from botocore.config import Config
-from botocore.exceptions import ClientError
 
+from kairos.adapters.aws import STORE_RETRIES, LazyClient, call
 from kairos.aggregates import CustomerAggregates
-from kairos.errors import ConflictError, StoreError, ThrottledError
+from kairos.domain.customers import CustomerRecord, IngestState
+from kairos.errors import ConflictError, ThrottledError
+from kairos.ports import CustomerStore
 
 if TYPE_CHECKING:
     from collections.abc import Iterable, Iterator
@@ -36,13 +35,11 @@ if TYPE_CHECKING:
 
     from mypy_boto3_dynamodb import DynamoDBClient
 
-    from kairos.schemas import Event
+    from kairos.domain.customers import CustomerWrite
 
 MAX_TRANSACTION_ITEMS = 100
 MAX_BATCH_GET_KEYS = 100
 MAX_BATCH_WRITE_ITEMS = 25
-_RETRY_CONFIG = Config(retries={"mode": "standard", "max_attempts": 6})
-_THROTTLE_CODES = {"ProvisionedThroughputExceededException", "ThrottlingException", "RequestLimitExceeded"}
 
 _ser = TypeSerializer()
 _deser = TypeDeserializer()
@@ -70,11 +67,11 @@ def from_dynamo(value: Any) -> Any:
     return value
 
 
-def _item(obj: dict[str, Any]) -> dict[str, Any]:
+def to_item(obj: dict[str, Any]) -> dict[str, Any]:
     return {k: _ser.serialize(to_dynamo(v)) for k, v in obj.items() if v is not None}
 
 
-def _plain(item: dict[str, Any]) -> dict[str, Any]:
+def from_item(item: dict[str, Any]) -> dict[str, Any]:
     return {k: from_dynamo(_deser.deserialize(v)) for k, v in item.items()}
 
 
@@ -82,40 +79,7 @@ def event_sk(event_id: str) -> str:
     return f"e#{event_id}"
 
 
-@dataclass
-class CustomerRecord:
-    customer_id: str
-    version: int = 0
-    exists: bool = False
-    aggregates: CustomerAggregates = field(default_factory=CustomerAggregates)
-    profile: dict[str, Any] | None = None
-    recommendation: dict[str, Any] | None = None
-    updated_at: str | None = None
-    consent_at: str | None = None  # when the profile's consent last changed (server time)
-
-
-@dataclass
-class IngestState:
-    customers: dict[str, CustomerRecord]
-    existing_events: set[tuple[str, str]]
-    existing_moments: set[tuple[str, str]]
-
-
-@dataclass
-class CustomerWrite:
-    """One customer's share of a transaction: new events, new moments, new aggregates."""
-
-    record: CustomerRecord
-    events: list[Event]
-    moments: list[str]
-    aggregates: CustomerAggregates
-
-    @property
-    def size(self) -> int:
-        return len(self.events) + len(self.moments) + 1
-
-
-class DynamoStore:
+class DynamoStore(CustomerStore):
     """Events and customers in DynamoDB.
 
     Parameters
@@ -128,6 +92,9 @@ class DynamoStore:
         How long events and moment markers live (their TTL).
     """
 
+    client = LazyClient("dynamodb", STORE_RETRIES)
+    max_transaction_items = MAX_TRANSACTION_ITEMS
+
     def __init__(
         self,
         events_table: str,
@@ -137,27 +104,13 @@ class DynamoStore:
     ) -> None:
         self.events_table = events_table
         self.customers_table = customers_table
-        self._client = client
+        self.client = client
         self.retention_seconds = retention_seconds
         self.request_count = 0  # DynamoDB API calls made, for benchmarks
 
-    @property
-    def client(self) -> DynamoDBClient:
-        if self._client is None:
-            self._client = boto3.client("dynamodb", config=_RETRY_CONFIG)
-        return self._client
-
     def _call(self, op: str, **kwargs: Any) -> dict[str, Any]:
         self.request_count += 1
-        try:
-            return getattr(self.client, op)(**kwargs)
-        except ClientError as exc:
-            code = exc.response.get("Error", {}).get("Code", "")
-            if code in ("TransactionCanceledException", "ConditionalCheckFailedException"):
-                raise ConflictError(f"DynamoDB {op}: a condition did not hold ({code})") from exc
-            if code in _THROTTLE_CODES:
-                raise ThrottledError(f"DynamoDB {op} throttled") from exc
-            raise StoreError(f"DynamoDB {op} failed: {code}") from exc
+        return call(self.client, op, "DynamoDB", **kwargs)
 
     # ---------------------------------------------------------------- reads
 
@@ -208,7 +161,7 @@ class DynamoStore:
         return IngestState(customers, events, moments)
 
     def _record(self, raw: dict[str, Any]) -> CustomerRecord:
-        doc = _plain(raw)
+        doc = from_item(raw)
         return CustomerRecord(
             customer_id=doc["customer_id"],
             version=int(doc.get("version", 0)),
@@ -260,7 +213,7 @@ class DynamoStore:
         out = []
         while True:
             resp = self._call("query", **kwargs)
-            out += [_plain(i) for i in resp.get("Items", [])]
+            out += [from_item(i) for i in resp.get("Items", [])]
             if "LastEvaluatedKey" not in resp:
                 return out
             kwargs["ExclusiveStartKey"] = resp["LastEvaluatedKey"]
@@ -300,7 +253,7 @@ class DynamoStore:
                     {
                         "Put": {
                             "TableName": self.events_table,
-                            "Item": _item(
+                            "Item": to_item(
                                 {
                                     "customer_id": w.record.customer_id,
                                     "sk": event_sk(ev.event_id),
@@ -321,7 +274,7 @@ class DynamoStore:
                     {
                         "Put": {
                             "TableName": self.events_table,
-                            "Item": _item(
+                            "Item": to_item(
                                 {
                                     "customer_id": w.record.customer_id,
                                     "sk": m,
@@ -431,7 +384,7 @@ class DynamoStore:
             Key={"customer_id": {"S": customer_id}},
             ReturnValues="ALL_OLD",
         )
-        old = _plain(resp.get("Attributes", {})) if resp.get("Attributes") else {}
+        old = from_item(resp.get("Attributes", {})) if resp.get("Attributes") else {}
         return {
             "profile": "profile" in old,
             "aggregates": "agg" in old,
@@ -474,7 +427,7 @@ class DynamoStore:
         self._call(
             "put_item",
             TableName=self.customers_table,
-            Item=_item({"customer_id": key, "recommendation": recommendation}),
+            Item=to_item({"customer_id": key, "recommendation": recommendation}),
         )
 
     def get_recommendation(self, key: str) -> dict[str, Any] | None:
@@ -485,4 +438,4 @@ class DynamoStore:
             ProjectionExpression="recommendation",
         )
         item = resp.get("Item")
-        return _plain(item).get("recommendation") if item else None
+        return from_item(item).get("recommendation") if item else None

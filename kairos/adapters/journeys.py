@@ -5,14 +5,12 @@ from __future__ import annotations
 import json
 from typing import TYPE_CHECKING, Any
 
-import boto3
 from botocore.exceptions import ClientError
 
 from kairos import timeutil
 from kairos.adapters.archive import encode_lines
-from kairos.errors import StoreError, ThrottledError
-from kairos.logic.campaigns import CampaignLauncher
-from kairos.logic.schedule import DecisionLog, JourneyStarter
+from kairos.adapters.aws import STORE_RETRIES, LazyClient, call, domain_error, error_code
+from kairos.ports import CampaignLauncher, DecisionLog, JourneyStarter
 
 if TYPE_CHECKING:
     from datetime import datetime
@@ -24,15 +22,11 @@ if TYPE_CHECKING:
 class _StateMachine:
     """One state machine's executions, started by name: a name used before is refused by Step Functions."""
 
+    client = LazyClient("stepfunctions")
+
     def __init__(self, state_machine_arn: str, client: SFNClient | None = None) -> None:
         self.state_machine_arn = state_machine_arn
-        self._client = client
-
-    @property
-    def client(self) -> SFNClient:
-        if self._client is None:
-            self._client = boto3.client("stepfunctions")
-        return self._client
+        self.client = client
 
     def _start(self, name: str, payload: dict[str, Any]) -> bool:
         """Start a named execution; ``False`` when the name was used before."""
@@ -41,12 +35,9 @@ class _StateMachine:
                 stateMachineArn=self.state_machine_arn, name=name, input=json.dumps(payload, sort_keys=True)
             )
         except ClientError as exc:
-            code = exc.response["Error"]["Code"]
-            if code == "ExecutionAlreadyExists":
+            if error_code(exc) == "ExecutionAlreadyExists":
                 return False
-            if code in ("ThrottlingException", "TooManyRequestsException"):
-                raise ThrottledError("Step Functions throttled StartExecution") from exc
-            raise StoreError(f"StartExecution failed: {code}") from exc
+            raise domain_error(exc, "Step Functions StartExecution") from exc
         return True
 
 
@@ -76,23 +67,19 @@ class StepFunctionsCampaignLauncher(_StateMachine, CampaignLauncher):
 class S3DecisionLog(DecisionLog):
     """``decisions/dt=YYYY-MM-DD/<campaign>/<page>.jsonl.gz`` in the archive bucket; a retried page overwrites."""
 
+    client = LazyClient("s3", STORE_RETRIES)
+
     def __init__(self, bucket: str, client: S3Client | None = None) -> None:
         self.bucket = bucket
-        self._client = client
-
-    @property
-    def client(self) -> S3Client:
-        if self._client is None:
-            self._client = boto3.client("s3")
-        return self._client
+        self.client = client
 
     def write(self, campaign_id: str, page_key: str, records: list[dict[str, Any]]) -> None:
         date = timeutil.now().strftime("%Y-%m-%d")
-        try:
-            self.client.put_object(
-                Bucket=self.bucket,
-                Key=f"decisions/dt={date}/{campaign_id}/{page_key}.jsonl.gz",
-                Body=encode_lines(records),
-            )
-        except ClientError as exc:
-            raise StoreError(f"decision log write failed: {exc.response['Error']['Code']}") from exc
+        call(
+            self.client,
+            "put_object",
+            "decision log",
+            Bucket=self.bucket,
+            Key=f"decisions/dt={date}/{campaign_id}/{page_key}.jsonl.gz",
+            Body=encode_lines(records),
+        )

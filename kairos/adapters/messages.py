@@ -11,14 +11,12 @@ from __future__ import annotations
 from datetime import UTC, date, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-import boto3
-from botocore.config import Config
-from botocore.exceptions import ClientError
-
 from kairos.adapters.archive import encode_lines
-from kairos.adapters.dynamo import _item, _plain
-from kairos.errors import StoreError, ThrottledError
-from kairos.logic.send import TRANSIENT, MessageLog
+from kairos.adapters.aws import STORE_RETRIES, LazyClient, call
+from kairos.adapters.dynamo import from_item, to_item
+from kairos.domain.messages import TRANSIENT
+from kairos.errors import ConflictError, StoreError
+from kairos.ports import MessageLog
 from kairos.timeutil import parse_ts, utc_iso
 
 if TYPE_CHECKING:
@@ -29,10 +27,14 @@ if TYPE_CHECKING:
 
 ARCHIVE_PREFIX = "messages"
 BY_CUSTOMER_INDEX = "by_customer"
-_RETRY = Config(retries={"mode": "standard", "max_attempts": 6})
 
 
 class DynamoMessageLog(MessageLog):
+    """The message log in DynamoDB, with every attempt's outcome archived in S3."""
+
+    ddb = LazyClient("dynamodb", STORE_RETRIES)
+    s3 = LazyClient("s3", STORE_RETRIES)
+
     def __init__(
         self,
         table: str,
@@ -42,37 +44,17 @@ class DynamoMessageLog(MessageLog):
     ) -> None:
         self.table = table
         self.bucket = bucket
-        self._ddb = dynamodb
-        self._s3 = s3
-
-    @property
-    def ddb(self) -> DynamoDBClient:
-        if self._ddb is None:
-            self._ddb = boto3.client("dynamodb", config=_RETRY)
-        return self._ddb
-
-    @property
-    def s3(self) -> S3Client:
-        if self._s3 is None:
-            self._s3 = boto3.client("s3", config=_RETRY)
-        return self._s3
+        self.ddb = dynamodb
+        self.s3 = s3
 
     def _call(self, op: str, **kwargs: Any) -> dict[str, Any]:
-        try:
-            return getattr(self.ddb, op)(**kwargs)
-        except ClientError as exc:
-            code = exc.response["Error"]["Code"]
-            if code == "ConditionalCheckFailedException":
-                raise
-            if code in ("ProvisionedThroughputExceededException", "ThrottlingException", "RequestLimitExceeded"):
-                raise ThrottledError(f"message log {op} throttled") from exc
-            raise StoreError(f"message log {op} failed: {code}") from exc
+        return call(self.ddb, op, "message log", **kwargs)
 
     def get(self, message_id: str) -> dict[str, Any] | None:
         item = self._call(
             "get_item", TableName=self.table, Key={"message_id": {"S": message_id}}, ConsistentRead=True
         ).get("Item")
-        return _plain(item) if item else None
+        return from_item(item) if item else None
 
     def claim(self, record: dict[str, Any]) -> tuple[bool, dict[str, Any] | None]:
         record["attempt"] = 1
@@ -80,11 +62,11 @@ class DynamoMessageLog(MessageLog):
             self._call(
                 "put_item",
                 TableName=self.table,
-                Item=_item(record),
+                Item=to_item(record),
                 ConditionExpression="attribute_not_exists(message_id)",
             )
             return True, None
-        except ClientError:
+        except ConflictError:
             pass
         existing = self.get(record["message_id"])
         if existing is None:  # erased between the two calls: a later retry claims it
@@ -109,12 +91,12 @@ class DynamoMessageLog(MessageLog):
                     ":prev": {"N": str(existing.get("attempt") or 1)},
                 },
             )
-        except ClientError:
+        except ConflictError:
             return False, self.get(record["message_id"]) or existing
         return True, None
 
     def finish(self, record: dict[str, Any]) -> None:
-        self._call("put_item", TableName=self.table, Item=_item(record))
+        self._call("put_item", TableName=self.table, Item=to_item(record))
         self.archive(record)
 
     def archive(self, record: dict[str, Any]) -> None:
@@ -123,10 +105,7 @@ class DynamoMessageLog(MessageLog):
             f"{ARCHIVE_PREFIX}/dt={date:%Y-%m-%d}/{record['campaign_id']}/"
             f"{record['message_id']}.{record.get('attempt', 1)}.jsonl.gz"
         )
-        try:
-            self.s3.put_object(Bucket=self.bucket, Key=key, Body=encode_lines([record]))
-        except ClientError as exc:
-            raise StoreError(f"message archive write failed: {exc.response['Error']['Code']}") from exc
+        call(self.s3, "put_object", "message archive", Bucket=self.bucket, Key=key, Body=encode_lines([record]))
 
     def sent_since(self, customer_id: str, channel: str, since: datetime) -> int:
         # The index sorts by claim time; a message is sent after it is claimed, within the retries' span.
@@ -156,7 +135,7 @@ class DynamoMessageLog(MessageLog):
             "KeyConditionExpression": "customer_id = :c",
             "ExpressionAttributeValues": {":c": {"S": customer_id}},
         }
-        return [_plain(i) for page in self._query_pages(kwargs) for i in page.get("Items", [])]
+        return [from_item(i) for page in self._query_pages(kwargs) for i in page.get("Items", [])]
 
     def _query_pages(self, kwargs: dict[str, Any]) -> Iterator[dict[str, Any]]:
         while True:
@@ -179,13 +158,10 @@ class DynamoMessageLog(MessageLog):
             day = first
             while day <= last:  # attempts of one message span the days its retries took
                 prefix = f"{ARCHIVE_PREFIX}/dt={day:%Y-%m-%d}/{rec['campaign_id']}/{rec['message_id']}."
-                try:
-                    listed = self.s3.list_objects_v2(Bucket=self.bucket, Prefix=prefix).get("Contents", [])
-                    for obj in listed:
-                        self.s3.delete_object(Bucket=self.bucket, Key=obj["Key"])
-                        objects += 1
-                except ClientError as exc:
-                    raise StoreError(f"message archive erasure failed: {exc.response['Error']['Code']}") from exc
+                listed = call(self.s3, "list_objects_v2", "message archive", Bucket=self.bucket, Prefix=prefix)
+                for obj in listed.get("Contents", []):
+                    call(self.s3, "delete_object", "message archive", Bucket=self.bucket, Key=obj["Key"])
+                    objects += 1
                 day += timedelta(days=1)
         return len(records), objects
 

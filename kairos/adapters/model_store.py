@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 import boto3
 from botocore.exceptions import ClientError
 
-from kairos.errors import StoreError
+from kairos.adapters.aws import STORE_RETRIES, LazyClient, domain_error
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -53,6 +53,8 @@ class ModelSource:
         Where downloaded versions go (Lambda's writable ``/tmp``).
     """
 
+    client = LazyClient("s3", STORE_RETRIES)
+
     def __init__(
         self,
         loader: Callable[[Path], Any],
@@ -65,18 +67,12 @@ class ModelSource:
         self.loader = loader
         self.bundled = bundled
         self.bucket = bucket
-        self._client = client
+        self.client = client
         self.check_seconds = check_seconds
         self.cache_dir = cache_dir
         self._model: Any = None
         self._version: str | None = None
         self._checked_at = float("-inf")
-
-    @property
-    def client(self) -> S3Client:
-        if self._client is None:
-            self._client = boto3.client("s3")
-        return self._client
 
     @property
     def version(self) -> str | None:
@@ -95,7 +91,7 @@ class ModelSource:
                     if name == MARKER:
                         versions.append(version)
         except ClientError as exc:
-            raise StoreError(f"cannot list models: {exc.response['Error']['Code']}") from exc
+            raise domain_error(exc, "models bucket list_objects_v2") from exc
         return max(versions) if versions else None
 
     def _download(self, version: str) -> Path:

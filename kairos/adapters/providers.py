@@ -1,7 +1,7 @@
-"""The four providers of the send function, behind one port (``kairos.logic.send.Provider``).
+"""The four providers of the send function, behind one port (``kairos.ports.Provider``).
 
 - email: Amazon SES v2 ``SendEmail`` with a configuration set, whose event destination (EventBridge) brings
-  opens, clicks, bounces and complaints back as events (``functions/send/feedback.py``);
+  opens, clicks, bounces and complaints back as events (``functions/feedback/app.py``);
 - sms: AWS End User Messaging SMS (``pinpoint-sms-voice-v2`` ``SendTextMessage``), or Amazon SNS ``Publish`` to a
   phone number where no origination identity is set up (and locally: moto has no End User Messaging);
 - push: Amazon SNS mobile push, through a platform endpoint made (idempotently) from the device token;
@@ -13,7 +13,6 @@ retried by the state machine, ``ProviderError`` is final for this channel (the j
 
 from __future__ import annotations
 
-import base64
 import json
 import urllib.error
 import urllib.request
@@ -23,24 +22,20 @@ import boto3
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
-from kairos.logic.send import Provider, ProviderError, ProviderThrottled, ProviderUnavailable, Rendered
+from kairos.adapters.aws import LazyClient
+from kairos.domain.messages import encode_tag
+from kairos.errors import ProviderError, ProviderThrottled, ProviderUnavailable
+from kairos.ports import Provider
 
 if TYPE_CHECKING:
     from collections.abc import Callable
+
+    from kairos.domain.messages import Rendered
 
 # Retries inside the SDK stay short: the state machine's Retry owns backoff, with jitter, across minutes.
 _CLIENT_CONFIG = Config(retries={"mode": "standard", "max_attempts": 2}, connect_timeout=5, read_timeout=10)
 _THROTTLED = {"TooManyRequestsException", "ThrottlingException", "Throttling", "Throttled", "LimitExceededException"}
 _UNAVAILABLE = {"InternalFailure", "InternalServerException", "InternalError", "ServiceUnavailable", "KMSThrottling"}
-
-
-def encode_tag(value: str) -> str:
-    """SES tag values allow ``[A-Za-z0-9_-]`` only: URL-safe base64 without padding keeps any id intact."""
-    return base64.urlsafe_b64encode(value.encode()).decode().rstrip("=")
-
-
-def decode_tag(value: str) -> str:
-    return base64.urlsafe_b64decode(value + "=" * (-len(value) % 4)).decode()
 
 
 def _classify(exc: Exception, what: str, permanent: set[str] | None = None) -> Exception:
@@ -60,17 +55,12 @@ def _classify(exc: Exception, what: str, permanent: set[str] | None = None) -> E
 
 class SesEmail(Provider):
     channel = "email"
+    client = LazyClient("sesv2", _CLIENT_CONFIG)
 
     def __init__(self, sender: str, configuration_set: str | None, client: Any = None) -> None:
         self.sender = sender
         self.configuration_set = configuration_set
-        self._client = client
-
-    @property
-    def client(self) -> Any:
-        if self._client is None:
-            self._client = boto3.client("sesv2", config=_CLIENT_CONFIG)
-        return self._client
+        self.client = client
 
     def send(self, message: Rendered, message_id: str, tags: dict[str, str]) -> str:
         body: dict[str, Any] = {"Text": {"Data": message.body, "Charset": "UTF-8"}}
@@ -94,17 +84,12 @@ class EndUserMessagingSms(Provider):
     """AWS End User Messaging SMS (the API is still named ``pinpoint-sms-voice-v2``)."""
 
     channel = "sms"
+    client = LazyClient("pinpoint-sms-voice-v2", _CLIENT_CONFIG)
 
     def __init__(self, origination_identity: str, configuration_set: str | None = None, client: Any = None) -> None:
         self.origination_identity = origination_identity
         self.configuration_set = configuration_set
-        self._client = client
-
-    @property
-    def client(self) -> Any:
-        if self._client is None:
-            self._client = boto3.client("pinpoint-sms-voice-v2", config=_CLIENT_CONFIG)
-        return self._client
+        self.client = client
 
     def send(self, message: Rendered, message_id: str, tags: dict[str, str]) -> str:
         kwargs: dict[str, Any] = {
@@ -124,15 +109,10 @@ class EndUserMessagingSms(Provider):
 
 class SnsSms(Provider):
     channel = "sms"
+    client = LazyClient("sns", _CLIENT_CONFIG)
 
     def __init__(self, client: Any = None) -> None:
-        self._client = client
-
-    @property
-    def client(self) -> Any:
-        if self._client is None:
-            self._client = boto3.client("sns", config=_CLIENT_CONFIG)
-        return self._client
+        self.client = client
 
     def send(self, message: Rendered, message_id: str, tags: dict[str, str]) -> str:
         try:
@@ -151,17 +131,12 @@ class SnsPush(Provider):
     """Mobile push through an SNS platform application (FCM or APNs) and one endpoint per device token."""
 
     channel = "push"
+    client = LazyClient("sns", _CLIENT_CONFIG)
 
     def __init__(self, platform_application_arn: str, client: Any = None) -> None:
         self.platform_application_arn = platform_application_arn
-        self._client = client
+        self.client = client
         self._endpoints: dict[str, str] = {}
-
-    @property
-    def client(self) -> Any:
-        if self._client is None:
-            self._client = boto3.client("sns", config=_CLIENT_CONFIG)
-        return self._client
 
     def _endpoint(self, token: str) -> str:
         if token not in self._endpoints:

@@ -3,36 +3,26 @@
 from __future__ import annotations
 
 import uuid
-from abc import ABC, abstractmethod
 from typing import TYPE_CHECKING, Any
 
+from kairos.domain.campaigns import ACTIVE_STATUSES
 from kairos.errors import ConflictError, InvalidInputError, NotFoundError
 
 if TYPE_CHECKING:
     from datetime import datetime
 
-    from kairos.adapters.campaigns import DynamoCampaignStore
-    from kairos.campaigns.model import CampaignIn, SegmentIn
-
-ACTIVE = ("scheduled", "running")
+    from kairos.domain.campaigns import CampaignIn, SegmentIn
+    from kairos.ports import CampaignLauncher, CampaignStore
 
 
-class CampaignLauncher(ABC):
-    """Port: start a campaign's launch (audience expansion and journey starts) at its start time."""
-
-    @abstractmethod
-    def launch(self, campaign_id: str, launch_at: datetime) -> None:
-        """Start the launch, idempotently per campaign."""
-
-
-def save_segment(segment: SegmentIn, store: DynamoCampaignStore, now: datetime) -> dict[str, Any]:
+def save_segment(segment: SegmentIn, store: CampaignStore, now: datetime) -> dict[str, Any]:
     doc = {**segment.model_dump(mode="json"), "updated_at": now.isoformat()}
     store.put_segment(doc)
     return doc
 
 
 def create_campaign(
-    campaign: CampaignIn, store: DynamoCampaignStore, now: datetime, launcher: CampaignLauncher | None = None
+    campaign: CampaignIn, store: CampaignStore, now: datetime, launcher: CampaignLauncher | None = None
 ) -> dict[str, Any]:
     """Store a new campaign (status ``scheduled``) and start its launch; a named segment must exist.
 
@@ -59,16 +49,16 @@ def create_campaign(
         try:
             launcher.launch(doc["campaign_id"], launch_at)
         except Exception:
-            store.set_status(doc["campaign_id"], "cancelled", ACTIVE, now.isoformat())
+            store.set_status(doc["campaign_id"], "cancelled", ACTIVE_STATUSES, now.isoformat())
             raise
     return doc
 
 
-def cancel_campaign(campaign_id: str, store: DynamoCampaignStore, now: datetime) -> dict[str, Any]:
+def cancel_campaign(campaign_id: str, store: CampaignStore, now: datetime) -> dict[str, Any]:
     """Stop a campaign: journeys check the status before every send and end."""
     store.get_campaign(campaign_id)
     try:
-        store.set_status(campaign_id, "cancelled", ACTIVE, now.isoformat())
+        store.set_status(campaign_id, "cancelled", ACTIVE_STATUSES, now.isoformat())
     except ConflictError as exc:
         status = store.get_campaign(campaign_id)["status"]
         raise InvalidInputError("status", f"a {status} campaign cannot be cancelled") from exc

@@ -6,7 +6,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from kairos.adapters.dynamo import CustomerRecord
+    from kairos.domain.customers import CustomerRecord
 
 CONTACT_FIELD = {"email": "email", "sms": "phone", "push": "push_token", "messenger": "messenger_chat_id"}
 

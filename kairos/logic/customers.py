@@ -7,20 +7,19 @@ import time
 from typing import TYPE_CHECKING
 
 from kairos.aggregates import CustomerAggregates, hour_to_dt, rebucket, unix_to_dt
+from kairos.domain.customers import CustomerRecord
 from kairos.errors import ConflictError, NotFoundError, StoreError
 from kairos.schemas import Aggregates, CustomerProfileIn, CustomerView, ErasureReport
 
 if TYPE_CHECKING:
     from datetime import datetime
 
-    from kairos.adapters.archive import S3Archive
-    from kairos.adapters.dynamo import CustomerRecord, DynamoStore
-    from kairos.adapters.messages import DynamoMessageLog
+    from kairos.ports import CustomerStore, EventArchive, MessageLog
 
 MAX_ATTEMPTS = 8
 
 
-def put_profile(customer_id: str, profile: CustomerProfileIn, store: DynamoStore, now: datetime) -> CustomerView:
+def put_profile(customer_id: str, profile: CustomerProfileIn, store: CustomerStore, now: datetime) -> CustomerView:
     """Replace a customer's profile; when its time zone changes, re-bucket the hour-of-week counts.
 
     Events that arrived before the zone was known were counted in UTC. The moments behind the counts are
@@ -31,8 +30,6 @@ def put_profile(customer_id: str, profile: CustomerProfileIn, store: DynamoStore
     for attempt in range(1, MAX_ATTEMPTS + 1):
         record = store.get_customer(customer_id)
         if record is None:
-            from kairos.adapters.dynamo import CustomerRecord
-
             record = CustomerRecord(customer_id)
         zone = profile.timezone or "UTC"
         new_agg = None
@@ -78,7 +75,7 @@ def view_of(record: CustomerRecord) -> CustomerView:
     )
 
 
-def get_customer(customer_id: str, store: DynamoStore) -> CustomerView:
+def get_customer(customer_id: str, store: CustomerStore) -> CustomerView:
     record = store.get_customer(customer_id)
     if record is None:
         raise NotFoundError(f"customer '{customer_id}' not found")
@@ -86,7 +83,7 @@ def get_customer(customer_id: str, store: DynamoStore) -> CustomerView:
 
 
 def erase_customer(
-    customer_id: str, store: DynamoStore, archive: S3Archive, messages: DynamoMessageLog | None = None
+    customer_id: str, store: CustomerStore, archive: EventArchive, messages: MessageLog | None = None
 ) -> ErasureReport:
     """Right to be forgotten: profile, aggregates, stored events, the message log and their archived copies."""
     erased = store.erase_customer(customer_id)

@@ -9,9 +9,9 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
 
-from kairos.adapters.dynamo import MAX_TRANSACTION_ITEMS, CustomerWrite
 from kairos.aggregates import fold_events, moment_key
 from kairos.constants import ENGAGEMENT_TYPES
+from kairos.domain.customers import CustomerRecord, CustomerWrite
 from kairos.errors import ConflictError, StoreError
 from kairos.observability import logger
 from kairos.schemas import Event, IngestResult, Rejection, check_event_time, first_error
@@ -20,7 +20,7 @@ from kairos.timeutil import epoch_hour
 if TYPE_CHECKING:
     from datetime import datetime, timedelta
 
-    from kairos.adapters.dynamo import DynamoStore
+    from kairos.ports import CustomerStore
 
 MAX_ATTEMPTS = 8
 
@@ -74,7 +74,7 @@ def _units(events: list[Event], budget: int) -> list[list[Event]]:
 
 
 def ingest_events(
-    raw_events: list[Any], store: DynamoStore, now: datetime, retention: timedelta, skew: timedelta
+    raw_events: list[Any], store: CustomerStore, now: datetime, retention: timedelta, skew: timedelta
 ) -> IngestResult:
     """Validate and store a batch; every valid event is stored and counted exactly once.
 
@@ -137,7 +137,7 @@ def ingest_events(
             record = state.customers[cid]
             counted = {m for (c, m) in state.existing_moments if c == cid}
             agg = record.aggregates
-            for r, piece in enumerate(_units(fresh, MAX_TRANSACTION_ITEMS)):
+            for r, piece in enumerate(_units(fresh, store.max_transaction_items)):
                 agg, new_moments = fold_events(agg, piece, counted)
                 counted |= new_moments
                 write = CustomerWrite(record=record, events=piece, moments=sorted(new_moments), aggregates=agg)
@@ -145,7 +145,7 @@ def ingest_events(
                     rounds.append([])
                 rounds[r].append(write)
                 # The next piece of this customer goes on top of the version this one writes.
-                record = type(record)(
+                record = CustomerRecord(
                     customer_id=cid,
                     version=record.version + 1,
                     exists=True,
@@ -156,7 +156,7 @@ def ingest_events(
         failed: set[str] = set()
         for writes in rounds:
             writes = [w for w in writes if w.record.customer_id not in failed]
-            for txn in _pack(writes):
+            for txn in _pack(writes, store.max_transaction_items):
                 try:
                     store.commit_ingest(txn, now)
                 except ConflictError:
@@ -173,13 +173,13 @@ def ingest_events(
     return IngestResult(accepted=accepted, duplicates=duplicates, rejected=rejected)
 
 
-def _pack(writes: list[CustomerWrite]) -> list[list[CustomerWrite]]:
-    """First-fit packing of customer writes into transactions of at most 100 items."""
+def _pack(writes: list[CustomerWrite], budget: int) -> list[list[CustomerWrite]]:
+    """First-fit packing of customer writes into transactions of at most ``budget`` items."""
     txns: list[list[CustomerWrite]] = []
     sizes: list[int] = []
     for w in sorted(writes, key=lambda w: -w.size):
         for i, used in enumerate(sizes):
-            if used + w.size <= MAX_TRANSACTION_ITEMS:
+            if used + w.size <= budget:
                 txns[i].append(w)
                 sizes[i] += w.size
                 break

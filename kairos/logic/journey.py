@@ -5,15 +5,13 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from kairos.campaigns.model import CampaignIn
-from kairos.campaigns.timing import QuietHours
+from kairos.domain.campaigns import Campaign, CampaignIn
 from kairos.errors import NotFoundError
-from kairos.logic.campaigns import ACTIVE
+from kairos.logic.timing import QuietHours
 from kairos.timeutil import utc_iso, zone
 
 if TYPE_CHECKING:
-    from kairos.adapters.campaigns import DynamoCampaignStore
-    from kairos.adapters.dynamo import DynamoStore
+    from kairos.ports import CampaignStore, CustomerStore
 
 ENGAGED_TYPES = ("message_open", "message_click", "message_inbound", "purchase")
 
@@ -42,8 +40,8 @@ def check_journey(
     campaign_id: str,
     customer_id: str,
     journey_started_at: datetime,
-    customers: DynamoStore,
-    campaigns: DynamoCampaignStore,
+    customers: CustomerStore,
+    campaigns: CampaignStore,
     now: datetime,
 ) -> dict[str, Any]:
     """Stop or go on, and whether to hold the next send until the customer's quiet hours end.
@@ -62,14 +60,15 @@ def _check(
     campaign_id: str,
     customer_id: str,
     journey_started_at: datetime,
-    customers: DynamoStore,
-    campaigns: DynamoCampaignStore,
+    customers: CustomerStore,
+    campaigns: CampaignStore,
     now: datetime,
 ) -> dict[str, Any]:
     doc = campaigns.get_campaign(campaign_id)
-    if doc["status"] not in ACTIVE:
-        return {"stop": True, "reason": f"campaign {doc['status']}"}
-    campaign = CampaignIn.model_validate(doc["definition"])
+    stored = Campaign.from_doc(doc)
+    if not stored.is_active:
+        return {"stop": True, "reason": f"campaign {stored.status}"}
+    campaign = stored.definition
     if now >= campaign.expires_at:
         return {"stop": True, "reason": "offer expired"}
     record = customers.get_customer(customer_id)
@@ -95,10 +94,10 @@ def _check(
     return {"stop": False, "reason": "no engagement yet"}
 
 
-def wait_until(campaign_id: str, step: int, campaigns: DynamoCampaignStore, now: datetime) -> dict[str, Any]:
+def wait_until(campaign_id: str, step: int, campaigns: CampaignStore, now: datetime) -> dict[str, Any]:
     """When to look again after step ``step`` was sent: its wait, but never past the campaign's expiry."""
     try:
-        campaign = CampaignIn.model_validate(campaigns.get_campaign(campaign_id)["definition"])
+        campaign = Campaign.from_doc(campaigns.get_campaign(campaign_id)).definition
     except NotFoundError:
         return {"until": utc_iso(now)}
     until = min(now + timedelta(hours=campaign.wait_after(step)), campaign.expires_at)

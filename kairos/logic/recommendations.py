@@ -10,13 +10,13 @@ from typing import TYPE_CHECKING, Any
 from kairos.errors import NotFoundError
 
 if TYPE_CHECKING:
-    from kairos.adapters.dynamo import DynamoStore
+    from kairos.ports import CustomerStore
 
 POPULATION_KEY = "__population__"
 SEGMENT_KEY_PREFIX = "__segment__#"
 
 
-def get_recommendation(customer_id: str, store: DynamoStore) -> dict[str, Any]:
+def get_recommendation(customer_id: str, store: CustomerStore) -> dict[str, Any]:
     """The stored answer for a customer; one not scored yet gets its segment's answer, else the population's.
 
     Raises

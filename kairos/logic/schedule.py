@@ -12,44 +12,24 @@ hour, the model version and the features the model saw, so retraining and uplift
 from __future__ import annotations
 
 import hashlib
-from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from kairos.campaigns.model import CampaignIn
-from kairos.campaigns.segments import matches
-from kairos.campaigns.timing import QuietHours, decide, stable_unit
-from kairos.logic.campaigns import ACTIVE
+from kairos.domain.campaigns import Campaign, CampaignIn, SegmentIn
 from kairos.logic.consent import may_send
 from kairos.logic.recommendations import POPULATION_KEY
+from kairos.logic.segments import matches
+from kairos.logic.timing import QuietHours, decide, stable_unit
 from kairos.timeutil import utc_iso
 
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-    from kairos.adapters.campaigns import DynamoCampaignStore
-    from kairos.adapters.dynamo import CustomerRecord, DynamoStore
+    from kairos.domain.customers import CustomerRecord
+    from kairos.ports import CampaignStore, CustomerStore, DecisionLog, JourneyStarter
 
 LAUNCH_COUNTS = ("scheduled", "control", "skipped", "already_started", "outside_audience")
-
-
-class JourneyStarter(ABC):
-    """Port: start one customer's journey execution, idempotently by name."""
-
-    @abstractmethod
-    def start(self, name: str, payload: dict[str, Any]) -> bool:
-        """Start it, or find it running already (same name and input: nothing new starts).
-
-        Returns ``False`` when the name belongs to a finished execution or to another input.
-        """
-
-
-class DecisionLog(ABC):
-    """Port: keep every scheduling decision for retraining and uplift measurement."""
-
-    @abstractmethod
-    def write(self, campaign_id: str, page_key: str, records: list[dict[str, Any]]) -> None: ...
 
 
 @dataclass
@@ -142,8 +122,8 @@ def plan_customer(
 
 def launch_page(
     campaign_id: str,
-    customers: DynamoStore,
-    campaigns: DynamoCampaignStore,
+    customers: CustomerStore,
+    campaigns: CampaignStore,
     starter: JourneyStarter,
     log: DecisionLog,
     now: datetime,
@@ -162,21 +142,20 @@ def launch_page(
     """
     doc = campaigns.get_campaign(campaign_id)
     counts = {k: int((carried or {}).get(k) or 0) for k in LAUNCH_COUNTS}
-    if doc["status"] not in ACTIVE:
+    stored = Campaign.from_doc(doc)
+    if not stored.is_active:
         return {
             "campaign_id": campaign_id,
             "segment": segment,
             "total_segments": total_segments,
             "cursor": None,
             "done": True,
-            "stopped": doc["status"],
+            "stopped": stored.status,
             **counts,
         }
-    campaign = CampaignIn.model_validate(doc["definition"])
+    campaign = stored.definition
     filters = list(campaign.audience.filters)
     if campaign.audience.segment:
-        from kairos.campaigns.model import SegmentIn
-
         filters += SegmentIn.model_validate(
             {k: v for k, v in campaigns.get_segment(campaign.audience.segment).items() if k != "updated_at"}
         ).filters
@@ -219,7 +198,7 @@ def launch_page(
 
 
 def finish_launch(
-    campaign_id: str, pages: list[dict[str, Any]], campaigns: DynamoCampaignStore, now: datetime
+    campaign_id: str, pages: list[dict[str, Any]], campaigns: CampaignStore, now: datetime
 ) -> dict[str, Any]:
     """Sum the final results of every segment, store them, and mark the campaign ``running``.
 

@@ -12,13 +12,14 @@ from typing import TYPE_CHECKING, Any
 
 from kairos.aggregates import CustomerAggregates
 from kairos.logic.recommendations import POPULATION_KEY, SEGMENT_KEY_PREFIX
-from kairos.model import CustomerInput, KairosModel
+from kairos.serving import CustomerInput, KairosModel
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable
     from datetime import datetime
 
-    from kairos.adapters.dynamo import CustomerRecord, DynamoStore
+    from kairos.domain.customers import CustomerRecord
+    from kairos.ports import CustomerStore
 
 SCORE_CHUNK = 1000
 WRITE_THREADS = 8
@@ -38,7 +39,7 @@ def _payload(rec: Any, as_of: datetime, model_source: str | None) -> dict[str, A
 
 def score_records(
     records: list[CustomerRecord],
-    store: DynamoStore,
+    store: CustomerStore,
     model: KairosModel,
     as_of: datetime,
     model_source: str | None = None,
@@ -54,7 +55,7 @@ def score_records(
 
 
 def score_customers(
-    customer_ids: list[str], store: DynamoStore, model: KairosModel, as_of: datetime, model_source: str | None = None
+    customer_ids: list[str], store: CustomerStore, model: KairosModel, as_of: datetime, model_source: str | None = None
 ) -> dict[str, Any]:
     """Score the given customers; report which of them do not exist."""
     found = store.get_customers(customer_ids)
@@ -63,7 +64,7 @@ def score_customers(
 
 
 def score_segment(
-    store: DynamoStore,
+    store: CustomerStore,
     model: KairosModel,
     as_of: datetime,
     segment: int,
@@ -90,7 +91,7 @@ def score_segment(
     }
 
 
-def store_fallbacks(store: DynamoStore, model: KairosModel, as_of: datetime, model_source: str | None = None) -> int:
+def store_fallbacks(store: CustomerStore, model: KairosModel, as_of: datetime, model_source: str | None = None) -> int:
     """Store the population answer and one per known segment, for customers not scored yet."""
     attribute = model.priors.segment_attribute
     inputs = [CustomerInput(POPULATION_KEY, CustomerAggregates())]

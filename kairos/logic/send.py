@@ -21,80 +21,22 @@ probability, model version, features), which is what retraining reads.
 from __future__ import annotations
 
 import re
-from abc import ABC, abstractmethod
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from kairos.campaigns.model import CampaignIn
-from kairos.errors import NotFoundError
-from kairos.logic.campaigns import ACTIVE
+from kairos.domain.campaigns import Campaign, CampaignIn
+from kairos.domain.messages import Rendered, SendRequest
+from kairos.errors import NotFoundError, ProviderError, ProviderThrottled, ProviderUnavailable
 from kairos.logic.consent import CONTACT_FIELD, may_send
 from kairos.timeutil import utc_iso
 
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-    from kairos.adapters.campaigns import DynamoCampaignStore
-    from kairos.adapters.dynamo import CustomerRecord, DynamoStore
+    from kairos.domain.customers import CustomerRecord
+    from kairos.ports import CampaignStore, CustomerStore, MessageLog, Provider
 
-# Outcomes of the message log. Transient ones may be claimed again by a retry.
-FINAL = ("sent", "failed", "skipped")
-TRANSIENT = ("throttled", "unavailable")
 LOG_RETENTION = timedelta(days=400)
-
-
-class ProviderError(Exception):
-    """A provider refused the message for good (bad address, blocked, rejected content)."""
-
-
-class ProviderThrottled(Exception):  # noqa: N818 - the state machine's Retry matches this name
-    """The provider (or our account's quota) throttled the call: retry later."""
-
-
-class ProviderUnavailable(Exception):  # noqa: N818 - the state machine's Retry matches this name
-    """The provider failed transiently (5xx, timeout, network): retry later."""
-
-
-@dataclass(frozen=True)
-class Rendered:
-    """A message ready for one channel."""
-
-    channel: str
-    to: str
-    subject: str | None = None
-    title: str | None = None
-    body: str = ""
-    html: str | None = None
-
-
-class Provider(ABC):
-    """Port: deliver one rendered message; return the provider's message id."""
-
-    channel: str
-
-    @abstractmethod
-    def send(self, message: Rendered, message_id: str, tags: dict[str, str]) -> str:
-        """Raise ``ProviderThrottled``/``ProviderUnavailable`` to retry, ``ProviderError`` to give up."""
-
-
-class MessageLog(ABC):
-    """Port: the message log (one record per message id) and its archive."""
-
-    @abstractmethod
-    def claim(self, record: dict[str, Any]) -> tuple[bool, dict[str, Any] | None]:
-        """Create the record as ``sending`` unless it exists in a state other than a transient one.
-
-        Returns ``(True, None)`` when claimed, ``(False, existing)`` otherwise.
-        """
-
-    @abstractmethod
-    def finish(self, record: dict[str, Any]) -> None:
-        """Store the outcome of a claimed message (and archive it when it is final)."""
-
-    @abstractmethod
-    def sent_since(self, customer_id: str, channel: str, since: datetime) -> int:
-        """How many messages were sent to the customer on the channel since ``since``."""
 
 
 _FIELD = re.compile(r"\{\{\s*([a-z_][a-z0-9_.]*)\s*\}\}")
@@ -142,27 +84,6 @@ def render(campaign: CampaignIn, channel: str, record: CustomerRecord, fields: d
     return Rendered(channel, to, body=render_text(content.text, fields) or "")
 
 
-@dataclass
-class SendRequest:
-    message_id: str
-    campaign_id: str
-    customer_id: str
-    channel: str
-    step: int
-    decision: dict[str, Any] | None
-
-    @classmethod
-    def from_event(cls, event: dict[str, Any]) -> SendRequest:
-        return cls(
-            message_id=str(event["message_id"]),
-            campaign_id=str(event["campaign_id"]),
-            customer_id=str(event["customer_id"]),
-            channel=str(event["channel"]),
-            step=int(event.get("step") or 0),
-            decision=event.get("decision"),
-        )
-
-
 def _result(rec: dict[str, Any], duplicate: bool = False) -> dict[str, Any]:
     return {
         "message_id": rec["message_id"],
@@ -174,8 +95,8 @@ def _result(rec: dict[str, Any], duplicate: bool = False) -> dict[str, Any]:
 
 def send_message(
     req: SendRequest,
-    customers: DynamoStore,
-    campaigns: DynamoCampaignStore,
+    customers: CustomerStore,
+    campaigns: CampaignStore,
     providers: dict[str, Provider],
     log: MessageLog,
     now: datetime,
@@ -222,9 +143,10 @@ def send_message(
         doc = campaigns.get_campaign(req.campaign_id)
     except NotFoundError:
         return finish("skipped", "campaign not found")
-    if doc["status"] not in ACTIVE:
-        return finish("skipped", f"campaign {doc['status']}")
-    campaign = CampaignIn.model_validate(doc["definition"])
+    stored = Campaign.from_doc(doc)
+    if not stored.is_active:
+        return finish("skipped", f"campaign {stored.status}")
+    campaign = stored.definition
     if now >= campaign.expires_at:
         return finish("skipped", "offer expired")
     customer = customers.get_customer(req.customer_id)

@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from kairos.local.closed_loop import Config, run
+from kairos_local.closed_loop import Config, run
 
 pytestmark = pytest.mark.e2e
 

@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from kairos.adapters.dynamo import DynamoStore
-from kairos.adapters.providers import encode_tag
+from kairos.domain.messages import encode_tag
 from kairos.logic.consent import may_send
 
 SAMPLE = json.loads((Path(__file__).resolve().parents[2] / "events" / "ses_open.json").read_text())

@@ -6,8 +6,8 @@ import gzip
 import json
 from datetime import timedelta
 
-from kairos.local.template import load_template
 from kairos.schemas import Event
+from kairos_local.template import load_template
 from tests.helpers import event, now
 
 

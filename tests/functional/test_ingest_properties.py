@@ -9,7 +9,7 @@ from datetime import timedelta
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from kairos.local.embedded import auth_header, embedded_aws
+from kairos_local.embedded import auth_header, embedded_aws
 from tests.helpers import now
 
 _RUNTIME = {}

@@ -15,11 +15,11 @@ import pytest
 
 from kairos.adapters.campaigns import DynamoCampaignStore
 from kairos.adapters.messages import DynamoMessageLog
-from kairos.campaigns.model import CampaignIn
-from kairos.local.stepfunctions import SimulatedClock, local_stepfunctions
+from kairos.domain.campaigns import CampaignIn
+from kairos.errors import ProviderError, ProviderThrottled
 from kairos.logic import campaigns as campaign_logic
 from kairos.logic.schedule import journey_name
-from kairos.logic.send import ProviderError, ProviderThrottled
+from kairos_local.stepfunctions import SimulatedClock, local_stepfunctions
 from tests.conftest import Client
 
 START = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)  # a Monday, 09:00 UTC

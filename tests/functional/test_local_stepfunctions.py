@@ -8,9 +8,9 @@ from datetime import datetime, timedelta
 
 import pytest
 
-from kairos.local.embedded import embedded_aws
-from kairos.local.stepfunctions import SimulatedClock, local_stepfunctions
-from kairos.local.template import load_template
+from kairos_local.embedded import embedded_aws
+from kairos_local.stepfunctions import SimulatedClock, local_stepfunctions
+from kairos_local.template import load_template
 
 
 @pytest.fixture

@@ -11,10 +11,10 @@ import pytest
 
 from kairos.adapters.model_store import publish_model
 from kairos.aggregates import CustomerAggregates, fold_events
-from kairos.local.demo import load_sample
-from kairos.local.embedded import embedded_aws
-from kairos.model import CustomerInput, KairosModel
 from kairos.schemas import Event
+from kairos.serving import CustomerInput, KairosModel
+from kairos_local.demo import load_sample
+from kairos_local.embedded import embedded_aws
 from training.fit import TrainConfig, fit
 from training.history import History
 from training.io import load_events
@@ -116,7 +116,7 @@ def test_recommendation_before_scoring_falls_back_and_unknown_is_404(runtime, cl
 
 def test_score_all_state_machine_scores_everybody(runtime, client, model_dir):
     # GIVEN customers with history and a published model
-    from kairos.local.stepfunctions import local_stepfunctions
+    from kairos_local.stepfunctions import local_stepfunctions
 
     events, profiles = load_sample(6, seed=5, data_dir=DATA)
     for p in profiles:

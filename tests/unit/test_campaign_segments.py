@@ -7,10 +7,10 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from pydantic import ValidationError
 
-from kairos.adapters.dynamo import CustomerRecord
 from kairos.aggregates import CustomerAggregates, fold_events
-from kairos.campaigns.model import CampaignIn, Filter
-from kairos.campaigns.segments import matches
+from kairos.domain.campaigns import CampaignIn, Filter
+from kairos.domain.customers import CustomerRecord
+from kairos.logic.segments import matches
 from kairos.schemas import Event, first_error
 
 NOW = datetime(2026, 11, 22, 12, tzinfo=UTC)

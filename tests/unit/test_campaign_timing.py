@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, time, timedelta
 
-from kairos.campaigns.timing import QuietHours, candidate_hours, decide, local_hour_of_week, stable_unit
+from kairos.logic.timing import QuietHours, candidate_hours, decide, local_hour_of_week, stable_unit
 from kairos.timeutil import zone
 
 QUIET = QuietHours(time(21), time(8))
@@ -124,8 +124,8 @@ def test_stable_unit_is_uniform_enough_for_control_groups():
 
 
 def test_optimized_send_looks_for_the_best_hour_within_the_send_window():
-    from kairos.adapters.dynamo import CustomerRecord
-    from kairos.campaigns.model import CampaignIn
+    from kairos.domain.campaigns import CampaignIn
+    from kairos.domain.customers import CustomerRecord
     from kairos.logic.schedule import plan_customer
 
     now = datetime(2026, 3, 2, 6, tzinfo=UTC)  # Monday 06:00 UTC

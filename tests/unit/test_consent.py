@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from kairos.adapters.dynamo import CustomerRecord
 from kairos.aggregates import CustomerAggregates
+from kairos.domain.customers import CustomerRecord
 from kairos.logic.consent import may_send
 
 PROFILE = {"contact": {"email": "a@example.com", "phone": "+447700900123"}, "consent": {"email": True, "sms": False}}

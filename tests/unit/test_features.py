@@ -171,7 +171,7 @@ def test_product_candidates_drop_durables_bought_recently():
 
 def test_batched_product_hours_equal_the_per_customer_mean(history):
     # GIVEN real customers and the default model's item table
-    from kairos.model import KairosModel
+    from kairos.serving import KairosModel
 
     model = KairosModel.load(Path(__file__).parents[2] / "models" / "default")
     end = history.end + timedelta(hours=1)

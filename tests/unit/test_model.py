@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from kairos.aggregates import CustomerAggregates
-from kairos.model import LEVEL_PERSONAL, LEVEL_POPULATION, LEVEL_SEGMENT, CustomerInput, KairosModel
+from kairos.serving import LEVEL_PERSONAL, LEVEL_POPULATION, LEVEL_SEGMENT, CustomerInput, KairosModel
 from training.fit import TrainConfig, fit
 from training.history import Folder, History
 from training.io import load_events

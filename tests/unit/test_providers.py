@@ -16,10 +16,9 @@ from kairos.adapters.providers import (
     SesEmail,
     SnsPush,
     TelegramMessenger,
-    decode_tag,
-    encode_tag,
 )
-from kairos.logic.send import ProviderError, ProviderThrottled, ProviderUnavailable, Rendered
+from kairos.domain.messages import Rendered, decode_tag, encode_tag
+from kairos.errors import ProviderError, ProviderThrottled, ProviderUnavailable
 
 SMS = Rendered("sms", "+447700900123", body="hello")
 

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from kairos.local.report import format_table, summary, wilson, write_report
+from kairos_local.report import format_table, summary, wilson, write_report
 
 
 def results():

@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 from datetime import UTC, datetime, timedelta
 
-from kairos.local.stepfunctions import SimulatedClock
+from kairos_local.stepfunctions import SimulatedClock
 
 T0 = datetime(2026, 3, 1, tzinfo=UTC)
 

@@ -7,7 +7,8 @@ from zoneinfo import ZoneInfo
 
 import numpy as np
 
-from kairos.local.simulation import (
+from kairos.schemas import CustomerProfileIn, EventBatch
+from kairos_local.simulation import (
     SimCustomer,
     build_population,
     expected_open_probability,
@@ -15,7 +16,6 @@ from kairos.local.simulation import (
     respond,
     true_best_hour,
 )
-from kairos.schemas import CustomerProfileIn, EventBatch
 
 
 def test_population_is_deterministic_valid_and_drawn_from_real_rhythms():

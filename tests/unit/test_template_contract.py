@@ -6,7 +6,7 @@ import json
 import re
 from pathlib import Path
 
-from kairos.local.template import ROOT, load_template
+from kairos_local.template import ROOT, load_template
 
 TEMPLATE = load_template()
 
@@ -56,7 +56,7 @@ def test_api_routes_in_template_match_the_handler_routes():
 
     events = TEMPLATE["Resources"]["ApiFunction"]["Properties"]["Events"].values()
     declared = {(e["Properties"]["Method"].upper(), e["Properties"]["Path"]) for e in events}
-    spec = importlib.util.spec_from_file_location("api_app_contract", ROOT / "functions/ingest/app.py")
+    spec = importlib.util.spec_from_file_location("api_app_contract", ROOT / "functions/api/app.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     doc = json.loads(module.openapi_json())

@@ -5,7 +5,7 @@ moto executes ASL when started with ``{"stepfunctions": {"execute_state_machine"
 Lambdas through its Lambda service (which needs Docker), sleeps through Wait states and retry intervals in
 real time, and measures ``Timestamp`` waits against the wall clock. Inside :func:`local_stepfunctions`:
 
-- Lambda tasks call the template's handlers in-process through :class:`~kairos.local.runtime.LocalRuntime`;
+- Lambda tasks call the template's handlers in-process through :class:`~kairos_local.runtime.LocalRuntime`;
   a handler's exception becomes a Lambda function error whose ``errorType`` is the exception's class name,
   as in Lambda, so ``Retry``/``Catch`` on ``"ProviderThrottled"`` match.
 - Waits and retry intervals park on a discrete-event :class:`SimulatedClock`, which jumps to the next
@@ -28,13 +28,13 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from kairos import timeutil
-from kairos.local.template import ROOT
+from kairos_local.template import ROOT
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
 
-    from kairos.local.runtime import LocalRuntime
-    from kairos.local.template import Deployment
+    from kairos_local.runtime import LocalRuntime
+    from kairos_local.template import Deployment
 
 ROLE_ARN = "arn:aws:iam::123456789012:role/kairos-local-states"
 

@@ -8,24 +8,16 @@ that address until the profile grants consent again). They go through the same i
 
 from __future__ import annotations
 
-from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
-from kairos import timeutil
-from kairos.adapters.dynamo import DynamoStore
-from kairos.adapters.providers import decode_tag
-from kairos.config import settings
-from kairos.logic import ingest
-from kairos.observability import logger, metrics, tracer
+from kairos.domain.messages import decode_tag
+from kairos.logic.ingest import ingest_events
+from kairos.observability import logger
 
 if TYPE_CHECKING:
-    from aws_lambda_powertools.utilities.typing import LambdaContext
+    from datetime import datetime, timedelta
 
-
-@lru_cache(maxsize=1)
-def store() -> DynamoStore:
-    cfg = settings()
-    return DynamoStore(cfg.events_table, cfg.customers_table, retention_seconds=cfg.retention_days * 86400)
+    from kairos.ports import CustomerStore
 
 
 ENGAGEMENT = {"Open": "message_open", "Click": "message_click"}
@@ -68,24 +60,22 @@ def to_event(detail: dict[str, Any]) -> dict[str, Any] | None:
     return None
 
 
-def handle(events: list[dict[str, Any]]) -> dict[str, Any]:
-    """EventBridge delivers one event per invocation; a list keeps batching (and tests) simple."""
+def ingest_feedback(
+    events: list[dict[str, Any]], store: CustomerStore, now: datetime, retention: timedelta, skew: timedelta
+) -> dict[str, Any]:
+    """Turn SES events (EventBridge envelopes) into Kairos events and ingest them like ``POST /v1/events``.
+
+    Returns
+    -------
+    dict
+        The ingest result (``accepted``, ``duplicates``, ``rejected``) and how many SES events were ``ignored``.
+    """
     made = [e for e in (to_event(ev.get("detail") or {}) for ev in events) if e is not None]
     if not made:
         return {"accepted": 0, "duplicates": 0, "rejected": [], "ignored": len(events)}
-    cfg = settings()
-    result = ingest.ingest_events(made, store(), timeutil.now(), cfg.retention, cfg.clock_skew)
+    result = ingest_events(made, store, now, retention, skew)
     out = result.model_dump(mode="json")
     out["ignored"] = len(events) - len(made)
     if result.rejected:
         logger.warning("feedback events rejected", extra={"rejected": out["rejected"]})
     return out
-
-
-@logger.inject_lambda_context(log_event=False)
-@metrics.log_metrics
-@tracer.capture_lambda_handler
-def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    result = handle([event])
-    logger.info("provider feedback", extra={"detail_type": event.get("detail-type"), **result})
-    return result

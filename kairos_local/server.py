@@ -12,10 +12,10 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import TYPE_CHECKING
 from urllib.parse import parse_qsl, urlsplit
 
-from kairos.local.embedded import DEFAULT_LOCAL_API_KEY, embedded_aws
+from kairos_local.embedded import DEFAULT_LOCAL_API_KEY, embedded_aws
 
 if TYPE_CHECKING:
-    from kairos.local.runtime import LocalRuntime
+    from kairos_local.runtime import LocalRuntime
 
 
 def make_server(runtime: LocalRuntime, host: str = "127.0.0.1", port: int = 8787) -> ThreadingHTTPServer:

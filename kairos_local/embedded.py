@@ -13,10 +13,10 @@ import boto3
 from moto import mock_aws
 
 from kairos.adapters.api_keys import DynamoApiKeyStore
-from kairos.local import moto_patches
-from kairos.local.runtime import LocalRuntime
-from kairos.local.stepfunctions import deploy_state_machines
-from kairos.local.template import deploy
+from kairos_local import moto_patches
+from kairos_local.runtime import LocalRuntime
+from kairos_local.stepfunctions import deploy_state_machines
+from kairos_local.template import deploy
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -52,7 +52,6 @@ def embedded_aws(
     template
         A template to deploy instead of ``template.yaml`` (tests add test-only resources to the real one).
     """
-    moto_patches.apply()
     # moto logs every failed state of its interpreter at WARNING/ERROR with the whole parse tree; failures
     # reach us through DescribeExecution and the execution history instead.
     logging.getLogger("moto.stepfunctions").setLevel(logging.CRITICAL)
@@ -69,8 +68,8 @@ def embedded_aws(
     cache = tempfile.TemporaryDirectory(prefix="kairos-models-")
     os.environ["KAIROS_MODEL_CACHE_DIR"] = cache.name
     try:
-        # moto runs state machines itself; kairos.local.stepfunctions makes their Lambdas run in-process.
-        with mock_aws(config={"stepfunctions": {"execute_state_machine": True}}):
+        # moto runs state machines itself; kairos_local.stepfunctions makes their Lambdas run in-process.
+        with moto_patches.patched(), mock_aws(config={"stepfunctions": {"execute_state_machine": True}}):
             session = boto3.Session(region_name=FAKE_ENV["AWS_DEFAULT_REGION"])
             dep = deploy(session, template=template, overrides=parameters)
             deploy_state_machines(dep, session)

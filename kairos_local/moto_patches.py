@@ -1,4 +1,4 @@
-"""Local-only fixes to moto, applied by ``embedded_aws``.
+"""Local-only fixes to moto, in force inside ``embedded_aws`` and undone when it ends.
 
 moto 5 snapshots every table a transaction touches with ``copy.deepcopy`` before running it, so one
 TransactWriteItems costs time proportional to the whole table: 500 events took 40 s on a fresh table and it
@@ -13,7 +13,8 @@ it at every step. DynamoDB reads one partition; so does the patched query. Nothi
 from __future__ import annotations
 
 import threading
-from typing import Any
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any
 
 from moto.dynamodb.comparisons import get_filter_expression
 from moto.dynamodb.exceptions import (
@@ -24,6 +25,9 @@ from moto.dynamodb.exceptions import (
 )
 from moto.dynamodb.models import DynamoDBBackend
 from moto.dynamodb.models.table import Table
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
 
 _ORIGINAL = DynamoDBBackend.transact_write_items
 
@@ -106,7 +110,38 @@ def _query(self: Table, hash_key: Any, *args: Any, **kwargs: Any) -> Any:
         _partition.query = None
 
 
-def apply() -> None:
-    DynamoDBBackend.transact_write_items = _transact_write_items  # type: ignore[method-assign]
-    Table.query = _query  # type: ignore[method-assign]
-    Table.all_items = _all_items  # type: ignore[method-assign]
+_PATCHES = (
+    (DynamoDBBackend, "transact_write_items", _ORIGINAL, _transact_write_items),
+    (Table, "query", _QUERY, _query),
+    (Table, "all_items", _ALL_ITEMS, _all_items),
+)
+_depth = 0
+_depth_lock = threading.Lock()
+
+
+@contextmanager
+def patched() -> Iterator[None]:
+    """Apply the fixes for the duration of the context; nested contexts share them, the outermost undoes them.
+
+    Outside the context moto is exactly as installed, so other code in the same process (a test that uses
+    plain ``mock_aws``) never sees these changes.
+    """
+    global _depth  # noqa: PLW0603 - one process-wide patch state, as moto's classes are process-wide
+    with _depth_lock:
+        if _depth == 0:
+            for owner, name, _, fixed in _PATCHES:
+                setattr(owner, name, fixed)
+        _depth += 1
+    try:
+        yield
+    finally:
+        with _depth_lock:
+            _depth -= 1
+            if _depth == 0:
+                for owner, name, original, _ in _PATCHES:
+                    setattr(owner, name, original)
+
+
+def active() -> bool:
+    """Whether the fixes are in force now."""
+    return DynamoDBBackend.transact_write_items is _transact_write_items

@@ -12,22 +12,10 @@ import hashlib
 import json
 import time
 from collections import defaultdict
-from functools import lru_cache
 from typing import TYPE_CHECKING
 
-from aws_lambda_powertools.utilities.data_classes import DynamoDBStreamEvent, event_source
-
-from kairos.adapters.archive import S3Archive
-from kairos.config import settings
-from kairos.observability import logger, metrics, tracer
-
 if TYPE_CHECKING:
-    from aws_lambda_powertools.utilities.typing import LambdaContext
-
-
-@lru_cache(maxsize=1)
-def archive() -> S3Archive:
-    return S3Archive(settings().archive_bucket)
+    from kairos.ports import EventArchive
 
 
 def _ttl_expiry(record: dict) -> bool:
@@ -35,7 +23,7 @@ def _ttl_expiry(record: dict) -> bool:
     return identity.get("principalId") == "dynamodb.amazonaws.com"
 
 
-def archive_stream_records(records: list[dict], store: S3Archive) -> dict[str, int]:
+def archive_stream_records(records: list[dict], store: EventArchive) -> dict[str, int]:
     """Archive INSERTed events and purge user-removed ones; return counts."""
     inserted: list[dict] = []
     erased: dict[str, set[str]] = defaultdict(set)
@@ -63,13 +51,3 @@ def archive_stream_records(records: list[dict], store: S3Archive) -> dict[str, i
     for customer_id, dates in erased.items():
         purged += store.purge_customer(customer_id, dates)[1]
     return {"archived": written, "purged_lines": purged}
-
-
-@logger.inject_lambda_context(log_event=False)
-@metrics.log_metrics
-@tracer.capture_lambda_handler
-@event_source(data_class=DynamoDBStreamEvent)
-def lambda_handler(event: DynamoDBStreamEvent, context: LambdaContext) -> dict:
-    counts = archive_stream_records(event.raw_event["Records"], archive())
-    logger.info("stream batch archived", extra=counts)
-    return counts

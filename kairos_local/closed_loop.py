@@ -5,7 +5,7 @@ socket on 127.0.0.1), the archive stream, the models bucket, the score-all, laun
 machines (moto's ASL interpreter, Lambdas in-process, time compressed by a discrete-event clock) and the
 send function with its providers (SES v2, SNS, End User Messaging SMS through SNS, all in moto).
 
-The simulated population (``kairos.local.simulation``) is drawn from real Online Retail II customers. Each
+The simulated population (``kairos_local.simulation``) is drawn from real Online Retail II customers. Each
 round:
 
 1. the model is trained on the archive (``s3://<archive>/events/``) with ``training`` and published to the
@@ -40,15 +40,15 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from kairos.local.embedded import embedded_aws
-from kairos.local.server import make_server
-from kairos.local.stepfunctions import SimulatedClock, local_stepfunctions
 from kairos.timeutil import utc_iso
+from kairos_local.embedded import embedded_aws
+from kairos_local.server import make_server
+from kairos_local.stepfunctions import SimulatedClock, local_stepfunctions
 
 if TYPE_CHECKING:
-    from kairos.local.runtime import LocalRuntime
-    from kairos.local.simulation import SimCustomer
-    from kairos.local.stepfunctions import StepFunctionsRunner
+    from kairos_local.runtime import LocalRuntime
+    from kairos_local.simulation import SimCustomer
+    from kairos_local.stepfunctions import StepFunctionsRunner
 
 CHANNELS = ("email", "push", "sms")
 ARMS = ("optimized", "fixed", "control")
@@ -222,7 +222,7 @@ def campaign_body(name: str, group: str, mode: str, start: datetime, fixed_hour:
 
 def _install_responder(loop: Loop) -> None:
     """Simulated customers read what the send function sent, at the simulated minute it arrived."""
-    from kairos.local.simulation import respond
+    from kairos_local.simulation import respond
 
     rt = loop.runtime
     original = rt.invoke
@@ -250,7 +250,7 @@ def _install_responder(loop: Loop) -> None:
 
 def _schedule_organic(loop: Loop, start: datetime, end: datetime, seed: int) -> list[dict[str, Any]]:
     """Organic activity of every customer during the campaign, posted at the simulated time it happens."""
-    from kairos.local.simulation import history_events
+    from kairos_local.simulation import history_events
 
     events = history_events(loop.population, start, end, seed)
     by_hour: dict[str, list[dict[str, Any]]] = defaultdict(list)
@@ -302,7 +302,7 @@ def measure(
     loop: Loop, opt_id: str, fixed_id: str, start: datetime, end: datetime, organic: list[dict[str, Any]]
 ) -> dict[str, Any]:
     """Per arm: customers, messaged, and the share that opened, clicked and purchased in the window."""
-    from kairos.local.simulation import expected_open_probability, true_best_hour
+    from kairos_local.simulation import expected_open_probability, true_best_hour
 
     rt = loop.runtime
     s3 = rt.session.client("s3")
@@ -367,7 +367,7 @@ def measure(
 
 
 def _message_log(loop: Loop, campaign_ids: tuple[str, ...]) -> list[dict[str, Any]]:
-    from kairos.adapters.dynamo import _plain
+    from kairos.adapters.dynamo import from_item
 
     rt = loop.runtime
     ddb = rt.session.client("dynamodb")
@@ -375,7 +375,7 @@ def _message_log(loop: Loop, campaign_ids: tuple[str, ...]) -> list[dict[str, An
     out = []
     for page in ddb.get_paginator("scan").paginate(TableName=table):
         for item in page.get("Items", []):
-            rec = _plain(item)
+            rec = from_item(item)
             if rec.get("campaign_id") in campaign_ids:
                 out.append(rec)
     return out
@@ -383,8 +383,8 @@ def _message_log(loop: Loop, campaign_ids: tuple[str, ...]) -> list[dict[str, An
 
 def run(cfg: Config) -> dict[str, Any]:
     """The whole loop; returns the results the report is made of."""
-    from kairos.local.report import format_table, write_report
-    from kairos.local.simulation import build_population, history_events
+    from kairos_local.report import format_table, write_report
+    from kairos_local.simulation import build_population, history_events
 
     key = os.environ.get("KAIROS_API_KEY") or "kairos-local-dev-key"
     sim_now = (cfg.start or datetime.now(UTC)).astimezone(UTC).replace(minute=0, second=0, microsecond=0)

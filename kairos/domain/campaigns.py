@@ -1,7 +1,8 @@
-"""Campaign and segment definitions, as the API accepts them."""
+"""Campaign and segment definitions as the API accepts them, and a stored campaign's lifecycle."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime, time
 from typing import Annotated, Any, Literal
 
@@ -186,9 +187,39 @@ class CampaignIn(BaseModel):
         return self.wait_hours[min(step, len(self.wait_hours) - 1)]
 
 
+CampaignStatus = Literal["scheduled", "running", "completed", "cancelled"]
+# A campaign sends, and its journeys go on, only in these states.
+ACTIVE_STATUSES: tuple[str, ...] = ("scheduled", "running")
+
+
+@dataclass(frozen=True)
+class Campaign:
+    """A stored campaign: its id, lifecycle status and validated definition.
+
+    Example
+    -------
+    >>> Campaign.from_doc(store.get_campaign(campaign_id)).is_active
+    True
+    """
+
+    campaign_id: str
+    status: str
+    definition: CampaignIn
+
+    @classmethod
+    def from_doc(cls, doc: dict[str, Any]) -> Campaign:
+        """Read a stored campaign document (``campaign_id``, ``status``, ``definition``)."""
+        return cls(doc["campaign_id"], doc["status"], CampaignIn.model_validate(doc["definition"]))
+
+    @property
+    def is_active(self) -> bool:
+        """Whether the campaign may still send: scheduled or running, not cancelled or completed."""
+        return self.status in ACTIVE_STATUSES
+
+
 class CampaignView(BaseModel):
     campaign_id: str
-    status: Literal["scheduled", "running", "completed", "cancelled"]
+    status: CampaignStatus
     created_at: datetime
     definition: CampaignIn
     status_changed_at: datetime | None = None

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from functools import lru_cache
 from typing import TYPE_CHECKING, Annotated
 
@@ -11,16 +10,10 @@ from aws_lambda_powertools.event_handler.openapi.models import HTTPBearer
 from aws_lambda_powertools.event_handler.openapi.params import Body, Path, Query
 from aws_lambda_powertools.metrics import MetricUnit
 
-from kairos import __version__, timeutil
-from kairos.adapters.archive import S3Archive
-from kairos.adapters.campaigns import DynamoCampaignStore
-from kairos.adapters.dynamo import DynamoStore
-from kairos.adapters.journeys import StepFunctionsCampaignLauncher
-from kairos.adapters.messages import DynamoMessageLog
+from kairos import __version__, timeutil, wiring
 from kairos.api import make_resolver
-from kairos.campaigns.model import CampaignIn, CampaignList, CampaignView, SegmentIn, SegmentList, SegmentView
 from kairos.config import settings
-from kairos.constants import ENV_LAUNCH_SEGMENTS, ENV_LAUNCH_STATE_MACHINE_ARN
+from kairos.domain.campaigns import CampaignIn, CampaignList, CampaignView, SegmentIn, SegmentList, SegmentView
 from kairos.errors import InvalidInputError
 from kairos.logic import campaigns, customers, ingest, recommendations
 from kairos.observability import logger, metrics, tracer
@@ -37,26 +30,36 @@ from kairos.schemas import (
 if TYPE_CHECKING:
     from aws_lambda_powertools.utilities.typing import LambdaContext
 
+    from kairos.ports import CampaignLauncher, CampaignStore, CustomerStore, EventArchive, MessageLog
+
 app = make_resolver()
 
 CustomerId = Annotated[str, Path(pattern=_ID_PATTERN, description="The customer's id in your systems")]
 
 
 @lru_cache(maxsize=1)
-def store() -> DynamoStore:
-    cfg = settings()
-    return DynamoStore(cfg.events_table, cfg.customers_table, retention_seconds=cfg.retention_days * 86400)
+def store() -> CustomerStore:
+    return wiring.customer_store(settings())
 
 
 @lru_cache(maxsize=1)
-def archive() -> S3Archive:
-    return S3Archive(settings().archive_bucket)
+def archive() -> EventArchive:
+    return wiring.event_archive(settings())
 
 
 @lru_cache(maxsize=1)
-def message_log() -> DynamoMessageLog:
-    cfg = settings()
-    return DynamoMessageLog(cfg.messages_table, cfg.archive_bucket)
+def message_log() -> MessageLog:
+    return wiring.message_log(settings())
+
+
+@lru_cache(maxsize=1)
+def campaign_store() -> CampaignStore:
+    return wiring.campaign_store(settings())
+
+
+@lru_cache(maxsize=1)
+def launcher() -> CampaignLauncher | None:
+    return wiring.campaign_launcher(settings())
 
 
 @app.post("/v1/events", summary="Ingest a batch of 1 to 500 events", tags=["events"])
@@ -89,21 +92,8 @@ def delete_customer(customer_id: CustomerId) -> ErasureReport:
     return report
 
 
-@lru_cache(maxsize=1)
-def campaign_store() -> DynamoCampaignStore:
-    cfg = settings()
-    return DynamoCampaignStore(cfg.campaigns_table, cfg.segments_table)
-
-
 CampaignId = Annotated[str, Path(pattern=r"^[0-9a-f]{32}$", description="The id Kairos gave the campaign")]
 SegmentName = Annotated[str, Path(pattern=_ID_PATTERN, description="The segment's name")]
-
-
-@lru_cache(maxsize=1)
-def launcher() -> StepFunctionsCampaignLauncher:
-    return StepFunctionsCampaignLauncher(
-        os.environ[ENV_LAUNCH_STATE_MACHINE_ARN], int(os.environ.get(ENV_LAUNCH_SEGMENTS) or 4)
-    )
 
 
 @app.put("/v1/segments/<name>", summary="Save an audience segment (all filters must hold)", tags=["campaigns"])

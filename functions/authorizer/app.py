@@ -16,17 +16,19 @@ from aws_lambda_powertools.utilities.data_classes.api_gateway_authorizer_event i
     APIGatewayAuthorizerTokenEvent,
 )
 
-from kairos.adapters.api_keys import DynamoApiKeyStore
+from kairos import wiring
 from kairos.config import settings
 from kairos.observability import logger
 
 if TYPE_CHECKING:
     from aws_lambda_powertools.utilities.typing import LambdaContext
 
+    from kairos.adapters.api_keys import DynamoApiKeyStore
+
 
 @lru_cache(maxsize=1)
 def key_store() -> DynamoApiKeyStore:
-    return DynamoApiKeyStore(settings().api_keys_table)
+    return wiring.api_key_store(settings())
 
 
 def bearer_token(header: str | None) -> str | None:

@@ -23,12 +23,12 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from kairos.local.template import ROOT
+from kairos_local.template import ROOT
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
 
-    from kairos.local.template import Deployment
+    from kairos_local.template import Deployment
 
 MAX_BODY_BYTES = 10 * 1024 * 1024  # API Gateway REST payload limit
 

@@ -56,7 +56,7 @@ ZONES = (
     ("Asia/Tokyo", 0.1),
 )
 FIRST_NAMES = ("Ada", "Ben", "Chloe", "Dev", "Eve", "Farid", "Grace", "Hiro", "Ines", "Jon", "Kemi", "Lena")
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[1]
 
 
 @dataclass

@@ -8,8 +8,8 @@ if TYPE_CHECKING:
     from collections.abc import Iterable
     from datetime import datetime
 
-    from kairos.adapters.dynamo import CustomerRecord
-    from kairos.campaigns.model import Filter
+    from kairos.domain.campaigns import Filter
+    from kairos.domain.customers import CustomerRecord
 
 DAY = 86400
 

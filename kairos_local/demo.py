@@ -21,10 +21,10 @@ from collections import defaultdict
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from kairos.local.embedded import embedded_aws
-from kairos.local.server import make_server
-from kairos.local.template import ROOT
 from kairos.timeutil import zone
+from kairos_local.embedded import embedded_aws
+from kairos_local.server import make_server
+from kairos_local.template import ROOT
 
 if TYPE_CHECKING:
     from pathlib import Path

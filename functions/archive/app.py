@@ -1,0 +1,36 @@
+"""Archive function: the events table's DynamoDB stream -> S3 archive, erasures -> archive purge.
+
+The work is :func:`kairos.logic.archive.archive_stream_records`.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from typing import TYPE_CHECKING
+
+from aws_lambda_powertools.utilities.data_classes import DynamoDBStreamEvent, event_source
+
+from kairos import wiring
+from kairos.config import settings
+from kairos.logic.archive import archive_stream_records
+from kairos.observability import logger, metrics, tracer
+
+if TYPE_CHECKING:
+    from aws_lambda_powertools.utilities.typing import LambdaContext
+
+    from kairos.ports import EventArchive
+
+
+@lru_cache(maxsize=1)
+def archive() -> EventArchive:
+    return wiring.event_archive(settings())
+
+
+@logger.inject_lambda_context(log_event=False)
+@metrics.log_metrics
+@tracer.capture_lambda_handler
+@event_source(data_class=DynamoDBStreamEvent)
+def lambda_handler(event: DynamoDBStreamEvent, context: LambdaContext) -> dict:
+    counts = archive_stream_records(event.raw_event["Records"], archive())
+    logger.info("stream batch archived", extra=counts)
+    return counts

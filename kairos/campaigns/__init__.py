@@ -1,1 +1,0 @@
-"""Campaigns: definitions, audiences (segments), send-time decisions."""

@@ -1,0 +1,57 @@
+"""A message on its way: the send request a journey makes, and the rendered message a provider delivers."""
+
+from __future__ import annotations
+
+import base64
+from dataclasses import dataclass
+from typing import Any
+
+# Outcomes of the message log. Transient ones may be claimed again by a retry.
+FINAL = ("sent", "failed", "skipped")
+TRANSIENT = ("throttled", "unavailable")
+
+
+@dataclass(frozen=True)
+class Rendered:
+    """A message ready for one channel."""
+
+    channel: str
+    to: str
+    subject: str | None = None
+    title: str | None = None
+    body: str = ""
+    html: str | None = None
+
+
+@dataclass
+class SendRequest:
+    """One step of a journey: which message, to whom, on which channel, and the send-time decision behind it."""
+
+    message_id: str
+    campaign_id: str
+    customer_id: str
+    channel: str
+    step: int
+    decision: dict[str, Any] | None
+
+    @classmethod
+    def from_event(cls, event: dict[str, Any]) -> SendRequest:
+        """Read the send function's event (the journey state machine's task input)."""
+        return cls(
+            message_id=str(event["message_id"]),
+            campaign_id=str(event["campaign_id"]),
+            customer_id=str(event["customer_id"]),
+            channel=str(event["channel"]),
+            step=int(event.get("step") or 0),
+            decision=event.get("decision"),
+        )
+
+
+def encode_tag(value: str) -> str:
+    """SES tag values allow ``[A-Za-z0-9_-]`` only: URL-safe base64 without padding keeps any id intact."""
+    return base64.urlsafe_b64encode(value.encode()).decode().rstrip("=")
+
+
+def decode_tag(value: str) -> str:
+    """The id an :func:`encode_tag` value carries."""
+    return base64.urlsafe_b64decode(value + "=" * (-len(value) % 4)).decode()

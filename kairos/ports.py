@@ -1,0 +1,230 @@
+"""Ports: what the logic needs from the outside world, as small abstract classes.
+
+The logic (``kairos.logic``) is written against these and nothing else; ``kairos.adapters`` implements them
+for AWS (DynamoDB, S3, Step Functions, SES, End User Messaging, SNS, Telegram), and ``tests/fakes.py`` keeps an
+in-memory implementation of each for fast unit tests. Records crossing a port are the domain records of
+``kairos.domain`` or plain JSON-like dicts (the stored documents).
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable
+    from datetime import datetime
+
+    from kairos.aggregates import CustomerAggregates
+    from kairos.domain.customers import CustomerRecord, CustomerWrite, IngestState
+    from kairos.domain.messages import Rendered
+
+
+class CustomerStore(ABC):
+    """Customers (profile, aggregates, recommendation) and their stored events and engagement moments.
+
+    Writes are conditional on the version read, so concurrent writers never lose an update: a write whose
+    condition fails raises :class:`kairos.errors.ConflictError` and changes nothing.
+    """
+
+    #: How many items one :meth:`commit_ingest` call may hold (events + moments + one per customer).
+    max_transaction_items: int = 100
+
+    @abstractmethod
+    def load_ingest_state(
+        self,
+        customer_ids: Iterable[str],
+        event_keys: Iterable[tuple[str, str]],
+        moment_keys: Iterable[tuple[str, str]],
+    ) -> IngestState:
+        """Read consistently the customers, and which of the given events and moments are stored already."""
+
+    @abstractmethod
+    def commit_ingest(self, writes: list[CustomerWrite], now: datetime) -> None:
+        """Store new events, moments and aggregates of several customers atomically.
+
+        Raises
+        ------
+        ConflictError
+            An event or moment exists already, or a customer changed since it was read. Nothing was written.
+        """
+
+    @abstractmethod
+    def get_customer(self, customer_id: str) -> CustomerRecord | None:
+        """The customer (consistent read), or ``None``."""
+
+    @abstractmethod
+    def get_customers(self, customer_ids: Iterable[str]) -> dict[str, CustomerRecord]:
+        """The customers that exist among ``customer_ids``, by id."""
+
+    @abstractmethod
+    def scan_customers(
+        self, segment: int, total_segments: int, start_after: str | None = None, limit: int = 500
+    ) -> tuple[list[CustomerRecord], str | None]:
+        """One page of a parallel scan segment and the id to resume after (``None`` at the end).
+
+        Reserved ids (``__…``, fallback recommendations) are never returned.
+        """
+
+    @abstractmethod
+    def engagement_moments(self, customer_id: str) -> list[int]:
+        """Every engagement moment (UTC epoch hour) still stored for the customer, ascending."""
+
+    @abstractmethod
+    def customer_events(self, customer_id: str) -> list[dict[str, Any]]:
+        """The customer's stored events, in the archive form."""
+
+    @abstractmethod
+    def message_events(self, customer_id: str, message_prefix: str) -> list[dict[str, Any]]:
+        """The customer's events whose ``message_id`` starts with the prefix (``type``, ``ts``, ``message_id``)."""
+
+    @abstractmethod
+    def put_profile(
+        self, record: CustomerRecord, profile: dict[str, Any], aggregates: CustomerAggregates | None, now: datetime
+    ) -> None:
+        """Replace the profile (and the aggregates, after a time-zone change) if unchanged since ``record`` was read.
+
+        Raises
+        ------
+        ConflictError
+            The customer changed (or appeared) since it was read.
+        """
+
+    @abstractmethod
+    def put_recommendation(self, customer_id: str, recommendation: dict[str, Any]) -> None:
+        """Store a scoring result on an existing customer; a missing (erased) customer is left missing."""
+
+    @abstractmethod
+    def put_fallback(self, key: str, recommendation: dict[str, Any]) -> None:
+        """Store a population or segment fallback answer under a reserved id (``__…``)."""
+
+    @abstractmethod
+    def get_recommendation(self, key: str) -> dict[str, Any] | None:
+        """The recommendation stored under ``key`` (a customer id or a reserved fallback id)."""
+
+    @abstractmethod
+    def erase_customer(self, customer_id: str) -> dict[str, Any]:
+        """Delete the customer, its events and moments.
+
+        Returns
+        -------
+        dict
+            ``profile`` and ``aggregates`` (bool: they existed), ``events`` and ``engagement_moments`` (counts),
+            ``event_dates`` (the UTC dates of the erased events, where archived copies live).
+        """
+
+
+class EventArchive(ABC):
+    """Accepted events kept for training, partitioned by UTC date."""
+
+    @abstractmethod
+    def write_batch(self, records: Iterable[dict[str, Any]], batch_id: str) -> list[str]:
+        """Archive records under a batch id (a retried batch overwrites its own copies); return what was written."""
+
+    @abstractmethod
+    def purge_customer(self, customer_id: str, dates: Iterable[str]) -> tuple[int, int]:
+        """Remove the customer's records from the given dates; return (objects rewritten or deleted, records)."""
+
+
+class CampaignStore(ABC):
+    """Campaign documents (``campaign_id``, ``status``, ``definition``, …) and saved segments (``name``, …)."""
+
+    @abstractmethod
+    def put_segment(self, segment: dict[str, Any]) -> None: ...
+
+    @abstractmethod
+    def get_segment(self, name: str) -> dict[str, Any]:
+        """Raises :class:`kairos.errors.NotFoundError` when there is none."""
+
+    @abstractmethod
+    def list_segments(self) -> list[dict[str, Any]]:
+        """Every saved segment, by name."""
+
+    @abstractmethod
+    def create_campaign(self, campaign: dict[str, Any]) -> None:
+        """Store a new campaign; raises :class:`kairos.errors.ConflictError` if the id exists."""
+
+    @abstractmethod
+    def get_campaign(self, campaign_id: str) -> dict[str, Any]:
+        """Raises :class:`kairos.errors.NotFoundError` when there is none."""
+
+    @abstractmethod
+    def list_campaigns(self, limit: int, token: str | None) -> tuple[list[dict[str, Any]], str | None]:
+        """One page of campaigns and the token of the next page (``None`` at the end)."""
+
+    @abstractmethod
+    def set_status(self, campaign_id: str, status: str, allowed_from: tuple[str, ...], now_iso: str) -> None:
+        """Move to ``status`` only from one of ``allowed_from``, else raise :class:`~kairos.errors.ConflictError`."""
+
+    @abstractmethod
+    def record_launch(self, campaign_id: str, totals: dict[str, int], now_iso: str) -> dict[str, Any]:
+        """Keep the launch totals; a ``scheduled`` campaign becomes ``running``. Returns the campaign."""
+
+
+class CampaignLauncher(ABC):
+    """Start a campaign's launch (audience expansion and journey starts) at its start time."""
+
+    @abstractmethod
+    def launch(self, campaign_id: str, launch_at: datetime) -> None:
+        """Start the launch, idempotently per campaign."""
+
+
+class JourneyStarter(ABC):
+    """Start one customer's journey, idempotently by name."""
+
+    @abstractmethod
+    def start(self, name: str, payload: dict[str, Any]) -> bool:
+        """Start it; ``False`` when a journey of that name was started before (nothing new starts)."""
+
+
+class DecisionLog(ABC):
+    """Every scheduling decision of a launch, kept for retraining and uplift measurement."""
+
+    @abstractmethod
+    def write(self, campaign_id: str, page_key: str, records: list[dict[str, Any]]) -> None:
+        """Keep one page of decisions; a retried page overwrites its own records."""
+
+
+class MessageLog(ABC):
+    """One record per message id, claimed before any provider call, with every outcome archived."""
+
+    @abstractmethod
+    def claim(self, record: dict[str, Any]) -> tuple[bool, dict[str, Any] | None]:
+        """Create the record as ``sending`` unless it exists in a state other than a transient one.
+
+        Returns ``(True, None)`` when claimed, ``(False, existing)`` otherwise.
+        """
+
+    @abstractmethod
+    def finish(self, record: dict[str, Any]) -> None:
+        """Store the outcome of a claimed message and archive it."""
+
+    @abstractmethod
+    def sent_since(self, customer_id: str, channel: str, since: datetime) -> int:
+        """How many messages were sent to the customer on the channel since ``since``."""
+
+    @abstractmethod
+    def for_customer(self, customer_id: str) -> list[dict[str, Any]]:
+        """Every message of a customer, whatever its outcome."""
+
+    @abstractmethod
+    def erase_customer(self, customer_id: str) -> tuple[int, int]:
+        """Delete the customer's messages and their archived attempts; return (records, archived objects)."""
+
+
+class Provider(ABC):
+    """Deliver one rendered message on one channel."""
+
+    channel: str
+
+    @abstractmethod
+    def send(self, message: Rendered, message_id: str, tags: dict[str, str]) -> str:
+        """Deliver and return the provider's message id.
+
+        Raises
+        ------
+        ProviderThrottled, ProviderUnavailable
+            Transient: the caller retries later.
+        ProviderError
+            Refused for good on this channel.
+        """

@@ -1,0 +1,363 @@
+"""In-memory implementations of every port in ``kairos.ports``, for unit tests of the logic without moto.
+
+Each keeps the contract its AWS adapter keeps (conditional writes, idempotent names, claim-before-send), so a
+logic test that passes here exercises the same decisions as it would against DynamoDB, S3 and Step Functions.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import time
+from collections import defaultdict
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+from kairos.domain.customers import CustomerRecord, IngestState
+from kairos.domain.messages import TRANSIENT
+from kairos.errors import ConflictError, NotFoundError, ProviderError, ProviderThrottled, ProviderUnavailable
+from kairos.ports import (
+    CampaignLauncher,
+    CampaignStore,
+    CustomerStore,
+    DecisionLog,
+    EventArchive,
+    JourneyStarter,
+    MessageLog,
+    Provider,
+)
+from kairos.timeutil import parse_ts
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable
+
+    from kairos.aggregates import CustomerAggregates
+    from kairos.domain.customers import CustomerWrite
+    from kairos.domain.messages import Rendered
+
+
+class InMemoryCustomerStore(CustomerStore):
+    """Customers, events and moments in dicts; every write checks its conditions first, then applies all."""
+
+    def __init__(self, max_transaction_items: int = 100) -> None:
+        self.max_transaction_items = max_transaction_items
+        self.customers: dict[str, CustomerRecord] = {}
+        self.events: dict[str, dict[str, dict[str, Any]]] = defaultdict(dict)  # cid -> event id -> stored item
+        self.moments: dict[str, set[str]] = defaultdict(set)  # cid -> {"m#<hour>", "p#<hour>"}
+        self.fallbacks: dict[str, dict[str, Any]] = {}
+        self.commits = 0
+        self.fail_next_commits = 0  # inject conflicts: the next N commits raise ConflictError
+
+    # ------------------------------------------------------------------ reads
+
+    def load_ingest_state(
+        self,
+        customer_ids: Iterable[str],
+        event_keys: Iterable[tuple[str, str]],
+        moment_keys: Iterable[tuple[str, str]],
+    ) -> IngestState:
+        cids = set(customer_ids)
+        customers = {c: self.get_customer(c) or CustomerRecord(c) for c in cids}
+        events = {(c, e) for c, e in event_keys if e in self.events.get(c, {})}
+        moments = {(c, m) for c, m in moment_keys if m in self.moments.get(c, set())}
+        return IngestState(customers, events, moments)
+
+    def get_customer(self, customer_id: str) -> CustomerRecord | None:
+        rec = self.customers.get(customer_id)
+        return copy.deepcopy(rec) if rec is not None else None
+
+    def get_customers(self, customer_ids: Iterable[str]) -> dict[str, CustomerRecord]:
+        return {c: r for c in set(customer_ids) if (r := self.get_customer(c)) is not None}
+
+    def scan_customers(
+        self, segment: int, total_segments: int, start_after: str | None = None, limit: int = 500
+    ) -> tuple[list[CustomerRecord], str | None]:
+        ids = sorted(c for c in self.customers if _segment_of(c, total_segments) == segment and not c.startswith("__"))
+        if start_after is not None:
+            ids = [c for c in ids if c > start_after]
+        page = ids[:limit]
+        cursor = page[-1] if len(ids) > limit else None
+        return [copy.deepcopy(self.customers[c]) for c in page], cursor
+
+    def engagement_moments(self, customer_id: str) -> list[int]:
+        return sorted(int(m[2:]) for m in self.moments.get(customer_id, set()) if m.startswith("m#"))
+
+    def customer_events(self, customer_id: str) -> list[dict[str, Any]]:
+        return [copy.deepcopy(item["record"]) for item in self.events.get(customer_id, {}).values()]
+
+    def message_events(self, customer_id: str, message_prefix: str) -> list[dict[str, Any]]:
+        return [
+            {"type": item["type"], "ts": item["ts"], "message_id": item["message_id"]}
+            for item in self.events.get(customer_id, {}).values()
+            if (item.get("message_id") or "").startswith(message_prefix)
+        ]
+
+    def get_recommendation(self, key: str) -> dict[str, Any] | None:
+        if key in self.fallbacks:
+            return copy.deepcopy(self.fallbacks[key])
+        rec = self.customers.get(key)
+        return copy.deepcopy(rec.recommendation) if rec is not None else None
+
+    # ------------------------------------------------------------------ writes
+
+    def _check_version(self, record: CustomerRecord) -> None:
+        current = self.customers.get(record.customer_id)
+        if record.exists:
+            if current is None or current.version != record.version:
+                raise ConflictError(f"customer {record.customer_id} changed since it was read")
+        elif current is not None:
+            raise ConflictError(f"customer {record.customer_id} exists already")
+
+    def commit_ingest(self, writes: list[CustomerWrite], now: datetime) -> None:
+        if self.fail_next_commits > 0:
+            self.fail_next_commits -= 1
+            raise ConflictError("injected conflict")
+        if sum(w.size for w in writes) > self.max_transaction_items:
+            raise ValueError(f"a transaction holds at most {self.max_transaction_items} items")
+        for w in writes:  # every condition first, as a transaction does
+            cid = w.record.customer_id
+            self._check_version(w.record)
+            if any(ev.event_id in self.events.get(cid, {}) for ev in w.events):
+                raise ConflictError("an event exists already")
+            if any(m in self.moments.get(cid, set()) for m in w.moments):
+                raise ConflictError("a moment was counted already")
+        for w in writes:
+            cid = w.record.customer_id
+            for ev in w.events:
+                self.events[cid][ev.event_id] = {
+                    "record": ev.to_record(),
+                    "type": ev.type,
+                    "message_id": ev.message_id,
+                    "ts": int(ev.timestamp.timestamp()),
+                }
+            self.moments[cid] |= set(w.moments)
+            current = self.customers.get(cid)
+            rec = copy.deepcopy(current) if current is not None else CustomerRecord(cid, exists=True)
+            rec.aggregates = copy.deepcopy(w.aggregates)
+            rec.version = w.record.version + 1
+            rec.updated_at = now.isoformat()
+            self.customers[cid] = rec
+        self.commits += 1
+
+    def put_profile(
+        self, record: CustomerRecord, profile: dict[str, Any], aggregates: CustomerAggregates | None, now: datetime
+    ) -> None:
+        self._check_version(record)
+        current = self.customers.get(record.customer_id)
+        rec = copy.deepcopy(current) if current is not None else CustomerRecord(record.customer_id, exists=True)
+        if (rec.profile or {}).get("consent") != profile.get("consent"):
+            rec.consent_at = now.isoformat()
+        rec.profile = copy.deepcopy(profile)
+        if aggregates is not None:
+            rec.aggregates = copy.deepcopy(aggregates)
+        rec.version = record.version + 1
+        rec.updated_at = now.isoformat()
+        self.customers[record.customer_id] = rec
+
+    def put_recommendation(self, customer_id: str, recommendation: dict[str, Any]) -> None:
+        if customer_id in self.customers:
+            self.customers[customer_id].recommendation = copy.deepcopy(recommendation)
+
+    def put_fallback(self, key: str, recommendation: dict[str, Any]) -> None:
+        self.fallbacks[key] = copy.deepcopy(recommendation)
+
+    def erase_customer(self, customer_id: str) -> dict[str, Any]:
+        events = self.events.pop(customer_id, {})
+        moments = self.moments.pop(customer_id, set())
+        old = self.customers.pop(customer_id, None)
+        return {
+            "profile": bool(old and old.profile),
+            "aggregates": old is not None,
+            "events": len(events),
+            "engagement_moments": sum(1 for m in moments if m.startswith("m#")),
+            "event_dates": sorted({time.strftime("%Y-%m-%d", time.gmtime(e["ts"])) for e in events.values()}),
+        }
+
+
+def _segment_of(customer_id: str, total_segments: int) -> int:
+    return int(hashlib.sha256(customer_id.encode()).hexdigest(), 16) % total_segments
+
+
+class InMemoryEventArchive(EventArchive):
+    """Archived records by object key (``events/dt=<date>/<batch>``)."""
+
+    def __init__(self) -> None:
+        self.objects: dict[str, list[dict[str, Any]]] = {}
+
+    def write_batch(self, records: Iterable[dict[str, Any]], batch_id: str) -> list[str]:
+        by_date: dict[str, list[dict[str, Any]]] = defaultdict(list)
+        for r in records:
+            by_date[parse_ts(r["timestamp"]).astimezone(UTC).strftime("%Y-%m-%d")].append(copy.deepcopy(r))
+        keys = []
+        for date, recs in sorted(by_date.items()):
+            key = f"events/dt={date}/{batch_id}"
+            self.objects[key] = recs
+            keys.append(key)
+        return keys
+
+    def purge_customer(self, customer_id: str, dates: Iterable[str]) -> tuple[int, int]:
+        objects = lines = 0
+        for date in set(dates):
+            for key in [k for k in self.objects if k.startswith(f"events/dt={date}/")]:
+                kept = [r for r in self.objects[key] if r.get("customer_id") != customer_id]
+                removed = len(self.objects[key]) - len(kept)
+                if removed:
+                    objects += 1
+                    lines += removed
+                    if kept:
+                        self.objects[key] = kept
+                    else:
+                        del self.objects[key]
+        return objects, lines
+
+    def records(self) -> list[dict[str, Any]]:
+        return [r for recs in self.objects.values() for r in recs]
+
+
+class InMemoryCampaignStore(CampaignStore):
+    def __init__(self) -> None:
+        self.campaigns: dict[str, dict[str, Any]] = {}
+        self.segments: dict[str, dict[str, Any]] = {}
+
+    def put_segment(self, segment: dict[str, Any]) -> None:
+        self.segments[segment["name"]] = copy.deepcopy(segment)
+
+    def get_segment(self, name: str) -> dict[str, Any]:
+        if name not in self.segments:
+            raise NotFoundError(f"segment '{name}' not found")
+        return copy.deepcopy(self.segments[name])
+
+    def list_segments(self) -> list[dict[str, Any]]:
+        return [copy.deepcopy(self.segments[n]) for n in sorted(self.segments)]
+
+    def create_campaign(self, campaign: dict[str, Any]) -> None:
+        if campaign["campaign_id"] in self.campaigns:
+            raise ConflictError("campaign exists")
+        self.campaigns[campaign["campaign_id"]] = copy.deepcopy(campaign)
+
+    def get_campaign(self, campaign_id: str) -> dict[str, Any]:
+        if campaign_id not in self.campaigns:
+            raise NotFoundError(f"campaign '{campaign_id}' not found")
+        return copy.deepcopy(self.campaigns[campaign_id])
+
+    def list_campaigns(self, limit: int, token: str | None) -> tuple[list[dict[str, Any]], str | None]:
+        ids = sorted(c for c in self.campaigns if token is None or c > token)
+        page = ids[:limit]
+        return [copy.deepcopy(self.campaigns[c]) for c in page], (page[-1] if len(ids) > limit else None)
+
+    def set_status(self, campaign_id: str, status: str, allowed_from: tuple[str, ...], now_iso: str) -> None:
+        doc = self.campaigns.get(campaign_id)
+        if doc is None or doc["status"] not in allowed_from:
+            raise ConflictError(f"campaign {campaign_id} cannot become {status}")
+        doc["status"] = status
+        doc["status_changed_at"] = now_iso
+
+    def record_launch(self, campaign_id: str, totals: dict[str, int], now_iso: str) -> dict[str, Any]:
+        if campaign_id not in self.campaigns:
+            raise ConflictError(f"campaign {campaign_id} does not exist")
+        self.campaigns[campaign_id]["launch"] = dict(totals)
+        try:
+            self.set_status(campaign_id, "running", ("scheduled",), now_iso)
+        except ConflictError:
+            pass
+        return self.get_campaign(campaign_id)
+
+
+class RecordingLauncher(CampaignLauncher):
+    def __init__(self, fail: Exception | None = None) -> None:
+        self.launched: list[tuple[str, datetime]] = []
+        self.fail = fail
+
+    def launch(self, campaign_id: str, launch_at: datetime) -> None:
+        if self.fail is not None:
+            raise self.fail
+        self.launched.append((campaign_id, launch_at))
+
+
+class RecordingJourneyStarter(JourneyStarter):
+    """Started journeys by name; a name used before starts nothing, as Step Functions refuses it."""
+
+    def __init__(self) -> None:
+        self.started: dict[str, dict[str, Any]] = {}
+
+    def start(self, name: str, payload: dict[str, Any]) -> bool:
+        if name in self.started:
+            return False
+        self.started[name] = copy.deepcopy(payload)
+        return True
+
+
+class InMemoryDecisionLog(DecisionLog):
+    def __init__(self) -> None:
+        self.pages: dict[tuple[str, str], list[dict[str, Any]]] = {}
+
+    def write(self, campaign_id: str, page_key: str, records: list[dict[str, Any]]) -> None:
+        self.pages[(campaign_id, page_key)] = copy.deepcopy(records)
+
+    def records(self) -> list[dict[str, Any]]:
+        return [r for recs in self.pages.values() for r in recs]
+
+
+class InMemoryMessageLog(MessageLog):
+    """The message log's claim/finish contract, with every finished attempt kept as the archive would."""
+
+    def __init__(self) -> None:
+        self.records: dict[str, dict[str, Any]] = {}
+        self.archived: list[dict[str, Any]] = []
+
+    def claim(self, record: dict[str, Any]) -> tuple[bool, dict[str, Any] | None]:
+        existing = self.records.get(record["message_id"])
+        if existing is None:
+            record["attempt"] = 1
+            self.records[record["message_id"]] = copy.deepcopy(record)
+            return True, None
+        if existing.get("status") not in TRANSIENT:
+            return False, copy.deepcopy(existing)
+        record["attempt"] = int(existing.get("attempt") or 1) + 1
+        self.records[record["message_id"]] = {**existing, "status": "sending", "attempt": record["attempt"]}
+        return True, None
+
+    def finish(self, record: dict[str, Any]) -> None:
+        self.records[record["message_id"]] = copy.deepcopy(record)
+        self.archived.append(copy.deepcopy(record))
+
+    def sent_since(self, customer_id: str, channel: str, since: datetime) -> int:
+        return sum(
+            1
+            for r in self.records.values()
+            if r["customer_id"] == customer_id
+            and r["channel"] == channel
+            and r.get("status") == "sent"
+            and parse_ts(r["sent_at"]) >= since
+        )
+
+    def for_customer(self, customer_id: str) -> list[dict[str, Any]]:
+        return [copy.deepcopy(r) for r in self.records.values() if r["customer_id"] == customer_id]
+
+    def erase_customer(self, customer_id: str) -> tuple[int, int]:
+        ids = [m for m, r in self.records.items() if r["customer_id"] == customer_id]
+        for m in ids:
+            del self.records[m]
+        before = len(self.archived)
+        self.archived = [r for r in self.archived if r["customer_id"] != customer_id]
+        return len(ids), before - len(self.archived)
+
+
+class FakeProvider(Provider):
+    """Delivers into ``sent``; ``outcomes`` scripts what the next calls do (``"ok"``, ``"throttle"``, …)."""
+
+    def __init__(self, channel: str, outcomes: list[str] | None = None) -> None:
+        self.channel = channel
+        self.outcomes = list(outcomes or [])
+        self.sent: list[tuple[Rendered, str, dict[str, str]]] = []
+
+    def send(self, message: Rendered, message_id: str, tags: dict[str, str]) -> str:
+        outcome = self.outcomes.pop(0) if self.outcomes else "ok"
+        if outcome == "throttle":
+            raise ProviderThrottled(f"{self.channel} throttled")
+        if outcome == "unavailable":
+            raise ProviderUnavailable(f"{self.channel} unavailable")
+        if outcome == "reject":
+            raise ProviderError(f"{self.channel} rejected the address")
+        self.sent.append((message, message_id, dict(tags)))
+        return f"{self.channel}-{len(self.sent)}"

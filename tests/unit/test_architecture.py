@@ -1,0 +1,97 @@
+"""The layering holds: handler -> logic -> ports <- adapters, domain beneath all, the local runtime outside."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+from kairos_local.template import ROOT, load_template
+
+PACKAGE = ROOT / "kairos"
+
+
+def imports_of(path: Path) -> set[str]:
+    """Every module a file imports, including imports under ``TYPE_CHECKING`` and inside functions."""
+    tree = ast.parse(path.read_text(), filename=str(path))
+    found: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            found |= {alias.name for alias in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            found.add(node.module)
+            found |= {f"{node.module}.{alias.name}" for alias in node.names}
+    return found
+
+
+def modules_under(folder: Path) -> list[Path]:
+    return sorted(p for p in folder.rglob("*.py") if "__pycache__" not in p.parts)
+
+
+def offending(folder: Path, forbidden: tuple[str, ...]) -> dict[str, list[str]]:
+    out = {}
+    for path in modules_under(folder):
+        bad = sorted(m for m in imports_of(path) if m.startswith(forbidden))
+        if bad:
+            out[str(path.relative_to(ROOT))] = bad
+    return out
+
+
+def test_logic_never_imports_an_adapter():
+    # GIVEN the logic package  WHEN its imports are walked  THEN none reaches an adapter or the local runtime
+    assert offending(PACKAGE / "logic", ("kairos.adapters", "kairos.wiring", "kairos_local", "boto3", "moto")) == {}
+
+
+def test_adapters_never_import_use_case_modules():
+    assert offending(PACKAGE / "adapters", ("kairos.logic", "kairos.wiring", "kairos_local")) == {}
+
+
+def test_domain_and_ports_depend_on_nothing_above_them():
+    forbidden = ("kairos.logic", "kairos.adapters", "kairos.wiring", "kairos_local", "boto3")
+    assert offending(PACKAGE / "domain", forbidden) == {}
+    assert sorted(m for m in imports_of(PACKAGE / "ports.py") if m.startswith(forbidden)) == []
+
+
+@pytest.mark.parametrize("folder", ["kairos", "functions", "layers", "training"])
+def test_production_code_never_imports_the_local_runtime(folder):
+    # The local runtime (moto, simulation, demo) ships in no Lambda package and no production module needs it.
+    assert offending(ROOT / folder, ("kairos_local", "moto")) == {}
+
+
+def test_local_runtime_lives_outside_the_shipped_package():
+    assert not (PACKAGE / "local").exists()
+    layer_build = (ROOT / "layers" / "kairos" / "Makefile").read_text()
+    assert '"$(ROOT)/kairos"' in layer_build and "kairos_local" not in layer_build
+
+
+def test_every_function_has_its_own_folder_with_only_a_handler():
+    # GIVEN the template's functions
+    functions = {
+        name: res["Properties"]
+        for name, res in load_template()["Resources"].items()
+        if res["Type"] == "AWS::Serverless::Function"
+    }
+    # THEN no two share a CodeUri, and each folder's app.py defines lambda_handler
+    uris = [props["CodeUri"].rstrip("/") for props in functions.values()]
+    assert len(set(uris)) == len(uris), uris
+    for name, props in functions.items():
+        assert props["Handler"] == "app.lambda_handler", name
+        app = ROOT / props["CodeUri"] / "app.py"
+        tree = ast.parse(app.read_text())
+        assert any(isinstance(n, ast.FunctionDef) and n.name == "lambda_handler" for n in tree.body), name
+        extra = sorted(p.name for p in app.parent.glob("*.py") if p.name != "app.py")
+        assert extra == [], f"{name}: {extra} belong in the kairos package"
+
+
+def test_handlers_build_adapters_only_through_wiring():
+    # Handlers name ports for types; the one place that constructs adapters from settings is kairos.wiring.
+    for app in sorted((ROOT / "functions").glob("*/app.py")):
+        tree = ast.parse(app.read_text())
+        runtime_imports = {
+            node.module
+            for node in tree.body
+            if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("kairos.adapters")
+        }
+        assert runtime_imports == set(), f"{app.relative_to(ROOT)} imports {runtime_imports}"
+        assert "os.environ" not in app.read_text(), f"{app.relative_to(ROOT)} reads the environment"
