@@ -38,3 +38,12 @@ class ProviderThrottled(KairosError):  # noqa: N818 - the state machine's Retry 
 
 class ProviderUnavailable(KairosError):  # noqa: N818 - the state machine's Retry matches this name
     """The provider failed transiently (5xx, timeout, network): retry later."""
+
+
+class ProviderOutcomeUnknown(KairosError):  # noqa: N818 - named like the other provider outcomes
+    """The call reached the provider but no answer came back (a read timeout, a dropped connection): the
+    message may have been accepted, so it must not be sent again."""
+
+
+class SendInProgress(KairosError):  # noqa: N818 - the state machine's Retry matches this name
+    """Another attempt holds the message's claim and has not recorded an outcome yet: retry later."""

@@ -130,7 +130,8 @@ class CampaignStore(ABC):
     """Campaign documents (``campaign_id``, ``status``, ``definition``, …) and saved segments (``name``, …)."""
 
     @abstractmethod
-    def put_segment(self, segment: dict[str, Any]) -> None: ...
+    def put_segment(self, segment: dict[str, Any]) -> None:
+        """Create or replace a saved segment (key ``name``)."""
 
     @abstractmethod
     def get_segment(self, name: str) -> dict[str, Any]:
@@ -159,6 +160,14 @@ class CampaignStore(ABC):
     @abstractmethod
     def record_launch(self, campaign_id: str, totals: dict[str, int], now_iso: str) -> dict[str, Any]:
         """Keep the launch totals; a ``scheduled`` campaign becomes ``running``. Returns the campaign."""
+
+    @abstractmethod
+    def record_failure(self, campaign_id: str, kind: str, reason: str, now_iso: str, fail: bool) -> None:
+        """Count a failure of ``kind`` (``launch``, ``journey``) on the campaign and keep the latest reason.
+
+        With ``fail`` an active campaign becomes ``failed`` (its launch broke); a cancelled or completed one
+        keeps its status. A missing campaign is ignored (it was never stored, or was deleted).
+        """
 
 
 class CampaignLauncher(ABC):
@@ -200,8 +209,19 @@ class MessageLog(ABC):
         """Store the outcome of a claimed message and archive it."""
 
     @abstractmethod
-    def sent_since(self, customer_id: str, channel: str, since: datetime) -> int:
-        """How many messages were sent to the customer on the channel since ``since``."""
+    def settle(self, record: dict[str, Any], attempt: int) -> bool:
+        """Store ``record``'s outcome only if the message is still ``sending`` in ``attempt`` (an abandoned claim).
+
+        Returns ``False`` when another attempt recorded something meanwhile; archives the outcome otherwise.
+        """
+
+    @abstractmethod
+    def sent_since(self, customer_id: str, channel: str, since: datetime, excluding: str | None = None) -> int:
+        """How many messages were claimed for the customer on the channel since ``since`` and sent, possibly
+        sent (``unconfirmed``) or still being sent: everything that may have reached the customer.
+
+        ``excluding`` leaves one message id out (the one being sent, whose own claim must not count).
+        """
 
     @abstractmethod
     def for_customer(self, customer_id: str) -> list[dict[str, Any]]:

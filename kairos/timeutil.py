@@ -15,6 +15,7 @@ HOUR = 3600
 
 @lru_cache(maxsize=1024)
 def zone(name: str) -> ZoneInfo:
+    """The IANA zone ``name`` (cached: zone lookups read the tz database)."""
     return ZoneInfo(name)
 
 
@@ -30,14 +31,17 @@ def hour_of_week(ts: datetime, tz: str) -> int:
 
 
 def epoch_hour_of_week(epoch_h: int, tz: str) -> int:
+    """The local hour of week (0 = Monday 00:00) in ``tz`` of a UTC epoch hour."""
     return hour_of_week(datetime.fromtimestamp(epoch_h * HOUR, UTC), tz)
 
 
 def utc_iso(ts: datetime) -> str:
+    """``ts`` in UTC as ISO 8601 with a ``Z`` suffix, the form every stored and exchanged time takes."""
     return ts.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
 def parse_ts(value: str | datetime | None) -> datetime | None:
+    """An ISO 8601 time (``Z`` or an offset) as an aware datetime; datetimes and ``None`` pass through."""
     if value is None or isinstance(value, datetime):
         return value
     return datetime.fromisoformat(value.replace("Z", "+00:00"))

@@ -13,6 +13,7 @@ from collections import defaultdict
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
+from kairos.domain.campaigns import ACTIVE_STATUSES
 from kairos.domain.customers import CustomerRecord, IngestState
 from kairos.domain.messages import TRANSIENT
 from kairos.errors import ConflictError, NotFoundError, ProviderError, ProviderThrottled, ProviderUnavailable
@@ -45,6 +46,9 @@ class InMemoryCustomerStore(CustomerStore):
         self.events: dict[str, dict[str, dict[str, Any]]] = defaultdict(dict)  # cid -> event id -> stored item
         self.moments: dict[str, set[str]] = defaultdict(set)  # cid -> {"m#<hour>", "p#<hour>"}
         self.fallbacks: dict[str, dict[str, Any]] = {}
+        # Customers whose aggregates were ever written: DynamoDB has no ``agg`` attribute on a customer made
+        # by a profile alone (no events, no time-zone change), and its erasure reports ``aggregates: False``.
+        self.with_aggregates: set[str] = set()
         self.commits = 0
         self.fail_next_commits = 0  # inject conflicts: the next N commits raise ConflictError
 
@@ -137,6 +141,7 @@ class InMemoryCustomerStore(CustomerStore):
             rec.version = w.record.version + 1
             rec.updated_at = now.isoformat()
             self.customers[cid] = rec
+            self.with_aggregates.add(cid)
         self.commits += 1
 
     def put_profile(
@@ -150,6 +155,7 @@ class InMemoryCustomerStore(CustomerStore):
         rec.profile = copy.deepcopy(profile)
         if aggregates is not None:
             rec.aggregates = copy.deepcopy(aggregates)
+            self.with_aggregates.add(record.customer_id)
         rec.version = record.version + 1
         rec.updated_at = now.isoformat()
         self.customers[record.customer_id] = rec
@@ -165,9 +171,11 @@ class InMemoryCustomerStore(CustomerStore):
         events = self.events.pop(customer_id, {})
         moments = self.moments.pop(customer_id, set())
         old = self.customers.pop(customer_id, None)
+        had_aggregates = customer_id in self.with_aggregates
+        self.with_aggregates.discard(customer_id)
         return {
             "profile": bool(old and old.profile),
-            "aggregates": old is not None,
+            "aggregates": old is not None and had_aggregates,
             "events": len(events),
             "engagement_moments": sum(1 for m in moments if m.startswith("m#")),
             "event_dates": sorted({time.strftime("%Y-%m-%d", time.gmtime(e["ts"])) for e in events.values()}),
@@ -252,6 +260,15 @@ class InMemoryCampaignStore(CampaignStore):
         doc["status"] = status
         doc["status_changed_at"] = now_iso
 
+    def record_failure(self, campaign_id: str, kind: str, reason: str, now_iso: str, fail: bool) -> None:
+        doc = self.campaigns.get(campaign_id)
+        if doc is None:
+            return
+        doc[f"{kind}_failures"] = int(doc.get(f"{kind}_failures") or 0) + 1
+        doc["last_failure"] = {"kind": kind, "reason": reason[:1000], "at": now_iso}
+        if fail and doc["status"] in ACTIVE_STATUSES:
+            self.set_status(campaign_id, "failed", ACTIVE_STATUSES, now_iso)
+
     def record_launch(self, campaign_id: str, totals: dict[str, int], now_iso: str) -> dict[str, Any]:
         if campaign_id not in self.campaigns:
             raise ConflictError(f"campaign {campaign_id} does not exist")
@@ -314,21 +331,35 @@ class InMemoryMessageLog(MessageLog):
         if existing.get("status") not in TRANSIENT:
             return False, copy.deepcopy(existing)
         record["attempt"] = int(existing.get("attempt") or 1) + 1
-        self.records[record["message_id"]] = {**existing, "status": "sending", "attempt": record["attempt"]}
+        # As the DynamoDB adapter's conditional update: status, attempt and claim time change, the rest stays.
+        self.records[record["message_id"]] = {
+            **existing,
+            "status": "sending",
+            "attempt": record["attempt"],
+            "claimed_at": record["claimed_at"],
+        }
         return True, None
 
     def finish(self, record: dict[str, Any]) -> None:
         self.records[record["message_id"]] = copy.deepcopy(record)
         self.archived.append(copy.deepcopy(record))
 
-    def sent_since(self, customer_id: str, channel: str, since: datetime) -> int:
+    def settle(self, record: dict[str, Any], attempt: int) -> bool:
+        current = self.records.get(record["message_id"])
+        if current is None or current.get("status") != "sending" or int(current.get("attempt") or 1) != attempt:
+            return False
+        self.finish(record)
+        return True
+
+    def sent_since(self, customer_id: str, channel: str, since: datetime, excluding: str | None = None) -> int:
         return sum(
             1
             for r in self.records.values()
             if r["customer_id"] == customer_id
             and r["channel"] == channel
-            and r.get("status") == "sent"
-            and parse_ts(r["sent_at"]) >= since
+            and r.get("status") in ("sent", "unconfirmed", "sending")
+            and r["message_id"] != excluding
+            and parse_ts(r["claimed_at"]) >= since
         )
 
     def for_customer(self, customer_id: str) -> list[dict[str, Any]]:

@@ -18,6 +18,7 @@ from zoneinfo import ZoneInfo
 
 from pydantic import ValidationError
 
+from kairos.domain.messages import DELIVERED
 from kairos.schemas import Event, validate_timezone
 from kairos.timeutil import parse_ts
 from training.adapters import find_online_retail_files, online_retail_records, record_to_event
@@ -190,7 +191,7 @@ class MessageOutcome:
     customer_id: str
     channel: str
     step: int
-    status: str  # sent | failed | skipped | throttled | unavailable
+    status: str  # sent | unconfirmed | failed | skipped | throttled | unavailable
     reason: str
     attempt: int
     sent_at: datetime | None
@@ -260,7 +261,7 @@ def message_training_rows(
                 engaged[ev.message_id] = at
     rows = []
     for m in messages:
-        if m.status != "sent" or m.sent_at is None:
+        if m.status not in DELIVERED or m.sent_at is None:
             continue
         first = engaged.get(m.message_id)
         tz = m.timezone or "UTC"

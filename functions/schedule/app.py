@@ -7,6 +7,8 @@ Events:
 - ``{"action": "launched", "campaign_id", "pages"}``: record the launch totals; the campaign is now running.
 - ``{"action": "check", "campaign_id", "customer_id", "journey_started_at"}``: stop the journey or go on.
 - ``{"action": "wait_until", "campaign_id", "step"}``: when to check again after a send.
+- ``{"action": "failed", "campaign_id", "kind": "launch"|"journey", "error": {"Error", "Cause"}}``: a state
+  machine's ``Catch`` reports a failure; a failed launch marks the campaign ``failed``.
 """
 
 from __future__ import annotations
@@ -72,6 +74,10 @@ def handle(event: dict[str, Any], time_left_ms: Any, now: datetime) -> dict[str,
         return journey.check_journey(event["campaign_id"], event["customer_id"], started, customers(), campaigns(), now)
     if action == "wait_until":
         return journey.wait_until(event["campaign_id"], int(event.get("step", 0)), campaigns(), now)
+    if action == "failed":
+        return schedule.record_failure(
+            event["campaign_id"], event["kind"], event.get("error"), campaigns(), now, event.get("customer_id")
+        )
     raise ValueError(f"unknown action {action!r}")
 
 

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 from kairos.adapters.aws import STORE_RETRIES, LazyClient, call
 from kairos.adapters.dynamo import from_item, to_item
+from kairos.domain.campaigns import ACTIVE_STATUSES
 from kairos.errors import ConflictError, InvalidInputError, NotFoundError
 from kairos.ports import CampaignStore
 
@@ -84,6 +85,28 @@ class DynamoCampaignStore(CampaignStore):
             ExpressionAttributeNames=names,
             ExpressionAttributeValues=values,
         )
+
+    def record_failure(self, campaign_id: str, kind: str, reason: str, now_iso: str, fail: bool) -> None:
+        try:
+            self._call(
+                "update_item",
+                TableName=self.campaigns_table,
+                Key={"campaign_id": {"S": campaign_id}},
+                UpdateExpression="ADD #k :one SET last_failure = :why",
+                ConditionExpression="attribute_exists(campaign_id)",
+                ExpressionAttributeNames={"#k": f"{kind}_failures"},
+                ExpressionAttributeValues={
+                    ":one": {"N": "1"},
+                    ":why": {"M": {"kind": {"S": kind}, "reason": {"S": reason[:1000]}, "at": {"S": now_iso}}},
+                },
+            )
+        except ConflictError:
+            return  # no such campaign
+        if fail:
+            try:
+                self.set_status(campaign_id, "failed", ACTIVE_STATUSES, now_iso)
+            except ConflictError:
+                pass  # cancelled or finished meanwhile: that status stands
 
     def record_launch(self, campaign_id: str, totals: dict[str, int], now_iso: str) -> dict[str, Any]:
         """Keep the launch totals; a ``scheduled`` campaign becomes ``running`` (a cancelled one stays so)."""

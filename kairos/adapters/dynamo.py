@@ -412,7 +412,7 @@ class DynamoStore(CustomerStore):
             "Segment": segment,
             "TotalSegments": total_segments,
             "Limit": limit,
-            "ProjectionExpression": "customer_id, agg, #v, profile, consent_at",
+            "ProjectionExpression": "customer_id, agg, #v, profile, consent_at, recommendation",
             "ExpressionAttributeNames": {"#v": "version"},
         }
         if start_after:

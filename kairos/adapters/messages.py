@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 from kairos.adapters.archive import encode_lines
 from kairos.adapters.aws import STORE_RETRIES, LazyClient, call
 from kairos.adapters.dynamo import from_item, to_item
-from kairos.domain.messages import TRANSIENT
+from kairos.domain.messages import IN_FLIGHT, TRANSIENT
 from kairos.errors import ConflictError, StoreError
 from kairos.ports import MessageLog
 from kairos.timeutil import parse_ts, utc_iso
@@ -99,6 +99,21 @@ class DynamoMessageLog(MessageLog):
         self._call("put_item", TableName=self.table, Item=to_item(record))
         self.archive(record)
 
+    def settle(self, record: dict[str, Any], attempt: int) -> bool:
+        try:
+            self._call(
+                "put_item",
+                TableName=self.table,
+                Item=to_item(record),
+                ConditionExpression="#s = :sending AND attempt = :a",
+                ExpressionAttributeNames={"#s": "status"},
+                ExpressionAttributeValues={":sending": {"S": IN_FLIGHT}, ":a": {"N": str(attempt)}},
+            )
+        except ConflictError:
+            return False
+        self.archive(record)
+        return True
+
     def archive(self, record: dict[str, Any]) -> None:
         date = parse_ts(record["finished_at"]).astimezone(UTC)
         key = (
@@ -107,21 +122,22 @@ class DynamoMessageLog(MessageLog):
         )
         call(self.s3, "put_object", "message archive", Bucket=self.bucket, Key=key, Body=encode_lines([record]))
 
-    def sent_since(self, customer_id: str, channel: str, since: datetime) -> int:
-        # The index sorts by claim time; a message is sent after it is claimed, within the retries' span.
-        early = since - timedelta(days=1)
+    def sent_since(self, customer_id: str, channel: str, since: datetime, excluding: str | None = None) -> int:
+        # Counted by claim time: whatever may have reached the customer (sent, unconfirmed, being sent).
         kwargs: dict[str, Any] = {
             "TableName": self.table,
             "IndexName": BY_CUSTOMER_INDEX,
-            "KeyConditionExpression": "customer_id = :c AND claimed_at >= :early",
-            "FilterExpression": "channel = :ch AND #s = :sent AND sent_at >= :since",
+            "KeyConditionExpression": "customer_id = :c AND claimed_at >= :since",
+            "FilterExpression": "channel = :ch AND #s IN (:sent, :unconfirmed, :sending) AND message_id <> :me",
             "ExpressionAttributeNames": {"#s": "status"},
             "ExpressionAttributeValues": {
                 ":c": {"S": customer_id},
-                ":early": {"S": utc_iso(early)},
                 ":since": {"S": utc_iso(since)},
                 ":ch": {"S": channel},
                 ":sent": {"S": "sent"},
+                ":unconfirmed": {"S": "unconfirmed"},
+                ":sending": {"S": IN_FLIGHT},
+                ":me": {"S": excluding or ""},
             },
             "Select": "COUNT",
         }

@@ -20,11 +20,11 @@ from typing import TYPE_CHECKING, Any
 
 import boto3
 from botocore.config import Config
-from botocore.exceptions import BotoCoreError, ClientError
+from botocore.exceptions import BotoCoreError, ClientError, ConnectTimeoutError, EndpointConnectionError
 
 from kairos.adapters.aws import LazyClient
 from kairos.domain.messages import encode_tag
-from kairos.errors import ProviderError, ProviderThrottled, ProviderUnavailable
+from kairos.errors import ProviderError, ProviderOutcomeUnknown, ProviderThrottled, ProviderUnavailable
 from kairos.ports import Provider
 
 if TYPE_CHECKING:
@@ -32,8 +32,10 @@ if TYPE_CHECKING:
 
     from kairos.domain.messages import Rendered
 
-# Retries inside the SDK stay short: the state machine's Retry owns backoff, with jitter, across minutes.
-_CLIENT_CONFIG = Config(retries={"mode": "standard", "max_attempts": 2}, connect_timeout=5, read_timeout=10)
+# No retries inside the SDK: SendEmail, Publish and SendTextMessage are not idempotent, so an SDK retry after a
+# lost answer could deliver twice. The state machine's Retry owns backoff, with jitter, across minutes, and
+# only for failures that prove nothing was accepted (see _classify).
+_CLIENT_CONFIG = Config(retries={"mode": "standard", "total_max_attempts": 1}, connect_timeout=5, read_timeout=10)
 _THROTTLED = {"TooManyRequestsException", "ThrottlingException", "Throttling", "Throttled", "LimitExceededException"}
 _UNAVAILABLE = {"InternalFailure", "InternalServerException", "InternalError", "ServiceUnavailable", "KMSThrottling"}
 
@@ -48,8 +50,10 @@ def _classify(exc: Exception, what: str, permanent: set[str] | None = None) -> E
         if code in _UNAVAILABLE or status >= 500:
             return ProviderUnavailable(f"{what} unavailable: {code}")
         return ProviderError(f"{what} rejected: {code} {message}".strip())
-    if isinstance(exc, BotoCoreError):  # connection and timeout errors
+    if isinstance(exc, ConnectTimeoutError | EndpointConnectionError):  # never connected: nothing was sent
         return ProviderUnavailable(f"{what} unreachable: {type(exc).__name__}")
+    if isinstance(exc, BotoCoreError):  # sent, but the answer was lost (read timeout, connection dropped)
+        return ProviderOutcomeUnknown(f"{what} gave no answer: {type(exc).__name__}")
     return exc
 
 
@@ -203,8 +207,10 @@ class TelegramMessenger(Provider):
             if err.code >= 500:
                 raise ProviderUnavailable(f"Telegram: HTTP {err.code}") from err
             raise ProviderError(f"Telegram: HTTP {err.code} {text}") from err
-        except (urllib.error.URLError, TimeoutError, OSError) as err:
-            raise ProviderUnavailable(f"Telegram unreachable: {err}") from err
+        except urllib.error.URLError as err:  # no connection: nothing was sent
+            raise ProviderUnavailable(f"Telegram unreachable: {err.reason}") from err
+        except (TimeoutError, OSError) as err:  # the request went out, the answer did not come back
+            raise ProviderOutcomeUnknown(f"Telegram gave no answer: {err}") from err
         if not out.get("ok"):
             raise ProviderError(f"Telegram: {out.get('description', 'not ok')}")
         return str(out["result"]["message_id"])

@@ -187,7 +187,7 @@ class CampaignIn(BaseModel):
         return self.wait_hours[min(step, len(self.wait_hours) - 1)]
 
 
-CampaignStatus = Literal["scheduled", "running", "completed", "cancelled"]
+CampaignStatus = Literal["scheduled", "running", "completed", "cancelled", "failed"]
 # A campaign sends, and its journeys go on, only in these states.
 ACTIVE_STATUSES: tuple[str, ...] = ("scheduled", "running")
 
@@ -217,12 +217,24 @@ class Campaign:
         return self.status in ACTIVE_STATUSES
 
 
+class FailureView(BaseModel):
+    kind: Literal["launch", "journey"]
+    reason: str
+    at: datetime
+
+
 class CampaignView(BaseModel):
+    """A campaign as the API shows it: definition, lifecycle, launch totals and failures."""
+
     campaign_id: str
     status: CampaignStatus
     created_at: datetime
     definition: CampaignIn
     status_changed_at: datetime | None = None
+    launch: dict[str, int] | None = Field(default=None, description="audience totals once the launch finished")
+    launch_failures: int = Field(default=0, description="failed launch attempts (the campaign is then failed)")
+    journey_failures: int = Field(default=0, description="customers whose journey ended in an error")
+    last_failure: FailureView | None = None
 
 
 class CampaignList(BaseModel):

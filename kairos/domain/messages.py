@@ -6,9 +6,13 @@ import base64
 from dataclasses import dataclass
 from typing import Any
 
-# Outcomes of the message log. Transient ones may be claimed again by a retry.
-FINAL = ("sent", "failed", "skipped")
+# Outcomes of the message log. Transient ones may be claimed again by a retry. ``unconfirmed``: the provider
+# may have accepted the message (an attempt died or lost the answer after the call), so it counts as sent for
+# frequency caps, journeys wait for engagement as after a send, and it is never sent again.
+FINAL = ("sent", "unconfirmed", "failed", "skipped")
 TRANSIENT = ("throttled", "unavailable")
+DELIVERED = ("sent", "unconfirmed")
+IN_FLIGHT = "sending"
 
 
 @dataclass(frozen=True)

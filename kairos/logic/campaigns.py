@@ -16,6 +16,7 @@ if TYPE_CHECKING:
 
 
 def save_segment(segment: SegmentIn, store: CampaignStore, now: datetime) -> dict[str, Any]:
+    """Save (create or replace) a named segment; returns the stored document with its ``updated_at``."""
     doc = {**segment.model_dump(mode="json"), "updated_at": now.isoformat()}
     store.put_segment(doc)
     return doc

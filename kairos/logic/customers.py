@@ -45,6 +45,7 @@ def put_profile(customer_id: str, profile: CustomerProfileIn, store: CustomerSto
 
 
 def aggregates_view(agg: CustomerAggregates) -> Aggregates:
+    """The API view of a customer's aggregates (times as datetimes, most recent products first)."""
     return Aggregates(
         timezone=agg.timezone,
         hour_of_week_counts=agg.how_counts,
@@ -66,6 +67,7 @@ def aggregates_view(agg: CustomerAggregates) -> Aggregates:
 
 
 def view_of(record: CustomerRecord) -> CustomerView:
+    """The API view of a stored customer: profile, aggregates (once there are any) and last update."""
     has_agg = record.aggregates.engagement_moments > 0 or bool(record.aggregates.event_counts)
     return CustomerView(
         customer_id=record.customer_id,
@@ -76,6 +78,13 @@ def view_of(record: CustomerRecord) -> CustomerView:
 
 
 def get_customer(customer_id: str, store: CustomerStore) -> CustomerView:
+    """A customer's profile and aggregates.
+
+    Raises
+    ------
+    NotFoundError
+        No such customer (never created, or erased).
+    """
     record = store.get_customer(customer_id)
     if record is None:
         raise NotFoundError(f"customer '{customer_id}' not found")

@@ -17,6 +17,7 @@ ENGAGED_TYPES = ("message_open", "message_click", "message_inbound", "purchase")
 
 
 def message_prefix(campaign_id: str, customer_id: str) -> str:
+    """The prefix of every message id of one customer's journey in a campaign (``<campaign>.<customer>.<step>``)."""
     return f"{campaign_id}.{customer_id}."
 
 

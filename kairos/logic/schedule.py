@@ -12,6 +12,7 @@ hour, the model version and the features the model saw, so retraining and uplift
 from __future__ import annotations
 
 import hashlib
+import json
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -34,6 +35,8 @@ LAUNCH_COUNTS = ("scheduled", "control", "skipped", "already_started", "outside_
 
 @dataclass
 class Plan:
+    """What a launch does with one audience member: schedule a journey, hold out as control, or skip (why)."""
+
     customer_id: str
     outcome: str  # scheduled | control | skipped
     reason: str
@@ -208,3 +211,38 @@ def finish_launch(
     totals["segments"] = len(pages)
     doc = campaigns.record_launch(campaign_id, totals, now.isoformat())
     return {"campaign_id": campaign_id, "status": doc["status"], "totals": totals}
+
+
+def record_failure(
+    campaign_id: str,
+    kind: str,
+    error: dict[str, Any] | None,
+    campaigns: CampaignStore,
+    now: datetime,
+    customer_id: str | None = None,
+) -> dict[str, Any]:
+    """Make a failure of the launch or of one journey visible on its campaign.
+
+    A launch that fails (its retries spent) leaves the campaign ``failed`` with the reason, instead of
+    ``scheduled`` forever; a journey that fails counts in ``journey_failures`` and the campaign goes on for
+    everybody else. ``error`` is what a Step Functions ``Catch`` hands over (``Error`` and ``Cause``).
+
+    Parameters
+    ----------
+    kind
+        ``launch`` or ``journey``.
+    customer_id
+        The journey's customer; kept out of the stored reason (no personal data on the campaign).
+    """
+    if kind not in ("launch", "journey"):
+        raise ValueError(f"unknown failure kind {kind!r}")
+    error = error or {}
+    name = str(error.get("Error") or "Error")
+    cause = str(error.get("Cause") or "")
+    try:  # a Lambda error's Cause is JSON with errorMessage; keep the message, not the stack
+        cause = str(json.loads(cause).get("errorMessage") or cause)
+    except (ValueError, AttributeError):
+        pass
+    reason = f"{name}: {cause}"[:1000] if cause else name
+    campaigns.record_failure(campaign_id, kind, reason, now.isoformat(), fail=kind == "launch")
+    return {"campaign_id": campaign_id, "kind": kind, "reason": reason, "customer": customer_id is not None}

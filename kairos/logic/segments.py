@@ -41,6 +41,7 @@ def field_value(record: CustomerRecord, field: str, now: datetime) -> Any:
 
 
 def matches_filter(record: CustomerRecord, f: Filter, now: datetime) -> bool:
+    """Whether one filter holds for the customer at ``now``; a missing value never matches (except ``not_exists``)."""
     if f.field == "bought_product":
         hit = f.value in record.aggregates.product_purchases
         return hit if f.op != "ne" else not hit

@@ -4,11 +4,16 @@ A message id (``<campaign>.<customer>.<step>``) is claimed with a conditional wr
 call, so a retried task (Step Functions retry, Lambda retry, a duplicate invocation) never sends twice:
 
 - no record yet: claim it (``sending``), check, send, record the outcome;
-- ``sent`` or ``sending``: return the earlier outcome; ``sending`` means an earlier attempt may have
-  reached the provider and died before recording it, and at-most-once is the promise we keep;
+- ``sent``, ``unconfirmed``, ``failed`` or ``skipped``: final, the earlier outcome is returned as it is;
+- ``sending``: another attempt holds the claim. While its lease runs, ``SendInProgress`` is raised and the
+  state machine retries later; once the lease is over the attempt is taken for dead after it may have
+  reached the provider, and the message becomes ``unconfirmed``: never sent again, counted by frequency
+  caps, archived for training, and the journey waits for engagement as after a send;
 - ``throttled`` or ``unavailable`` (a transient provider error recorded by an earlier attempt): claim it
-  again and retry;
-- ``failed`` or ``skipped``: final, returned as they are.
+  again and retry.
+
+A provider call whose answer is lost (read timeout, dropped connection) also ends ``unconfirmed``: the
+message may have been accepted, and at-most-once is the promise we keep.
 
 Throttling and provider outages are raised (``ProviderThrottled``, ``ProviderUnavailable``) after the
 claim is released, so the state machine retries them with backoff and jitter; a permanent rejection is
@@ -25,10 +30,17 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from kairos.domain.campaigns import Campaign, CampaignIn
-from kairos.domain.messages import Rendered, SendRequest
-from kairos.errors import NotFoundError, ProviderError, ProviderThrottled, ProviderUnavailable
+from kairos.domain.messages import IN_FLIGHT, Rendered, SendRequest
+from kairos.errors import (
+    NotFoundError,
+    ProviderError,
+    ProviderOutcomeUnknown,
+    ProviderThrottled,
+    ProviderUnavailable,
+    SendInProgress,
+)
 from kairos.logic.consent import CONTACT_FIELD, may_send
-from kairos.timeutil import utc_iso
+from kairos.timeutil import parse_ts, utc_iso
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -37,9 +49,11 @@ if TYPE_CHECKING:
     from kairos.ports import CampaignStore, CustomerStore, MessageLog, Provider
 
 LOG_RETENTION = timedelta(days=400)
+# How long a claim protects an attempt: well above the send function's timeout (30 s) and its SDK calls.
+SENDING_LEASE = timedelta(minutes=5)
 
 
-_FIELD = re.compile(r"\{\{\s*([a-z_][a-z0-9_.]*)\s*\}\}")
+_FIELD = re.compile(r"\{\{\s*([A-Za-z_][A-Za-z0-9_.]*)\s*\}\}")
 
 
 def template_fields(record: CustomerRecord, population: dict[str, Any] | None = None) -> dict[str, str]:
@@ -68,6 +82,7 @@ def render_text(text: str | None, fields: dict[str, str]) -> str | None:
 
 
 def render(campaign: CampaignIn, channel: str, record: CustomerRecord, fields: dict[str, str]) -> Rendered:
+    """The campaign's content for ``channel``, rendered with the customer's fields, to their contact point."""
     contact = (record.profile or {}).get("contact") or {}
     to = str(contact.get(CONTACT_FIELD[channel]) or "")
     content = getattr(campaign.messages, channel)
@@ -82,6 +97,23 @@ def render(campaign: CampaignIn, channel: str, record: CustomerRecord, fields: d
     if channel == "push":
         return Rendered(channel, to, title=render_text(content.title, fields), body=render_text(content.body, fields))
     return Rendered(channel, to, body=render_text(content.text, fields) or "")
+
+
+def _abandoned(existing: dict[str, Any], log: MessageLog, now: datetime, lease: timedelta) -> dict[str, Any]:
+    """A claim still ``sending``: wait for its attempt while the lease runs, else settle it as ``unconfirmed``."""
+    claimed_at = parse_ts(existing.get("claimed_at"))
+    if claimed_at is not None and now - claimed_at < lease:
+        raise SendInProgress(f"message {existing['message_id']} is being sent by another attempt")
+    settled = {
+        **existing,
+        "status": "unconfirmed",
+        "reason": "an attempt died after calling the provider and before recording the outcome",
+        "finished_at": utc_iso(now),
+        "sent_at": existing.get("sent_at") or existing.get("claimed_at"),
+    }
+    if log.settle(settled, int(existing.get("attempt") or 1)):
+        return _result(settled, duplicate=True)
+    raise SendInProgress(f"message {existing['message_id']} changed while being settled; look again")
 
 
 def _result(rec: dict[str, Any], duplicate: bool = False) -> dict[str, Any]:
@@ -101,13 +133,37 @@ def send_message(
     log: MessageLog,
     now: datetime,
     population: Callable[[], dict[str, Any] | None] | None = None,
+    lease: timedelta = SENDING_LEASE,
 ) -> dict[str, Any]:
     """Send (at most once) and log; returns ``{"message_id", "status", "reason", "duplicate"}``.
+
+    Parameters
+    ----------
+    req
+        Which message, to whom, on which channel, and the send-time decision behind it.
+    customers, campaigns, log
+        The stores it reads and the message log it claims in.
+    providers
+        The configured provider of each channel.
+    now
+        The time of this attempt.
+    population
+        The population's recommendation, for the template fields of a customer not scored yet.
+    lease
+        How long another attempt's claim is respected before that attempt is taken for dead.
+
+    Returns
+    -------
+    dict
+        ``status`` is ``sent``, ``unconfirmed`` (may have been delivered: treat as sent), ``failed`` or
+        ``skipped``, with the ``reason``; ``duplicate`` when an earlier attempt decided it.
 
     Raises
     ------
     ProviderThrottled, ProviderUnavailable
         Transient failures, after recording them and releasing the claim: retry the task.
+    SendInProgress
+        Another attempt holds the claim: retry the task later.
     """
     decision = req.decision or {}
     record: dict[str, Any] = {
@@ -132,6 +188,8 @@ def send_message(
     claimed, existing = log.claim(record)
     if not claimed:
         assert existing is not None
+        if existing.get("status") == IN_FLIGHT:
+            return _abandoned(existing, log, now, lease)
         return _result(existing, duplicate=True)
 
     def finish(status: str, reason: str = "", **extra: Any) -> dict[str, Any]:
@@ -155,7 +213,9 @@ def send_message(
         return finish("skipped", why)
     if campaign.frequency_cap:
         cap = campaign.frequency_cap
-        sent = log.sent_since(req.customer_id, req.channel, now - timedelta(days=cap.per_days))
+        sent = log.sent_since(
+            req.customer_id, req.channel, now - timedelta(days=cap.per_days), excluding=req.message_id
+        )
         if sent >= cap.max_messages:
             return finish("skipped", f"frequency cap: {sent} {req.channel} messages in {cap.per_days} days")
     provider = providers.get(req.channel)
@@ -172,6 +232,8 @@ def send_message(
     except ProviderUnavailable as exc:
         finish("unavailable", str(exc) or "provider unavailable")
         raise
+    except ProviderOutcomeUnknown as exc:
+        return finish("unconfirmed", str(exc), sent_at=utc_iso(now))
     except ProviderError as exc:
         return finish("failed", str(exc) or "rejected by the provider")
     return finish("sent", "ok", provider_message_id=provider_id, sent_at=utc_iso(now))

@@ -40,6 +40,8 @@ class QuietHours:
 
 @dataclass(frozen=True)
 class Decision:
+    """When to send: the instant, its local hour of week, the policy that chose it and the chance it had."""
+
     send_at: datetime  # UTC
     hour_of_week: int  # local, 0 = Monday 00:00
     probability: float  # probability the policy gave this hour
@@ -90,6 +92,7 @@ def candidate_hours(
 
 
 def local_hour_of_week(instant: datetime, tz: str) -> int:
+    """The hour of week (0 = Monday 00:00) of ``instant`` on the wall clock of ``tz``."""
     local = instant.astimezone(zone(tz))
     return local.weekday() * 24 + local.hour
 

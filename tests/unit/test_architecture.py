@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import ast
-from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
 from kairos_local.template import ROOT, load_template
+
+if TYPE_CHECKING:
+    from pathlib import Path
 
 PACKAGE = ROOT / "kairos"
 
