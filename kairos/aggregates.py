@@ -91,6 +91,11 @@ class CustomerAggregates:
         return agg
 
     @property
+    def has_data(self) -> bool:
+        """Anything was learnt from events: engagements or counted events."""
+        return self.engagement_moments > 0 or bool(self.event_counts)
+
+    @property
     def last_engagement_h(self) -> int | None:
         return self.recent_moments[-1] if self.recent_moments else None
 

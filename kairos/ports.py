@@ -102,16 +102,44 @@ class CustomerStore(ABC):
     def get_recommendation(self, key: str) -> dict[str, Any] | None:
         """The recommendation stored under ``key`` (a customer id or a reserved fallback id)."""
 
+    # Erasure, in the order the logic calls it: every step is safe to repeat, data goes last.
+
     @abstractmethod
-    def erase_customer(self, customer_id: str) -> dict[str, Any]:
-        """Delete the customer, its events and moments.
+    def tombstone(self, customer_id: str, now: datetime) -> dict[str, Any]:
+        """Replace the customer by a tombstone (``erased_at``) that outlives its data; say what was there.
 
         Returns
         -------
         dict
-            ``profile`` and ``aggregates`` (bool: they existed), ``events`` and ``engagement_moments`` (counts),
-            ``event_dates`` (the UTC dates of the erased events, where archived copies live).
+            ``existed``, ``profile``, ``aggregates`` (bool) and ``erased_before`` (an earlier erasure or ``None``).
         """
+
+    @abstractmethod
+    def forget_tombstone(self, customer_id: str, erased_at: datetime) -> None:
+        """Remove the tombstone written at ``erased_at`` unless something was stored for the id since."""
+
+    @abstractmethod
+    def erasure_inventory(self, customer_id: str) -> dict[str, Any]:
+        """Where the customer's data lives.
+
+        Returns
+        -------
+        dict
+            ``events`` and ``engagement_moments`` (counts), ``event_dates`` (UTC dates of the archived copies),
+            ``decision_objects`` (decision-log objects that name the customer).
+        """
+
+    @abstractmethod
+    def delete_customer_items(self, customer_id: str) -> None:
+        """Delete the customer's events, moments and decision markers (the tombstone stays)."""
+
+    @abstractmethod
+    def erased_at(self, customer_ids: Iterable[str]) -> dict[str, str]:
+        """The tombstones among ``customer_ids``: id -> ISO time of the erasure."""
+
+    @abstractmethod
+    def note_decisions(self, customer_ids: Iterable[str], object_key: str, expires_at: int) -> None:
+        """Remember that a decision-log object names these customers, until ``expires_at`` (unix seconds)."""
 
 
 class EventArchive(ABC):
@@ -122,8 +150,12 @@ class EventArchive(ABC):
         """Archive records under a batch id (a retried batch overwrites its own copies); return what was written."""
 
     @abstractmethod
-    def purge_customer(self, customer_id: str, dates: Iterable[str]) -> tuple[int, int]:
-        """Remove the customer's records from the given dates; return (objects rewritten or deleted, records)."""
+    def purge_customer(self, customer_id: str, dates: Iterable[str], until: str | None = None) -> tuple[int, int]:
+        """Remove the customer's records from the given dates; return (objects rewritten or deleted, records).
+
+        ``until`` (ISO time) keeps records whose event happened after it (a customer who came back).
+        Concurrent purges of one object must not undo each other.
+        """
 
 
 class CampaignStore(ABC):
@@ -191,7 +223,15 @@ class DecisionLog(ABC):
 
     @abstractmethod
     def write(self, campaign_id: str, page_key: str, records: list[dict[str, Any]]) -> None:
-        """Keep one page of decisions; a retried page overwrites its own records."""
+        """Keep one page of decisions; a retried page overwrites its own records.
+
+        Each named customer is findable by an erasure before the page is written, and a customer erased
+        while the page was written is removed from it again.
+        """
+
+    @abstractmethod
+    def purge_customer(self, customer_id: str, objects: Iterable[str]) -> tuple[int, int]:
+        """Remove the customer from the given decision objects; return (objects rewritten or deleted, records)."""
 
 
 class MessageLog(ABC):

@@ -13,6 +13,7 @@ from __future__ import annotations
 import base64
 import importlib.util
 import json
+import logging
 import os
 import re
 import sys
@@ -22,6 +23,7 @@ import uuid
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
+from urllib.parse import unquote
 
 from kairos_local.template import ROOT
 
@@ -31,6 +33,7 @@ if TYPE_CHECKING:
     from kairos_local.template import Deployment
 
 MAX_BODY_BYTES = 10 * 1024 * 1024  # API Gateway REST payload limit
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -95,6 +98,7 @@ class LocalRuntime:
         self.lock = threading.RLock()
         self.routes = self._routes()
         self.invocations: dict[str, int] = {}
+        self.last_error: BaseException | None = None  # what the last 502 hid, for tests and debugging
 
     # ------------------------------------------------------------ functions
 
@@ -238,7 +242,8 @@ class LocalRuntime:
             "multiValueHeaders": {k: [v] for k, v in headers.items()},
             "queryStringParameters": query or None,
             "multiValueQueryStringParameters": {k: [v] for k, v in query.items()} if query else None,
-            "pathParameters": params or None,
+            # API Gateway passes the path as sent but decodes the path parameters.
+            "pathParameters": {k: unquote(v) for k, v in params.items()} or None,
             "stageVariables": None,
             "requestContext": {
                 "resourcePath": route.path,
@@ -252,7 +257,12 @@ class LocalRuntime:
             "body": text,
             "isBase64Encoded": False,
         }
-        result = self.invoke(route.function, event)
+        try:
+            result = self.invoke(route.function, event)
+        except Exception as exc:  # noqa: BLE001 - API Gateway answers a failed Lambda invocation with 502
+            log.exception("%s %s: the function failed", method.upper(), path_only)
+            self.last_error = exc
+            return _gateway(502, "Internal server error")
         self.pump_streams()
         out_body = result.get("body") or ""
         if result.get("isBase64Encoded"):

@@ -7,7 +7,17 @@ real time, and measures ``Timestamp`` waits against the wall clock. Inside :func
 
 - Lambda tasks call the template's handlers in-process through :class:`~kairos_local.runtime.LocalRuntime`;
   a handler's exception becomes a Lambda function error whose ``errorType`` is the exception's class name,
-  as in Lambda, so ``Retry``/``Catch`` on ``"ProviderThrottled"`` match.
+  as in Lambda, so ``Retry``/``Catch`` on ``"ProviderThrottled"`` match. :class:`LambdaServiceError` raised
+  instead plays a failure of the Lambda service itself (``Lambda.ServiceException``,
+  ``Lambda.TooManyRequestsException``...), which never reached the handler.
+- ``Retry`` and ``Catch`` follow the Step Functions rules: a retrier's ``ErrorEquals`` matches by name, with
+  ``States.ALL`` matching everything but the terminal ``States.Runtime``/``States.DataLimitExceeded`` and
+  ``States.TaskFailed`` everything but those and ``States.Timeout`` (:func:`error_matches`); the first
+  matching retrier decides, its interval is ``IntervalSeconds * BackoffRate ** n`` capped by ``MaxDelaySeconds``,
+  then drawn uniformly below that with ``JitterStrategy: FULL``; ``MaxAttempts`` counts per retrier and starts
+  over when the state is entered again. An error no retrier takes (or one whose retrier is spent) goes to the
+  first matching catcher, which puts ``{"Error", "Cause"}`` at its ``ResultPath``. moto's interpreter does the
+  bookkeeping; this module replaces its error matching and its random source (seedable for tests).
 - Waits and retry intervals park on a discrete-event :class:`SimulatedClock`, which jumps to the next
   wake-up once every execution is parked (``scale`` > 0 also spends that fraction of each jump in real
   time); ``Timestamp`` waits count from the simulated now. Handlers read the time through
@@ -19,6 +29,7 @@ from __future__ import annotations
 import heapq
 import json
 import math
+import random
 import re
 import threading
 import time
@@ -37,6 +48,55 @@ if TYPE_CHECKING:
     from kairos_local.template import Deployment
 
 ROLE_ARN = "arn:aws:iam::123456789012:role/kairos-local-states"
+
+# Errors that end an execution whatever its Retry and Catch say (Step Functions error handling).
+TERMINAL_ERRORS = frozenset({"States.Runtime", "States.DataLimitExceeded"})
+TIMEOUT_ERRORS = frozenset({"States.Timeout", "States.HeartbeatTimeout"})
+
+
+def error_matches(error_equals: list[str], error: str) -> bool:
+    """Whether a retrier's or catcher's ``ErrorEquals`` takes ``error``, as Step Functions decides it.
+
+    Parameters
+    ----------
+    error_equals
+        The names listed by the retrier or catcher.
+    error
+        The error the state reported (a handler's exception class name, ``Lambda.ServiceException``...).
+
+    Returns
+    -------
+    bool
+        ``States.Runtime`` is never taken (it always fails the execution); ``States.DataLimitExceeded`` only by
+        name; ``States.ALL`` takes every other error; ``States.TaskFailed`` every other error but a timeout.
+
+    Example
+    -------
+    >>> error_matches(["States.TaskFailed"], "ProviderUnavailable"), error_matches(["States.ALL"], "States.Runtime")
+    (True, False)
+    """
+    if error == "States.Runtime":
+        return False
+    if error in error_equals:
+        return True
+    if error in TERMINAL_ERRORS:
+        return False
+    if "States.ALL" in error_equals:
+        return True
+    return "States.TaskFailed" in error_equals and error not in TIMEOUT_ERRORS
+
+
+class LambdaServiceError(Exception):
+    """A failure of the Lambda service, not of the handler: the task fails with ``Lambda.<code>``.
+
+    Raise it from a wrapped :meth:`LocalRuntime.invoke` (tests) to play what the ``Retry`` of a Lambda task
+    exists for: ``LambdaServiceError("TooManyRequestsException")`` fails the task with
+    ``Lambda.TooManyRequestsException``.
+    """
+
+    def __init__(self, code: str = "ServiceException", message: str = "the Lambda service failed") -> None:
+        super().__init__(message)
+        self.code = code
 
 
 class SimulatedClock:
@@ -198,24 +258,53 @@ def deploy_state_machines(dep: Deployment, session: Any) -> dict[str, str]:
         text = (ROOT / props["DefinitionUri"]).read_text()
         subs = {k: str(dep.resolve(v)) for k, v in props.get("DefinitionSubstitutions", {}).items()}
         text = re.sub(r"\$\{(\w+)\}", lambda m, subs=subs: subs[m.group(1)], text)
-        arn = sfn.create_state_machine(
-            name=str(dep.resolve(props["Name"])) if "Name" in props else f"{dep.prefix}-{lid}",
-            definition=text,
-            roleArn=ROLE_ARN,
-            type=props.get("Type", "STANDARD"),
-        )["stateMachineArn"]
+        kwargs: dict[str, Any] = {
+            "name": str(dep.resolve(props["Name"])) if "Name" in props else f"{dep.prefix}-{lid}",
+            "definition": text,
+            "roleArn": ROLE_ARN,
+            "type": props.get("Type", "STANDARD"),
+        }
+        if "Logging" in props:
+            kwargs["loggingConfiguration"] = _logging_configuration(dep.resolve(props["Logging"]))
+        arn = sfn.create_state_machine(**kwargs)["stateMachineArn"]
         dep.physical[lid] = arn
         dep.attributes[(lid, "Arn")] = arn
         arns[lid] = arn
     return arns
 
 
+def _logging_configuration(logging: dict[str, Any]) -> dict[str, Any]:
+    """SAM's ``Logging`` property in the shape of the CreateStateMachine API."""
+    return {
+        "level": logging.get("Level", "OFF"),
+        "includeExecutionData": bool(logging.get("IncludeExecutionData", False)),
+        "destinations": [
+            {"cloudWatchLogsLogGroup": {"logGroupArn": d["CloudWatchLogsLogGroup"]["LogGroupArn"]}}
+            for d in logging.get("Destinations", [])
+        ],
+    }
+
+
 @contextmanager
 def local_stepfunctions(
-    runtime: LocalRuntime, clock: SimulatedClock | None = None, scale: float = 0.0
+    runtime: LocalRuntime, clock: SimulatedClock | None = None, scale: float = 0.0, seed: int | None = None
 ) -> Iterator[StepFunctionsRunner]:
-    """Patch moto's interpreter for in-process Lambdas and simulated time; yield a runner."""
-    from moto.stepfunctions.parser.asl.component.common.retry import retrier_decl
+    """Patch moto's interpreter for in-process Lambdas, simulated time and Step Functions' error rules.
+
+    Parameters
+    ----------
+    runtime
+        The deployment whose functions the tasks call.
+    clock
+        The simulated clock (a new one, starting now, by default).
+    scale
+        Fraction of each simulated jump also spent in real time.
+    seed
+        Seeds the full-jitter draws of retry intervals (``None``: unseeded).
+    """
+    from botocore.exceptions import ClientError
+    from moto.stepfunctions.parser.asl.component.common.error_name import error_equals_decl
+    from moto.stepfunctions.parser.asl.component.common.retry import jitter_strategy_decl, retrier_decl
     from moto.stepfunctions.parser.asl.component.state.exec.state_task import lambda_eval_utils
     from moto.stepfunctions.parser.asl.component.state.wait.wait_function import timestamp, wait_function
     from moto.stepfunctions.parser.asl.parse import asl_parser
@@ -243,6 +332,15 @@ def local_stepfunctions(
         try:
             with clock.busy():
                 result = runtime.invoke(lid, event)
+        except LambdaServiceError as exc:
+            # The Invoke call itself failed: the lambda:invoke integration names the error Lambda.<code>.
+            raise ClientError(
+                {
+                    "Error": {"Code": exc.code, "Message": str(exc)},
+                    "ResponseMetadata": {"HTTPStatusCode": 500, "RequestId": uuid.uuid4().hex},
+                },
+                "Invoke",
+            ) from exc
         except Exception as exc:  # noqa: BLE001 - Lambda reports any handler exception as a function error
             return {
                 "StatusCode": 200,
@@ -275,6 +373,16 @@ def local_stepfunctions(
         # Rounded up: a wait for a timestamp never ends before it (the clock may stand between whole seconds).
         return max(0, math.ceil((target.replace(tzinfo=UTC) - clock.now()).total_seconds()))
 
+    def match_errors(self: Any, env: Any) -> None:
+        error = env.stack.pop()
+        env.stack.append(error_matches([e.error_name for e in self.error_names], error.error_name))
+
+    rng = random.Random(seed)  # noqa: S311 - retry jitter, not cryptography
+
+    def full_jitter(self: Any, env: Any) -> None:
+        if self.jitter_strategy == jitter_strategy_decl.JitterStrategy.FULL:
+            env.stack.append(rng.uniform(0, env.stack.pop()))
+
     class _Sleeper:
         @staticmethod
         def sleep(seconds: float) -> None:
@@ -302,6 +410,8 @@ def local_stepfunctions(
         "wait": wait_function.WaitFunction._wait_interval,
         "ts": timestamp.Timestamp._get_wait_seconds,
         "time": retrier_decl.time,
+        "errors": error_equals_decl.ErrorEqualsDecl._eval_body,
+        "jitter": jitter_strategy_decl.JitterStrategyDecl._eval_body,
     }
     asl_parser.AmazonStateLanguageParser.parse = staticmethod(cached_parse)
     lambda_eval_utils._invoke_lambda_function = invoke_integration
@@ -309,6 +419,8 @@ def local_stepfunctions(
     wait_function.WaitFunction._wait_interval = wait_interval
     timestamp.Timestamp._get_wait_seconds = timestamp_wait_seconds
     retrier_decl.time = _Sleeper()
+    error_equals_decl.ErrorEqualsDecl._eval_body = match_errors
+    jitter_strategy_decl.JitterStrategyDecl._eval_body = full_jitter
     timeutil.set_clock(clock.now)
     clock.scale = scale
     clock.running = _running_executions(runtime)
@@ -324,6 +436,8 @@ def local_stepfunctions(
         wait_function.WaitFunction._wait_interval = saved["wait"]
         timestamp.Timestamp._get_wait_seconds = saved["ts"]
         retrier_decl.time = saved["time"]
+        error_equals_decl.ErrorEqualsDecl._eval_body = saved["errors"]
+        jitter_strategy_decl.JitterStrategyDecl._eval_body = saved["jitter"]
         timeutil.set_clock(None)
 
 

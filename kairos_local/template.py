@@ -1,17 +1,25 @@
 """Read ``template.yaml`` (CloudFormation tags included) and deploy its resources into embedded AWS (moto).
 
-The local runtime, the tests and the demo all build their tables, buckets and queues from the real
-template, never from copies, so a change to the template is a change to every local run.
+The local runtime, the tests and the demo all build their tables, buckets, queues, topics, log groups and
+alarms from the real template, never from copies, so a change to the template is a change to every local run.
+Every resource type of the template is either deployed here (:data:`DEPLOYED`), deployed by the runtime that
+runs it (:data:`RUN_LOCALLY`), or skipped for a stated reason (:data:`SKIPPED`); a contract test keeps the three
+exhaustive, so a new type cannot be silently left out. Conditions are evaluated: a resource whose condition is
+false (``AlarmEmailSubscription`` without an ``AlarmEmail``) is not deployed, as in CloudFormation.
 """
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
 
 ROOT = Path(__file__).resolve().parents[1]
 TEMPLATE = ROOT / "template.yaml"
@@ -43,6 +51,9 @@ def load_template(path: Path | str = TEMPLATE) -> dict[str, Any]:
         return yaml.load(fh, Loader=_CfnLoader)  # noqa: S506 - SafeLoader subclass
 
 
+NO_VALUE = object()  # what ``Ref AWS::NoValue`` resolves to: the enclosing key or list item is dropped
+
+
 @dataclass
 class Deployment:
     """Physical names and attributes of the resources deployed from a template."""
@@ -60,10 +71,35 @@ class Deployment:
         return self.template["Resources"]
 
     def of_type(self, kind: str) -> dict[str, dict[str, Any]]:
-        return {k: v for k, v in self.resources.items() if v["Type"] == kind}
+        """The resources of one type that this deployment has (their condition, if any, holds)."""
+        return {k: v for k, v in self.resources.items() if v["Type"] == kind and self.active(k)}
+
+    def active(self, logical_id: str) -> bool:
+        """Whether a resource is part of this deployment: no ``Condition``, or a condition that holds."""
+        name = self.resources[logical_id].get("Condition")
+        return name is None or self.condition(name)
+
+    def condition(self, name: str) -> bool:
+        """Evaluate a condition of the template's ``Conditions`` section against the parameters."""
+        return bool(self._evaluate(self.template.get("Conditions", {})[name]))
+
+    def _evaluate(self, expr: Any) -> Any:
+        if isinstance(expr, dict) and len(expr) == 1:
+            ((fn, arg),) = expr.items()
+            if fn == "Fn::Equals":
+                return str(self.resolve(arg[0])) == str(self.resolve(arg[1]))
+            if fn == "Fn::Not":
+                return not self._evaluate(arg[0])
+            if fn == "Fn::And":
+                return all(self._evaluate(a) for a in arg)
+            if fn == "Fn::Or":
+                return any(self._evaluate(a) for a in arg)
+            if fn in ("Condition", "Fn::Condition"):  # the loader reads ``!Condition X`` as Fn::Condition
+                return self.condition(arg)
+        raise ValueError(f"not a condition: {expr!r}")
 
     def resolve(self, value: Any) -> Any:
-        """Resolve Ref, GetAtt and Sub against this deployment."""
+        """Resolve Ref, GetAtt, Sub, Join, Select, Split and If against this deployment."""
         if isinstance(value, dict) and len(value) == 1:
             ((fn, arg),) = value.items()
             if fn == "Ref":
@@ -77,6 +113,10 @@ class Deployment:
                     return "aws"
                 if arg == "AWS::StackName":
                     return self.prefix
+                if arg == "AWS::URLSuffix":
+                    return "amazonaws.com"
+                if arg == "AWS::NoValue":
+                    return NO_VALUE
                 return self.physical.get(arg, arg)
             if fn == "Fn::GetAtt":
                 return self.attributes.get((arg[0], arg[1]), f"{self.physical.get(arg[0], arg[0])}.{arg[1]}")
@@ -94,10 +134,19 @@ class Deployment:
                     return str(self.resolve({"Ref": name}))
 
                 return re.sub(r"\$\{([^}!]+)\}", sub, text)
+            if fn == "Fn::Join":
+                return str(arg[0]).join(str(self.resolve(v)) for v in self.resolve(arg[1]))
+            if fn == "Fn::Split":
+                return str(self.resolve(arg[1])).split(str(arg[0]))
+            if fn == "Fn::Select":
+                return self.resolve(arg[1])[int(self.resolve(arg[0]))]
+            if fn == "Fn::If":
+                return self.resolve(arg[1] if self.condition(arg[0]) else arg[2])
         if isinstance(value, dict):
-            return {k: self.resolve(v) for k, v in value.items()}
+            out = {k: self.resolve(v) for k, v in value.items()}
+            return {k: v for k, v in out.items() if v is not NO_VALUE}
         if isinstance(value, list):
-            return [self.resolve(v) for v in value]
+            return [v for v in (self.resolve(v) for v in value) if v is not NO_VALUE]
         return value
 
     def function_environment(self, logical_id: str) -> dict[str, str]:
@@ -112,99 +161,225 @@ def deploy(
     template: dict[str, Any] | None = None,
     overrides: dict[str, str] | None = None,
 ) -> Deployment:
-    """Create the template's tables, buckets and queues with ``session`` (a boto3 session inside moto).
+    """Create the template's resources with ``session`` (a boto3 session inside moto).
 
     Parameters
     ----------
     session
         ``boto3.Session`` (or the ``boto3`` module) to create clients from.
     prefix
-        Physical names are ``<prefix>-<LogicalId>`` (lower-cased for buckets).
+        Physical names are ``<prefix>-<LogicalId>`` (lower-cased for buckets); ``AWS::StackName`` is ``prefix``.
+    template
+        A template to deploy instead of ``template.yaml``.
     overrides
         Parameter values that replace the template defaults.
+
+    Returns
+    -------
+    Deployment
+        Physical names and attributes of what was created; state machines are added by
+        :func:`kairos_local.stepfunctions.deploy_state_machines`.
     """
     tpl = template or load_template()
     params = {k: str(v.get("Default", "")) for k, v in tpl.get("Parameters", {}).items()}
     params.update(overrides or {})
     dep = Deployment(prefix=prefix, template=tpl, parameters=params)
-    ddb = session.client("dynamodb")
-    s3 = session.client("s3")
-    sqs = session.client("sqs")
-    dep.region = ddb.meta.region_name
-
-    for lid, res in dep.of_type("AWS::DynamoDB::Table").items():
-        props = res["Properties"]
-        name = f"{prefix}-{lid}"
-        args: dict[str, Any] = {
-            "TableName": name,
-            "AttributeDefinitions": props["AttributeDefinitions"],
-            "KeySchema": props["KeySchema"],
-            "BillingMode": props.get("BillingMode", "PAY_PER_REQUEST"),
-        }
-        if "GlobalSecondaryIndexes" in props:
-            args["GlobalSecondaryIndexes"] = props["GlobalSecondaryIndexes"]
-        if "StreamSpecification" in props:
-            args["StreamSpecification"] = {"StreamEnabled": True, **props["StreamSpecification"]}
-        if props.get("SSESpecification", {}).get("SSEEnabled"):
-            args["SSESpecification"] = {"Enabled": True}
-        desc = ddb.create_table(**args)["TableDescription"]
-        ttl = props.get("TimeToLiveSpecification")
-        if ttl and ttl.get("Enabled"):
-            ddb.update_time_to_live(
-                TableName=name, TimeToLiveSpecification={"Enabled": True, "AttributeName": ttl["AttributeName"]}
-            )
-        if props.get("PointInTimeRecoverySpecification", {}).get("PointInTimeRecoveryEnabled"):
-            ddb.update_continuous_backups(
-                TableName=name, PointInTimeRecoverySpecification={"PointInTimeRecoveryEnabled": True}
-            )
-        desc = ddb.describe_table(TableName=name)["Table"]
-        dep.physical[lid] = name
-        dep.attributes[(lid, "Arn")] = desc["TableArn"]
-        if "LatestStreamArn" in desc:
-            dep.attributes[(lid, "StreamArn")] = desc["LatestStreamArn"]
-
-    for lid in dep.of_type("AWS::S3::Bucket"):
-        name = f"{prefix}-{lid}".lower()
-        if dep.region == "us-east-1":
-            s3.create_bucket(Bucket=name)
-        else:
-            s3.create_bucket(Bucket=name, CreateBucketConfiguration={"LocationConstraint": dep.region})
-        props = dep.resolve(dep.resources[lid].get("Properties", {}))
-        if "BucketEncryption" in props:
-            s3.put_bucket_encryption(
-                Bucket=name,
-                ServerSideEncryptionConfiguration={
-                    "Rules": [
-                        # CloudFormation and the S3 API name the same setting differently.
-                        {
-                            "ApplyServerSideEncryptionByDefault": rule["ServerSideEncryptionByDefault"],
-                            "BucketKeyEnabled": bool(rule.get("BucketKeyEnabled", False)),
-                        }
-                        for rule in props["BucketEncryption"]["ServerSideEncryptionConfiguration"]
-                    ]
-                },
-            )
-        if "PublicAccessBlockConfiguration" in props:
-            s3.put_public_access_block(
-                Bucket=name, PublicAccessBlockConfiguration=props["PublicAccessBlockConfiguration"]
-            )
-        dep.physical[lid] = name
-        dep.attributes[(lid, "Arn")] = f"arn:aws:s3:::{name}"
-
-    for lid in dep.of_type("AWS::SQS::Queue"):
-        name = f"{prefix}-{lid}"
-        url = sqs.create_queue(QueueName=name)["QueueUrl"]
-        dep.physical[lid] = url
-        dep.attributes[(lid, "Arn")] = f"arn:aws:sqs:{dep.region}:{dep.account}:{name}"
-
-    _deploy_messaging(dep, session)
-
+    dep.region = session.client("sts").meta.region_name
+    # Names first: log groups and alarms name the functions and the API.
     for lid in dep.of_type("AWS::Serverless::Function"):
         dep.physical[lid] = f"{prefix}-{lid}"
         dep.attributes[(lid, "Arn")] = f"arn:aws:lambda:{dep.region}:{dep.account}:function:{prefix}-{lid}"
     for lid in dep.of_type("AWS::Serverless::Api"):
         dep.physical[lid] = f"{prefix}api"
+    for lid, res in dep.of_type("AWS::Serverless::StateMachine").items():
+        name = str(dep.resolve(res["Properties"]["Name"])) if "Name" in res["Properties"] else f"{prefix}-{lid}"
+        dep.physical[lid] = f"arn:aws:states:{dep.region}:{dep.account}:stateMachine:{name}"
+        dep.attributes[(lid, "Arn")] = dep.physical[lid]
+        dep.attributes[(lid, "Name")] = name
+    _deploy_messaging(dep, session)
+    for kind, create in DEPLOYED.items():
+        for lid, res in dep.of_type(kind).items():
+            create(dep, session, lid, res)
     return dep
+
+
+def _deploy_table(dep: Deployment, session: Any, lid: str, res: dict[str, Any]) -> None:
+    ddb = session.client("dynamodb")
+    props = res["Properties"]
+    name = f"{dep.prefix}-{lid}"
+    args: dict[str, Any] = {
+        "TableName": name,
+        "AttributeDefinitions": props["AttributeDefinitions"],
+        "KeySchema": props["KeySchema"],
+        "BillingMode": props.get("BillingMode", "PAY_PER_REQUEST"),
+    }
+    if "GlobalSecondaryIndexes" in props:
+        args["GlobalSecondaryIndexes"] = props["GlobalSecondaryIndexes"]
+    if "StreamSpecification" in props:
+        args["StreamSpecification"] = {"StreamEnabled": True, **props["StreamSpecification"]}
+    if props.get("SSESpecification", {}).get("SSEEnabled"):
+        args["SSESpecification"] = {"Enabled": True}
+    ddb.create_table(**args)
+    ttl = props.get("TimeToLiveSpecification")
+    if ttl and ttl.get("Enabled"):
+        ddb.update_time_to_live(
+            TableName=name, TimeToLiveSpecification={"Enabled": True, "AttributeName": ttl["AttributeName"]}
+        )
+    if props.get("PointInTimeRecoverySpecification", {}).get("PointInTimeRecoveryEnabled"):
+        ddb.update_continuous_backups(
+            TableName=name, PointInTimeRecoverySpecification={"PointInTimeRecoveryEnabled": True}
+        )
+    desc = ddb.describe_table(TableName=name)["Table"]
+    dep.physical[lid] = name
+    dep.attributes[(lid, "Arn")] = desc["TableArn"]
+    if "LatestStreamArn" in desc:
+        dep.attributes[(lid, "StreamArn")] = desc["LatestStreamArn"]
+
+
+def _deploy_bucket(dep: Deployment, session: Any, lid: str, res: dict[str, Any]) -> None:
+    s3 = session.client("s3")
+    name = f"{dep.prefix}-{lid}".lower()
+    if dep.region == "us-east-1":
+        s3.create_bucket(Bucket=name)
+    else:
+        s3.create_bucket(Bucket=name, CreateBucketConfiguration={"LocationConstraint": dep.region})
+    dep.physical[lid] = name
+    dep.attributes[(lid, "Arn")] = f"arn:aws:s3:::{name}"
+    props = dep.resolve(res.get("Properties", {}))
+    if "BucketEncryption" in props:
+        s3.put_bucket_encryption(
+            Bucket=name,
+            ServerSideEncryptionConfiguration={
+                "Rules": [
+                    # CloudFormation and the S3 API name the same setting differently.
+                    {
+                        "ApplyServerSideEncryptionByDefault": rule["ServerSideEncryptionByDefault"],
+                        "BucketKeyEnabled": bool(rule.get("BucketKeyEnabled", False)),
+                    }
+                    for rule in props["BucketEncryption"]["ServerSideEncryptionConfiguration"]
+                ]
+            },
+        )
+    if "PublicAccessBlockConfiguration" in props:
+        s3.put_public_access_block(Bucket=name, PublicAccessBlockConfiguration=props["PublicAccessBlockConfiguration"])
+    if "VersioningConfiguration" in props:
+        s3.put_bucket_versioning(Bucket=name, VersioningConfiguration=props["VersioningConfiguration"])
+    if "LifecycleConfiguration" in props:
+        s3.put_bucket_lifecycle_configuration(
+            Bucket=name,
+            LifecycleConfiguration={"Rules": [_lifecycle_rule(r) for r in props["LifecycleConfiguration"]["Rules"]]},
+        )
+
+
+def _lifecycle_rule(rule: dict[str, Any]) -> dict[str, Any]:
+    """A CloudFormation lifecycle rule (``Id``, ``Prefix``, ``ExpirationInDays``) in the S3 API's shape."""
+    out: dict[str, Any] = {"ID": rule["Id"], "Status": rule["Status"], "Filter": {"Prefix": rule.get("Prefix", "")}}
+    if "ExpirationInDays" in rule:
+        out["Expiration"] = {"Days": int(rule["ExpirationInDays"])}
+    return out
+
+
+def _deploy_queue(dep: Deployment, session: Any, lid: str, res: dict[str, Any]) -> None:
+    name = f"{dep.prefix}-{lid}"
+    props = dep.resolve(res.get("Properties", {}))
+    attributes = {
+        k: str(props[k]).lower() if isinstance(props[k], bool) else str(props[k])
+        for k in ("MessageRetentionPeriod", "VisibilityTimeout", "SqsManagedSseEnabled")
+        if k in props
+    }
+    url = session.client("sqs").create_queue(QueueName=name, Attributes=attributes)["QueueUrl"]
+    dep.physical[lid] = url
+    dep.attributes[(lid, "Arn")] = f"arn:aws:sqs:{dep.region}:{dep.account}:{name}"
+    dep.attributes[(lid, "QueueName")] = name
+    dep.attributes[(lid, "QueueUrl")] = url
+
+
+def _deploy_queue_policy(dep: Deployment, session: Any, lid: str, res: dict[str, Any]) -> None:
+    props = dep.resolve(res["Properties"])
+    for url in props["Queues"]:
+        session.client("sqs").set_queue_attributes(
+            QueueUrl=url, Attributes={"Policy": json.dumps(props["PolicyDocument"])}
+        )
+    dep.physical[lid] = lid
+
+
+def _deploy_topic(dep: Deployment, session: Any, lid: str, res: dict[str, Any]) -> None:
+    props = dep.resolve(res.get("Properties", {}))
+    attributes = {"DisplayName": props["DisplayName"]} if "DisplayName" in props else {}
+    arn = session.client("sns").create_topic(Name=f"{dep.prefix}-{lid}", Attributes=attributes)["TopicArn"]
+    dep.physical[lid] = arn
+    dep.attributes[(lid, "TopicArn")] = arn
+    dep.attributes[(lid, "TopicName")] = f"{dep.prefix}-{lid}"
+
+
+def _deploy_subscription(dep: Deployment, session: Any, lid: str, res: dict[str, Any]) -> None:
+    props = dep.resolve(res["Properties"])
+    arn = session.client("sns").subscribe(
+        TopicArn=props["TopicArn"], Protocol=props["Protocol"], Endpoint=props["Endpoint"], ReturnSubscriptionArn=True
+    )["SubscriptionArn"]
+    dep.physical[lid] = arn
+
+
+def _deploy_log_group(dep: Deployment, session: Any, lid: str, res: dict[str, Any]) -> None:
+    props = dep.resolve(res.get("Properties", {}))
+    name = props.get("LogGroupName") or f"{dep.prefix}-{lid}"
+    logs = session.client("logs")
+    logs.create_log_group(logGroupName=name)
+    if "RetentionInDays" in props:
+        logs.put_retention_policy(logGroupName=name, retentionInDays=int(props["RetentionInDays"]))
+    dep.physical[lid] = name
+    # CloudFormation's Arn of a log group ends in ":*" (what Step Functions logging wants).
+    dep.attributes[(lid, "Arn")] = f"arn:aws:logs:{dep.region}:{dep.account}:log-group:{name}:*"
+
+
+def _deploy_alarm(dep: Deployment, session: Any, lid: str, res: dict[str, Any]) -> None:
+    props = dep.resolve(res["Properties"])
+    name = props.pop("AlarmName", None) or f"{dep.prefix}-{lid}"
+    for key in ("Period", "EvaluationPeriods", "DatapointsToAlarm"):
+        if key in props:
+            props[key] = int(props[key])
+    props["Threshold"] = float(props["Threshold"])
+    props["Dimensions"] = [{"Name": d["Name"], "Value": str(d["Value"])} for d in props.get("Dimensions", [])]
+    session.client("cloudwatch").put_metric_alarm(AlarmName=name, **props)
+    dep.physical[lid] = name
+    dep.attributes[(lid, "Arn")] = f"arn:aws:cloudwatch:{dep.region}:{dep.account}:alarm:{name}"
+
+
+def _named_by_messaging(dep: Deployment, session: Any, lid: str, res: dict[str, Any]) -> None:
+    """Created by :func:`_deploy_messaging`, which runs first (functions' environments name them)."""
+
+
+#: Resource types this module creates in embedded AWS, in creation order.
+DEPLOYED: dict[str, Callable[[Deployment, Any, str, dict[str, Any]], None]] = {
+    "AWS::SES::ConfigurationSet": _named_by_messaging,
+    "AWS::DynamoDB::Table": _deploy_table,
+    "AWS::S3::Bucket": _deploy_bucket,
+    "AWS::SQS::Queue": _deploy_queue,
+    "AWS::SQS::QueuePolicy": _deploy_queue_policy,
+    "AWS::SNS::Topic": _deploy_topic,
+    "AWS::SNS::Subscription": _deploy_subscription,
+    "AWS::Logs::LogGroup": _deploy_log_group,
+    "AWS::CloudWatch::Alarm": _deploy_alarm,
+}
+
+#: Resource types the local runtime brings up itself: named in :func:`deploy`, run in-process.
+RUN_LOCALLY: dict[str, str] = {
+    "AWS::Serverless::Function": "kairos_local.runtime.LocalRuntime runs the handlers in-process",
+    "AWS::Serverless::Api": "kairos_local.runtime.LocalRuntime.http serves the routes and runs the authorizer",
+    "AWS::Serverless::StateMachine": "kairos_local.stepfunctions.deploy_state_machines creates them in moto",
+}
+
+#: Resource types embedded AWS does without, and why.
+SKIPPED: dict[str, str] = {
+    "AWS::Serverless::LayerVersion": "functions import the repository's kairos package; there is no layer to build",
+    "AWS::S3::BucketPolicy": (
+        "the policies only deny insecure transport, and moto takes in-process requests for insecure: it would "
+        "refuse every one"
+    ),
+    "AWS::SES::ConfigurationSetEventDestination": (
+        "moto's SES has no EventBridge destinations; local engagement arrives through POST /v1/events"
+    ),
+}
 
 
 def _deploy_messaging(dep: Deployment, session: Any) -> None:

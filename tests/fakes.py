@@ -46,11 +46,14 @@ class InMemoryCustomerStore(CustomerStore):
         self.events: dict[str, dict[str, dict[str, Any]]] = defaultdict(dict)  # cid -> event id -> stored item
         self.moments: dict[str, set[str]] = defaultdict(set)  # cid -> {"m#<hour>", "p#<hour>"}
         self.fallbacks: dict[str, dict[str, Any]] = {}
+        self.decision_notes: dict[str, set[str]] = defaultdict(set)  # cid -> decision-log objects naming them
         # Customers whose aggregates were ever written: DynamoDB has no ``agg`` attribute on a customer made
         # by a profile alone (no events, no time-zone change), and its erasure reports ``aggregates: False``.
         self.with_aggregates: set[str] = set()
         self.commits = 0
         self.fail_next_commits = 0  # inject conflicts: the next N commits raise ConflictError
+        # inject store failures: a transaction holding one of these customers raises that customer's error
+        self.commit_errors: dict[str, Exception] = {}
 
     # ------------------------------------------------------------------ reads
 
@@ -71,12 +74,16 @@ class InMemoryCustomerStore(CustomerStore):
         return copy.deepcopy(rec) if rec is not None else None
 
     def get_customers(self, customer_ids: Iterable[str]) -> dict[str, CustomerRecord]:
-        return {c: r for c in set(customer_ids) if (r := self.get_customer(c)) is not None}
+        return {c: r for c in set(customer_ids) if (r := self.get_customer(c)) is not None and not r.erased}
 
     def scan_customers(
         self, segment: int, total_segments: int, start_after: str | None = None, limit: int = 500
     ) -> tuple[list[CustomerRecord], str | None]:
-        ids = sorted(c for c in self.customers if _segment_of(c, total_segments) == segment and not c.startswith("__"))
+        ids = sorted(
+            c
+            for c, rec in self.customers.items()
+            if _segment_of(c, total_segments) == segment and not c.startswith("__") and not rec.erased
+        )
         if start_after is not None:
             ids = [c for c in ids if c > start_after]
         page = ids[:limit]
@@ -116,6 +123,9 @@ class InMemoryCustomerStore(CustomerStore):
         if self.fail_next_commits > 0:
             self.fail_next_commits -= 1
             raise ConflictError("injected conflict")
+        for w in writes:
+            if w.record.customer_id in self.commit_errors:
+                raise self.commit_errors[w.record.customer_id]
         if sum(w.size for w in writes) > self.max_transaction_items:
             raise ValueError(f"a transaction holds at most {self.max_transaction_items} items")
         for w in writes:  # every condition first, as a transaction does
@@ -161,25 +171,55 @@ class InMemoryCustomerStore(CustomerStore):
         self.customers[record.customer_id] = rec
 
     def put_recommendation(self, customer_id: str, recommendation: dict[str, Any]) -> None:
-        if customer_id in self.customers:
+        if customer_id in self.customers and not self.customers[customer_id].erased:
             self.customers[customer_id].recommendation = copy.deepcopy(recommendation)
 
     def put_fallback(self, key: str, recommendation: dict[str, Any]) -> None:
         self.fallbacks[key] = copy.deepcopy(recommendation)
 
-    def erase_customer(self, customer_id: str) -> dict[str, Any]:
-        events = self.events.pop(customer_id, {})
-        moments = self.moments.pop(customer_id, set())
-        old = self.customers.pop(customer_id, None)
+    # ------------------------------------------------------------------ erasure
+
+    def tombstone(self, customer_id: str, now: datetime) -> dict[str, Any]:
+        old = self.customers.get(customer_id)
         had_aggregates = customer_id in self.with_aggregates
         self.with_aggregates.discard(customer_id)
+        self.customers[customer_id] = CustomerRecord(
+            customer_id, version=(old.version if old else 0) + 1, exists=True, erased_at=now.isoformat()
+        )
         return {
+            "existed": old is not None,
             "profile": bool(old and old.profile),
             "aggregates": old is not None and had_aggregates,
-            "events": len(events),
-            "engagement_moments": sum(1 for m in moments if m.startswith("m#")),
-            "event_dates": sorted({time.strftime("%Y-%m-%d", time.gmtime(e["ts"])) for e in events.values()}),
+            "erased_before": old.erased_at if old else None,
         }
+
+    def forget_tombstone(self, customer_id: str, erased_at: datetime) -> None:
+        rec = self.customers.get(customer_id)
+        if rec is not None and rec.erased and rec.erased_at == erased_at.isoformat():
+            del self.customers[customer_id]
+
+    def erasure_inventory(self, customer_id: str) -> dict[str, Any]:
+        events = self.events.get(customer_id, {})
+        return {
+            "events": len(events),
+            "engagement_moments": len(self.moments.get(customer_id, set())),
+            "event_dates": sorted({time.strftime("%Y-%m-%d", time.gmtime(e["ts"])) for e in events.values()}),
+            "decision_objects": sorted(self.decision_notes.get(customer_id, set())),
+        }
+
+    def delete_customer_items(self, customer_id: str) -> None:
+        self.events.pop(customer_id, None)
+        self.moments.pop(customer_id, None)
+        self.decision_notes.pop(customer_id, None)
+
+    def erased_at(self, customer_ids: Iterable[str]) -> dict[str, str]:
+        return {
+            c: rec.erased_at for c in set(customer_ids) if (rec := self.customers.get(c)) is not None and rec.erased_at
+        }
+
+    def note_decisions(self, customer_ids: Iterable[str], object_key: str, expires_at: int) -> None:
+        for c in customer_ids:
+            self.decision_notes[c].add(object_key)
 
 
 def _segment_of(customer_id: str, total_segments: int) -> int:
@@ -203,11 +243,16 @@ class InMemoryEventArchive(EventArchive):
             keys.append(key)
         return keys
 
-    def purge_customer(self, customer_id: str, dates: Iterable[str]) -> tuple[int, int]:
+    def purge_customer(self, customer_id: str, dates: Iterable[str], until: str | None = None) -> tuple[int, int]:
+        def erased(r: dict[str, Any]) -> bool:
+            return r.get("customer_id") == customer_id and (
+                until is None or parse_ts(r["timestamp"]) <= parse_ts(until)
+            )
+
         objects = lines = 0
         for date in set(dates):
             for key in [k for k in self.objects if k.startswith(f"events/dt={date}/")]:
-                kept = [r for r in self.objects[key] if r.get("customer_id") != customer_id]
+                kept = [r for r in self.objects[key] if not erased(r)]
                 removed = len(self.objects[key]) - len(kept)
                 if removed:
                     objects += 1
@@ -305,11 +350,32 @@ class RecordingJourneyStarter(JourneyStarter):
 
 
 class InMemoryDecisionLog(DecisionLog):
-    def __init__(self) -> None:
-        self.pages: dict[tuple[str, str], list[dict[str, Any]]] = {}
+    """Decision pages by ``<campaign>/<page>``; notes each named customer on the customer store, like S3's."""
+
+    def __init__(self, customers: InMemoryCustomerStore | None = None) -> None:
+        self.pages: dict[str, list[dict[str, Any]]] = {}
+        self.customers = customers
 
     def write(self, campaign_id: str, page_key: str, records: list[dict[str, Any]]) -> None:
-        self.pages[(campaign_id, page_key)] = copy.deepcopy(records)
+        key = f"{campaign_id}/{page_key}"
+        named = {r["customer_id"] for r in records if r.get("customer_id")}
+        if self.customers is not None:
+            self.customers.note_decisions(named, key, 0)
+        self.pages[key] = copy.deepcopy(records)
+        if self.customers is not None:
+            gone = named - set(self.customers.get_customers(named))
+            self.pages[key] = [r for r in self.pages[key] if r.get("customer_id") not in gone]
+
+    def purge_customer(self, customer_id: str, objects: Iterable[str]) -> tuple[int, int]:
+        count = lines = 0
+        for key in set(objects):
+            kept = [r for r in self.pages.get(key, []) if r.get("customer_id") != customer_id]
+            removed = len(self.pages.get(key, [])) - len(kept)
+            if removed:
+                count += 1
+                lines += removed
+                self.pages[key] = kept
+        return count, lines
 
     def records(self) -> list[dict[str, Any]]:
         return [r for recs in self.pages.values() for r in recs]

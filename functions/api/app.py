@@ -11,7 +11,7 @@ from aws_lambda_powertools.event_handler.openapi.params import Body, Path, Query
 from aws_lambda_powertools.metrics import MetricUnit
 
 from kairos import __version__, timeutil, wiring
-from kairos.api import make_resolver
+from kairos.api import API_KEY_SCHEME, caller, check_filter_values, make_resolver
 from kairos.config import settings
 from kairos.domain.campaigns import CampaignIn, CampaignList, CampaignView, SegmentIn, SegmentList, SegmentView
 from kairos.errors import InvalidInputError
@@ -19,6 +19,8 @@ from kairos.logic import campaigns, customers, ingest, recommendations
 from kairos.observability import logger, metrics, tracer
 from kairos.schemas import (
     _ID_PATTERN,
+    MAX_BODY_BYTES,
+    SCOPES,
     CustomerProfileIn,
     CustomerView,
     ErasureReport,
@@ -30,7 +32,7 @@ from kairos.schemas import (
 if TYPE_CHECKING:
     from aws_lambda_powertools.utilities.typing import LambdaContext
 
-    from kairos.ports import CampaignLauncher, CampaignStore, CustomerStore, EventArchive, MessageLog
+    from kairos.ports import CampaignLauncher, CampaignStore, CustomerStore, DecisionLog, EventArchive, MessageLog
 
 app = make_resolver()
 
@@ -53,6 +55,11 @@ def message_log() -> MessageLog:
 
 
 @lru_cache(maxsize=1)
+def decision_log() -> DecisionLog:
+    return wiring.decision_log(settings())
+
+
+@lru_cache(maxsize=1)
 def campaign_store() -> CampaignStore:
     return wiring.campaign_store(settings())
 
@@ -62,7 +69,7 @@ def launcher() -> CampaignLauncher | None:
     return wiring.campaign_launcher(settings())
 
 
-@app.post("/v1/events", summary="Ingest a batch of 1 to 500 events", tags=["events"])
+@app.endpoint("POST", "/v1/events", scope="ingest", summary="Ingest a batch of 1 to 500 events", tags=["events"])
 def post_events(batch: Annotated[EventBatch, Body()]) -> IngestResult:
     cfg = settings()
     result = ingest.ingest_events(batch.events, store(), timeutil.now(), cfg.retention, cfg.clock_skew)
@@ -75,20 +82,43 @@ def post_events(batch: Annotated[EventBatch, Body()]) -> IngestResult:
     return result
 
 
-@app.put("/v1/customers/<customer_id>", summary="Create or replace a customer profile", tags=["customers"])
+@app.endpoint(
+    "PUT",
+    "/v1/customers/<customer_id>",
+    scope="profiles",
+    summary="Create or replace a customer profile",
+    tags=["customers"],
+)
 def put_customer(customer_id: CustomerId, profile: Annotated[CustomerProfileIn, Body()]) -> CustomerView:
     return customers.put_profile(customer_id, profile, store(), timeutil.now())
 
 
-@app.get("/v1/customers/<customer_id>", summary="A profile with its aggregates", tags=["customers"])
+@app.endpoint(
+    "GET",
+    "/v1/customers/<customer_id>",
+    scope="read",
+    errors=(400, 404),
+    summary="A profile with its aggregates",
+    tags=["customers"],
+)
 def get_customer(customer_id: CustomerId) -> CustomerView:
     return customers.get_customer(customer_id, store())
 
 
-@app.delete("/v1/customers/<customer_id>", summary="Erase a customer (right to be forgotten)", tags=["customers"])
+@app.endpoint(
+    "DELETE",
+    "/v1/customers/<customer_id>",
+    scope="erase",
+    errors=(400, 404),
+    summary="Erase a customer (right to be forgotten)",
+    tags=["customers"],
+)
 def delete_customer(customer_id: CustomerId) -> ErasureReport:
-    report = customers.erase_customer(customer_id, store(), archive(), message_log())
-    logger.info("customer erased", extra=report.model_dump())
+    # An erasure is audited with the key that asked for it, whether or not there was anything to erase.
+    who = caller(app.current_event.raw_event)
+    logger.info("customer erasure requested", extra={"customer_id": customer_id, **who})
+    report = customers.erase_customer(customer_id, store(), archive(), message_log(), decision_log(), timeutil.now())
+    logger.info("customer erased", extra={**report.model_dump(), **who})
     return report
 
 
@@ -96,53 +126,86 @@ CampaignId = Annotated[str, Path(pattern=r"^[0-9a-f]{32}$", description="The id 
 SegmentName = Annotated[str, Path(pattern=_ID_PATTERN, description="The segment's name")]
 
 
-@app.put("/v1/segments/<name>", summary="Save an audience segment (all filters must hold)", tags=["campaigns"])
+@app.endpoint(
+    "PUT",
+    "/v1/segments/<name>",
+    scope="manage",
+    summary="Save an audience segment (all filters must hold)",
+    description="The body's `name` must equal the path's name (else 400 naming `name`). A filter's `value` "
+    "follows the limits of profile attributes.",
+    tags=["campaigns"],
+)
 def put_segment(name: SegmentName, segment: Annotated[SegmentIn, Body()]) -> SegmentView:
     if segment.name != name:
         raise InvalidInputError("name", f"the body names '{segment.name}' but the path '{name}'")
+    check_filter_values(segment.filters, "filters")
     return SegmentView.model_validate(campaigns.save_segment(segment, campaign_store(), timeutil.now()))
 
 
-@app.get("/v1/segments/<name>", summary="A saved segment", tags=["campaigns"])
+@app.endpoint(
+    "GET", "/v1/segments/<name>", scope="read", errors=(400, 404), summary="A saved segment", tags=["campaigns"]
+)
 def get_segment(name: SegmentName) -> SegmentView:
     return SegmentView.model_validate(campaign_store().get_segment(name))
 
 
-@app.get("/v1/segments", summary="All saved segments", tags=["campaigns"])
+@app.endpoint("GET", "/v1/segments", scope="read", summary="All saved segments", tags=["campaigns"])
 def list_segments() -> SegmentList:
     return SegmentList(segments=[SegmentView.model_validate(s) for s in campaign_store().list_segments()])
 
 
-@app.post("/v1/campaigns", summary="Create a campaign", tags=["campaigns"])
-def post_campaign(campaign: Annotated[CampaignIn, Body()]) -> Response[CampaignView]:
+@app.endpoint(
+    "POST",
+    "/v1/campaigns",
+    scope="manage",
+    status_code=201,
+    summary="Create a campaign (it launches at starts_at, or now)",
+    description="A filter's `value` follows the limits of profile attributes.",
+    tags=["campaigns"],
+)
+def post_campaign(campaign: Annotated[CampaignIn, Body()]) -> CampaignView:
+    check_filter_values(campaign.audience.filters, "audience.filters")
     doc = campaigns.create_campaign(campaign, campaign_store(), timeutil.now(), launcher())
-    return Response(
-        status_code=201,
-        content_type=content_types.APPLICATION_JSON,
-        body=CampaignView.model_validate(doc).model_dump(mode="json"),
-    )
+    return CampaignView.model_validate(doc)
 
 
-@app.get("/v1/campaigns/<campaign_id>", summary="A campaign", tags=["campaigns"])
+@app.endpoint(
+    "GET", "/v1/campaigns/<campaign_id>", scope="read", errors=(400, 404), summary="A campaign", tags=["campaigns"]
+)
 def get_campaign(campaign_id: CampaignId) -> CampaignView:
     return CampaignView.model_validate(campaign_store().get_campaign(campaign_id))
 
 
-@app.get("/v1/campaigns", summary="Campaigns, a page at a time", tags=["campaigns"])
+@app.endpoint(
+    "GET", "/v1/campaigns", scope="read", errors=(400,), summary="Campaigns, a page at a time", tags=["campaigns"]
+)
 def list_campaigns(
-    limit: Annotated[int, Query(ge=1, le=100)] = 50, next_token: Annotated[str | None, Query()] = None
+    limit: Annotated[int, Query(ge=1, le=100)] = 50,
+    next_token: Annotated[
+        str | None, Query(max_length=2048, description="The next_token of the previous page, as returned")
+    ] = None,
 ) -> CampaignList:
     items, token = campaign_store().list_campaigns(limit, next_token)
     return CampaignList(campaigns=[CampaignView.model_validate(i) for i in items], next_token=token)
 
 
-@app.post("/v1/campaigns/<campaign_id>/cancel", summary="Cancel a campaign", tags=["campaigns"])
+@app.endpoint(
+    "POST",
+    "/v1/campaigns/<campaign_id>/cancel",
+    scope="manage",
+    errors=(404,),
+    summary="Cancel a campaign",
+    tags=["campaigns"],
+)
 def cancel_campaign(campaign_id: CampaignId) -> CampaignView:
     return CampaignView.model_validate(campaigns.cancel_campaign(campaign_id, campaign_store(), timeutil.now()))
 
 
-@app.get(
+@app.endpoint(
+    "GET",
     "/v1/customers/<customer_id>/recommendation",
+    scope="read",
+    errors=(400, 404),
     summary="Best hour to message the customer and the products to offer",
     tags=["customers"],
 )
@@ -157,13 +220,22 @@ def openapi_document():  # noqa: ANN201 - a raw document, not a model
 
 @lru_cache(maxsize=1)
 def openapi_json() -> str:
-    return app.get_openapi_json_schema(
+    return app.openapi_document(
         title="Kairos API",
         version=__version__,
-        description="Send-time optimization and multichannel messaging. Every route but this document needs "
-        "`Authorization: Bearer <api key>`.",
-        security_schemes={"apiKey": HTTPBearer(description="A Kairos API key (python -m kairos.admin create-key)")},
-        security=[{"apiKey": []}],
+        description="Send-time optimization and multichannel messaging. Every operation needs "
+        "`Authorization: Bearer <api key>` with the scope it lists under `security`. Bodies are UTF-8 "
+        f"`application/json` of at most {MAX_BODY_BYTES} bytes, nested at most 32 levels, without NaN or "
+        "Infinity. Every error answer is an `ErrorBody` whose `message` starts with the offending field.",
+        security_schemes={
+            API_KEY_SCHEME: HTTPBearer(
+                description="A Kairos API key (`python -m kairos.admin create-key --scope ...`) with scopes: "
+                + ", ".join(f"`{s}`" for s in SCOPES)
+                + ". `ingest`: POST /v1/events; `profiles`: PUT /v1/customers/{id}; `read`: every GET; "
+                "`manage`: segments and campaigns (create, cancel); `erase`: DELETE /v1/customers/{id}. "
+                "Keys made before scopes existed hold every scope."
+            )
+        },
     )
 
 

@@ -18,7 +18,7 @@ from kairos.observability import logger, metrics, tracer
 if TYPE_CHECKING:
     from aws_lambda_powertools.utilities.typing import LambdaContext
 
-    from kairos.ports import EventArchive
+    from kairos.ports import CustomerStore, EventArchive
 
 
 @lru_cache(maxsize=1)
@@ -26,11 +26,16 @@ def archive() -> EventArchive:
     return wiring.event_archive(settings())
 
 
+@lru_cache(maxsize=1)
+def customers() -> CustomerStore:
+    return wiring.customer_store(settings())
+
+
 @logger.inject_lambda_context(log_event=False)
 @metrics.log_metrics
 @tracer.capture_lambda_handler
 @event_source(data_class=DynamoDBStreamEvent)
 def lambda_handler(event: DynamoDBStreamEvent, context: LambdaContext) -> dict:
-    counts = archive_stream_records(event.raw_event["Records"], archive())
+    counts = archive_stream_records(event.raw_event["Records"], archive(), customers())
     logger.info("stream batch archived", extra=counts)
     return counts

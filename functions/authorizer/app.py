@@ -2,7 +2,8 @@
 
 API Gateway caches the policy per token (see AuthorizerResultTtlInSeconds in template.yaml), so a revoked key
 stops working within that TTL. The policy allows every route of the API, because a cached policy is reused for
-all routes called with the same token.
+all routes called with the same token; the key's scopes travel in the context (``scopes``, space-separated, as
+API Gateway passes only strings, numbers and booleans) and the API checks per route (``kairos.api``).
 """
 
 from __future__ import annotations
@@ -56,7 +57,7 @@ def lambda_handler(event: APIGatewayAuthorizerTokenEvent, context: LambdaContext
         aws_account_id=arn.aws_account_id,
         api_id=arn.api_id,
         stage=arn.stage,
-        context={"app_id": app_key["app_id"], "key_id": app_key["key_id"]},
+        context={"app_id": app_key["app_id"], "key_id": app_key["key_id"], "scopes": " ".join(app_key["scopes"])},
     )
     policy.allow_all_routes()
     return policy.asdict()

@@ -10,17 +10,20 @@ from __future__ import annotations
 
 import gzip
 import json
+import random
+import time
 from collections import defaultdict
 from datetime import UTC
 from typing import TYPE_CHECKING, Any
 
 from kairos.adapters.aws import STORE_RETRIES, LazyClient, call
 from kairos.constants import ARCHIVE_EVENTS_PREFIX
+from kairos.errors import ConflictError, NotFoundError, StoreError
 from kairos.ports import EventArchive
 from kairos.timeutil import parse_ts
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable
+    from collections.abc import Callable, Iterable
 
     from mypy_boto3_s3 import S3Client
 
@@ -28,6 +31,9 @@ if TYPE_CHECKING:
 def event_date(record: dict[str, Any]) -> str:
     """The archive partition of a record: the UTC date of its timestamp."""
     return parse_ts(record["timestamp"]).astimezone(UTC).strftime("%Y-%m-%d")
+
+
+CONDITIONAL_ATTEMPTS = 10
 
 
 def encode_lines(records: Iterable[dict[str, Any]]) -> bytes:
@@ -78,28 +84,55 @@ class S3Archive(EventArchive):
             keys.append(key)
         return keys
 
-    def purge_customer(self, customer_id: str, dates: Iterable[str]) -> tuple[int, int]:
-        """Remove a customer's lines from the archive objects of the given dates.
+    def purge_customer(self, customer_id: str, dates: Iterable[str], until: str | None = None) -> tuple[int, int]:
+        """Remove a customer's lines from the archive objects of the given dates (see :func:`remove_lines`).
 
         Returns
         -------
         tuple
             (objects rewritten or deleted, lines removed)
         """
+        cutoff = parse_ts(until).timestamp() if until else None
+
+        def erased(record: dict[str, Any]) -> bool:
+            if record.get("customer_id") != customer_id:
+                return False
+            return cutoff is None or parse_ts(record["timestamp"]).timestamp() <= cutoff
+
         objects, lines = 0, 0
         paginator = self.client.get_paginator("list_objects_v2")
         for date in sorted(set(dates)):
             for page in paginator.paginate(Bucket=self.bucket, Prefix=f"{ARCHIVE_EVENTS_PREFIX}/dt={date}/"):
                 for obj in page.get("Contents", []):
-                    body = self.client.get_object(Bucket=self.bucket, Key=obj["Key"])["Body"].read()
-                    records = decode_lines(body)
-                    kept = [r for r in records if r.get("customer_id") != customer_id]
-                    if len(kept) == len(records):
-                        continue
-                    objects += 1
-                    lines += len(records) - len(kept)
-                    if kept:
-                        self.client.put_object(Bucket=self.bucket, Key=obj["Key"], Body=encode_lines(kept))
-                    else:
-                        self.client.delete_object(Bucket=self.bucket, Key=obj["Key"])
+                    removed = remove_lines(self.client, self.bucket, obj["Key"], erased, "archive")
+                    objects += removed > 0
+                    lines += removed
         return objects, lines
+
+
+def remove_lines(client: Any, bucket: str, key: str, drop: Callable[[dict[str, Any]], bool], what: str) -> int:
+    """Rewrite one gzip JSON Lines object without the records ``drop`` selects; return how many went.
+
+    The rewrite is conditional on the object being the version that was read (``If-Match`` on its ETag), and
+    is redone from a fresh read when another writer got there first, so two erasures purging one object at
+    the same time cannot put back each other's lines. An object left empty is deleted (also conditionally).
+    """
+    for attempt in range(1, CONDITIONAL_ATTEMPTS + 1):
+        try:
+            got = call(client, "get_object", what, Bucket=bucket, Key=key)
+        except NotFoundError:
+            return 0
+        records = decode_lines(got["Body"].read())
+        kept = [r for r in records if not drop(r)]
+        if len(kept) == len(records):
+            return 0
+        try:
+            if kept:
+                call(client, "put_object", what, Bucket=bucket, Key=key, Body=encode_lines(kept), IfMatch=got["ETag"])
+            else:
+                call(client, "delete_object", what, Bucket=bucket, Key=key, IfMatch=got["ETag"])
+        except (ConflictError, NotFoundError):
+            time.sleep(min(1.0, 0.02 * 2**attempt) * random.random())
+            continue
+        return len(records) - len(kept)
+    raise StoreError(f"{what}: {key} kept changing while it was purged")

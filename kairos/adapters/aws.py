@@ -20,7 +20,7 @@ import boto3
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
-from kairos.errors import ConflictError, StoreError, ThrottledError
+from kairos.errors import ConflictError, NotFoundError, StoreError, ThrottledError
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -28,7 +28,16 @@ if TYPE_CHECKING:
 # DynamoDB and S3 calls retry inside the SDK with the standard mode's backoff.
 STORE_RETRIES = Config(retries={"mode": "standard", "max_attempts": 6})
 
-CONFLICT_CODES = frozenset({"ConditionalCheckFailedException", "TransactionCanceledException"})
+# S3 answers a failed If-Match with PreconditionFailed (412) or, for a racing write, ConditionalRequestConflict.
+CONFLICT_CODES = frozenset(
+    {
+        "ConditionalCheckFailedException",
+        "TransactionCanceledException",
+        "PreconditionFailed",
+        "ConditionalRequestConflict",
+    }
+)
+NOT_FOUND_CODES = frozenset({"NoSuchKey", "404"})
 THROTTLE_CODES = frozenset(
     {
         "ProvisionedThroughputExceededException",
@@ -90,10 +99,13 @@ def domain_error(exc: ClientError, what: str) -> Exception:
     Returns
     -------
     Exception
-        :class:`~kairos.errors.ConflictError` for a failed condition, :class:`~kairos.errors.ThrottledError`
+        :class:`~kairos.errors.NotFoundError` for a missing S3 object, :class:`~kairos.errors.ConflictError` for
+        a failed condition, :class:`~kairos.errors.ThrottledError`
         for throttling, :class:`~kairos.errors.StoreError` otherwise.
     """
     code = error_code(exc)
+    if code in NOT_FOUND_CODES:
+        return NotFoundError(f"{what}: not found ({code})")
     if code in CONFLICT_CODES:
         return ConflictError(f"{what}: a condition did not hold ({code})")
     if code in THROTTLE_CODES:

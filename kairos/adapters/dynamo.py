@@ -5,7 +5,10 @@ Tables (both from ``template.yaml``):
 - events table, key ``customer_id`` + ``sk``: ``e#<event_id>`` holds one accepted event (the archive record as
   JSON), ``m#<epoch hour>`` / ``p#<epoch hour>`` marks an engagement / purchase moment already counted in the
   aggregates. Both expire with the event retention (TTL attribute ``expires_at``).
+  ``d#<object key>`` marks a decision-log object that names the customer, so an erasure finds it.
 - customers table, key ``customer_id``: the profile, the aggregates and their optimistic-lock ``version``.
+  An erased customer leaves a tombstone (``erased_at``, expiring with the event retention) so that late
+  feedback, replayed events and in-flight writes cannot bring the customer back.
 
 Every accepted event, its new moments and its customer's new aggregates are written in one transaction with
 conditions (event and moment absent, customer version unchanged), so a retried or concurrent batch can neither
@@ -22,11 +25,13 @@ from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
+from botocore.exceptions import ClientError, HTTPClientError
+from botocore.exceptions import ConnectionError as BotoConnectionError
 
-from kairos.adapters.aws import STORE_RETRIES, LazyClient, call
+from kairos.adapters.aws import STORE_RETRIES, LazyClient, call, domain_error, error_code
 from kairos.aggregates import CustomerAggregates
 from kairos.domain.customers import CustomerRecord, IngestState
-from kairos.errors import ConflictError, ThrottledError
+from kairos.errors import ConflictError, InvalidInputError, StoreError, ThrottledError
 from kairos.ports import CustomerStore
 
 if TYPE_CHECKING:
@@ -40,6 +45,7 @@ if TYPE_CHECKING:
 MAX_TRANSACTION_ITEMS = 100
 MAX_BATCH_GET_KEYS = 100
 MAX_BATCH_WRITE_ITEMS = 25
+DECISION_MARKER = "d#"  # events-table item per customer and decision-log object that names them
 
 _ser = TypeSerializer()
 _deser = TypeDeserializer()
@@ -77,6 +83,32 @@ def from_item(item: dict[str, Any]) -> dict[str, Any]:
 
 def event_sk(event_id: str) -> str:
     return f"e#{event_id}"
+
+
+# A cancelled transaction says per item why (CancellationReasons):
+# https://docs.aws.amazon.com/amazondynamodb/latest/APIReference/API_TransactWriteItems.html
+_REFUSED_REASONS = frozenset({"ValidationError", "ItemCollectionSizeLimitExceeded"})
+_THROTTLED_REASONS = frozenset({"ThrottlingError", "ProvisionedThroughputExceeded", "RequestLimitExceeded"})
+
+
+def _ingest_error(exc: ClientError) -> Exception:
+    """The domain error of a failed ingest transaction (see ``DynamoStore.commit_ingest``)."""
+    code = error_code(exc)
+    message = str(exc.response.get("Error", {}).get("Message", ""))[:200]
+    if code == "TransactionCanceledException":
+        reasons = {str(r.get("Code")) for r in exc.response.get("CancellationReasons") or []}
+        if reasons & _REFUSED_REASONS:
+            return InvalidInputError("(event)", f"the store refused the write ({', '.join(sorted(reasons))})")
+        if reasons & _THROTTLED_REASONS:
+            return ThrottledError(f"DynamoDB transact_write_items throttled ({', '.join(sorted(reasons))})")
+        # ConditionalCheckFailed, TransactionConflict: reload and try again.
+        return ConflictError(f"DynamoDB transact_write_items: cancelled ({', '.join(sorted(reasons))})")
+    if code == "ValidationException":
+        # Sizes are checked before a write; what DynamoDB still refuses is refused whatever the retry.
+        return InvalidInputError("(event)", f"the store refused the write: {message or code}")
+    if code == "TransactionInProgressException":
+        return ConflictError("DynamoDB transact_write_items: the same transaction is in progress")
+    return domain_error(exc, "DynamoDB transact_write_items")
 
 
 class DynamoStore(CustomerStore):
@@ -171,6 +203,7 @@ class DynamoStore(CustomerStore):
             recommendation=doc.get("recommendation"),
             updated_at=doc.get("updated_at"),
             consent_at=doc.get("consent_at"),
+            erased_at=doc.get("erased_at"),
         )
 
     def get_customer(self, customer_id: str) -> CustomerRecord | None:
@@ -243,6 +276,14 @@ class DynamoStore(CustomerStore):
         ------
         ConflictError
             An event or moment already exists, or a customer changed since it was read. Nothing was written.
+        InvalidInputError
+            DynamoDB refused the data itself (an item over 400 KB, the transaction over 4 MB): writing the same
+            again will fail again. Nothing was written.
+        ThrottledError
+            Throttled after the SDK's retries. Nothing was written.
+        StoreError
+            Any other failure: a 5xx or no answer after the SDK's retries (transient), a missing table or
+            permission (not transient, see ``kairos.api.is_transient``).
         """
         items: list[dict[str, Any]] = []
         now_iso = now.isoformat()
@@ -257,7 +298,10 @@ class DynamoStore(CustomerStore):
                                 {
                                     "customer_id": w.record.customer_id,
                                     "sk": event_sk(ev.event_id),
-                                    "record": json.dumps(record, separators=(",", ":"), sort_keys=True),
+                                    # UTF-8 as is, so the stored size is the size the API's limit measured
+                                    "record": json.dumps(
+                                        record, separators=(",", ":"), sort_keys=True, ensure_ascii=False
+                                    ),
                                     "type": ev.type,
                                     "message_id": ev.message_id,
                                     "ts": int(ev.timestamp.timestamp()),
@@ -308,7 +352,18 @@ class DynamoStore(CustomerStore):
             raise ValueError(f"a transaction holds at most {MAX_TRANSACTION_ITEMS} items, got {len(items)}")
         # The token makes a transaction retried by the SDK after a lost response idempotent (10 minutes).
         token = hashlib.sha256(json.dumps(items, sort_keys=True, default=str).encode()).hexdigest()[:36]
-        self._call("transact_write_items", TransactItems=items, ClientRequestToken=token)
+        self._transact_ingest(items, token)
+
+    def _transact_ingest(self, items: list[dict[str, Any]], token: str) -> None:
+        """TransactWriteItems, its failure told apart: a lost race, throttling, refused data, or a store fault."""
+        self.request_count += 1
+        try:
+            self.client.transact_write_items(TransactItems=items, ClientRequestToken=token)
+        except ClientError as exc:
+            raise _ingest_error(exc) from exc
+        except (BotoConnectionError, HTTPClientError) as exc:
+            # No answer after the SDK's retries; the request token makes a retry of the same batch safe.
+            raise StoreError(f"DynamoDB transact_write_items unreachable ({type(exc).__name__})") from exc
 
     def put_profile(
         self,
@@ -349,56 +404,130 @@ class DynamoStore(CustomerStore):
                 TableName=self.customers_table,
                 Key={"customer_id": {"S": customer_id}},
                 UpdateExpression="SET recommendation = :r",
-                ConditionExpression="attribute_exists(customer_id)",
+                # a tombstone alone is not a customer: only what was learnt since the erasure is scored
+                ConditionExpression="attribute_exists(customer_id) AND "
+                "(attribute_not_exists(erased_at) OR attribute_exists(agg) OR attribute_exists(profile))",
                 ExpressionAttributeValues={":r": _ser.serialize(to_dynamo(recommendation))},
             )
         except ConflictError:
             return  # erased meanwhile: nothing to recommend to
 
-    def erase_customer(self, customer_id: str) -> dict[str, Any]:
-        """Delete a customer's events, moments and profile item; say what was there."""
-        keys: list[dict[str, Any]] = []
+    # ---------------------------------------------------------------- erasure
+
+    def tombstone(self, customer_id: str, now: datetime) -> dict[str, Any]:
+        """Replace the customer by a tombstone in one update; say what was there.
+
+        The update bumps the version, so an ingestion that read the customer before cannot write after it.
+        The tombstone lives as long as the events could (their retention), plus a day for late feedback.
+        """
+        resp = self._call(
+            "update_item",
+            TableName=self.customers_table,
+            Key={"customer_id": {"S": customer_id}},
+            UpdateExpression="SET erased_at = :now, #v = if_not_exists(#v, :zero) + :one, expires_at = :exp "
+            "REMOVE profile, agg, recommendation, consent_at, updated_at",
+            ExpressionAttributeNames={"#v": "version"},
+            ExpressionAttributeValues={
+                ":now": {"S": now.isoformat()},
+                ":zero": {"N": "0"},
+                ":one": {"N": "1"},
+                ":exp": {"N": str(int(now.timestamp()) + self.retention_seconds + 86400)},
+            },
+            ReturnValues="ALL_OLD",
+        )
+        old = from_item(resp["Attributes"]) if resp.get("Attributes") else {}
+        return {
+            "existed": bool(old),
+            "profile": "profile" in old,
+            "aggregates": "agg" in old,
+            "erased_before": old.get("erased_at"),
+        }
+
+    def forget_tombstone(self, customer_id: str, erased_at: datetime) -> None:
+        """Remove a tombstone written for an id that never held anything (unless something arrived since)."""
+        try:
+            self._call(
+                "delete_item",
+                TableName=self.customers_table,
+                Key={"customer_id": {"S": customer_id}},
+                ConditionExpression="erased_at = :t AND attribute_not_exists(agg) AND attribute_not_exists(profile)",
+                ExpressionAttributeValues={":t": {"S": erased_at.isoformat()}},
+            )
+        except ConflictError:
+            return
+
+    def erasure_inventory(self, customer_id: str) -> dict[str, Any]:
+        """What the events table holds of a customer, and where copies of it live elsewhere."""
         events, moments = 0, 0
         dates: set[str] = set()
+        decisions: set[str] = set()
         for item in self._query_sks(customer_id):
             sk = item["sk"]["S"]
-            keys.append({"customer_id": item["customer_id"], "sk": item["sk"]})
             if sk.startswith("e#"):
                 events += 1
                 if "ts" in item:
                     dates.add(time.strftime("%Y-%m-%d", time.gmtime(int(item["ts"]["N"]))))
-            elif sk.startswith("m#"):
+            elif sk.startswith(DECISION_MARKER):
+                decisions.add(sk[len(DECISION_MARKER) :])
+            else:
                 moments += 1
-        for start in range(0, len(keys), MAX_BATCH_WRITE_ITEMS):
-            request = {self.events_table: [{"DeleteRequest": {"Key": k}} for k in keys[start : start + 25]]}
+        return {
+            "events": events,
+            "engagement_moments": moments,
+            "event_dates": sorted(dates),
+            "decision_objects": sorted(decisions),
+        }
+
+    def delete_customer_items(self, customer_id: str) -> None:
+        """Delete every events-table item of the customer (events, moments, decision markers)."""
+        keys = [{"customer_id": i["customer_id"], "sk": i["sk"]} for i in self._query_sks(customer_id)]
+        self._batch_write(self.events_table, [{"DeleteRequest": {"Key": k}} for k in keys])
+
+    def _batch_write(self, table: str, requests: list[dict[str, Any]]) -> None:
+        for start in range(0, len(requests), MAX_BATCH_WRITE_ITEMS):
+            request = {table: requests[start : start + MAX_BATCH_WRITE_ITEMS]}
             attempt = 0
             while request:
                 resp = self._call("batch_write_item", RequestItems=request)
                 request = resp.get("UnprocessedItems") or {}
                 if request:
                     attempt += 1
+                    if attempt > 8:
+                        raise ThrottledError("DynamoDB kept writes unprocessed")
                     time.sleep(min(2.0, 0.05 * 2**attempt) * random.random())
-        resp = self._call(
-            "delete_item",
-            TableName=self.customers_table,
-            Key={"customer_id": {"S": customer_id}},
-            ReturnValues="ALL_OLD",
-        )
-        old = from_item(resp.get("Attributes", {})) if resp.get("Attributes") else {}
+
+    def erased_at(self, customer_ids: Iterable[str]) -> dict[str, str]:
+        """The tombstones among ``customer_ids``: id -> when it was erased."""
+        keys = {self.customers_table: [{"customer_id": {"S": c}} for c in sorted(set(customer_ids))]}
+        if not keys[self.customers_table]:
+            return {}
         return {
-            "profile": "profile" in old,
-            "aggregates": "agg" in old,
-            "events": events,
-            "engagement_moments": moments,
-            "event_dates": sorted(dates),
+            raw["customer_id"]["S"]: raw["erased_at"]["S"] for _, raw in self._batch_get(keys) if "erased_at" in raw
         }
+
+    def note_decisions(self, customer_ids: Iterable[str], object_key: str, expires_at: int) -> None:
+        """Remember, per customer, the decision-log object that names them (so an erasure finds it)."""
+        requests = [
+            {
+                "PutRequest": {
+                    "Item": {
+                        "customer_id": {"S": c},
+                        "sk": {"S": DECISION_MARKER + object_key},
+                        "expires_at": {"N": str(expires_at)},
+                    }
+                }
+            }
+            for c in sorted(set(customer_ids))
+        ]
+        self._batch_write(self.events_table, requests)
 
     def get_customers(self, customer_ids: Iterable[str]) -> dict[str, CustomerRecord]:
         """Customers that exist among ``customer_ids`` (consistent reads, 100 a call)."""
         keys = {self.customers_table: [{"customer_id": {"S": c}} for c in sorted(set(customer_ids))]}
         if not keys[self.customers_table]:
             return {}
-        return {rec.customer_id: rec for rec in (self._record(raw) for _, raw in self._batch_get(keys))}
+        records = (self._record(raw) for _, raw in self._batch_get(keys))
+        return {rec.customer_id: rec for rec in records if not rec.erased}
 
     def scan_customers(
         self, segment: int, total_segments: int, start_after: str | None = None, limit: int = 500
@@ -412,13 +541,17 @@ class DynamoStore(CustomerStore):
             "Segment": segment,
             "TotalSegments": total_segments,
             "Limit": limit,
-            "ProjectionExpression": "customer_id, agg, #v, profile, consent_at, recommendation",
+            "ProjectionExpression": "customer_id, agg, #v, profile, consent_at, recommendation, erased_at",
             "ExpressionAttributeNames": {"#v": "version"},
         }
         if start_after:
             kwargs["ExclusiveStartKey"] = {"customer_id": {"S": start_after}}
         resp = self._call("scan", **kwargs)
-        records = [self._record(i) for i in resp.get("Items", []) if not i["customer_id"]["S"].startswith("__")]
+        records = [
+            rec
+            for rec in (self._record(i) for i in resp.get("Items", []) if not i["customer_id"]["S"].startswith("__"))
+            if not rec.erased
+        ]
         last = resp.get("LastEvaluatedKey")
         return records, (last["customer_id"]["S"] if last else None)
 

@@ -8,15 +8,20 @@ from typing import TYPE_CHECKING, Any
 from botocore.exceptions import ClientError
 
 from kairos import timeutil
-from kairos.adapters.archive import encode_lines
+from kairos.adapters.archive import encode_lines, remove_lines
 from kairos.adapters.aws import STORE_RETRIES, LazyClient, call, domain_error, error_code
 from kairos.ports import CampaignLauncher, DecisionLog, JourneyStarter
 
 if TYPE_CHECKING:
+    from collections.abc import Iterable
     from datetime import datetime
 
     from mypy_boto3_s3 import S3Client
     from mypy_boto3_stepfunctions import SFNClient
+
+    from kairos.ports import CustomerStore
+
+DECISIONS_PREFIX = "decisions"
 
 
 class _StateMachine:
@@ -65,21 +70,50 @@ class StepFunctionsCampaignLauncher(_StateMachine, CampaignLauncher):
 
 
 class S3DecisionLog(DecisionLog):
-    """``decisions/dt=YYYY-MM-DD/<campaign>/<page>.jsonl.gz`` in the archive bucket; a retried page overwrites."""
+    """``decisions/dt=YYYY-MM-DD/<campaign>/<page>.jsonl.gz`` in the archive bucket; a retried page overwrites.
+
+    Parameters
+    ----------
+    bucket
+        The archive bucket.
+    customers
+        Where each customer's decision objects are noted, so an erasure finds every object naming them.
+    retention_days
+        How long decision objects live (the bucket's lifecycle rule); their notes expire with them.
+    """
 
     client = LazyClient("s3", STORE_RETRIES)
 
-    def __init__(self, bucket: str, client: S3Client | None = None) -> None:
+    def __init__(
+        self,
+        bucket: str,
+        customers: CustomerStore,
+        retention_days: int = 400,
+        client: S3Client | None = None,
+    ) -> None:
         self.bucket = bucket
+        self.customers = customers
+        self.retention_days = retention_days
         self.client = client
 
     def write(self, campaign_id: str, page_key: str, records: list[dict[str, Any]]) -> None:
-        date = timeutil.now().strftime("%Y-%m-%d")
-        call(
-            self.client,
-            "put_object",
-            "decision log",
-            Bucket=self.bucket,
-            Key=f"decisions/dt={date}/{campaign_id}/{page_key}.jsonl.gz",
-            Body=encode_lines(records),
-        )
+        now = timeutil.now()
+        key = f"{DECISIONS_PREFIX}/dt={now:%Y-%m-%d}/{campaign_id}/{page_key}.jsonl.gz"
+        named = {r["customer_id"] for r in records if r.get("customer_id")}
+        # Note first, write second, check third: an erasure that runs at any point either finds the note and
+        # purges the object after it is written, or is seen by the check below, which purges it here.
+        self.customers.note_decisions(named, key, int(now.timestamp()) + (self.retention_days + 1) * 86400)
+        call(self.client, "put_object", "decision log", Bucket=self.bucket, Key=key, Body=encode_lines(records))
+        gone = named - set(self.customers.get_customers(named))
+        if gone:
+            remove_lines(self.client, self.bucket, key, lambda r: r.get("customer_id") in gone, "decision log")
+
+    def purge_customer(self, customer_id: str, objects: Iterable[str]) -> tuple[int, int]:
+        count, lines = 0, 0
+        for key in sorted(set(objects)):
+            removed = remove_lines(
+                self.client, self.bucket, key, lambda r: r.get("customer_id") == customer_id, "decision log"
+            )
+            count += removed > 0
+            lines += removed
+        return count, lines

@@ -8,6 +8,7 @@ message of a customer, for frequency caps and erasure; ``expires_at`` is the TTL
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, date, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -162,24 +163,38 @@ class DynamoMessageLog(MessageLog):
             kwargs = {**kwargs, "ExclusiveStartKey": page["LastEvaluatedKey"]}
 
     def erase_customer(self, customer_id: str) -> tuple[int, int]:
-        """Delete a customer's messages from the log and their archived attempts; returns (records, objects)."""
+        """Delete a customer's messages and their archived attempts; returns (records, objects).
+
+        Each record goes after its archived attempts, so an erasure interrupted half-way and run again still
+        finds what is left. Objects are matched by exact key (``<message id>.<attempt>.jsonl.gz``): message ids
+        that prefix each other (customer ``c`` and customer ``c.0``) never touch each other's objects.
+        """
         records = self.for_customer(customer_id)
         objects = 0
         for rec in records:
+            objects += self._delete_archived(rec)
             self._call("delete_item", TableName=self.table, Key={"message_id": {"S": rec["message_id"]}})
-            first = _day(rec.get("claimed_at"))
-            last = _day(rec.get("finished_at")) or first
-            if first is None or last is None:
-                continue
-            day = first
-            while day <= last:  # attempts of one message span the days its retries took
-                prefix = f"{ARCHIVE_PREFIX}/dt={day:%Y-%m-%d}/{rec['campaign_id']}/{rec['message_id']}."
-                listed = call(self.s3, "list_objects_v2", "message archive", Bucket=self.bucket, Prefix=prefix)
-                for obj in listed.get("Contents", []):
-                    call(self.s3, "delete_object", "message archive", Bucket=self.bucket, Key=obj["Key"])
-                    objects += 1
-                day += timedelta(days=1)
         return len(records), objects
+
+    def _delete_archived(self, rec: dict[str, Any]) -> int:
+        first = _day(rec.get("claimed_at"))
+        last = _day(rec.get("finished_at")) or _day(rec.get("updated_at")) or first
+        if first is None or last is None:
+            return 0
+        own = re.compile(re.escape(rec["message_id"]) + r"\.\d+\.jsonl\.gz")
+        deleted = 0
+        day = first
+        while day <= last + timedelta(days=1):  # attempts of one message span the days its retries took
+            folder = f"{ARCHIVE_PREFIX}/dt={day:%Y-%m-%d}/{rec['campaign_id']}/"
+            listed = call(
+                self.s3, "list_objects_v2", "message archive", Bucket=self.bucket, Prefix=folder + rec["message_id"]
+            )
+            for obj in listed.get("Contents", []):
+                if own.fullmatch(obj["Key"][len(folder) :]):
+                    call(self.s3, "delete_object", "message archive", Bucket=self.bucket, Key=obj["Key"])
+                    deleted += 1
+            day += timedelta(days=1)
+        return deleted
 
 
 def _day(value: Any) -> date | None:

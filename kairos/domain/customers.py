@@ -26,6 +26,12 @@ class CustomerRecord:
     recommendation: dict[str, Any] | None = None
     updated_at: str | None = None
     consent_at: str | None = None  # when the profile's consent last changed (server time)
+    erased_at: str | None = None  # when the customer was last erased (the tombstone that outlives the data)
+
+    @property
+    def erased(self) -> bool:
+        """Only a tombstone is left: the customer was erased and nothing new was learnt since."""
+        return self.erased_at is not None and not self.profile and not self.aggregates.has_data
 
     @property
     def timezone(self) -> str:

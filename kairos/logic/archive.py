@@ -2,8 +2,9 @@
 
 Each accepted event is inserted once in the events table, so each INSERT of an ``e#`` item is archived
 once. The object key is made from the stream batch, so a retried batch overwrites its own objects.
-A REMOVE made by a user (an erasure, not a TTL expiry) purges that customer's lines from the archive,
-which catches events still in flight when ``DELETE /v1/customers/{id}`` ran.
+A REMOVE made by a user (an erasure, not a TTL expiry) purges that customer's lines from the archive.
+After writing, the batch's customers are checked for tombstones: an event accepted just before an erasure
+and archived after the erasure purged the archive is removed again, so it cannot come back.
 """
 
 from __future__ import annotations
@@ -12,10 +13,17 @@ import hashlib
 import json
 import time
 from collections import defaultdict
+from datetime import UTC
 from typing import TYPE_CHECKING
 
+from kairos.timeutil import parse_ts
+
 if TYPE_CHECKING:
-    from kairos.ports import EventArchive
+    from kairos.ports import CustomerStore, EventArchive
+
+
+def _utc_date(timestamp: str) -> str:
+    return parse_ts(timestamp).astimezone(UTC).strftime("%Y-%m-%d")
 
 
 def _ttl_expiry(record: dict) -> bool:
@@ -23,8 +31,8 @@ def _ttl_expiry(record: dict) -> bool:
     return identity.get("principalId") == "dynamodb.amazonaws.com"
 
 
-def archive_stream_records(records: list[dict], store: EventArchive) -> dict[str, int]:
-    """Archive INSERTed events and purge user-removed ones; return counts."""
+def archive_stream_records(records: list[dict], store: EventArchive, customers: CustomerStore) -> dict[str, int]:
+    """Archive INSERTed events and purge user-removed or erased ones; return counts."""
     inserted: list[dict] = []
     erased: dict[str, set[str]] = defaultdict(set)
     for rec in records:
@@ -48,6 +56,12 @@ def archive_stream_records(records: list[dict], store: EventArchive) -> dict[str
         store.write_batch(inserted, batch_id)
         written = len(inserted)
     purged = 0
+    if inserted:
+        tombstones = customers.erased_at({r["customer_id"] for r in inserted})
+        for customer_id, erased_at in tombstones.items():
+            dates = {_utc_date(r["timestamp"]) for r in inserted if r["customer_id"] == customer_id}
+            # only what happened before the erasure: a customer who came back keeps their new events
+            purged += store.purge_customer(customer_id, dates, until=erased_at)[1]
     for customer_id, dates in erased.items():
         purged += store.purge_customer(customer_id, dates)[1]
     return {"archived": written, "purged_lines": purged}

@@ -14,7 +14,7 @@ from kairos.schemas import Aggregates, CustomerProfileIn, CustomerView, ErasureR
 if TYPE_CHECKING:
     from datetime import datetime
 
-    from kairos.ports import CustomerStore, EventArchive, MessageLog
+    from kairos.ports import CustomerStore, DecisionLog, EventArchive, MessageLog
 
 MAX_ATTEMPTS = 8
 
@@ -68,7 +68,7 @@ def aggregates_view(agg: CustomerAggregates) -> Aggregates:
 
 def view_of(record: CustomerRecord) -> CustomerView:
     """The API view of a stored customer: profile, aggregates (once there are any) and last update."""
-    has_agg = record.aggregates.engagement_moments > 0 or bool(record.aggregates.event_counts)
+    has_agg = record.aggregates.has_data
     return CustomerView(
         customer_id=record.customer_id,
         profile=CustomerProfileIn.model_validate(record.profile) if record.profile else None,
@@ -86,28 +86,54 @@ def get_customer(customer_id: str, store: CustomerStore) -> CustomerView:
         No such customer (never created, or erased).
     """
     record = store.get_customer(customer_id)
-    if record is None:
+    if record is None or record.erased:
         raise NotFoundError(f"customer '{customer_id}' not found")
     return view_of(record)
 
 
 def erase_customer(
-    customer_id: str, store: CustomerStore, archive: EventArchive, messages: MessageLog | None = None
+    customer_id: str,
+    store: CustomerStore,
+    archive: EventArchive,
+    messages: MessageLog,
+    decisions: DecisionLog,
+    now: datetime,
 ) -> ErasureReport:
-    """Right to be forgotten: profile, aggregates, stored events, the message log and their archived copies."""
-    erased = store.erase_customer(customer_id)
-    sent, sent_objects = messages.erase_customer(customer_id) if messages is not None else (0, 0)
-    if not (erased["profile"] or erased["aggregates"] or erased["events"] or sent):
+    """Right to be forgotten: the customer is gone from every store and stays gone.
+
+    Order matters, and every step is safe to run again (a retried ``DELETE`` finishes what a failed one began):
+
+    1. a tombstone replaces the customer, so ingestion, late provider feedback, a launch page or a stream
+       batch in flight can no longer add to it (each checks for it after it writes);
+    2. the inventory of the events table says where copies live (archive dates, decision objects);
+    3. the copies go: message log (each record after its archived attempts), archived events, decisions;
+    4. the events-table items go last, since they are the inventory a retry needs.
+
+    Raises
+    ------
+    NotFoundError
+        Nothing was ever stored for the id (and it was never erased before).
+    """
+    old = store.tombstone(customer_id, now)
+    found = store.erasure_inventory(customer_id)
+    sent, sent_objects = messages.erase_customer(customer_id)
+    if not (old["existed"] or found["events"] or found["engagement_moments"] or found["decision_objects"] or sent):
+        store.forget_tombstone(customer_id, now)
         raise NotFoundError(f"customer '{customer_id}' not found")
-    objects, lines = archive.purge_customer(customer_id, erased["event_dates"])
+    objects, lines = archive.purge_customer(customer_id, found["event_dates"])
+    decision_objects, decision_lines = decisions.purge_customer(customer_id, found["decision_objects"])
+    store.delete_customer_items(customer_id)
     return ErasureReport(
         customer_id=customer_id,
-        profile=erased["profile"],
-        events=erased["events"],
-        engagement_moments=erased["engagement_moments"],
-        aggregates=erased["aggregates"],
+        profile=old["profile"],
+        events=found["events"],
+        engagement_moments=found["engagement_moments"],
+        aggregates=old["aggregates"],
         archive_objects_rewritten=objects,
         archive_lines_removed=lines,
         messages=sent,
         message_archive_objects=sent_objects,
+        decision_objects_rewritten=decision_objects,
+        decision_lines_removed=decision_lines,
+        erased_before=old["erased_before"],
     )

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 from kairos.domain.messages import decode_tag
 from kairos.logic.ingest import ingest_events
 from kairos.observability import logger
+from kairos.timeutil import parse_ts
 
 if TYPE_CHECKING:
     from datetime import datetime, timedelta
@@ -26,7 +27,10 @@ SUPPRESSION_REASON = {"Bounce": "permanent bounce", "Complaint": "complaint"}
 
 def _tag(mail: dict[str, Any], name: str) -> str | None:
     values = (mail.get("tags") or {}).get(f"kairos_{name}") or []
-    return decode_tag(values[0]) if values else None
+    try:
+        return decode_tag(values[0]) if values else None
+    except ValueError:  # not a tag Kairos wrote (UnicodeDecodeError and binascii.Error are ValueErrors)
+        return None
 
 
 def to_event(detail: dict[str, Any]) -> dict[str, Any] | None:
@@ -60,6 +64,14 @@ def to_event(detail: dict[str, Any]) -> dict[str, Any] | None:
     return None
 
 
+def _about_erased(customer_id: str, sent_at: str | None, tombstones: dict[str, str]) -> bool:
+    """The message was sent (or, without a send time, may have been sent) before the customer was erased."""
+    erased_at = tombstones.get(customer_id)
+    if erased_at is None:
+        return False
+    return sent_at is None or parse_ts(sent_at) <= parse_ts(erased_at)
+
+
 def ingest_feedback(
     events: list[dict[str, Any]], store: CustomerStore, now: datetime, retention: timedelta, skew: timedelta
 ) -> dict[str, Any]:
@@ -70,7 +82,11 @@ def ingest_feedback(
     dict
         The ingest result (``accepted``, ``duplicates``, ``rejected``) and how many SES events were ``ignored``.
     """
-    made = [e for e in (to_event(ev.get("detail") or {}) for ev in events) if e is not None]
+    pairs = [(to_event(ev.get("detail") or {}), (ev.get("detail") or {}).get("mail") or {}) for ev in events]
+    found = [(e, mail.get("timestamp")) for e, mail in pairs if e is not None]
+    # Feedback about a message sent before its customer was erased must not bring the customer back.
+    tombstones = store.erased_at({e["customer_id"] for e, _ in found}) if found else {}
+    made = [e for e, sent_at in found if not _about_erased(e["customer_id"], sent_at, tombstones)]
     if not made:
         return {"accepted": 0, "duplicates": 0, "rejected": [], "ignored": len(events)}
     result = ingest_events(made, store, now, retention, skew)

@@ -1,4 +1,10 @@
-"""Ingest a batch of events: validate one by one, store each valid event once, fold it into its customer once."""
+"""Ingest a batch of events: validate one by one, store each valid event once, fold it into its customer once.
+
+A batch is never all or nothing: an invalid event is rejected by its index, and a customer whose write the store
+refuses for good has its events rejected by index too, while the other customers' events are stored. Only a
+transient store failure (throttling, a 5xx, conflicts that kept coming) fails the request, which the client may
+then retry whole: what was stored comes back as duplicates.
+"""
 
 from __future__ import annotations
 
@@ -12,7 +18,7 @@ from pydantic import ValidationError
 from kairos.aggregates import fold_events, moment_key
 from kairos.constants import ENGAGEMENT_TYPES
 from kairos.domain.customers import CustomerRecord, CustomerWrite
-from kairos.errors import ConflictError, StoreError
+from kairos.errors import ConflictError, InvalidInputError, KairosError, StoreError
 from kairos.observability import logger
 from kairos.schemas import Event, IngestResult, Rejection, check_event_time, first_error
 from kairos.timeutil import epoch_hour
@@ -92,25 +98,33 @@ def ingest_events(
     Returns
     -------
     IngestResult
-        Counts of accepted and duplicate events, and the rejections with index, field and reason.
+        Counts of accepted and duplicate events, and the rejections with index, field and reason, in index
+        order: invalid events, and the events of a customer whose write the store refused for good.
 
     Raises
     ------
     StoreError
-        The store failed for good; events committed before the failure stay committed (a client retry
-        of the whole batch is safe: they come back as duplicates).
+        The store failed transiently (throttling, a 5xx, conflicts after ``MAX_ATTEMPTS`` tries). Every other
+        customer's events were written first; what was committed stays committed, so a client retry of the
+        whole batch is safe (those events come back as duplicates).
+
+    Example
+    -------
+    >>> ingest_events([{"event_id": "e1", "customer_id": "c1", "type": "session",
+    ...                 "timestamp": "2026-03-02T10:00:00+00:00"}], store, now, retention, skew)
+    IngestResult(accepted=1, duplicates=0, rejected=[])
     """
     valid, rejected = validate_events(raw_events, now, retention, skew)
     duplicates = 0
     pending: dict[str, list[Event]] = defaultdict(list)
-    seen: set[tuple[str, str]] = set()
+    index: dict[tuple[str, str], int] = {}
     unique: list[tuple[int, Event]] = []
     for i, ev in valid:  # the first occurrence of an event id in the batch wins, as it would across batches
         key = (ev.customer_id, ev.event_id)
-        if key in seen:
+        if key in index:
             duplicates += 1
             continue
-        seen.add(key)
+        index[key] = i
         unique.append((i, ev))
     # Time order makes the stored "recent" lists and the moment counts independent of arrival order.
     for _, ev in sorted(unique, key=lambda p: (p[1].timestamp, p[0])):
@@ -118,6 +132,7 @@ def ingest_events(
 
     accepted = 0
     attempt = 0
+    transient: StoreError | None = None
     while pending:
         attempt += 1
         if attempt > MAX_ATTEMPTS:
@@ -153,24 +168,58 @@ def ingest_events(
                     profile=record.profile,
                 )
         pending = {c: evs for c, evs in pending.items() if evs}
-        failed: set[str] = set()
+        failed: set[str] = set()  # customers whose later pieces must wait (their earlier piece did not commit)
         for writes in rounds:
             writes = [w for w in writes if w.record.customer_id not in failed]
             for txn in _pack(writes, store.max_transaction_items):
-                try:
-                    store.commit_ingest(txn, now)
-                except ConflictError:
-                    failed |= {w.record.customer_id for w in txn}
-                    logger.info("ingest transaction conflicted", extra={"customers": len(txn), "attempt": attempt})
-                    continue
-                for w in txn:
-                    accepted += len(w.events)
-                    done = {e.event_id for e in w.events}
-                    pending[w.record.customer_id] = [e for e in pending[w.record.customer_id] if e.event_id not in done]
+                for w, error in _commit(store, txn, now):
+                    cid = w.record.customer_id
+                    if error is None:
+                        accepted += len(w.events)
+                        done = {e.event_id for e in w.events}
+                        pending[cid] = [e for e in pending[cid] if e.event_id not in done]
+                        continue
+                    failed.add(cid)
+                    if isinstance(error, ConflictError):
+                        logger.info("ingest transaction conflicted", extra={"customer_id": cid, "attempt": attempt})
+                        continue  # reloaded and tried again in the next attempt
+                    if isinstance(error, InvalidInputError):
+                        logger.warning(
+                            "store refused a customer's events", extra={"customer_id": cid, "error": str(error)}
+                        )
+                        reason = f"could not be stored: {error.reason}"
+                        rejected += [
+                            Rejection(index=index[(cid, e.event_id)], field=error.field, reason=reason)
+                            for e in pending[cid]
+                        ]
+                    else:
+                        transient = error
+                    pending[cid] = []
         pending = {c: evs for c, evs in pending.items() if evs}
         if pending:
             time.sleep(min(1.0, 0.02 * 2**attempt) * random.random())
-    return IngestResult(accepted=accepted, duplicates=duplicates, rejected=rejected)
+    if transient is not None:
+        raise transient
+    return IngestResult(accepted=accepted, duplicates=duplicates, rejected=sorted(rejected, key=lambda r: r.index))
+
+
+def _commit(
+    store: CustomerStore, txn: list[CustomerWrite], now: datetime
+) -> list[tuple[CustomerWrite, KairosError | None]]:
+    """Commit a transaction; each write with ``None`` or the error that stopped it.
+
+    When the store refuses the data itself, a transaction of several customers is retried one customer at a
+    time, so the customer at fault is found and the others are stored.
+    """
+    try:
+        store.commit_ingest(txn, now)
+    except InvalidInputError as exc:
+        if len(txn) == 1:
+            return [(txn[0], exc)]
+        return [outcome for w in txn for outcome in _commit(store, [w], now)]
+    except (ConflictError, StoreError) as exc:
+        return [(w, exc) for w in txn]
+    return [(w, None) for w in txn]
 
 
 def _pack(writes: list[CustomerWrite], budget: int) -> list[list[CustomerWrite]]:

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 from kairos.domain.campaigns import Campaign, CampaignIn
 from kairos.errors import NotFoundError
 from kairos.logic.timing import QuietHours
-from kairos.timeutil import utc_iso, zone
+from kairos.timeutil import parse_ts, utc_iso, zone
 
 if TYPE_CHECKING:
     from kairos.ports import CampaignStore, CustomerStore
@@ -73,9 +73,9 @@ def _check(
     if now >= campaign.expires_at:
         return {"stop": True, "reason": "offer expired"}
     record = customers.get_customer(customer_id)
-    if record is None:
-        return {"stop": True, "reason": "customer erased"}
     started = journey_started_at.timestamp()
+    if record is None or record.erased or (record.erased_at and parse_ts(record.erased_at).timestamp() >= started):
+        return {"stop": True, "reason": "customer erased"}
     for key, at in record.aggregates.unsubscribed.items():
         if at >= started and (key == "all" or key in campaign.channels):
             return {"stop": True, "reason": f"unsubscribed from {key}"}

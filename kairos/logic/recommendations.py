@@ -25,7 +25,7 @@ def get_recommendation(customer_id: str, store: CustomerStore) -> dict[str, Any]
         The customer does not exist, or no model has scored anything yet.
     """
     record = store.get_customer(customer_id)
-    if record is None:
+    if record is None or record.erased:
         raise NotFoundError(f"customer '{customer_id}' not found")
     if record.recommendation:
         return {"customer_id": customer_id, **record.recommendation, "scored": True}

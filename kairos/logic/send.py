@@ -165,6 +165,10 @@ def send_message(
     SendInProgress
         Another attempt holds the claim: retry the task later.
     """
+    customer = customers.get_customer(req.customer_id)
+    if customer is not None and customer.erased:
+        # Nothing is written about a customer who was erased: not even a skipped record.
+        return {"message_id": req.message_id, "status": "skipped", "reason": "customer erased", "duplicate": False}
     decision = req.decision or {}
     record: dict[str, Any] = {
         "message_id": req.message_id,
@@ -207,9 +211,8 @@ def send_message(
     campaign = stored.definition
     if now >= campaign.expires_at:
         return finish("skipped", "offer expired")
-    customer = customers.get_customer(req.customer_id)
     allowed, why = may_send(customer, req.channel)
-    if not allowed or customer is None:
+    if not allowed:
         return finish("skipped", why)
     if campaign.frequency_cap:
         cap = campaign.frequency_cap

@@ -252,4 +252,8 @@ def test_delete_customer_erases_profile_events_aggregates_and_archive(client, ru
     assert _stored_event_ids(runtime, "gone") == []
     runtime.pump_streams()
     assert {r["customer_id"] for r in _archived(runtime)} == {"stays"}
-    assert client.request("DELETE", "/v1/customers/gone").status == 404
+    # AND asking again is safe: it finishes nothing new and says when the first erasure happened
+    again = client.request("DELETE", "/v1/customers/gone")
+    assert again.status == 200, again.body
+    assert again.json()["erased_before"] and again.json()["events"] == 0
+    assert client.request("DELETE", "/v1/customers/never-was").status == 404

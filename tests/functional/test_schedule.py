@@ -75,7 +75,7 @@ def _launch(runtime, campaign_id, arn, segments=2):
         dep.physical["CampaignsTable"], dep.physical["SegmentsTable"], session.client("dynamodb")
     )
     starter = StepFunctionsJourneyStarter(arn, session.client("stepfunctions"))
-    log = S3DecisionLog(dep.physical["ArchiveBucket"], session.client("s3"))
+    log = S3DecisionLog(dep.physical["ArchiveBucket"], customers, client=session.client("s3"))
     totals: dict[str, int] = {}
     for seg in range(segments):
         cursor, done = None, False

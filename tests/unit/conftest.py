@@ -68,8 +68,8 @@ def starter() -> RecordingJourneyStarter:
 
 
 @pytest.fixture
-def decisions() -> InMemoryDecisionLog:
-    return InMemoryDecisionLog()
+def decisions(customers) -> InMemoryDecisionLog:
+    return InMemoryDecisionLog(customers)
 
 
 @pytest.fixture

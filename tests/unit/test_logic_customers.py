@@ -120,7 +120,7 @@ def _stream_insert(seq: int, customer_id: str, record: dict) -> dict:
 
 
 def test_erase_customer_removes_customer_events_messages_and_archive_lines(
-    customers, archive, messages, ingest, add_customer
+    customers, archive, messages, decisions, ingest, add_customer
 ):
     # GIVEN two customers with events on two dates, archived through the stream, and c1 with a logged message
     add_customer("c1")
@@ -128,14 +128,14 @@ def test_erase_customer_removes_customer_events_messages_and_archive_lines(
     days = [NOW - timedelta(days=2), NOW - timedelta(hours=1)]
     ingest([make_event(f"{c}-{i}", c, "session", ts) for c in ("c1", "c2") for i, ts in enumerate(days)])
     stored = [r for c in ("c1", "c2") for r in customers.customer_events(c)]
-    archive_stream_records([_stream_insert(i, r["customer_id"], r) for i, r in enumerate(stored)], archive)
+    archive_stream_records([_stream_insert(i, r["customer_id"], r) for i, r in enumerate(stored)], archive, customers)
     assert len(archive.records()) == 4
     messages.claim({"message_id": "k.c1.0", "customer_id": "c1", "campaign_id": "k", "channel": "email"})
     messages.finish({"message_id": "k.c1.0", "customer_id": "c1", "campaign_id": "k", "status": "sent"})
     # WHEN c1 is erased
-    report = erase_customer("c1", customers, archive, messages)
+    report = erase_customer("c1", customers, archive, messages, decisions, NOW)
     # THEN profile, aggregates, events, moments and messages of c1 are gone, and its archive lines
-    assert customers.get_customer("c1") is None
+    assert customers.get_customer("c1").erased and customers.get_customers(["c1"]) == {}
     assert customers.customer_events("c1") == [] and customers.engagement_moments("c1") == []
     assert messages.for_customer("c1") == [] and messages.archived == []
     assert {r["customer_id"] for r in archive.records()} == {"c2"}
@@ -147,20 +147,22 @@ def test_erase_customer_removes_customer_events_messages_and_archive_lines(
     assert len(customers.customer_events("c2")) == 2
 
 
-def test_erase_customer_with_profile_only_reports_no_aggregates(customers, archive, add_customer):
+def test_erase_customer_with_profile_only_reports_no_aggregates(customers, archive, messages, decisions, add_customer):
     # GIVEN a customer made by a UTC profile alone (nothing was ever aggregated for it)
     add_customer("c1")
     # WHEN it is erased
-    report = erase_customer("c1", customers, archive)
+    report = erase_customer("c1", customers, archive, messages, decisions, NOW)
     # THEN the profile was erased, and there were no aggregates, events or archive lines
     assert (report.profile, report.aggregates, report.events) == (True, False, 0)
     assert report.archive_lines_removed == 0
 
 
-def test_erase_customer_unknown_raises_not_found(customers, archive, messages, add_customer):
+def test_erase_customer_unknown_raises_not_found(customers, archive, messages, decisions, add_customer):
     # GIVEN another customer only
     add_customer("c2")
     # WHEN / THEN erasing an unknown customer is a not found, and nothing else is touched
     with pytest.raises(NotFoundError):
-        erase_customer("nobody", customers, archive, messages)
+        erase_customer("nobody", customers, archive, messages, decisions, NOW)
     assert customers.get_customer("c2") is not None
+    # AND no tombstone is left for an id that never existed
+    assert customers.get_customer("nobody") is None

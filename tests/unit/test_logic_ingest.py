@@ -4,8 +4,11 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+import pytest
+
 from kairos.aggregates import CustomerAggregates, fold_events
-from kairos.logic.ingest import ingest_events
+from kairos.errors import InvalidInputError, StoreError, ThrottledError
+from kairos.logic.ingest import MAX_ATTEMPTS, ingest_events
 from kairos.schemas import Event
 from tests.fakes import InMemoryCustomerStore
 from tests.unit.conftest import NOW, RETENTION, SKEW, make_event
@@ -170,3 +173,85 @@ def test_ingest_events_aggregates_equal_one_fold_of_all_batches(customers, inges
     # AND the hour shared by p1, p2 and s2 is one engagement moment and one purchase moment
     assert agg.engagement_moments == 3 and agg.purchase_count == 1
     assert agg.unsubscribed == {"sms": int((t + timedelta(days=2, hours=1)).timestamp())}
+
+
+def test_ingest_events_customer_the_store_refuses_is_rejected_by_index_and_the_others_stored(customers, ingest):
+    # GIVEN a store that refuses, for good, every write of one customer (an item over DynamoDB's 400 KB)
+    customers.commit_errors["fat"] = InvalidInputError("(event)", "the store refused the write: item too large")
+    raw = [make_event("f1", "fat"), *_history("c1", 3), make_event("f2", "fat"), *_history("c2", 2)]
+    # WHEN a batch mixing it with others is ingested
+    result = ingest(raw)
+    # THEN the refused customer's events are rejected by their indexes, with the store's reason
+    assert [(r.index, r.field) for r in result.rejected] == [(0, "(event)"), (4, "(event)")]
+    assert all("item too large" in r.reason for r in result.rejected)
+    # AND every other event is stored and counted once
+    assert (result.accepted, result.duplicates) == (5, 0)
+    assert "fat" not in customers.events
+    assert customers.get_customer("c1").aggregates == _folded(_history("c1", 3))
+    assert customers.get_customer("c2").aggregates == _folded(_history("c2", 2))
+
+
+def test_ingest_events_refused_later_piece_rejects_only_what_was_not_stored():
+    # GIVEN small transactions: c1's 12 events take several pieces, and the store refuses c1 after the first
+    store = InMemoryCustomerStore(max_transaction_items=10)
+    raw = _history("c1", 12)
+    real_commit = store.commit_ingest
+
+    def commit(writes, now):
+        real_commit(writes, now)
+        store.commit_errors["c1"] = InvalidInputError("(event)", "item too large")
+
+    store.commit_ingest = commit
+    # WHEN the batch is ingested
+    result = ingest_events(raw, store, NOW, RETENTION, SKEW)
+    # THEN what the first piece stored is accepted, every other event of c1 rejected, none lost or doubled
+    stored = set(store.events["c1"])
+    assert result.accepted == len(stored) > 0
+    assert {raw[r.index]["event_id"] for r in result.rejected} == {e["event_id"] for e in raw} - stored
+
+
+@pytest.mark.parametrize("error", [ThrottledError("throttled"), StoreError("DynamoDB 500")])
+def test_ingest_events_transient_failure_raises_after_storing_the_others_and_a_retry_completes(error):
+    # GIVEN a store failing transiently for c2 only, with each customer in its own transaction
+    store = InMemoryCustomerStore(max_transaction_items=4)
+    store.commit_errors["c2"] = error
+    raw = _history("c1", 2) + _history("c2", 2) + _history("c3", 2)
+    # WHEN the batch is ingested THEN the transient error reaches the caller (a 503: retry the same batch)...
+    with pytest.raises(type(error)):
+        ingest_events(raw, store, NOW, RETENTION, SKEW)
+    # ... after the other customers were stored
+    assert set(store.events) == {"c1", "c3"}
+    # AND the client's retry, once the store recovered, stores the rest, each event once
+    del store.commit_errors["c2"]
+    again = ingest_events(raw, store, NOW, RETENTION, SKEW)
+    assert (again.accepted, again.duplicates, again.rejected) == (2, 4, [])
+    assert store.get_customer("c2").aggregates == _folded(_history("c2", 2))
+
+
+def test_ingest_events_conflicts_that_never_end_are_a_store_error():
+    # GIVEN a store whose every commit loses a race
+    store = InMemoryCustomerStore()
+    store.fail_next_commits = MAX_ATTEMPTS + 1
+    # WHEN a batch is ingested THEN it gives up with a (transient) store error instead of looping
+    with pytest.raises(StoreError, match="repeated conflicts"):
+        ingest_events(_history("c1", 2), store, NOW, RETENTION, SKEW)
+
+
+def test_ingest_events_rejects_strict_types_and_sizes_by_index(customers, ingest):
+    # GIVEN events a lax parser would have coerced: a boolean quantity, a unix timestamp, a string amount
+    raw = [
+        make_event("ok", "c1"),
+        make_event("b", "c1", "cart_add", quantity=True),
+        {**make_event("u", "c1"), "timestamp": int(NOW.timestamp())},
+        make_event("s", "c1", "purchase", amount="12.5"),
+        make_event("p", "c1", properties={"blob": ["x" * 4000] * 5}),
+    ]
+    # WHEN they are ingested THEN only the valid event is stored, each other named by index and field
+    result = ingest(raw)
+    assert result.accepted == 1
+    assert [(r.index, r.field) for r in result.rejected] == [
+        (1, "quantity"),
+        (2, "timestamp"),
+        (3, "amount"),
+        (4, "properties"),
+    ]

@@ -54,10 +54,10 @@ def test_check_journey_stops_when_the_offer_expired(journey):
     assert check(NOW + timedelta(days=2) - timedelta(seconds=1))["stop"] is False
 
 
-def test_check_journey_stops_when_the_customer_was_erased(journey, customers, archive):
+def test_check_journey_stops_when_the_customer_was_erased(journey, customers, archive, messages, decisions):
     # GIVEN the customer was erased during the journey
     _, check = journey
-    erase_customer("c1", customers, archive)
+    erase_customer("c1", customers, archive, messages, decisions, NOW)
     # WHEN / THEN
     assert (check()["stop"], check()["reason"]) == (True, "customer erased")
 
