@@ -35,6 +35,7 @@ ENVIRONMENT = {
     "push_platform_application_arn": c.ENV_PUSH_PLATFORM_APPLICATION_ARN,
     "telegram_token_parameter": c.ENV_TELEGRAM_TOKEN_PARAMETER,
     "retention_days": c.ENV_RETENTION_DAYS,
+    "message_retention_days": c.ENV_MESSAGE_RETENTION_DAYS,
     "clock_skew_seconds": c.ENV_CLOCK_SKEW_SECONDS,
 }
 
@@ -63,6 +64,9 @@ class Settings(BaseModel):
     push_platform_application_arn: str = Field(default="")
     telegram_token_parameter: str = Field(default="")
     retention_days: int = Field(default=400, ge=1, le=36500)
+    message_retention_days: int = Field(
+        default=400, ge=1, le=36500, description="how long messages/ and decisions/ objects live in the archive"
+    )
     clock_skew_seconds: int = Field(default=300, ge=0, le=86400)
 
     @property

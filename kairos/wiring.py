@@ -62,7 +62,7 @@ def message_log(cfg: Settings) -> MessageLog:
 
 def decision_log(cfg: Settings) -> DecisionLog:
     """Launch decisions, archived in S3."""
-    return S3DecisionLog(cfg.archive_bucket, customer_store(cfg))
+    return S3DecisionLog(cfg.archive_bucket, customer_store(cfg), retention_days=cfg.message_retention_days)
 
 
 def journey_starter(cfg: Settings) -> JourneyStarter:

@@ -15,7 +15,7 @@ from moto import mock_aws
 from kairos.adapters.api_keys import DynamoApiKeyStore
 from kairos_local import moto_patches
 from kairos_local.runtime import LocalRuntime
-from kairos_local.stepfunctions import deploy_state_machines
+from kairos_local.stepfunctions import deploy_state_machines, stop_running_executions
 from kairos_local.template import deploy
 
 if TYPE_CHECKING:
@@ -77,7 +77,11 @@ def embedded_aws(
             key = api_key or os.environ.get("KAIROS_API_KEY") or DEFAULT_LOCAL_API_KEY
             DynamoApiKeyStore(dep.physical["ApiKeysTable"], session.client("dynamodb")).create("local", key)
             runtime.api_key = key  # type: ignore[attr-defined]
-            yield runtime
+            try:
+                yield runtime
+            finally:
+                # A launch waiting for its start (moto's own Wait) must not wake up in the next deployment.
+                stop_running_executions(dep.region)
     finally:
         cache.cleanup()
         os.environ.clear()

@@ -148,7 +148,7 @@ class SimulatedClock:
         # Busy work that waits (a Lambda or timer sleeping) is not busy while it waits.
         held = getattr(self._local, "depth", 0)
         with self._cond:
-            if target <= self._now:
+            if target <= self._now or self._closed:
                 return
             heapq.heappush(self._targets, target)
             # One event per sleeper, set by the driver when its time comes: waking every sleeper on every
@@ -210,9 +210,16 @@ class SimulatedClock:
             self._driver = threading.Thread(target=self._drive, name="kairos-clock", daemon=True)
             self._driver.start()
 
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
     def stop(self) -> None:
+        """Stop driving; every thread still waiting on this clock is released at once (and later waits too)."""
         with self._cond:
             self._closed = True
+            while self._sleepers:
+                heapq.heappop(self._sleepers)[2].set()
             self._cond.notify_all()
         if self._driver is not None:
             self._driver.join(timeout=2)
@@ -320,6 +327,8 @@ def local_stepfunctions(
     def guard() -> None:
         if threading.current_thread() in stale:
             raise RuntimeError("an execution from before local_stepfunctions started; it is not run here")
+        if clock.closed:
+            raise RuntimeError("local_stepfunctions has ended; the execution is not run further")
 
     def call(parameters: dict[str, Any]) -> dict[str, Any]:
         guard()
@@ -428,6 +437,8 @@ def local_stepfunctions(
     try:
         yield StepFunctionsRunner(runtime, clock)
     finally:
+        # Executions still open end here, so none of them wakes up later in another deployment's context.
+        stop_running_executions(runtime.dep.region)
         clock.stop()
         clock.running = None
         asl_parser.AmazonStateLanguageParser.parse = staticmethod(saved["parse"])
@@ -439,6 +450,22 @@ def local_stepfunctions(
         error_equals_decl.ErrorEqualsDecl._eval_body = saved["errors"]
         jitter_strategy_decl.JitterStrategyDecl._eval_body = saved["jitter"]
         timeutil.set_clock(None)
+
+
+def stop_running_executions(region: str) -> int:
+    """Stop every execution moto still runs in ``region`` (the end of a local deployment); return how many."""
+    from moto.core import DEFAULT_ACCOUNT_ID
+    from moto.stepfunctions.parser.models import stepfunctions_parser_backends
+
+    backend = stepfunctions_parser_backends[DEFAULT_ACCOUNT_ID][region]
+    stopped = 0
+    for sm in list(backend.state_machines):
+        for ex in list(sm.executions):
+            status = getattr(ex, "exec_status", None)
+            if getattr(status, "value", status) == "RUNNING":
+                ex.stop(stop_date=datetime.now(UTC), error="Kairos.LocalShutdown", cause="the local runtime ended")
+                stopped += 1
+    return stopped
 
 
 def _running_executions(runtime: LocalRuntime) -> Callable[[], int]:

@@ -21,7 +21,7 @@ from kairos.domain.customers import CustomerRecord, CustomerWrite
 from kairos.errors import ConflictError, InvalidInputError, KairosError, StoreError
 from kairos.observability import logger
 from kairos.schemas import Event, IngestResult, Rejection, check_event_time, first_error
-from kairos.timeutil import epoch_hour
+from kairos.timeutil import epoch_hour, parse_ts
 
 if TYPE_CHECKING:
     from datetime import datetime, timedelta
@@ -150,6 +150,22 @@ def ingest_events(
             if not fresh:
                 continue
             record = state.customers[cid]
+            if record.erased_at:
+                # What happened before an erasure stays forgotten, whoever sends it again (a retry, a backfill).
+                erased = parse_ts(record.erased_at)
+                rejected += [
+                    Rejection(
+                        index=index[(cid, e.event_id)],
+                        field="customer_id",
+                        reason=f"the customer was erased at {record.erased_at}; events from before then are not accepted",
+                    )
+                    for e in fresh
+                    if e.timestamp <= erased
+                ]
+                fresh = [e for e in fresh if e.timestamp > erased]
+                pending[cid] = fresh
+                if not fresh:
+                    continue
             counted = {m for (c, m) in state.existing_moments if c == cid}
             agg = record.aggregates
             for r, piece in enumerate(_units(fresh, store.max_transaction_items)):

@@ -258,6 +258,7 @@ def test_launch_passes_journeys_ids_and_the_decision_only(world, monkeypatch):
         "channels": ["email"],
         "expires_at": (START + timedelta(days=2)).isoformat(),
         "send_time": {"mode": "immediate"},
+        "control_share": 0,  # everyone gets a journey, whatever the campaign id hashes to
     }
     # WHEN the launch starts their journeys
     with world.clock.busy():

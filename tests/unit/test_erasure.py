@@ -153,3 +153,26 @@ def test_a_scoring_run_does_not_recreate_an_erased_customer(customers, add_custo
     customers.put_recommendation("c1", {"best_hours": []})
     # THEN the customer stays invisible
     assert customers.scan_customers(0, 1)[0] == [] and customers.get_customers(["c1"]) == {}
+
+
+def test_events_from_before_an_erasure_are_rejected_by_index_and_later_ones_kept(
+    customers, add_customer, ingest, erase
+):
+    # GIVEN c1 had an event and was erased
+    add_customer("c1")
+    ingest([make_event("e1", "c1", ts=NOW - timedelta(hours=2))])
+    erase("c1", at=NOW)
+    # WHEN a client sends the old event again, with one from after the erasure and one of another customer
+    result = ingest(
+        [
+            make_event("e1", "c1", ts=NOW - timedelta(hours=2)),
+            make_event("e2", "c1", ts=NOW + timedelta(minutes=1)),
+            make_event("e3", "c2", ts=NOW - timedelta(hours=2)),
+        ],
+        at=NOW + timedelta(minutes=2),
+    )
+    # THEN the old one is rejected on its customer_id, and the others are stored
+    assert [(r.index, r.field) for r in result.rejected] == [(0, "customer_id")]
+    assert "erased" in result.rejected[0].reason
+    assert result.accepted == 2
+    assert [e["event_id"] for e in customers.customer_events("c1")] == ["e2"]
