@@ -157,7 +157,7 @@ def ingest_events(
                     Rejection(
                         index=index[(cid, e.event_id)],
                         field="customer_id",
-                        reason=f"the customer was erased at {record.erased_at}; events from before then are not accepted",
+                        reason=f"the customer was erased at {record.erased_at}; earlier events are not accepted",
                     )
                     for e in fresh
                     if e.timestamp <= erased
