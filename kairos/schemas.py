@@ -418,6 +418,7 @@ class ErasureReport(BaseModel):
     message_archive_objects: int = 0
     decision_objects_rewritten: int = 0
     decision_lines_removed: int = 0
+    journey_paths: int = Field(default=0, description="paths through journeys deleted")
     erased_before: str | None = Field(
         default=None, description="When the customer was erased before, if this erasure repeats or finishes one"
     )

@@ -24,8 +24,10 @@ from kairos.ports import (
     DecisionLog,
     EventArchive,
     JourneyStarter,
+    JourneyStore,
     MessageLog,
     Provider,
+    TaskSink,
 )
 from kairos.timeutil import parse_ts
 
@@ -458,3 +460,103 @@ class FakeProvider(Provider):
             raise ProviderError(f"{self.channel} rejected the address")
         self.sent.append((message, message_id, dict(tags)))
         return f"{self.channel}-{len(self.sent)}"
+
+
+class InMemoryJourneyStore(JourneyStore):
+    """Journeys with every version, and paths keyed by (customer, journey#entry), with ``seq`` checks."""
+
+    def __init__(self) -> None:
+        self.journeys: dict[str, dict[str, Any]] = {}
+        self.versions: dict[tuple[str, int], dict[str, Any]] = {}
+        self.paths: dict[tuple[str, str], dict[str, Any]] = {}
+
+    def create_journey(self, doc: dict[str, Any]) -> None:
+        if doc["journey_id"] in self.journeys:
+            raise ConflictError(doc["journey_id"])
+        self.journeys[doc["journey_id"]] = copy.deepcopy(doc)
+        self.versions[(doc["journey_id"], doc["version"])] = copy.deepcopy(doc["definition"])
+
+    def get_journey(self, journey_id: str, version: int | None = None) -> dict[str, Any]:
+        if journey_id not in self.journeys:
+            raise NotFoundError(journey_id)
+        doc = copy.deepcopy(self.journeys[journey_id])
+        if version is not None:
+            if (journey_id, version) not in self.versions:
+                raise NotFoundError(f"{journey_id} v{version}")
+            doc["version"], doc["definition"] = version, copy.deepcopy(self.versions[(journey_id, version)])
+        return doc
+
+    def put_version(self, doc: dict[str, Any], expected_version: int) -> None:
+        current = self.journeys.get(doc["journey_id"])
+        if current is None or current["version"] != expected_version:
+            raise ConflictError(doc["journey_id"])
+        new = {**copy.deepcopy(doc), "version": expected_version + 1}
+        self.journeys[doc["journey_id"]] = new
+        self.versions[(doc["journey_id"], new["version"])] = copy.deepcopy(doc["definition"])
+
+    def set_journey_status(self, journey_id: str, status: str, allowed_from: tuple[str, ...], now_iso: str) -> None:
+        doc = self.journeys.get(journey_id)
+        if doc is None:
+            raise NotFoundError(journey_id)
+        if doc["status"] not in allowed_from:
+            raise ConflictError(f"journey is {doc['status']}")
+        doc.update(status=status, updated_at=now_iso)
+
+    def list_journeys(self, limit: int, token: str | None) -> tuple[list[dict[str, Any]], str | None]:
+        ids = sorted(self.journeys)
+        start = ids.index(token) + 1 if token in ids else 0
+        page = ids[start : start + limit]
+        more = start + limit < len(ids)
+        return [copy.deepcopy(self.journeys[i]) for i in page], (page[-1] if more and page else None)
+
+    def active_journeys(self) -> list[dict[str, Any]]:
+        return [copy.deepcopy(d) for d in self.journeys.values() if d["status"] == "active"]
+
+    def create_path(self, path: dict[str, Any]) -> bool:
+        key = (path["customer_id"], path["key"])
+        if key in self.paths:
+            return False
+        self.paths[key] = copy.deepcopy(path)
+        return True
+
+    def get_path(self, customer_id: str, key: str) -> dict[str, Any] | None:
+        found = self.paths.get((customer_id, key))
+        return copy.deepcopy(found) if found else None
+
+    def save_path(self, path: dict[str, Any], expected_seq: int) -> None:
+        key = (path["customer_id"], path["key"])
+        current = self.paths.get(key)
+        if current is None or current["seq"] != expected_seq:
+            raise ConflictError(str(key))
+        self.paths[key] = copy.deepcopy(path)
+
+    def customer_paths(self, customer_id: str, journey_id: str | None = None) -> list[dict[str, Any]]:
+        return [
+            copy.deepcopy(p)
+            for (c, _), p in sorted(self.paths.items())
+            if c == customer_id and (journey_id is None or p["journey_id"] == journey_id)
+        ]
+
+    def due_paths(self, now_iso: str, limit: int) -> list[dict[str, Any]]:
+        now = parse_ts(now_iso)
+        due = [p for p in self.paths.values() if p.get("wake_at") and parse_ts(p["wake_at"]) <= now]
+        return [copy.deepcopy(p) for p in sorted(due, key=lambda p: p["wake_at"])[:limit]]
+
+    def journey_paths(self, journey_id: str) -> list[dict[str, Any]]:
+        return [copy.deepcopy(p) for p in self.paths.values() if p["journey_id"] == journey_id]
+
+    def erase_customer(self, customer_id: str) -> int:
+        keys = [k for k in self.paths if k[0] == customer_id]
+        for k in keys:
+            del self.paths[k]
+        return len(keys)
+
+
+class RecordingTaskSink(TaskSink):
+    """Tasks as published, in order."""
+
+    def __init__(self) -> None:
+        self.tasks: list[tuple[str, dict[str, Any]]] = []
+
+    def emit(self, detail_type: str, detail: dict[str, Any]) -> None:
+        self.tasks.append((detail_type, copy.deepcopy(detail)))

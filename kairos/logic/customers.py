@@ -14,7 +14,7 @@ from kairos.schemas import Aggregates, CustomerProfileIn, CustomerView, ErasureR
 if TYPE_CHECKING:
     from datetime import datetime
 
-    from kairos.ports import CustomerStore, DecisionLog, EventArchive, MessageLog
+    from kairos.ports import CustomerStore, DecisionLog, EventArchive, JourneyStore, MessageLog
 
 MAX_ATTEMPTS = 8
 
@@ -98,6 +98,7 @@ def erase_customer(
     messages: MessageLog,
     decisions: DecisionLog,
     now: datetime,
+    journeys: JourneyStore | None = None,
 ) -> ErasureReport:
     """Right to be forgotten: the customer is gone from every store and stays gone.
 
@@ -106,7 +107,8 @@ def erase_customer(
     1. a tombstone replaces the customer, so ingestion, late provider feedback, a launch page or a stream
        batch in flight can no longer add to it (each checks for it after it writes);
     2. the inventory of the events table says where copies live (archive dates, decision objects);
-    3. the copies go: message log (each record after its archived attempts), archived events, decisions;
+    3. the copies go: journey paths, message log (each record after its archived attempts), archived events,
+       decisions;
     4. the events-table items go last, since they are the inventory a retry needs.
 
     Raises
@@ -117,7 +119,10 @@ def erase_customer(
     old = store.tombstone(customer_id, now)
     found = store.erasure_inventory(customer_id)
     sent, sent_objects = messages.erase_customer(customer_id)
-    if not (old["existed"] or found["events"] or found["engagement_moments"] or found["decision_objects"] or sent):
+    paths = journeys.erase_customer(customer_id) if journeys is not None else 0
+    if not (
+        old["existed"] or found["events"] or found["engagement_moments"] or found["decision_objects"] or sent or paths
+    ):
         store.forget_tombstone(customer_id, now)
         raise NotFoundError(f"customer '{customer_id}' not found")
     objects, lines = archive.purge_customer(customer_id, found["event_dates"])
@@ -135,5 +140,6 @@ def erase_customer(
         message_archive_objects=sent_objects,
         decision_objects_rewritten=decision_objects,
         decision_lines_removed=decision_lines,
+        journey_paths=paths,
         erased_before=old["erased_before"],
     )

@@ -26,10 +26,11 @@ probability, model version, features), which is what retraining reads.
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from kairos.domain.campaigns import Campaign, CampaignIn
+from kairos.domain.campaigns import Campaign, FrequencyCap, Messages
 from kairos.domain.messages import IN_FLIGHT, Rendered, SendRequest
 from kairos.errors import (
     NotFoundError,
@@ -81,11 +82,11 @@ def render_text(text: str | None, fields: dict[str, str]) -> str | None:
     return _FIELD.sub(lambda m: fields.get(m.group(1), ""), text)
 
 
-def render(campaign: CampaignIn, channel: str, record: CustomerRecord, fields: dict[str, str]) -> Rendered:
-    """The campaign's content for ``channel``, rendered with the customer's fields, to their contact point."""
+def render(messages: Messages, channel: str, record: CustomerRecord, fields: dict[str, str]) -> Rendered:
+    """The content for ``channel``, rendered with the customer's fields, to their contact point."""
     contact = (record.profile or {}).get("contact") or {}
     to = str(contact.get(CONTACT_FIELD[channel]) or "")
-    content = getattr(campaign.messages, channel)
+    content = getattr(messages, channel)
     if channel == "email":
         return Rendered(
             channel,
@@ -125,6 +126,15 @@ def _result(rec: dict[str, Any], duplicate: bool = False) -> dict[str, Any]:
     }
 
 
+@dataclass(frozen=True)
+class Content:
+    """What a message says and the limits it is sent under (from a campaign or a journey node)."""
+
+    messages: Messages
+    frequency_cap: FrequencyCap | None = None
+    expires_at: datetime | None = None
+
+
 def send_message(
     req: SendRequest,
     customers: CustomerStore,
@@ -135,7 +145,7 @@ def send_message(
     population: Callable[[], dict[str, Any] | None] | None = None,
     lease: timedelta = SENDING_LEASE,
 ) -> dict[str, Any]:
-    """Send (at most once) and log; returns ``{"message_id", "status", "reason", "duplicate"}``.
+    """Send a campaign's message (at most once) and log it; see :func:`deliver` for the outcomes.
 
     Parameters
     ----------
@@ -165,6 +175,38 @@ def send_message(
     SendInProgress
         Another attempt holds the claim: retry the task later.
     """
+
+    def prepare() -> Content | str:
+        try:
+            doc = campaigns.get_campaign(req.campaign_id)
+        except NotFoundError:
+            return "campaign not found"
+        stored = Campaign.from_doc(doc)
+        if not stored.is_active:
+            return f"campaign {stored.status}"
+        campaign = stored.definition
+        return Content(campaign.messages, campaign.frequency_cap, campaign.expires_at)
+
+    return deliver(req, customers, prepare, providers, log, now, population, lease)
+
+
+def deliver(
+    req: SendRequest,
+    customers: CustomerStore,
+    prepare: Callable[[], Content | str],
+    providers: dict[str, Provider],
+    log: MessageLog,
+    now: datetime,
+    population: Callable[[], dict[str, Any] | None] | None = None,
+    lease: timedelta = SENDING_LEASE,
+    extra: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Claim the message id, check consent, expiry and the frequency cap, send once, and log the outcome.
+
+    ``prepare`` is asked after the claim for the content (or the reason to skip), so a skip is logged under
+    the message id as any other outcome. ``extra`` adds fields to the log record (a journey's node).
+    Returns and raises as :func:`send_message`.
+    """
     customer = customers.get_customer(req.customer_id)
     if customer is not None and customer.erased:
         # Nothing is written about a customer who was erased: not even a skipped record.
@@ -188,6 +230,7 @@ def send_message(
         "model_version": decision.get("model_version"),
         "timezone": decision.get("timezone"),
         "features": decision.get("features"),
+        **(extra or {}),
     }
     claimed, existing = log.claim(record)
     if not claimed:
@@ -196,26 +239,21 @@ def send_message(
             return _abandoned(existing, log, now, lease)
         return _result(existing, duplicate=True)
 
-    def finish(status: str, reason: str = "", **extra: Any) -> dict[str, Any]:
-        record.update(status=status, reason=reason, finished_at=utc_iso(now), **extra)
+    def finish(status: str, reason: str = "", **more: Any) -> dict[str, Any]:
+        record.update(status=status, reason=reason, finished_at=utc_iso(now), **more)
         log.finish(record)
         return _result(record)
 
-    try:
-        doc = campaigns.get_campaign(req.campaign_id)
-    except NotFoundError:
-        return finish("skipped", "campaign not found")
-    stored = Campaign.from_doc(doc)
-    if not stored.is_active:
-        return finish("skipped", f"campaign {stored.status}")
-    campaign = stored.definition
-    if now >= campaign.expires_at:
+    content = prepare()
+    if isinstance(content, str):
+        return finish("skipped", content)
+    if content.expires_at is not None and now >= content.expires_at:
         return finish("skipped", "offer expired")
     allowed, why = may_send(customer, req.channel)
     if not allowed:
         return finish("skipped", why)
-    if campaign.frequency_cap:
-        cap = campaign.frequency_cap
+    if content.frequency_cap:
+        cap = content.frequency_cap
         sent = log.sent_since(
             req.customer_id, req.channel, now - timedelta(days=cap.per_days), excluding=req.message_id
         )
@@ -225,7 +263,7 @@ def send_message(
     if provider is None:
         return finish("failed", f"no provider configured for {req.channel}")
     prior = population() if population is not None and customer.recommendation is None else None
-    message = render(campaign, req.channel, customer, template_fields(customer, prior))
+    message = render(content.messages, req.channel, customer, template_fields(customer, prior))
     tags = {"message_id": req.message_id, "campaign_id": req.campaign_id, "customer_id": req.customer_id}
     try:
         provider_id = provider.send(message, req.message_id, tags)

@@ -1,0 +1,315 @@
+"""Triggered journeys on the fakes: entry, branches, waits with timeouts, cycles until expiry, re-entry, exits."""
+
+from __future__ import annotations
+
+import json
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from kairos.domain.journeys import Journey, JourneyIn
+from kairos.errors import InvalidInputError
+from kairos.logic import journeys as jl
+from kairos.logic.customers import erase_customer
+from kairos.logic.ingest import ingest_events
+from tests.fakes import FakeProvider, InMemoryJourneyStore, RecordingJourneyStarter, RecordingTaskSink
+from tests.unit.conftest import NOW, RETENTION, SKEW, make_event
+
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "journeys"
+
+
+def example(name: str) -> dict[str, Any]:
+    return json.loads((EXAMPLES / f"{name}.json").read_text())
+
+
+class World:
+    """The fakes plus a clock: events go in through ingest and the trigger path, steps run as they are started."""
+
+    def __init__(self, customers, campaigns, messages) -> None:
+        self.customers, self.campaigns, self.messages = customers, campaigns, messages
+        self.store = InMemoryJourneyStore()
+        self.starter = RecordingJourneyStarter()
+        self.tasks = RecordingTaskSink()
+        self.providers = {ch: FakeProvider(ch) for ch in ("email", "sms", "push", "messenger")}
+        self.now = NOW
+        self.ran: set[str] = set()
+        self.steps = 0
+
+    def deps(self) -> jl.StepDeps:
+        return jl.StepDeps(self.customers, self.store, self.campaigns, self.messages, self.providers, self.tasks)
+
+    def journey(self, body: dict[str, Any], activate: bool = True) -> str:
+        doc = jl.create_journey(JourneyIn.model_validate(body), self.store, self.now)
+        if activate:
+            jl.set_status(doc["journey_id"], "active", self.store, self.now)
+        return doc["journey_id"]
+
+    def active(self) -> list[Journey]:
+        return [Journey.from_doc(d) for d in self.store.active_journeys()]
+
+    def event(self, event_id: str, customer_id: str, type: str, **extra: Any) -> dict[str, int]:  # noqa: A002
+        raw = make_event(event_id, customer_id, type, ts=self.now, **extra)
+        result = ingest_events([raw], self.customers, self.now, RETENTION, SKEW)
+        assert result.accepted == 1, result
+        stored = next(e for e in self.customers.customer_events(customer_id) if e["event_id"] == event_id)
+        out = jl.on_events([stored], self.active(), self.customers, self.store, self.starter, self.now)
+        self.drain()
+        return out
+
+    def drain(self) -> None:
+        """Run every started step not run yet (as Step Functions would, at once)."""
+        while True:
+            todo = [(n, p) for n, p in self.starter.started.items() if n not in self.ran]
+            if not todo:
+                return
+            for name, payload in todo:
+                self.ran.add(name)
+                self.steps += 1
+                jl.advance(payload["customer_id"], payload["key"], payload["seq"], self.deps(), self.now)
+
+    def advance_clock(self, hours: float, tick_minutes: int = 60) -> None:
+        """Move time forward; the timer runs every ``tick_minutes``."""
+        end = self.now + timedelta(hours=hours)
+        while self.now < end:
+            self.now = min(end, self.now + timedelta(minutes=tick_minutes))
+            jl.start_due(self.store, self.starter, self.now)
+            self.drain()
+
+    def sent(self, channel: str | None = None) -> list[tuple[str, str]]:
+        return [
+            (m["channel"], m["message_id"])
+            for m in sorted(self.messages.records.values(), key=lambda r: r["claimed_at"])
+            if m["status"] == "sent" and (channel is None or m["channel"] == channel)
+        ]
+
+    def paths(self, customer_id: str) -> list[dict[str, Any]]:
+        return self.store.customer_paths(customer_id)
+
+
+@pytest.fixture
+def world(customers, campaigns, messages, add_customer) -> World:
+    w = World(customers, campaigns, messages)
+    add_customer(
+        "c1",
+        consent={"email": True, "sms": True, "push": True, "messenger": True},
+        contact={"email": "c1@example.com", "phone": "+447700900123", "push_token": "t1", "messenger_chat_id": "1001"},
+        attributes={"first_name": "Ana"},
+    )
+    return w
+
+
+def test_abandoned_cart_small_cart_gets_an_email_then_an_sms_a_day_later(world):
+    # GIVEN the abandoned-cart journey, active
+    jid = world.journey(example("abandoned_cart"))
+    # WHEN c1 abandons a cart of 5,000
+    out = world.event("a1", "c1", "cart_abandon", amount=5000)
+    # THEN the email goes at once
+    assert out["entered"] == 1
+    assert [ch for ch, _ in world.sent()] == ["email"]
+    assert "Ana" in world.providers["email"].sent[0][0].body
+    # AND without an open, the SMS goes 24 hours later, and the path ends
+    world.advance_clock(23)
+    assert [ch for ch, _ in world.sent()] == ["email"]
+    world.advance_clock(2)
+    assert [ch for ch, _ in world.sent()] == ["email", "sms"]
+    (path,) = world.paths("c1")
+    assert path["status"] == "done" and path["exit_reason"] == "exit at done"
+    assert jl.results(jid, world.store)["messages"] == {"email": {"sent": 1}, "sms": {"sent": 1}}
+
+
+def test_abandoned_cart_big_cart_goes_to_a_manager_and_no_message(world):
+    world.journey(example("abandoned_cart"))
+    world.event("a1", "c1", "cart_abandon", amount=25000)
+    assert world.sent() == []
+    ((detail_type, detail),) = world.tasks.tasks
+    assert detail_type == "kairos.big_cart" and detail["customer_id"] == "c1"
+    assert detail["trigger"]["amount"] == 25000 and detail["queue"] == "sales-managers"
+
+
+def test_an_open_ends_the_wait_before_its_timeout(world):
+    world.journey(example("abandoned_cart"))
+    world.event("a1", "c1", "cart_abandon", amount=5000)
+    ((_, email_id),) = world.sent()
+    # WHEN the customer opens the email two hours later
+    world.advance_clock(2)
+    out = world.event("o1", "c1", "message_open", message_id=email_id, channel="email")
+    # THEN the path is woken at once and ends; no SMS ever
+    assert out["woken"] == 1
+    assert world.paths("c1")[0]["status"] == "done"
+    world.advance_clock(48)
+    assert [ch for ch, _ in world.sent()] == ["email"]
+
+
+def test_an_open_of_another_journeys_message_does_not_count(world):
+    world.journey(example("abandoned_cart"))
+    world.event("a1", "c1", "cart_abandon", amount=5000)
+    world.event("o1", "c1", "message_open", message_id="other-campaign.c1.0", channel="email")
+    world.advance_clock(25)
+    assert [ch for ch, _ in world.sent()] == ["email", "sms"]
+
+
+def test_a_purchase_exits_every_path_at_once(world):
+    world.journey(example("abandoned_cart"))
+    world.event("a1", "c1", "cart_abandon", amount=5000)
+    world.advance_clock(1)
+    world.event("p1", "c1", "purchase", amount=5000)
+    (path,) = world.paths("c1")
+    assert path["status"] == "done" and path["exit_reason"] == "exit_on purchase"
+    world.advance_clock(48)
+    assert [ch for ch, _ in world.sent()] == ["email"]
+
+
+def test_a_second_cart_inside_the_reentry_window_starts_nothing(world):
+    world.journey(example("abandoned_cart"))
+    world.event("a1", "c1", "cart_abandon", amount=5000)
+    world.advance_clock(30)
+    out = world.event("a2", "c1", "cart_abandon", amount=7000)
+    assert out["already_entered"] == 1 and out["entered"] == 0
+    # AND after the window (7 days) the next cart enters again
+    world.advance_clock(24 * 7)
+    assert world.event("a3", "c1", "cart_abandon", amount=7000)["entered"] == 1
+    assert len(world.paths("c1")) == 2
+
+
+def test_the_same_event_delivered_twice_enters_once(world):
+    body = {**example("abandoned_cart"), "reentry": {"mode": "every_time"}}
+    jid = world.journey(body)
+    world.event("a1", "c1", "cart_abandon", amount=5000)
+    stored = next(e for e in world.customers.customer_events("c1") if e["event_id"] == "a1")
+    again = jl.on_events([stored], world.active(), world.customers, world.store, world.starter, world.now)
+    assert again["already_entered"] == 1
+    assert len(world.paths("c1")) == 1 and jl.results(jid, world.store)["entries"] == 1
+
+
+def test_a_retried_step_sends_nothing_twice(world):
+    world.journey(example("abandoned_cart"))
+    world.event("a1", "c1", "cart_abandon", amount=5000)
+    # WHEN the first step is run again with its old seq (a duplicate delivery) and with the current one
+    name, payload = next(iter(world.starter.started.items()))
+    assert jl.advance(payload["customer_id"], payload["key"], payload["seq"], world.deps(), world.now)["status"] == (
+        "stale"
+    )
+    assert len(world.providers["email"].sent) == 1
+
+
+def test_entry_needs_consent_for_a_channel_of_the_journey(world, add_customer):
+    add_customer("c2", consent={"email": False})
+    world.journey(example("abandoned_cart"))
+    out = world.event("a1", "c2", "cart_abandon", amount=5000)
+    assert out["skipped"] == 1 and world.sent() == []
+
+
+def test_control_group_enters_but_is_never_messaged(world, add_customer):
+    body = {**example("abandoned_cart"), "control_share": 0.5, "reentry": {"mode": "every_time"}}
+    jid = world.journey(body)
+    for i in range(40):
+        add_customer(f"k{i}")
+        world.event(f"a{i}", f"k{i}", "cart_abandon", amount=100)
+    res = jl.results(jid, world.store)
+    assert res["entries"] == 40 and 10 <= res["control"] <= 30
+    assert len(world.providers["email"].sent) == 40 - res["control"]
+
+
+def test_a_draft_or_paused_journey_lets_nobody_in_and_paused_paths_hold(world):
+    jid = world.journey(example("abandoned_cart"), activate=False)
+    assert world.event("a1", "c1", "cart_abandon", amount=5000)["entered"] == 0
+    jl.set_status(jid, "active", world.store, world.now)
+    world.event("a2", "c1", "cart_abandon", amount=5000)
+    jl.set_status(jid, "paused", world.store, world.now)
+    world.advance_clock(30)
+    assert [ch for ch, _ in world.sent()] == ["email"]
+    jl.set_status(jid, "active", world.store, world.now)
+    world.advance_clock(2)
+    assert [ch for ch, _ in world.sent()] == ["email", "sms"]
+
+
+def test_cycle_repeats_channels_until_the_offer_expires(world):
+    # GIVEN points that expire 60 hours after the entering event
+    world.journey(example("expiring_promo"))
+    expires = (world.now + timedelta(hours=60)).isoformat()
+    world.event("p1", "c1", "cart_add", properties={"points_expire_at": expires})
+    # WHEN nobody engages
+    world.advance_clock(24 * 5)
+    # THEN email, messenger and sms go a day apart, and the cycle stops at the expiry
+    assert [ch for ch, _ in world.sent()] == ["email", "messenger", "sms"]
+    (path,) = world.paths("c1")
+    assert path["status"] == "done"
+
+
+def test_cycle_stops_when_the_customer_engages(world):
+    world.journey(example("expiring_promo"))
+    expires = (world.now + timedelta(days=10)).isoformat()
+    world.event("p1", "c1", "cart_add", properties={"points_expire_at": expires})
+    world.advance_clock(25)
+    (_, first), (_, second) = world.sent()
+    world.event("c1", "c1", "message_click", message_id=second, channel="messenger")
+    world.advance_clock(24 * 5)
+    assert [ch for ch, _ in world.sent()] == ["email", "messenger"]
+    (path,) = world.paths("c1")
+    assert path["exit_reason"] == "exit at done" and path["visits"]["used"] == 1
+    assert world.customers.get_customer("c1").profile["attributes"]["points_reminder"] == "engaged"
+
+
+def test_intent_without_payment_gets_a_reminder_after_14_days_unless_paid(world, add_customer):
+    add_customer("c2", consent={"messenger": True}, contact={"messenger_chat_id": "1002"})
+    world.journey(example("intent_reminder"))
+    for cid in ("c1", "c2"):
+        world.event(f"q-{cid}", cid, "message_inbound", text="how much?", properties={"intent": "price_question"})
+    world.advance_clock(24 * 3)
+    world.event("buy", "c1", "purchase", amount=10)
+    world.advance_clock(24 * 12)
+    assert [mid.split(".")[1] for _, mid in world.sent("messenger")] == ["e-q-c2"]
+
+
+def test_random_split_assignment_is_stable_and_logged(world, add_customer):
+    jid = world.journey(example("post_purchase"))
+    for i in range(30):
+        add_customer(f"b{i}")
+        world.event(f"buy{i}", f"b{i}", "purchase", amount=10)
+    world.advance_clock(24 * 5)
+    variants = jl.results(jid, world.store)["variants"]
+    assert set(variants) == {"short", "long"} and sum(variants.values()) == 30
+
+
+def test_erasure_removes_the_customers_paths(world, archive, decisions):
+    world.journey(example("abandoned_cart"))
+    world.event("a1", "c1", "cart_abandon", amount=5000)
+    erase_customer("c1", world.customers, archive, world.messages, decisions, world.now, journeys=world.store)
+    assert world.paths("c1") == []
+    world.advance_clock(30)
+    assert len(world.providers["sms"].sent) == 0
+
+
+@pytest.mark.parametrize(
+    ("change", "field"),
+    [
+        (lambda b: b["nodes"]["wait_open"].update(on_timeout="smss"), "nodes.wait_open.on_timeout"),
+        (lambda b: b.update(start="nowhere"), "start"),
+        (lambda b: b["nodes"].update(orphan={"type": "exit"}), "nodes.orphan"),
+    ],
+)
+def test_a_bad_graph_names_the_node_and_field(world, change, field):
+    body = example("abandoned_cart")
+    change(body)
+    with pytest.raises(InvalidInputError) as err:
+        world.journey(body)
+    assert err.value.field == field
+
+
+def test_a_loop_that_never_waits_is_refused(world):
+    body = example("abandoned_cart")
+    body["nodes"]["sms"]["next"] = "by_amount"
+    body["nodes"]["email"]["next"] = "sms"
+    with pytest.raises(InvalidInputError) as err:
+        world.journey(body)
+    assert "never waits" in err.value.reason
+
+
+def test_steps_per_message_on_the_common_path(world):
+    # One step (one Step Functions execution of one state) per message sent, plus one per wait that ends.
+    world.journey(example("abandoned_cart"))
+    world.event("a1", "c1", "cart_abandon", amount=5000)
+    world.advance_clock(25)
+    assert len(world.sent()) == 2 and world.steps == 2
