@@ -23,6 +23,10 @@ ENVIRONMENT = {
     "campaigns_table": c.ENV_CAMPAIGNS_TABLE,
     "segments_table": c.ENV_SEGMENTS_TABLE,
     "messages_table": c.ENV_MESSAGES_TABLE,
+    "journeys_table": c.ENV_JOURNEYS_TABLE,
+    "journey_paths_table": c.ENV_JOURNEY_PATHS_TABLE,
+    "journey_step_state_machine_arn": c.ENV_JOURNEY_STEP_STATE_MACHINE_ARN,
+    "task_event_bus": c.ENV_TASK_EVENT_BUS,
     "launch_state_machine_arn": c.ENV_LAUNCH_STATE_MACHINE_ARN,
     "launch_segments": c.ENV_LAUNCH_SEGMENTS,
     "journey_state_machine_arn": c.ENV_JOURNEY_STATE_MACHINE_ARN,
@@ -52,6 +56,10 @@ class Settings(BaseModel):
     campaigns_table: str = Field(default="kairos-campaigns")
     segments_table: str = Field(default="kairos-segments")
     messages_table: str = Field(default="kairos-messages")
+    journeys_table: str = Field(default="kairos-journeys")
+    journey_paths_table: str = Field(default="kairos-journey-paths")
+    journey_step_state_machine_arn: str = Field(default="", description="runs one step of a customer's path")
+    task_event_bus: str = Field(default="default", description="where journey task nodes publish")
     launch_state_machine_arn: str = Field(default="", description="empty: campaigns are stored but not launched")
     launch_segments: int = Field(default=4, ge=1, le=1000, description="parallel scan segments of a launch")
     journey_state_machine_arn: str = Field(default="")

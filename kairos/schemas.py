@@ -470,3 +470,24 @@ class RecommendationView(BaseModel):
     model_version: str
     as_of: datetime
     scored: bool = Field(description="false when the answer is the segment or population fallback")
+
+
+class MessageView(BaseModel):
+    """One message of the message log, as a customer-facing support view needs it."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    message_id: str
+    campaign_id: str = Field(description="the campaign or journey that sent it")
+    channel: str
+    status: str = Field(description="sent, unconfirmed, failed, skipped, throttled, unavailable or sending")
+    reason: str | None = None
+    claimed_at: str | None = None
+    sent_at: str | None = None
+    finished_at: str | None = None
+    node: str | None = Field(default=None, description="the journey node that sent it")
+
+
+class MessageList(BaseModel):
+    customer_id: str
+    messages: list[MessageView]

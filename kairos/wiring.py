@@ -18,6 +18,7 @@ from kairos.adapters.api_keys import DynamoApiKeyStore
 from kairos.adapters.archive import S3Archive
 from kairos.adapters.campaigns import DynamoCampaignStore
 from kairos.adapters.dynamo import DynamoStore
+from kairos.adapters.journey_store import DynamoJourneyStore, EventBridgeTaskSink
 from kairos.adapters.journeys import S3DecisionLog, StepFunctionsCampaignLauncher, StepFunctionsJourneyStarter
 from kairos.adapters.messages import DynamoMessageLog
 from kairos.adapters.providers import EndUserMessagingSms, SesEmail, SnsPush, SnsSms, TelegramMessenger, ssm_secret
@@ -35,6 +36,7 @@ if TYPE_CHECKING:
         DecisionLog,
         EventArchive,
         JourneyStarter,
+        JourneyStore,
         MessageLog,
         Provider,
     )
@@ -68,6 +70,21 @@ def decision_log(cfg: Settings) -> DecisionLog:
 def journey_starter(cfg: Settings) -> JourneyStarter:
     """Starts journey executions of the journey state machine."""
     return StepFunctionsJourneyStarter(cfg.journey_state_machine_arn)
+
+
+def journey_store(cfg: Settings) -> JourneyStore:
+    """Journey definitions and customers' paths through them (DynamoDB)."""
+    return DynamoJourneyStore(cfg.journeys_table, cfg.journey_paths_table)
+
+
+def journey_steps(cfg: Settings) -> JourneyStarter:
+    """Starts one step of a customer's path (the journey step state machine)."""
+    return StepFunctionsJourneyStarter(cfg.journey_step_state_machine_arn)
+
+
+def task_sink(cfg: Settings) -> EventBridgeTaskSink:
+    """Where journey task nodes hand customers over (EventBridge)."""
+    return EventBridgeTaskSink(cfg.task_event_bus)
 
 
 def campaign_launcher(cfg: Settings) -> CampaignLauncher | None:

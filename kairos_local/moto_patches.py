@@ -7,7 +7,8 @@ same, which needs no snapshot.
 
 moto 5 also answers a Query on a table's key by sorting every item of the table and keeping the partition's:
 with the events table of a demo that is tens of thousands of items per query, and a running journey queries
-it at every step. DynamoDB reads one partition; so does the patched query. Nothing here runs in Lambda.
+it at every step. DynamoDB reads one partition; so does the patched query. A state machine definition that
+moto validated once is not parsed again. Nothing here runs in Lambda.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from moto.dynamodb.exceptions import (
 )
 from moto.dynamodb.models import DynamoDBBackend
 from moto.dynamodb.models.table import Table
+from moto.stepfunctions.parser.models import StepFunctionsParserBackend
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -110,7 +112,20 @@ def _query(self: Table, hash_key: Any, *args: Any, **kwargs: Any) -> Any:
         _partition.query = None
 
 
+_VALIDATE = StepFunctionsParserBackend.__dict__["_validate_definition"]
+_valid_definitions: set[str] = set()
+
+
+def _validate_definition(definition: str) -> None:
+    # Parsing a definition with ANTLR (pure Python) costs a tenth of a second each; a test session deploys the
+    # same few definitions hundreds of times, and a definition that parsed once parses again.
+    if definition not in _valid_definitions:
+        _VALIDATE.__func__(definition)
+        _valid_definitions.add(definition)
+
+
 _PATCHES = (
+    (StepFunctionsParserBackend, "_validate_definition", _VALIDATE, staticmethod(_validate_definition)),
     (DynamoDBBackend, "transact_write_items", _ORIGINAL, _transact_write_items),
     (Table, "query", _QUERY, _query),
     (Table, "all_items", _ALL_ITEMS, _all_items),

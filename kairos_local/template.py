@@ -10,6 +10,8 @@ false (``AlarmEmailSubscription`` without an ``AlarmEmail``) is not deployed, as
 
 from __future__ import annotations
 
+import copy
+import functools
 import json
 import re
 from dataclasses import dataclass, field
@@ -47,8 +49,28 @@ _CfnLoader.add_multi_constructor("!", _cfn_tag)
 
 
 def load_template(path: Path | str = TEMPLATE) -> dict[str, Any]:
-    with open(path) as fh:
-        return yaml.load(fh, Loader=_CfnLoader)  # noqa: S506 - SafeLoader subclass
+    """The template as a dict (a fresh copy each call: callers may change theirs)."""
+    text = Path(path).read_text()
+    return copy.deepcopy(_parse_template(text))
+
+
+@functools.lru_cache(maxsize=8)
+def _parse_template(text: str) -> dict[str, Any]:
+    # YAML parsing is a third of a second; tests deploy the same template hundreds of times.
+    return yaml.load(text, Loader=_CfnLoader)  # noqa: S506 - SafeLoader subclass
+
+
+class _Clients:
+    """A session whose clients are made once per service (making a boto3 client costs about 10 ms)."""
+
+    def __init__(self, session: Any) -> None:
+        self._session = session
+        self._clients: dict[str, Any] = {}
+
+    def client(self, service: str) -> Any:
+        if service not in self._clients:
+            self._clients[service] = self._session.client(service)
+        return self._clients[service]
 
 
 NO_VALUE = object()  # what ``Ref AWS::NoValue`` resolves to: the enclosing key or list item is dropped
@@ -180,6 +202,7 @@ def deploy(
         Physical names and attributes of what was created; state machines are added by
         :func:`kairos_local.stepfunctions.deploy_state_machines`.
     """
+    session = _Clients(session)
     tpl = template or load_template()
     params = {k: str(v.get("Default", "")) for k, v in tpl.get("Parameters", {}).items()}
     params.update(overrides or {})

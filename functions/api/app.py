@@ -14,8 +14,9 @@ from kairos import __version__, timeutil, wiring
 from kairos.api import API_KEY_SCHEME, caller, check_filter_values, make_resolver
 from kairos.config import settings
 from kairos.domain.campaigns import CampaignIn, CampaignList, CampaignView, SegmentIn, SegmentList, SegmentView
+from kairos.domain.journeys import JourneyIn, JourneyList, JourneyResults, JourneyStatusIn, JourneyView
 from kairos.errors import InvalidInputError
-from kairos.logic import campaigns, customers, ingest, recommendations
+from kairos.logic import campaigns, customers, ingest, journeys, recommendations
 from kairos.observability import logger, metrics, tracer
 from kairos.schemas import (
     _ID_PATTERN,
@@ -26,13 +27,23 @@ from kairos.schemas import (
     ErasureReport,
     EventBatch,
     IngestResult,
+    MessageList,
+    MessageView,
     RecommendationView,
 )
 
 if TYPE_CHECKING:
     from aws_lambda_powertools.utilities.typing import LambdaContext
 
-    from kairos.ports import CampaignLauncher, CampaignStore, CustomerStore, DecisionLog, EventArchive, MessageLog
+    from kairos.ports import (
+        CampaignLauncher,
+        CampaignStore,
+        CustomerStore,
+        DecisionLog,
+        EventArchive,
+        JourneyStore,
+        MessageLog,
+    )
 
 app = make_resolver()
 
@@ -67,6 +78,11 @@ def campaign_store() -> CampaignStore:
 @lru_cache(maxsize=1)
 def launcher() -> CampaignLauncher | None:
     return wiring.campaign_launcher(settings())
+
+
+@lru_cache(maxsize=1)
+def journey_store() -> JourneyStore:
+    return wiring.journey_store(settings())
 
 
 @app.endpoint("POST", "/v1/events", scope="ingest", summary="Ingest a batch of 1 to 500 events", tags=["events"])
@@ -117,7 +133,9 @@ def delete_customer(customer_id: CustomerId) -> ErasureReport:
     # An erasure is audited with the key that asked for it, whether or not there was anything to erase.
     who = caller(app.current_event.raw_event)
     logger.info("customer erasure requested", extra={"customer_id": customer_id, **who})
-    report = customers.erase_customer(customer_id, store(), archive(), message_log(), decision_log(), timeutil.now())
+    report = customers.erase_customer(
+        customer_id, store(), archive(), message_log(), decision_log(), timeutil.now(), journeys=journey_store()
+    )
     logger.info("customer erased", extra={**report.model_dump(), **who})
     return report
 
@@ -213,6 +231,100 @@ def get_recommendation(customer_id: CustomerId) -> RecommendationView:
     return RecommendationView.model_validate(recommendations.get_recommendation(customer_id, store()))
 
 
+@app.endpoint(
+    "GET",
+    "/v1/customers/<customer_id>/messages",
+    scope="read",
+    errors=(400,),
+    summary="The customer's messages with their status (the message log), newest first",
+    tags=["customers"],
+)
+def get_customer_messages(customer_id: CustomerId) -> MessageList:
+    rows = sorted(message_log().for_customer(customer_id), key=lambda r: r.get("claimed_at") or "", reverse=True)
+    return MessageList(customer_id=customer_id, messages=[MessageView.model_validate(r) for r in rows])
+
+
+JourneyId = Annotated[str, Path(pattern=r"^[0-9a-f]{32}$", description="The id Kairos gave the journey")]
+
+
+def _journey_view(doc: dict) -> JourneyView:
+    return JourneyView.model_validate(doc)
+
+
+@app.endpoint(
+    "POST",
+    "/v1/journeys",
+    scope="manage",
+    status_code=201,
+    summary="Create a journey (a draft: activate it to let customers in)",
+    description="Errors name the node and the field, e.g. `nodes.wait_open.on_timeout`.",
+    tags=["journeys"],
+)
+def post_journey(journey: Annotated[JourneyIn, Body()]) -> JourneyView:
+    return _journey_view(journeys.create_journey(journey, journey_store(), timeutil.now()))
+
+
+@app.endpoint(
+    "GET", "/v1/journeys", scope="read", errors=(400,), summary="Journeys, a page at a time", tags=["journeys"]
+)
+def list_journeys(
+    limit: Annotated[int, Query(ge=1, le=100)] = 50,
+    next_token: Annotated[
+        str | None, Query(max_length=2048, description="The next_token of the previous page, as returned")
+    ] = None,
+) -> JourneyList:
+    items, token = journey_store().list_journeys(limit, next_token)
+    return JourneyList(journeys=[_journey_view(i) for i in items], next_token=token)
+
+
+@app.endpoint(
+    "GET",
+    "/v1/journeys/<journey_id>",
+    scope="read",
+    errors=(400, 404),
+    summary="A journey (its current version, or ?version=n)",
+    tags=["journeys"],
+)
+def get_journey(journey_id: JourneyId, version: Annotated[int | None, Query(ge=1)] = None) -> JourneyView:
+    return _journey_view(journey_store().get_journey(journey_id, version))
+
+
+@app.endpoint(
+    "PUT",
+    "/v1/journeys/<journey_id>",
+    scope="manage",
+    errors=(404,),
+    summary="A new version of a journey (paths already under way finish on the version they entered)",
+    tags=["journeys"],
+)
+def put_journey(journey_id: JourneyId, journey: Annotated[JourneyIn, Body()]) -> JourneyView:
+    return _journey_view(journeys.update_journey(journey_id, journey, journey_store(), timeutil.now()))
+
+
+@app.endpoint(
+    "POST",
+    "/v1/journeys/<journey_id>/status",
+    scope="manage",
+    errors=(404,),
+    summary="Activate, pause or archive a journey (draft -> active <-> paused -> archived)",
+    tags=["journeys"],
+)
+def post_journey_status(journey_id: JourneyId, change: Annotated[JourneyStatusIn, Body()]) -> JourneyView:
+    return _journey_view(journeys.set_status(journey_id, change.status, journey_store(), timeutil.now()))
+
+
+@app.endpoint(
+    "GET",
+    "/v1/journeys/<journey_id>/results",
+    scope="read",
+    errors=(400, 404),
+    summary="Where the journey's customers are, how their paths ended and what it sent",
+    tags=["journeys"],
+)
+def get_journey_results(journey_id: JourneyId) -> JourneyResults:
+    return JourneyResults.model_validate(journeys.results(journey_id, journey_store()))
+
+
 @app.get("/v1/openapi.json", summary="This document", tags=["meta"], include_in_schema=False)
 def openapi_document():  # noqa: ANN201 - a raw document, not a model
     return Response(status_code=200, content_type=content_types.APPLICATION_JSON, body=openapi_json())
@@ -232,7 +344,8 @@ def openapi_json() -> str:
                 description="A Kairos API key (`python -m kairos.admin create-key --scope ...`) with scopes: "
                 + ", ".join(f"`{s}`" for s in SCOPES)
                 + ". `ingest`: POST /v1/events; `profiles`: PUT /v1/customers/{id}; `read`: every GET; "
-                "`manage`: segments and campaigns (create, cancel); `erase`: DELETE /v1/customers/{id}. "
+                "`manage`: segments, campaigns (create, cancel) and journeys (create, version, status); "
+                "`erase`: DELETE /v1/customers/{id}. "
                 "Keys made before scopes existed hold every scope."
             )
         },

@@ -15,6 +15,7 @@ transition per step (see ``statemachine/journey_step.asl.json``).
 from __future__ import annotations
 
 import hashlib
+import json
 import random
 import time
 import uuid
@@ -44,6 +45,7 @@ from kairos.logic.consent import may_send
 from kairos.logic.segments import matches, matches_filter
 from kairos.logic.send import Content, deliver
 from kairos.logic.timing import QuietHours, decide, stable_unit
+from kairos.observability import logger
 from kairos.timeutil import parse_ts, utc_iso, zone
 
 if TYPE_CHECKING:
@@ -783,3 +785,36 @@ def results(journey_id: str, store: JourneyStore) -> dict[str, Any]:
         for name in (p.get("variants") or {}).values():
             out["variants"][name] = out["variants"].get(name, 0) + 1
     return out
+
+
+def on_stream(
+    records: list[dict[str, Any]],
+    journeys: list[Journey],
+    customers: CustomerStore,
+    store: JourneyStore,
+    starter: JourneyStarter,
+    now: datetime,
+) -> dict[str, Any]:
+    """The trigger path: the events table's stream records (inserted events, in order) -> entries and wake-ups.
+
+    Returns the counts and ``batchItemFailures``: on the first record that fails, the stream is told to resume
+    from it (what came before is done, and doing it again changes nothing: entries and starts are idempotent).
+    """
+    counts: dict[str, Any] = {"events": 0}
+    for rec in records:
+        ddb = rec.get("dynamodb", {})
+        sk = ddb.get("Keys", {}).get("sk", {}).get("S", "")
+        if rec.get("eventName") != "INSERT" or not sk.startswith("e#"):
+            continue
+        event = json.loads(ddb["NewImage"]["record"]["S"])
+        try:
+            out = on_events([event], journeys, customers, store, starter, now)
+        except Exception:  # noqa: BLE001 - reported to the stream, which retries from this record
+            logger.exception("journey trigger failed", extra={"customer_id": event.get("customer_id")})
+            counts["batchItemFailures"] = [{"itemIdentifier": ddb.get("SequenceNumber", "")}]
+            return counts
+        counts["events"] += 1
+        for k, v in out.items():
+            counts[k] = counts.get(k, 0) + v
+    counts["batchItemFailures"] = []
+    return counts

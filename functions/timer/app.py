@@ -1,0 +1,47 @@
+"""Timer function (every minute): start the next step of every waiting path whose time has come.
+
+The work is :func:`kairos.logic.journeys.start_due`. A step's execution name is fixed by the path and its
+``seq``, so a path seen again before its step moved it starts nothing new.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from typing import TYPE_CHECKING, Any
+
+from kairos import timeutil, wiring
+from kairos.config import settings
+from kairos.logic.journeys import start_due
+from kairos.observability import logger, metrics, tracer
+
+if TYPE_CHECKING:
+    from aws_lambda_powertools.utilities.typing import LambdaContext
+
+    from kairos.ports import JourneyStarter, JourneyStore
+
+BATCH = 1000
+
+
+@lru_cache(maxsize=1)
+def journeys() -> JourneyStore:
+    return wiring.journey_store(settings())
+
+
+@lru_cache(maxsize=1)
+def steps() -> JourneyStarter:
+    return wiring.journey_steps(settings())
+
+
+@logger.inject_lambda_context(log_event=False)
+@metrics.log_metrics
+@tracer.capture_lambda_handler
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    started = 0
+    # Up to a few batches per minute; what is left is due at the next tick (its wake_at is in the past).
+    while context.get_remaining_time_in_millis() > 10_000:
+        n = start_due(journeys(), steps(), timeutil.now(), BATCH)
+        started += n
+        if n < BATCH:
+            break
+    logger.info("due journey steps started", extra={"started": started})
+    return {"started": started}

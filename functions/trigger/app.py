@@ -1,0 +1,57 @@
+"""Trigger function: the events table's stream -> customers entering journeys, and waiting paths woken early.
+
+The work is :func:`kairos.logic.journeys.on_stream`; a failing record is reported (ReportBatchItemFailures)
+and the stream resumes from it. Active journeys are read at most every 30 s per sandbox, so an activation
+or a pause takes effect within that time.
+"""
+
+from __future__ import annotations
+
+import time
+from functools import lru_cache
+from typing import TYPE_CHECKING, Any
+
+from kairos import timeutil, wiring
+from kairos.config import settings
+from kairos.domain.journeys import Journey
+from kairos.logic.journeys import on_stream
+from kairos.observability import logger, metrics, tracer
+
+if TYPE_CHECKING:
+    from aws_lambda_powertools.utilities.typing import LambdaContext
+
+    from kairos.ports import CustomerStore, JourneyStarter, JourneyStore
+
+JOURNEYS_TTL_S = 30.0
+_cache: dict[str, Any] = {"at": float("-inf"), "journeys": []}
+
+
+@lru_cache(maxsize=1)
+def customers() -> CustomerStore:
+    return wiring.customer_store(settings())
+
+
+@lru_cache(maxsize=1)
+def journeys() -> JourneyStore:
+    return wiring.journey_store(settings())
+
+
+@lru_cache(maxsize=1)
+def steps() -> JourneyStarter:
+    return wiring.journey_steps(settings())
+
+
+def active_journeys() -> list[Journey]:
+    if time.monotonic() - _cache["at"] > JOURNEYS_TTL_S:
+        _cache["journeys"] = [Journey.from_doc(d) for d in journeys().active_journeys()]
+        _cache["at"] = time.monotonic()
+    return _cache["journeys"]
+
+
+@logger.inject_lambda_context(log_event=False)
+@metrics.log_metrics
+@tracer.capture_lambda_handler
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    result = on_stream(event.get("Records", []), active_journeys(), customers(), journeys(), steps(), timeutil.now())
+    logger.info("journey triggers", extra={k: v for k, v in result.items() if k != "batchItemFailures"})
+    return {"batchItemFailures": result["batchItemFailures"]}

@@ -1,0 +1,159 @@
+"""Triggered journeys on the real template: the API, the events stream, the trigger and timer functions, and the
+journey step state machine's real ASL in moto's interpreter, with simulated time."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from kairos_local.stepfunctions import SimulatedClock, local_stepfunctions
+from tests.conftest import Client
+
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "journeys"
+START = datetime(2026, 3, 2, 9, tzinfo=UTC)  # a Monday, 09:00 UTC (outside the example's quiet hours)
+
+
+class Stack:
+    def __init__(self, runtime, clock, sfn) -> None:
+        self.runtime, self.clock, self.sfn = runtime, clock, sfn
+        self.client = Client(runtime)
+        self.api = runtime.session.client("stepfunctions")
+        self.machine = runtime.dep.physical["JourneyStepStateMachine"]
+
+    def journey(self, name: str, **over: Any) -> str:
+        body = {**json.loads((EXAMPLES / f"{name}.json").read_text()), **over}
+        resp = self.client.request("POST", "/v1/journeys", body)
+        assert resp.status == 201, resp.body
+        jid = resp.json()["journey_id"]
+        resp = self.client.request("POST", f"/v1/journeys/{jid}/status", {"status": "active"})
+        assert resp.status == 200 and resp.json()["status"] == "active", resp.body
+        return jid
+
+    def customer(self, cid: str) -> None:
+        body = {
+            "timezone": "Europe/London",
+            "contact": {"email": f"{cid}@example.com", "phone": "+447700900123"},
+            "consent": {"email": True, "sms": True},
+            "attributes": {"first_name": "Ana"},
+        }
+        assert self.client.request("PUT", f"/v1/customers/{cid}", body).status == 200
+
+    def event(self, event_id: str, cid: str, type: str, **extra: Any) -> None:  # noqa: A002
+        ev = {"event_id": event_id, "customer_id": cid, "type": type, "timestamp": self.clock.now().isoformat()}
+        resp = self.client.post_events([{**ev, **extra}])
+        assert resp.status == 200 and resp.json()["accepted"] == 1, resp.body
+        self.settle()
+
+    def settle(self) -> None:
+        """Deliver the streams (archive, trigger) and wait for every step execution to end."""
+        with self.clock.busy():
+            self.runtime.pump_streams()
+        for ex in self.api.list_executions(stateMachineArn=self.machine)["executions"]:
+            assert self.sfn.wait(ex["executionArn"], timeout_s=60)["status"] == "SUCCEEDED", ex
+
+    def later(self, hours: float) -> None:
+        """Let time pass; the timer runs as EventBridge would run it every minute (here: at the end)."""
+        self.clock.advance(hours * 3600)
+        with self.clock.busy():
+            self.runtime.invoke("TimerFunction", {})
+        self.settle()
+
+    def messages(self, cid: str) -> list[tuple[str, str]]:
+        resp = self.client.request("GET", f"/v1/customers/{cid}/messages")
+        assert resp.status == 200, resp.body
+        return [(m["channel"], m["status"]) for m in reversed(resp.json()["messages"])]
+
+
+@pytest.fixture
+def stack(runtime):
+    clock = SimulatedClock(START)
+    with local_stepfunctions(runtime, clock) as sfn:
+        yield Stack(runtime, clock, sfn)
+
+
+def test_abandoned_cart_end_to_end(stack):
+    # GIVEN the example journey, active, and a customer who may get email and SMS
+    jid = stack.journey("abandoned_cart")
+    stack.customer("c1")
+    # WHEN they abandon a cart of 5,000
+    stack.event("cart-1", "c1", "cart_abandon", amount=5000)
+    # THEN the email is sent at once
+    assert stack.messages("c1") == [("email", "sent")]
+    # AND a second cart inside the re-entry window starts nothing
+    stack.later(1)
+    stack.event("cart-2", "c1", "cart_abandon", amount=6000)
+    assert stack.messages("c1") == [("email", "sent")]
+    # AND with no open, the SMS goes after 24 hours, then the path ends
+    stack.later(24)
+    assert stack.messages("c1") == [("email", "sent"), ("sms", "sent")]
+    res = stack.client.request("GET", f"/v1/journeys/{jid}/results").json()
+    assert res["entries"] == 1 and res["completed"] == 1 and res["messages"]["sms"] == {"sent": 1}
+
+
+def test_an_open_ends_the_wait_and_a_purchase_exits(stack):
+    stack.journey("abandoned_cart")
+    for cid in ("c1", "c2"):
+        stack.customer(cid)
+        stack.event(f"cart-{cid}", cid, "cart_abandon", amount=5000)
+    (msg,) = stack.client.request("GET", "/v1/customers/c1/messages").json()["messages"]
+    stack.later(2)
+    stack.event("open-1", "c1", "message_open", channel="email", message_id=msg["message_id"])
+    stack.event("buy-2", "c2", "purchase", amount=5000)
+    stack.later(30)
+    assert stack.messages("c1") == [("email", "sent")]
+    assert stack.messages("c2") == [("email", "sent")]
+
+
+def test_a_big_cart_goes_to_the_managers_queue_as_an_eventbridge_event(stack):
+    # GIVEN a rule that routes the journey's tasks to a queue
+    sqs = stack.runtime.session.client("sqs")
+    events = stack.runtime.session.client("events")
+    url = sqs.create_queue(QueueName="managers")["QueueUrl"]
+    arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    events.put_rule(Name="big-carts", EventPattern=json.dumps({"source": ["kairos.journeys"]}))
+    events.put_targets(Rule="big-carts", Targets=[{"Id": "q", "Arn": arn}])
+    stack.journey("abandoned_cart")
+    stack.customer("c1")
+    # WHEN a cart of 25,000 is abandoned
+    stack.event("cart-1", "c1", "cart_abandon", amount=25000)
+    # THEN the managers' queue has the task, and the customer gets no message
+    (msg,) = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10).get("Messages", [])
+    task = json.loads(msg["Body"])
+    assert task["detail-type"] == "kairos.big_cart" and task["detail"]["customer_id"] == "c1"
+    assert task["detail"]["trigger"]["amount"] == 25000
+    assert stack.messages("c1") == []
+
+
+def test_invalid_journey_names_the_node_and_field(stack):
+    body = json.loads((EXAMPLES / "abandoned_cart.json").read_text())
+    body["nodes"]["wait_open"]["on_timeout"] = "smss"
+    resp = stack.client.request("POST", "/v1/journeys", body)
+    assert resp.status == 400
+    assert resp.json()["message"].startswith("nodes.wait_open.on_timeout: unknown node 'smss'")
+
+
+def test_versions_and_lifecycle(stack):
+    jid = stack.journey("abandoned_cart")
+    body = json.loads((EXAMPLES / "abandoned_cart.json").read_text())
+    body["name"] = "Abandoned cart v2"
+    resp = stack.client.request("PUT", f"/v1/journeys/{jid}", body)
+    assert resp.status == 200 and resp.json()["version"] == 2
+    first = stack.runtime.http("GET", f"/v1/journeys/{jid}", stack.client.headers, None, {"version": "1"})
+    assert first.json()["definition"]["name"] == "Abandoned cart" and first.json()["version"] == 1
+    assert stack.client.request("POST", f"/v1/journeys/{jid}/status", {"status": "archived"}).status == 200
+    again = stack.client.request("POST", f"/v1/journeys/{jid}/status", {"status": "active"})
+    assert again.status == 400 and "archived" in again.json()["message"]
+
+
+def test_erasure_removes_paths_and_stops_the_journey(stack):
+    stack.journey("abandoned_cart")
+    stack.customer("c1")
+    stack.event("cart-1", "c1", "cart_abandon", amount=5000)
+    resp = stack.client.request("DELETE", "/v1/customers/c1")
+    assert resp.status == 200 and resp.json()["journey_paths"] == 1
+    stack.later(30)
+    assert stack.messages("c1") == []
