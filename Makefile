@@ -49,6 +49,7 @@ validate: dev
 bench: dev
 	$(PY) bench/ingest.py
 	$(PY) bench/score.py
+	$(PY) bench/journey_cost.py
 
 # sam build without Docker (layers and the score function build through their Makefiles), then prove that
 # every shared library the score function needs is in the package or in the python3.12 arm64 runtime.

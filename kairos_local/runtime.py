@@ -95,6 +95,10 @@ class LocalRuntime:
         self._handlers: dict[str, Callable[..., Any]] = {}
         self._auth_cache: dict[str, tuple[float, dict[str, Any] | None]] = {}
         self._stream_iters: dict[str, dict[str, str]] = {}
+        # A server pumps from a background loop and after every request: one pump at a time, or two would
+        # read the same shard iterator and deliver the same records twice.
+        self._pump_lock = threading.Lock()
+        self._streams: Any = None
         self.lock = threading.RLock()
         self.routes = self._routes()
         self.invocations: dict[str, int] = {}
@@ -276,11 +280,16 @@ class LocalRuntime:
 
     def pump_streams(self) -> int:
         """Deliver new DynamoDB stream records to their functions; return how many were delivered."""
-        # botocore >= 1.44 sends stream calls to account endpoints (<account>.streams-ddb...) that moto does not
-        # route yet; the classic endpoint reaches the same backend.
-        streams = self.session.client(
-            "dynamodbstreams", endpoint_url=f"https://streams.dynamodb.{self.dep.region}.amazonaws.com"
-        )
+        with self._pump_lock:
+            if self._streams is None:
+                # botocore >= 1.44 sends stream calls to account endpoints (<account>.streams-ddb...) that moto
+                # does not route yet; the classic endpoint reaches the same backend.
+                self._streams = self.session.client(
+                    "dynamodbstreams", endpoint_url=f"https://streams.dynamodb.{self.dep.region}.amazonaws.com"
+                )
+            return self._pump(self._streams)
+
+    def _pump(self, streams: Any) -> int:
         delivered = 0
         for lid, res in self.dep.of_type("AWS::Serverless::Function").items():
             for name, ev in res["Properties"].get("Events", {}).items():

@@ -1,27 +1,69 @@
-"""A local HTTP server for the Kairos API on embedded AWS (``make serve``), and the same API as a WSGI app.
+"""The whole product locally (``make serve``): the API over HTTP, and everything AWS would run behind it.
 
-The same handlers run behind both as in Lambda: each request becomes an API Gateway REST proxy event.
+:class:`LocalProduct` deploys ``template.yaml`` into embedded AWS (moto) and runs, in this process, what the
+stack runs in AWS: the API (each request becomes an API Gateway REST proxy event for the same handlers as in
+Lambda), every state machine execution (Lambda tasks in-process, waits on a clock that follows real time at
+``KAIROS_CLOCK_SPEED``), the DynamoDB stream triggers and the template's schedules
+(:class:`kairos_local.scheduler.LocalTriggers`). :func:`wsgi_app` serves the same API to in-process clients.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+import logging
+import math
 import os
+import signal
 import sys
+import threading
+from contextlib import ExitStack
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, quote, urlsplit
 
-from kairos_local.embedded import DEFAULT_LOCAL_API_KEY, embedded_aws
+from kairos_local.embedded import embedded_aws
+from kairos_local.scheduler import LocalTriggers
+from kairos_local.stepfunctions import WallClock, local_stepfunctions
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable
+    from datetime import datetime
+    from types import TracebackType
 
     from kairos_local.runtime import LocalRuntime
+    from kairos_local.stepfunctions import StepFunctionsRunner
+
+    # Local control endpoints: the request body in, an HTTP status and a JSON document out.
+    Control = dict[str, Callable[[bytes], tuple[int, Any]]]
+
+CLOCK_SPEED_ENV = "KAIROS_CLOCK_SPEED"
+SCORE_STATE_MACHINE = "ScoreAllStateMachine"
+log = logging.getLogger(__name__)
 
 
-def make_server(runtime: LocalRuntime, host: str = "127.0.0.1", port: int = 8787) -> ThreadingHTTPServer:
+def make_server(
+    runtime: LocalRuntime, host: str = "127.0.0.1", port: int = 8787, control: Control | None = None
+) -> ThreadingHTTPServer:
+    """An HTTP server for the local API.
+
+    Parameters
+    ----------
+    runtime
+        The embedded deployment whose API serves the requests.
+    host, port
+        Where to listen (port 0: any free port, see ``server.server_address``).
+    control
+        Local-only endpoints, keyed ``"<METHOD> <path>"`` (``"POST /_local/score"``); paths under ``/_local/``
+        are answered by them, never by the API, and are not part of the OpenAPI document.
+
+    Returns
+    -------
+    ThreadingHTTPServer
+        Not yet serving: call ``serve_forever``.
+    """
+
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
         server_version = "kairos-local"
@@ -30,12 +72,20 @@ def make_server(runtime: LocalRuntime, host: str = "127.0.0.1", port: int = 8787
             length = int(self.headers.get("Content-Length") or 0)
             body = self.rfile.read(length) if length else b""
             url = urlsplit(self.path)
+            if control is not None and url.path.startswith("/_local/"):
+                fn = control.get(f"{self.command} {url.path}")
+                status, doc = fn(body) if fn else (404, {"message": f"no local endpoint {self.command} {url.path}"})
+                self._reply(status, {"Content-Type": "application/json"}, json.dumps(doc, default=str))
+                return
             resp = runtime.http(
                 self.command, url.path, dict(self.headers.items()), body, dict(parse_qsl(url.query)) or None
             )
-            payload = resp.body.encode()
-            self.send_response(resp.status)
-            for k, v in resp.headers.items():
+            self._reply(resp.status, resp.headers, resp.body)
+
+        def _reply(self, status: int, headers: dict[str, str], body: str) -> None:
+            payload = body.encode()
+            self.send_response(status)
+            for k, v in headers.items():
                 if k.lower() not in ("content-length", "connection"):
                     self.send_header(k, v)
             self.send_header("Content-Length", str(len(payload)))
@@ -104,24 +154,197 @@ def _phrase(status: int) -> str:
         return "Unknown"
 
 
+class LocalProduct:
+    """The whole product on embedded AWS, in this process: what ``make serve`` runs.
+
+    Entering it deploys ``template.yaml`` into moto, runs every state machine execution on the local
+    interpreter with a :class:`~kairos_local.stepfunctions.WallClock` at ``speed``, starts the background loop
+    of stream triggers and schedules (:class:`~kairos_local.scheduler.LocalTriggers`), scores everybody once
+    (so recommendations answer from the first request: customers not scored yet get the fallbacks) and serves
+    HTTP on a thread. Leaving it stops all of that, in the reverse order.
+
+    Parameters
+    ----------
+    host, port
+        Where the HTTP server listens (port 0: any free port; see :attr:`url`).
+    speed
+        Simulated seconds per real second for waits, schedules and what handlers read as now.
+    api_key
+        The local app's API key (default ``$KAIROS_API_KEY`` or ``kairos-local-dev-key``).
+    parameters
+        Template parameter overrides (e.g. ``{"ScoreSchedule": "rate(1 hour)"}``).
+    template
+        A template to deploy instead of ``template.yaml`` (tests add test-only resources to the real one).
+    score_at_start
+        Run one ScoreAll execution before serving.
+    tick_s
+        Real seconds between two rounds of stream pumping and schedule checks.
+    start
+        The clock's time at start (default: now).
+
+    Example
+    -------
+    >>> with LocalProduct(port=0, speed=3600) as product:
+    ...     urllib.request.urlopen(f"{product.url}/v1/openapi.json").status
+    200
+    """
+
+    def __init__(
+        self,
+        host: str = "127.0.0.1",
+        port: int = 8787,
+        speed: float = 1.0,
+        api_key: str | None = None,
+        parameters: dict[str, str] | None = None,
+        template: dict[str, Any] | None = None,
+        score_at_start: bool = True,
+        tick_s: float = 0.5,
+        start: datetime | None = None,
+    ) -> None:
+        self.host, self.port = host, port
+        if not (math.isfinite(speed) and speed > 0):
+            raise ValueError(f"clock speed must be a positive number, not {speed!r}")
+        self.speed, self.start = speed, start
+        self.api_key = api_key
+        self.parameters = parameters
+        self.template = template
+        self.score_at_start = score_at_start
+        self.tick_s = tick_s
+        self._stack = ExitStack()
+
+    @property
+    def url(self) -> str:
+        host, port = self.server.server_address[:2]
+        return f"http://{host}:{port}"
+
+    def __enter__(self) -> LocalProduct:
+        try:
+            self._start()
+        except BaseException:
+            self._stack.close()
+            raise
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self._stack.close()
+
+    def _start(self) -> None:
+        stack = self._stack
+        self.runtime: LocalRuntime = stack.enter_context(
+            embedded_aws(self.api_key, self.parameters, template=self.template)
+        )
+        # Runs once the executions are stopped, before moto goes: a Lambda still running (it holds the
+        # runtime's lock) must end inside moto, never reach out to AWS.
+        stack.callback(self._drain)
+        # The clock starts once the deployment is there: at an hour per second, deploying would cost hours.
+        self.clock = WallClock(self.speed, self.start)
+        self.sfn: StepFunctionsRunner = stack.enter_context(local_stepfunctions(self.runtime, self.clock))
+        self.triggers = LocalTriggers(self.runtime, self.clock, self.tick_s)
+        self.triggers.start()
+        stack.callback(self.triggers.stop)
+        # Bound before scoring, so a port in use fails at once; requests wait in the backlog until it serves.
+        self.server = make_server(self.runtime, self.host, self.port, {"POST /_local/score": self._score_endpoint})
+        stack.callback(self.server.server_close)
+        if self.score_at_start:
+            result = self.score()
+            if result["status"] != "SUCCEEDED":
+                log.warning("scoring at start ended %s: %s", result["status"], result.get("cause"))
+        thread = threading.Thread(target=self.server.serve_forever, name="kairos-http", daemon=True)
+        thread.start()
+        stack.callback(self._stop_http, thread)
+
+    def _stop_http(self, thread: threading.Thread) -> None:
+        self.server.shutdown()
+        thread.join(timeout=10)
+
+    def _drain(self) -> None:
+        if self.runtime.lock.acquire(timeout=30):
+            self.runtime.lock.release()
+
+    def score(self, timeout_s: float = 600.0) -> dict[str, Any]:
+        """Score every customer now (one ScoreAll execution, as the nightly schedule starts) and wait.
+
+        Returns
+        -------
+        dict
+            ``execution_arn``, ``status`` (``SUCCEEDED``, ``FAILED``... or ``TIMED_OUT`` when it did not end
+            within ``timeout_s`` real seconds) and ``output`` (the execution's, parsed) or ``error``/``cause``.
+        """
+        segments = int(self.runtime.dep.parameters.get("ScoreSegments") or 1)
+        arn = self.sfn.start(SCORE_STATE_MACHINE, {"total_segments": segments})
+        try:
+            desc = self.sfn.wait(arn, timeout_s)
+        except TimeoutError as exc:
+            return {"execution_arn": arn, "status": "TIMED_OUT", "cause": str(exc)}
+        out: dict[str, Any] = {"execution_arn": arn, "status": desc["status"]}
+        if desc["status"] == "SUCCEEDED":
+            out["output"] = json.loads(desc.get("output") or "null")
+        else:
+            out |= {"error": desc.get("error"), "cause": desc.get("cause")}
+        return out
+
+    def _score_endpoint(self, body: bytes) -> tuple[int, Any]:
+        # POST /_local/score: no body; 200 with the execution's output once it succeeded.
+        result = self.score()
+        status = {"SUCCEEDED": 200, "TIMED_OUT": 504}.get(result["status"], 500)
+        return status, result
+
+    def wait(self) -> None:
+        """Serve until interrupted (Ctrl-C)."""
+        try:
+            threading.Event().wait()
+        except KeyboardInterrupt:
+            pass
+
+
+def clock_speed(value: str | None) -> float:
+    """``KAIROS_CLOCK_SPEED`` (or ``--speed``) as a number: 1 by default, positive and finite."""
+    try:
+        speed = float(value) if value else 1.0
+    except ValueError:
+        speed = math.nan
+    if not (math.isfinite(speed) and speed > 0):
+        raise ValueError(f"{CLOCK_SPEED_ENV} must be a positive number, not {value!r}")
+    return speed
+
+
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description="Serve the Kairos API locally on embedded AWS (moto).")
+    parser = argparse.ArgumentParser(
+        description="Run Kairos locally on embedded AWS (moto): the API, state machines, stream triggers, schedules."
+    )
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=int(os.environ.get("PORT", "8787")))
     parser.add_argument("--retention-days", type=int, default=None, help="override EventRetentionDays")
+    parser.add_argument(
+        "--speed",
+        default=os.environ.get(CLOCK_SPEED_ENV),
+        help=f"simulated seconds per real second (default ${CLOCK_SPEED_ENV} or 1; 3600: an hour per second)",
+    )
     args = parser.parse_args(argv)
+    try:
+        speed = clock_speed(args.speed)
+    except ValueError as exc:
+        parser.error(str(exc))
     params = {"EventRetentionDays": str(args.retention_days)} if args.retention_days else None
-    with embedded_aws(parameters=params) as runtime:
-        server = make_server(runtime, args.host, args.port)
-        key = os.environ.get("KAIROS_API_KEY") or DEFAULT_LOCAL_API_KEY
-        print(f"Kairos API on http://{args.host}:{args.port}  (API key: {key})", flush=True)
-        print(f"  curl http://{args.host}:{args.port}/v1/openapi.json", flush=True)
-        try:
-            server.serve_forever()
-        except KeyboardInterrupt:
-            pass
-        finally:
-            server.server_close()
+    handler = logging.StreamHandler()
+    handler.setFormatter(logging.Formatter("%(asctime)s %(name)s %(levelname)s %(message)s"))
+    logging.getLogger("kairos_local").addHandler(handler)
+    logging.getLogger("kairos_local").setLevel(logging.INFO)
+    # A terminated server (kill, a process manager) stops as cleanly as one interrupted with Ctrl-C.
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
+    print(f"Deploying template.yaml into embedded AWS (clock speed {speed:g})...", flush=True)
+    try:
+        with LocalProduct(args.host, args.port, speed=speed, parameters=params) as product:
+            key = product.runtime.api_key  # type: ignore[attr-defined]
+            print(f"Kairos on {product.url}  (API key: {key})", flush=True)
+            print(f"  curl {product.url}/v1/openapi.json", flush=True)
+            print(f"  curl -X POST {product.url}/_local/score   # score everybody now", flush=True)
+            product.wait()
+            print("Stopping...", flush=True)
+    except KeyboardInterrupt:  # Ctrl-C while deploying: everything started so far has been stopped
+        return 130
     return 0
 
 

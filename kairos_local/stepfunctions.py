@@ -20,8 +20,9 @@ real time, and measures ``Timestamp`` waits against the wall clock. Inside :func
   bookkeeping; this module replaces its error matching and its random source (seedable for tests).
 - Waits and retry intervals park on a discrete-event :class:`SimulatedClock`, which jumps to the next
   wake-up once every execution is parked (``scale`` > 0 also spends that fraction of each jump in real
-  time); ``Timestamp`` waits count from the simulated now. Handlers read the time through
-  :func:`kairos.timeutil.now`, which the runner points at the simulated clock.
+  time), or on a :class:`WallClock`, which follows real time at a speed (``make serve``); ``Timestamp``
+  waits count from the clock's now. Handlers read the time through :func:`kairos.timeutil.now`, which the
+  runner points at the clock.
 """
 
 from __future__ import annotations
@@ -256,6 +257,130 @@ class SimulatedClock:
                 threading.Thread(target=self._run_timer, args=(fn,), daemon=True).start()
 
 
+# A wait longer than this (real seconds) wakes up to look at the clock again: Condition.wait refuses
+# timeouts beyond threading.TIMEOUT_MAX, and a shorter wake-up costs nothing.
+_MAX_REAL_WAIT_S = 3600.0
+
+
+class WallClock:
+    """Now, as the state machines see it: real time, run ``speed`` times as fast, for a long-running server.
+
+    Unlike :class:`SimulatedClock` it never jumps: a Wait of one hour takes ``3600 / speed`` real seconds
+    whatever else runs, so HTTP clients, stream triggers and schedules share one timeline with the
+    executions. It has the interface of :class:`SimulatedClock`, so :func:`local_stepfunctions` runs on
+    either.
+
+    Parameters
+    ----------
+    speed
+        Simulated seconds per real second: 1 is real time, 60 a minute per second, 3600 an hour per second.
+    start
+        The simulated time at construction (default: now).
+
+    Raises
+    ------
+    ValueError
+        ``speed`` is not a positive finite number.
+
+    Example
+    -------
+    >>> clock = WallClock(speed=3600, start=datetime(2026, 3, 2, 9, tzinfo=UTC))
+    >>> clock.sleep(1800)  # half an hour: half a real second
+    >>> clock.now() >= datetime(2026, 3, 2, 9, 30, tzinfo=UTC)
+    True
+    """
+
+    def __init__(self, speed: float = 1.0, start: datetime | None = None) -> None:
+        if not (math.isfinite(speed) and speed > 0):
+            raise ValueError(f"clock speed must be a positive number, not {speed!r}")
+        self.speed = float(speed)
+        self._origin = start or datetime.now(UTC)
+        self._t0 = time.monotonic()
+        self._offset = 0.0  # simulated seconds added by advance()
+        self._lock = threading.Lock()
+        # Sleepers and the timer driver wait on separate conditions: a new timer must not wake thousands of
+        # parked journeys only for them to go back to sleep.
+        self._sleepers = threading.Condition(self._lock)
+        self._timer_cond = threading.Condition(self._lock)
+        self._timers: list[tuple[datetime, int, Callable[[], None]]] = []
+        self._seq = 0
+        self._closed = False
+        self._driver: threading.Thread | None = None
+        # Knobs of SimulatedClock that local_stepfunctions sets; this clock's pace is its speed, and it never
+        # waits for executions to park.
+        self.scale = 0.0
+        self.running: Callable[[], int] | None = None
+
+    def now(self) -> datetime:
+        return self._origin + timedelta(seconds=(time.monotonic() - self._t0) * self.speed + self._offset)
+
+    def advance(self, seconds: float) -> None:
+        """Move the clock forward at once (waits and timers due by then end now)."""
+        with self._lock:
+            self._offset += max(0.0, seconds)
+            self._sleepers.notify_all()
+            self._timer_cond.notify_all()
+
+    def sleep(self, seconds: float) -> None:
+        self.sleep_until(self.now() + timedelta(seconds=max(0.0, seconds)))
+
+    def sleep_until(self, target: datetime) -> None:
+        with self._lock:
+            while not self._closed:
+                left = (target - self.now()).total_seconds()
+                if left <= 0:
+                    return
+                self._sleepers.wait(timeout=min(left / self.speed, _MAX_REAL_WAIT_S))
+
+    def call_at(self, when: datetime, fn: Callable[[], None]) -> None:
+        """Run ``fn`` in its own thread once the clock reaches ``when`` (the clock must be started)."""
+        with self._lock:
+            self._seq += 1
+            heapq.heappush(self._timers, (when, self._seq, fn))
+            self._timer_cond.notify_all()
+
+    @contextmanager
+    def busy(self) -> Iterator[None]:
+        """Work in progress; wall time does not wait for it, so this marks nothing."""
+        yield
+
+    def start(self) -> None:
+        if self._driver is None:
+            self._closed = False
+            self._driver = threading.Thread(target=self._drive, name="kairos-wall-clock", daemon=True)
+            self._driver.start()
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    def stop(self) -> None:
+        """Stop; every thread still waiting on this clock is released at once (and later waits too)."""
+        with self._lock:
+            self._closed = True
+            self._timers.clear()
+            self._sleepers.notify_all()
+            self._timer_cond.notify_all()
+        if self._driver is not None:
+            self._driver.join(timeout=2)
+            self._driver = None
+
+    def _drive(self) -> None:
+        while True:
+            with self._lock:
+                if self._closed:
+                    return
+                if not self._timers:
+                    self._timer_cond.wait(timeout=_MAX_REAL_WAIT_S)
+                    continue
+                left = (self._timers[0][0] - self.now()).total_seconds()
+                if left > 0:
+                    self._timer_cond.wait(timeout=min(left / self.speed, _MAX_REAL_WAIT_S))
+                    continue
+                fn = heapq.heappop(self._timers)[2]
+            threading.Thread(target=fn, name="kairos-wall-clock-timer", daemon=True).start()
+
+
 def deploy_state_machines(dep: Deployment, session: Any) -> dict[str, str]:
     """Create every ``AWS::Serverless::StateMachine`` of the template; return logical id -> ARN."""
     sfn = session.client("stepfunctions")
@@ -294,7 +419,10 @@ def _logging_configuration(logging: dict[str, Any]) -> dict[str, Any]:
 
 @contextmanager
 def local_stepfunctions(
-    runtime: LocalRuntime, clock: SimulatedClock | None = None, scale: float = 0.0, seed: int | None = None
+    runtime: LocalRuntime,
+    clock: SimulatedClock | WallClock | None = None,
+    scale: float = 0.0,
+    seed: int | None = None,
 ) -> Iterator[StepFunctionsRunner]:
     """Patch moto's interpreter for in-process Lambdas, simulated time and Step Functions' error rules.
 
@@ -303,9 +431,10 @@ def local_stepfunctions(
     runtime
         The deployment whose functions the tasks call.
     clock
-        The simulated clock (a new one, starting now, by default).
+        The clock that waits park on: a discrete-event :class:`SimulatedClock` (a new one, starting now, by
+        default) or a :class:`WallClock` (real time at a speed, for a server).
     scale
-        Fraction of each simulated jump also spent in real time.
+        Fraction of each simulated jump also spent in real time (:class:`SimulatedClock` only).
     seed
         Seeds the full-jitter draws of retry intervals (``None``: unseeded).
     """
@@ -491,7 +620,7 @@ def _running_executions(runtime: LocalRuntime) -> Callable[[], int]:
 class StepFunctionsRunner:
     """Start executions of the template's state machines and wait for them."""
 
-    def __init__(self, runtime: LocalRuntime, clock: SimulatedClock) -> None:
+    def __init__(self, runtime: LocalRuntime, clock: SimulatedClock | WallClock) -> None:
         self.runtime = runtime
         self.clock = clock
         self.sfn = runtime.session.client("stepfunctions")

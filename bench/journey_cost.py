@@ -1,0 +1,236 @@
+"""Journey cost benchmark: Step Functions state transitions per channel step, triggered journey vs campaign journey.
+
+Both run on embedded AWS with the template's real state machines in moto's interpreter and simulated time, for
+the same scenario: each customer gets an email; a share of them opens it; the others get an SMS a day later.
+
+- triggered: ``examples/journeys/abandoned_cart.json``, entered through one ``POST /v1/events`` batch of
+  ``cart_abandon`` events (the trigger function takes the whole batch in one invocation);
+- campaign: the same two channels as a campaign (launch, then one journey execution per customer).
+
+Transitions are counted from the execution histories (every state entered is a billed transition, retries
+included); a channel step is a message that went out. Standard workflows bill $0.025 per 1,000 transitions.
+
+    python bench/journey_cost.py [--customers 100] [--open-share 0.3]
+
+The last line is ``transitions per channel step: X`` for the triggered journey.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+os.environ.setdefault("POWERTOOLS_TRACE_DISABLED", "true")
+os.environ.setdefault("POWERTOOLS_METRICS_DISABLED", "true")
+os.environ.setdefault("POWERTOOLS_LOG_LEVEL", "WARNING")
+
+from kairos_local.embedded import auth_header, embedded_aws  # noqa: E402
+from kairos_local.stepfunctions import SimulatedClock, local_stepfunctions  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+START = datetime(2026, 3, 2, 9, tzinfo=UTC)
+PRICE_PER_TRANSITION = 0.025 / 1000
+
+
+def transitions(sfn: Any, machine_arn: str) -> tuple[int, int]:
+    """(executions, states entered) over every execution of a state machine."""
+    runs, entered = 0, 0
+    for page in sfn.get_paginator("list_executions").paginate(stateMachineArn=machine_arn):
+        for ex in page["executions"]:
+            runs += 1
+            for hpage in sfn.get_paginator("get_execution_history").paginate(executionArn=ex["executionArn"]):
+                entered += sum(1 for e in hpage["events"] if e["type"].endswith("StateEntered"))
+    return runs, entered
+
+
+def wait_all(sfn: Any, runner: Any, machine_arn: str) -> None:
+    for page in sfn.get_paginator("list_executions").paginate(stateMachineArn=machine_arn):
+        for ex in page["executions"]:
+            runner.wait(ex["executionArn"], timeout_s=300)
+
+
+def customers(rt: Any, headers: dict[str, str], n: int, tag: str) -> list[str]:
+    ids = [f"{tag}{i}" for i in range(n)]
+    for cid in ids:
+        body = {
+            "timezone": "Europe/London",
+            "contact": {"email": f"{cid}@example.com", "phone": "+447700900123"},
+            "consent": {"email": True, "sms": True},
+        }
+        assert rt.http("PUT", f"/v1/customers/{cid}", headers, json.dumps(body)).status == 200
+    return ids
+
+
+def sent(rt: Any, headers: dict[str, str], ids: list[str]) -> list[dict[str, Any]]:
+    """Every sent message of the customers, each with its customer's id."""
+    out = []
+    for cid in ids:
+        msgs = json.loads(rt.http("GET", f"/v1/customers/{cid}/messages", headers, None).body)["messages"]
+        out += [{**m, "customer_id": cid} for m in msgs if m["status"] == "sent"]
+    return out
+
+
+def open_events(msgs: list[dict[str, Any]], at: datetime) -> list[dict[str, Any]]:
+    return [
+        {
+            "event_id": f"open-{m['message_id']}",
+            "customer_id": m["customer_id"],
+            "type": "message_open",
+            "channel": "email",
+            "message_id": m["message_id"],
+            "timestamp": at.isoformat(),
+        }
+        for m in msgs
+    ]
+
+
+def triggered(n: int, open_share: float, rng: random.Random) -> dict[str, Any]:
+    with embedded_aws(api_key="bench") as rt:
+        headers = auth_header(rt)
+        clock = SimulatedClock(START)
+        with local_stepfunctions(rt, clock) as runner:
+            sfn = rt.session.client("stepfunctions")
+            machine = rt.dep.physical["JourneyStepStateMachine"]
+            body = json.loads((ROOT / "examples" / "journeys" / "abandoned_cart.json").read_text())
+            jid = json.loads(rt.http("POST", "/v1/journeys", headers, json.dumps(body)).body)["journey_id"]
+            rt.http("POST", f"/v1/journeys/{jid}/status", headers, json.dumps({"status": "active"}))
+            ids = customers(rt, headers, n, "t")
+            batch = [
+                {
+                    "event_id": f"cart-{cid}",
+                    "customer_id": cid,
+                    "type": "cart_abandon",
+                    "amount": 5000,
+                    "timestamp": clock.now().isoformat(),
+                }
+                for cid in ids
+            ]
+            calls = {"trigger": 0}
+            invoke = rt.invoke
+
+            def counting(lid: str, event: dict[str, Any]) -> Any:
+                if lid == "TriggerFunction":
+                    calls["trigger"] += 1
+                return invoke(lid, event)
+
+            rt.invoke = counting  # type: ignore[method-assign]
+            t0 = time.perf_counter()
+            for start in range(0, len(batch), 500):
+                rt.http("POST", "/v1/events", headers, json.dumps({"events": batch[start : start + 500]}))
+            with clock.busy():
+                rt.pump_streams()
+            wait_all(sfn, runner, machine)
+            trigger_s = time.perf_counter() - t0
+            rt.invoke = invoke  # type: ignore[method-assign]
+            emails = sent(rt, headers, ids)
+            opened = [m for m in emails if rng.random() < open_share]
+            clock.advance(2 * 3600)
+            events = open_events(opened, clock.now())
+            _post_all(rt, headers, events)
+            with clock.busy():
+                rt.pump_streams()
+            wait_all(sfn, runner, machine)
+            clock.advance(23 * 3600)
+            with clock.busy():
+                rt.invoke("TimerFunction", {})
+            wait_all(sfn, runner, machine)
+            steps = len(sent(rt, headers, ids))
+            runs, entered = transitions(sfn, machine)
+            return {
+                "customers": n,
+                "messages": steps,
+                "executions": runs,
+                "transitions": entered,
+                "trigger_invocations": calls["trigger"],
+                "trigger_s": trigger_s,
+                "open_executions_while_waiting": 0,
+            }
+
+
+def _post_all(rt: Any, headers: dict[str, str], events: list[dict[str, Any]]) -> None:
+    for start in range(0, len(events), 500):
+        resp = rt.http("POST", "/v1/events", headers, json.dumps({"events": events[start : start + 500]}))
+        assert resp.status == 200, resp.body
+
+
+def campaign(n: int, open_share: float, rng: random.Random) -> dict[str, Any]:
+    with embedded_aws(api_key="bench") as rt:
+        headers = auth_header(rt)
+        clock = SimulatedClock(START)
+        with local_stepfunctions(rt, clock) as runner:
+            sfn = rt.session.client("stepfunctions")
+            machine = rt.dep.physical["JourneyStateMachine"]
+            launch = rt.dep.physical["LaunchStateMachine"]
+            ids = customers(rt, headers, n, "k")
+            body = {
+                "name": "cart reminder",
+                "audience": {"filters": []},
+                "messages": {"email": {"subject": "Your cart", "text": "..."}, "sms": {"text": "Your cart"}},
+                "channels": ["email", "sms"],
+                "wait_hours": [24],
+                "expires_at": (START + timedelta(days=3)).isoformat(),
+                "control_share": 0,
+                "send_time": {"mode": "immediate"},
+            }
+            # The clock stands still (busy) until the opens are in: they happen within the 24-hour wait.
+            with clock.busy():
+                resp = rt.http("POST", "/v1/campaigns", headers, json.dumps(body))
+                assert resp.status == 201, resp.body
+                deadline = time.monotonic() + 300
+                while len(sent(rt, headers, ids)) < n and time.monotonic() < deadline:
+                    time.sleep(0.2)
+                emails = sent(rt, headers, ids)
+                opened = [m for m in emails if rng.random() < open_share]
+                _post_all(rt, headers, open_events(opened, clock.now() + timedelta(minutes=1)))
+            wait_all(sfn, runner, launch)
+            wait_all(sfn, runner, machine)
+            steps = len(sent(rt, headers, ids))
+            runs, entered = transitions(sfn, machine)
+            lruns, lentered = transitions(sfn, launch)
+            return {
+                "customers": n,
+                "messages": steps,
+                "executions": runs + lruns,
+                "transitions": entered + lentered,
+                "open_executions_while_waiting": n,
+            }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--customers", type=int, default=100)
+    parser.add_argument("--open-share", type=float, default=0.3)
+    parser.add_argument("--seed", type=int, default=7)
+    args = parser.parse_args()
+    rows = {
+        "campaign journey": campaign(args.customers, args.open_share, random.Random(args.seed)),
+        "triggered journey": triggered(args.customers, args.open_share, random.Random(args.seed)),
+    }
+    heads = ("customers", "messages", "executions", "transitions", "per step", "$/M steps")
+    print(f"{'':20} " + " ".join(f"{h:>11}" for h in heads))
+    for name, r in rows.items():
+        per = r["transitions"] / max(1, r["messages"])
+        print(
+            f"{name:20} {r['customers']:>11} {r['messages']:>11} {r['executions']:>11} {r['transitions']:>11} "
+            f"{per:>11.2f} {per * PRICE_PER_TRANSITION * 1e6:>11.2f}"
+        )
+    t = rows["triggered journey"]
+    print(
+        f"trigger path: {t['customers']} cart_abandon events in {t['trigger_invocations']} trigger invocation(s), "
+        f"{t['trigger_s']:.1f} s to the last email (moto, in-process)"
+    )
+    print("open executions while customers wait: campaign journey 1 per customer, triggered journey 0")
+    old = rows["campaign journey"]["transitions"] / max(1, rows["campaign journey"]["messages"])
+    new = t["transitions"] / max(1, t["messages"])
+    print(f"campaign journey / triggered journey, transitions per step: {old / max(1e-9, new):.1f}x")
+    print(f"transitions per channel step: {new:.2f}")
+
+
+if __name__ == "__main__":
+    main()

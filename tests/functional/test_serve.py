@@ -1,0 +1,181 @@
+"""``make serve`` end to end: the real server on embedded AWS, driven over HTTP as a client would.
+
+The server runs its clock at an hour per real second, so a launch, a send and the nightly schedules happen
+within seconds. What a client cannot see over HTTP (the message log, which functions ran) is read inside
+the same moto.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import threading
+import time
+import urllib.error
+import urllib.request
+from datetime import timedelta
+from typing import TYPE_CHECKING, Any
+
+import pytest
+
+from kairos_local.server import LocalProduct
+from kairos_local.template import load_template
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+API_KEY = "test-key"
+SPEED = 3600.0  # an hour per real second
+
+
+def call(product: LocalProduct, method: str, path: str, body: Any = None, auth: bool = True) -> tuple[int, Any]:
+    headers = {"Content-Type": "application/json"}
+    if auth:
+        headers["Authorization"] = f"Bearer {API_KEY}"
+    data = json.dumps(body).encode() if body is not None else None
+    req = urllib.request.Request(product.url + path, data=data, method=method, headers=headers)
+    try:
+        with urllib.request.urlopen(req, timeout=120) as resp:
+            return resp.status, json.loads(resp.read() or b"null")
+    except urllib.error.HTTPError as exc:
+        return exc.code, json.loads(exc.read() or b"null")
+
+
+def eventually(check: Callable[[], Any], timeout_s: float = 60.0) -> Any:
+    """Poll ``check`` until it returns something truthy; fail after ``timeout_s`` real seconds."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        result = check()
+        if result:
+            return result
+        assert time.monotonic() < deadline, f"not within {timeout_s} s"
+        time.sleep(0.2)
+
+
+@pytest.fixture
+def product():
+    with LocalProduct(port=0, speed=SPEED, api_key=API_KEY) as running:
+        yield running
+
+
+def test_serve_runs_an_immediate_campaign_to_a_sent_email_and_scores_on_demand(product):
+    # GIVEN a customer with email consent and some history, over HTTP
+    profile = {"timezone": "Europe/London", "contact": {"email": "ada@example.com"}, "consent": {"email": True}}
+    assert call(product, "PUT", "/v1/customers/ada", profile)[0] == 200
+    now = product.clock.now()
+    events = [
+        {
+            "event_id": f"e{i}",
+            "customer_id": "ada",
+            "type": "session",
+            "timestamp": (now - timedelta(days=i)).isoformat(),
+        }
+        for i in range(1, 4)
+    ]
+    assert call(product, "POST", "/v1/events", {"events": events}) == (
+        200,
+        {"accepted": 3, "duplicates": 0, "rejected": []},
+    )
+    # AND the scoring at start already gives a customer not scored yet the population's answer
+    status, rec = call(product, "GET", "/v1/customers/ada/recommendation")
+    assert status == 200 and rec["scored"] is False
+
+    # WHEN an immediate campaign is created
+    campaign = {
+        "name": "welcome",
+        "audience": {"filters": []},
+        "messages": {"email": {"subject": "Hello", "text": "Welcome"}},
+        "channels": ["email"],
+        "expires_at": (now + timedelta(days=30)).isoformat(),
+        "control_share": 0.0,
+        "send_time": {"mode": "immediate"},
+    }
+    status, created = call(product, "POST", "/v1/campaigns", campaign)
+    assert status == 201, created
+    campaign_id = created["campaign_id"]
+
+    # THEN its launch runs: the campaign is running and the email is in the message log, sent
+    def campaign_running() -> bool:
+        return call(product, "GET", f"/v1/campaigns/{campaign_id}")[1]["status"] in ("running", "completed")
+
+    eventually(campaign_running)
+    ddb = product.runtime.session.client("dynamodb")
+    table = product.runtime.dep.physical["MessagesTable"]
+
+    def sent_messages() -> list[dict[str, Any]]:
+        items = ddb.scan(TableName=table)["Items"]
+        return [i for i in items if i.get("campaign_id") == {"S": campaign_id} and i.get("status") == {"S": "sent"}]
+
+    (message,) = eventually(sent_messages)
+    assert message["customer_id"]["S"] == "ada" and message["channel"]["S"] == "email"
+    # AND the archive function ran on the events stream
+    assert product.runtime.invocations.get("ArchiveFunction", 0) >= 1
+
+    # WHEN everybody is scored on demand
+    status, scored = call(product, "POST", "/_local/score", auth=False)
+    # THEN the execution succeeded, scored ada, and her recommendation is her own
+    assert status == 200 and scored["status"] == "SUCCEEDED", scored
+    assert sum(segment["scored"] for segment in scored["output"]) >= 1
+    status, rec = call(product, "GET", "/v1/customers/ada/recommendation")
+    assert status == 200 and rec["scored"] is True
+    # AND local endpoints are only the ones that exist, and nothing under /_local/ reaches the API
+    assert call(product, "POST", "/_local/tick", auth=False)[0] == 404
+    assert "/_local/score" not in json.dumps(call(product, "GET", "/v1/openapi.json", auth=False)[1])
+
+
+def test_serve_fires_the_template_schedules_and_pumps_streams_in_the_background():
+    # GIVEN the template with a test-only tick function (every minute) and scoring every simulated hour
+    tpl = copy.deepcopy(load_template())
+    tpl["Resources"]["TickFunction"] = {
+        "Type": "AWS::Serverless::Function",
+        "Properties": {
+            "CodeUri": "tests/data/functions/",
+            "Handler": "flaky.lambda_handler",
+            "Events": {
+                "Tick": {"Type": "Schedule", "Properties": {"Schedule": "rate(1 minute)", "Input": '{"key": "timer"}'}}
+            },
+        },
+    }
+    params = {"ScoreSchedule": "rate(1 hour)"}
+    with LocalProduct(port=0, speed=SPEED, api_key=API_KEY, template=tpl, parameters=params, score_at_start=False) as p:
+        runtime = p.runtime
+        sfn = runtime.session.client("stepfunctions")
+        # WHEN simulated hours pass
+        # THEN the timer is invoked with its input, again and again
+        eventually(lambda: runtime.invocations.get("TickFunction", 0) >= 3)
+        # AND the nightly scoring (here hourly) gets executions of the ScoreAll state machine, which succeed
+        arn = runtime.dep.physical["ScoreAllStateMachine"]
+
+        def succeeded() -> list[dict[str, Any]]:
+            runs = sfn.list_executions(stateMachineArn=arn)["executions"]
+            return [r for r in runs if r["name"].startswith("Nightly-") and r["status"] == "SUCCEEDED"]
+
+        eventually(succeeded)
+        # WHEN an event lands in the events table without an API call (as a function would write it)
+        event = {"event_id": "e1", "customer_id": "grace", "type": "session", "timestamp": p.clock.now().isoformat()}
+        assert call(p, "POST", "/v1/events", {"events": [event]})[0] == 200
+        before = runtime.invocations.get("ArchiveFunction", 0)
+        ddb = runtime.session.client("dynamodb")
+        table = runtime.dep.physical["EventsTable"]
+        (stored,) = [i for i in ddb.scan(TableName=table)["Items"] if i["sk"]["S"].startswith("e#")]
+        copy_of = stored | {"sk": {"S": "e#direct"}, "event_id": {"S": "direct"}}
+        ddb.put_item(TableName=table, Item=copy_of)
+        # THEN the background loop delivers it to the archive function
+        eventually(lambda: runtime.invocations.get("ArchiveFunction", 0) > before)
+    assert p.triggers.fired["TickFunction.Tick"] >= 3
+
+
+def test_serve_stops_everything_when_it_ends():
+    # GIVEN a running server
+    before = set(threading.enumerate())
+    with LocalProduct(port=0, speed=SPEED, api_key=API_KEY, score_at_start=False) as product:
+        url = product.url
+        assert call(product, "GET", "/v1/openapi.json", auth=False)[0] == 200
+    # WHEN it has ended
+    # THEN the port is closed, the clock stopped, and no thread of its own is left
+    with pytest.raises(urllib.error.URLError):
+        urllib.request.urlopen(f"{url}/v1/openapi.json", timeout=5)
+    assert product.clock.closed
+    ours = ("kairos-http", "kairos-triggers", "kairos-wall-clock")
+    left = [t.name for t in set(threading.enumerate()) - before if t.name.startswith(ours)]
+    assert left == []
