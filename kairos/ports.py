@@ -278,6 +278,14 @@ class JourneyStore(ABC):
     def erase_customer(self, customer_id: str) -> int:
         """Delete every path of the customer; return how many."""
 
+    @abstractmethod
+    def put_intent(self, doc: dict[str, Any]) -> None:
+        """Create or replace an intent (key ``name``)."""
+
+    @abstractmethod
+    def list_intents(self) -> list[dict[str, Any]]:
+        """Every intent, by name."""
+
 
 class TaskSink(ABC):
     """Where a journey's task nodes hand a customer to people or other systems."""

@@ -469,6 +469,7 @@ class InMemoryJourneyStore(JourneyStore):
         self.journeys: dict[str, dict[str, Any]] = {}
         self.versions: dict[tuple[str, int], dict[str, Any]] = {}
         self.paths: dict[tuple[str, str], dict[str, Any]] = {}
+        self.intents: dict[str, dict[str, Any]] = {}
 
     def create_journey(self, doc: dict[str, Any]) -> None:
         if doc["journey_id"] in self.journeys:
@@ -550,6 +551,12 @@ class InMemoryJourneyStore(JourneyStore):
         for k in keys:
             del self.paths[k]
         return len(keys)
+
+    def put_intent(self, doc: dict[str, Any]) -> None:
+        self.intents[doc["name"]] = copy.deepcopy(doc)
+
+    def list_intents(self) -> list[dict[str, Any]]:
+        return [copy.deepcopy(self.intents[n]) for n in sorted(self.intents)]
 
 
 class RecordingTaskSink(TaskSink):

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import time
 from functools import lru_cache
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 from aws_lambda_powertools.event_handler import Response, content_types
 from aws_lambda_powertools.event_handler.openapi.models import HTTPBearer
@@ -14,9 +15,10 @@ from kairos import __version__, timeutil, wiring
 from kairos.api import API_KEY_SCHEME, caller, check_filter_values, make_resolver
 from kairos.config import settings
 from kairos.domain.campaigns import CampaignIn, CampaignList, CampaignView, SegmentIn, SegmentList, SegmentView
+from kairos.domain.intents import IntentIn, IntentList, IntentView
 from kairos.domain.journeys import JourneyIn, JourneyList, JourneyResults, JourneyStatusIn, JourneyView
 from kairos.errors import InvalidInputError
-from kairos.logic import campaigns, customers, ingest, journeys, recommendations
+from kairos.logic import campaigns, customers, ingest, intents, journeys, recommendations
 from kairos.observability import logger, metrics, tracer
 from kairos.schemas import (
     _ID_PATTERN,
@@ -85,10 +87,34 @@ def journey_store() -> JourneyStore:
     return wiring.journey_store(settings())
 
 
-@app.endpoint("POST", "/v1/events", scope="ingest", summary="Ingest a batch of 1 to 500 events", tags=["events"])
+INTENTS_TTL_S = 60.0
+_intents: dict[str, Any] = {"at": float("-inf"), "list": []}
+
+
+def known_intents() -> list[dict[str, Any]]:
+    """The intents, read at most once a minute per sandbox (a new intent tags messages within a minute)."""
+    if time.monotonic() - _intents["at"] > INTENTS_TTL_S:
+        _intents["list"] = journey_store().list_intents()
+        _intents["at"] = time.monotonic()
+    return _intents["list"]
+
+
+@app.endpoint(
+    "POST",
+    "/v1/events",
+    scope="ingest",
+    summary="Ingest a batch of 1 to 500 events",
+    description="A `message_inbound` event's `text` is tagged with the intents it expresses: "
+    "`properties.intents` (and `properties.stage`) are added to the stored event.",
+    tags=["events"],
+)
 def post_events(batch: Annotated[EventBatch, Body()]) -> IngestResult:
     cfg = settings()
-    result = ingest.ingest_events(batch.events, store(), timeutil.now(), cfg.retention, cfg.clock_skew)
+    tagged = [
+        intents.enrich(e, known_intents()) if isinstance(e, dict) and e.get("type") == "message_inbound" else e
+        for e in batch.events
+    ]
+    result = ingest.ingest_events(tagged, store(), timeutil.now(), cfg.retention, cfg.clock_skew)
     metrics.add_metric(name="EventsAccepted", unit=MetricUnit.Count, value=result.accepted)
     metrics.add_metric(name="EventsRejected", unit=MetricUnit.Count, value=len(result.rejected))
     logger.info(
@@ -323,6 +349,28 @@ def post_journey_status(journey_id: JourneyId, change: Annotated[JourneyStatusIn
 )
 def get_journey_results(journey_id: JourneyId) -> JourneyResults:
     return JourneyResults.model_validate(journeys.results(journey_id, journey_store()))
+
+
+IntentName = Annotated[str, Path(pattern=_ID_PATTERN, description="The intent's name")]
+
+
+@app.endpoint(
+    "PUT",
+    "/v1/intents/<name>",
+    scope="manage",
+    summary="Save an intent: keywords and phrases (English and Russian, any word form) that tag inbound messages",
+    tags=["journeys"],
+)
+def put_intent(name: IntentName, intent: Annotated[IntentIn, Body()]) -> IntentView:
+    doc = {**intent.model_dump(mode="json"), "name": name, "updated_at": timeutil.now().isoformat()}
+    journey_store().put_intent(doc)
+    _intents["at"] = float("-inf")
+    return IntentView.model_validate(doc)
+
+
+@app.endpoint("GET", "/v1/intents", scope="read", summary="Every intent", tags=["journeys"])
+def list_intents() -> IntentList:
+    return IntentList(intents=[IntentView.model_validate(d) for d in journey_store().list_intents()])
 
 
 @app.get("/v1/openapi.json", summary="This document", tags=["meta"], include_in_schema=False)

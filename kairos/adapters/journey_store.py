@@ -1,7 +1,8 @@
 """Journeys and customers' paths through them in DynamoDB; tasks on EventBridge.
 
 ``JourneysTable`` (``journey_id``, ``sk``): ``sk = "current"`` holds status and current version; ``v#000001``...
-hold each version's definition (kept, so a path finishes on the version it entered).
+hold each version's definition (kept, so a path finishes on the version it entered). Intents live in the same
+table (``intent#<name>``, ``sk = "intent"``).
 
 ``JourneyPathsTable`` (``customer_id``, ``key`` = ``<journey_id>#<entry_id>``): the path as JSON in ``doc``;
 ``seq`` guards every save; ``wake_at`` and ``wake_shard`` exist only while the path waits, so the sparse index
@@ -25,6 +26,8 @@ if TYPE_CHECKING:
     from mypy_boto3_events import EventBridgeClient
 
 CURRENT = "current"
+INTENT = "intent"
+INTENT_PREFIX = "intent#"
 WAKE_INDEX = "by_wake"
 JOURNEY_INDEX = "by_journey"
 WAKE_SHARDS = 8  # waiting paths spread over this many index partitions (the timer reads each)
@@ -311,6 +314,34 @@ class DynamoJourneyStore(JourneyStore):
                 "delete_item", TableName=self.paths_table, Key={"customer_id": k["customer_id"], "key": k["key"]}
             )
         return len(keys)
+
+    # -- intents (in the journeys table, under their own sort key)
+    def put_intent(self, doc: dict[str, Any]) -> None:
+        self._call(
+            "put_item",
+            TableName=self.journeys_table,
+            Item={
+                "journey_id": {"S": f"{INTENT_PREFIX}{doc['name']}"},
+                "sk": {"S": INTENT},
+                "doc": {"S": json.dumps(doc, separators=(",", ":"))},
+            },
+        )
+
+    def list_intents(self) -> list[dict[str, Any]]:
+        out, last = [], None
+        while True:
+            kwargs: dict[str, Any] = {
+                "TableName": self.journeys_table,
+                "FilterExpression": "sk = :i",
+                "ExpressionAttributeValues": {":i": {"S": INTENT}},
+            }
+            if last:
+                kwargs["ExclusiveStartKey"] = last
+            resp = self._call("scan", **kwargs)
+            out += [json.loads(i["doc"]["S"]) for i in resp.get("Items", [])]
+            last = resp.get("LastEvaluatedKey")
+            if not last:
+                return sorted(out, key=lambda d: d["name"])
 
 
 def _decode_token(token: str) -> dict[str, Any]:

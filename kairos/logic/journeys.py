@@ -159,6 +159,8 @@ def _compare(value: Any, op: str, expected: Any) -> bool:
         if op == "in":
             return value in expected
         if op == "contains":
+            if isinstance(value, list):
+                return expected in value
             return str(expected).lower() in str(value).lower()
         if op == "gt":
             return value > expected

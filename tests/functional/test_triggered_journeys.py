@@ -157,3 +157,23 @@ def test_erasure_removes_paths_and_stops_the_journey(stack):
     assert resp.status == 200 and resp.json()["journey_paths"] == 1
     stack.later(30)
     assert stack.messages("c1") == []
+
+
+def test_an_inbound_message_tagged_with_an_intent_starts_a_journey(stack):
+    # GIVEN an intent and the "asked about the price, did not pay" journey
+    intent = {"keywords": ["сколько", "цена", "price"], "phrases": ["how much"], "stage": "question"}
+    assert stack.client.request("PUT", "/v1/intents/price_question", intent).status == 200
+    jid = stack.journey("intent_reminder")
+    body = {
+        "timezone": "Europe/Moscow",
+        "contact": {"messenger_chat_id": "1001"},
+        "consent": {"messenger": True},
+    }
+    assert stack.client.request("PUT", "/v1/customers/c1", body).status == 200
+    # WHEN the customer writes in Russian, in a form of the keyword
+    stack.event("in-1", "c1", "message_inbound", channel="messenger", text="Скажите, а какие цены на доставку?")
+    # THEN they enter the journey, and 14 days later without a purchase get the reminder
+    assert stack.client.request("GET", f"/v1/journeys/{jid}/results").json()["entries"] == 1
+    stack.later(14 * 24 + 1)
+    # (no Telegram bot is configured locally: the attempt is logged as failed with that reason)
+    assert stack.messages("c1") == [("messenger", "failed")]

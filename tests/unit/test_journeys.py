@@ -14,6 +14,7 @@ from kairos.errors import InvalidInputError
 from kairos.logic import journeys as jl
 from kairos.logic.customers import erase_customer
 from kairos.logic.ingest import ingest_events
+from kairos.logic.intents import enrich
 from tests.fakes import FakeProvider, InMemoryJourneyStore, RecordingJourneyStarter, RecordingTaskSink
 from tests.unit.conftest import NOW, RETENTION, SKEW, make_event
 
@@ -255,8 +256,10 @@ def test_cycle_stops_when_the_customer_engages(world):
 def test_intent_without_payment_gets_a_reminder_after_14_days_unless_paid(world, add_customer):
     add_customer("c2", consent={"messenger": True}, contact={"messenger_chat_id": "1002"})
     world.journey(example("intent_reminder"))
-    for cid in ("c1", "c2"):
-        world.event(f"q-{cid}", cid, "message_inbound", text="how much?", properties={"intent": "price_question"})
+    price = [{"name": "price_question", "keywords": ["сколько", "цена", "price"], "phrases": ["how much"]}]
+    for cid, text in (("c1", "How much is it?"), ("c2", "Сколько стоит доставка?")):
+        tagged = enrich({"type": "message_inbound", "text": text}, price)
+        world.event(f"q-{cid}", cid, "message_inbound", text=text, properties=tagged["properties"])
     world.advance_clock(24 * 3)
     world.event("buy", "c1", "purchase", amount=10)
     world.advance_clock(24 * 12)
