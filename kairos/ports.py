@@ -279,6 +279,14 @@ class JourneyStore(ABC):
         """Delete every path of the customer; return how many."""
 
     @abstractmethod
+    def get_scan(self, journey_id: str) -> dict[str, Any] | None:
+        """Where the journey's entry scan is (``run``, ``cursor``, ``done``), or ``None``."""
+
+    @abstractmethod
+    def put_scan(self, journey_id: str, state: dict[str, Any]) -> None:
+        """Save where the journey's entry scan is."""
+
+    @abstractmethod
     def put_intent(self, doc: dict[str, Any]) -> None:
         """Create or replace an intent (key ``name``)."""
 

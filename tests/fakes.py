@@ -470,6 +470,7 @@ class InMemoryJourneyStore(JourneyStore):
         self.versions: dict[tuple[str, int], dict[str, Any]] = {}
         self.paths: dict[tuple[str, str], dict[str, Any]] = {}
         self.intents: dict[str, dict[str, Any]] = {}
+        self.scans: dict[str, dict[str, Any]] = {}
 
     def create_journey(self, doc: dict[str, Any]) -> None:
         if doc["journey_id"] in self.journeys:
@@ -551,6 +552,12 @@ class InMemoryJourneyStore(JourneyStore):
         for k in keys:
             del self.paths[k]
         return len(keys)
+
+    def get_scan(self, journey_id: str) -> dict[str, Any] | None:
+        return copy.deepcopy(self.scans.get(journey_id))
+
+    def put_scan(self, journey_id: str, state: dict[str, Any]) -> None:
+        self.scans[journey_id] = copy.deepcopy(state)
 
     def put_intent(self, doc: dict[str, Any]) -> None:
         self.intents[doc["name"]] = copy.deepcopy(doc)

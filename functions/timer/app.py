@@ -1,6 +1,8 @@
-"""Timer function (every minute): start the next step of every waiting path whose time has come.
+"""Timer function (every minute): start the next step of every waiting path whose time has come, and let
+customers into journeys whose entry is a date attribute or a schedule.
 
-The work is :func:`kairos.logic.journeys.start_due`. A step's execution name is fixed by the path and its
+The work is :func:`kairos.logic.journeys.start_due` and :func:`kairos.logic.journeys.scan_entries`.
+A step's execution name is fixed by the path and its
 ``seq``, so a path seen again before its step moved it starts nothing new.
 """
 
@@ -11,13 +13,16 @@ from typing import TYPE_CHECKING, Any
 
 from kairos import timeutil, wiring
 from kairos.config import settings
-from kairos.logic.journeys import start_due
+from kairos.domain.campaigns import Filter
+from kairos.domain.journeys import Journey
+from kairos.errors import NotFoundError
+from kairos.logic.journeys import scan_entries, start_due
 from kairos.observability import logger, metrics, tracer
 
 if TYPE_CHECKING:
     from aws_lambda_powertools.utilities.typing import LambdaContext
 
-    from kairos.ports import JourneyStarter, JourneyStore
+    from kairos.ports import CampaignStore, CustomerStore, JourneyStarter, JourneyStore
 
 BATCH = 1000
 
@@ -32,6 +37,23 @@ def steps() -> JourneyStarter:
     return wiring.journey_steps(settings())
 
 
+@lru_cache(maxsize=1)
+def customers() -> CustomerStore:
+    return wiring.customer_store(settings())
+
+
+@lru_cache(maxsize=1)
+def campaigns() -> CampaignStore:
+    return wiring.campaign_store(settings())
+
+
+def segment_filters(name: str) -> list[Filter] | None:
+    try:
+        return [Filter.model_validate(f) for f in campaigns().get_segment(name).get("filters") or []]
+    except NotFoundError:
+        return None
+
+
 @logger.inject_lambda_context(log_event=False)
 @metrics.log_metrics
 @tracer.capture_lambda_handler
@@ -43,5 +65,15 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
         started += n
         if n < BATCH:
             break
-    logger.info("due journey steps started", extra={"started": started})
-    return {"started": started}
+    active = [Journey.from_doc(d) for d in journeys().active_journeys()]
+    entries = scan_entries(
+        active,
+        customers(),
+        journeys(),
+        steps(),
+        timeutil.now(),
+        segment_filters,
+        context.get_remaining_time_in_millis,
+    )
+    logger.info("due journey steps started", extra={"started": started, **entries})
+    return {"started": started, **entries}

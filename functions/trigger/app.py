@@ -1,4 +1,5 @@
-"""Trigger function: the events table's stream -> customers entering journeys, and waiting paths woken early.
+"""Trigger function: the events table's stream -> customers entering journeys (on an event, or on entering or
+leaving a saved segment), and waiting paths woken early.
 
 The work is :func:`kairos.logic.journeys.on_stream`; a failing record is reported (ReportBatchItemFailures)
 and the stream resumes from it. Active journeys are read at most every 30 s per sandbox, so an activation
@@ -13,14 +14,16 @@ from typing import TYPE_CHECKING, Any
 
 from kairos import timeutil, wiring
 from kairos.config import settings
+from kairos.domain.campaigns import Filter
 from kairos.domain.journeys import Journey
+from kairos.errors import NotFoundError
 from kairos.logic.journeys import on_stream
 from kairos.observability import logger, metrics, tracer
 
 if TYPE_CHECKING:
     from aws_lambda_powertools.utilities.typing import LambdaContext
 
-    from kairos.ports import CustomerStore, JourneyStarter, JourneyStore
+    from kairos.ports import CampaignStore, CustomerStore, JourneyStarter, JourneyStore
 
 JOURNEYS_TTL_S = 30.0
 _cache: dict[str, Any] = {"at": float("-inf"), "journeys": []}
@@ -41,6 +44,19 @@ def steps() -> JourneyStarter:
     return wiring.journey_steps(settings())
 
 
+@lru_cache(maxsize=1)
+def campaigns() -> CampaignStore:
+    return wiring.campaign_store(settings())
+
+
+def segment_filters(name: str) -> list[Filter] | None:
+    """A saved segment's filters, or ``None`` when it is gone."""
+    try:
+        return [Filter.model_validate(f) for f in campaigns().get_segment(name).get("filters") or []]
+    except NotFoundError:
+        return None
+
+
 def active_journeys() -> list[Journey]:
     if time.monotonic() - _cache["at"] > JOURNEYS_TTL_S:
         _cache["journeys"] = [Journey.from_doc(d) for d in journeys().active_journeys()]
@@ -52,6 +68,8 @@ def active_journeys() -> list[Journey]:
 @metrics.log_metrics
 @tracer.capture_lambda_handler
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    result = on_stream(event.get("Records", []), active_journeys(), customers(), journeys(), steps(), timeutil.now())
+    result = on_stream(
+        event.get("Records", []), active_journeys(), customers(), journeys(), steps(), timeutil.now(), segment_filters
+    )
     logger.info("journey triggers", extra={k: v for k, v in result.items() if k != "batchItemFailures"})
     return {"batchItemFailures": result["batchItemFailures"]}

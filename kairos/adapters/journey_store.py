@@ -27,6 +27,7 @@ if TYPE_CHECKING:
 
 CURRENT = "current"
 INTENT = "intent"
+SCAN = "scan"
 INTENT_PREFIX = "intent#"
 WAKE_INDEX = "by_wake"
 JOURNEY_INDEX = "by_journey"
@@ -314,6 +315,18 @@ class DynamoJourneyStore(JourneyStore):
                 "delete_item", TableName=self.paths_table, Key={"customer_id": k["customer_id"], "key": k["key"]}
             )
         return len(keys)
+
+    # -- entry scans (in the journeys table, next to the journey)
+    def get_scan(self, journey_id: str) -> dict[str, Any] | None:
+        item = self._get(journey_id, SCAN)
+        return json.loads(item["doc"]["S"]) if item else None
+
+    def put_scan(self, journey_id: str, state: dict[str, Any]) -> None:
+        self._call(
+            "put_item",
+            TableName=self.journeys_table,
+            Item={"journey_id": {"S": journey_id}, "sk": {"S": SCAN}, "doc": {"S": json.dumps(state)}},
+        )
 
     # -- intents (in the journeys table, under their own sort key)
     def put_intent(self, doc: dict[str, Any]) -> None:

@@ -84,18 +84,50 @@ def _own_event_field(name: str) -> bool:
     return name in EVENT_FIELDS or (name.startswith("properties.") and len(name) > len("properties."))
 
 
-class EventEntry(BaseModel):
-    """Enter when the customer does something: an event of ``event`` type whose fields meet ``where``."""
+class Schedule(BaseModel):
+    """A scheduled entry: at ``at`` (once), and every ``every_hours`` after it when given."""
 
     model_config = ConfigDict(extra="forbid")
 
-    event: Annotated[str, Field(description="an event type, e.g. cart_abandon")]
+    at: datetime
+    every_hours: Annotated[float | None, Field(ge=1, le=24 * 366)] = None
+
+    @field_validator("at")
+    @classmethod
+    def _aware(cls, value: datetime) -> datetime:
+        if value.utcoffset() is None:
+            raise ValueError("needs a UTC offset")
+        return value
+
+
+class EventEntry(BaseModel):
+    """When a customer enters. Exactly one of:
+
+    - ``event`` (with ``where`` on its own fields): the moment they do something (``cart_abandon`` with
+      ``amount > 20000``);
+    - ``segment`` with ``on`` ``enter`` or ``leave``: the moment an event moves them into or out of a saved
+      segment (checked as their aggregates change at ingest);
+    - ``date_attribute``: ``days_before`` a date in their profile attributes (``points_expire_at``; with
+      ``yearly`` the month and day recur: a birthday), checked every hour;
+    - ``schedule``: every member of ``segment`` (or everybody) at ``schedule.at``, or every
+      ``schedule.every_hours`` from then on.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    event: Annotated[str | None, Field(description="an event type, e.g. cart_abandon")] = None
     where: Annotated[list[Condition], Field(max_length=20)] = Field(default_factory=list)
+    segment: Annotated[str | None, Field(pattern=_ID_PATTERN, description="a saved segment's name")] = None
+    on: Literal["enter", "leave"] = "enter"
+    date_attribute: Annotated[str | None, Field(min_length=1, max_length=128)] = None
+    days_before: Annotated[float, Field(ge=-365, le=365)] = 0
+    yearly: bool = False
+    schedule: Schedule | None = None
 
     @field_validator("event")
     @classmethod
-    def _type(cls, value: str) -> str:
-        if value not in EVENT_TYPES:
+    def _type(cls, value: str | None) -> str | None:
+        if value is not None and value not in EVENT_TYPES:
             raise ValueError(f"unknown event type '{value}' (one of {', '.join(EVENT_TYPES)})")
         return value
 
@@ -106,6 +138,29 @@ class EventEntry(BaseModel):
             if not _own_event_field(c.field):
                 raise ValueError(f"entry conditions read the event's own fields, not '{c.field}'")
         return value
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> EventEntry:
+        kinds = [k for k in ("event", "date_attribute", "schedule") if getattr(self, k) is not None]
+        if self.segment is not None and self.schedule is None:
+            kinds.append("segment")
+        if len(kinds) != 1:
+            raise ValueError(
+                "give exactly one of event, segment, date_attribute, schedule (schedule may name a segment)"
+            )
+        if self.where and self.event is None:
+            raise ValueError("where applies to an event entry")
+        return self
+
+    @property
+    def kind(self) -> str:
+        if self.event is not None:
+            return "event"
+        if self.date_attribute is not None:
+            return "date"
+        if self.schedule is not None:
+            return "schedule"
+        return "segment"
 
 
 class Reentry(BaseModel):
@@ -153,7 +208,9 @@ class WaitFor(BaseModel):
     @field_validator("event")
     @classmethod
     def _type(cls, value: str) -> str:
-        return EventEntry._type(value)
+        if value not in EVENT_TYPES:
+            raise ValueError(f"unknown event type '{value}' (one of {', '.join(EVENT_TYPES)})")
+        return value
 
 
 class Branch(BaseModel):

@@ -197,28 +197,32 @@ class Entry:
 
 def enter(
     journey: Journey,
-    event: dict[str, Any],
+    customer_id: str,
+    occasion: str,
+    trigger: dict[str, Any],
     record: CustomerRecord | None,
     store: JourneyStore,
     starter: JourneyStarter,
     now: datetime,
 ) -> Entry:
-    """Let the event's customer into the journey, if its re-entry rule, consent and control group allow.
+    """Let a customer into the journey, if its re-entry rule, consent and control group allow.
 
-    The entry id makes an entry exactly once: ``once`` has one per customer; otherwise it is the event id, and
-    ``once_per`` also refuses an entry within ``days`` of the previous one.
+    ``occasion`` names what let them in (``e-<event id>``, ``s-<event id>`` for a segment change,
+    ``d-<date>``, ``r-<run>``): the entry id is ``once`` for a journey entered once per customer, else the
+    occasion, so one occasion is one entry however often it is seen; ``once_per`` also refuses an entry
+    within ``days`` of the previous one.
     """
     definition = journey.definition
-    cid = event["customer_id"]
+    cid = customer_id
     rule = definition.reentry
     if rule.mode == "once":
         entry_id = "once"
     else:
-        entry_id = f"e-{event['event_id']}"
+        entry_id = occasion
         if rule.mode == "once_per":
             since = now - timedelta(days=rule.days)
             for p in store.customer_paths(cid, journey.journey_id):
-                if p["entry_id"] != entry_id and parse_ts(p["entered_at"]) > since:
+                if p["entry_id"] not in (entry_id, MEMBER) and parse_ts(p["entered_at"]) > since:
                     return Entry(journey.journey_id, "already_entered", None)
     path: dict[str, Any] = {
         "customer_id": cid,
@@ -227,7 +231,7 @@ def enter(
         "version": journey.version,
         "entry_id": entry_id,
         "entered_at": utc_iso(now),
-        "trigger": _trigger(event),
+        "trigger": trigger,
         "node": definition.start,
         "node_at": utc_iso(now),
         "seq": 0,
@@ -254,6 +258,42 @@ def enter(
     return Entry(journey.journey_id, outcome, path)
 
 
+MEMBER = "member"  # the entry id of a segment journey's membership marker (not a path)
+
+
+def _segment_move(
+    journey: Journey, record: CustomerRecord, inside: bool, store: JourneyStore, now: datetime
+) -> str | None:
+    """Record whether the customer is in the journey's segment; ``"enter"``/``"leave"`` when that changed."""
+    key = path_key(journey.journey_id, MEMBER)
+    marker = store.get_path(record.customer_id, key)
+    was = marker is not None and marker.get("status") == MEMBER
+    if was == inside:
+        return None
+    if marker is None:
+        marker = {
+            "customer_id": record.customer_id,
+            "key": key,
+            "journey_id": journey.journey_id,
+            "version": journey.version,
+            "entry_id": MEMBER,
+            "entered_at": utc_iso(now),
+            "seq": 0,
+            "status": MEMBER,
+            "expires_at": int((now + PATH_RETENTION).timestamp()),
+        }
+        if not store.create_path(marker):
+            return None  # another delivery of the same change got there first
+    else:
+        seq = marker["seq"]
+        marker.update(status=MEMBER if inside else "left", seq=seq + 1, updated_at=utc_iso(now))
+        try:
+            store.save_path(marker, seq)
+        except ConflictError:
+            return None
+    return "enter" if inside else "leave"
+
+
 def on_events(
     events: list[dict[str, Any]],
     journeys: list[Journey],
@@ -261,25 +301,140 @@ def on_events(
     store: JourneyStore,
     starter: JourneyStarter,
     now: datetime,
+    segment_filters: Callable[[str], list[Filter] | None] | None = None,
 ) -> dict[str, int]:
     """Entries and early wake-ups for a batch of accepted events (the events table's stream, in order).
 
-    Each event may start paths (journeys whose entry it matches) and wakes the customer's waiting paths at
-    once when the event is one they wait for or one that ends them, instead of at their timeout.
+    Each event may start paths (journeys whose entry it matches, or whose segment it moved the customer into or
+    out of) and wakes the customer's waiting paths at once when the event is one they wait for or one that
+    ends them, instead of at their timeout. ``segment_filters`` reads a saved segment (``None``: gone).
     """
     counts = {"entered": 0, "control": 0, "skipped": 0, "already_entered": 0, "woken": 0}
     active = [j for j in journeys if j.is_active]
+    by_segment = [j for j in active if j.definition.entry.kind == "segment"]
     for event in events:
         cid = event["customer_id"]
-        matching = [j for j in active if event_matches(event, j.definition.entry.event, j.definition.entry.where)]
-        if matching:
+        entry_of = {j.journey_id: j.definition.entry for j in active}
+        matching = [
+            j
+            for j in active
+            if entry_of[j.journey_id].kind == "event"
+            and event_matches(event, entry_of[j.journey_id].event or "", entry_of[j.journey_id].where)
+        ]
+        if matching or by_segment:
             record = customers.get_customer(cid)
-            if record is not None and record.erased:
+            if record is None or record.erased:
                 continue
             for journey in matching:
-                counts[enter(journey, event, record, store, starter, now).outcome] += 1
+                out = enter(journey, cid, f"e-{event['event_id']}", _trigger(event), record, store, starter, now)
+                counts[out.outcome] += 1
+            for journey in by_segment:
+                entry = journey.definition.entry
+                filters = segment_filters(entry.segment or "") if segment_filters else None
+                if filters is None:
+                    continue
+                move = _segment_move(journey, record, matches(record, filters, now), store, now)
+                if move == entry.on:
+                    trigger = {**_trigger(event), "segment": entry.segment, "segment_change": move}
+                    out = enter(journey, cid, f"s-{event['event_id']}", trigger, record, store, starter, now)
+                    counts[out.outcome] += 1
         if event.get("type") in waking_types(active):
             counts["woken"] += wake_paths(cid, event, store, starter, now)
+    return counts
+
+
+def _occurrences(raw: Any, yearly: bool, now: datetime) -> list[datetime]:
+    """The dates an attribute names (midnight UTC for a bare date); with ``yearly`` its anniversaries around now."""
+    if not isinstance(raw, str):
+        return []
+    try:
+        value = parse_ts(raw if "T" in raw else f"{raw[:10]}T00:00:00+00:00")
+    except ValueError:
+        return []
+    if value is None:
+        return []
+    if value.utcoffset() is None:
+        value = value.replace(tzinfo=now.tzinfo)
+    if not yearly:
+        return [value]
+    out = []
+    for year in (now.year - 1, now.year, now.year + 1):
+        try:
+            out.append(value.replace(year=year))
+        except ValueError:  # 29 February in a year without it
+            out.append(value.replace(year=year, day=28))
+    return out
+
+
+def _run_of(entry: Any, now: datetime) -> datetime | None:
+    """The scheduled run due at ``now`` (the latest at or before it), or ``None`` before the first."""
+    sched = entry.schedule
+    if now < sched.at:
+        return None
+    if not sched.every_hours:
+        return sched.at
+    period = timedelta(hours=sched.every_hours)
+    return sched.at + period * int((now - sched.at) / period)
+
+
+def scan_entries(
+    journeys: list[Journey],
+    customers: CustomerStore,
+    store: JourneyStore,
+    starter: JourneyStarter,
+    now: datetime,
+    segment_filters: Callable[[str], list[Filter] | None] | None = None,
+    time_left_ms: Callable[[], int] = lambda: 10**9,
+    page_size: int = 500,
+) -> dict[str, int]:
+    """Date-attribute and scheduled entries: scan the customers for each journey whose run is due.
+
+    A date journey runs every hour (a customer enters once per date: its entry id is the date), a scheduled
+    one at each of its runs. A scan resumes from its saved cursor when one invocation's time runs out.
+    """
+    counts = {"entered": 0, "control": 0, "skipped": 0, "already_entered": 0, "scanned": 0}
+    for journey in journeys:
+        entry = journey.definition.entry
+        if not journey.is_active or entry.kind not in ("date", "schedule"):
+            continue
+        run = now.replace(minute=0, second=0, microsecond=0) if entry.kind == "date" else _run_of(entry, now)
+        if run is None:
+            continue
+        state = store.get_scan(journey.journey_id) or {}
+        if state.get("run") == utc_iso(run) and state.get("done"):
+            continue
+        cursor = state.get("cursor") if state.get("run") == utc_iso(run) else None
+        filters: list[Filter] | None = []
+        if entry.segment:
+            filters = segment_filters(entry.segment) if segment_filters else None
+            if filters is None:
+                continue
+        while True:
+            records, cursor = customers.scan_customers(0, 1, cursor, page_size)
+            for rec in records:
+                counts["scanned"] += 1
+                if entry.kind == "schedule":
+                    if not matches(rec, filters or [], now):
+                        continue
+                    occasion, trigger = f"r-{run:%Y%m%dT%H%M}", {"type": "schedule", "run": utc_iso(run)}
+                else:
+                    attrs = (rec.profile or {}).get("attributes") or {}
+                    due = [
+                        d
+                        for d in _occurrences(attrs.get(entry.date_attribute or ""), entry.yearly, now)
+                        if d - timedelta(days=entry.days_before) <= now < d - timedelta(days=entry.days_before - 1)
+                    ]
+                    if not due:
+                        continue
+                    when = due[0]
+                    occasion = f"d-{when:%Y%m%d}"
+                    trigger = {"type": "date", "attribute": entry.date_attribute, "date": utc_iso(when)}
+                out = enter(journey, rec.customer_id, occasion, trigger, rec, store, starter, now)
+                counts[out.outcome] += 1
+            done = cursor is None
+            store.put_scan(journey.journey_id, {"run": utc_iso(run), "cursor": cursor, "done": done})
+            if done or time_left_ms() < 10_000:
+                break
     return counts
 
 
@@ -768,6 +923,8 @@ def results(journey_id: str, store: JourneyStore) -> dict[str, Any]:
         "variants": {},
     }
     for p in store.journey_paths(journey_id):
+        if p.get("entry_id") == MEMBER:
+            continue  # a segment journey's record of who is in the segment, not a path
         out["entries"] += 1
         status = p.get("status")
         if status == "control":
@@ -796,6 +953,7 @@ def on_stream(
     store: JourneyStore,
     starter: JourneyStarter,
     now: datetime,
+    segment_filters: Callable[[str], list[Filter] | None] | None = None,
 ) -> dict[str, Any]:
     """The trigger path: the events table's stream records (inserted events, in order) -> entries and wake-ups.
 
@@ -810,7 +968,7 @@ def on_stream(
             continue
         event = json.loads(ddb["NewImage"]["record"]["S"])
         try:
-            out = on_events([event], journeys, customers, store, starter, now)
+            out = on_events([event], journeys, customers, store, starter, now, segment_filters)
         except Exception:  # noqa: BLE001 - reported to the stream, which retries from this record
             logger.exception("journey trigger failed", extra={"customer_id": event.get("customer_id")})
             counts["batchItemFailures"] = [{"itemIdentifier": ddb.get("SequenceNumber", "")}]

@@ -4,7 +4,7 @@ journey step state machine's real ASL in moto's interpreter, with simulated time
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -177,3 +177,40 @@ def test_an_inbound_message_tagged_with_an_intent_starts_a_journey(stack):
     stack.later(14 * 24 + 1)
     # (no Telegram bot is configured locally: the attempt is logged as failed with that reason)
     assert stack.messages("c1") == [("messenger", "failed")]
+
+
+def test_a_scheduled_entry_messages_a_saved_segment_through_the_timer(stack):
+    # GIVEN a segment of gold customers and a journey that greets it an hour from now
+    seg = {"name": "gold", "filters": [{"field": "attributes.tier", "op": "eq", "value": "gold"}]}
+    assert stack.client.request("PUT", "/v1/segments/gold", seg).status == 200
+    for cid, tier in (("g1", "gold"), ("s1", "silver")):
+        body = {
+            "timezone": "UTC",
+            "contact": {"email": f"{cid}@example.com"},
+            "consent": {"email": True},
+            "attributes": {"tier": tier},
+        }
+        assert stack.client.request("PUT", f"/v1/customers/{cid}", body).status == 200
+    journey = {
+        "name": "Gold greeting",
+        "entry": {"schedule": {"at": (stack.clock.now() + timedelta(hours=1)).isoformat()}, "segment": "gold"},
+        "start": "hello",
+        "nodes": {
+            "hello": {
+                "type": "message",
+                "channel": "email",
+                "content": {"email": {"subject": "Hello", "text": "For our gold members"}},
+                "next": "done",
+            },
+            "done": {"type": "exit"},
+        },
+    }
+    jid = stack.client.request("POST", "/v1/journeys", journey).json()["journey_id"]
+    stack.client.request("POST", f"/v1/journeys/{jid}/status", {"status": "active"})
+    # WHEN the timer runs before and after the hour
+    stack.later(0.5)
+    assert stack.messages("g1") == []
+    stack.later(1)
+    stack.later(1)
+    # THEN the gold customer got the email once, the silver one nothing
+    assert stack.messages("g1") == [("email", "sent")] and stack.messages("s1") == []

@@ -316,3 +316,89 @@ def test_steps_per_message_on_the_common_path(world):
     world.event("a1", "c1", "cart_abandon", amount=5000)
     world.advance_clock(25)
     assert len(world.sent()) == 2 and world.steps == 2
+
+
+def _welcome(entry: dict[str, Any], reentry: str = "every_time") -> dict[str, Any]:
+    return {
+        "name": "w",
+        "entry": entry,
+        "reentry": {"mode": reentry},
+        "start": "hello",
+        "nodes": {
+            "hello": {
+                "type": "message",
+                "channel": "email",
+                "content": {"email": {"subject": "Hi", "text": "Hello {{first_name}}"}},
+                "next": "done",
+            },
+            "done": {"type": "exit"},
+        },
+    }
+
+
+def test_entering_and_leaving_a_segment_at_ingest(world, campaigns):
+    # GIVEN a segment of buyers, a journey on entering it and one on leaving it
+    campaigns.put_segment({"name": "buyers", "filters": [{"field": "purchase_count", "op": "gte", "value": 1}]})
+    enter_id = world.journey(_welcome({"segment": "buyers", "on": "enter"}))
+    leave_id = world.journey(_welcome({"segment": "buyers", "on": "leave"}))
+
+    def filters(name):
+        from kairos.domain.campaigns import Filter
+
+        return [Filter.model_validate(f) for f in campaigns.get_segment(name)["filters"]]
+
+    def event(eid, type_, **extra):
+        raw = make_event(eid, "c1", type_, ts=world.now, **extra)
+        ingest_events([raw], world.customers, world.now, RETENTION, SKEW)
+        stored = next(e for e in world.customers.customer_events("c1") if e["event_id"] == eid)
+        return jl.on_events([stored], world.active(), world.customers, world.store, world.starter, world.now, filters)
+
+    # WHEN a session (still outside), then a purchase (inside), then another purchase (still inside)
+    assert event("s1", "session")["entered"] == 0
+    assert event("p1", "purchase", amount=10)["entered"] == 1
+    assert event("p2", "purchase", amount=10)["entered"] == 0
+    world.drain()
+    # THEN the enter journey has one path, the leave journey none (nobody left)
+    assert jl.results(enter_id, world.store)["entries"] == 1
+    assert jl.results(leave_id, world.store)["entries"] == 0
+
+
+def test_date_attribute_entry_is_once_per_date_and_birthdays_recur(world, add_customer):
+    # GIVEN points that expire in 7 days for c2, in 30 days for c3, and c4's birthday tomorrow
+    expire = (world.now + timedelta(days=7)).date().isoformat()
+    add_customer("c2", attributes={"points_expire_at": expire})
+    add_customer("c3", attributes={"points_expire_at": (world.now + timedelta(days=30)).date().isoformat()})
+    birthday = (world.now + timedelta(days=1)).replace(year=1990).date().isoformat()
+    add_customer("c4", attributes={"birthday": birthday})
+    points = world.journey(_welcome({"date_attribute": "points_expire_at", "days_before": 7}))
+    birthdays = world.journey(_welcome({"date_attribute": "birthday", "days_before": 1, "yearly": True}))
+    # WHEN the hourly scan runs through a day
+    for _ in range(30):
+        jl.scan_entries(world.active(), world.customers, world.store, world.starter, world.now)
+        world.drain()
+        world.now += timedelta(hours=1)
+    # THEN c2 entered the points journey once, c3 not yet, and c4 the birthday journey once
+    assert jl.results(points, world.store)["entries"] == 1
+    assert [p["customer_id"] for p in world.store.journey_paths(points)] == ["c2"]
+    assert [p["customer_id"] for p in world.store.journey_paths(birthdays)] == ["c4"]
+
+
+def test_scheduled_entry_runs_for_the_segment_at_each_run(world, add_customer, campaigns):
+    campaigns.put_segment({"name": "gold", "filters": [{"field": "attributes.tier", "op": "eq", "value": "gold"}]})
+    add_customer("g1", attributes={"tier": "gold"})
+    add_customer("s1", attributes={"tier": "silver"})
+    sched = {"schedule": {"at": (world.now + timedelta(hours=2)).isoformat(), "every_hours": 24}, "segment": "gold"}
+    jid = world.journey(_welcome(sched))
+
+    def filters(name):
+        from kairos.domain.campaigns import Filter
+
+        return [Filter.model_validate(f) for f in campaigns.get_segment(name)["filters"]]
+
+    for _ in range(60):  # two and a half days, a scan every hour
+        jl.scan_entries(world.active(), world.customers, world.store, world.starter, world.now, filters, page_size=1)
+        world.drain()
+        world.now += timedelta(hours=1)
+    paths = world.store.journey_paths(jid)
+    assert sorted(p["entry_id"] for p in paths) == sorted({p["entry_id"] for p in paths})  # one entry per run
+    assert {p["customer_id"] for p in paths} == {"g1"} and len(paths) == 3
