@@ -214,3 +214,16 @@ def test_a_scheduled_entry_messages_a_saved_segment_through_the_timer(stack):
     stack.later(1)
     # THEN the gold customer got the email once, the silver one nothing
     assert stack.messages("g1") == [("email", "sent")] and stack.messages("s1") == []
+
+
+def test_a_channel_cycle_repeats_until_the_offer_expires(stack):
+    # GIVEN the expiring-points journey and a customer reachable by email and SMS only
+    stack.journey("expiring_promo")
+    stack.customer("c1")
+    expires = (stack.clock.now() + timedelta(hours=60)).isoformat()
+    # WHEN points that expire in 60 hours are credited and nobody engages
+    stack.event("pts-1", "c1", "cart_add", properties={"points_expire_at": expires})
+    for _ in range(4):
+        stack.later(24)
+    # THEN email, SMS a day later (messenger is passed over: no chat id), email again in round two, then expiry
+    assert stack.messages("c1") == [("email", "sent"), ("sms", "sent"), ("email", "sent")]
