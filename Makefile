@@ -18,7 +18,7 @@ $(STAMP): pyproject.toml
 
 # Everything: unit and functional tests, then the end-to-end runs (what CI runs).
 test: dev
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q -n auto
 	$(PY) -m pytest -q -m e2e
 
 # The logic on in-memory fakes, no moto: seconds.
