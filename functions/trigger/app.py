@@ -2,13 +2,12 @@
 leaving a saved segment), and waiting paths woken early.
 
 The work is :func:`kairos.logic.journeys.on_stream`; a failing record is reported (ReportBatchItemFailures)
-and the stream resumes from it. Active journeys are read at most every 30 s per sandbox, so an activation
-or a pause takes effect within that time.
+and the stream resumes from it. Active journeys are read once per batch (one small scan for up to 500
+events), so an event that arrives right after an activation is not missed by a stale cache.
 """
 
 from __future__ import annotations
 
-import time
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
@@ -24,9 +23,6 @@ if TYPE_CHECKING:
     from aws_lambda_powertools.utilities.typing import LambdaContext
 
     from kairos.ports import CampaignStore, CustomerStore, JourneyStarter, JourneyStore
-
-JOURNEYS_TTL_S = 30.0
-_cache: dict[str, Any] = {"at": float("-inf"), "journeys": []}
 
 
 @lru_cache(maxsize=1)
@@ -58,10 +54,7 @@ def segment_filters(name: str) -> list[Filter] | None:
 
 
 def active_journeys() -> list[Journey]:
-    if time.monotonic() - _cache["at"] > JOURNEYS_TTL_S:
-        _cache["journeys"] = [Journey.from_doc(d) for d in journeys().active_journeys()]
-        _cache["at"] = time.monotonic()
-    return _cache["journeys"]
+    return [Journey.from_doc(d) for d in journeys().active_journeys()]
 
 
 @logger.inject_lambda_context(log_event=False)

@@ -359,6 +359,10 @@ class JourneyIn(BaseModel):
         default_factory=list
     )
     quiet_hours: QuietHoursIn | None = None
+    quiet_channels: Annotated[
+        list[Channel] | None,
+        Field(description="the channels quiet hours hold (default: all); an email may go at night, an SMS not"),
+    ] = None
     frequency_cap: FrequencyCap | None = Field(
         default=None, description="counts every message of the channel, from any journey or campaign"
     )

@@ -670,7 +670,7 @@ class _Runner:
             if channel is None:
                 self.note_message(node_id, node.channel, "skipped", "no channel allowed")
                 return node.next
-            self.hold_for_quiet_hours()
+            self.hold_for_quiet_hours(channel)
             self.send(node_id, channel, node.content, visit=self.visit_count(node_id))
             return node.next
         if isinstance(node, Cycle):
@@ -735,9 +735,11 @@ class _Runner:
         }
         return d.send_at
 
-    def hold_for_quiet_hours(self) -> None:
+    def hold_for_quiet_hours(self, channel: str) -> None:
         quiet = self.quiet()
         if quiet is None:
+            return
+        if self.definition.quiet_channels is not None and channel not in self.definition.quiet_channels:
             return
         local = self.now.astimezone(zone(self.tz()))
         if not quiet.contains(local):
@@ -861,7 +863,7 @@ class _Runner:
             state["position"] = position
             if not may_send(self.record, channel)[0]:
                 continue  # not reachable there: on to the next channel at once
-            self.hold_for_quiet_hours()
+            self.hold_for_quiet_hours(channel)
             result = self.send(
                 node_id, channel, node.content, self.visit_count(node_id), part=f"-{rnd}-{channel}", expires=expiry
             )

@@ -402,3 +402,18 @@ def test_scheduled_entry_runs_for_the_segment_at_each_run(world, add_customer, c
     paths = world.store.journey_paths(jid)
     assert sorted(p["entry_id"] for p in paths) == sorted({p["entry_id"] for p in paths})  # one entry per run
     assert {p["customer_id"] for p in paths} == {"g1"} and len(paths) == 3
+
+
+def test_quiet_hours_hold_the_sms_but_not_the_email_at_night(world):
+    # GIVEN the abandoned cart (quiet 22:00-08:00 for SMS only) and a cart abandoned at 23:00 the day before
+    world.journey(example("abandoned_cart"))
+    world.now = NOW.replace(hour=23, minute=0) - timedelta(days=1)
+    world.event("a1", "c1", "cart_abandon", amount=5000)
+    # THEN the email goes at once; the SMS, due at 23:00 the next day, waits for 08:00
+    assert [ch for ch, _ in world.sent()] == ["email"]
+    world.advance_clock(24.5)
+    assert [ch for ch, _ in world.sent()] == ["email"]
+    world.advance_clock(9)
+    assert [ch for ch, _ in world.sent()] == ["email", "sms"]
+    sms = next(m for m in world.messages.records.values() if m["channel"] == "sms")
+    assert sms["claimed_at"].startswith(f"{(NOW + timedelta(days=1)).date().isoformat()}T08:")  # the next timer tick
