@@ -228,8 +228,9 @@ def test_ingest_events_transient_failure_raises_after_storing_the_others_and_a_r
     assert store.get_customer("c2").aggregates == _folded(_history("c2", 2))
 
 
-def test_ingest_events_conflicts_that_never_end_are_a_store_error():
-    # GIVEN a store whose every commit loses a race
+def test_ingest_events_conflicts_that_never_end_are_a_store_error(monkeypatch):
+    # GIVEN a store whose every commit loses a race (and no real time spent backing off)
+    monkeypatch.setattr("kairos.logic.ingest.time.sleep", lambda s: None)
     store = InMemoryCustomerStore()
     store.fail_next_commits = MAX_ATTEMPTS + 1
     # WHEN a batch is ingested THEN it gives up with a (transient) store error instead of looping
