@@ -24,6 +24,7 @@ ENVIRONMENT = {
     "segments_table": c.ENV_SEGMENTS_TABLE,
     "messages_table": c.ENV_MESSAGES_TABLE,
     "journeys_table": c.ENV_JOURNEYS_TABLE,
+    "products_table": c.ENV_PRODUCTS_TABLE,
     "journey_paths_table": c.ENV_JOURNEY_PATHS_TABLE,
     "journey_step_state_machine_arn": c.ENV_JOURNEY_STEP_STATE_MACHINE_ARN,
     "task_event_bus": c.ENV_TASK_EVENT_BUS,
@@ -57,6 +58,7 @@ class Settings(BaseModel):
     segments_table: str = Field(default="kairos-segments")
     messages_table: str = Field(default="kairos-messages")
     journeys_table: str = Field(default="kairos-journeys")
+    products_table: str = Field(default="kairos-products")
     journey_paths_table: str = Field(default="kairos-journey-paths")
     journey_step_state_machine_arn: str = Field(default="", description="runs one step of a customer's path")
     task_event_bus: str = Field(default="default", description="where journey task nodes publish")

@@ -295,6 +295,18 @@ class JourneyStore(ABC):
         """Every intent, by name."""
 
 
+class ProductCatalogue(ABC):
+    """Product names, pages and pictures by product id."""
+
+    @abstractmethod
+    def put_product(self, doc: dict[str, Any]) -> None:
+        """Create or replace a product (key ``product_id``)."""
+
+    @abstractmethod
+    def get_products(self, product_ids: Iterable[str]) -> dict[str, dict[str, Any]]:
+        """The known products among ``product_ids``."""
+
+
 class TaskSink(ABC):
     """Where a journey's task nodes hand a customer to people or other systems."""
 

@@ -21,6 +21,7 @@ from kairos.adapters.dynamo import DynamoStore
 from kairos.adapters.journey_store import DynamoJourneyStore, EventBridgeTaskSink
 from kairos.adapters.journeys import S3DecisionLog, StepFunctionsCampaignLauncher, StepFunctionsJourneyStarter
 from kairos.adapters.messages import DynamoMessageLog
+from kairos.adapters.products import DynamoProductCatalogue
 from kairos.adapters.providers import EndUserMessagingSms, SesEmail, SnsPush, SnsSms, TelegramMessenger, ssm_secret
 
 if TYPE_CHECKING:
@@ -75,6 +76,11 @@ def journey_starter(cfg: Settings) -> JourneyStarter:
 def journey_store(cfg: Settings) -> JourneyStore:
     """Journey definitions and customers' paths through them (DynamoDB)."""
     return DynamoJourneyStore(cfg.journeys_table, cfg.journey_paths_table)
+
+
+def product_catalogue(cfg: Settings) -> DynamoProductCatalogue:
+    """Product names, pages and pictures (DynamoDB)."""
+    return DynamoProductCatalogue(cfg.products_table)
 
 
 def journey_steps(cfg: Settings) -> JourneyStarter:

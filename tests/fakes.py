@@ -26,6 +26,7 @@ from kairos.ports import (
     JourneyStarter,
     JourneyStore,
     MessageLog,
+    ProductCatalogue,
     Provider,
     TaskSink,
 )
@@ -574,3 +575,14 @@ class RecordingTaskSink(TaskSink):
 
     def emit(self, detail_type: str, detail: dict[str, Any]) -> None:
         self.tasks.append((detail_type, copy.deepcopy(detail)))
+
+
+class InMemoryProductCatalogue(ProductCatalogue):
+    def __init__(self) -> None:
+        self.products: dict[str, dict[str, Any]] = {}
+
+    def put_product(self, doc: dict[str, Any]) -> None:
+        self.products[doc["product_id"]] = copy.deepcopy(doc)
+
+    def get_products(self, product_ids: Iterable[str]) -> dict[str, dict[str, Any]]:
+        return {p: copy.deepcopy(self.products[p]) for p in set(product_ids) if p in self.products}

@@ -37,6 +37,7 @@ def deps() -> StepDeps:
         providers=wiring.providers(cfg),
         tasks=wiring.task_sink(cfg),
         population=lambda: customers.get_recommendation(POPULATION_KEY),
+        products=wiring.product_catalogue(cfg).get_products,
     )
 
 

@@ -17,7 +17,8 @@ from kairos.config import settings
 from kairos.domain.campaigns import CampaignIn, CampaignList, CampaignView, SegmentIn, SegmentList, SegmentView
 from kairos.domain.intents import IntentIn, IntentList, IntentView
 from kairos.domain.journeys import JourneyIn, JourneyList, JourneyResults, JourneyStatusIn, JourneyView
-from kairos.errors import InvalidInputError
+from kairos.domain.products import ProductIn, ProductView
+from kairos.errors import InvalidInputError, NotFoundError
 from kairos.logic import campaigns, customers, ingest, intents, journeys, recommendations
 from kairos.observability import logger, metrics, tracer
 from kairos.schemas import (
@@ -371,6 +372,32 @@ def put_intent(name: IntentName, intent: Annotated[IntentIn, Body()]) -> IntentV
 @app.endpoint("GET", "/v1/intents", scope="read", summary="Every intent", tags=["journeys"])
 def list_intents() -> IntentList:
     return IntentList(intents=[IntentView.model_validate(d) for d in journey_store().list_intents()])
+
+
+ProductId = Annotated[str, Path(pattern=_ID_PATTERN, description="The product's id, as events carry it")]
+
+
+@app.endpoint(
+    "PUT",
+    "/v1/products/<product_id>",
+    scope="manage",
+    summary="Save a product: the name, page and picture messages show for it",
+    tags=["products"],
+)
+def put_product(product_id: ProductId, product: Annotated[ProductIn, Body()]) -> ProductView:
+    doc = {**product.model_dump(mode="json"), "product_id": product_id, "updated_at": timeutil.now().isoformat()}
+    wiring.product_catalogue(settings()).put_product(doc)
+    return ProductView.model_validate(doc)
+
+
+@app.endpoint(
+    "GET", "/v1/products/<product_id>", scope="read", errors=(400, 404), summary="A product", tags=["products"]
+)
+def get_product(product_id: ProductId) -> ProductView:
+    found = wiring.product_catalogue(settings()).get_products([product_id])
+    if product_id not in found:
+        raise NotFoundError(f"product '{product_id}' not found")
+    return ProductView.model_validate(found[product_id])
 
 
 @app.get("/v1/openapi.json", summary="This document", tags=["meta"], include_in_schema=False)

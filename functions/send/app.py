@@ -22,7 +22,7 @@ from kairos.observability import logger, metrics, tracer
 if TYPE_CHECKING:
     from aws_lambda_powertools.utilities.typing import LambdaContext
 
-    from kairos.ports import CampaignStore, CustomerStore, MessageLog, Provider
+    from kairos.ports import CampaignStore, CustomerStore, MessageLog, ProductCatalogue, Provider
 
 
 @lru_cache(maxsize=1)
@@ -45,6 +45,11 @@ def providers() -> dict[str, Provider]:
     return wiring.providers(settings())
 
 
+@lru_cache(maxsize=1)
+def catalogue() -> ProductCatalogue:
+    return wiring.product_catalogue(settings())
+
+
 def _population() -> dict[str, Any] | None:
     return customers().get_recommendation(POPULATION_KEY)
 
@@ -56,7 +61,14 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
     req = SendRequest.from_event(event)
     try:
         result = send_message(
-            req, customers(), campaigns(), providers(), message_log(), timeutil.now(), population=_population
+            req,
+            customers(),
+            campaigns(),
+            providers(),
+            message_log(),
+            timeutil.now(),
+            population=_population,
+            products=catalogue().get_products,
         )
     except Exception as exc:
         logger.warning("send retried", extra={"message_id": req.message_id, "error": type(exc).__name__})

@@ -492,6 +492,7 @@ class StepDeps:
     providers: dict[str, Provider]
     tasks: TaskSink
     population: Callable[[], dict[str, Any] | None] | None = None
+    products: Callable[[list[str]], dict[str, dict[str, Any]]] | None = None
 
 
 class _Wait(Exception):  # noqa: N818 - control flow inside a step, never leaves this module
@@ -808,6 +809,7 @@ class _Runner:
             self.now,
             self.deps.population,
             extra={"journey_id": self.journey.journey_id, "node": node_id},
+            products=self.deps.products,
         )
         self.note_message(node_id, channel, result["status"], result.get("reason") or "", message_id)
         return result

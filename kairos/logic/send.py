@@ -57,19 +57,31 @@ SENDING_LEASE = timedelta(minutes=5)
 _FIELD = re.compile(r"\{\{\s*([A-Za-z_][A-Za-z0-9_.]*)\s*\}\}")
 
 
-def template_fields(record: CustomerRecord, population: dict[str, Any] | None = None) -> dict[str, str]:
-    """The per-customer fields a message may use: ``{{first_name}}``, ``{{next_product}}``, attributes."""
+def template_fields(
+    record: CustomerRecord,
+    population: dict[str, Any] | None = None,
+    products: Callable[[list[str]], dict[str, dict[str, Any]]] | None = None,
+) -> dict[str, str]:
+    """The per-customer fields a message may use: ``{{first_name}}``, ``{{next_product}}`` (the product's
+    name from the catalogue, else its id), ``{{next_product_url}}``, ``{{next_product_image}}``,
+    ``{{next_products}}`` (three names), ``{{attributes.<name>}}``."""
     profile = record.profile or {}
     attributes = profile.get("attributes") or {}
     rec = record.recommendation or population or {}
-    products = [p["product_id"] for p in rec.get("next_products") or [] if p.get("product_id")]
+    ids = [p["product_id"] for p in rec.get("next_products") or [] if p.get("product_id")]
+    known = products(ids[:3]) if products is not None and ids else {}
+    names = [str((known.get(i) or {}).get("name") or i) for i in ids[:3]]
+    first = known.get(ids[0]) or {} if ids else {}
     fields = {f"attributes.{k}": str(v) for k, v in attributes.items() if isinstance(v, str | int | float)}
     fields.update(
         {
             "customer_id": record.customer_id,
             "first_name": str(attributes.get("first_name") or attributes.get("name") or "there"),
-            "next_product": products[0] if products else "",
-            "next_products": ", ".join(products[:3]),
+            "next_product": names[0] if names else "",
+            "next_product_id": ids[0] if ids else "",
+            "next_product_url": str(first.get("url") or ""),
+            "next_product_image": str(first.get("image") or ""),
+            "next_products": ", ".join(names),
         }
     )
     return fields
@@ -144,6 +156,7 @@ def send_message(
     now: datetime,
     population: Callable[[], dict[str, Any] | None] | None = None,
     lease: timedelta = SENDING_LEASE,
+    products: Callable[[list[str]], dict[str, dict[str, Any]]] | None = None,
 ) -> dict[str, Any]:
     """Send a campaign's message (at most once) and log it; see :func:`deliver` for the outcomes.
 
@@ -161,6 +174,8 @@ def send_message(
         The population's recommendation, for the template fields of a customer not scored yet.
     lease
         How long another attempt's claim is respected before that attempt is taken for dead.
+    products
+        The product catalogue's lookup, for the names ``{{next_product}}`` renders.
 
     Returns
     -------
@@ -187,7 +202,7 @@ def send_message(
         campaign = stored.definition
         return Content(campaign.messages, campaign.frequency_cap, campaign.expires_at)
 
-    return deliver(req, customers, prepare, providers, log, now, population, lease)
+    return deliver(req, customers, prepare, providers, log, now, population, lease, products=products)
 
 
 def deliver(
@@ -200,6 +215,7 @@ def deliver(
     population: Callable[[], dict[str, Any] | None] | None = None,
     lease: timedelta = SENDING_LEASE,
     extra: dict[str, Any] | None = None,
+    products: Callable[[list[str]], dict[str, dict[str, Any]]] | None = None,
 ) -> dict[str, Any]:
     """Claim the message id, check consent, expiry and the frequency cap, send once, and log the outcome.
 
@@ -263,7 +279,7 @@ def deliver(
     if provider is None:
         return finish("failed", f"no provider configured for {req.channel}")
     prior = population() if population is not None and customer.recommendation is None else None
-    message = render(content.messages, req.channel, customer, template_fields(customer, prior))
+    message = render(content.messages, req.channel, customer, template_fields(customer, prior, products))
     tags = {"message_id": req.message_id, "campaign_id": req.campaign_id, "customer_id": req.customer_id}
     try:
         provider_id = provider.send(message, req.message_id, tags)

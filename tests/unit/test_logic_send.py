@@ -310,3 +310,33 @@ def test_send_message_renders_fields_whatever_their_case(send, add_customer, add
     # THEN no braces reach the customer
     ((message, _, _),) = email_provider.sent
     assert (message.subject, message.body) == ("Hi Ada", "x")
+
+
+def test_next_product_renders_the_catalogue_name_url_and_picture():
+    from kairos.domain.customers import CustomerRecord
+    from kairos.logic.send import template_fields
+    from tests.fakes import InMemoryProductCatalogue
+
+    # GIVEN a customer whose next products are SKU-7 (in the catalogue) and SKU-9 (not yet)
+    catalogue = InMemoryProductCatalogue()
+    catalogue.put_product(
+        {
+            "product_id": "SKU-7",
+            "name": "Espresso beans 1 kg",
+            "url": "https://shop.example/p/7",
+            "image": "https://shop.example/i/7.jpg",
+        }
+    )
+    record = CustomerRecord(
+        "c1",
+        profile={"attributes": {"first_name": "Ana"}},
+        recommendation={"next_products": [{"product_id": "SKU-7"}, {"product_id": "SKU-9"}]},
+    )
+    # WHEN the template fields are made
+    fields = template_fields(record, None, catalogue.get_products)
+    # THEN the name shows, with its page and picture, and an unknown product falls back to its id
+    assert fields["next_product"] == "Espresso beans 1 kg" and fields["next_product_id"] == "SKU-7"
+    assert fields["next_product_url"] == "https://shop.example/p/7"
+    assert fields["next_product_image"] == "https://shop.example/i/7.jpg"
+    assert fields["next_products"] == "Espresso beans 1 kg, SKU-9"
+    assert template_fields(record)["next_product"] == "SKU-7"
