@@ -145,6 +145,10 @@ def cmd_messages(args: argparse.Namespace) -> int:
     sent = sum(1 for m in messages if m.status == "sent")
     engaged = sum(1 for r in rows if r["engaged"])
     print(f"{len(messages)} messages ({sent} sent), {n} training rows, {engaged} engaged -> {args.out}")
+    from training.ope import evaluate_policies, render_table
+
+    print("\nOff-policy estimates of the engagement rate per send (logged sends with a propensity):\n")
+    print(render_table(evaluate_policies(rows)))
     return 0
 
 
@@ -208,7 +212,10 @@ def build_parser() -> argparse.ArgumentParser:
     train_args(p)
     p.set_defaults(func=cmd_card)
 
-    p = sub.add_parser("messages", help="turn the message log archive into labelled, propensity-weighted rows")
+    p = sub.add_parser(
+        "messages",
+        help="turn the message log archive into labelled, propensity-weighted rows; print off-policy estimates",
+    )
     p.add_argument("--messages", nargs="+", required=True, help="s3://<archive>/messages/ or local copies")
     p.add_argument("--events", nargs="*", help="events (for engagement labels): files, directories or s3:// prefixes")
     p.add_argument("--window-hours", type=float, default=24.0, help="engagement within this long after the send")

@@ -282,6 +282,7 @@ def message_training_rows(
                 "weight": min(1.0 / p, 20.0) if p else 1.0,
                 "policy": m.policy,
                 "model_version": m.model_version,
+                "features": m.features,
             }
         )
     return rows

@@ -340,7 +340,7 @@ def test_launch_from_the_api_holds_out_control_and_messages_the_rest(world):
     assert totals is not None
 
 
-def test_every_message_log_record_is_training_data(world, tmp_path):
+def test_every_message_log_record_is_training_data(world, tmp_path, capsys):
     from kairos.adapters.archive import decode_lines
     from training.__main__ import main as training_main
     from training.io import load_events, message_training_rows, read_messages
@@ -402,6 +402,9 @@ def test_every_message_log_record_is_training_data(world, tmp_path):
     )
     cli_rows = [json.loads(line) for line in out.read_text().splitlines()]
     assert sorted(r["message_id"] for r in cli_rows) == sorted(rows)
+    # and it prints the off-policy estimates of the candidate send-time policies on these sends
+    printed = capsys.readouterr().out
+    assert "| logged |" in printed and "| model best hour |" in printed and "| fixed 12:00 |" in printed
 
 
 def test_erasure_removes_the_message_log_and_its_archive(world):
