@@ -470,6 +470,11 @@ class RecommendationView(BaseModel):
     model_version: str
     as_of: datetime
     scored: bool = Field(description="false when the answer is the segment or population fallback")
+    channel_ranking: list[str] = Field(
+        default_factory=list,
+        description="channels, the one the customer engages on most first (smoothed engagement share); "
+        "journeys' best-channel messages follow it",
+    )
 
 
 class MessageView(BaseModel):

@@ -33,6 +33,7 @@ from kairos.features import (
     segment_of,
     time_features,
 )
+from kairos.features.channels import CHANNELS, channel_ranking
 
 if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
@@ -82,6 +83,8 @@ class Recommendation:
         "best_day_share": share of the week's score on the best hour's day window}``.
     model_version
         The model's version string (``metadata.json``).
+    channel_ranking
+        Channels, the one the customer engages on most first (:func:`kairos.features.channels.channel_ranking`).
     """
 
     customer_id: str
@@ -90,6 +93,7 @@ class Recommendation:
     next_products: list[dict[str, Any]]
     confidence: dict[str, Any]
     model_version: str
+    channel_ranking: list[str] = field(default_factory=lambda: list(CHANNELS))
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -99,6 +103,7 @@ class Recommendation:
             "next_products": self.next_products,
             "confidence": self.confidence,
             "model_version": self.model_version,
+            "channel_ranking": self.channel_ranking,
         }
 
 
@@ -289,6 +294,7 @@ class KairosModel:
                         "best_day_share": shares[i],
                     },
                     model_version=version,
+                    channel_ranking=channel_ranking(cust.aggregates),
                 )
             )
         return out

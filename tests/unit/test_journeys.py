@@ -417,3 +417,13 @@ def test_quiet_hours_hold_the_sms_but_not_the_email_at_night(world):
     assert [ch for ch, _ in world.sent()] == ["email", "sms"]
     sms = next(m for m in world.messages.records.values() if m["channel"] == "sms")
     assert sms["claimed_at"].startswith(f"{(NOW + timedelta(days=1)).date().isoformat()}T08:")  # the next timer tick
+
+
+def test_best_channel_message_follows_the_customers_channel_ranking(world, customers):
+    # GIVEN the welcome series (best of email and push) and a customer scored as answering on push
+    world.journey({**example("welcome_series"), "control_share": 0})
+    customers.put_recommendation("c1", {"channel_ranking": ["push", "email", "sms", "messenger"]})
+    # WHEN they enter (a first visit)
+    assert world.event("v1", "c1", "session", properties={"first_visit": True})["entered"] == 1
+    # THEN the welcome goes by push; without a ranking it would go by email, the first of the node's channels
+    assert [ch for ch, _ in world.sent()] == ["push"]
