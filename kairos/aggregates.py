@@ -20,7 +20,27 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from kairos.constants import ENGAGEMENT_TYPES, HOURS_PER_WEEK, PRODUCT_TYPES
-from kairos.timeutil import HOUR, epoch_hour, epoch_hour_of_week
+from kairos.timeutil import HOUR, epoch_hour, epoch_hour_of_week, offset_zone
+
+# Pairs of UTC offsets (minutes) that one zone's daylight saving produces, and a zone that keeps those rules.
+DST_ZONES: dict[tuple[int, ...], str] = {
+    (0, 60): "Europe/London",
+    (60, 120): "Europe/Paris",
+    (120, 180): "Europe/Helsinki",
+    (-300, -240): "America/New_York",
+    (-360, -300): "America/Chicago",
+    (-420, -360): "America/Denver",
+    (-480, -420): "America/Los_Angeles",
+    (600, 660): "Australia/Sydney",
+}
+
+
+def local_hour_of_week_at_offset(epoch_h: int, offset_minutes: int) -> int:
+    """The hour of week (0 = Monday 00:00) of a UTC epoch hour on a clock ``offset_minutes`` ahead of UTC."""
+    local_h = (epoch_h * HOUR + offset_minutes * 60) // HOUR
+    # 1970-01-01 was a Thursday: epoch hour 0 is hour 72 of its week.
+    return int((local_h + 72) % (7 * 24))
+
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
@@ -45,6 +65,10 @@ class CustomerAggregates:
     """
 
     timezone: str = "UTC"
+    # "profile": the zone was given; "inferred": no zone yet, each moment is counted at the local time its
+    # event carried (its UTC offset), and ``offset_counts`` says which offsets those were.
+    timezone_source: str = "inferred"
+    offset_counts: dict[str, int] = field(default_factory=dict)
     how_counts: list[int] = field(default_factory=lambda: [0] * HOURS_PER_WEEK)
     engagement_moments: int = 0
     recent_moments: list[int] = field(default_factory=list)
@@ -88,7 +112,27 @@ class CustomerAggregates:
         agg.recent_products = [[p, t, int(s), int(q)] for p, t, s, q in agg.recent_products]
         agg.product_purchases = {k: [int(x) for x in v] for k, v in agg.product_purchases.items()}
         agg.unsubscribed = {k: int(v) for k, v in agg.unsubscribed.items()}
+        agg.offset_counts = {k: int(v) for k, v in agg.offset_counts.items()}
+        if "timezone_source" not in data and data.get("timezone", "UTC") != "UTC":
+            agg.timezone_source = "profile"  # stored before inference existed: a zone other than UTC was given
         return agg
+
+    @property
+    def effective_timezone(self) -> str:
+        """The zone local hours are counted and planned in: the profile's, else the one the offsets imply.
+
+        Two offsets an hour apart that one zone's daylight saving produces (+01:00 and +02:00: Europe/Paris)
+        name that zone; otherwise the most frequent offset is a fixed zone (``UTC+03:00``); none: UTC.
+        """
+        if self.timezone_source == "profile" or not self.offset_counts:
+            return self.timezone
+        ranked = sorted(self.offset_counts.items(), key=lambda kv: (-kv[1], int(kv[0])))
+        top = int(ranked[0][0])
+        if len(ranked) > 1:
+            pair = tuple(sorted((top, int(ranked[1][0]))))
+            if pair in DST_ZONES:
+                return DST_ZONES[pair]
+        return offset_zone(top)
 
     @property
     def has_data(self) -> bool:
@@ -157,7 +201,13 @@ def _apply(agg: CustomerAggregates, ev: Event, counted: set[str], new_keys: set[
         if key not in counted and key not in new_keys:
             new_keys.add(key)
             agg.engagement_moments += 1
-            agg.how_counts[epoch_hour_of_week(h, agg.timezone)] += 1
+            if agg.timezone_source == "profile":
+                agg.how_counts[epoch_hour_of_week(h, agg.timezone)] += 1
+            else:
+                offset = ev.timestamp.utcoffset()
+                minutes = int(offset.total_seconds() // 60) if offset is not None else 0
+                agg.offset_counts[str(minutes)] = agg.offset_counts.get(str(minutes), 0) + 1
+                agg.how_counts[local_hour_of_week_at_offset(h, minutes)] += 1
             _insert_sorted_capped(agg.recent_moments, h, RECENT_MOMENTS)
         if ev.channel and ev.type in ("message_open", "message_click"):
             agg.channel_engagements[ev.channel] = agg.channel_engagements.get(ev.channel, 0) + 1
@@ -227,9 +277,11 @@ def _insert_by_time(values: list[list[Any]], entry: list[Any], cap: int) -> None
 
 
 def rebucket(agg: CustomerAggregates, moments: Iterable[int], timezone: str) -> CustomerAggregates:
-    """Recount the hour-of-week histogram in a new time zone from the stored engagement moments."""
+    """Recount the hour-of-week histogram in a given time zone (the profile's) from the stored moments."""
     out = copy.deepcopy(agg)
     out.timezone = timezone
+    out.timezone_source = "profile"
+    out.offset_counts = {}  # the zone is known: the offsets were only evidence for inferring it
     out.how_counts = [0] * HOURS_PER_WEEK
     for h in moments:
         out.how_counts[epoch_hour_of_week(h, timezone)] += 1

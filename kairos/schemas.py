@@ -383,7 +383,12 @@ class CustomerProfileIn(BaseModel):
 class Aggregates(BaseModel):
     """Scoring inputs as the API shows them (see ``kairos.aggregates`` for their meaning)."""
 
-    timezone: str
+    timezone: str = Field(description="the zone local hours are counted in: the profile's, or the inferred one")
+    timezone_inferred: bool = Field(
+        default=False,
+        description="no zone was given: each engagement was counted at the local time its event carried, and "
+        "the zone is inferred from those UTC offsets (a fixed UTC+hh:mm, or the zone a daylight-saving pair names)",
+    )
     hour_of_week_counts: list[int] = Field(min_length=168, max_length=168)
     engagement_moments: int
     last_engagement_at: datetime | None

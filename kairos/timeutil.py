@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta, timezone, tzinfo
 from functools import lru_cache
 from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
@@ -14,9 +14,19 @@ HOUR = 3600
 
 
 @lru_cache(maxsize=1024)
-def zone(name: str) -> ZoneInfo:
-    """The IANA zone ``name`` (cached: zone lookups read the tz database)."""
+def zone(name: str) -> tzinfo:
+    """The IANA zone ``name`` (cached: zone lookups read the tz database), or a fixed offset ``UTC+03:00``
+    (a zone inferred from the offsets a customer's events carry)."""
+    if name.startswith(("UTC+", "UTC-")) and len(name) == 9:
+        sign = 1 if name[3] == "+" else -1
+        return timezone(sign * timedelta(hours=int(name[4:6]), minutes=int(name[7:9])))
     return ZoneInfo(name)
+
+
+def offset_zone(minutes: int) -> str:
+    """The fixed-offset zone name of a UTC offset in minutes (``180`` -> ``UTC+03:00``)."""
+    sign = "+" if minutes >= 0 else "-"
+    return f"UTC{sign}{abs(minutes) // 60:02d}:{abs(minutes) % 60:02d}"
 
 
 def epoch_hour(ts: datetime) -> int:

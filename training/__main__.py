@@ -14,7 +14,6 @@ import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from kairos.aggregates import CustomerAggregates
 from kairos.serving import CustomerInput, KairosModel
 from training.adapters import find_online_retail_files, online_retail_records
 from training.fit import TrainConfig
@@ -97,10 +96,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
     as_of = parse_time(args.as_of)
     aggs = Folder(history).advance(as_of)
     cids = sorted(set(history.customers) | set(history.profiles))
-    inputs = [
-        CustomerInput(c, aggs.get(c) or CustomerAggregates(timezone=history.timezone(c)), history.attributes(c))
-        for c in cids
-    ]
+    inputs = [CustomerInput(c, aggs.get(c) or history.empty_aggregates(c), history.attributes(c)) for c in cids]
     out = []
     for start in range(0, len(inputs), args.batch_size):
         out.extend(r.to_dict() for r in model.recommend(inputs[start : start + args.batch_size], as_of, args.top_k))

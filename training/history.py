@@ -69,7 +69,15 @@ class History:
 
     def timezone(self, cid: str) -> str:
         profile = self.profiles.get(cid)
-        return profile.timezone if profile else "UTC"
+        return profile.timezone if profile and profile.timezone else "UTC"
+
+    def empty_aggregates(self, cid: str) -> CustomerAggregates:
+        """A customer's aggregates before any event, as ingestion starts them: in the profile's zone if one
+        was given, else inferring it from the offsets their events carry."""
+        profile = self.profiles.get(cid)
+        if profile and profile.timezone:
+            return CustomerAggregates(timezone=profile.timezone, timezone_source="profile")
+        return CustomerAggregates()
 
     def attributes(self, cid: str) -> dict:
         profile = self.profiles.get(cid)
@@ -151,9 +159,7 @@ class Folder:
 
     def __init__(self, history: History) -> None:
         self.history = history
-        self.aggs: dict[str, CustomerAggregates] = {
-            cid: CustomerAggregates(timezone=history.timezone(cid)) for cid in history.customers
-        }
+        self.aggs: dict[str, CustomerAggregates] = {cid: history.empty_aggregates(cid) for cid in history.customers}
         self._counted: dict[str, set[str]] = {cid: set() for cid in history.customers}
         self._pos: dict[str, int] = dict.fromkeys(history.customers, 0)
         self.at: datetime | None = None

@@ -35,8 +35,9 @@ class CustomerRecord:
 
     @property
     def timezone(self) -> str:
-        """The zone local hours are counted in: the profile's, else the aggregates', else UTC."""
-        return (self.profile or {}).get("timezone") or self.aggregates.timezone or "UTC"
+        """The zone local hours are counted and planned in: the profile's, else the one inferred from the
+        offsets the customer's events carry, else UTC."""
+        return (self.profile or {}).get("timezone") or self.aggregates.effective_timezone or "UTC"
 
     @property
     def attributes(self) -> dict[str, Any]:

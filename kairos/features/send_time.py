@@ -106,7 +106,7 @@ def local_hours_of_week(epoch_hours: np.ndarray, tz: str) -> np.ndarray:
     epoch_hours
         Integer array of whole hours since 1970-01-01T00:00Z.
     tz
-        IANA zone name.
+        IANA zone name, or a fixed offset ``UTC+hh:mm``.
 
     Returns
     -------
@@ -313,7 +313,8 @@ def time_features(
     Parameters
     ----------
     aggs
-        Each customer's aggregates (``how_counts`` are in ``agg.timezone``).
+        Each customer's aggregates (``how_counts`` are in local hours: the profile's zone, or each moment's own
+        UTC offset while the zone is inferred; recent moments are placed in ``agg.effective_timezone``).
     as_of
         The time the prediction is made (aware datetime); recency is measured from it.
     priors
@@ -351,7 +352,7 @@ def time_features(
     by_tz: dict[str, list[int]] = {}
     for i, a in enumerate(aggs):
         if a.recent_moments:
-            by_tz.setdefault(a.timezone, []).append(i)
+            by_tz.setdefault(a.effective_timezone, []).append(i)
     for tz, idx in by_tz.items():
         lengths = np.array([len(aggs[i].recent_moments) for i in idx])
         flat = np.fromiter((m for i in idx for m in aggs[i].recent_moments), dtype=np.int64, count=lengths.sum())

@@ -31,10 +31,11 @@ def put_profile(customer_id: str, profile: CustomerProfileIn, store: CustomerSto
         record = store.get_customer(customer_id)
         if record is None:
             record = CustomerRecord(customer_id)
-        zone = profile.timezone or "UTC"
+        zone = profile.timezone
         new_agg = None
-        if zone != record.aggregates.timezone:
-            new_agg = rebucket(record.aggregates, store.engagement_moments(customer_id), zone)
+        agg = record.aggregates
+        if zone is not None and (zone != agg.timezone or (agg.has_data and agg.timezone_source != "profile")):
+            new_agg = rebucket(agg, store.engagement_moments(customer_id), zone)
         try:
             store.put_profile(record, doc, new_agg, now)
         except ConflictError:
@@ -47,7 +48,8 @@ def put_profile(customer_id: str, profile: CustomerProfileIn, store: CustomerSto
 def aggregates_view(agg: CustomerAggregates) -> Aggregates:
     """The API view of a customer's aggregates (times as datetimes, most recent products first)."""
     return Aggregates(
-        timezone=agg.timezone,
+        timezone=agg.effective_timezone,
+        timezone_inferred=agg.timezone_source != "profile",
         hour_of_week_counts=agg.how_counts,
         engagement_moments=agg.engagement_moments,
         last_engagement_at=hour_to_dt(agg.last_engagement_h),

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
 
-from kairos.aggregates import fold_events, moment_key
+from kairos.aggregates import fold_events, moment_key, rebucket
 from kairos.constants import ENGAGEMENT_TYPES
 from kairos.domain.customers import CustomerRecord, CustomerWrite
 from kairos.errors import ConflictError, InvalidInputError, KairosError, StoreError
@@ -168,6 +168,10 @@ def ingest_events(
                     continue
             counted = {m for (c, m) in state.existing_moments if c == cid}
             agg = record.aggregates
+            zone_given = (record.profile or {}).get("timezone")
+            if zone_given and agg.timezone_source != "profile" and not agg.has_data:
+                # The profile came first: count in its zone from the first event (nothing to re-bucket).
+                agg = rebucket(agg, [], zone_given)
             for r, piece in enumerate(_units(fresh, store.max_transaction_items)):
                 agg, new_moments = fold_events(agg, piece, counted)
                 counted |= new_moments

@@ -86,7 +86,7 @@ def _check(
     last = record.aggregates.last_purchase_s
     if last is not None and last >= started:
         return {"stop": True, "reason": "converted"}
-    tz = (record.profile or {}).get("timezone") or record.aggregates.timezone or "UTC"
+    tz = record.timezone
     until = quiet_until(campaign, tz, now)
     if until is not None:
         if until >= campaign.expires_at:

@@ -697,7 +697,7 @@ class _Runner:
         return int(self.path.get("visits", {}).get(node_id, 0))
 
     def tz(self) -> str:
-        return (self.record.profile or {}).get("timezone") or self.record.aggregates.timezone or "UTC"
+        return self.record.timezone
 
     def quiet(self) -> QuietHours | None:
         q = self.definition.quiet_hours

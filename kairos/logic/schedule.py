@@ -76,7 +76,7 @@ def plan_customer(
         reasons = "; ".join(may_send(record, c)[1] for c in campaign.channels)
         return Plan(cid, "skipped", f"no channel allowed ({reasons})", [], None)
     rec = record.recommendation or population or {}
-    tz = (record.profile or {}).get("timezone") or record.aggregates.timezone or "UTC"
+    tz = record.timezone
     quiet = QuietHours(campaign.quiet_hours.start, campaign.quiet_hours.end) if campaign.quiet_hours else None
     mode = campaign.send_time.mode
     scores = rec.get("hour_scores")
