@@ -317,9 +317,53 @@ class LocalRuntime:
                             r["eventSourceARN"] = stream_arn
                         records = [r for r in records if not filters or any(_match(f, r) for f in filters)]
                         for start in range(0, len(records), batch_size):
-                            self.invoke(lid, {"Records": records[start : start + batch_size]})
+                            self._deliver_batch(lid, props, records[start : start + batch_size])
                             delivered += len(records[start : start + batch_size])
         return delivered
+
+    def _deliver_batch(self, lid: str, props: dict[str, Any], batch: list[dict[str, Any]]) -> None:
+        """One stream batch, as Lambda's event source mapping delivers it.
+
+        A function error retries the batch; with ``ReportBatchItemFailures`` a returned ``batchItemFailures``
+        retries from the first failed record. After ``MaximumRetryAttempts`` (at most 3 here) the rest of the
+        batch goes to the ``OnFailure`` destination, if there is one, and the stream moves on.
+        """
+        partial = "ReportBatchItemFailures" in (props.get("FunctionResponseTypes") or [])
+        attempts = 1 + min(int(self.dep.resolve(props.get("MaximumRetryAttempts", 3))), 3)
+        pending = batch
+        for _ in range(attempts):
+            try:
+                result = self.invoke(lid, {"Records": pending})
+            except Exception:  # noqa: BLE001 - a function error: Lambda retries the batch
+                logging.getLogger("kairos_local").exception("%s failed on a stream batch; retrying it", lid)
+                continue
+            failures = result.get("batchItemFailures") if partial and isinstance(result, dict) else None
+            if not failures:
+                return
+            failed = {f.get("itemIdentifier") for f in failures}
+            first = next((i for i, r in enumerate(pending) if r["dynamodb"].get("SequenceNumber") in failed), 0)
+            pending = pending[first:]
+        self._on_failure(lid, props, pending)
+
+    def _on_failure(self, lid: str, props: dict[str, Any], records: list[dict[str, Any]]) -> None:
+        target = ((props.get("DestinationConfig") or {}).get("OnFailure") or {}).get("Destination")
+        logging.getLogger("kairos_local").error("%s gave up on %d stream records", lid, len(records))
+        if not target:
+            return
+        arn = str(self.dep.resolve(target))
+        sqs = self.session.client("sqs")
+        url = sqs.get_queue_url(QueueName=arn.rsplit(":", 1)[-1])["QueueUrl"]
+        info = {
+            "requestContext": {"functionArn": self.dep.attributes[(lid, "Arn")], "condition": "RetryAttemptsExhausted"},
+            "DDBStreamBatchInfo": {
+                "shardId": records[0].get("eventID", ""),
+                "startSequenceNumber": records[0]["dynamodb"].get("SequenceNumber"),
+                "endSequenceNumber": records[-1]["dynamodb"].get("SequenceNumber"),
+                "batchSize": len(records),
+                "streamArn": records[0].get("eventSourceARN"),
+            },
+        }
+        sqs.send_message(QueueUrl=url, MessageBody=json.dumps(info))
 
 
 def _jsonable(value: Any) -> Any:

@@ -227,3 +227,37 @@ def test_a_channel_cycle_repeats_until_the_offer_expires(stack):
         stack.later(24)
     # THEN email, SMS a day later (messenger is passed over: no chat id), email again in round two, then expiry
     assert stack.messages("c1") == [("email", "sent"), ("sms", "sent"), ("email", "sent")]
+
+
+def test_a_record_the_trigger_cannot_handle_is_retried_from_it_then_sent_to_the_dead_letter_queue(stack, monkeypatch):
+    # GIVEN the abandoned-cart journey, and a trigger that cannot handle customer c2's events
+    stack.journey("abandoned_cart")
+    for cid in ("c1", "c2", "c3"):
+        stack.customer(cid)
+    import kairos.logic.journeys as logic
+
+    real = logic.on_events
+    seen: list[str] = []
+
+    def failing(events, *args, **kwargs):
+        seen.extend(e["customer_id"] for e in events)
+        if any(e["customer_id"] == "c2" for e in events):
+            raise RuntimeError("cannot handle c2")
+        return real(events, *args, **kwargs)
+
+    monkeypatch.setattr(logic, "on_events", failing)
+    # WHEN one batch brings a cart of each
+    at = stack.clock.now().isoformat()
+    carts = [
+        {"event_id": f"cart-{c}", "customer_id": c, "type": "cart_abandon", "amount": 5000, "timestamp": at}
+        for c in ("c1", "c2", "c3")
+    ]
+    assert stack.client.post_events(carts).json()["accepted"] == 3
+    stack.settle()
+    # THEN c1 is handled once; the batch is retried from c2 (4 tries), and c2 onwards go to the dead-letter queue
+    assert seen.count("c1") == 1 and seen.count("c2") == 4
+    assert stack.messages("c1") == [("email", "sent")] and stack.messages("c3") == []
+    sqs = stack.runtime.session.client("sqs")
+    url = sqs.get_queue_url(QueueName=stack.runtime.dep.physical["JourneyDeadLetterQueue"].rsplit("/", 1)[-1])
+    (msg,) = sqs.receive_message(QueueUrl=url["QueueUrl"], MaxNumberOfMessages=10)["Messages"]
+    assert json.loads(msg["Body"])["DDBStreamBatchInfo"]["batchSize"] == 2
