@@ -31,7 +31,9 @@ def test_small_closed_loop_optimized_beats_fixed_and_control(tmp_path):
         assert opt["customers"] > 0 and fixed["customers"] > 0 and control["customers"] > 0
         assert opt["messaged"] > 0.8 * opt["customers"]  # everybody with consent got at least the email
         assert control["messaged"] == 0  # the control group is never messaged
-        assert opt["expected_first_open"] <= rnd["oracle_first_open"]
+        # no arm beats the oracle that picks each customer's true best hour in the same window
+        assert opt["expected_first_open"] <= opt["oracle_first_open"] + 1e-9
+        assert rnd["oracle_first_open"] <= rnd["oracle_any_hour_first_open"] + 1e-9
         # realized: messaged customers engage more than the held-out control group
         assert opt["opened_rate"] > control["opened_rate"]
         assert opt["opened_uplift"] > 0.05
