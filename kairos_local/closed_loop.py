@@ -54,6 +54,7 @@ CHANNELS = ("email", "push", "sms")
 ARMS = ("optimized", "fixed", "control")
 HISTORY_WEEKS = 26
 CAMPAIGN_DAYS = 5
+ROUND_DAYS = 7  # rounds start a week apart, on the same weekday
 WITHIN_HOURS = 72  # how far ahead the optimized arm looks for each customer's best hour
 QUIET = ("21:00", "08:00")
 
@@ -437,7 +438,22 @@ def run(cfg: Config) -> dict[str, Any]:
     population = build_population(cfg.customers, cfg.seed)
     groups = _arm_groups(population, cfg.seed)
     history = history_events(population, sim_now - timedelta(weeks=HISTORY_WEEKS), sim_now, cfg.seed)
-    results: dict[str, Any] = {"config": {"customers": cfg.customers, "seed": cfg.seed}, "rounds": []}
+    # The whole configuration, so a report can be reproduced from report.json alone.
+    config = {
+        "customers": cfg.customers,
+        "seed": cfg.seed,
+        "rounds": cfg.rounds,
+        "time_rounds": cfg.time_rounds,
+        "start": sim_now.isoformat(),
+        "history_weeks": HISTORY_WEEKS,
+        "campaign_days": CAMPAIGN_DAYS,
+        "round_days": ROUND_DAYS,
+        "within_hours": WITHIN_HOURS,
+        "quiet_hours": list(QUIET),
+        "channels": list(CHANNELS),
+        "arms": list(ARMS),
+    }
+    results: dict[str, Any] = {"config": config, "rounds": []}
     clock = SimulatedClock(sim_now)
     with (
         embedded_aws(api_key=key, parameters={"EventRetentionDays": "800"}, log_level="ERROR") as runtime,
@@ -461,6 +477,11 @@ def run(cfg: Config) -> dict[str, Any]:
         results["ingest"] = {"events": len(history), **ingest}
         start = sim_now
         for r in range(1, cfg.rounds + 1):
+            # Every round launches on the same weekday and hour as the first, a week later: a fixed hour and
+            # the optimizer are compared under the same weekly rhythm in each round.
+            train_at = sim_now + timedelta(days=ROUND_DAYS * (r - 1))
+            if clock.now() < train_at:
+                clock.advance((train_at - clock.now()).total_seconds())
             print(f"Round {r}: training on the archive, scoring, launching...", file=sys.stderr)
             with clock.busy():
                 model = train_and_publish(loop, clock.now(), f"{clock.now():%Y%m%dT%H%M%SZ}-round{r}")

@@ -28,6 +28,17 @@ def wilson(successes: int, n: int, z: float = 1.96) -> tuple[float, float]:
     return (max(0.0, centre - half), min(1.0, centre + half))
 
 
+def uplift_interval(hits: int, n: int, base_hits: int, base_n: int) -> tuple[float, float]:
+    """95% interval of the difference of two proportions (Newcombe's hybrid score, from Wilson intervals)."""
+    if n <= 0 or base_n <= 0:
+        return (math.nan, math.nan)
+    p1, p2 = hits / n, base_hits / base_n
+    l1, u1 = wilson(hits, n)
+    l2, u2 = wilson(base_hits, base_n)
+    d = p1 - p2
+    return (d - math.sqrt((p1 - l1) ** 2 + (u2 - p2) ** 2), d + math.sqrt((u1 - p1) ** 2 + (p2 - l2) ** 2))
+
+
 def summary(results: dict[str, Any]) -> list[dict[str, Any]]:
     """Per round and arm: rates with intervals and uplift over control (what tests and plots read)."""
     out = []
@@ -49,6 +60,8 @@ def summary(results: dict[str, Any]) -> list[dict[str, Any]]:
                 stats[f"{k}_ci"] = wilson(hits, n)
                 base = (int(ctrl.get(k) or 0) / ctrl_n) if ctrl_n else math.nan
                 stats[f"{k}_uplift"] = rate - base if arm != "control" else 0.0
+                if arm != "control":
+                    stats[f"{k}_uplift_ci"] = uplift_interval(hits, n, int(ctrl.get(k) or 0), ctrl_n)
             stats["expected_first_open"] = a.get("expected_first_open")
             stats["oracle_first_open"] = a.get("oracle_first_open")
             row["arms"][arm] = stats

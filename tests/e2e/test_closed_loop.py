@@ -3,7 +3,7 @@
 Numbers are read back from report.json, as a reader of the report would. The optimized arm is compared
 with the fixed arm on the expected first-message open probability of the hours each chose (the simulated
 customers' true response curve, so no sampling noise at this size), over the two launches of the run (a
-Monday, then five days later a Saturday: a fixed hour does not know which day it is), and against
+Monday, then the next Monday: both arms under the same weekly rhythm), and against
 control on realized engagement. The start is fixed so the run is the same whenever the test runs.
 """
 

@@ -84,3 +84,12 @@ def test_table_and_html_report(tmp_path):
     assert html.count("<img") == 4 and "optimized" in html
     data = json.loads((tmp_path / "report.json").read_text())
     assert data["summary"][0]["arms"]["fixed"]["opened_rate"] == pytest.approx(0.3)
+
+
+def test_uplift_interval_contains_the_difference_and_narrows_with_size():
+    from kairos_local.report import uplift_interval
+
+    lo, hi = uplift_interval(30, 100, 10, 100)
+    assert lo < 0.2 < hi and lo > 0
+    lo2, hi2 = uplift_interval(300, 1000, 100, 1000)
+    assert hi2 - lo2 < hi - lo
