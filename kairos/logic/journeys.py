@@ -611,8 +611,10 @@ class _Runner:
         entered = parse_ts(self.path["entered_at"])
         if self.now >= entered + timedelta(days=self.definition.max_days):
             raise _End("max_days reached")
+        trigger_id = (self.path.get("trigger") or {}).get("event_id")
         for e in self.events_since(entered):
-            if e.get("type") in self.definition.exit_on and parse_ts(e["timestamp"]) >= entered:
+            # The event that let the customer in never ends the path (a purchase journey may exit on the next one).
+            if e.get("type") in self.definition.exit_on and e.get("event_id") != trigger_id:
                 raise _End(f"exit_on {e['type']}")
         for _ in range(MAX_NODES_PER_STEP):
             node_id = self.path["node"]

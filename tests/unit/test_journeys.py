@@ -427,3 +427,18 @@ def test_best_channel_message_follows_the_customers_channel_ranking(world, custo
     assert world.event("v1", "c1", "session", properties={"first_visit": True})["entered"] == 1
     # THEN the welcome goes by push; without a ranking it would go by email, the first of the node's channels
     assert [ch for ch, _ in world.sent()] == ["push"]
+
+
+def test_a_journey_entered_on_a_purchase_may_exit_on_the_next_one(world):
+    # GIVEN post-purchase communication that stops when the customer buys again
+    world.journey({**example("post_purchase"), "exit_on": ["purchase"], "reentry": {"mode": "once"}})
+    # WHEN a purchase lets the customer in, even one stamped a few seconds ahead of the server
+    world.event("buy1", "c1", "purchase", amount=10)
+    # THEN the delivery notice goes (the entering purchase does not end the path) ...
+    assert [ch for ch, _ in world.sent()] == ["email"]
+    # ... and the next purchase ends it before the how-to
+    world.advance_clock(24)
+    world.event("buy2", "c1", "purchase", amount=10)
+    world.advance_clock(72)
+    assert [ch for ch, _ in world.sent()] == ["email"]
+    assert world.paths("c1")[0]["exit_reason"] == "exit_on purchase"
