@@ -442,3 +442,27 @@ def test_a_journey_entered_on_a_purchase_may_exit_on_the_next_one(world):
     world.advance_clock(72)
     assert [ch for ch, _ in world.sent()] == ["email"]
     assert world.paths("c1")[0]["exit_reason"] == "exit_on purchase"
+
+
+def test_a_campaign_is_a_journey_with_a_scheduled_entry(world, add_customer, campaigns):
+    # GIVEN the weekly offer (a segment at a time, each at their best hour, email then push then SMS)
+    campaigns.put_segment({"name": "gold", "filters": [{"field": "attributes.tier", "op": "eq", "value": "gold"}]})
+    add_customer("g1", attributes={"tier": "gold"}, consent={"email": True})
+    body = example("weekly_offer")
+    body["entry"]["schedule"]["at"] = (world.now + timedelta(hours=1)).isoformat()
+    body["control_share"] = 0
+    jid = world.journey(body)
+
+    def filters(name):
+        from kairos.domain.campaigns import Filter
+
+        return [Filter.model_validate(f) for f in campaigns.get_segment(name)["filters"]]
+
+    # WHEN the timer scans each hour for two days
+    for _ in range(48):
+        jl.scan_entries(world.active(), world.customers, world.store, world.starter, world.now, filters)
+        world.advance_clock(1)
+    # THEN the gold customer with email consent got the offer once by email (push and SMS are not allowed)
+    assert [ch for ch, _ in world.sent()] == ["email"]
+    (path,) = world.store.journey_paths(jid)
+    assert path["customer_id"] == "g1"
