@@ -34,7 +34,7 @@ if TYPE_CHECKING:
     from training.history import History
 
 TIME_BASELINES = ("global best hour", "modal hour (Braze-style)", "smoothed histogram")
-# Not a baseline of the brief: the smoothed histogram scored with Kairos's own +-1 h window, to show
+# Not an outside baseline: the smoothed histogram scored with Kairos's own +-1 h window, to show
 # how much of Kairos's gain the window alone explains.
 TIME_ABLATION = "smoothed histogram, ±1 h window"
 TIME_ORACLES = ("oracle: one hour of day per customer", "oracle: best hour per weekday")
