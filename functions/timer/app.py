@@ -13,15 +13,17 @@ from typing import TYPE_CHECKING, Any
 
 from kairos import timeutil, wiring
 from kairos.config import settings
-from kairos.domain.campaigns import Filter
 from kairos.domain.journeys import Journey
-from kairos.errors import NotFoundError
+from kairos.logic import journeys as journeys_logic
 from kairos.logic.journeys import scan_entries, start_due
 from kairos.observability import logger, metrics, tracer
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from aws_lambda_powertools.utilities.typing import LambdaContext
 
+    from kairos.domain.campaigns import Filter
     from kairos.ports import CampaignStore, CustomerStore, JourneyStarter, JourneyStore
 
 BATCH = 1000
@@ -47,11 +49,9 @@ def campaigns() -> CampaignStore:
     return wiring.campaign_store(settings())
 
 
-def segment_filters(name: str) -> list[Filter] | None:
-    try:
-        return [Filter.model_validate(f) for f in campaigns().get_segment(name).get("filters") or []]
-    except NotFoundError:
-        return None
+@lru_cache(maxsize=1)
+def segment_filters() -> Callable[[str], list[Filter] | None]:
+    return journeys_logic.segment_filters(campaigns())
 
 
 @logger.inject_lambda_context(log_event=False)
@@ -72,7 +72,7 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
         journeys(),
         steps(),
         timeutil.now(),
-        segment_filters,
+        segment_filters(),
         context.get_remaining_time_in_millis,
     )
     logger.info("due journey steps started", extra={"started": started, **entries})

@@ -13,15 +13,17 @@ from typing import TYPE_CHECKING, Any
 
 from kairos import timeutil, wiring
 from kairos.config import settings
-from kairos.domain.campaigns import Filter
 from kairos.domain.journeys import Journey
-from kairos.errors import NotFoundError
+from kairos.logic import journeys as journeys_logic
 from kairos.logic.journeys import on_stream
 from kairos.observability import logger, metrics, tracer
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from aws_lambda_powertools.utilities.typing import LambdaContext
 
+    from kairos.domain.campaigns import Filter
     from kairos.ports import CampaignStore, CustomerStore, JourneyStarter, JourneyStore
 
 
@@ -45,12 +47,9 @@ def campaigns() -> CampaignStore:
     return wiring.campaign_store(settings())
 
 
-def segment_filters(name: str) -> list[Filter] | None:
-    """A saved segment's filters, or ``None`` when it is gone."""
-    try:
-        return [Filter.model_validate(f) for f in campaigns().get_segment(name).get("filters") or []]
-    except NotFoundError:
-        return None
+@lru_cache(maxsize=1)
+def segment_filters() -> Callable[[str], list[Filter] | None]:
+    return journeys_logic.segment_filters(campaigns())
 
 
 def active_journeys() -> list[Journey]:
@@ -62,7 +61,7 @@ def active_journeys() -> list[Journey]:
 @tracer.capture_lambda_handler
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     result = on_stream(
-        event.get("Records", []), active_journeys(), customers(), journeys(), steps(), timeutil.now(), segment_filters
+        event.get("Records", []), active_journeys(), customers(), journeys(), steps(), timeutil.now(), segment_filters()
     )
     logger.info("journey triggers", extra={k: v for k, v in result.items() if k != "batchItemFailures"})
     return {"batchItemFailures": result["batchItemFailures"]}

@@ -32,7 +32,7 @@ from dataclasses import dataclass
 from datetime import datetime, time
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from kairos.constants import EVENT_TYPES
 from kairos.domain.campaigns import Channel, Filter, FrequencyCap, Messages, QuietHoursIn
@@ -42,6 +42,15 @@ NodeId = Annotated[str, Field(pattern=r"^[A-Za-z][A-Za-z0-9_-]{0,63}$")]
 Op = Literal["eq", "ne", "gt", "gte", "lt", "lte", "in", "exists", "not_exists", "contains"]
 EVENT_FIELDS = ("type", "channel", "product_id", "quantity", "amount", "currency", "text", "message_id")
 MAX_NODES = 100
+
+
+def _known_event_type(value: str) -> str:
+    if value not in EVENT_TYPES:
+        raise ValueError(f"unknown event type '{value}' (one of {', '.join(EVENT_TYPES)})")
+    return value
+
+
+EventType = Annotated[str, AfterValidator(_known_event_type)]
 
 
 class Condition(BaseModel):
@@ -115,7 +124,7 @@ class EventEntry(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    event: Annotated[str | None, Field(description="an event type, e.g. cart_abandon")] = None
+    event: Annotated[EventType | None, Field(description="an event type, e.g. cart_abandon")] = None
     where: Annotated[list[Condition], Field(max_length=20)] = Field(default_factory=list)
     segment: Annotated[str | None, Field(pattern=_ID_PATTERN, description="a saved segment's name")] = None
     on: Literal["enter", "leave"] = "enter"
@@ -123,13 +132,6 @@ class EventEntry(BaseModel):
     days_before: Annotated[float, Field(ge=-365, le=365)] = 0
     yearly: bool = False
     schedule: Schedule | None = None
-
-    @field_validator("event")
-    @classmethod
-    def _type(cls, value: str | None) -> str | None:
-        if value is not None and value not in EVENT_TYPES:
-            raise ValueError(f"unknown event type '{value}' (one of {', '.join(EVENT_TYPES)})")
-        return value
 
     @field_validator("where")
     @classmethod
@@ -199,18 +201,11 @@ class WaitFor(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
     type: Literal["wait_for"]
-    event: str
+    event: EventType
     where: Annotated[list[Condition], Field(max_length=20)] = Field(default_factory=list)
     timeout_hours: Annotated[float, Field(gt=0, le=24 * 365)]
     on_event: NodeId
     on_timeout: NodeId
-
-    @field_validator("event")
-    @classmethod
-    def _type(cls, value: str) -> str:
-        if value not in EVENT_TYPES:
-            raise ValueError(f"unknown event type '{value}' (one of {', '.join(EVENT_TYPES)})")
-        return value
 
 
 class Branch(BaseModel):
@@ -355,7 +350,7 @@ class JourneyIn(BaseModel):
     entry: EventEntry
     reentry: Reentry = Field(default_factory=Reentry)
     control_share: Annotated[float, Field(ge=0, le=0.9, description="entries held out, never messaged")] = 0.0
-    exit_on: Annotated[list[str], Field(max_length=10, description="event types that end every path")] = Field(
+    exit_on: Annotated[list[EventType], Field(max_length=10, description="event types that end every path")] = Field(
         default_factory=list
     )
     quiet_hours: QuietHoursIn | None = None
@@ -369,14 +364,6 @@ class JourneyIn(BaseModel):
     max_days: Annotated[float, Field(gt=0, le=365, description="a path ends this long after entry")] = 30
     start: NodeId
     nodes: Annotated[dict[str, Node], Field(min_length=1, max_length=MAX_NODES)]
-
-    @field_validator("exit_on")
-    @classmethod
-    def _exit_types(cls, value: list[str]) -> list[str]:
-        for t in value:
-            if t not in EVENT_TYPES:
-                raise ValueError(f"unknown event type '{t}'")
-        return value
 
     def channels(self) -> set[str]:
         """Every channel a message of this journey may go out on."""

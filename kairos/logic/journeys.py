@@ -42,7 +42,7 @@ from kairos.domain.journeys import (
 from kairos.domain.messages import DELIVERED, SendRequest
 from kairos.errors import ConflictError, InvalidInputError, NotFoundError
 from kairos.logic.consent import may_send
-from kairos.logic.segments import matches, matches_filter
+from kairos.logic.segments import compare, field_value, matches, matches_filter
 from kairos.logic.send import Content, deliver
 from kairos.logic.timing import QuietHours, decide, stable_unit
 from kairos.observability import logger
@@ -117,6 +117,20 @@ def set_status(journey_id: str, status: str, store: JourneyStore, now: datetime)
 
 # -- entry -------------------------------------------------------------------------------------------------------
 
+MEMBER = "member"  # the entry id of a segment journey's membership marker (not a path)
+
+
+def segment_filters(campaigns: CampaignStore) -> Callable[[str], list[Filter] | None]:
+    """A reader of saved segments' filters (``None`` for a segment that is gone)."""
+
+    def read(name: str) -> list[Filter] | None:
+        try:
+            return [Filter.model_validate(f) for f in campaigns.get_segment(name).get("filters") or []]
+        except NotFoundError:
+            return None
+
+    return read
+
 
 def path_key(journey_id: str, entry_id: str) -> str:
     return f"{journey_id}#{entry_id}"
@@ -144,42 +158,11 @@ def _event_value(event: dict[str, Any], name: str) -> Any:
     return event.get(name)
 
 
-def _compare(value: Any, op: str, expected: Any) -> bool:
-    if op == "exists":
-        return value is not None
-    if op == "not_exists":
-        return value is None
-    if value is None:
-        return False
-    try:
-        if op == "eq":
-            return value == expected
-        if op == "ne":
-            return value != expected
-        if op == "in":
-            return value in expected
-        if op == "contains":
-            if isinstance(value, list):
-                return expected in value
-            return str(expected).lower() in str(value).lower()
-        if op == "gt":
-            return value > expected
-        if op == "gte":
-            return value >= expected
-        if op == "lt":
-            return value < expected
-        if op == "lte":
-            return value <= expected
-    except TypeError:
-        return False
-    return False
-
-
 def event_matches(event: dict[str, Any], event_type: str, where: list[Any]) -> bool:
     """Whether an event is of ``event_type`` and its own fields meet every condition of ``where``."""
     if event.get("type") != event_type:
         return False
-    return all(_compare(_event_value(event, c.field), c.op, c.value) for c in where)
+    return all(compare(_event_value(event, c.field), c.op, c.value) for c in where)
 
 
 def _trigger(event: dict[str, Any]) -> dict[str, Any]:
@@ -213,7 +196,7 @@ def enter(
     within ``days`` of the previous one.
     """
     definition = journey.definition
-    cid = customer_id
+    cid = customer_id  # the path's key and every message id name the customer by this
     rule = definition.reentry
     if rule.mode == "once":
         entry_id = "once"
@@ -258,9 +241,6 @@ def enter(
     return Entry(journey.journey_id, outcome, path)
 
 
-MEMBER = "member"  # the entry id of a segment journey's membership marker (not a path)
-
-
 def _segment_move(
     journey: Journey, record: CustomerRecord, inside: bool, store: JourneyStore, now: datetime
 ) -> str | None:
@@ -285,10 +265,9 @@ def _segment_move(
         if not store.create_path(marker):
             return None  # another delivery of the same change got there first
     else:
-        seq = marker["seq"]
-        marker.update(status=MEMBER if inside else "left", seq=seq + 1, updated_at=utc_iso(now))
+        marker["status"] = MEMBER if inside else "left"
         try:
-            store.save_path(marker, seq)
+            save_path(marker, store, now)
         except ConflictError:
             return None
     return "enter" if inside else "leave"
@@ -311,15 +290,13 @@ def on_events(
     """
     counts = {"entered": 0, "control": 0, "skipped": 0, "already_entered": 0, "woken": 0}
     active = [j for j in journeys if j.is_active]
+    by_event = [j for j in active if j.definition.entry.kind == "event"]
     by_segment = [j for j in active if j.definition.entry.kind == "segment"]
+    waking = waking_types(active)
     for event in events:
         cid = event["customer_id"]
-        entry_of = {j.journey_id: j.definition.entry for j in active}
         matching = [
-            j
-            for j in active
-            if entry_of[j.journey_id].kind == "event"
-            and event_matches(event, entry_of[j.journey_id].event or "", entry_of[j.journey_id].where)
+            j for j in by_event if event_matches(event, j.definition.entry.event or "", j.definition.entry.where)
         ]
         if matching or by_segment:
             record = customers.get_customer(cid)
@@ -338,7 +315,7 @@ def on_events(
                     trigger = {**_trigger(event), "segment": entry.segment, "segment_change": move}
                     out = enter(journey, cid, f"s-{event['event_id']}", trigger, record, store, starter, now)
                     counts[out.outcome] += 1
-        if event.get("type") in waking_types(active):
+        if event.get("type") in waking:
             counts["woken"] += wake_paths(cid, event, store, starter, now)
     return counts
 
@@ -458,10 +435,9 @@ def wake_paths(
         if parse_ts(path["wake_at"]) <= now:
             starter.start(step_name(path), step_payload(path))  # due already: make sure its step runs
             continue
-        seq = path["seq"]
-        path.update(wake_at=utc_iso(now), seq=seq + 1, updated_at=utc_iso(now))
+        path["wake_at"] = utc_iso(now)
         try:
-            store.save_path(path, seq)
+            save_path(path, store, now)
         except ConflictError:
             continue  # a step is moving it right now and will see the event
         starter.start(step_name(path), step_payload(path))
@@ -540,22 +516,23 @@ def advance(customer_id: str, key: str, seq: int, deps: StepDeps, now: datetime)
     raise AssertionError("a step ends by waiting or ending")  # pragma: no cover
 
 
-def _save(path: dict[str, Any], deps: StepDeps, now: datetime) -> None:
+def save_path(path: dict[str, Any], store: JourneyStore, now: datetime) -> None:
+    """Save a path as its next ``seq``, only if nobody saved it since it was read (else ConflictError)."""
     seq = path["seq"]
     path.update(seq=seq + 1, updated_at=utc_iso(now))
-    deps.journeys.save_path(path, seq)
+    store.save_path(path, seq)
 
 
 def _park(path: dict[str, Any], deps: StepDeps, now: datetime, until: datetime) -> dict[str, Any]:
     path["wake_at"] = utc_iso(max(until, now))
-    _save(path, deps, now)
+    save_path(path, deps.journeys, now)
     return {"status": WAITING_STATUS, "node": path["node"], "wake_at": path["wake_at"]}
 
 
 def _finish(path: dict[str, Any], deps: StepDeps, now: datetime, status: str, reason: str) -> dict[str, Any]:
     path.pop("wake_at", None)
     path.update(status=status, exit_reason=reason, ended_at=utc_iso(now))
-    _save(path, deps, now)
+    save_path(path, deps.journeys, now)
     return {"status": status, "node": path["node"], "reason": reason}
 
 
@@ -567,10 +544,8 @@ def fail_path(customer_id: str, key: str, error: str, store: JourneyStore, now: 
             return False
         path.pop("wake_at", None)
         path.update(status="failed", exit_reason=error[:500], ended_at=utc_iso(now))
-        seq = path["seq"]
-        path.update(seq=seq + 1, updated_at=utc_iso(now))
         try:
-            store.save_path(path, seq)
+            save_path(path, store, now)
         except ConflictError:
             time.sleep(0.05 * random.random())
             continue
@@ -766,22 +741,16 @@ class _Runner:
     def holds(self, cond: Any) -> bool:
         f = cond.field
         if f.startswith("event."):
-            return _compare(_event_value(self.path.get("trigger") or {}, f[len("event.") :]), cond.op, cond.value)
+            return compare(_event_value(self.path.get("trigger") or {}, f[len("event.") :]), cond.op, cond.value)
         if f == "segment":
-            try:
-                seg = self.deps.campaigns.get_segment(str(cond.value))
-            except NotFoundError:
+            filters = segment_filters(self.deps.campaigns)(str(cond.value))
+            if filters is None:
                 return cond.op == "ne"
-            inside = matches(self.record, [Filter.model_validate(x) for x in seg.get("filters") or []], self.now)
+            inside = matches(self.record, filters, self.now)
             return inside if cond.op == "eq" else not inside
         if cond.op == "contains":
-            from kairos.logic.segments import field_value
-
-            return _compare(field_value(self.record, f, self.now), "contains", cond.value)
+            return compare(field_value(self.record, f, self.now), "contains", cond.value)
         return matches_filter(self.record, Filter(field=f, op=cond.op, value=cond.value), self.now)
-
-    def decision(self) -> dict[str, Any] | None:
-        return (self.path.get("decisions") or {}).get(self.path["node"])
 
     def send(
         self, node_id: str, channel: str, content: Any, visit: int, part: str = "", expires: datetime | None = None

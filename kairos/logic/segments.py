@@ -48,31 +48,40 @@ def matches_filter(record: CustomerRecord, f: Filter, now: datetime) -> bool:
     if f.field == "viewed_product":
         hit = any(p == f.value for p, *_ in record.aggregates.recent_products)
         return hit if f.op != "ne" else not hit
-    value = field_value(record, f.field, now)
-    if f.op == "exists":
+    return compare(field_value(record, f.field, now), f.op, f.value)
+
+
+def compare(value: Any, op: str, expected: Any) -> bool:
+    """Whether ``value`` meets ``op expected``; a missing value never matches (except ``not_exists``).
+
+    ``contains``: a list holds ``expected``, or a string contains it (case-insensitive).
+    """
+    if op == "exists":
         return value is not None
-    if f.op == "not_exists":
+    if op == "not_exists":
         return value is None
     if value is None:
         return False
     try:
-        if f.op == "eq":
-            return value == f.value
-        if f.op == "ne":
-            return value != f.value
-        if f.op == "in":
-            return value in f.value
-        if f.op == "gt":
-            return value > f.value
-        if f.op == "gte":
-            return value >= f.value
-        if f.op == "lt":
-            return value < f.value
-        if f.op == "lte":
-            return value <= f.value
+        if op == "eq":
+            return value == expected
+        if op == "ne":
+            return value != expected
+        if op == "in":
+            return value in expected
+        if op == "contains":
+            return expected in value if isinstance(value, list) else str(expected).lower() in str(value).lower()
+        if op == "gt":
+            return value > expected
+        if op == "gte":
+            return value >= expected
+        if op == "lt":
+            return value < expected
+        if op == "lte":
+            return value <= expected
     except TypeError:
-        return False  # an attribute of another type than the filter's value: no match, not an error
-    raise ValueError(f"unknown operator {f.op}")
+        return False  # a value of another type than the condition's: no match, not an error
+    raise ValueError(f"unknown operator {op}")
 
 
 def matches(record: CustomerRecord, filters: Iterable[Filter], now: datetime) -> bool:

@@ -342,10 +342,7 @@ def test_entering_and_leaving_a_segment_at_ingest(world, campaigns):
     enter_id = world.journey(_welcome({"segment": "buyers", "on": "enter"}))
     leave_id = world.journey(_welcome({"segment": "buyers", "on": "leave"}))
 
-    def filters(name):
-        from kairos.domain.campaigns import Filter
-
-        return [Filter.model_validate(f) for f in campaigns.get_segment(name)["filters"]]
+    filters = jl.segment_filters(campaigns)
 
     def event(eid, type_, **extra):
         raw = make_event(eid, "c1", type_, ts=world.now, **extra)
@@ -390,10 +387,7 @@ def test_scheduled_entry_runs_for_the_segment_at_each_run(world, add_customer, c
     sched = {"schedule": {"at": (world.now + timedelta(hours=2)).isoformat(), "every_hours": 24}, "segment": "gold"}
     jid = world.journey(_welcome(sched))
 
-    def filters(name):
-        from kairos.domain.campaigns import Filter
-
-        return [Filter.model_validate(f) for f in campaigns.get_segment(name)["filters"]]
+    filters = jl.segment_filters(campaigns)
 
     for _ in range(60):  # two and a half days, a scan every hour
         jl.scan_entries(world.active(), world.customers, world.store, world.starter, world.now, filters, page_size=1)
@@ -453,10 +447,7 @@ def test_a_campaign_is_a_journey_with_a_scheduled_entry(world, add_customer, cam
     body["control_share"] = 0
     jid = world.journey(body)
 
-    def filters(name):
-        from kairos.domain.campaigns import Filter
-
-        return [Filter.model_validate(f) for f in campaigns.get_segment(name)["filters"]]
+    filters = jl.segment_filters(campaigns)
 
     # WHEN the timer scans each hour for two days
     for _ in range(48):
