@@ -121,8 +121,7 @@ def triggered(n: int, open_share: float, rng: random.Random) -> dict[str, Any]:
 
             rt.invoke = counting  # type: ignore[method-assign]
             t0 = time.perf_counter()
-            for start in range(0, len(batch), 500):
-                rt.http("POST", "/v1/events", headers, json.dumps({"events": batch[start : start + 500]}))
+            _post_all(rt, headers, batch)
             with clock.busy():
                 rt.pump_streams()
             wait_all(sfn, runner, machine)

@@ -581,40 +581,36 @@ def local_stepfunctions(
         timeutil.set_clock(None)
 
 
-def stop_running_executions(region: str) -> int:
-    """Stop every execution moto still runs in ``region`` (the end of a local deployment); return how many."""
+def _backend(region: str) -> Any:
     from moto.core import DEFAULT_ACCOUNT_ID
     from moto.stepfunctions.parser.models import stepfunctions_parser_backends
 
-    backend = stepfunctions_parser_backends[DEFAULT_ACCOUNT_ID][region]
-    stopped = 0
+    return stepfunctions_parser_backends[DEFAULT_ACCOUNT_ID][region]
+
+
+def _executions(backend: Any) -> Iterator[tuple[Any, str | None]]:
+    """Every execution a moto Step Functions backend holds (in memory: cheap enough to poll), with its status
+    (``None`` before its first state)."""
     for sm in list(backend.state_machines):
         for ex in list(sm.executions):
             status = getattr(ex, "exec_status", None)
-            if getattr(status, "value", status) == "RUNNING":
-                ex.stop(stop_date=datetime.now(UTC), error="Kairos.LocalShutdown", cause="the local runtime ended")
-                stopped += 1
+            yield ex, getattr(status, "value", status)
+
+
+def stop_running_executions(region: str) -> int:
+    """Stop every execution moto still runs in ``region`` (the end of a local deployment); return how many."""
+    stopped = 0
+    for ex, status in _executions(_backend(region)):
+        if status == "RUNNING":
+            ex.stop(stop_date=datetime.now(UTC), error="Kairos.LocalShutdown", cause="the local runtime ended")
+            stopped += 1
     return stopped
 
 
 def _running_executions(runtime: LocalRuntime) -> Callable[[], int]:
-    """Count the executions moto has not finished (its backend, in memory: cheap enough to poll)."""
-    from moto.core import DEFAULT_ACCOUNT_ID
-    from moto.stepfunctions.parser.models import stepfunctions_parser_backends
-
-    backend = stepfunctions_parser_backends[DEFAULT_ACCOUNT_ID][runtime.dep.region]
-
-    def count() -> int:
-        n = 0
-        for sm in list(backend.state_machines):
-            for ex in list(sm.executions):
-                status = getattr(ex, "exec_status", None)
-                value = getattr(status, "value", status)
-                if value in (None, "RUNNING"):
-                    n += 1
-        return n
-
-    return count
+    """Count the executions moto has not finished."""
+    backend = _backend(runtime.dep.region)
+    return lambda: sum(1 for _, status in _executions(backend) if status in (None, "RUNNING"))
 
 
 class StepFunctionsRunner:

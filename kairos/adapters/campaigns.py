@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import base64
-import json
 from typing import TYPE_CHECKING, Any
 
 from kairos.adapters.aws import STORE_RETRIES, LazyClient, call
-from kairos.adapters.dynamo import from_item, to_item
+from kairos.adapters.dynamo import decode_page_token, encode_page_token, from_item, to_item
 from kairos.domain.campaigns import ACTIVE_STATUSES
-from kairos.errors import ConflictError, InvalidInputError, NotFoundError
+from kairos.errors import ConflictError, NotFoundError
 from kairos.ports import CampaignStore
 
 if TYPE_CHECKING:
@@ -63,11 +61,10 @@ class DynamoCampaignStore(CampaignStore):
     def list_campaigns(self, limit: int, token: str | None) -> tuple[list[dict[str, Any]], str | None]:
         kwargs: dict[str, Any] = {"TableName": self.campaigns_table, "Limit": limit}
         if token:
-            kwargs["ExclusiveStartKey"] = _decode_token(token)
+            kwargs["ExclusiveStartKey"] = decode_page_token(token, {"campaign_id"})
         resp = self._call("scan", **kwargs)
         last = resp.get("LastEvaluatedKey")
-        next_token = base64.urlsafe_b64encode(json.dumps(last).encode()).decode() if last else None
-        return [from_item(i) for i in resp.get("Items", [])], next_token
+        return [from_item(i) for i in resp.get("Items", [])], encode_page_token(last)
 
     def set_status(self, campaign_id: str, status: str, allowed_from: tuple[str, ...], now_iso: str) -> None:
         names = {"#s": "status"}
@@ -123,14 +120,3 @@ class DynamoCampaignStore(CampaignStore):
         except ConflictError:
             pass  # already running (a retried step) or cancelled meanwhile: leave it
         return self.get_campaign(campaign_id)
-
-
-def _decode_token(token: str) -> dict[str, Any]:
-    """A page token back into the scan key it encodes; anything else is the client's error, not ours."""
-    try:
-        key = json.loads(base64.urlsafe_b64decode(token.encode() + b"=" * (-len(token) % 4)))
-        if isinstance(key, dict) and set(key) == {"campaign_id"} and set(key["campaign_id"]) == {"S"}:
-            return key
-    except (ValueError, TypeError, AttributeError):
-        pass
-    raise InvalidInputError("next_token", "not a token this API returned")

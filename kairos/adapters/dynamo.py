@@ -17,6 +17,7 @@ store an event twice nor count it twice.
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
 import random
@@ -79,6 +80,28 @@ def to_item(obj: dict[str, Any]) -> dict[str, Any]:
 
 def from_item(item: dict[str, Any]) -> dict[str, Any]:
     return {k: from_dynamo(_deser.deserialize(v)) for k, v in item.items()}
+
+
+def encode_page_token(key: dict[str, Any] | None) -> str | None:
+    """A scan's ``LastEvaluatedKey`` as the opaque ``next_token`` the API returns (``None`` at the end)."""
+    return base64.urlsafe_b64encode(json.dumps(key).encode()).decode() if key else None
+
+
+def decode_page_token(token: str, key_names: set[str]) -> dict[str, Any]:
+    """A ``next_token`` back into the key it encodes (string attributes ``key_names``).
+
+    Raises
+    ------
+    InvalidInputError
+        Anything else: a client's mistake, not ours.
+    """
+    try:
+        key = json.loads(base64.urlsafe_b64decode(token.encode() + b"=" * (-len(token) % 4)))
+        if isinstance(key, dict) and set(key) == key_names and all(set(v) == {"S"} for v in key.values()):
+            return key
+    except (ValueError, TypeError, AttributeError):
+        pass
+    raise InvalidInputError("next_token", "not a token this API returned")
 
 
 def event_sk(event_id: str) -> str:

@@ -12,12 +12,12 @@ table (``intent#<name>``, ``sk = "intent"``).
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import json
 from typing import TYPE_CHECKING, Any
 
 from kairos.adapters.aws import STORE_RETRIES, LazyClient, call
+from kairos.adapters.dynamo import decode_page_token, encode_page_token
 from kairos.errors import ConflictError, InvalidInputError, NotFoundError, StoreError
 from kairos.ports import JourneyStore, TaskSink
 
@@ -186,7 +186,7 @@ class DynamoJourneyStore(JourneyStore):
         return self._call("scan", **kwargs)
 
     def list_journeys(self, limit: int, token: str | None) -> tuple[list[dict[str, Any]], str | None]:
-        start = _decode_token(token) if token else None
+        start = decode_page_token(token, {"journey_id", "sk"}) if token else None
         items: list[dict[str, Any]] = []
         last = start
         while True:
@@ -198,8 +198,7 @@ class DynamoJourneyStore(JourneyStore):
         page = items[:limit]
         if len(items) > limit:
             last = {"journey_id": page[-1]["journey_id"], "sk": page[-1]["sk"]}
-        next_token = base64.urlsafe_b64encode(json.dumps(last).encode()).decode() if last else None
-        return [self._doc(i, None) for i in page], next_token
+        return [self._doc(i, None) for i in page], encode_page_token(last)
 
     def active_journeys(self) -> list[dict[str, Any]]:
         out, last = [], None
@@ -355,16 +354,6 @@ class DynamoJourneyStore(JourneyStore):
             last = resp.get("LastEvaluatedKey")
             if not last:
                 return sorted(out, key=lambda d: d["name"])
-
-
-def _decode_token(token: str) -> dict[str, Any]:
-    try:
-        key = json.loads(base64.urlsafe_b64decode(token.encode() + b"=" * (-len(token) % 4)))
-        if isinstance(key, dict) and set(key) == {"journey_id", "sk"}:
-            return key
-    except (ValueError, TypeError, AttributeError):
-        pass
-    raise InvalidInputError("next_token", "not a token this API returned")
 
 
 class EventBridgeTaskSink(TaskSink):
