@@ -95,6 +95,10 @@ class CustomerStore(ABC):
         """Store a scoring result on an existing customer; a missing (erased) customer is left missing."""
 
     @abstractmethod
+    def count_send(self, customer_id: str, channel: str) -> None:
+        """Count one delivered message on ``channel`` for an existing customer (the channel ranking reads it)."""
+
+    @abstractmethod
     def put_fallback(self, key: str, recommendation: dict[str, Any]) -> None:
         """Store a population or segment fallback answer under a reserved id (``__…``)."""
 

@@ -466,8 +466,29 @@ class RecommendationView(BaseModel):
     """``GET /v1/customers/{id}/recommendation``: when to message the customer and what to offer."""
 
     customer_id: str
-    best_hour_of_week: int = Field(ge=0, le=167, description="0 = Monday 00:00 in the customer's time zone")
-    hour_scores: list[float] = Field(min_length=168, max_length=168, description="168 scores summing to 1")
+    best_hour_of_week: int = Field(
+        ge=0,
+        le=167,
+        description="the decision: local hour of week (0 = Monday 00:00 in the customer's time zone) whose "
+        "hour and neighbours on the same day hold the most of send_scores",
+    )
+    hour_scores: list[float] = Field(
+        min_length=168,
+        max_length=168,
+        description="calibrated probabilities (sum to 1) that an engagement of the customer falls in each "
+        "local hour of week",
+    )
+    send_scores: list[float] | None = Field(
+        default=None,
+        min_length=168,
+        max_length=168,
+        description="the ranking of hours the send-time decision reads (the model's normalized rates)",
+    )
+    send_windows: dict[str, list[Any]] | None = Field(
+        default=None,
+        description="per channel [offset, weights]: the value of sending at hour h is "
+        "sum_k weights[k] * send_scores[h + offset + k] on the same local day (learned from the message log)",
+    )
     next_products: list[ProductScore]
     confidence: dict[str, Any] = Field(
         description="level: personal (own history), segment or population prior; moments: past engagement moments"
@@ -477,7 +498,8 @@ class RecommendationView(BaseModel):
     scored: bool = Field(description="false when the answer is the segment or population fallback")
     channel_ranking: list[str] = Field(
         default_factory=list,
-        description="channels, the one the customer engages on most first (smoothed engagement share); "
+        description="channels, the one the customer is most likely to engage with per send first (their "
+        "sends and engagements by channel, shrunk toward each channel's learned response rate); "
         "journeys' best-channel messages follow it",
     )
 

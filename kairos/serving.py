@@ -28,12 +28,12 @@ from kairos.features import (
     TIME_FEATURES,
     ItemTable,
     Priors,
-    hour_scores_from_rates,
     product_candidates,
     segment_of,
     time_features,
 )
-from kairos.features.channels import CHANNELS, channel_ranking
+from kairos.features.calibration import DEFAULT_WINDOW, Calibration, best_hours
+from kairos.features.channels import CHANNELS, ChannelResponse, channel_ranking
 
 if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
@@ -60,6 +60,7 @@ class CustomerInput:
     customer_id: str
     aggregates: CustomerAggregates
     attributes: Mapping[str, Any] | None = None
+    channel_sends: Mapping[str, int] | None = None  # messages delivered to the customer, by channel
 
 
 @dataclass
@@ -71,10 +72,11 @@ class Recommendation:
     customer_id
         The customer.
     best_hour_of_week
-        Argmax of ``hour_scores``: local hour of week in the customer's zone, 0 = Monday 00:00.
+        The decision: the local hour of week (customer's zone, 0 = Monday 00:00) with the most
+        probability within one hour of it on the same day (``kairos.features.calibration.window_scores``).
     hour_scores
-        168 send-time scores summing to 1: the expected engagement within one hour of each hour of
-        week, normalized.
+        168 calibrated probabilities summing to 1: how likely each local hour of week is to be one the
+        customer engages in. Decisions read them through a window (``kairos.logic.timing.decide``).
     next_products
         ``[{"product_id", "score"}]``, best first; scores are ranker scores, comparable only
         within one customer.
@@ -84,7 +86,16 @@ class Recommendation:
     model_version
         The model's version string (``metadata.json``).
     channel_ranking
-        Channels, the one the customer engages on most first (:func:`kairos.features.channels.channel_ranking`).
+        Channels, the one the customer is most likely to engage with per send first
+        (:func:`kairos.features.channels.channel_ranking`: the customer's sends and engagements by channel,
+        shrunk toward each channel's response rate learned from the message log).
+    send_scores
+        168 values the decision rule reads: the model's normalized engagement rates, a ranking of hours
+        (sharper than the probabilities, and the better picker of hours on held-out data).
+    send_windows
+        Per channel, ``[offset, weights]``: the hours after a send its engagements come (learned from the
+        message log; one hour either side by default). The value of sending at ``h`` is
+        ``sum_k weights[k] * send_scores[h + offset + k]`` on the same local day.
     """
 
     customer_id: str
@@ -94,6 +105,8 @@ class Recommendation:
     confidence: dict[str, Any]
     model_version: str
     channel_ranking: list[str] = field(default_factory=lambda: list(CHANNELS))
+    send_scores: list[float] | None = None
+    send_windows: dict[str, list[Any]] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -104,6 +117,8 @@ class Recommendation:
             "confidence": self.confidence,
             "model_version": self.model_version,
             "channel_ranking": self.channel_ranking,
+            "send_scores": self.send_scores,
+            "send_windows": self.send_windows,
         }
 
 
@@ -156,6 +171,22 @@ class KairosModel:
         model._check_features()
         return model
 
+    @property
+    def calibration(self) -> Calibration:
+        """The probability calibration fitted in training (identity for models trained before it existed)."""
+        cal = self.__dict__.get("_calibration")
+        if cal is None:
+            cal = self.__dict__["_calibration"] = Calibration.from_dict(self.metadata.get("calibration"))
+        return cal
+
+    @property
+    def response(self) -> ChannelResponse:
+        """Channel response rates and decision windows learned from the message log (defaults without one)."""
+        res = self.__dict__.get("_response")
+        if res is None:
+            res = self.__dict__["_response"] = ChannelResponse.from_dict(self.metadata.get("response"))
+        return res
+
     def _check_features(self) -> None:
         if tuple(self.time_booster.feature_name()) != TIME_FEATURES:
             raise ValueError("time model features differ from kairos.features.TIME_FEATURES")
@@ -190,11 +221,24 @@ class KairosModel:
         x = time_features(aggs, as_of, self.priors, segments, self.items)
         return self.time_booster.predict(x).reshape(len(aggs), HOURS_PER_WEEK)
 
-    def hour_scores(
+    def hour_probabilities(
         self, aggs: Sequence[CustomerAggregates], segments: Sequence[str | None], as_of: datetime
     ) -> np.ndarray:
-        """Send-time scores, shape ``(len(aggs), 168)``, rows summing to 1."""
-        return hour_scores_from_rates(self.hour_rates(aggs, segments, as_of))
+        """Calibrated probability of each local hour of week being an engagement hour, shape ``(len(aggs), 168)``.
+
+        Rows sum to 1 (:class:`kairos.features.calibration.Calibration`: the booster's rates blended with
+        the customer's segment prior by history bucket).
+        """
+        return self.calibrated(self.hour_rates(aggs, segments, as_of), aggs, segments)
+
+    def calibrated(
+        self, rates: np.ndarray, aggs: Sequence[CustomerAggregates], segments: Sequence[str | None]
+    ) -> np.ndarray:
+        """The booster's ``rates`` turned into calibrated probabilities (see :meth:`hour_probabilities`)."""
+        if not aggs:
+            return rates
+        prior = np.stack([self.priors.segment_dist(s) for s in segments])
+        return self.calibration.apply(rates, prior, [a.engagement_moments for a in aggs])
 
     def rank_products(
         self, aggs: Sequence[CustomerAggregates], as_of: datetime, top_k: int = 10
@@ -261,16 +305,21 @@ class KairosModel:
         # without the GIL): the two halves of the work overlap instead of queueing.
         with ThreadPoolExecutor(max_workers=1) as pool:
             pending = pool.submit(product_candidates, aggs, as_of, self.items)
-            scores = self.hour_scores(aggs, segments, as_of)
+            rates = self.hour_rates(aggs, segments, as_of)
             cands = pending.result()
+        scores = self.calibrated(rates, aggs, segments)
+        ranking = _normalize_rows(rates)
         products = self._ranked(cands, len(aggs), top_k)
-        best = scores.argmax(axis=1)
+        best = best_hours(ranking, DEFAULT_WINDOW)
         days = scores.reshape(len(customers), 7, 24).sum(axis=2)
         best_day_share = days[np.arange(len(customers)), best // 24]
         known_segments = self.priors.segments
         version = self.version
         # One tolist() for the whole batch: per-row conversions cost more than the rest of the loop.
-        score_lists = scores.tolist()
+        score_lists = scores.round(9).tolist()
+        ranking_lists = ranking.round(7).tolist()
+        response = self.response
+        windows = {c: [response.window(c)[0], list(response.window(c)[1])] for c in CHANNELS}
         shares = best_day_share.round(4).tolist()
         best_list = best.tolist()
         out = []
@@ -287,6 +336,8 @@ class KairosModel:
                     customer_id=cust.customer_id,
                     best_hour_of_week=best_list[i],
                     hour_scores=score_lists[i],
+                    send_scores=ranking_lists[i],
+                    send_windows=windows,
                     next_products=[{"product_id": p, "score": round(s, 6)} for p, s in products[i]],
                     confidence={
                         "level": level,
@@ -294,7 +345,12 @@ class KairosModel:
                         "best_day_share": shares[i],
                     },
                     model_version=version,
-                    channel_ranking=channel_ranking(cust.aggregates),
+                    channel_ranking=channel_ranking(cust.aggregates, cust.channel_sends, response),
                 )
             )
         return out
+
+
+def _normalize_rows(x: np.ndarray) -> np.ndarray:
+    x = np.maximum(x, 0.0) + 1e-12
+    return x / x.sum(axis=1, keepdims=True)

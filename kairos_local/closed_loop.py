@@ -148,7 +148,8 @@ def train_and_publish(loop: Loop, as_of: datetime, version: str) -> dict[str, An
     from kairos.adapters.model_store import publish_model
     from training.fit import TrainConfig, fit
     from training.history import History
-    from training.io import load_events
+    from training.io import load_events, message_training_rows, read_messages
+    from training.response import learn_from_messages
 
     rt = loop.runtime
     rt.pump_streams()
@@ -170,6 +171,10 @@ def train_and_publish(loop: Loop, as_of: datetime, version: str) -> dict[str, An
         history = History(data.events, data.profiles)
         cfg = TrainConfig(threads=2, time_rounds=loop.cfg.time_rounds, product_rounds=80, max_snapshots=6)
         model = fit(history, as_of, cfg)
+        # The loop closes here: the sends of earlier rounds and their opens teach the channel response
+        # rates and decision windows, and say what other send-time policies would have achieved.
+        messages = read_messages([f"s3://{archive}/messages/"], s3_client=s3)
+        learn_from_messages(model, message_training_rows(messages, data.events))
         model_dir = Path(tmp) / "model"
         model.save(model_dir)
         publish_model(model_dir, rt.dep.physical["ModelsBucket"], version, client=s3)
@@ -184,6 +189,8 @@ def train_and_publish(loop: Loop, as_of: datetime, version: str) -> dict[str, An
         "score_seconds": round(time.perf_counter() - t0, 1),
         "model_version": model.version,
         "population_best_hour": int(np.argmax(_day_window_hod(model.priors.population_dist))),
+        "calibration": model.metadata.get("calibration"),
+        "off_policy": model.metadata.get("off_policy"),
     }
 
 

@@ -104,6 +104,15 @@ def format_table(results: dict[str, Any]) -> str:
             lines.append(
                 f"optimized captures {100 * row['captured_oracle_gain']:.0f}% of the window oracle's gain over fixed"
             )
+        ope = (rnd.get("model") or {}).get("off_policy")
+        if ope:
+            from training.ope import Estimate, render_table
+
+            lines.append(
+                f"off-policy estimates of send-time policies on the {ope['sends']} logged sends the model was "
+                "retrained with (engagement per send):"
+            )
+            lines.append(render_table([Estimate(**e) for e in ope["estimates"]]))
     rows = summary(results)
     if len(rows) >= 2:
         a = rows[0]["arms"].get("optimized", {})

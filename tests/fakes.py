@@ -177,6 +177,11 @@ class InMemoryCustomerStore(CustomerStore):
         if customer_id in self.customers and not self.customers[customer_id].erased:
             self.customers[customer_id].recommendation = copy.deepcopy(recommendation)
 
+    def count_send(self, customer_id: str, channel: str) -> None:
+        rec = self.customers.get(customer_id)
+        if rec is not None and not rec.erased:
+            rec.channel_sends[channel] = rec.channel_sends.get(channel, 0) + 1
+
     def put_fallback(self, key: str, recommendation: dict[str, Any]) -> None:
         self.fallbacks[key] = copy.deepcopy(recommendation)
 

@@ -37,6 +37,7 @@ def _history(args: argparse.Namespace):
 
     t0 = time.monotonic()
     data = load_events(args.events, getattr(args, "profiles", None))
+    args.loaded_events = data.events  # the message log's engagement labels come from the same events
     if not data.events:
         raise SystemExit("no valid events found in " + " ".join(args.events))
     history = History(data.events, data.profiles)
@@ -71,16 +72,32 @@ def cmd_train(args: argparse.Namespace) -> int:
     end = parse_time(args.end) if args.end else history.end + timedelta(seconds=1)
     cfg = _config(args)
     model = fit(history, end, cfg)
+    rows = _message_rows(args)
+    if rows:
+        from training.ope import render_table
+        from training.response import learn_from_messages
+
+        estimates = learn_from_messages(model, rows)
+        print(f"response model from {len(rows)} logged sends; off-policy estimates:\n\n{render_table(estimates)}\n")
     model.save(args.out)
     print(f"model {model.version} written to {args.out} ({model.metadata['training_seconds']} s)")
     return 0
+
+
+def _message_rows(args: argparse.Namespace) -> list[dict]:
+    """Labelled, propensity-weighted rows of the message log given with ``--messages`` (none without it)."""
+    if not getattr(args, "messages", None):
+        return []
+    from training.io import message_training_rows, read_messages
+
+    return message_training_rows(read_messages(args.messages), args.loaded_events, timedelta(hours=args.window_hours))
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
     from training.evaluate import evaluate, render_markdown
 
     history = _history(args)
-    result = evaluate(history, parse_time(args.cutoff), args.test_days, _config(args))
+    result = evaluate(history, parse_time(args.cutoff), args.test_days, _config(args), _message_rows(args))
     markdown = render_markdown(result)
     print(markdown)
     if args.json:
@@ -112,8 +129,9 @@ def cmd_card(args: argparse.Namespace) -> int:
     history = _history(args)
     cfg = _config(args)
     results = {}
+    rows = _message_rows(args)
     for name, cutoff in (("main", args.cutoff), ("holdout", args.holdout_cutoff)):
-        results[name] = evaluate(history, parse_time(cutoff), args.test_days, cfg)
+        results[name] = evaluate(history, parse_time(cutoff), args.test_days, cfg, rows if name == "main" else None)
         print(f"## {name} split\n\n{render_markdown(results[name])}")
     write_card(Path(args.model), results)
     print(f"model card written to {Path(args.model) / 'MODEL_CARD.md'}")
@@ -164,6 +182,13 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--threads", type=int, default=2, help="LightGBM threads")
 
     def train_args(p: argparse.ArgumentParser) -> None:
+        p.add_argument(
+            "--messages",
+            nargs="+",
+            help="the message log archive (s3://<archive>/messages/ or local copies): fits the response model "
+            "(channel rates, decision windows) and prints off-policy estimates of send-time policies",
+        )
+        p.add_argument("--window-hours", type=float, default=24.0, help="an engagement this long after a send counts")
         defaults = TrainConfig()
         p.add_argument("--time-rounds", type=int, default=defaults.time_rounds, help="boosting rounds, send time")
         p.add_argument("--product-rounds", type=int, default=defaults.product_rounds, help="boosting rounds, products")

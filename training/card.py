@@ -53,6 +53,8 @@ def _summary(res: dict[str, Any]) -> dict[str, Any]:
         "relative_gain_overall": (kairos["overall"] / base - 1) if base else None,
         "time": res["time"],
         "products": res["products"],
+        "calibration": res.get("calibration"),
+        "off_policy": res.get("off_policy"),
     }
 
 
@@ -83,8 +85,16 @@ def write_card(model_dir: Path, results: dict[str, dict[str, Any]]) -> None:
         "",
         "- **Send time**: a LightGBM Poisson model predicts, for each customer and each of the 168 local hours of "
         "the week, how many engagement moments (clock hours with a session, open, click or purchase) the customer "
-        "will have there in the next 92 days. The send-time score of an hour is that rate summed over the hour and "
-        "its two neighbours on the same day, normalized to sum to 1; the best hour is its argmax.",
+        "will have there in the next 92 days. `hour_scores` are those rates turned into calibrated probabilities: "
+        "per history bucket, a temperature and a weight blend the model's distribution with the customer's "
+        "segment prior, fitted on customers held out of a first booster (table below each split). The decision "
+        "is separate: the best hour is the one whose hour and neighbours on the same day hold the most of the "
+        "model's normalized rates (`send_scores`), or, for a channel whose messages are opened hours later, the "
+        "hours after the send (a window learned from the message log).",
+        "- **Channels**: with a message log (`--messages`), each channel's engagement per send (inverse-propensity "
+        "weighted), by local hour of day, and its decision window; a customer's channel ranking shrinks their "
+        "own sends and engagements toward those rates. Off-policy estimates of send-time policies on the logged "
+        "sends are printed and kept in `metadata.json` (`off_policy`).",
         "- **Next product**: a LightGBM lambdarank model ranks candidates from the customer's own past purchases, "
         "co-purchase neighbours of recent products and popular products.",
         "- Features come only from the per-customer aggregates the ingest API keeps (`kairos.features`), the "

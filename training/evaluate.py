@@ -11,12 +11,14 @@ cut-off (past engagement moments). See ``training.metrics`` for the metric defin
 from __future__ import annotations
 
 import time
+from dataclasses import asdict
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from kairos.features import day_window, local_hours_of_week
+from kairos.features.calibration import window_scores
 from kairos.serving import CustomerInput
 from training import baselines
 from training.fit import TrainConfig, fit
@@ -29,23 +31,33 @@ from training.metrics import (
     log_likelihoods,
     ndcg_at_k,
 )
+from training.ope import Estimate, evaluate_policies, render_table
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
     from training.history import History
 
 TIME_BASELINES = ("global best hour", "modal hour (Braze-style)", "smoothed histogram")
 # Not an outside baseline: the smoothed histogram scored with Kairos's own +-1 h window, to show
 # how much of Kairos's gain the window alone explains.
 TIME_ABLATION = "smoothed histogram, ±1 h window"
+TIME_UNCALIBRATED = "Kairos, rates before calibration"
 TIME_ORACLES = ("oracle: one hour of day per customer", "oracle: best hour per weekday")
-TIME_METHODS = (*TIME_BASELINES, TIME_ABLATION, "Kairos", *TIME_ORACLES)
+TIME_METHODS = (*TIME_BASELINES, TIME_ABLATION, TIME_UNCALIBRATED, "Kairos", *TIME_ORACLES)
 PRODUCT_METHODS = ("popularity", "co-occurrence", "repeat purchases", "Kairos")
 PRODUCT_BASELINES = PRODUCT_METHODS[:3]
 BUCKETS = tuple(b[0] for b in HISTORY_BUCKETS)
 TOP_K = 10
 
 
-def evaluate(history: History, cutoff: datetime, test_days: int, cfg: TrainConfig | None = None) -> dict[str, Any]:
+def evaluate(
+    history: History,
+    cutoff: datetime,
+    test_days: int,
+    cfg: TrainConfig | None = None,
+    message_rows: Sequence[dict[str, Any]] | None = None,
+) -> dict[str, Any]:
     """Train on ``[start, cutoff)``, test on ``[cutoff, cutoff + test_days)``; return all metrics.
 
     Parameters
@@ -58,11 +70,14 @@ def evaluate(history: History, cutoff: datetime, test_days: int, cfg: TrainConfi
         Length of the test window.
     cfg
         Training settings.
+    message_rows
+        Labelled sends of the message log (:func:`training.io.message_training_rows`): when given, the
+        off-policy estimates of the candidate send-time policies on them (``off_policy``).
 
     Returns
     -------
     dict
-        ``split``, ``time`` and ``products`` sections (see :func:`render_markdown`).
+        ``split``, ``time``, ``products``, ``calibration`` and ``off_policy`` sections (see :func:`render_markdown`).
     """
     t0 = time.monotonic()
     test_end = cutoff + timedelta(days=test_days)
@@ -75,7 +90,7 @@ def evaluate(history: History, cutoff: datetime, test_days: int, cfg: TrainConfi
     cids = history.active(cutoff, test_end)
     inputs = [CustomerInput(c, aggs[c], history.attributes(c)) for c in cids]
     recs = model.recommend(inputs, cutoff, top_k=TOP_K)
-    kairos_scores = np.array([r.hour_scores for r in recs]).reshape(len(cids), -1)
+    kairos_probs = np.array([r.hour_scores for r in recs]).reshape(len(cids), -1)
     agg_list = [aggs[c] for c in cids]
     rows_l, hows_l = [], []
     for i, c in enumerate(cids):
@@ -89,14 +104,16 @@ def evaluate(history: History, cutoff: datetime, test_days: int, cfg: TrainConfi
     priors = model.priors
     smoothed = baselines.smoothed_histogram_scores(agg_list, priors)
     # name -> (scores whose per-weekday argmax is the pick, distribution for the log-likelihood or None).
-    # Kairos picks by its send-time scores and is scored for likelihood on its engagement distribution.
-    engagement = model.hour_rates(agg_list, [history.segment(c) for c in cids], cutoff)
+    # Kairos picks by its decision rule (the window over its probabilities) and is scored for likelihood on
+    # its calibrated probabilities; the booster's normalized rates show what the calibration adds.
+    rates = model.hour_rates(agg_list, [history.segment(c) for c in cids], cutoff)
     methods = {
         "global best hour": (baselines.global_scores(agg_list, priors),) * 2,
         "modal hour (Braze-style)": (baselines.modal_hour_scores(agg_list, priors), None),
         "smoothed histogram": (smoothed, smoothed),
         TIME_ABLATION: (day_window(smoothed), smoothed),
-        "Kairos": (kairos_scores, engagement),
+        TIME_UNCALIBRATED: (window_scores(rates), rates),
+        "Kairos": (window_scores(kairos_probs), kairos_probs),
         TIME_ORACLES[0]: (baselines.oracle_hour_of_day_scores(test_counts, priors), None),
         TIME_ORACLES[1]: (baselines.oracle_scores(test_counts, priors), None),
     }
@@ -154,6 +171,12 @@ def evaluate(history: History, cutoff: datetime, test_days: int, cfg: TrainConfi
         "time": time_res,
         "products": prod_res,
         "model_metadata": {k: model.metadata[k] for k in ("snapshots", "time_examples", "product_examples")},
+        "calibration": model.metadata.get("calibration_fit", {}),
+        "off_policy": (
+            {"sends": len(message_rows), "estimates": [asdict(e) for e in evaluate_policies(message_rows)]}
+            if message_rows
+            else None
+        ),
     }
 
 
@@ -211,6 +234,31 @@ def render_markdown(result: dict[str, Any]) -> str:
         vals = t["methods"][name]["log_likelihood"]
         label = f"**{name}**" if name == "Kairos" else name
         lines.append(f"| {label} | " + " | ".join(_fmt(None if vals is None else vals[c]) for c in cols) + " |")
+    cal = result.get("calibration") or {}
+    if cal:
+        lines += [
+            "",
+            "**Send-time calibration** (fitted on customers held out of a first booster; weight on the model's own "
+            "distribution vs the segment prior, and the held-out log-likelihood of each)",
+            "",
+            "| past moments | temperature | weight | calibrated LL | prior LL | held-out moments |",
+            "|---|---:|---:|---:|---:|---:|",
+        ]
+        for b in BUCKETS:
+            if b in cal:
+                c = cal[b]
+                lines.append(
+                    f"| {b} | {c['temperature']} | {c['weight']} | {c['log_likelihood']:.3f} | "
+                    f"{c['prior_log_likelihood']:.3f} | {c['moments']} |"
+                )
+    ope = result.get("off_policy")
+    if ope:
+        lines += [
+            "",
+            f"**Off-policy value of send-time policies** on {ope['sends']} logged sends (engagement per send)",
+            "",
+            render_table([Estimate(**e) for e in ope["estimates"]]),
+        ]
     p = result["products"]
     for metric, title in (("hr_at_10", "HR@10"), ("ndcg_at_10", "NDCG@10")):
         lines += [

@@ -14,7 +14,7 @@ import json
 import logging
 import platform
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -31,6 +31,8 @@ from kairos.features import (
     product_candidates,
     time_features,
 )
+from kairos.features.calibration import Calibration, fit_calibration
+from kairos.logic.timing import stable_unit
 from kairos.serving import KairosModel
 from training.history import Folder
 
@@ -64,6 +66,8 @@ class TrainConfig:
     product_leaves: int = 31
     threads: int = 2
     seed: int = 7
+    # Share of customers held out of a first booster to fit the probability calibration on.
+    calibration_share: float = 0.2
 
 
 def snapshot_times(start: datetime, end: datetime, cfg: TrainConfig) -> list[datetime]:
@@ -119,6 +123,9 @@ def fit(history: History, end: datetime, cfg: TrainConfig | None = None, folder:
     log.info("examples built in %.1f s", time.monotonic() - t0)
     tx, ty, tw, to, px, py, pg, times = ex.tx, ex.ty, ex.tw, ex.to, ex.px, ex.py, ex.pg, ex.times
     t1 = time.monotonic()
+    calibration, calibration_report = calibrate(ex, cfg)
+    log.info("calibration: %s, %.1f s", calibration.to_dict(), time.monotonic() - t1)
+    t1 = time.monotonic()
     time_booster = train_time_booster(tx, ty, tw, to, cfg)
     log.info("time model: %d rows, %.1f s", len(ty), time.monotonic() - t1)
     product_booster = None
@@ -141,6 +148,8 @@ def fit(history: History, end: datetime, cfg: TrainConfig | None = None, folder:
         "time_features": list(TIME_FEATURES),
         "product_features": list(PRODUCT_FEATURES),
         "time_examples": len(ty),
+        "calibration": calibration.to_dict(),
+        "calibration_fit": calibration_report,
         "product_examples": len(py),
         "customers": len(history.customers),
         "config": asdict(cfg),
@@ -166,6 +175,34 @@ class Examples:
     py: np.ndarray
     pg: np.ndarray
     times: list[datetime]
+    # Send-time rows of customers held out of the calibration booster, and what the held-out customers
+    # did after the last snapshot: all 168 rows, counts, past moments and prior distributions.
+    held_out: np.ndarray = field(default_factory=lambda: np.zeros(0, bool))
+    cal_x: np.ndarray | None = None
+    cal_counts: np.ndarray | None = None
+    cal_moments: np.ndarray | None = None
+    cal_prior: np.ndarray | None = None
+
+
+def held_out_customer(cid: str, share: float) -> bool:
+    """Whether a customer is held out of the calibration booster (stable: a digest of the id)."""
+    return stable_unit("calibration", cid) < share
+
+
+def calibrate(ex: Examples, cfg: TrainConfig) -> tuple[Calibration, dict[str, Any]]:
+    """Fit the probability calibration on customers a first booster never saw.
+
+    The first booster learns from the other customers' rows; its rates for the held-out customers at
+    the last snapshot are calibrated against what they did in the following label window. The
+    returned calibration is applied to the final booster (trained on everybody), whose rates are at
+    least as good, so the fitted weights err on the side of the prior.
+    """
+    if ex.cal_x is None or not ex.cal_x.size or not ex.held_out.any() or ex.held_out.all():
+        return Calibration(), {}
+    keep = ~ex.held_out
+    booster = train_time_booster(ex.tx[keep], ex.ty[keep], ex.tw[keep], ex.to[keep], cfg)
+    rates = booster.predict(ex.cal_x).reshape(-1, HOURS_PER_WEEK)
+    return fit_calibration(rates, ex.cal_prior, ex.cal_counts, ex.cal_moments)
 
 
 def build_examples(history: History, end: datetime, cfg: TrainConfig, folder: Folder) -> Examples:
@@ -183,12 +220,15 @@ def build_examples(history: History, end: datetime, cfg: TrainConfig, folder: Fo
     ty: list[np.ndarray] = []
     tw: list[np.ndarray] = []
     to: list[np.ndarray] = []
+    th: list[np.ndarray] = []
+    cal: dict[str, np.ndarray] = {}
     px: list[np.ndarray] = []
     py: list[np.ndarray] = []
     pg: list[np.ndarray] = []
     product_times = set(times[-cfg.product_snapshots :]) if cfg.product_snapshots else set()
     cids = list(history.customers)
     segments = [history.segment(c) for c in cids]
+    held = {c for c in cids if held_out_customer(c, cfg.calibration_share)}
     for t in times:
         aggs = folder.advance(t)
         window_end = t + timedelta(days=cfg.horizon_days)
@@ -198,11 +238,21 @@ def build_examples(history: History, end: datetime, cfg: TrainConfig, folder: Fo
         baskets = history.baskets(t) if t in product_times else []
         items = build_item_table(known, baskets, t, hour_counts=history.product_hour_counts(t))
         active = history.active(t, window_end)
-        x, y, w, o = time_examples(history, aggs, active, t, window_end, priors, items, cfg.negative_rate, rng)
+        x, y, w, o, owner = time_examples(history, aggs, active, t, window_end, priors, items, cfg.negative_rate, rng)
         tx.append(x)
         ty.append(y)
         tw.append(w)
         to.append(o)
+        th.append(np.array([c in held for c in active], dtype=bool)[owner] if owner.size else np.zeros(0, bool))
+        if t == times[-1]:
+            cal_cids = [c for c in active if c in held]
+            if cal_cids:
+                cal_aggs = [aggs[c] for c in cal_cids]
+                cal_segments = [history.segment(c) for c in cal_cids]
+                cal["x"] = time_features(cal_aggs, t, priors, cal_segments, items)
+                cal["counts"] = history.window_how_counts(cal_cids, t, window_end)
+                cal["moments"] = np.array([a.engagement_moments for a in cal_aggs])
+                cal["prior"] = np.stack([priors.segment_dist(s) for s in cal_segments])
         if t in product_times:
             x, y, g = product_examples(history, aggs, t, window_end, items)
             px.append(x)
@@ -218,6 +268,11 @@ def build_examples(history: History, end: datetime, cfg: TrainConfig, folder: Fo
         py=np.concatenate(py) if py else np.empty(0),
         pg=np.concatenate(pg) if pg else np.empty(0, dtype=np.int64),
         times=times,
+        held_out=np.concatenate(th),
+        cal_x=cal.get("x"),
+        cal_counts=cal.get("counts"),
+        cal_moments=cal.get("moments"),
+        cal_prior=cal.get("prior"),
     )
 
 
@@ -231,14 +286,16 @@ def time_examples(
     items: Any,
     negative_rate: float,
     rng: np.random.Generator,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Rows (customer, hour of week) for customers active in the window; labels count their moments there.
 
     Rows with a zero label are kept with probability ``negative_rate`` and weighted by its inverse,
-    which keeps the Poisson fit unbiased with a fraction of the rows.
+    which keeps the Poisson fit unbiased with a fraction of the rows. The last array is each row's
+    position in ``cids``.
     """
     if not cids:
-        return np.empty((0, len(TIME_FEATURES))), np.empty(0), np.empty(0), np.empty(0)
+        empty = np.empty(0)
+        return np.empty((0, len(TIME_FEATURES))), empty, empty, empty, np.empty(0, dtype=np.int64)
     x = time_features([aggs[c] for c in cids], start, priors, [history.segment(c) for c in cids], items)
     counts = history.window_how_counts(cids, start, end)
     y = counts.reshape(-1)
@@ -248,7 +305,8 @@ def time_examples(
     offset = np.repeat(np.log(counts.sum(axis=1)), HOURS_PER_WEEK)
     keep = (y > 0) | (rng.random(y.size) < negative_rate)
     w = np.where(y > 0, 1.0, 1.0 / negative_rate)
-    return x[keep], y[keep], w[keep], offset[keep]
+    owner = np.repeat(np.arange(len(cids)), HOURS_PER_WEEK)
+    return x[keep], y[keep], w[keep], offset[keep], owner[keep]
 
 
 def product_examples(

@@ -21,24 +21,23 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from kairos.features.calibration import HISTORY_BUCKETS, history_bucket
+
+__all__ = [
+    "HISTORY_BUCKETS",
+    "LL_FLOOR",
+    "best_hours_by_day",
+    "hit_rate_at_k",
+    "history_bucket",
+    "hits_within_one_hour",
+    "log_likelihoods",
+    "ndcg_at_k",
+]
+
 if TYPE_CHECKING:
     from collections.abc import Collection, Sequence
 
 LL_FLOOR = 1e-3
-HISTORY_BUCKETS: tuple[tuple[str, int, float], ...] = (
-    ("0", 0, 0),
-    ("1-2", 1, 2),
-    ("3-9", 3, 9),
-    ("10+", 10, math.inf),
-)
-
-
-def history_bucket(moments: int) -> str:
-    """Name of the history-length bucket of a customer with ``moments`` past engagement moments."""
-    for name, lo, hi in HISTORY_BUCKETS:
-        if lo <= moments <= hi:
-            return name
-    raise ValueError(f"negative moment count {moments}")
 
 
 def best_hours_by_day(scores: np.ndarray) -> np.ndarray:

@@ -31,9 +31,13 @@ from botocore.exceptions import ConnectionError as BotoConnectionError
 
 from kairos.adapters.aws import STORE_RETRIES, LazyClient, call, domain_error, error_code
 from kairos.aggregates import CustomerAggregates
+from kairos.constants import CHANNELS
 from kairos.domain.customers import CustomerRecord, IngestState
 from kairos.errors import ConflictError, InvalidInputError, StoreError, ThrottledError
 from kairos.ports import CustomerStore
+
+# Delivered messages per channel, one counter attribute each (an ADD needs no existing map).
+SEND_COUNTERS = tuple(f"sends_{c}" for c in CHANNELS)
 
 if TYPE_CHECKING:
     from collections.abc import Iterable, Iterator
@@ -227,6 +231,7 @@ class DynamoStore(CustomerStore):
             updated_at=doc.get("updated_at"),
             consent_at=doc.get("consent_at"),
             erased_at=doc.get("erased_at"),
+            channel_sends={c: int(doc[f"sends_{c}"]) for c in CHANNELS if doc.get(f"sends_{c}")},
         )
 
     def get_customer(self, customer_id: str) -> CustomerRecord | None:
@@ -435,6 +440,24 @@ class DynamoStore(CustomerStore):
         except ConflictError:
             return  # erased meanwhile: nothing to recommend to
 
+    def count_send(self, customer_id: str, channel: str) -> None:
+        """Add one delivered message on ``channel`` to the customer's counter (never creates a customer)."""
+        if channel not in CHANNELS:
+            raise ValueError(f"unknown channel {channel!r}")
+        try:
+            self._call(
+                "update_item",
+                TableName=self.customers_table,
+                Key={"customer_id": {"S": customer_id}},
+                UpdateExpression="ADD #c :one",
+                ConditionExpression="attribute_exists(customer_id) AND "
+                "(attribute_not_exists(erased_at) OR attribute_exists(agg) OR attribute_exists(profile))",
+                ExpressionAttributeNames={"#c": f"sends_{channel}"},
+                ExpressionAttributeValues={":one": {"N": "1"}},
+            )
+        except ConflictError:
+            return  # erased meanwhile
+
     # ---------------------------------------------------------------- erasure
 
     def tombstone(self, customer_id: str, now: datetime) -> dict[str, Any]:
@@ -448,7 +471,7 @@ class DynamoStore(CustomerStore):
             TableName=self.customers_table,
             Key={"customer_id": {"S": customer_id}},
             UpdateExpression="SET erased_at = :now, #v = if_not_exists(#v, :zero) + :one, expires_at = :exp "
-            "REMOVE profile, agg, recommendation, consent_at, updated_at",
+            "REMOVE profile, agg, recommendation, consent_at, updated_at, " + ", ".join(SEND_COUNTERS),
             ExpressionAttributeNames={"#v": "version"},
             ExpressionAttributeValues={
                 ":now": {"S": now.isoformat()},

@@ -27,6 +27,7 @@ class CustomerRecord:
     updated_at: str | None = None
     consent_at: str | None = None  # when the profile's consent last changed (server time)
     erased_at: str | None = None  # when the customer was last erased (the tombstone that outlives the data)
+    channel_sends: dict[str, int] = field(default_factory=dict)  # delivered messages by channel
 
     @property
     def erased(self) -> bool:

@@ -471,26 +471,6 @@ def time_features(
     return out.reshape(n_cust * HOURS_PER_WEEK, len(TIME_FEATURES))
 
 
-def hour_scores_from_rates(rates: np.ndarray) -> np.ndarray:
-    """Turn predicted engagement rates per hour of week into send-time scores summing to 1.
-
-    The score of hour ``h`` is the expected engagement within one hour of ``h`` on the same day
-    (:func:`day_window`), normalized per customer, so the best send hour is its argmax.
-
-    Parameters
-    ----------
-    rates
-        Non-negative array of shape ``(n_customers, 168)``.
-
-    Returns
-    -------
-    numpy.ndarray
-        Same shape; each row sums to 1.
-    """
-    scores = day_window(np.maximum(rates, 0.0)) + 1e-12
-    return scores / scores.sum(axis=1, keepdims=True)
-
-
 # ----------------------------------------------------------------------------------------------
 # Next-product features
 # ----------------------------------------------------------------------------------------------

@@ -44,7 +44,7 @@ from kairos.errors import ConflictError, InvalidInputError, NotFoundError
 from kairos.logic.consent import may_send
 from kairos.logic.segments import compare, field_value, matches, matches_filter
 from kairos.logic.send import Content, deliver
-from kairos.logic.timing import QuietHours, decide, stable_unit
+from kairos.logic.timing import QuietHours, decide, decision_inputs, stable_unit
 from kairos.observability import logger
 from kairos.timeutil import parse_ts, utc_iso, zone
 
@@ -691,13 +691,14 @@ class _Runner:
                 target += timedelta(days=1)
             return target.astimezone(self.now.tzinfo)
         rec = self.record.recommendation or (self.deps.population() if self.deps.population else None) or {}
-        scores = rec.get("hour_scores")
+        scores, window = decision_inputs(rec)
         d = decide(
             mode="optimized" if scores else "immediate",
             now=self.now,
             tz=tz,
             window_end=self.now + timedelta(hours=node.best_hour_within_hours or 24),
             hour_scores=scores,
+            window=window,
             quiet=self.quiet(),
             seed=(self.journey.journey_id, self.cid, self.path["entry_id"]),
         )

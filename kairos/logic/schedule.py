@@ -21,7 +21,7 @@ from kairos.domain.campaigns import Campaign, CampaignIn, SegmentIn
 from kairos.logic.consent import may_send
 from kairos.logic.recommendations import POPULATION_KEY
 from kairos.logic.segments import matches
-from kairos.logic.timing import QuietHours, decide, stable_unit
+from kairos.logic.timing import QuietHours, decide, decision_inputs, stable_unit
 from kairos.timeutil import utc_iso
 
 if TYPE_CHECKING:
@@ -79,7 +79,7 @@ def plan_customer(
     tz = record.timezone
     quiet = QuietHours(campaign.quiet_hours.start, campaign.quiet_hours.end) if campaign.quiet_hours else None
     mode = campaign.send_time.mode
-    scores = rec.get("hour_scores")
+    scores, window = decision_inputs(rec, channels[0])
     if mode == "optimized" and not scores:
         mode = "immediate"  # nothing scored yet: no better hour is known than the first allowed one
     d = decide(
@@ -96,6 +96,7 @@ def plan_customer(
         ),
         window_start=campaign.starts_at,
         hour_scores=scores,
+        window=window,
         quiet=quiet,
         fixed_local=campaign.send_time.local_time,
         explore_share=campaign.send_time.explore_share,
@@ -111,7 +112,8 @@ def plan_customer(
         "candidates": d.candidates,
         "timezone": tz,
         "model_version": rec.get("model_version"),
-        "score_of_hour": float(scores[d.hour_of_week]) if scores else None,
+        # The calibrated probability of the chosen hour (what the model believed, for retraining).
+        "score_of_hour": float(rec["hour_scores"][d.hour_of_week]) if rec.get("hour_scores") else None,
         "confidence": rec.get("confidence"),
         "steps": len(channels),
         "features": {

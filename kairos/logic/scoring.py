@@ -26,7 +26,10 @@ WRITE_THREADS = 8
 
 
 def _inputs(records: Iterable[CustomerRecord]) -> list[CustomerInput]:
-    return [CustomerInput(r.customer_id, r.aggregates, ((r.profile or {}).get("attributes") or None)) for r in records]
+    return [
+        CustomerInput(r.customer_id, r.aggregates, ((r.profile or {}).get("attributes") or None), r.channel_sends)
+        for r in records
+    ]
 
 
 def _payload(rec: Any, as_of: datetime, model_source: str | None) -> dict[str, Any]:

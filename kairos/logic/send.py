@@ -25,6 +25,7 @@ probability, model version, features), which is what retraining reads.
 
 from __future__ import annotations
 
+import logging
 import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -39,6 +40,7 @@ from kairos.errors import (
     ProviderThrottled,
     ProviderUnavailable,
     SendInProgress,
+    StoreError,
 )
 from kairos.logic.consent import CONTACT_FIELD, may_send
 from kairos.timeutil import parse_ts, utc_iso
@@ -49,6 +51,7 @@ if TYPE_CHECKING:
     from kairos.domain.customers import CustomerRecord
     from kairos.ports import CampaignStore, CustomerStore, MessageLog, Provider
 
+logger = logging.getLogger(__name__)
 LOG_RETENTION = timedelta(days=400)
 # How long a claim protects an attempt: well above the send function's timeout (30 s) and its SDK calls.
 SENDING_LEASE = timedelta(minutes=5)
@@ -293,4 +296,10 @@ def deliver(
         return finish("unconfirmed", str(exc), sent_at=utc_iso(now))
     except ProviderError as exc:
         return finish("failed", str(exc) or "rejected by the provider")
-    return finish("sent", "ok", provider_message_id=provider_id, sent_at=utc_iso(now))
+    result = finish("sent", "ok", provider_message_id=provider_id, sent_at=utc_iso(now))
+    try:
+        customers.count_send(req.customer_id, req.channel)
+    except StoreError:
+        # The message is out and logged; a lost count only makes the channel ranking a little less informed.
+        logger.warning("send count not stored", extra={"customer_id": req.customer_id, "channel": req.channel})
+    return result

@@ -12,7 +12,7 @@ import hashlib
 import random
 from dataclasses import dataclass
 from datetime import UTC, datetime, time, timedelta
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from kairos.timeutil import zone
 
@@ -20,6 +20,41 @@ if TYPE_CHECKING:
     from collections.abc import Sequence
 
 HORIZON_DAYS = 7
+# The decision window: an engagement within one hour of the send counts for it (offsets -1, 0, +1).
+DEFAULT_WINDOW: tuple[int, Sequence[float]] = (-1, (1.0, 1.0, 1.0))
+
+
+def decision_inputs(
+    recommendation: dict[str, Any], channel: str | None = None
+) -> tuple[Sequence[float] | None, tuple[int, Sequence[float]]]:
+    """What :func:`decide` reads from a recommendation: the hour ranking and the channel's window.
+
+    ``send_scores`` (the model's ranking of hours) when present, else ``hour_scores`` (recommendations
+    written before the two were separate); the window of ``channel`` from ``send_windows``, else the default.
+    """
+    scores = recommendation.get("send_scores") or recommendation.get("hour_scores")
+    window = DEFAULT_WINDOW
+    learned = (recommendation.get("send_windows") or {}).get(channel) if channel else None
+    if learned and len(learned) == 2 and learned[1]:
+        window = (int(learned[0]), tuple(float(w) for w in learned[1]))
+    return scores, window
+
+
+def window_value(hour_scores: Sequence[float], hour_of_week: int, window: tuple[int, Sequence[float]]) -> float:
+    """The value of sending at ``hour_of_week``: ``sum_k weights[k] * p[h + offset + k]`` on the same local day.
+
+    ``hour_scores`` are the recommendation's probabilities by local hour of week; ``window`` is
+    ``(offset, weights)``, the hours after the send an engagement counts for it (a channel's learned
+    time-to-open, or the default one hour either side). Matches ``kairos.features.calibration.window_scores``.
+    """
+    offset, weights = window
+    day, hour = divmod(hour_of_week, 24)
+    total = 0.0
+    for k, w in enumerate(weights):
+        h = hour + offset + k
+        if 0 <= h < 24:
+            total += w * float(hour_scores[day * 24 + h])
+    return total
 
 
 @dataclass(frozen=True)
@@ -109,6 +144,7 @@ def decide(
     explore_share: float = 0.0,
     seed: tuple[str, ...] = (),
     window_start: datetime | None = None,
+    window: tuple[int, Sequence[float]] = DEFAULT_WINDOW,
 ) -> Decision | None:
     """The send time of one customer, or ``None`` when no allowed hour is left in the window.
 
@@ -118,7 +154,8 @@ def decide(
         ``optimized`` (best scored hour; with ``explore_share`` a uniform random allowed hour instead),
         ``fixed`` (the first ``fixed_local`` time of day), ``immediate`` (now, or when quiet hours end).
     hour_scores
-        168 scores by local hour of week (``optimized``).
+        168 probabilities by local hour of week (``optimized``); an hour's value is read through
+        ``window`` (:func:`window_value`).
     seed
         Ids that fix the exploration draw (campaign id, customer id).
     """
@@ -139,8 +176,10 @@ def decide(
     elif mode == "optimized":
         if hour_scores is None or len(hour_scores) != 168:
             raise ValueError("optimized mode needs 168 hour scores")
-        scores = [float(hour_scores[local_hour_of_week(c, tz)]) for c in cands]
-        best = max(range(n), key=lambda i: (scores[i], -i))
+        hows = [local_hour_of_week(c, tz) for c in cands]
+        scores = [window_value(hour_scores, h, window) for h in hows]
+        # Ties (a lone peak fills three windows equally) go to the hour with the most score of its own.
+        best = max(range(n), key=lambda i: (scores[i], float(hour_scores[hows[i]]), -i))
         rng = random.Random(stable_unit("explore", *seed))
         if explore_share > 0 and rng.random() < explore_share:
             idx, policy = rng.randrange(n), "explore"

@@ -80,13 +80,14 @@ def test_score_function_serves_what_training_code_computes(runtime, client, mode
         rec = client.request("GET", f"/v1/customers/{p['customer_id']}/recommendation").json()
         assert rec["scored"] is True and rec["confidence"]["level"] == "personal"
         assert len(rec["hour_scores"]) == 168 and sum(rec["hour_scores"]) == pytest.approx(1.0)
-        assert rec["best_hour_of_week"] == max(range(168), key=lambda h: rec["hour_scores"][h])
         mine = [Event.model_validate(e) for e in events if e["customer_id"] == p["customer_id"]]
         agg, _ = fold_events(CustomerAggregates(timezone=p["timezone"]), mine, set())
         [expected] = model.recommend(
             [CustomerInput(p["customer_id"], agg, p["attributes"])], datetime.fromisoformat(rec["as_of"])
         )
         assert rec["hour_scores"] == pytest.approx(expected.hour_scores, rel=1e-9, abs=1e-12)
+        assert rec["best_hour_of_week"] == expected.best_hour_of_week
+        assert rec["send_scores"] == pytest.approx(expected.send_scores, rel=1e-6, abs=1e-9)
         assert [x["product_id"] for x in rec["next_products"]] == [x["product_id"] for x in expected.next_products]
     # AND a customer without history gets a prior-based answer that says so
     cold = client.request("GET", "/v1/customers/newcomer/recommendation").json()

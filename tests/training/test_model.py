@@ -8,10 +8,12 @@ import numpy as np
 import pytest
 
 from kairos.aggregates import CustomerAggregates
+from kairos.logic.timing import DEFAULT_WINDOW, window_value
 from kairos.serving import LEVEL_PERSONAL, LEVEL_POPULATION, LEVEL_SEGMENT, CustomerInput, KairosModel
 from training.fit import TrainConfig, fit
 from training.history import Folder, History
 from training.io import load_events
+from training.response import learn_from_messages
 
 SAMPLE = Path(__file__).parents[1] / "data" / "online_retail_sample.csv.gz"
 FAST = TrainConfig(time_rounds=30, product_rounds=20, max_snapshots=6, product_snapshots=2)
@@ -35,13 +37,15 @@ def test_recommend_returns_valid_answers_for_every_customer(trained):
     model, inputs, as_of = trained
     # WHEN scoring them in one batch
     recs = model.recommend(inputs, as_of)
-    # THEN each has 168 scores summing to 1, best hour = argmax, ranked products and a personal level
+    # THEN each has 168 probabilities summing to 1, a best hour no other hour's window beats, ranked products and
+    # a personal level
     assert [r.customer_id for r in recs] == [c.customer_id for c in inputs]
     for rec, cust in zip(recs, inputs, strict=True):
         assert len(rec.hour_scores) == 168
         assert sum(rec.hour_scores) == pytest.approx(1.0)
         assert min(rec.hour_scores) >= 0
-        assert rec.best_hour_of_week == int(np.argmax(rec.hour_scores))
+        values = [window_value(rec.send_scores, h, DEFAULT_WINDOW) for h in range(168)]
+        assert values[rec.best_hour_of_week] == pytest.approx(max(values))
         assert 0 < len(rec.next_products) <= 10
         scores = [p["score"] for p in rec.next_products]
         assert scores == sorted(scores, reverse=True)
@@ -121,3 +125,42 @@ def test_model_version_is_a_digest_of_what_was_learned(trained):
         history, end, TrainConfig(time_rounds=20, product_rounds=20, max_snapshots=6, product_snapshots=2)
     )
     assert fewer_rounds.version != model.version
+
+
+def test_a_model_retrained_with_the_message_log_serves_what_it_learned(tmp_path):
+    # GIVEN a model trained on the data cut and a message log: email opened two hours after most sends,
+    # push ignored
+    data = load_events([str(SAMPLE)])
+    history = History(data.events, data.profiles)
+    end = history.end + timedelta(seconds=1)
+    model = fit(history, end, FAST)
+    rows = [
+        {
+            "channel": "email",
+            "hour_of_week": 9 + (i % 5),
+            "engaged": i % 2 == 0,
+            "minutes_to_engage": 130.0 if i % 2 == 0 else None,
+            "propensity": 0.8,
+            "weight": 1.25,
+            "features": {"best_hour_of_week": 9},
+        }
+        for i in range(40)
+    ] + [
+        {"channel": "push", "hour_of_week": 10, "engaged": False, "propensity": 0.8, "weight": 1.25, "features": {}}
+        for _ in range(40)
+    ]
+    # WHEN it learns from the log, is saved and loaded again
+    estimates = learn_from_messages(model, rows)
+    model.save(tmp_path)
+    loaded = KairosModel.load(tmp_path)
+    # THEN the off-policy estimates cover the logged policy, the model's hour and fixed hours
+    assert {e.policy for e in estimates} >= {"logged", "model best hour", "fixed 12:00"}
+    assert loaded.metadata["off_policy"]["sends"] == 80
+    # AND a new customer is offered email before push, with an email window reaching past the send
+    [rec] = loaded.recommend([CustomerInput("new", CustomerAggregates())], end)
+    assert rec.channel_ranking.index("email") < rec.channel_ranking.index("push")
+    offset, weights = rec.send_windows["email"]
+    assert offset == -1 and len(weights) > 3 and weights[3] > 0  # two hours after the send counts
+    assert rec.send_windows["push"] == [-1, [1.0, 1.0, 1.0]]  # nothing engaged on push: the default
+    # AND the calibration fitted in training is in the metadata, one entry per bucket with held-out data
+    assert loaded.metadata["calibration"] and set(loaded.metadata["calibration"]) <= {"0", "1-2", "3-9", "10+"}

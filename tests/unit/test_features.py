@@ -16,7 +16,6 @@ from kairos.features import (
     build_item_table,
     build_priors,
     day_window,
-    hour_scores_from_rates,
     local_hours_of_week,
     product_candidates,
     time_features,
@@ -95,18 +94,6 @@ def test_local_hours_of_week_follow_daylight_saving():
     how = local_hours_of_week(epoch, "Europe/London")
     # THEN Sunday 00:00 local, then Sunday 02:00 local
     assert how.tolist() == [6 * 24 + 0, 6 * 24 + 2]
-
-
-def test_hour_scores_from_rates_sum_to_one_and_favour_windows():
-    # GIVEN rates with a peak at 10 and 12 and a lone spike at 20 on Monday
-    rates = np.zeros((1, 168))
-    rates[0, [10, 12]] = 1.0
-    rates[0, 20] = 1.5
-    # WHEN
-    scores = hour_scores_from_rates(rates)
-    # THEN rows sum to 1 and the best hour is 11 (covers 2.0), not the spike
-    assert scores.sum() == pytest.approx(1.0)
-    assert scores.argmax() == 11
 
 
 def test_time_features_of_a_new_customer_come_from_priors():
