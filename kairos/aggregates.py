@@ -50,6 +50,9 @@ if TYPE_CHECKING:
 RECENT_MOMENTS = 64
 RECENT_PRODUCTS = 50
 PRODUCT_MEMORY = 300
+RECENT_ORDERS = 64
+# Days with a purchase kept per customer (oldest forgotten first): beyond two years of daily buyers.
+PURCHASE_DAYS = 800
 
 
 def moment_key(kind: str, epoch_h: int) -> str:
@@ -86,6 +89,10 @@ class CustomerAggregates:
     last_cart_abandon_s: int | None = None
     # channel (or "all" for an unsubscribe without a channel) -> latest unsubscribe, unix seconds
     unsubscribed: dict[str, int] = field(default_factory=dict)
+    # UTC day "YYYY-MM-DD" -> [purchase moments, revenue]: cohorts, forecasts and conversion windows
+    purchase_days: dict[str, list[float]] = field(default_factory=dict)
+    # [UTC epoch hour, amount] of the most recent orders (an order = one purchase moment), oldest first
+    orders: list[list[float]] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -113,6 +120,8 @@ class CustomerAggregates:
         agg.product_purchases = {k: [int(x) for x in v] for k, v in agg.product_purchases.items()}
         agg.unsubscribed = {k: int(v) for k, v in agg.unsubscribed.items()}
         agg.offset_counts = {k: int(v) for k, v in agg.offset_counts.items()}
+        agg.purchase_days = {k: [int(v[0]), float(v[1])] for k, v in agg.purchase_days.items()}
+        agg.orders = [[int(h), float(a)] for h, a in agg.orders]
         if "timezone_source" not in data and data.get("timezone", "UTC") != "UTC":
             agg.timezone_source = "profile"  # stored before inference existed: a zone other than UTC was given
         return agg
@@ -214,17 +223,32 @@ def _apply(agg: CustomerAggregates, ev: Event, counted: set[str], new_keys: set[
 
     if ev.type == "purchase":
         key = moment_key("p", h)
+        day = agg.purchase_days.setdefault(datetime.fromtimestamp(secs, UTC).strftime("%Y-%m-%d"), [0, 0.0])
         if key not in counted and key not in new_keys:
             new_keys.add(key)
             agg.purchase_count += 1
+            day[0] += 1
+        amount = float(ev.amount) if ev.amount is not None else 0.0
         if ev.amount is not None:
-            agg.monetary_total = round(agg.monetary_total + float(ev.amount), 4)
+            agg.monetary_total = round(agg.monetary_total + amount, 4)
+            day[1] = round(day[1] + amount, 4)
+        _add_order(agg, h, amount)
+        if len(agg.purchase_days) > PURCHASE_DAYS:
+            del agg.purchase_days[min(agg.purchase_days)]
+        if agg.last_cart_abandon_s is not None and agg.last_cart_abandon_s <= secs:
+            # The cart was bought: it is not abandoned any more.
+            agg.last_cart_abandon_s = None
+            agg.last_cart_abandon_amount = None
         agg.first_purchase_s = secs if agg.first_purchase_s is None else min(agg.first_purchase_s, secs)
         agg.last_purchase_s = secs if agg.last_purchase_s is None else max(agg.last_purchase_s, secs)
         if ev.product_id:
             _remember_purchase(agg, ev.product_id, secs, ev.quantity or 1)
 
-    if ev.type == "cart_abandon" and (agg.last_cart_abandon_s is None or secs >= agg.last_cart_abandon_s):
+    if (
+        ev.type == "cart_abandon"
+        and (agg.last_cart_abandon_s is None or secs >= agg.last_cart_abandon_s)
+        and (agg.last_purchase_s is None or secs > agg.last_purchase_s)  # bought since: not abandoned
+    ):
         agg.last_cart_abandon_s = secs
         agg.last_cart_abandon_amount = float(ev.amount) if ev.amount is not None else None
 
@@ -235,6 +259,17 @@ def _apply(agg: CustomerAggregates, ev: Event, counted: set[str], new_keys: set[
     if ev.product_id and ev.type in PRODUCT_TYPES:
         entry = [ev.product_id, ev.type, secs, int(ev.quantity or 1)]
         _insert_by_time(agg.recent_products, entry, RECENT_PRODUCTS)
+
+
+def _add_order(agg: CustomerAggregates, epoch_h: int, amount: float) -> None:
+    """Add a purchase line to its order (the customer's purchase moment), keeping the newest ``RECENT_ORDERS``."""
+    i = bisect.bisect_left(agg.orders, epoch_h, key=lambda o: o[0])
+    if i < len(agg.orders) and agg.orders[i][0] == epoch_h:
+        agg.orders[i][1] = round(agg.orders[i][1] + amount, 4)
+    else:
+        agg.orders.insert(i, [epoch_h, round(amount, 4)])
+        if len(agg.orders) > RECENT_ORDERS:
+            del agg.orders[0]
 
 
 def _remember_purchase(agg: CustomerAggregates, product_id: str, secs: int, qty: int) -> None:

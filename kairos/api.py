@@ -22,7 +22,7 @@ from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
 from aws_lambda_powertools.event_handler.exceptions import ServiceError
 from aws_lambda_powertools.event_handler.openapi.exceptions import RequestUnsupportedContentType, RequestValidationError
 
-from kairos.errors import InvalidInputError, KairosError, NotFoundError, StoreError, ThrottledError
+from kairos.errors import InUseError, InvalidInputError, KairosError, NotFoundError, StoreError, ThrottledError
 from kairos.observability import logger
 from kairos.schemas import (
     MAX_ATTRIBUTES_BYTES,
@@ -49,6 +49,7 @@ ERROR_DESCRIPTIONS = {
     401: "Missing or unknown API key (answered by API Gateway)",
     403: "The API key lacks the scope this operation needs; `message` names it",
     404: "No such resource",
+    409: "The resource is in use (the message names who uses it)",
     413: f"The body is over {MAX_BODY_BYTES} bytes, or the batch over its event count",
     415: "The body is not `application/json` (UTF-8)",
     429: "Over the stage's throttling limits (answered by API Gateway); retry with backoff",
@@ -155,6 +156,7 @@ def make_resolver() -> KairosResolver:
     app.exception_handler(RequestUnsupportedContentType)(handle_unsupported)
     app.exception_handler(InvalidInputError)(handle_invalid)
     app.exception_handler(NotFoundError)(handle_not_found)
+    app.exception_handler(InUseError)(handle_in_use)
     app.exception_handler(ThrottledError)(handle_throttled)
     app.exception_handler(KairosError)(handle_domain)
     app.exception_handler(decimal.DecimalException)(handle_unstorable_number)
@@ -205,10 +207,18 @@ def check_filter_values(filters: Iterable[Any], where: str) -> None:
         Naming the value, e.g. ``filters.2.value.a``.
     """
     for i, flt in enumerate(filters):
+        here = f"{where}.{i}"
+        if flt.field is None:  # a group: its members, by the names the API accepts
+            for name, members in (("all", flt.all_of), ("any", flt.any_of)):
+                if members is not None:
+                    check_filter_values(members, f"{here}.{name}")
+            if flt.not_ is not None:
+                check_filter_values([flt.not_], f"{here}.not")
+            continue
         try:
             check_free_json(flt.value, MAX_ATTRIBUTES_BYTES)
         except FreeJsonError as exc:
-            raise InvalidInputError(".".join([where, str(i), "value", *exc.path]), exc.reason) from exc
+            raise InvalidInputError(".".join([here, "value", *exc.path]), exc.reason) from exc
 
 
 # ---------------------------------------------------------------------- screening
@@ -435,6 +445,10 @@ def handle_invalid(exc: InvalidInputError) -> Response:
 
 def handle_not_found(exc: NotFoundError) -> Response:
     return _error(404, str(exc))
+
+
+def handle_in_use(exc: InUseError) -> Response:
+    return _error(409, str(exc))
 
 
 def handle_throttled(exc: ThrottledError) -> Response:

@@ -25,6 +25,8 @@ ENVIRONMENT = {
     "messages_table": c.ENV_MESSAGES_TABLE,
     "journeys_table": c.ENV_JOURNEYS_TABLE,
     "products_table": c.ENV_PRODUCTS_TABLE,
+    "insights_table": c.ENV_INSIGHTS_TABLE,
+    "global_control_share": c.ENV_GLOBAL_CONTROL_SHARE,
     "journey_paths_table": c.ENV_JOURNEY_PATHS_TABLE,
     "journey_step_state_machine_arn": c.ENV_JOURNEY_STEP_STATE_MACHINE_ARN,
     "task_event_bus": c.ENV_TASK_EVENT_BUS,
@@ -59,6 +61,13 @@ class Settings(BaseModel):
     messages_table: str = Field(default="kairos-messages")
     journeys_table: str = Field(default="kairos-journeys")
     products_table: str = Field(default="kairos-products")
+    insights_table: str = Field(default="kairos-insights")
+    global_control_share: float = Field(
+        default=0.0,
+        ge=0.0,
+        le=0.5,
+        description="share of all customers no campaign or journey messages (a stable draw per customer)",
+    )
     journey_paths_table: str = Field(default="kairos-journey-paths")
     journey_step_state_machine_arn: str = Field(default="", description="runs one step of a customer's path")
     task_event_bus: str = Field(default="default", description="where journey task nodes publish")

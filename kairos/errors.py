@@ -20,6 +20,10 @@ class ConflictError(KairosError):
     """A conditional write lost a race; the caller reloads and tries again."""
 
 
+class InUseError(KairosError):
+    """The resource is used by others (an active campaign or journey) and cannot go: 409."""
+
+
 class StoreError(KairosError):
     """A storage backend failed in a way a retry inside this request will not fix."""
 

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
-    from datetime import datetime
+    from datetime import date, datetime
 
     from kairos.aggregates import CustomerAggregates
     from kairos.domain.customers import CustomerRecord, CustomerWrite, IngestState
@@ -174,6 +174,10 @@ class CampaignStore(ABC):
         """Raises :class:`kairos.errors.NotFoundError` when there is none."""
 
     @abstractmethod
+    def delete_segment(self, name: str) -> None:
+        """Delete a saved segment; ``NotFoundError`` when there is none."""
+
+    @abstractmethod
     def list_segments(self) -> list[dict[str, Any]]:
         """Every saved segment, by name."""
 
@@ -311,6 +315,22 @@ class ProductCatalogue(ABC):
         """The known products among ``product_ids``."""
 
 
+class InsightStore(ABC):
+    """Documents kept between runs by kind and key (RFM thresholds and partial summaries of scoring runs)."""
+
+    @abstractmethod
+    def put(self, kind: str, key: str, doc: dict[str, Any], expires_at: int | None = None) -> None:
+        """Create or replace a document; ``expires_at`` (Unix seconds) lets the store forget it."""
+
+    @abstractmethod
+    def get(self, kind: str, key: str) -> dict[str, Any] | None:
+        """One document, or ``None``."""
+
+    @abstractmethod
+    def query(self, kind: str, prefix: str = "") -> list[tuple[str, dict[str, Any]]]:
+        """``(key, document)`` of a kind whose key starts with ``prefix``, in key order."""
+
+
 class TaskSink(ABC):
     """Where a journey's task nodes hand a customer to people or other systems."""
 
@@ -333,6 +353,10 @@ class DecisionLog(ABC):
     @abstractmethod
     def purge_customer(self, customer_id: str, objects: Iterable[str]) -> tuple[int, int]:
         """Remove the customer from the given decision objects; return (objects rewritten or deleted, records)."""
+
+    @abstractmethod
+    def read(self, campaign_id: str, days: Iterable[date]) -> list[dict[str, Any]]:
+        """Every decision of a campaign written on the given (UTC) days (a retried page counts once)."""
 
 
 class MessageLog(ABC):
@@ -363,6 +387,10 @@ class MessageLog(ABC):
 
         ``excluding`` leaves one message id out (the one being sent, whose own claim must not count).
         """
+
+    @abstractmethod
+    def for_campaign(self, campaign_id: str) -> list[dict[str, Any]]:
+        """Every message of a campaign (or journey), whatever its outcome (results)."""
 
     @abstractmethod
     def for_customer(self, customer_id: str) -> list[dict[str, Any]]:

@@ -18,6 +18,7 @@ from kairos.adapters.api_keys import DynamoApiKeyStore
 from kairos.adapters.archive import S3Archive
 from kairos.adapters.campaigns import DynamoCampaignStore
 from kairos.adapters.dynamo import DynamoStore
+from kairos.adapters.insights import DynamoInsightStore
 from kairos.adapters.journey_store import DynamoJourneyStore, EventBridgeTaskSink
 from kairos.adapters.journeys import S3DecisionLog, StepFunctionsCampaignLauncher, StepFunctionsJourneyStarter
 from kairos.adapters.messages import DynamoMessageLog
@@ -81,6 +82,11 @@ def journey_store(cfg: Settings) -> JourneyStore:
 def product_catalogue(cfg: Settings) -> DynamoProductCatalogue:
     """Product names, pages and pictures (DynamoDB)."""
     return DynamoProductCatalogue(cfg.products_table)
+
+
+def insight_store(cfg: Settings) -> DynamoInsightStore:
+    """RFM thresholds and partial summaries of scoring runs (DynamoDB)."""
+    return DynamoInsightStore(cfg.insights_table)
 
 
 def journey_steps(cfg: Settings) -> JourneyStarter:

@@ -14,29 +14,10 @@ import math
 from pathlib import Path
 from typing import Any
 
+from kairos.logic.stats import uplift_interval, wilson
+
 ARMS = ("optimized", "fixed", "control")
 OUTCOMES = ("opened", "clicked", "purchased")
-
-
-def wilson(successes: int, n: int, z: float = 1.96) -> tuple[float, float]:
-    if n <= 0:
-        return (math.nan, math.nan)
-    p = successes / n
-    denom = 1 + z * z / n
-    centre = (p + z * z / (2 * n)) / denom
-    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
-    return (max(0.0, centre - half), min(1.0, centre + half))
-
-
-def uplift_interval(hits: int, n: int, base_hits: int, base_n: int) -> tuple[float, float]:
-    """95% interval of the difference of two proportions (Newcombe's hybrid score, from Wilson intervals)."""
-    if n <= 0 or base_n <= 0:
-        return (math.nan, math.nan)
-    p1, p2 = hits / n, base_hits / base_n
-    l1, u1 = wilson(hits, n)
-    l2, u2 = wilson(base_hits, base_n)
-    d = p1 - p2
-    return (d - math.sqrt((p1 - l1) ** 2 + (u2 - p2) ** 2), d + math.sqrt((u1 - p1) ** 2 + (p2 - l2) ** 2))
 
 
 def summary(results: dict[str, Any]) -> list[dict[str, Any]]:

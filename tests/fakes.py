@@ -23,6 +23,7 @@ from kairos.ports import (
     CustomerStore,
     DecisionLog,
     EventArchive,
+    InsightStore,
     JourneyStarter,
     JourneyStore,
     MessageLog,
@@ -291,6 +292,10 @@ class InMemoryCampaignStore(CampaignStore):
     def list_segments(self) -> list[dict[str, Any]]:
         return [copy.deepcopy(self.segments[n]) for n in sorted(self.segments)]
 
+    def delete_segment(self, name: str) -> None:
+        if self.segments.pop(name, None) is None:
+            raise NotFoundError(f"segment '{name}' not found")
+
     def create_campaign(self, campaign: dict[str, Any]) -> None:
         if campaign["campaign_id"] in self.campaigns:
             raise ConflictError("campaign exists")
@@ -363,6 +368,13 @@ class InMemoryDecisionLog(DecisionLog):
     def __init__(self, customers: InMemoryCustomerStore | None = None) -> None:
         self.pages: dict[str, list[dict[str, Any]]] = {}
         self.customers = customers
+
+    def read(self, campaign_id: str, days: Iterable[Any]) -> list[dict[str, Any]]:
+        latest: dict[str, dict[str, Any]] = {}
+        for key, records in self.pages.items():
+            if key.startswith(f"{campaign_id}/"):
+                latest.update({r["customer_id"]: copy.deepcopy(r) for r in records})
+        return [latest[c] for c in sorted(latest)]
 
     def write(self, campaign_id: str, page_key: str, records: list[dict[str, Any]]) -> None:
         key = f"{campaign_id}/{page_key}"
@@ -438,6 +450,9 @@ class InMemoryMessageLog(MessageLog):
 
     def for_customer(self, customer_id: str) -> list[dict[str, Any]]:
         return [copy.deepcopy(r) for r in self.records.values() if r["customer_id"] == customer_id]
+
+    def for_campaign(self, campaign_id: str) -> list[dict[str, Any]]:
+        return [copy.deepcopy(r) for r in self.records.values() if r.get("campaign_id") == campaign_id]
 
     def erase_customer(self, customer_id: str) -> tuple[int, int]:
         ids = [m for m, r in self.records.items() if r["customer_id"] == customer_id]
@@ -591,3 +606,21 @@ class InMemoryProductCatalogue(ProductCatalogue):
 
     def get_products(self, product_ids: Iterable[str]) -> dict[str, dict[str, Any]]:
         return {p: copy.deepcopy(self.products[p]) for p in set(product_ids) if p in self.products}
+
+
+class InMemoryInsightStore(InsightStore):
+    """Insight documents in a dict keyed by (kind, key)."""
+
+    def __init__(self) -> None:
+        self.docs: dict[tuple[str, str], dict[str, Any]] = {}
+
+    def put(self, kind: str, key: str, doc: dict[str, Any], expires_at: int | None = None) -> None:
+        self.docs[(kind, key)] = copy.deepcopy(doc)
+
+    def get(self, kind: str, key: str) -> dict[str, Any] | None:
+        doc = self.docs.get((kind, key))
+        return copy.deepcopy(doc) if doc is not None else None
+
+    def query(self, kind: str, prefix: str = "") -> list[tuple[str, dict[str, Any]]]:
+        hits = sorted((k, d) for (kd, k), d in self.docs.items() if kd == kind and k.startswith(prefix))
+        return [(k, copy.deepcopy(d)) for k, d in hits]

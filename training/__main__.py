@@ -1,4 +1,4 @@
-"""``python -m training``: adapt datasets, train, evaluate, predict, and write the model card.
+"""``python -m training``: adapt datasets, train, evaluate, predict, write the model card, and report insights.
 
 Run ``python -m training <command> --help`` for each command's options; ``training/README.md``
 has worked examples.
@@ -11,7 +11,7 @@ import json
 import logging
 import sys
 import time
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 from kairos.serving import CustomerInput, KairosModel
@@ -138,6 +138,34 @@ def cmd_card(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_insights(args: argparse.Namespace) -> int:
+    from training.insights import compute_insights, render_markdown, write_html
+
+    history = _history(args)
+    as_of = parse_time(args.as_of) if args.as_of else history.end + timedelta(seconds=1)
+    result = compute_insights(history, as_of, args.by, args.forecast_start, args.forecast_days)
+    print(render_markdown(result))
+    if args.json:
+        Path(args.json).write_text(json.dumps(result, indent=2) + "\n")
+    if args.html:
+        write_html(result, args.html)
+        print(f"\nreport written to {args.html}")
+    return 0
+
+
+def _cohort_by(value: str) -> str:
+    if value == "first_purchase_month" or (value.startswith("attributes.") and len(value) > len("attributes.")):
+        return value
+    raise argparse.ArgumentTypeError("use first_purchase_month or attributes.<name>")
+
+
+def _positive_int(value: str) -> int:
+    n = int(value)
+    if n <= 0:
+        raise argparse.ArgumentTypeError("must be a positive number of days")
+    return n
+
+
 def cmd_publish(args: argparse.Namespace) -> int:
     from kairos.adapters.model_store import publish_model
 
@@ -232,6 +260,25 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--test-days", type=int, default=92)
     train_args(p)
     p.set_defaults(func=cmd_card)
+
+    p = sub.add_parser("insights", help="RFM segments, cohorts and a forecast; Markdown, JSON and an HTML report")
+    events_args(p)
+    p.add_argument("--as-of", help="events before this time count (default: just after the last event)")
+    p.add_argument(
+        "--by",
+        type=_cohort_by,
+        default="first_purchase_month",
+        help="cohorts: first_purchase_month or attributes.<name>",
+    )
+    p.add_argument(
+        "--forecast-start",
+        type=date.fromisoformat,
+        help="first UTC day of the forecast period, YYYY-MM-DD (default: the as-of day)",
+    )
+    p.add_argument("--forecast-days", type=_positive_int, default=30, help="length of the forecast period")
+    p.add_argument("--json", help="also write the full result as JSON here")
+    p.add_argument("--html", help="also write a self-contained HTML report with plots here")
+    p.set_defaults(func=cmd_insights)
 
     p = sub.add_parser(
         "messages",

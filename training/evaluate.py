@@ -43,8 +43,9 @@ TIME_BASELINES = ("global best hour", "modal hour (Braze-style)", "smoothed hist
 # how much of Kairos's gain the window alone explains.
 TIME_ABLATION = "smoothed histogram, ±1 h window"
 TIME_UNCALIBRATED = "Kairos, rates before calibration"
+TIME_CALIBRATED_PICK = "Kairos, picking by the calibrated probabilities"
 TIME_ORACLES = ("oracle: one hour of day per customer", "oracle: best hour per weekday")
-TIME_METHODS = (*TIME_BASELINES, TIME_ABLATION, TIME_UNCALIBRATED, "Kairos", *TIME_ORACLES)
+TIME_METHODS = (*TIME_BASELINES, TIME_ABLATION, TIME_UNCALIBRATED, TIME_CALIBRATED_PICK, "Kairos", *TIME_ORACLES)
 PRODUCT_METHODS = ("popularity", "co-occurrence", "repeat purchases", "Kairos")
 PRODUCT_BASELINES = PRODUCT_METHODS[:3]
 BUCKETS = tuple(b[0] for b in HISTORY_BUCKETS)
@@ -91,6 +92,7 @@ def evaluate(
     inputs = [CustomerInput(c, aggs[c], history.attributes(c)) for c in cids]
     recs = model.recommend(inputs, cutoff, top_k=TOP_K)
     kairos_probs = np.array([r.hour_scores for r in recs]).reshape(len(cids), -1)
+    kairos_ranking = np.array([r.send_scores for r in recs]).reshape(len(cids), -1)
     agg_list = [aggs[c] for c in cids]
     rows_l, hows_l = [], []
     for i, c in enumerate(cids):
@@ -104,8 +106,9 @@ def evaluate(
     priors = model.priors
     smoothed = baselines.smoothed_histogram_scores(agg_list, priors)
     # name -> (scores whose per-weekday argmax is the pick, distribution for the log-likelihood or None).
-    # Kairos picks by its decision rule (the window over its probabilities) and is scored for likelihood on
-    # its calibrated probabilities; the booster's normalized rates show what the calibration adds.
+    # Kairos picks by its decision rule (the window over its ranking, send_scores) and is scored for likelihood
+    # on its calibrated probabilities (hour_scores); the normalized rates show what the calibration adds to the
+    # likelihood, and the window over the probabilities what the decision would be without the ranking.
     rates = model.hour_rates(agg_list, [history.segment(c) for c in cids], cutoff)
     methods = {
         "global best hour": (baselines.global_scores(agg_list, priors),) * 2,
@@ -113,7 +116,8 @@ def evaluate(
         "smoothed histogram": (smoothed, smoothed),
         TIME_ABLATION: (day_window(smoothed), smoothed),
         TIME_UNCALIBRATED: (window_scores(rates), rates),
-        "Kairos": (window_scores(kairos_probs), kairos_probs),
+        TIME_CALIBRATED_PICK: (window_scores(kairos_probs), kairos_probs),
+        "Kairos": (window_scores(kairos_ranking), kairos_probs),
         TIME_ORACLES[0]: (baselines.oracle_hour_of_day_scores(test_counts, priors), None),
         TIME_ORACLES[1]: (baselines.oracle_scores(test_counts, priors), None),
     }

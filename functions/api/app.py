@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 from functools import lru_cache
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from aws_lambda_powertools.event_handler import Response, content_types
 from aws_lambda_powertools.event_handler.openapi.models import HTTPBearer
@@ -15,11 +15,20 @@ from kairos import __version__, timeutil, wiring
 from kairos.api import API_KEY_SCHEME, caller, check_filter_values, make_resolver
 from kairos.config import settings
 from kairos.domain.campaigns import CampaignIn, CampaignList, CampaignView, SegmentIn, SegmentList, SegmentView
+from kairos.domain.insights import (
+    CampaignResults,
+    CohortMatrix,
+    ForecastIn,
+    ForecastView,
+    RfmReport,
+    SegmentPreview,
+    SegmentPreviewIn,
+)
 from kairos.domain.intents import IntentIn, IntentList, IntentView
 from kairos.domain.journeys import JourneyIn, JourneyList, JourneyResults, JourneyStatusIn, JourneyView
 from kairos.domain.products import ProductIn, ProductView
 from kairos.errors import InvalidInputError, NotFoundError
-from kairos.logic import campaigns, customers, ingest, intents, journeys, recommendations
+from kairos.logic import analyses, campaigns, customers, ingest, intents, journeys, recommendations, results
 from kairos.observability import logger, metrics, tracer
 from kairos.schemas import (
     _ID_PATTERN,
@@ -44,6 +53,7 @@ if TYPE_CHECKING:
         CustomerStore,
         DecisionLog,
         EventArchive,
+        InsightStore,
         JourneyStore,
         MessageLog,
     )
@@ -81,6 +91,11 @@ def campaign_store() -> CampaignStore:
 @lru_cache(maxsize=1)
 def launcher() -> CampaignLauncher | None:
     return wiring.campaign_launcher(settings())
+
+
+@lru_cache(maxsize=1)
+def insight_store() -> InsightStore:
+    return wiring.insight_store(settings())
 
 
 @lru_cache(maxsize=1)
@@ -194,6 +209,45 @@ def get_segment(name: SegmentName) -> SegmentView:
     return SegmentView.model_validate(campaign_store().get_segment(name))
 
 
+@app.endpoint(
+    "DELETE",
+    "/v1/segments/<name>",
+    scope="manage",
+    status_code=204,
+    errors=(400, 404, 409),
+    summary="Delete a saved segment",
+    description="409 when a scheduled or running campaign, or an active or paused journey, uses it (named in the "
+    "message).",
+    tags=["campaigns"],
+)
+def delete_segment(name: SegmentName) -> None:
+    campaigns.delete_segment(name, campaign_store(), journey_store())
+
+
+@app.endpoint(
+    "POST",
+    "/v1/segments/preview",
+    scope="read",
+    errors=(400,),
+    summary="How many customers an audience holds now, with a sample of their ids",
+    description="The audience is a saved segment's name or filters (groups with `all`, `any`, `not` included). "
+    "Every customer is read once; counts over a window (`events.<type>`, `messages.<status>`) also read the "
+    "history of the customers that reach them.",
+    tags=["campaigns"],
+)
+def preview_segment(body: Annotated[SegmentPreviewIn, Body()]) -> SegmentPreview:
+    check_filter_values(body.filters, "filters")
+    filters = list(body.filters)
+    if body.segment:
+        try:
+            doc = campaign_store().get_segment(body.segment)
+        except NotFoundError as exc:
+            raise InvalidInputError("segment", f"no segment '{body.segment}'") from exc
+        filters = SegmentIn.model_validate({k: v for k, v in doc.items() if k != "updated_at"}).filters
+    out = campaigns.preview_segment(filters, store(), timeutil.now(), message_log(), body.sample)
+    return SegmentPreview.model_validate(out)
+
+
 @app.endpoint("GET", "/v1/segments", scope="read", summary="All saved segments", tags=["campaigns"])
 def list_segments() -> SegmentList:
     return SegmentList(segments=[SegmentView.model_validate(s) for s in campaign_store().list_segments()])
@@ -218,7 +272,25 @@ def post_campaign(campaign: Annotated[CampaignIn, Body()]) -> CampaignView:
     "GET", "/v1/campaigns/<campaign_id>", scope="read", errors=(400, 404), summary="A campaign", tags=["campaigns"]
 )
 def get_campaign(campaign_id: CampaignId) -> CampaignView:
-    return CampaignView.model_validate(campaign_store().get_campaign(campaign_id))
+    return CampaignView.model_validate(campaigns.refresh_status(campaign_id, campaign_store(), timeutil.now()))
+
+
+@app.endpoint(
+    "GET",
+    "/v1/campaigns/<campaign_id>/results",
+    scope="read",
+    errors=(400, 404),
+    summary="What a campaign brought: per step, channel and day, against its control group",
+    description="Conversions are orders within the campaign's `attribution_days` after the launch, measured "
+    "alike in the messaged and the control group; uplift intervals are 95%.",
+    tags=["campaigns"],
+)
+def get_campaign_results(campaign_id: CampaignId) -> CampaignResults:
+    now = timeutil.now()
+    campaigns.refresh_status(campaign_id, campaign_store(), now)
+    return CampaignResults.model_validate(
+        results.campaign_results(campaign_id, campaign_store(), decision_log(), message_log(), store(), now)
+    )
 
 
 @app.endpoint(
@@ -345,11 +417,66 @@ def post_journey_status(journey_id: JourneyId, change: Annotated[JourneyStatusIn
     "/v1/journeys/<journey_id>/results",
     scope="read",
     errors=(400, 404),
-    summary="Where the journey's customers are, how their paths ended and what it sent",
+    summary="Where the journey's customers are, how their paths ended, what it sent and what it brought",
+    description="Conversions are orders within the journey's `attribution_days` after a customer entered, "
+    "measured alike for entrants and the journey's control group; uplift intervals are 95%.",
     tags=["journeys"],
 )
 def get_journey_results(journey_id: JourneyId) -> JourneyResults:
-    return JourneyResults.model_validate(journeys.results(journey_id, journey_store()))
+    return JourneyResults.model_validate(journeys.results(journey_id, journey_store(), store(), timeutil.now()))
+
+
+@app.endpoint(
+    "GET",
+    "/v1/insights/rfm",
+    scope="read",
+    errors=(404,),
+    summary="RFM segments of the latest scoring run: counts, revenue, the grid and movement",
+    description="Recency, frequency and monetary quintile scores of every customer with a purchase, recomputed "
+    "by each scoring run; 404 until a run has computed them.",
+    tags=["insights"],
+)
+def get_rfm() -> RfmReport:
+    report = analyses.rfm_report(insight_store())
+    if report is None:
+        raise NotFoundError("no scoring run has computed RFM yet")
+    return RfmReport.model_validate(report)
+
+
+@app.endpoint(
+    "GET",
+    "/v1/insights/cohorts",
+    scope="read",
+    errors=(400,),
+    summary="Cohorts by first purchase month or a profile attribute: retention or revenue by month",
+    tags=["insights"],
+)
+def get_cohorts(
+    by: Annotated[
+        str, Query(max_length=200, description="first_purchase_month, or attributes.<name> (e.g. the source)")
+    ] = "first_purchase_month",
+    metric: Annotated[Literal["retention", "revenue"], Query()] = "retention",
+    max_periods: Annotated[int, Query(ge=1, le=60, description="months since the first purchase")] = 24,
+) -> CohortMatrix:
+    return CohortMatrix.model_validate(analyses.cohorts(store(), by, metric, max_periods))
+
+
+@app.endpoint(
+    "POST",
+    "/v1/insights/forecast",
+    scope="read",
+    errors=(400, 404),
+    summary="Pessimistic, neutral and optimistic conversions and revenue of an audience over a period",
+    description="From the minimum, mean and maximum of comparable past periods (the same dates in earlier "
+    "years, the periods just before) and of finished campaigns to the same segment, scaled to the audience.",
+    tags=["insights"],
+)
+def post_forecast(body: Annotated[ForecastIn, Body()]) -> ForecastView:
+    check_filter_values(body.filters, "filters")
+    out = analyses.forecast_audience(
+        body, store(), campaign_store(), timeutil.now(), journey_store(), message_log(), decision_log()
+    )
+    return ForecastView.model_validate(out)
 
 
 IntentName = Annotated[str, Path(pattern=_ID_PATTERN, description="The intent's name")]

@@ -25,7 +25,7 @@ if TYPE_CHECKING:
     from aws_lambda_powertools.utilities.typing import LambdaContext
 
     from kairos.adapters.model_store import ModelSource
-    from kairos.ports import CustomerStore
+    from kairos.ports import CustomerStore, InsightStore
 
 # The default model ships inside the function package (see functions/score/Makefile); a checkout uses models/.
 BUNDLED = next(
@@ -44,6 +44,11 @@ def store() -> CustomerStore:
 
 
 @lru_cache(maxsize=1)
+def insight_store() -> InsightStore:
+    return wiring.insight_store(settings())
+
+
+@lru_cache(maxsize=1)
 def models() -> ModelSource:
     return wiring.model_source(settings(), KairosModel.load, BUNDLED)
 
@@ -53,7 +58,10 @@ def handle(event: dict[str, Any], time_left_ms: Any) -> dict[str, Any]:
     model = source.current()
     as_of = datetime.fromisoformat(event["as_of"]) if event.get("as_of") else timeutil.now()
     if event.get("fallbacks"):
-        result: dict[str, Any] = {"fallbacks": scoring.store_fallbacks(store(), model, as_of, source.version)}
+        result: dict[str, Any] = {
+            "fallbacks": scoring.store_fallbacks(store(), model, as_of, source.version),
+            "rfm_purchasers": scoring.prepare_rfm(store(), insight_store(), as_of),
+        }
     elif "customer_ids" in event:
         result = scoring.score_customers(list(event["customer_ids"]), store(), model, as_of, source.version)
     else:
@@ -67,6 +75,7 @@ def handle(event: dict[str, Any], time_left_ms: Any) -> dict[str, Any]:
             time_left_ms,
             int(event.get("page_size", 500)),
             model_source=source.version,
+            insight_store=insight_store(),
         )
     result["model_version"] = model.version
     result["as_of"] = as_of.isoformat()

@@ -36,6 +36,18 @@ class DynamoCampaignStore(CampaignStore):
             raise NotFoundError(f"segment '{name}' not found")
         return from_item(item)
 
+    def delete_segment(self, name: str) -> None:
+        try:
+            self._call(
+                "delete_item",
+                TableName=self.segments_table,
+                Key={"name": {"S": name}},
+                ConditionExpression="attribute_exists(#n)",
+                ExpressionAttributeNames={"#n": "name"},
+            )
+        except ConflictError as exc:
+            raise NotFoundError(f"segment '{name}' not found") from exc
+
     def list_segments(self) -> list[dict[str, Any]]:
         out: list[dict[str, Any]] = []
         for page in self.client.get_paginator("scan").paginate(TableName=self.segments_table):

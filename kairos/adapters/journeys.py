@@ -8,13 +8,13 @@ from typing import TYPE_CHECKING, Any
 from botocore.exceptions import ClientError
 
 from kairos import timeutil
-from kairos.adapters.archive import encode_lines, remove_lines
+from kairos.adapters.archive import decode_lines, encode_lines, remove_lines
 from kairos.adapters.aws import STORE_RETRIES, LazyClient, call, domain_error, error_code
 from kairos.ports import CampaignLauncher, DecisionLog, JourneyStarter
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
-    from datetime import datetime
+    from datetime import date, datetime
 
     from mypy_boto3_s3 import S3Client
     from mypy_boto3_stepfunctions import SFNClient
@@ -107,6 +107,23 @@ class S3DecisionLog(DecisionLog):
         gone = named - set(self.customers.get_customers(named))
         if gone:
             remove_lines(self.client, self.bucket, key, lambda r: r.get("customer_id") in gone, "decision log")
+
+    def read(self, campaign_id: str, days: Iterable[date]) -> list[dict[str, Any]]:
+        out: list[dict[str, Any]] = []
+        for day in sorted(set(days)):
+            prefix = f"{DECISIONS_PREFIX}/dt={day:%Y-%m-%d}/{campaign_id}/"
+            pages = self.client.get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=prefix)
+            for page in pages:
+                for obj in page.get("Contents", []):
+                    got = call(self.client, "get_object", "decision log", Bucket=self.bucket, Key=obj["Key"])
+                    out += decode_lines(got["Body"].read())
+        # A page retried on another day is written twice: one decision per customer, the latest.
+        latest: dict[str, dict[str, Any]] = {}
+        for rec in out:
+            cid = rec.get("customer_id")
+            if cid and (cid not in latest or rec.get("decided_at", "") >= latest[cid].get("decided_at", "")):
+                latest[cid] = rec
+        return [latest[c] for c in sorted(latest)]
 
     def purge_customer(self, customer_id: str, objects: Iterable[str]) -> tuple[int, int]:
         count, lines = 0, 0

@@ -28,6 +28,7 @@ if TYPE_CHECKING:
 
 ARCHIVE_PREFIX = "messages"
 BY_CUSTOMER_INDEX = "by_customer"
+BY_CAMPAIGN_INDEX = "by_campaign"
 
 
 class DynamoMessageLog(MessageLog):
@@ -143,6 +144,16 @@ class DynamoMessageLog(MessageLog):
             "Select": "COUNT",
         }
         return sum(int(page.get("Count", 0)) for page in self._query_pages(kwargs))
+
+    def for_campaign(self, campaign_id: str) -> list[dict[str, Any]]:
+        """Every message of a campaign or journey (its ``campaign_id``), from the ``by_campaign`` index."""
+        kwargs: dict[str, Any] = {
+            "TableName": self.table,
+            "IndexName": BY_CAMPAIGN_INDEX,
+            "KeyConditionExpression": "campaign_id = :c",
+            "ExpressionAttributeValues": {":c": {"S": campaign_id}},
+        }
+        return [from_item(i) for page in self._query_pages(kwargs) for i in page.get("Items", [])]
 
     def for_customer(self, customer_id: str) -> list[dict[str, Any]]:
         """Every message of a customer, whatever its outcome (erasure and support)."""

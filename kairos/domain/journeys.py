@@ -362,6 +362,9 @@ class JourneyIn(BaseModel):
         default=None, description="counts every message of the channel, from any journey or campaign"
     )
     max_days: Annotated[float, Field(gt=0, le=365, description="a path ends this long after entry")] = 30
+    attribution_days: Annotated[
+        int, Field(ge=1, le=90, description="a purchase this many days after entering counts as a conversion")
+    ] = 7
     start: NodeId
     nodes: Annotated[dict[str, Node], Field(min_length=1, max_length=MAX_NODES)]
 
@@ -513,3 +516,21 @@ class JourneyResults(BaseModel):
     visits: dict[str, int] = Field(description="how many paths passed each node")
     messages: dict[str, dict[str, int]] = Field(description="channel -> status -> count, from the message log")
     variants: dict[str, int] = Field(description="random split assignments")
+    status: str | None = Field(
+        default=None, description="the journey's status; 'completed' once archived with no path still active"
+    )
+    attribution_days: int | None = None
+    steps: list[dict[str, Any]] = Field(
+        default_factory=list,
+        description="per message node and channel: messages by status, opened, clicked, converted (the last "
+        "message before the first order in the window) and its revenue",
+    )
+    by_day: list[dict[str, Any]] = Field(default_factory=list, description="entries, messages and conversions by day")
+    treatment: dict[str, Any] | None = Field(
+        default=None, description="entrants outside the control group: customers, converted, rate, revenue"
+    )
+    control: dict[str, Any] | None = Field(default=None, description="the journey's control group, measured alike")
+    uplift: dict[str, Any] | None = Field(
+        default=None,
+        description="conversion rate and revenue per customer, treatment minus control, with 95% intervals",
+    )

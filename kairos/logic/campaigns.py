@@ -1,4 +1,4 @@
-"""Create, read, list and cancel campaigns; save segments."""
+"""Create, read, list and cancel campaigns; save, preview and delete segments."""
 
 from __future__ import annotations
 
@@ -6,13 +6,15 @@ import uuid
 from typing import TYPE_CHECKING, Any
 
 from kairos.domain.campaigns import ACTIVE_STATUSES
-from kairos.errors import ConflictError, InvalidInputError, NotFoundError
+from kairos.errors import ConflictError, InUseError, InvalidInputError, NotFoundError
+from kairos.logic.results import effective_status
+from kairos.logic.segments import CustomerHistory, matches, needs_history
 
 if TYPE_CHECKING:
     from datetime import datetime
 
-    from kairos.domain.campaigns import CampaignIn, SegmentIn
-    from kairos.ports import CampaignLauncher, CampaignStore
+    from kairos.domain.campaigns import CampaignIn, Filter, SegmentIn
+    from kairos.ports import CampaignLauncher, CampaignStore, CustomerStore, JourneyStore, MessageLog
 
 
 def save_segment(segment: SegmentIn, store: CampaignStore, now: datetime) -> dict[str, Any]:
@@ -55,6 +57,18 @@ def create_campaign(
     return doc
 
 
+def refresh_status(campaign_id: str, store: CampaignStore, now: datetime) -> dict[str, Any]:
+    """The campaign, marked ``completed`` once a running campaign has expired (nothing more is sent)."""
+    doc = store.get_campaign(campaign_id)
+    if doc.get("status") == "running" and effective_status(doc, now) == "completed":
+        try:
+            store.set_status(campaign_id, "completed", ("running",), now.isoformat())
+        except ConflictError:
+            pass  # cancelled or completed meanwhile
+        doc = store.get_campaign(campaign_id)
+    return doc
+
+
 def cancel_campaign(campaign_id: str, store: CampaignStore, now: datetime) -> dict[str, Any]:
     """Stop a campaign: journeys check the status before every send and end."""
     store.get_campaign(campaign_id)
@@ -64,3 +78,81 @@ def cancel_campaign(campaign_id: str, store: CampaignStore, now: datetime) -> di
         status = store.get_campaign(campaign_id)["status"]
         raise InvalidInputError("status", f"a {status} campaign cannot be cancelled") from exc
     return store.get_campaign(campaign_id)
+
+
+PREVIEW_SAMPLE = 20
+
+
+def preview_segment(
+    filters: list[Filter],
+    customers: CustomerStore,
+    now: datetime,
+    messages: MessageLog | None = None,
+    sample: int = PREVIEW_SAMPLE,
+    page_size: int = 1000,
+) -> dict[str, Any]:
+    """How many customers a segment holds now, and a sample of their ids (the first in id order).
+
+    Every stored customer is read once (a scan); counts over a window (``events.``, ``messages.``) read the
+    history of the customers that reach them.
+    """
+    history = CustomerHistory(customers, messages) if needs_history(filters) else None
+    count = scanned = 0
+    ids: list[str] = []
+    cursor: str | None = None
+    while True:
+        records, cursor = customers.scan_customers(0, 1, cursor, page_size)
+        for record in records:
+            if record.erased:
+                continue
+            scanned += 1
+            if matches(record, filters, now, history):
+                count += 1
+                ids.append(record.customer_id)
+        ids = sorted(ids)[:sample]
+        if history is not None:
+            history = CustomerHistory(customers, messages)  # one page's histories at a time
+        if cursor is None:
+            break
+    return {"count": count, "scanned": scanned, "sample": ids, "as_of": now.isoformat()}
+
+
+def _names_segment(doc: Any, name: str) -> bool:
+    """Whether a definition (nested dicts and lists) uses the segment ``name``."""
+    if isinstance(doc, dict):
+        if doc.get("segment") == name or (doc.get("field") == "segment" and doc.get("value") == name):
+            return True
+        return any(_names_segment(v, name) for v in doc.values())
+    if isinstance(doc, list):
+        return any(_names_segment(v, name) for v in doc)
+    return False
+
+
+def delete_segment(name: str, store: CampaignStore, journeys: JourneyStore | None = None) -> None:
+    """Delete a saved segment, unless a scheduled or running campaign or an active or paused journey uses it."""
+    store.get_segment(name)
+    users: list[str] = []
+    token: str | None = None
+    while True:
+        page, token = store.list_campaigns(100, token)
+        users += [
+            f"campaign {c['campaign_id']}"
+            for c in page
+            if c.get("status") in ACTIVE_STATUSES and _names_segment(c.get("definition"), name)
+        ]
+        if token is None:
+            break
+    if journeys is not None:
+        token = None
+        while True:
+            page, token = journeys.list_journeys(100, token)
+            users += [
+                f"journey {j['journey_id']}"
+                for j in page
+                if j.get("status") in ("active", "paused") and _names_segment(j.get("definition"), name)
+            ]
+            if token is None:
+                break
+    if users:
+        raise InUseError(f"segment '{name}' is used by {', '.join(sorted(users))}: stop or change them first")
+    store.delete_segment(name)

@@ -41,6 +41,7 @@ from kairos.domain.journeys import (
 )
 from kairos.domain.messages import DELIVERED, SendRequest
 from kairos.errors import ConflictError, InvalidInputError, NotFoundError
+from kairos.logic import results as outcome
 from kairos.logic.consent import may_send
 from kairos.logic.segments import compare, field_value, matches, matches_filter
 from kairos.logic.send import Content, deliver
@@ -883,9 +884,14 @@ def event_matches_wait(event: dict[str, Any], node: WaitFor, prefix: str) -> boo
 # -- results -------------------------------------------------------------------------------------------------------
 
 
-def results(journey_id: str, store: JourneyStore) -> dict[str, Any]:
-    """Where the journey's customers are, how their paths ended, and what was sent, from the paths."""
-    store.get_journey(journey_id)
+def results(
+    journey_id: str, store: JourneyStore, customers: CustomerStore | None = None, now: datetime | None = None
+) -> dict[str, Any]:
+    """Where the journey's customers are, how their paths ended, what was sent, and (with ``customers``) what it
+    brought: conversions within ``attribution_days`` of entering, against the journey's control group
+    (``kairos.logic.results``)."""
+    doc = store.get_journey(journey_id)
+    definition = JourneyIn.model_validate(doc["definition"])
     out: dict[str, Any] = {
         "journey_id": journey_id,
         "entries": 0,
@@ -898,28 +904,87 @@ def results(journey_id: str, store: JourneyStore) -> dict[str, Any]:
         "messages": {},
         "variants": {},
     }
+    treated: list[tuple[str, datetime]] = []
+    held_out: list[tuple[str, datetime]] = []
+    delivered: dict[tuple[str, datetime], list[tuple[datetime, tuple[str, str]]]] = {}
+    steps: dict[tuple[str, str], dict[str, Any]] = {}
+    by_day: dict[str, dict[str, Any]] = {}
+
+    def day_row(day: str) -> dict[str, Any]:
+        return by_day.setdefault(day, {"day": day, "entries": 0, "sent": 0, "converted": 0, "revenue": 0.0})
+
     for p in store.journey_paths(journey_id):
         if p.get("entry_id") == MEMBER:
             continue  # a segment journey's record of who is in the segment, not a path
         out["entries"] += 1
         status = p.get("status")
+        entered = parse_ts(p.get("entered_at"))
+        member = (p["customer_id"], entered) if entered is not None else None
+        if entered is not None:
+            day_row(entered.date().isoformat())["entries"] += 1
         if status == "control":
             out["control"] += 1
-        elif status == WAITING_STATUS:
-            out["active"] += 1
-            out["at_node"][p["node"]] = out["at_node"].get(p["node"], 0) + 1
+            if member:
+                held_out.append(member)
         else:
-            out["completed"] += 1
-            reason = p.get("exit_reason") or status
-            out["exited"][reason] = out["exited"].get(reason, 0) + 1
+            if member:
+                treated.append(member)
+            if status == WAITING_STATUS:
+                out["active"] += 1
+                out["at_node"][p["node"]] = out["at_node"].get(p["node"], 0) + 1
+            else:
+                out["completed"] += 1
+                reason = p.get("exit_reason") or status
+                out["exited"][reason] = out["exited"].get(reason, 0) + 1
         for node, n in (p.get("visits") or {}).items():
             out["visits"][node] = out["visits"].get(node, 0) + int(n)
         for m in p.get("messages") or []:
             by = out["messages"].setdefault(m["channel"], {})
             by[m["status"]] = by.get(m["status"], 0) + 1
+            key = (str(m.get("node")), str(m["channel"]))
+            row = steps.setdefault(
+                key, {"node": key[0], "channel": key[1], "messages": 0, "converted": 0, "revenue": 0.0}
+            )
+            row["messages"] += 1
+            row[m["status"]] = row.get(m["status"], 0) + 1
+            at = parse_ts(m.get("at"))
+            if m["status"] in ("sent", "unconfirmed") and at is not None and member:
+                delivered.setdefault(member, []).append((at, key))
+                day_row(at.date().isoformat())["sent"] += 1
         for name in (p.get("variants") or {}).values():
             out["variants"][name] = out["variants"].get(name, 0) + 1
-    return out
+    out["status"] = "completed" if doc.get("status") == "archived" and out["active"] == 0 else str(doc.get("status"))
+    if customers is None:
+        return out
+    window = timedelta(days=definition.attribution_days)
+    records = customers.get_customers(sorted({c for c, _ in treated + held_out}))
+    for (cid, entered), sends in delivered.items():
+        orders = outcome.orders_between(records.get(cid), entered, entered + window)
+        if orders:
+            first = orders[0][0]
+            before = [(t, k) for t, k in sends if t <= first + timedelta(hours=1)]
+            if before:
+                key = max(before)[1]
+                steps[key]["converted"] += 1
+                steps[key]["revenue"] = round(steps[key]["revenue"] + sum(a for _, a in orders), 2)
+    for cid, entered in treated:
+        orders = outcome.orders_between(records.get(cid), entered, entered + window)
+        if orders:
+            day = day_row(orders[0][0].date().isoformat())
+            day["converted"] += 1
+            day["revenue"] = round(day["revenue"] + sum(a for _, a in orders), 2)
+    measured = outcome.with_uplift(
+        outcome.group_outcome(treated, records, window), outcome.group_outcome(held_out, records, window)
+    )
+    return (
+        out
+        | measured
+        | {
+            "attribution_days": definition.attribution_days,
+            "steps": [steps[k] for k in sorted(steps)],
+            "by_day": [by_day[d] for d in sorted(by_day)],
+        }
+    )
 
 
 def on_stream(

@@ -3,14 +3,23 @@
 Scoring all customers is a parallel scan: each segment is scored page by page and hands back a cursor
 before the function's time runs out, so a Step Functions loop (``statemachine/score_all.asl.json``) can
 resume it; a re-run of a page writes the same answers again, so resuming is safe.
+
+A scoring run also recomputes RFM (``kairos.logic.insights``): its first step counts every purchaser's
+recency, frequency and monetary value into quintile thresholds (:func:`prepare_rfm`), each segment scores
+its customers against them and stores its part of the run's summary, and ``kairos.logic.analyses.rfm_report``
+adds the parts.
 """
 
 from __future__ import annotations
 
+import hashlib
 from concurrent.futures import ThreadPoolExecutor
+from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 from kairos.aggregates import CustomerAggregates
+from kairos.logic import insights
+from kairos.logic.insights import RFM_KIND
 from kairos.logic.recommendations import POPULATION_KEY, SEGMENT_KEY_PREFIX
 from kairos.serving import CustomerInput, KairosModel
 
@@ -19,9 +28,11 @@ if TYPE_CHECKING:
     from datetime import datetime
 
     from kairos.domain.customers import CustomerRecord
-    from kairos.ports import CustomerStore
+    from kairos.logic.insights import RfmSummary, RfmThresholds
+    from kairos.ports import CustomerStore, InsightStore
 
 SCORE_CHUNK = 1000
+RFM_KEPT = timedelta(days=400)
 WRITE_THREADS = 8
 
 
@@ -46,13 +57,30 @@ def score_records(
     model: KairosModel,
     as_of: datetime,
     model_source: str | None = None,
+    rfm: tuple[RfmThresholds, RfmSummary] | None = None,
 ) -> int:
-    """Recommend for ``records`` in chunks (one booster call per chunk) and write the answers in parallel."""
+    """Recommend for ``records`` in chunks (one booster call per chunk) and write the answers in parallel.
+
+    With ``rfm`` (the run's thresholds and the summary to add to), each purchaser's RFM scores are written with
+    the recommendation; without it, the RFM of the customer's previous answer is kept.
+    """
     written = 0
     for start in range(0, len(records), SCORE_CHUNK):
-        recs = model.recommend(_inputs(records[start : start + SCORE_CHUNK]), as_of)
+        chunk = records[start : start + SCORE_CHUNK]
+        recs = model.recommend(_inputs(chunk), as_of)
+        payloads = []
+        for record, rec in zip(chunk, recs, strict=True):
+            payload = _payload(rec, as_of, model_source)
+            previous = (record.recommendation or {}).get("rfm")
+            if rfm is None:
+                if previous:
+                    payload["rfm"] = previous
+            elif (values := insights.rfm_values(record.aggregates, as_of)) is not None:
+                payload["rfm"] = insights.rfm_score(values, rfm[0])
+                rfm[1].add(payload["rfm"], (previous or {}).get("segment"))
+            payloads.append((rec.customer_id, payload))
         with ThreadPoolExecutor(max_workers=WRITE_THREADS) as pool:
-            list(pool.map(lambda r: store.put_recommendation(r.customer_id, _payload(r, as_of, model_source)), recs))
+            list(pool.map(lambda cp: store.put_recommendation(*cp), payloads))
         written += len(recs)
     return written
 
@@ -77,14 +105,25 @@ def score_segment(
     page_size: int = 500,
     reserve_ms: int = 60_000,
     model_source: str | None = None,
+    insight_store: InsightStore | None = None,
 ) -> dict[str, Any]:
-    """Score one scan segment from ``cursor`` until it ends or the time left falls under ``reserve_ms``."""
+    """Score one scan segment from ``cursor`` until it ends or the time left falls under ``reserve_ms``.
+
+    With ``insight_store`` and the run's RFM thresholds in it (:func:`prepare_rfm`), purchasers get their RFM
+    scores and this invocation's part of the run's RFM summary is stored.
+    """
     scored = 0
+    start_cursor = cursor
+    thresholds = rfm_thresholds_of(insight_store, as_of)
+    rfm = (thresholds, insights.RfmSummary()) if thresholds is not None else None
     while True:
         records, cursor = store.scan_customers(segment, total_segments, cursor, page_size)
-        scored += score_records(records, store, model, as_of, model_source)
+        scored += score_records(records, store, model, as_of, model_source, rfm)
         if cursor is None or time_left_ms() < reserve_ms:
             break
+    if rfm is not None and insight_store is not None:
+        part = hashlib.sha256((start_cursor or "").encode()).hexdigest()[:12]
+        insight_store.put(RFM_KIND, f"part#{as_of.isoformat()}#{segment:05d}#{part}", rfm[1].to_dict(), _expiry(as_of))
     return {
         "segment": segment,
         "total_segments": total_segments,
@@ -92,6 +131,33 @@ def score_segment(
         "scored": scored,
         "done": cursor is None,
     }
+
+
+def rfm_thresholds_of(insight_store: InsightStore | None, as_of: datetime) -> RfmThresholds | None:
+    """The RFM thresholds of the scoring run at ``as_of`` (``None``: that run computes no RFM)."""
+    if insight_store is None:
+        return None
+    doc = insight_store.get(RFM_KIND, f"run#{as_of.isoformat()}")
+    return insights.RfmThresholds.from_dict(doc) if doc else None
+
+
+def prepare_rfm(store: CustomerStore, insight_store: InsightStore, as_of: datetime, page_size: int = 1000) -> int:
+    """Compute the run's RFM quintile thresholds over every purchaser (one pass over the customers) and store
+    them; the segments of the run then score each customer against them. Returns the purchasers counted."""
+    values = []
+    cursor: str | None = None
+    while True:
+        records, cursor = store.scan_customers(0, 1, cursor, page_size)
+        values += [v for r in records if (v := insights.rfm_values(r.aggregates, as_of)) is not None]
+        if cursor is None:
+            break
+    thresholds = insights.rfm_thresholds(values, as_of)
+    insight_store.put(RFM_KIND, f"run#{as_of.isoformat()}", thresholds.to_dict(), _expiry(as_of))
+    return thresholds.customers
+
+
+def _expiry(as_of: datetime) -> int:
+    return int((as_of + RFM_KEPT).timestamp())
 
 
 def store_fallbacks(store: CustomerStore, model: KairosModel, as_of: datetime, model_source: str | None = None) -> int:
@@ -110,4 +176,11 @@ def store_fallbacks(store: CustomerStore, model: KairosModel, as_of: datetime, m
     return len(recs)
 
 
-__all__ = ["score_customers", "score_records", "score_segment", "store_fallbacks"]
+__all__ = [
+    "prepare_rfm",
+    "rfm_thresholds_of",
+    "score_customers",
+    "score_records",
+    "score_segment",
+    "store_fallbacks",
+]

@@ -31,7 +31,7 @@ def _events(draw_spec: list[tuple[int, str, int]]) -> list[Event]:
 spec = st.lists(
     st.tuples(
         st.integers(0, 60 * 24 * 20),
-        st.sampled_from(["session", "purchase", "message_open", "cart_add"]),
+        st.sampled_from(["session", "purchase", "message_open", "cart_add", "cart_abandon"]),
         st.integers(0, 3),
     ),
     min_size=1,

@@ -1,0 +1,130 @@
+"""Insights over the live store: cohorts and forecasts of an audience (the API's side of ``insights``).
+
+These read every stored customer once (a scan), which suits stores up to a few hundred thousand customers
+per request; RFM, which every scoring run recomputes, is kept by the run instead (``kairos.logic.scoring``).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from kairos.domain.campaigns import Filter, SegmentIn
+from kairos.domain.journeys import JourneyIn
+from kairos.errors import InvalidInputError, NotFoundError
+from kairos.logic import insights
+from kairos.logic.results import campaign_results
+from kairos.logic.segments import CustomerHistory, matches, needs_history
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+    from datetime import datetime
+
+    from kairos.domain.customers import CustomerRecord
+    from kairos.domain.insights import ForecastIn
+    from kairos.ports import CampaignStore, CustomerStore, DecisionLog, InsightStore, JourneyStore, MessageLog
+
+PAGE = 1000
+PAST_CAMPAIGNS = 5
+
+
+def all_customers(customers: CustomerStore) -> Iterator[CustomerRecord]:
+    """Every stored customer that is not only a tombstone."""
+    cursor: str | None = None
+    while True:
+        records, cursor = customers.scan_customers(0, 1, cursor, PAGE)
+        yield from (r for r in records if not r.erased)
+        if cursor is None:
+            return
+
+
+def cohorts(customers: CustomerStore, by: str, metric: str, max_periods: int = 24) -> dict[str, Any]:
+    """The cohort matrix of every customer with a purchase (``kairos.logic.insights.cohort_matrix``)."""
+    if by != insights.FIRST_PURCHASE_MONTH and not (by.startswith("attributes.") and len(by) > len("attributes.")):
+        raise InvalidInputError("by", "first_purchase_month or attributes.<name>")
+    if metric not in insights.COHORT_METRICS:
+        raise InvalidInputError("metric", f"one of {', '.join(insights.COHORT_METRICS)}")
+    seen = 0
+
+    def rows() -> Iterator[tuple[Any, Any]]:
+        nonlocal seen
+        for record in all_customers(customers):
+            seen += 1
+            yield record.aggregates, record.attributes
+
+    matrix = insights.cohort_matrix(rows(), by, metric, max_periods)
+    return {**matrix, "customers": seen}
+
+
+def audience_filters(body: ForecastIn, campaigns: CampaignStore, journeys: JourneyStore | None) -> list[Filter]:
+    """The filters of the forecast's audience: given, a saved segment's, or a journey's entry segment's."""
+    name = body.segment
+    if body.journey_id is not None:
+        if journeys is None:
+            raise InvalidInputError("journey_id", "journeys are not available here")
+        definition = JourneyIn.model_validate(journeys.get_journey(body.journey_id)["definition"])
+        name = definition.entry.segment
+        if not name:
+            raise InvalidInputError("journey_id", "the journey enters on events, not on a segment: give filters")
+    if name:
+        try:
+            doc = campaigns.get_segment(name)
+        except NotFoundError as exc:
+            raise InvalidInputError("segment", f"no segment '{name}'") from exc
+        return SegmentIn.model_validate({k: v for k, v in doc.items() if k != "updated_at"}).filters
+    return list(body.filters)
+
+
+def forecast_audience(
+    body: ForecastIn,
+    customers: CustomerStore,
+    campaigns: CampaignStore,
+    now: datetime,
+    journeys: JourneyStore | None = None,
+    messages: MessageLog | None = None,
+    decisions: DecisionLog | None = None,
+) -> dict[str, Any]:
+    """Pessimistic, neutral and optimistic conversions and revenue of the audience over the period.
+
+    Comparable periods are the same dates in earlier years and the periods just before now
+    (``kairos.logic.insights.forecast``); finished campaigns to the same segment count too, scaled to the
+    audience (the latest few, when the message and decision logs are given).
+    """
+    filters = audience_filters(body, campaigns, journeys)
+    history = CustomerHistory(customers, messages) if needs_history(filters) else None
+    aggs = [r.aggregates for r in all_customers(customers) if matches(r, filters, now, history)]
+    past = []
+    segment = body.segment
+    if segment and messages is not None and decisions is not None:
+        token: str | None = None
+        done: list[dict[str, Any]] = []
+        while True:
+            page, token = campaigns.list_campaigns(100, token)
+            done += [
+                c
+                for c in page
+                if c.get("status") == "completed"
+                and (c.get("definition") or {}).get("audience", {}).get("segment") == segment
+            ]
+            if token is None:
+                break
+        for c in sorted(done, key=lambda d: d.get("created_at", ""), reverse=True)[:PAST_CAMPAIGNS]:
+            res = campaign_results(c["campaign_id"], campaigns, decisions, messages, customers, now)
+            t = res["treatment"]
+            past.append({"campaign_id": c["campaign_id"], **{k: t[k] for k in ("customers", "revenue")}})
+            past[-1]["conversions"] = t["converted"]
+    return insights.forecast(aggs, body.start, body.end, now, past, body.years, body.previous_periods)
+
+
+def rfm_report(insight_store: InsightStore) -> dict[str, Any] | None:
+    """The latest scoring run's RFM: thresholds, counts and revenue by segment, the R x F grid and movement
+    since the previous run (``None`` before any run computed it)."""
+    runs = insight_store.query(insights.RFM_KIND, "run#")
+    if not runs:
+        return None
+    key, thresholds = runs[-1]
+    as_of = key.removeprefix("run#")
+    parts = insight_store.query(insights.RFM_KIND, f"part#{as_of}#")
+    summary = insights.RfmSummary()
+    for _, doc in parts:
+        summary = summary.merge(insights.RfmSummary.from_dict(doc))
+    return {"as_of": as_of, "thresholds": thresholds, "parts": len(parts), **summary.view()}
