@@ -66,7 +66,7 @@ def test_results_match_the_message_log_and_the_control_groups_purchases(
         ],
         at=NOW + timedelta(hours=3),
     )
-    buyers = {c: 40.0 for c in treated[1:7]} | {c: 25.0 for c in control[:1]}
+    buyers = dict.fromkeys(treated[1:7], 40.0) | dict.fromkeys(control[:1], 25.0)
     late = treated[8]  # buys after the attribution window: not a conversion
     purchases = [make_event(f"p-{c}", c, "purchase", NOW + timedelta(days=1), amount=a) for c, a in buyers.items()] + [
         make_event("p-late", late, "purchase", NOW + timedelta(days=9), amount=99.0)
