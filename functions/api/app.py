@@ -20,6 +20,7 @@ from kairos.domain.insights import (
     CohortMatrix,
     ForecastIn,
     ForecastView,
+    GlobalControlReport,
     RfmReport,
     SegmentPreview,
     SegmentPreviewIn,
@@ -458,7 +459,24 @@ def get_cohorts(
     metric: Annotated[Literal["retention", "revenue"], Query()] = "retention",
     max_periods: Annotated[int, Query(ge=1, le=60, description="months since the first purchase")] = 24,
 ) -> CohortMatrix:
-    return CohortMatrix.model_validate(analyses.cohorts(store(), by, metric, max_periods))
+    return CohortMatrix.model_validate(analyses.cohorts(store(), by, metric, max_periods, timeutil.now()))
+
+
+@app.endpoint(
+    "GET",
+    "/v1/insights/global-control",
+    scope="read",
+    errors=(400,),
+    summary="Incremental revenue of everything sent: everybody else against the global control group",
+    description="The global control group is a stable share (GlobalControlShare) of all customers that no "
+    "campaign or journey messages. 400 when the deployment has none.",
+    tags=["insights"],
+)
+def get_global_control(days: Annotated[int, Query(ge=1, le=365)] = 30) -> GlobalControlReport:
+    share = settings().global_control_share
+    if share <= 0:
+        raise InvalidInputError("GlobalControlShare", "this deployment has no global control group (set it > 0)")
+    return GlobalControlReport.model_validate(analyses.global_control_report(store(), timeutil.now(), days, share))
 
 
 @app.endpoint(

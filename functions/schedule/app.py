@@ -27,7 +27,7 @@ if TYPE_CHECKING:
 
     from aws_lambda_powertools.utilities.typing import LambdaContext
 
-    from kairos.ports import CampaignStore, CustomerStore, DecisionLog, JourneyStarter
+    from kairos.ports import CampaignStore, CustomerStore, DecisionLog, JourneyStarter, MessageLog
 
 
 @lru_cache(maxsize=1)
@@ -43,6 +43,11 @@ def campaigns() -> CampaignStore:
 @lru_cache(maxsize=1)
 def starter() -> JourneyStarter:
     return wiring.journey_starter(settings())
+
+
+@lru_cache(maxsize=1)
+def message_log() -> MessageLog:
+    return wiring.message_log(settings())
 
 
 @lru_cache(maxsize=1)
@@ -65,6 +70,7 @@ def handle(event: dict[str, Any], time_left_ms: Any, now: datetime) -> dict[str,
             event.get("cursor"),
             time_left_ms,
             carried=event,
+            messages=message_log(),
         )
     if action == "launched":
         return schedule.finish_launch(event["campaign_id"], list(event.get("pages") or []), campaigns(), now)

@@ -55,7 +55,8 @@ class CohortMatrix(BaseModel):
     metric: Literal["retention", "revenue"]
     periods: list[int] = Field(description="months since the cohort's first purchase month")
     cohorts: list[dict[str, Any]] = Field(
-        description="per cohort: size, values (customers with a purchase, or revenue, per period), rates (retention)"
+        description="per cohort: size, values (customers with a purchase, or revenue, per period), reachable "
+        "(customers whose period has begun) and rates (retention: values / reachable; null before it begins)"
     )
     customers: int = Field(description="customers read")
 
@@ -113,4 +114,19 @@ class CampaignResults(BaseModel):
     control: dict[str, Any]
     uplift: dict[str, Any] = Field(
         description="conversion rate and revenue per customer, treatment minus control, with 95% intervals"
+    )
+
+
+class GlobalControlReport(BaseModel):
+    """Customers Kairos may message against the global control group, over the last ``days`` days."""
+
+    share: float = Field(description="the deployment's GlobalControlShare")
+    days: int
+    start: str
+    end: str
+    treatment: dict[str, Any] = Field(description="customers outside the global control group")
+    control: dict[str, Any] = Field(description="the global control group")
+    uplift: dict[str, Any] = Field(description="conversion rate and revenue per customer, with 95% intervals")
+    incremental_revenue: dict[str, Any] | None = Field(
+        description="uplift in revenue per customer times the customers outside the group, with its interval"
     )

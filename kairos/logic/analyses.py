@@ -6,14 +6,16 @@ per request; RFM, which every scoring run recomputes, is kept by the run instead
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 from kairos.domain.campaigns import Filter, SegmentIn
 from kairos.domain.journeys import JourneyIn
 from kairos.errors import InvalidInputError, NotFoundError
 from kairos.logic import insights
-from kairos.logic.results import campaign_results
+from kairos.logic.results import campaign_results, with_uplift
 from kairos.logic.segments import CustomerHistory, matches, needs_history
+from kairos.logic.timing import in_global_control
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -37,7 +39,9 @@ def all_customers(customers: CustomerStore) -> Iterator[CustomerRecord]:
             return
 
 
-def cohorts(customers: CustomerStore, by: str, metric: str, max_periods: int = 24) -> dict[str, Any]:
+def cohorts(
+    customers: CustomerStore, by: str, metric: str, max_periods: int = 24, now: datetime | None = None
+) -> dict[str, Any]:
     """The cohort matrix of every customer with a purchase (``kairos.logic.insights.cohort_matrix``)."""
     if by != insights.FIRST_PURCHASE_MONTH and not (by.startswith("attributes.") and len(by) > len("attributes.")):
         raise InvalidInputError("by", "first_purchase_month or attributes.<name>")
@@ -51,7 +55,8 @@ def cohorts(customers: CustomerStore, by: str, metric: str, max_periods: int = 2
             seen += 1
             yield record.aggregates, record.attributes
 
-    matrix = insights.cohort_matrix(rows(), by, metric, max_periods)
+    as_of = now.date() if now is not None else None
+    matrix = insights.cohort_matrix(rows(), by, metric, max_periods, as_of)
     return {**matrix, "customers": seen}
 
 
@@ -128,3 +133,49 @@ def rfm_report(insight_store: InsightStore) -> dict[str, Any] | None:
     for _, doc in parts:
         summary = summary.merge(insights.RfmSummary.from_dict(doc))
     return {"as_of": as_of, "thresholds": thresholds, "parts": len(parts), **summary.view()}
+
+
+def global_control_report(customers: CustomerStore, now: datetime, days: int, share: float) -> dict[str, Any]:
+    """What everything Kairos sent brought: customers outside the global control group against those in it.
+
+    Conversions (a purchase) and revenue over the last ``days`` days, per customer, with the uplift and its
+    95% interval, and the incremental revenue: the uplift in revenue per customer times the customers reached.
+    """
+    start = (now - timedelta(days=days)).date()
+    end = now.date() + timedelta(days=1)
+    groups: dict[bool, list[tuple[bool, float]]] = {True: [], False: []}
+    for record in all_customers(customers):
+        outcome = insights.period_outcome([record.aggregates], start, end)
+        groups[in_global_control(record.customer_id, share)].append((outcome["conversions"] > 0, outcome["revenue"]))
+
+    def group(rows: list[tuple[bool, float]]) -> dict[str, Any]:
+        n, converted = len(rows), sum(1 for c, _ in rows if c)
+        revenue = [r for _, r in rows]
+        return {
+            "customers": n,
+            "converted": converted,
+            "conversion_rate": round(converted / n, 6) if n else None,
+            "conversion_interval": None,
+            "revenue": round(sum(revenue), 2),
+            "revenue_per_customer": round(sum(revenue) / n, 4) if n else None,
+            "_revenue": revenue,
+        }
+
+    measured = with_uplift(group(groups[False]), group(groups[True]))
+    rpc = measured["uplift"]["revenue_per_customer"]
+    reached = measured["treatment"]["customers"]
+    incremental = None
+    if rpc is not None:
+        interval = rpc["interval"]
+        incremental = {
+            "revenue": round(rpc["difference"] * reached, 2),
+            "interval": None if interval is None else [round(x * reached, 2) for x in interval],
+        }
+    return {
+        "share": share,
+        "days": days,
+        "start": start.isoformat(),
+        "end": end.isoformat(),
+        **measured,
+        "incremental_revenue": incremental,
+    }

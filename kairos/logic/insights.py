@@ -29,7 +29,9 @@ Forecast
 --------
 For an audience and a future period: the conversions (customers with a purchase) and revenue the same
 audience produced in comparable past periods (the same dates in earlier years, and the periods of the same
-length just before now); the minimum, mean and maximum are the pessimistic, neutral and optimistic cases.
+length just before now), each period's rates applied to the whole audience (customers whose first purchase
+came later were not customers then); the minimum, mean and maximum are the pessimistic, neutral and
+optimistic cases.
 """
 
 from __future__ import annotations
@@ -270,8 +272,12 @@ def cohort_matrix(
     by: str = FIRST_PURCHASE_MONTH,
     metric: str = "retention",
     max_periods: int = 24,
+    as_of: date | None = None,
 ) -> dict[str, Any]:
     """The cohort x period matrix (see the module's docstring).
+
+    With ``as_of``, ``reachable[k]`` counts the cohort's customers whose period ``k`` has begun by then, and
+    retention ``rates`` divide by it (a customer who joined last month cannot have come back in month 3).
 
     Returns
     -------
@@ -288,9 +294,12 @@ def cohort_matrix(
         key = cohort_key(agg, attributes, by)
         if key is None:
             continue
-        row = rows.setdefault(key, {"size": 0, "values": [0.0] * max_periods})
+        row = rows.setdefault(key, {"size": 0, "values": [0.0] * max_periods, "reachable": [0] * max_periods})
         row["size"] += 1
         first = _month_index(min(agg.purchase_days))
+        last = _month_index(as_of.isoformat()) - first if as_of is not None else max_periods - 1
+        for k in range(min(max(last, 0), max_periods - 1) + 1):
+            row["reachable"][k] += 1
         per_period: dict[int, float] = {}
         for day, (moments, revenue) in agg.purchase_days.items():
             k = _month_index(day) - first
@@ -304,9 +313,10 @@ def cohort_matrix(
         row = rows[key]
         values = row["values"][: max(width, 1)]
         values = [int(v) for v in values] if metric == "retention" else [round(v, 2) for v in values]
-        entry: dict[str, Any] = {"cohort": key, "size": row["size"], "values": values}
+        reachable = row["reachable"][: len(values)]
+        entry: dict[str, Any] = {"cohort": key, "size": row["size"], "values": values, "reachable": reachable}
         if metric == "retention":
-            entry["rates"] = [round(v / row["size"], 4) for v in values]
+            entry["rates"] = [round(v / r, 4) if r else None for v, r in zip(values, reachable, strict=True)]
         cohorts.append(entry)
     return {"by": by, "metric": metric, "periods": list(range(max(width, 1))), "cohorts": cohorts}
 
@@ -341,11 +351,17 @@ def comparable_periods(
 
 
 def period_outcome(aggs: Iterable[CustomerAggregates], start: date, end: date) -> dict[str, Any]:
-    """How many of the customers bought in ``[start, end)`` (UTC days), and their revenue."""
+    """How many of the customers bought in ``[start, end)`` (UTC days), and their revenue.
+
+    ``customers`` counts those who could have: everyone but customers whose first purchase came after the
+    period (they were not customers yet).
+    """
     lo, hi = start.isoformat(), end.isoformat()
     customers = converted = 0
     revenue = 0.0
     for agg in aggs:
+        if agg.purchase_days and min(agg.purchase_days) >= hi:
+            continue
         customers += 1
         spent = [v for d, v in agg.purchase_days.items() if lo <= d < hi and (v[0] > 0 or v[1])]
         if spent:
@@ -387,10 +403,24 @@ def forecast(
     days = [min(a.purchase_days) for a in aggs if a.purchase_days]
     earliest = date.fromisoformat(min(days)) if days else None
     periods = []
+    n = len(aggs)
     for p in comparable_periods(start, end, now.astimezone(UTC).date(), years, previous, earliest):
         outcome = period_outcome(aggs, p["start"], p["end"])
-        periods.append({"kind": p["kind"], "start": p["start"].isoformat(), "end": p["end"].isoformat(), **outcome})
-    n = len(aggs)
+        eligible = outcome["customers"]
+        scale = n / eligible if eligible else 0.0
+        # Customers who were not customers yet could not buy then: the period's rates, applied to everybody.
+        periods.append(
+            {
+                "kind": p["kind"],
+                "start": p["start"].isoformat(),
+                "end": p["end"].isoformat(),
+                "customers": eligible,
+                "observed_conversions": outcome["conversions"],
+                "observed_revenue": outcome["revenue"],
+                "conversions": round(outcome["conversions"] * scale, 1),
+                "revenue": round(outcome["revenue"] * scale, 2),
+            }
+        )
     for c in past_campaigns:
         size = int(c.get("customers") or 0)
         if size <= 0:

@@ -45,7 +45,7 @@ from kairos.logic import results as outcome
 from kairos.logic.consent import may_send
 from kairos.logic.segments import compare, field_value, matches, matches_filter
 from kairos.logic.send import Content, deliver
-from kairos.logic.timing import QuietHours, decide, decision_inputs, stable_unit
+from kairos.logic.timing import QuietHours, decide, decision_inputs, in_global_control, stable_unit
 from kairos.observability import logger
 from kairos.timeutil import parse_ts, utc_iso, zone
 
@@ -226,7 +226,10 @@ def enter(
         "expires_at": int((now + timedelta(days=definition.max_days) + PATH_RETENTION).timestamp()),
     }
     channels = sorted(definition.channels())
-    if stable_unit("journey-control", journey.journey_id, cid, entry_id) < definition.control_share:
+    if in_global_control(cid):
+        outcome = "control"
+        path.update(status="control", exit_reason="global control group", global_control=True)
+    elif stable_unit("journey-control", journey.journey_id, cid, entry_id) < definition.control_share:
         outcome = "control"
         path.update(status="control", exit_reason="control group")
     elif channels and not any(may_send(record, ch)[0] for ch in channels):
@@ -924,7 +927,7 @@ def results(
             day_row(entered.date().isoformat())["entries"] += 1
         if status == "control":
             out["control"] += 1
-            if member:
+            if member and not p.get("global_control"):
                 held_out.append(member)
         else:
             if member:

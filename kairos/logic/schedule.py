@@ -20,17 +20,17 @@ from typing import TYPE_CHECKING, Any
 from kairos.domain.campaigns import Campaign, CampaignIn, SegmentIn
 from kairos.logic.consent import may_send
 from kairos.logic.recommendations import POPULATION_KEY
-from kairos.logic.segments import matches
-from kairos.logic.timing import QuietHours, decide, decision_inputs, stable_unit
+from kairos.logic.segments import CustomerHistory, matches, needs_history
+from kairos.logic.timing import QuietHours, decide, decision_inputs, in_global_control, stable_unit
 from kairos.timeutil import utc_iso
 
 if TYPE_CHECKING:
     from collections.abc import Callable
 
     from kairos.domain.customers import CustomerRecord
-    from kairos.ports import CampaignStore, CustomerStore, DecisionLog, JourneyStarter
+    from kairos.ports import CampaignStore, CustomerStore, DecisionLog, JourneyStarter, MessageLog
 
-LAUNCH_COUNTS = ("scheduled", "control", "skipped", "already_started", "outside_audience")
+LAUNCH_COUNTS = ("scheduled", "control", "global_control", "skipped", "already_started", "outside_audience")
 
 
 @dataclass
@@ -69,6 +69,8 @@ def plan_customer(
 ) -> Plan:
     """What to do with one customer of the audience."""
     cid = record.customer_id
+    if in_global_control(cid):
+        return Plan(cid, "global_control", "in the global control group", [], None)
     if stable_unit("control", campaign_id, cid) < campaign.control_share:
         return Plan(cid, "control", "held out as control", [], None)
     channels = [c for c in campaign.channels if may_send(record, c)[0]]
@@ -139,8 +141,11 @@ def launch_page(
     page_size: int = 500,
     reserve_ms: int = 60_000,
     carried: dict[str, Any] | None = None,
+    messages: MessageLog | None = None,
 ) -> dict[str, Any]:
     """Plan and start journeys for one scan segment, page by page, until it ends or time runs short.
+
+    ``messages`` (the message log) lets ``messages.<status>`` filters count a customer's past messages.
 
     ``carried`` holds the counts of the segment's earlier invocations (the launch state machine passes the
     previous result back in), so the result counts the whole segment so far.
@@ -168,9 +173,10 @@ def launch_page(
     while True:
         page_start = cursor or ""
         records, cursor = customers.scan_customers(segment, total_segments, cursor, page_size)
+        history = CustomerHistory(customers, messages) if needs_history(filters) else None
         plans = []
         for record in records:
-            if not matches(record, filters, now):
+            if not matches(record, filters, now, history):
                 counts["outside_audience"] += 1
                 continue
             plan = plan_customer(campaign_id, campaign, record, now, population)

@@ -112,6 +112,9 @@ def test_the_first_cohort_column_is_each_cohorts_size():
         ("2026-02", 3, 3),
     ]
     assert by_month["cohorts"][0]["values"][1] == 2 and by_month["cohorts"][0]["rates"][1] == 0.4
+    # AND as of mid-February, the February cohort has no month 1 yet: no rate rather than a false zero
+    early = cohort_matrix(customers, "first_purchase_month", "retention", as_of=date(2026, 2, 15))
+    assert early["cohorts"][1]["reachable"][:2] == [3, 0] and early["cohorts"][1]["rates"][1] is None
     # AND revenue by acquisition source sums each period's purchases
     contest = next(c for c in by_source["cohorts"] if c["cohort"] == "contest")
     assert contest["values"][:2] == [50.0, 20.0]
@@ -132,11 +135,14 @@ def test_forecast_takes_min_mean_max_of_comparable_periods():
     ]
     # WHEN the same week of this year is forecast, looking two years back and at no recent period
     out = forecast(aggs, date(2026, 11, 24), date(2026, 12, 1), NOW, years=2, previous=0)
-    # THEN the cases come from those two weeks
+    # THEN the cases come from those two weeks; two years ago two of the six were not customers yet, so that
+    # week's rate (4 of 4) is applied to all six
     assert [p["kind"] for p in out["periods"]] == ["1 year before", "2 years before"]
-    assert [p["conversions"] for p in out["periods"]] == [3, 4]
-    assert out["pessimistic"]["conversions"] == 3 and out["optimistic"]["conversions"] == 4
-    assert out["neutral"]["conversions"] == 3.5 and out["optimistic"]["revenue"] == 120.0
+    assert [p["observed_conversions"] for p in out["periods"]] == [3, 4]
+    assert [p["customers"] for p in out["periods"]] == [6, 4]
+    assert [p["conversions"] for p in out["periods"]] == [3, 6]
+    assert out["pessimistic"]["conversions"] == 3 and out["optimistic"]["conversions"] == 6
+    assert out["neutral"]["conversions"] == 4.5 and out["optimistic"]["revenue"] == 180.0
     # AND a past campaign to a similar audience counts, scaled to this one
     with_campaign = forecast(
         aggs,
