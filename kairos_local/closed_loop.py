@@ -221,6 +221,7 @@ def campaign_body(name: str, group: str, mode: str, start: datetime, fixed_hour:
         },
         "channels": list(CHANNELS),
         "wait_hours": [24.0],
+        "attribution_days": CAMPAIGN_DAYS,  # the product's results measure purchases in the round's window
         "starts_at": utc_iso(start),
         "expires_at": utc_iso(start + timedelta(days=CAMPAIGN_DAYS)),
         "quiet_hours": {"start": QUIET[0], "end": QUIET[1]},
@@ -305,6 +306,11 @@ def run_round(loop: Loop, round_no: int, start: datetime, fixed_hour: int) -> di
         "campaigns": {"optimized": opt["campaign_id"], "fixed": fixed["campaign_id"]},
         "seconds": round(time.perf_counter() - t0, 1),
         **measure(loop, opt["campaign_id"], fixed["campaign_id"], start, end, organic),
+        # What a marketer sees: the product's own results of each campaign, against its control group.
+        "results": {
+            "optimized": api.ok("GET", f"/v1/campaigns/{opt['campaign_id']}/results"),
+            "fixed": api.ok("GET", f"/v1/campaigns/{fixed['campaign_id']}/results"),
+        },
     }
 
 

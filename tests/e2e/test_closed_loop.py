@@ -40,6 +40,18 @@ def test_small_closed_loop_optimized_beats_fixed_and_control(tmp_path):
     # the hours Kairos chose beat one hour for everybody over the run's launches
     mean = {arm: sum(r["arms"][arm]["expected_first_open"] for r in rounds) / 2 for arm in ("optimized", "fixed")}
     assert mean["optimized"] > mean["fixed"]
+    # the product's own campaign results agree with what the simulation measured: the control group and its
+    # purchases, the customers messaged, and the message log's sends
+    for raw in report["rounds"]:
+        api = raw["results"]["optimized"]
+        assert api["control"]["customers"] == raw["arms"]["control"]["customers"] > 0
+        assert api["control"]["converted"] == raw["arms"]["control"]["purchased"]
+        skipped = api["audience"]["skipped"]
+        assert api["treatment"]["customers"] + skipped == raw["arms"]["optimized"]["customers"]
+        assert api["treatment"]["converted"] <= raw["arms"]["optimized"]["purchased"]
+        by_channel = {s["channel"]: s["sent"] for s in api["steps"]}
+        assert by_channel["email"] == raw["arms"]["optimized"]["by_step"]["email"]["sent"]
+        assert api["uplift"]["conversion"]["interval"] is not None
     # every round trained a model on the archive (history came in over HTTP) and scored everyone
     model = report["rounds"][0]["model"]
     assert model["events"] >= report["ingest"]["accepted"] > 0

@@ -13,6 +13,7 @@ from kairos.logic.campaigns import delete_segment, preview_segment, refresh_stat
 from kairos.logic.results import campaign_results
 from kairos.logic.schedule import launch_page
 from kairos.logic.scoring import prepare_rfm, score_segment
+from kairos.logic.timing import stable_unit
 from kairos.serving import KairosModel
 from tests.fakes import InMemoryInsightStore
 from tests.unit.conftest import NOW, campaign_body, make_event
@@ -171,3 +172,24 @@ def test_the_scoring_run_writes_rfm_and_its_summary_counts_the_purchasers(custom
     score_segment(customers, model, later, 0, 1, None, lambda: 10**9, insight_store=insights)
     moved = rfm_report(insights)["movement"]
     assert moved.get("champions") and "none" not in moved
+
+
+def test_the_global_control_group_is_held_out_of_every_campaign(
+    customers, campaigns, starter, decisions, add_customer, monkeypatch
+):
+    # GIVEN a deployment holding 30% of all customers out, and a campaign without its own control group
+    monkeypatch.setenv("KAIROS_GLOBAL_CONTROL_SHARE", "0.3")
+    for i in range(40):
+        add_customer(f"c{i:02d}", contact={"email": f"c{i:02d}@example.com"})
+    definition = CampaignIn.model_validate(campaign_body(control_share=0.0)).model_dump(mode="json")
+    campaigns.create_campaign(
+        {"campaign_id": CAMPAIGN_ID, "status": "running", "created_at": NOW.isoformat(), "definition": definition}
+    )
+    # WHEN it launches
+    out = launch_page(CAMPAIGN_ID, customers, campaigns, starter, decisions, NOW, 0, 1, None, lambda: 10**9)
+    # THEN exactly the stable draw is held out, none of them gets a journey, everyone else does
+    held = {f"c{i:02d}" for i in range(40) if stable_unit("global-control", f"c{i:02d}") < 0.3}
+    plans = {r["customer_id"]: r["outcome"] for r in decisions.read(CAMPAIGN_ID, [NOW.date()])}
+    assert held and {c for c, o in plans.items() if o == "global_control"} == held
+    assert out["global_control"] == len(held) and out["scheduled"] == 40 - len(held)
+    assert len(starter.started) == 40 - len(held)
