@@ -148,7 +148,7 @@ def train_and_publish(loop: Loop, as_of: datetime, version: str) -> dict[str, An
     from kairos.adapters.model_store import publish_model
     from training.fit import TrainConfig, fit
     from training.history import History
-    from training.io import load_events, message_training_rows, read_messages
+    from training.io import load_table, message_training_rows, read_messages
     from training.response import learn_from_messages
 
     rt = loop.runtime
@@ -167,14 +167,14 @@ def train_and_publish(loop: Loop, as_of: datetime, version: str) -> dict[str, An
             )
         )
         t0 = time.perf_counter()
-        data = load_events([f"s3://{archive}/events/"], str(profiles), s3_client=s3)
-        history = History(data.events, data.profiles)
-        cfg = TrainConfig(threads=2, time_rounds=loop.cfg.time_rounds, product_rounds=80, max_snapshots=6)
+        data = load_table([f"s3://{archive}/events/"], str(profiles), s3_client=s3)
+        history = History(data.table, data.profiles)
+        cfg = TrainConfig(time_rounds=loop.cfg.time_rounds, product_rounds=80, max_snapshots=6)
         model = fit(history, as_of, cfg)
         # The loop closes here: the sends of earlier rounds and their opens teach the channel response
         # rates and decision windows, and say what other send-time policies would have achieved.
         messages = read_messages([f"s3://{archive}/messages/"], s3_client=s3)
-        learn_from_messages(model, message_training_rows(messages, data.events))
+        learn_from_messages(model, message_training_rows(messages, history.message_events()))
         model_dir = Path(tmp) / "model"
         model.save(model_dir)
         publish_model(model_dir, rt.dep.physical["ModelsBucket"], version, client=s3)
@@ -184,7 +184,7 @@ def train_and_publish(loop: Loop, as_of: datetime, version: str) -> dict[str, An
     if desc["status"] != "SUCCEEDED":
         raise RuntimeError(f"score-all ended {desc['status']}: {desc.get('error')} {desc.get('cause')}")
     return {
-        "events": len(data.events),
+        "events": len(data.table),
         "train_seconds": round(trained_s, 1),
         "score_seconds": round(time.perf_counter() - t0, 1),
         "model_version": model.version,

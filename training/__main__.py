@@ -17,7 +17,7 @@ from pathlib import Path
 from kairos.serving import CustomerInput, KairosModel
 from training.adapters import find_online_retail_files, online_retail_records
 from training.fit import TrainConfig
-from training.io import load_events, write_jsonl
+from training.io import load_table, write_jsonl
 
 log = logging.getLogger("training")
 
@@ -29,24 +29,32 @@ def parse_time(value: str) -> datetime:
 
 
 def _config(args: argparse.Namespace) -> TrainConfig:
-    return TrainConfig(threads=args.threads, time_rounds=args.time_rounds, product_rounds=args.product_rounds)
+    if not 0 < args.customer_sample <= 1:
+        raise SystemExit("--customer-sample: a share in (0, 1]")
+    return TrainConfig(
+        threads=args.threads or 0,
+        time_rounds=args.time_rounds,
+        product_rounds=args.product_rounds,
+        customer_sample=args.customer_sample,
+    )
 
 
 def _history(args: argparse.Namespace):
     from training.history import History
 
     t0 = time.monotonic()
-    data = load_events(args.events, getattr(args, "profiles", None))
-    args.loaded_events = data.events  # the message log's engagement labels come from the same events
-    if not data.events:
+    data = load_table(args.events, getattr(args, "profiles", None))
+    if not len(data.table):
         raise SystemExit("no valid events found in " + " ".join(args.events))
-    history = History(data.events, data.profiles)
+    history = History(data.table, data.profiles)
+    args.history = history  # the message log's engagement labels come from the same events
     log.info(
-        "loaded %d events of %d customers (%d rejected) in %.1f s",
-        len(data.events),
+        "loaded %d events of %d customers (%d rejected) in %.1f s, %.0f MB of columns",
+        len(data.table),
         len(history.customers),
         data.rejected,
         time.monotonic() - t0,
+        data.table.nbytes / 2**20,
     )
     return history
 
@@ -68,10 +76,19 @@ def cmd_adapt(args: argparse.Namespace) -> int:
 def cmd_train(args: argparse.Namespace) -> int:
     from training.fit import fit
 
-    history = _history(args)
-    end = parse_time(args.end) if args.end else history.end + timedelta(seconds=1)
     cfg = _config(args)
-    model = fit(history, end, cfg)
+    if args.cluster:
+        from training.distributed import connect, fit_distributed
+
+        with connect(args.cluster) as client:
+            end = parse_time(args.end) if args.end else None
+            model = fit_distributed(args.events, args.profiles, end, cfg, client, args.shards)
+        if args.messages:
+            _history(args)  # the events naming messages label the log; read here, on the client
+    else:
+        history = _history(args)
+        end = parse_time(args.end) if args.end else history.end + timedelta(seconds=1)
+        model = fit(history, end, cfg)
     rows = _message_rows(args)
     if rows:
         from training.ope import render_table
@@ -90,14 +107,29 @@ def _message_rows(args: argparse.Namespace) -> list[dict]:
         return []
     from training.io import message_training_rows, read_messages
 
-    return message_training_rows(read_messages(args.messages), args.loaded_events, timedelta(hours=args.window_hours))
+    events = args.history.message_events()
+    return message_training_rows(read_messages(args.messages), events, timedelta(hours=args.window_hours))
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
     from training.evaluate import evaluate, render_markdown
 
     history = _history(args)
-    result = evaluate(history, parse_time(args.cutoff), args.test_days, _config(args), _message_rows(args))
+    cfg = _config(args)
+    if args.cluster:
+        from training.distributed import connect, fit_distributed
+
+        with connect(args.cluster) as client:
+            result = evaluate(
+                history,
+                parse_time(args.cutoff),
+                args.test_days,
+                cfg,
+                _message_rows(args),
+                trainer=lambda end: fit_distributed(args.events, args.profiles, end, cfg, client, args.shards),
+            )
+    else:
+        result = evaluate(history, parse_time(args.cutoff), args.test_days, cfg, _message_rows(args))
     markdown = render_markdown(result)
     print(markdown)
     if args.json:
@@ -207,7 +239,9 @@ def build_parser() -> argparse.ArgumentParser:
             help="event files or directories (.jsonl, .jsonl.gz, .parquet, Online Retail II .csv[.gz]) or s3://bucket/prefix",
         )
         p.add_argument("--profiles", help="profile JSON Lines: customer_id, timezone, attributes")
-        p.add_argument("--threads", type=int, default=2, help="LightGBM threads")
+        p.add_argument(
+            "--threads", type=int, default=None, help="LightGBM threads (default: the cores other work leaves free)"
+        )
 
     def train_args(p: argparse.ArgumentParser) -> None:
         p.add_argument(
@@ -217,8 +251,20 @@ def build_parser() -> argparse.ArgumentParser:
             "(channel rates, decision windows) and prints off-policy estimates of send-time policies",
         )
         p.add_argument("--window-hours", type=float, default=24.0, help="an engagement this long after a send counts")
+        p.add_argument(
+            "--cluster",
+            help="train on a Dask cluster: 'local' (a LocalCluster, one worker per free core) or a scheduler "
+            "address (tcp://host:8786); customers are sharded over the workers",
+        )
+        p.add_argument("--shards", type=int, help="customer shards on the cluster (default: two per worker)")
         defaults = TrainConfig()
         p.add_argument("--time-rounds", type=int, default=defaults.time_rounds, help="boosting rounds, send time")
+        p.add_argument(
+            "--customer-sample",
+            type=float,
+            default=defaults.customer_sample,
+            help="share of customers whose snapshots become training rows (recorded in the model card)",
+        )
         p.add_argument("--product-rounds", type=int, default=defaults.product_rounds, help="boosting rounds, products")
 
     p = sub.add_parser("adapt", help="turn a public dataset into event and profile JSON Lines")

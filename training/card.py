@@ -109,7 +109,9 @@ def write_card(model_dir: Path, results: dict[str, dict[str, Any]]) -> None:
         "Strategy Management, 19(3), 197-208.",
         "",
         f"Customers: {meta.get('customers')}; training rows: {meta.get('time_examples')} (send time), "
-        f"{meta.get('product_examples')} (next product); snapshots: {len(meta.get('snapshots', []))}.",
+        f"{meta.get('product_examples')} (next product); snapshots: {len(meta.get('snapshots', []))}; "
+        f"customers sampled for training rows: {100 * (meta.get('sampling') or {}).get('customers', 1.0):.0f}%, "
+        f"zero-label rows kept: {100 * (meta.get('sampling') or {}).get('zero_rows_kept', 0.25):.0f}% (reweighted).",
         "",
         "## Evaluation",
         "",

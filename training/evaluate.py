@@ -34,8 +34,9 @@ from training.metrics import (
 from training.ope import Estimate, evaluate_policies, render_table
 
 if TYPE_CHECKING:
-    from collections.abc import Sequence
+    from collections.abc import Callable, Sequence
 
+    from kairos.serving import KairosModel
     from training.history import History
 
 TIME_BASELINES = ("global best hour", "modal hour (Braze-style)", "smoothed histogram")
@@ -58,6 +59,7 @@ def evaluate(
     test_days: int,
     cfg: TrainConfig | None = None,
     message_rows: Sequence[dict[str, Any]] | None = None,
+    trainer: Callable[[datetime], KairosModel] | None = None,
 ) -> dict[str, Any]:
     """Train on ``[start, cutoff)``, test on ``[cutoff, cutoff + test_days)``; return all metrics.
 
@@ -71,6 +73,9 @@ def evaluate(
         Length of the test window.
     cfg
         Training settings.
+    trainer
+        Trains the model on the history before a time (default: ``training.fit.fit`` on this machine;
+        ``training.distributed.fit_distributed`` on a cluster).
     message_rows
         Labelled sends of the message log (:func:`training.io.message_training_rows`): when given, the
         off-policy estimates of the candidate send-time policies on them (``off_policy``).
@@ -83,7 +88,7 @@ def evaluate(
     t0 = time.monotonic()
     test_end = cutoff + timedelta(days=test_days)
     folder = Folder(history)
-    model = fit(history, cutoff, cfg, folder=folder)
+    model = trainer(cutoff) if trainer is not None else fit(history, cutoff, cfg, folder=folder)
     train_s = time.monotonic() - t0
     aggs = folder.advance(cutoff)
 
@@ -174,7 +179,9 @@ def evaluate(
         },
         "time": time_res,
         "products": prod_res,
-        "model_metadata": {k: model.metadata[k] for k in ("snapshots", "time_examples", "product_examples")},
+        "model_metadata": {
+            k: model.metadata.get(k) for k in ("snapshots", "time_examples", "product_examples", "engine")
+        },
         "calibration": model.metadata.get("calibration_fit", {}),
         "off_policy": (
             {"sends": len(message_rows), "estimates": [asdict(e) for e in evaluate_policies(message_rows)]}

@@ -12,9 +12,10 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import os
 import platform
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -64,10 +65,45 @@ class TrainConfig:
     product_rounds: int = 150
     product_learning_rate: float = 0.05
     product_leaves: int = 31
-    threads: int = 2
+    threads: int = 0  # LightGBM threads; 0: the cores other work leaves free (:func:`default_threads`)
     seed: int = 7
     # Share of customers held out of a first booster to fit the probability calibration on.
     calibration_share: float = 0.2
+    # Share of customers whose snapshots become training rows (a stable draw per customer); priors and the
+    # item table always use everybody. Below 1 for histories too large for one machine's memory.
+    customer_sample: float = 1.0
+
+
+def _cpu_jiffies() -> tuple[float, float] | None:
+    """(busy jiffies of the whole machine, jiffies of this process), or ``None`` off Linux."""
+    try:
+        with open("/proc/stat") as fh:
+            fields = [float(x) for x in fh.readline().split()[1:]]
+        with open("/proc/self/stat") as fh:
+            mine = fh.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    idle = fields[3] + (fields[4] if len(fields) > 4 else 0.0)
+    return sum(fields[:8]) - idle, float(mine[11]) + float(mine[12])
+
+
+def default_threads(sample_s: float = 0.3) -> int:
+    """LightGBM threads: the cores this process may use minus those other processes keep busy (at least one).
+
+    Two threads on two cores of which one is busy run slower than one thread (they wait on each other), so
+    the count follows what is free now: the machine's busy time over ``sample_s``, less this process's own.
+    Set ``--threads`` to override.
+    """
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    first = _cpu_jiffies()
+    if first is None or cores <= 1:
+        return max(1, cores)
+    time.sleep(sample_s)
+    second = _cpu_jiffies()
+    assert second is not None
+    ticks = os.sysconf("SC_CLK_TCK") * sample_s
+    others = max(0.0, ((second[0] - first[0]) - (second[1] - first[1])) / ticks)
+    return max(1, min(cores, int(cores - others + 0.5)))
 
 
 def snapshot_times(start: datetime, end: datetime, cfg: TrainConfig) -> list[datetime]:
@@ -116,11 +152,41 @@ def fit(history: History, end: datetime, cfg: TrainConfig | None = None, folder:
     ValueError
         When the history is too short for a single snapshot.
     """
-    cfg = cfg or TrainConfig()
+    cfg = resolve_threads(cfg or TrainConfig())
     t0 = time.monotonic()
     folder = folder or Folder(history)
     ex = build_examples(history, end, cfg, folder)
     log.info("examples built in %.1f s", time.monotonic() - t0)
+    aggs = folder.advance(end)
+    cids = list(history.customers)
+    known = [aggs[c] for c in cids]
+    priors = build_priors(known, [history.segment(c) for c in cids])
+    items = build_item_table(known, history.baskets(end), end, hour_counts=history.product_hour_counts(end))
+    assert history.start is not None
+    return train_model(ex, priors, items, cfg, end, history.start, len(history.customers), t0)
+
+
+def resolve_threads(cfg: TrainConfig) -> TrainConfig:
+    """``cfg`` with its thread count chosen (:func:`default_threads`) when it was left at 0."""
+    if cfg.threads:
+        return cfg
+    cfg = replace(cfg, threads=default_threads())
+    log.info("LightGBM threads: %d (the cores other work leaves free)", cfg.threads)
+    return cfg
+
+
+def train_model(
+    ex: Examples,
+    priors: Any,
+    items: Any,
+    cfg: TrainConfig,
+    end: datetime,
+    start: datetime,
+    customers: int,
+    t0: float,
+    engine: str = "single machine",
+) -> KairosModel:
+    """Calibrate and train both boosters on the examples, and assemble the model with its metadata."""
     tx, ty, tw, to, px, py, pg, times = ex.tx, ex.ty, ex.tw, ex.to, ex.px, ex.py, ex.pg, ex.times
     t1 = time.monotonic()
     calibration, calibration_report = calibrate(ex, cfg)
@@ -133,25 +199,26 @@ def fit(history: History, end: datetime, cfg: TrainConfig | None = None, folder:
         t1 = time.monotonic()
         product_booster = train_product_booster(px, py, pg, cfg)
         log.info("product model: %d rows, %d groups, %.1f s", len(py), len(pg), time.monotonic() - t1)
-
-    aggs = folder.advance(end)
-    cids = list(history.customers)
-    known = [aggs[c] for c in cids]
-    priors = build_priors(known, [history.segment(c) for c in cids])
-    items = build_item_table(known, history.baskets(end), end, hour_counts=history.product_hour_counts(end))
     metadata = {
         "model_version": content_version(end, time_booster, product_booster, cfg),
         "kairos_version": kairos.__version__,
         "trained_at": datetime.now(UTC).isoformat(timespec="seconds"),
-        "training_window": {"start": history.start.isoformat(), "end": end.isoformat()},
+        "training_window": {"start": start.isoformat(), "end": end.isoformat()},
         "snapshots": [t.isoformat() for t in times],
         "time_features": list(TIME_FEATURES),
         "product_features": list(PRODUCT_FEATURES),
         "time_examples": len(ty),
+        "sampling": {
+            "customers": cfg.customer_sample,
+            "snapshots": len(times),
+            "snapshot_stride_days": cfg.stride_days,
+            "zero_rows_kept": cfg.negative_rate,
+        },
         "calibration": calibration.to_dict(),
         "calibration_fit": calibration_report,
         "product_examples": len(py),
-        "customers": len(history.customers),
+        "customers": customers,
+        "engine": engine,
         "config": asdict(cfg),
         "libraries": {
             "python": platform.python_version(),
@@ -182,6 +249,11 @@ class Examples:
     cal_counts: np.ndarray | None = None
     cal_moments: np.ndarray | None = None
     cal_prior: np.ndarray | None = None
+
+
+def in_sample(cid: str, rate: float) -> bool:
+    """Whether a customer's snapshots are training rows at sampling ``rate`` (stable: a digest of the id)."""
+    return rate >= 1.0 or stable_unit("sample", cid) < rate
 
 
 def held_out_customer(cid: str, share: float) -> bool:
@@ -228,37 +300,22 @@ def build_examples(history: History, end: datetime, cfg: TrainConfig, folder: Fo
     product_times = set(times[-cfg.product_snapshots :]) if cfg.product_snapshots else set()
     cids = list(history.customers)
     segments = [history.segment(c) for c in cids]
-    held = {c for c in cids if held_out_customer(c, cfg.calibration_share)}
-    for t in times:
+    for k, t in enumerate(times):
         aggs = folder.advance(t)
-        window_end = t + timedelta(days=cfg.horizon_days)
         known = [aggs[c] for c in cids]
         priors = build_priors(known, segments)
         # Co-purchase neighbours only matter to the product ranker: skip them at time-only snapshots.
         baskets = history.baskets(t) if t in product_times else []
         items = build_item_table(known, baskets, t, hour_counts=history.product_hour_counts(t))
-        active = history.active(t, window_end)
-        x, y, w, o, owner = time_examples(history, aggs, active, t, window_end, priors, items, cfg.negative_rate, rng)
-        tx.append(x)
-        ty.append(y)
-        tw.append(w)
-        to.append(o)
-        th.append(np.array([c in held for c in active], dtype=bool)[owner] if owner.size else np.zeros(0, bool))
-        if t == times[-1]:
-            cal_cids = [c for c in active if c in held]
-            if cal_cids:
-                cal_aggs = [aggs[c] for c in cal_cids]
-                cal_segments = [history.segment(c) for c in cal_cids]
-                cal["x"] = time_features(cal_aggs, t, priors, cal_segments, items)
-                cal["counts"] = history.window_how_counts(cal_cids, t, window_end)
-                cal["moments"] = np.array([a.engagement_moments for a in cal_aggs])
-                cal["prior"] = np.stack([priors.segment_dist(s) for s in cal_segments])
-        if t in product_times:
-            x, y, g = product_examples(history, aggs, t, window_end, items)
-            px.append(x)
-            py.append(y)
-            pg.append(g)
-        log.info("snapshot %s: %d active customers", t.date(), len(active))
+        part = snapshot_examples(history, aggs, t, priors, items, cfg, rng, t in product_times, k == len(times) - 1)
+        for name, rows in (("tx", tx), ("ty", ty), ("tw", tw), ("to", to), ("th", th)):
+            rows.append(part[name])
+        if part.get("cal"):
+            cal = part["cal"]
+        if "px" in part:
+            px.append(part["px"])
+            py.append(part["py"])
+            pg.append(part["pg"])
     return Examples(
         tx=np.concatenate(tx),
         ty=np.concatenate(ty),
@@ -274,6 +331,45 @@ def build_examples(history: History, end: datetime, cfg: TrainConfig, folder: Fo
         cal_moments=cal.get("moments"),
         cal_prior=cal.get("prior"),
     )
+
+
+def snapshot_examples(
+    history: History,
+    aggs: dict,
+    t: datetime,
+    priors: Any,
+    items: Any,
+    cfg: TrainConfig,
+    rng: np.random.Generator,
+    product: bool,
+    last: bool,
+) -> dict[str, Any]:
+    """One snapshot's training rows of the customers of ``history`` (all of them, or one shard's).
+
+    Returns ``tx, ty, tw, to`` (send-time rows, labels, weights, offsets), ``th`` (rows of customers held out
+    for the calibration), at the last snapshot ``cal`` (the held-out customers' full rows and what they did),
+    and with ``product`` the ranker's ``px, py, pg``.
+    """
+    window_end = t + timedelta(days=cfg.horizon_days)
+    active = [c for c in history.active(t, window_end) if in_sample(c, cfg.customer_sample)]
+    x, y, w, o, owner = time_examples(history, aggs, active, t, window_end, priors, items, cfg.negative_rate, rng)
+    held = np.array([held_out_customer(c, cfg.calibration_share) for c in active], dtype=bool)
+    out: dict[str, Any] = {"tx": x, "ty": y, "tw": w, "to": o, "th": held[owner] if owner.size else np.zeros(0, bool)}
+    if last:
+        cal_cids = [c for c, h in zip(active, held, strict=True) if h]
+        if cal_cids:
+            cal_aggs = [aggs[c] for c in cal_cids]
+            cal_segments = [history.segment(c) for c in cal_cids]
+            out["cal"] = {
+                "x": time_features(cal_aggs, t, priors, cal_segments, items),
+                "counts": history.window_how_counts(cal_cids, t, window_end),
+                "moments": np.array([a.engagement_moments for a in cal_aggs]),
+                "prior": np.stack([priors.segment_dist(s) for s in cal_segments]),
+            }
+    if product:
+        out["px"], out["py"], out["pg"] = product_examples(history, aggs, t, window_end, items, cfg.customer_sample)
+    log.info("snapshot %s: %d active customers", t.date(), len(active))
+    return out
 
 
 def time_examples(
@@ -310,12 +406,14 @@ def time_examples(
 
 
 def product_examples(
-    history: History, aggs: dict, start: datetime, end: datetime, items: Any
+    history: History, aggs: dict, start: datetime, end: datetime, items: Any, sample: float = 1.0
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Candidate rows of customers who buy a known product in the window; label 1 if bought."""
+    """Candidate rows of (sampled) customers who buy a known product in the window; label 1 if bought."""
     buyers = []
     bought = []
     for cid in history.customers:
+        if not in_sample(cid, sample):
+            continue
         products = history.window_products(cid, start, end)
         if products:
             buyers.append(cid)

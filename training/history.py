@@ -7,8 +7,6 @@ calls: exactly what the ingest API stores after receiving those events.
 
 from __future__ import annotations
 
-import bisect
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
@@ -18,6 +16,10 @@ from kairos.aggregates import CustomerAggregates, fold_events
 from kairos.constants import ENGAGEMENT_TYPES, HOURS_PER_WEEK
 from kairos.features import local_hours_of_week, segment_of
 from kairos.timeutil import HOUR
+from training.columns import TYPE_CODE, US, EventTable, FoldEvent, table_from_events, to_us
+
+ENGAGEMENT_CODES = np.array(sorted(TYPE_CODE[t] for t in ENGAGEMENT_TYPES), dtype=np.int8)
+PURCHASE_CODE = TYPE_CODE["purchase"]
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -26,46 +28,77 @@ if TYPE_CHECKING:
     from training.io import Profile
 
 
-@dataclass
-class CustomerHistory:
-    events: list[Event]
-    times: list[float]  # unix seconds, sorted, aligned with events
-    moments: np.ndarray  # engagement moments: sorted unique UTC epoch hours
-    purchase_s: np.ndarray  # unix seconds of purchase events with a product, sorted
-    purchase_products: list[str]  # aligned with purchase_s
+class CustomerView:
+    """One customer's history as tools and tests read it (the events are made on demand)."""
+
+    def __init__(self, table: EventTable, index: int) -> None:
+        self._table = table
+        self.index = index
+
+    @property
+    def events(self) -> list[FoldEvent]:
+        return self._table.fold_events(self.index)
+
+    def __len__(self) -> int:
+        lo, hi = self._table.rows(self.index)
+        return hi - lo
+
+
+def _segments(owner: np.ndarray, n: int) -> np.ndarray:
+    """Row offsets of ``n`` groups from the sorted group index of each row."""
+    return np.concatenate(([0], np.cumsum(np.bincount(owner, minlength=n)))).astype(np.int64)
 
 
 class History:
-    """All customers' events, sorted, with their profiles."""
+    """All customers' events (as columns, :class:`training.columns.EventTable`), with their profiles.
 
-    def __init__(self, events: Sequence[Event], profiles: dict[str, Profile] | None = None) -> None:
+    Memory is the table's (about 40 bytes an event) plus each customer's engagement moments and purchases
+    as numpy arrays; no per-event Python object is kept.
+    """
+
+    def __init__(self, events: Sequence[Event] | EventTable, profiles: dict[str, Profile] | None = None) -> None:
         self.profiles = profiles or {}
-        grouped: dict[str, list[Event]] = {}
-        for ev in events:
-            grouped.setdefault(ev.customer_id, []).append(ev)
-        self.customers: dict[str, CustomerHistory] = {}
-        for cid in sorted(grouped):
-            evs = grouped[cid]
-            evs.sort(key=lambda e: (e.timestamp.timestamp(), e.event_id))
-            times = [e.timestamp.timestamp() for e in evs]
-            moments = np.unique(
-                np.array([int(t) // HOUR for t, e in zip(times, evs, strict=True) if e.type in ENGAGEMENT_TYPES])
-            ).astype(np.int64)
-            bought = [
-                (t, e.product_id) for t, e in zip(times, evs, strict=True) if e.type == "purchase" and e.product_id
-            ]
-            self.customers[cid] = CustomerHistory(
-                events=evs,
-                times=times,
-                moments=moments,
-                purchase_s=np.array([t for t, _ in bought], dtype=np.float64),
-                purchase_products=[p for _, p in bought],
-            )
+        table = events if isinstance(events, EventTable) else table_from_events(events)
+        self.table = table
+        n = len(table.customer_ids)
+        self.customers: dict[str, CustomerView] = {
+            cid: CustomerView(table, i) for i, cid in enumerate(table.customer_ids)
+        }
+        self._index = {cid: i for i, cid in enumerate(table.customer_ids)}
+        owner = np.repeat(np.arange(n), np.diff(table.offsets))
+        hours = table.ts_us // (US * HOUR)
+        # Engagement moments: distinct clock hours with an engagement, per customer (rows are in time order).
+        eng = np.isin(table.type, ENGAGEMENT_CODES)
+        h, o = hours[eng], owner[eng]
+        first = np.ones(h.size, dtype=bool)
+        first[1:] = (h[1:] != h[:-1]) | (o[1:] != o[:-1])
+        self._moments = h[first].astype(np.int64)
+        self._moment_offsets = _segments(o[first], n)
+        # Purchases of a product, per customer, in time order.
+        bought = (table.type == PURCHASE_CODE) & (table.product >= 0)
+        self._purchase_s = table.ts_us[bought] / US
+        self._purchase_product = table.product[bought]
+        self._purchase_offsets = _segments(owner[bought], n)
         self._product_hours: tuple[list[str], np.ndarray, np.ndarray] | None = None
-        all_times = [h.times[0] for h in self.customers.values() if h.times]
-        last_times = [h.times[-1] for h in self.customers.values() if h.times]
-        self.start = datetime.fromtimestamp(min(all_times), UTC) if all_times else None
-        self.end = datetime.fromtimestamp(max(last_times), UTC) if last_times else None
+        self.start = datetime.fromtimestamp(int(table.ts_us.min()) / US, UTC) if len(table) else None
+        self.end = datetime.fromtimestamp(int(table.ts_us.max()) / US, UTC) if len(table) else None
+
+    def _moments_of(self, cid: str) -> np.ndarray:
+        i = self._index[cid]
+        return self._moments[self._moment_offsets[i] : self._moment_offsets[i + 1]]
+
+    def _purchases_of(self, cid: str) -> tuple[np.ndarray, np.ndarray]:
+        i = self._index[cid]
+        lo, hi = self._purchase_offsets[i], self._purchase_offsets[i + 1]
+        return self._purchase_s[lo:hi], self._purchase_product[lo:hi]
+
+    def message_events(self) -> list[FoldEvent]:
+        """The events that name a message (opens, clicks, purchases from a message): the message log's labels."""
+        out = []
+        rows = np.flatnonzero(self.table.message >= 0)
+        for i in np.unique(np.searchsorted(self.table.offsets, rows, side="right") - 1).tolist():
+            out += [e for e in self.table.fold_events(i) if e.message_id]
+        return out
 
     def timezone(self, cid: str) -> str:
         profile = self.profiles.get(cid)
@@ -88,7 +121,7 @@ class History:
 
     def window_moments(self, cid: str, start: datetime, end: datetime) -> np.ndarray:
         """Engagement moments (epoch hours) with ``start <= t < end``."""
-        m = self.customers[cid].moments
+        m = self._moments_of(cid)
         lo = np.searchsorted(m, start.timestamp() / HOUR, side="left")
         hi = np.searchsorted(m, end.timestamp() / HOUR, side="left")
         return m[lo:hi]
@@ -104,10 +137,11 @@ class History:
 
     def window_products(self, cid: str, start: datetime, end: datetime) -> list[str]:
         """Distinct products the customer bought with ``start <= t < end``, in first-purchase order."""
-        h = self.customers[cid]
-        lo = int(np.searchsorted(h.purchase_s, start.timestamp(), side="left"))
-        hi = int(np.searchsorted(h.purchase_s, end.timestamp(), side="left"))
-        return list(dict.fromkeys(h.purchase_products[lo:hi]))
+        times, products = self._purchases_of(cid)
+        lo = int(np.searchsorted(times, start.timestamp(), side="left"))
+        hi = int(np.searchsorted(times, end.timestamp(), side="left"))
+        names = self.table.product_ids
+        return list(dict.fromkeys(names[p] for p in products[lo:hi].tolist()))
 
     def active(self, start: datetime, end: datetime) -> list[str]:
         """Customers with at least one engagement moment in the window."""
@@ -124,31 +158,41 @@ class History:
 
     def _index_product_hours(self) -> tuple[list[str], np.ndarray, np.ndarray]:
         # One entry per (customer, product, clock hour): a product bought twice in an hour is one moment.
-        ids = sorted({p for h in self.customers.values() for p in h.purchase_products})
+        names = self.table.product_ids
+        used = np.unique(self._purchase_product)
+        ids = sorted(names[p] for p in used.tolist())
         index = {p: i for i, p in enumerate(ids)}
+        remap = np.full(len(names), -1, dtype=np.int64)
+        for p in used.tolist():
+            remap[p] = index[names[p]]
         times, codes = [], []
-        for cid, h in self.customers.items():
-            if not h.purchase_products:
+        for cid in self.customers:
+            purchase_s, products = self._purchases_of(cid)
+            if not products.size:
                 continue
-            hours = (h.purchase_s // HOUR).astype(np.int64)
+            hours = (purchase_s // HOUR).astype(np.int64)
             hods = local_hours_of_week(hours, self.timezone(cid)) % 24
-            prod = np.array([index[p] for p in h.purchase_products], dtype=np.int64)
+            prod = remap[products]
             key = np.unique(np.stack([prod, hours]), axis=1, return_index=True)[1]
             times.append(hours[key])
             codes.append(prod[key] * 24 + hods[key])
+        if not times:
+            return ids, np.zeros(0, np.int64), np.zeros(0, np.int64)
         return ids, np.concatenate(times), np.concatenate(codes)
 
     def baskets(self, end: datetime) -> list[list[str]]:
         """Purchase baskets before ``end``: a customer's products bought in one clock hour."""
         out = []
         end_s = end.timestamp()
-        for h in self.customers.values():
-            hi = int(np.searchsorted(h.purchase_s, end_s, side="left"))
+        names = self.table.product_ids
+        for cid in self.customers:
+            purchase_s, codes = self._purchases_of(cid)
+            hi = int(np.searchsorted(purchase_s, end_s, side="left"))
             if hi == 0:
                 continue
-            hours = (h.purchase_s[:hi] // HOUR).astype(np.int64)
+            hours = (purchase_s[:hi] // HOUR).astype(np.int64)
             cuts = np.flatnonzero(np.diff(hours)) + 1
-            products = h.purchase_products[:hi]
+            products = [names[p] for p in codes[:hi].tolist()]
             bounds = [0, *cuts.tolist(), hi]
             out.extend(products[a:b] for a, b in zip(bounds[:-1], bounds[1:], strict=True))
         return out
@@ -161,19 +205,21 @@ class Folder:
         self.history = history
         self.aggs: dict[str, CustomerAggregates] = {cid: history.empty_aggregates(cid) for cid in history.customers}
         self._counted: dict[str, set[str]] = {cid: set() for cid in history.customers}
-        self._pos: dict[str, int] = dict.fromkeys(history.customers, 0)
+        self._pos: dict[str, int] = {cid: history.table.rows(i)[0] for cid, i in history._index.items()}
         self.at: datetime | None = None
 
     def advance(self, until: datetime) -> dict[str, CustomerAggregates]:
         """Fold every event with ``timestamp < until``; returns the aggregates (do not mutate them)."""
         if self.at is not None and until < self.at:
             raise ValueError("Folder only moves forward in time")
-        until_s = until.timestamp()
-        for cid, h in self.history.customers.items():
+        until_us = to_us(until)
+        table = self.history.table
+        for cid, i in self.history._index.items():
             pos = self._pos[cid]
-            hi = bisect.bisect_left(h.times, until_s, lo=pos)
+            end = table.rows(i)[1]
+            hi = pos + int(np.searchsorted(table.ts_us[pos:end], until_us, side="left"))
             if hi > pos:
-                agg, new = fold_events(self.aggs[cid], h.events[pos:hi], self._counted[cid])
+                agg, new = fold_events(self.aggs[cid], table.fold_events(i, pos, hi), self._counted[cid])
                 self.aggs[cid] = agg
                 self._counted[cid] |= new
                 self._pos[cid] = hi

@@ -10,8 +10,10 @@ import gzip
 import io
 import json
 import logging
+from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
@@ -21,10 +23,17 @@ from pydantic import ValidationError
 from kairos.domain.messages import DELIVERED
 from kairos.schemas import Event, validate_timezone
 from kairos.timeutil import parse_ts
-from training.adapters import find_online_retail_files, online_retail_records, record_to_event
+from training.adapters import (
+    find_online_retail_files,
+    iter_online_retail,
+    online_retail_profiles,
+    online_retail_records,
+    record_to_event,
+)
+from training.columns import EventTable, TableBuilder
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable, Iterator, Sequence
+    from collections.abc import Callable, Iterable, Iterator, Sequence
 
 log = logging.getLogger(__name__)
 
@@ -149,17 +158,138 @@ def load_events(sources: Sequence[str], profiles_path: str | None = None, s3_cli
     return LoadedData(unique, profiles, rejected)
 
 
-def load_profiles(path: str) -> dict[str, Profile]:
-    """Read profile JSON Lines (``customer_id``, optional ``timezone`` and ``attributes``)."""
-    out: dict[str, Profile] = {}
-    opener = gzip.open if path.endswith(".gz") else open
-    with opener(path, "rt", encoding="utf-8") as fh:
-        for line in fh:
-            if not line.strip():
+@dataclass
+class LoadedTable:
+    """Events as columns (:class:`training.columns.EventTable`), profiles, and how many records were rejected."""
+
+    table: EventTable
+    profiles: dict[str, Profile]
+    rejected: int = 0
+
+
+def load_table(
+    sources: Sequence[str],
+    profiles_path: str | None = None,
+    s3_client: Any = None,
+    keep: Callable[[str], bool] | None = None,
+) -> LoadedTable:
+    """Load events as columns, holding no Python object per event (the training path).
+
+    Sources are as for :func:`load_events`. JSON Lines and Parquet are read by Arrow and validated in bulk
+    (:meth:`training.columns.TableBuilder.add_arrow`); a JSON Lines file Arrow cannot read as one table (a
+    field of the wrong type, a broken line) is read line by line with the API's own validation instead.
+    Raw dataset CSVs go straight from the adapter into the columns. Duplicates of ``(customer_id, event_id)``
+    keep the first. ``keep`` selects customers (a shard's): the others' events are dropped as they are read.
+    """
+    builder = TableBuilder(keep)
+    profiles: dict[str, Profile] = {}
+    local_paths = [Path(s) for s in sources if not s.startswith("s3://")]
+    raw_csvs = find_online_retail_files(local_paths)
+    if raw_csvs:
+        countries: dict[str, Counter[str]] = defaultdict(Counter)
+        for rec in iter_online_retail(raw_csvs, countries):
+            builder.add(
+                rec["customer_id"],
+                rec["event_id"],
+                rec["type"],
+                _parse_ts_cached(rec["timestamp"]),
+                product_id=rec.get("product_id"),
+                quantity=rec.get("quantity"),
+                amount=rec.get("amount"),
+            )
+        for p in online_retail_profiles(countries):
+            profiles[p["customer_id"]] = Profile(p["timezone"], p["attributes"])
+    raw = set(raw_csvs)
+    for src in sources:
+        if src.startswith("s3://"):
+            for key, data in _s3_objects(src, s3_client):
+                _add_blob(builder, key, data)
+            continue
+        for path in _local_files(Path(src)):
+            if path in raw or not _is_event_file(path.name):
                 continue
-            rec = json.loads(line)
-            tz = rec.get("timezone") or "UTC"
-            out[str(rec["customer_id"])] = Profile(validate_timezone(tz), dict(rec.get("attributes") or {}))
+            _add_blob(builder, path.name, path.read_bytes())
+    if builder.rejected:
+        log.warning("rejected %d invalid event records", builder.rejected)
+    if profiles_path:
+        profiles.update(load_profiles(profiles_path))
+    return LoadedTable(builder.finish(), profiles, builder.rejected)
+
+
+def _add_blob(builder: TableBuilder, name: str, data: bytes) -> None:
+    """Add one file's events: Parquet batch by batch, JSON Lines as an Arrow table (or line by line)."""
+    import pyarrow as pa
+
+    lower = name.lower()
+    if lower.endswith(".parquet"):
+        import pyarrow.parquet as pq
+
+        for batch in pq.ParquetFile(io.BytesIO(data)).iter_batches(batch_size=65_536):
+            builder.add_arrow(pa.Table.from_batches([batch]))
+        return
+    if lower.endswith(".gz"):
+        data = gzip.decompress(data)
+    import pyarrow.json as pa_json
+
+    try:
+        table = pa_json.read_json(
+            io.BytesIO(data),
+            parse_options=pa_json.ParseOptions(explicit_schema=JSON_SCHEMA(), unexpected_field_behavior="ignore"),
+        )
+    except pa.ArrowInvalid:
+        for line in data.splitlines():
+            try:
+                ev = Event.model_validate_json(line) if line.strip() else None
+            except ValidationError:
+                builder.rejected += 1
+                continue
+            if ev is not None:
+                builder.add(
+                    ev.customer_id,
+                    ev.event_id,
+                    ev.type,
+                    ev.timestamp,
+                    ev.channel,
+                    ev.product_id,
+                    ev.quantity,
+                    None if ev.amount is None else float(ev.amount),
+                    ev.message_id,
+                )
+        return
+    builder.add_arrow(table)
+
+
+def JSON_SCHEMA() -> Any:  # noqa: N802 - a constant made on first use (pyarrow is imported lazily)
+    import pyarrow as pa
+
+    strings = ("customer_id", "event_id", "type", "timestamp", "channel", "product_id", "message_id")
+    return pa.schema([*((n, pa.string()) for n in strings), ("quantity", pa.float64()), ("amount", pa.float64())])
+
+
+@lru_cache(maxsize=65536)
+def _parse_ts_cached(value: str) -> datetime:
+    return datetime.fromisoformat(value)
+
+
+def load_profiles(path: str) -> dict[str, Profile]:
+    """Read profile JSON Lines (``customer_id``, optional ``timezone`` and ``attributes``), local or ``s3://``."""
+    out: dict[str, Profile] = {}
+    if path.startswith("s3://"):
+        import boto3
+
+        bucket, _, key = path[len("s3://") :].partition("/")
+        body = boto3.client("s3").get_object(Bucket=bucket, Key=key)["Body"].read()
+        lines: Iterable[str] = (gzip.decompress(body) if path.endswith(".gz") else body).decode().splitlines()
+    else:
+        opener = gzip.open if path.endswith(".gz") else open
+        with opener(path, "rt", encoding="utf-8") as fh:
+            lines = fh.read().splitlines()
+    for line in lines:
+        if not line.strip():
+            continue
+        rec = json.loads(line)
+        tz = rec.get("timezone") or "UTC"
+        out[str(rec["customer_id"])] = Profile(validate_timezone(tz), dict(rec.get("attributes") or {}))
     return out
 
 

@@ -16,7 +16,7 @@ import numpy as np
 from kairos.features.send_time import DAY_S, HOURS_PER_DAY, NEVER_DAYS, _normalize
 
 if TYPE_CHECKING:
-    from collections.abc import Mapping, Sequence
+    from collections.abc import Iterable, Mapping, Sequence
     from datetime import datetime
 
     from kairos.aggregates import CustomerAggregates
@@ -176,11 +176,19 @@ def build_item_table(
     -------
     ItemTable
     """
-    built_s = int(built_at.timestamp())
+    stats = item_stats(aggs, built_at, recent_days)
+    return item_table_from_stats(stats, baskets, built_at, neighbors, min_buyers, repeat_prior, hour_counts)
+
+
+def item_stats(
+    aggs: Iterable[CustomerAggregates], built_at: datetime, recent_days: float = 90.0
+) -> dict[str, dict[str, int]]:
+    """Per product: buyers, repeat buyers and recent buyers among ``aggs``. Sums of these over disjoint sets
+    of customers (:func:`merge_counts`) are the statistics of their union: shards of customers add up."""
+    horizon = int(built_at.timestamp()) - recent_days * DAY_S
     buyers: dict[str, int] = {}
     repeaters: dict[str, int] = {}
     recent: dict[str, int] = {}
-    horizon = built_s - recent_days * DAY_S
     for agg in aggs:
         for pid, rec in agg.product_purchases.items():
             buyers[pid] = buyers.get(pid, 0) + 1
@@ -188,6 +196,32 @@ def build_item_table(
                 repeaters[pid] = repeaters.get(pid, 0) + 1
             if rec[1] >= horizon:
                 recent[pid] = recent.get(pid, 0) + 1
+    return {"buyers": buyers, "repeaters": repeaters, "recent": recent}
+
+
+def merge_counts(parts: Iterable[Mapping[str, Mapping[str, Any]]]) -> dict[str, dict[str, Any]]:
+    """Add up dictionaries of counts (or of arrays) key by key, per named table."""
+    out: dict[str, dict[str, Any]] = {}
+    for part in parts:
+        for name, table in part.items():
+            mine = out.setdefault(name, {})
+            for k, v in table.items():
+                mine[k] = mine[k] + v if k in mine else v
+    return out
+
+
+def item_table_from_stats(
+    stats: Mapping[str, Mapping[str, int]],
+    baskets: Sequence[Sequence[str]],
+    built_at: datetime,
+    neighbors: int = 20,
+    min_buyers: int = 1,
+    repeat_prior: float = 10.0,
+    hour_counts: Mapping[str, Sequence[float]] | None = None,
+) -> ItemTable:
+    """The item table from (merged) :func:`item_stats`, baskets and hour counts."""
+    built_s = int(built_at.timestamp())
+    buyers, repeaters, recent = stats["buyers"], stats["repeaters"], stats["recent"]
     ids = sorted(p for p, b in buyers.items() if b >= min_buyers)
     index = {p: i for i, p in enumerate(ids)}
     b = np.array([buyers[p] for p in ids], dtype=np.float64)

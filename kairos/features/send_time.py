@@ -266,11 +266,15 @@ def build_priors(
     -------
     Priors
     """
+    return priors_from_stats(prior_stats(aggs, segments), min_segment_customers, segment_attribute)
+
+
+def prior_stats(aggs: Sequence[CustomerAggregates], segments: Sequence[str | None]) -> dict[str, dict[str, Any]]:
+    """The sums :func:`build_priors` is made of; sums over disjoint sets of customers add up
+    (``kairos.features.products.merge_counts``), so shards of customers can compute them apart."""
     counts = np.array([a.how_counts for a in aggs], dtype=np.float64).reshape(-1, HOURS_PER_WEEK)
     totals = counts.sum(axis=1)
-    population = counts.sum(axis=0)
     has = totals > 0
-    population_customers = _normalize(counts[has]).sum(axis=0) if has.any() else np.zeros(HOURS_PER_WEEK)
     seg_counts: dict[str, np.ndarray] = {}
     seg_customers: dict[str, int] = {}
     for seg, row, total in zip(segments, counts, totals, strict=True):
@@ -278,8 +282,33 @@ def build_priors(
             continue
         seg_counts[seg] = seg_counts.get(seg, np.zeros(HOURS_PER_WEEK)) + row
         seg_customers[seg] = seg_customers.get(seg, 0) + 1
-    kept = {k: v for k, v in seg_counts.items() if seg_customers[k] >= min_segment_customers}
-    return Priors(population, population_customers, kept, segment_attribute)
+    return {
+        "population": {
+            "moments": counts.sum(axis=0),
+            "customers": _normalize(counts[has]).sum(axis=0) if has.any() else np.zeros(HOURS_PER_WEEK),
+        },
+        "segment_moments": seg_counts,
+        "segment_customers": seg_customers,
+    }
+
+
+def priors_from_stats(
+    stats: Mapping[str, Mapping[str, Any]], min_segment_customers: int = 5, segment_attribute: str = SEGMENT_ATTRIBUTE
+) -> Priors:
+    """Priors from (merged) :func:`prior_stats`."""
+    pop = stats.get("population") or {}
+    customers = stats.get("segment_customers") or {}
+    kept = {
+        k: np.asarray(v, dtype=np.float64)
+        for k, v in (stats.get("segment_moments") or {}).items()
+        if customers.get(k, 0) >= min_segment_customers
+    }
+    return Priors(
+        np.asarray(pop.get("moments", np.zeros(HOURS_PER_WEEK)), dtype=np.float64),
+        np.asarray(pop.get("customers", np.zeros(HOURS_PER_WEEK)), dtype=np.float64),
+        kept,
+        segment_attribute,
+    )
 
 
 def segment_of(attributes: Mapping[str, Any] | None, attribute: str = SEGMENT_ATTRIBUTE) -> str | None:

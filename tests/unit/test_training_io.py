@@ -9,7 +9,7 @@ import pyarrow.parquet as pq
 import pytest
 from moto import mock_aws
 
-from training.io import load_events, load_profiles
+from training.io import load_events, load_profiles, load_table
 
 EVENTS = [
     {
@@ -91,3 +91,67 @@ def test_load_profiles_reads_timezone_and_attributes(tmp_path):
     # THEN
     assert profiles["c1"].timezone == "Europe/Paris"
     assert profiles["c1"].attributes == {"country": "France"}
+
+
+def _facts(events):
+    return sorted(
+        (
+            e.customer_id,
+            e.timestamp.isoformat(),
+            e.type,
+            e.channel,
+            e.product_id,
+            e.quantity or None,
+            None if e.amount is None else float(e.amount),
+        )
+        for e in events
+    )
+
+
+def test_the_columnar_reader_keeps_what_the_object_reader_keeps(tmp_path):
+    # GIVEN the same tree of JSON Lines (plain and gzip) and Parquet, with a duplicate and invalid records
+    part = tmp_path / "events" / "dt=2011-06-01"
+    part.mkdir(parents=True)
+    bad = [
+        {"event_id": "x1", "customer_id": "c3", "type": "purchase", "timestamp": "2011-06-01T12:00:00"},
+        {"event_id": "x2", "customer_id": "c3", "type": "teleport", "timestamp": "2011-06-01T12:00:00Z"},
+        {"event_id": "x3", "customer_id": "bad id", "type": "session", "timestamp": "2011-06-01T12:00:00Z"},
+        {
+            "event_id": "x4",
+            "customer_id": "c3",
+            "type": "purchase",
+            "timestamp": "2011-06-01T12:00:00Z",
+            "quantity": 1.5,
+        },
+    ]
+    (part / "a.jsonl.gz").write_bytes(gzip.compress(_jsonl([*EVENTS[:2], EVENTS[0], *bad])))
+    pq.write_table(pa.Table.from_pylist(EVENTS[2:]), tmp_path / "c.parquet")
+    # WHEN read both ways
+    objects = load_events([str(tmp_path)])
+    columns = load_table([str(tmp_path)])
+    # THEN the same events survive (the duplicate once) and the same records are rejected
+    assert _facts(columns.table.all_events()) == _facts(objects.events)
+    assert len(columns.table) == 3 and columns.rejected == objects.rejected == 4
+
+
+def test_a_file_arrow_cannot_read_whole_is_read_line_by_line(tmp_path):
+    # GIVEN a customer id written as a number on one line (Arrow's schema refuses the whole file)
+    odd = {"event_id": "n1", "customer_id": 42, "type": "session", "timestamp": "2011-06-03T18:30:00Z"}
+    (tmp_path / "e.jsonl").write_bytes(_jsonl([*EVENTS, odd]) + b"{not json\n")
+    # WHEN
+    columns = load_table([str(tmp_path)])
+    # THEN the valid events are kept and the two bad lines rejected, as the API would
+    assert len(columns.table) == 3 and columns.rejected == 2
+
+
+def test_history_from_columns_folds_to_the_same_aggregates_as_from_objects():
+    from pathlib import Path
+
+    from training.history import Folder, History
+
+    sample = Path(__file__).parents[1] / "data" / "online_retail_sample.csv.gz"
+    objects = load_events([str(sample)])
+    columns = load_table([str(sample)])
+    a, b = History(objects.events, objects.profiles), History(columns.table, columns.profiles)
+    assert list(a.customers) == list(b.customers) and a.start == b.start and a.end == b.end
+    assert Folder(a).advance(a.end) == Folder(b).advance(b.end)
