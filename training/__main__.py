@@ -16,7 +16,7 @@ from pathlib import Path
 
 from kairos.serving import CustomerInput, KairosModel
 from training.adapters import find_online_retail_files, online_retail_records
-from training.fit import TrainConfig
+from training.fit import TrainConfig, peak_mb
 from training.io import load_table, write_jsonl
 
 log = logging.getLogger("training")
@@ -49,12 +49,13 @@ def _history(args: argparse.Namespace):
     history = History(data.table, data.profiles)
     args.history = history  # the message log's engagement labels come from the same events
     log.info(
-        "loaded %d events of %d customers (%d rejected) in %.1f s, %.0f MB of columns",
+        "loaded %d events of %d customers (%d rejected) in %.1f s, %.0f MB of columns (peak %.0f MB)",
         len(data.table),
         len(history.customers),
         data.rejected,
         time.monotonic() - t0,
         data.table.nbytes / 2**20,
+        peak_mb(),
     )
     return history
 

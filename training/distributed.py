@@ -172,7 +172,7 @@ def fit_distributed(
         log.info("snapshot %s merged from %d shards", t.date(), shards)
     cal = {name: np.concatenate([c[name] for c in cal_parts]) for name in ("x", "counts", "moments", "prior")}
     ex = Examples(
-        tx=np.concatenate(rows["tx"]),
+        tx=rows["tx"],
         ty=np.concatenate(rows["ty"]),
         tw=np.concatenate(rows["tw"]),
         to=np.concatenate(rows["to"]),

@@ -41,6 +41,8 @@ if TYPE_CHECKING:
     from training.history import History
 
 log = logging.getLogger(__name__)
+# Customers whose send-time features are computed together (168 rows each).
+FEATURE_BATCH = 256
 
 
 @dataclass
@@ -156,7 +158,7 @@ def fit(history: History, end: datetime, cfg: TrainConfig | None = None, folder:
     t0 = time.monotonic()
     folder = folder or Folder(history)
     ex = build_examples(history, end, cfg, folder)
-    log.info("examples built in %.1f s", time.monotonic() - t0)
+    log.info("examples built in %.1f s (peak memory so far %.0f MB)", time.monotonic() - t0, peak_mb())
     aggs = folder.advance(end)
     cids = list(history.customers)
     known = [aggs[c] for c in cids]
@@ -164,6 +166,13 @@ def fit(history: History, end: datetime, cfg: TrainConfig | None = None, folder:
     items = build_item_table(known, history.baskets(end), end, hour_counts=history.product_hour_counts(end))
     assert history.start is not None
     return train_model(ex, priors, items, cfg, end, history.start, len(history.customers), t0)
+
+
+def peak_mb() -> float:
+    """This process's peak resident memory so far, MB (Linux reports KB)."""
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def resolve_threads(cfg: TrainConfig) -> TrainConfig:
@@ -187,12 +196,18 @@ def train_model(
     engine: str = "single machine",
 ) -> KairosModel:
     """Calibrate and train both boosters on the examples, and assemble the model with its metadata."""
-    tx, ty, tw, to, px, py, pg, times = ex.tx, ex.ty, ex.tw, ex.to, ex.px, ex.py, ex.pg, ex.times
+    ty, px, py, pg, times = ex.ty, ex.px, ex.py, ex.pg, ex.times
     t1 = time.monotonic()
-    calibration, calibration_report = calibrate(ex, cfg)
+    # The rows are binned once (a byte or two a value instead of eight), and the raw rows let go: both
+    # boosters train on the binned data, the calibration's on a subset of it.
+    data = time_dataset(ex, cfg)
+    ex.tx = []
+    log.info("send-time rows binned: %d rows, %.1f s (peak %.0f MB)", len(ty), time.monotonic() - t1, peak_mb())
+    t1 = time.monotonic()
+    calibration, calibration_report = calibrate(ex, cfg, data)
     log.info("calibration: %s, %.1f s", calibration.to_dict(), time.monotonic() - t1)
     t1 = time.monotonic()
-    time_booster = train_time_booster(tx, ty, tw, to, cfg)
+    time_booster = lgb.train(time_params(cfg), data, num_boost_round=cfg.time_rounds)
     log.info("time model: %d rows, %.1f s", len(ty), time.monotonic() - t1)
     product_booster = None
     if pg.size:
@@ -234,7 +249,7 @@ def train_model(
 class Examples:
     """Training rows of both models: features, labels, and weights (time) or group sizes (product)."""
 
-    tx: np.ndarray
+    tx: list[np.ndarray] | np.ndarray  # send-time rows, one chunk per snapshot (and shard)
     ty: np.ndarray
     tw: np.ndarray
     to: np.ndarray
@@ -261,7 +276,7 @@ def held_out_customer(cid: str, share: float) -> bool:
     return stable_unit("calibration", cid) < share
 
 
-def calibrate(ex: Examples, cfg: TrainConfig) -> tuple[Calibration, dict[str, Any]]:
+def calibrate(ex: Examples, cfg: TrainConfig, data: lgb.Dataset) -> tuple[Calibration, dict[str, Any]]:
     """Fit the probability calibration on customers a first booster never saw.
 
     The first booster learns from the other customers' rows; its rates for the held-out customers at
@@ -271,8 +286,8 @@ def calibrate(ex: Examples, cfg: TrainConfig) -> tuple[Calibration, dict[str, An
     """
     if ex.cal_x is None or not ex.cal_x.size or not ex.held_out.any() or ex.held_out.all():
         return Calibration(), {}
-    keep = ~ex.held_out
-    booster = train_time_booster(ex.tx[keep], ex.ty[keep], ex.tw[keep], ex.to[keep], cfg)
+    subset = data.subset(np.flatnonzero(~ex.held_out))
+    booster = lgb.train(time_params(cfg), subset, num_boost_round=cfg.time_rounds)
     rates = booster.predict(ex.cal_x).reshape(-1, HOURS_PER_WEEK)
     return fit_calibration(rates, ex.cal_prior, ex.cal_counts, ex.cal_moments)
 
@@ -317,7 +332,7 @@ def build_examples(history: History, end: datetime, cfg: TrainConfig, folder: Fo
             py.append(part["py"])
             pg.append(part["pg"])
     return Examples(
-        tx=np.concatenate(tx),
+        tx=tx,
         ty=np.concatenate(ty),
         tw=np.concatenate(tw),
         to=np.concatenate(to),
@@ -354,7 +369,15 @@ def snapshot_examples(
     active = [c for c in history.active(t, window_end) if in_sample(c, cfg.customer_sample)]
     x, y, w, o, owner = time_examples(history, aggs, active, t, window_end, priors, items, cfg.negative_rate, rng)
     held = np.array([held_out_customer(c, cfg.calibration_share) for c in active], dtype=bool)
-    out: dict[str, Any] = {"tx": x, "ty": y, "tw": w, "to": o, "th": held[owner] if owner.size else np.zeros(0, bool)}
+    # Rows are kept in float32 until LightGBM bins them: half the memory, and the bins (thresholds halfway
+    # between distinct float32 values) put a float64 feature served later on the side its float32 would be.
+    out: dict[str, Any] = {
+        "tx": x.astype(np.float32),
+        "ty": y,
+        "tw": w,
+        "to": o,
+        "th": held[owner] if owner.size else np.zeros(0, bool),
+    }
     if last:
         cal_cids = [c for c, h in zip(active, held, strict=True) if h]
         if cal_cids:
@@ -367,8 +390,9 @@ def snapshot_examples(
                 "prior": np.stack([priors.segment_dist(s) for s in cal_segments]),
             }
     if product:
-        out["px"], out["py"], out["pg"] = product_examples(history, aggs, t, window_end, items, cfg.customer_sample)
-    log.info("snapshot %s: %d active customers", t.date(), len(active))
+        px, out["py"], out["pg"] = product_examples(history, aggs, t, window_end, items, cfg.customer_sample)
+        out["px"] = px.astype(np.float32)
+    log.info("snapshot %s: %d active customers (peak %.0f MB)", t.date(), len(active), peak_mb())
     return out
 
 
@@ -392,7 +416,6 @@ def time_examples(
     if not cids:
         empty = np.empty(0)
         return np.empty((0, len(TIME_FEATURES))), empty, empty, empty, np.empty(0, dtype=np.int64)
-    x = time_features([aggs[c] for c in cids], start, priors, [history.segment(c) for c in cids], items)
     counts = history.window_how_counts(cids, start, end)
     y = counts.reshape(-1)
     # Offset log(total moments in the window): with it the Poisson fit is a multinomial fit of how
@@ -402,7 +425,14 @@ def time_examples(
     keep = (y > 0) | (rng.random(y.size) < negative_rate)
     w = np.where(y > 0, 1.0, 1.0 / negative_rate)
     owner = np.repeat(np.arange(len(cids)), HOURS_PER_WEEK)
-    return x[keep], y[keep], w[keep], offset[keep], owner[keep]
+    # Features a batch of customers at a time, each batch's kept rows copied out: the full matrix of every
+    # active customer's 168 rows never exists at once.
+    parts = []
+    for lo in range(0, len(cids), FEATURE_BATCH):
+        batch = cids[lo : lo + FEATURE_BATCH]
+        x = time_features([aggs[c] for c in batch], start, priors, [history.segment(c) for c in batch], items)
+        parts.append(x[keep[lo * HOURS_PER_WEEK : (lo + len(batch)) * HOURS_PER_WEEK]])
+    return np.concatenate(parts), y[keep], w[keep], offset[keep], owner[keep]
 
 
 def product_examples(
@@ -435,10 +465,22 @@ def _owners(offsets: np.ndarray) -> np.ndarray:
     return np.repeat(np.arange(len(offsets) - 1), np.diff(offsets))
 
 
-def train_time_booster(
-    x: np.ndarray, y: np.ndarray, w: np.ndarray, offset: np.ndarray, cfg: TrainConfig
-) -> lgb.Booster:
-    params = {
+def time_dataset(ex: Examples, cfg: TrainConfig) -> lgb.Dataset:
+    """The send-time rows as a binned LightGBM dataset (from the per-snapshot chunks: no concatenated copy)."""
+    data = lgb.Dataset(
+        [c for c in ex.tx if len(c)] if isinstance(ex.tx, list) else ex.tx,
+        label=ex.ty,
+        weight=ex.tw,
+        init_score=ex.to,
+        feature_name=list(TIME_FEATURES),
+        free_raw_data=True,
+        params=time_params(cfg),
+    )
+    return data.construct()
+
+
+def time_params(cfg: TrainConfig) -> dict[str, Any]:
+    return {
         "objective": "poisson",
         "learning_rate": cfg.time_learning_rate,
         "num_leaves": cfg.time_leaves,
@@ -453,8 +495,6 @@ def train_time_booster(
         "force_col_wise": True,
         "verbose": -1,
     }
-    data = lgb.Dataset(x, label=y, weight=w, init_score=offset, feature_name=list(TIME_FEATURES), free_raw_data=True)
-    return lgb.train(params, data, num_boost_round=cfg.time_rounds)
 
 
 def train_product_booster(x: np.ndarray, y: np.ndarray, groups: np.ndarray, cfg: TrainConfig) -> lgb.Booster:

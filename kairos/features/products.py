@@ -246,6 +246,7 @@ def item_table_from_stats(
 
 # Above this many product pairs the co-purchase counts are kept sparse instead of in a dense matrix.
 _DENSE_PAIRS = 40_000_000
+_TOP_K_BLOCK = 512
 
 
 def _cooccurrence_neighbors(
@@ -276,23 +277,27 @@ def _cooccurrence_neighbors(
         return nb, ns
     pairs = np.concatenate(pair_codes)
     if n * n <= _DENSE_PAIRS:
-        upper = np.bincount(pairs, minlength=n * n).astype(np.float32).reshape(n, n)
-        dense = upper + upper.T
+        # In place, and the top k a block of rows at a time: the n x n matrix exists once, in float32.
+        cosine = np.bincount(pairs, minlength=n * n).astype(np.float32).reshape(n, n)
+        cosine += cosine.T
         norm = np.sqrt(item_baskets).astype(np.float32)
         with np.errstate(divide="ignore", invalid="ignore"):
-            cosine = dense / norm[:, None] / norm[None, :]
+            cosine /= norm[:, None]
+            cosine /= norm[None, :]
         cosine[~np.isfinite(cosine)] = 0.0
         kk = min(k, n - 1) if n > 1 else 0
         if kk == 0:
             return nb, ns
-        top = np.argpartition(-cosine, kk - 1, axis=1)[:, :kk]
-        top_scores = np.take_along_axis(cosine, top, axis=1).astype(np.float64)
-        order = np.lexsort((top, -top_scores), axis=1)
-        top = np.take_along_axis(top, order, axis=1)
-        top_scores = np.take_along_axis(top_scores, order, axis=1)
-        present = top_scores > 0
-        nb[:, :kk] = np.where(present, top, -1)
-        ns[:, :kk] = np.where(present, top_scores, 0.0)
+        for lo in range(0, n, _TOP_K_BLOCK):
+            block = cosine[lo : lo + _TOP_K_BLOCK]
+            top = np.argpartition(-block, kk - 1, axis=1)[:, :kk]
+            top_scores = np.take_along_axis(block, top, axis=1).astype(np.float64)
+            order = np.lexsort((top, -top_scores), axis=1)
+            top = np.take_along_axis(top, order, axis=1)
+            top_scores = np.take_along_axis(top_scores, order, axis=1)
+            present = top_scores > 0
+            nb[lo : lo + len(block), :kk] = np.where(present, top, -1)
+            ns[lo : lo + len(block), :kk] = np.where(present, top_scores, 0.0)
         return nb, ns
     codes, pair_counts = np.unique(pairs, return_counts=True)
     left, right = np.divmod(codes, n)
