@@ -198,9 +198,11 @@ def connect(cluster: str) -> Client:
     """A Dask client: ``local`` starts a LocalCluster with a worker per free core; else a scheduler address."""
     from distributed import Client, LocalCluster
 
+    if not log.isEnabledFor(logging.INFO):
+        logging.getLogger("distributed").setLevel(logging.WARNING)  # the workers' chatter only with -v
     if cluster == "local":
         from training.fit import default_threads
 
         workers = max(1, default_threads())
-        return Client(LocalCluster(n_workers=workers, threads_per_worker=1, dashboard_address=None))
+        return Client(LocalCluster(n_workers=workers, threads_per_worker=1, dashboard_address=":0"))
     return Client(cluster)
