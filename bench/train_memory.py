@@ -135,7 +135,8 @@ def main(argv: list[str] | None = None) -> int:
         print(
             f"500M events on one machine: {need_gb:,.0f} GB and {s_per_event * TARGET / 3600:,.1f} h; "
             f"sharded by customer over {workers} workers of {args.machine_gb:.0f} GB (70% used): "
-            f"{s_per_event * TARGET / workers / 3600:,.1f} h of feature building each"
+            f"{s_per_event * TARGET / workers / 3600:,.1f} h of feature building each, while the client gathers "
+            "the training rows: bound them with --customer-sample or --memory-gb"
         )
     print(f"cores: {os.cpu_count()}")
     return 0

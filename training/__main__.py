@@ -36,6 +36,7 @@ def _config(args: argparse.Namespace) -> TrainConfig:
         time_rounds=args.time_rounds,
         product_rounds=args.product_rounds,
         customer_sample=args.customer_sample,
+        memory_mb=1024 * args.memory_gb if args.memory_gb else 0.0,
     )
 
 
@@ -265,6 +266,11 @@ def build_parser() -> argparse.ArgumentParser:
             type=float,
             default=defaults.customer_sample,
             help="share of customers whose snapshots become training rows (recorded in the model card)",
+        )
+        p.add_argument(
+            "--memory-gb",
+            type=float,
+            help="a memory budget: the customer sample is lowered so that the training rows fit (one machine)",
         )
         p.add_argument("--product-rounds", type=int, default=defaults.product_rounds, help="boosting rounds, products")
 

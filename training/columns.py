@@ -199,6 +199,20 @@ class TableBuilder:
         self._amount.append(float(amount) if amount is not None else float("nan"))
         self._message.append(self._code(self._message_code, message_id))
 
+    def add_event(self, ev: Any) -> None:
+        """Add a validated ``Event`` (or a light event of a table, which has no ``event_id``: one is made)."""
+        self.add(
+            ev.customer_id,
+            getattr(ev, "event_id", "") or f"#{len(self)}",
+            ev.type,
+            ev.timestamp,
+            ev.channel,
+            ev.product_id,
+            ev.quantity,
+            None if ev.amount is None else float(ev.amount),
+            getattr(ev, "message_id", None),
+        )
+
     def add_arrow(self, table: pa.Table) -> int:
         """Add a table of event records (JSON Lines or Parquet), validated in bulk; returns the rows accepted.
 
@@ -299,17 +313,7 @@ def table_from_events(events: Iterable[Any]) -> EventTable:
     """An EventTable of ``Event`` (or light) objects."""
     builder = TableBuilder()
     for ev in events:
-        builder.add(
-            ev.customer_id,
-            getattr(ev, "event_id", "") or f"#{len(builder)}",
-            ev.type,
-            ev.timestamp,
-            ev.channel,
-            ev.product_id,
-            ev.quantity,
-            None if ev.amount is None else float(ev.amount),
-            getattr(ev, "message_id", None),
-        )
+        builder.add_event(ev)
     return builder.finish()
 
 

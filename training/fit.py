@@ -74,6 +74,8 @@ class TrainConfig:
     # Share of customers whose snapshots become training rows (a stable draw per customer); priors and the
     # item table always use everybody. Below 1 for histories too large for one machine's memory.
     customer_sample: float = 1.0
+    # A memory budget for the whole run, MB (0: none): the customer sample is lowered to fit the training rows.
+    memory_mb: float = 0.0
 
 
 def _cpu_jiffies() -> tuple[float, float] | None:
@@ -157,6 +159,9 @@ def fit(history: History, end: datetime, cfg: TrainConfig | None = None, folder:
     cfg = resolve_threads(cfg or TrainConfig())
     t0 = time.monotonic()
     folder = folder or Folder(history)
+    if cfg.memory_mb and history.start is not None:
+        times = snapshot_times(history.start, end, cfg)
+        cfg = replace(cfg, customer_sample=min(cfg.customer_sample, sample_for_budget(history, times, cfg)))
     ex = build_examples(history, end, cfg, folder)
     log.info("examples built in %.1f s (peak memory so far %.0f MB)", time.monotonic() - t0, peak_mb())
     aggs = folder.advance(end)
@@ -225,6 +230,7 @@ def train_model(
         "time_examples": len(ty),
         "sampling": {
             "customers": cfg.customer_sample,
+            "memory_budget_mb": cfg.memory_mb or None,
             "snapshots": len(times),
             "snapshot_stride_days": cfg.stride_days,
             "zero_rows_kept": cfg.negative_rate,
@@ -346,6 +352,42 @@ def build_examples(history: History, end: datetime, cfg: TrainConfig, folder: Fo
         cal_moments=cal.get("moments"),
         cal_prior=cal.get("prior"),
     )
+
+
+# What one training row costs until binned (float32 features, label, weight, offset, flags) and what LightGBM,
+# the aggregates and the transient feature batches take besides, measured on Online Retail II.
+TIME_ROW_BYTES = len(TIME_FEATURES) * 4 + 32
+PRODUCT_ROW_BYTES = len(PRODUCT_FEATURES) * 4 + 24
+PRODUCT_CANDIDATES = 180
+OVERHEAD_MB = 250.0
+AGGREGATES_BYTES_PER_CUSTOMER = 45_000
+
+
+def sample_for_budget(history: History, times: list[datetime], cfg: TrainConfig) -> float:
+    """The share of customers whose rows fit ``cfg.memory_mb`` with what is already in memory (at least 1%).
+
+    Rows are counted ahead from the customers active in each snapshot's label window: 168 rows each, zero
+    labels kept at ``negative_rate``, plus the ranker's candidates of buyers at the last snapshots.
+    """
+    window = timedelta(days=cfg.horizon_days)
+    product_times = set(times[-cfg.product_snapshots :]) if cfg.product_snapshots else set()
+    time_rows = product_rows = 0.0
+    for t in times:
+        active = len(history.active(t, t + window))
+        time_rows += active * (HOURS_PER_WEEK * cfg.negative_rate + 8)
+        if t in product_times:
+            product_rows += active * PRODUCT_CANDIDATES
+    need_mb = (time_rows * TIME_ROW_BYTES + product_rows * PRODUCT_ROW_BYTES) / 2**20
+    have_mb = peak_mb() + OVERHEAD_MB + len(history.customers) * AGGREGATES_BYTES_PER_CUSTOMER / 2**20
+    share = max(0.01, min(1.0, (cfg.memory_mb - have_mb) / need_mb)) if need_mb else 1.0
+    log.info(
+        "memory budget %.0f MB: %.0f MB in use and fixed, rows would take %.0f MB: sampling %.0f%% of customers",
+        cfg.memory_mb,
+        have_mb,
+        need_mb,
+        100 * share,
+    )
+    return share
 
 
 def snapshot_examples(

@@ -244,17 +244,7 @@ def _add_blob(builder: TableBuilder, name: str, data: bytes) -> None:
                 builder.rejected += 1
                 continue
             if ev is not None:
-                builder.add(
-                    ev.customer_id,
-                    ev.event_id,
-                    ev.type,
-                    ev.timestamp,
-                    ev.channel,
-                    ev.product_id,
-                    ev.quantity,
-                    None if ev.amount is None else float(ev.amount),
-                    ev.message_id,
-                )
+                builder.add_event(ev)
         return
     builder.add_arrow(table)
 

@@ -247,6 +247,7 @@ def item_table_from_stats(
 # Above this many product pairs the co-purchase counts are kept sparse instead of in a dense matrix.
 _DENSE_PAIRS = 40_000_000
 _TOP_K_BLOCK = 512
+_PAIRS_AT_ONCE = 2_000_000
 
 
 def _cooccurrence_neighbors(
@@ -268,18 +269,30 @@ def _cooccurrence_neighbors(
     starts = np.flatnonzero(np.r_[True, basket_of[1:] != basket_of[:-1]])
     lengths = np.diff(np.r_[starts, basket_of.size])
     # Pairs (i < j) of every basket, built per basket length so each length is one array operation.
-    pair_codes = []
-    for length in np.unique(lengths[lengths > 1]).tolist():
-        rows = item[starts[lengths == length][:, None] + np.arange(length)[None, :]]
-        iu, ju = np.triu_indices(length, 1)
-        pair_codes.append((rows[:, iu] * n + rows[:, ju]).ravel())
-    if not pair_codes:
+    groups = np.unique(lengths[lengths > 1]).tolist()
+    if not groups:
         return nb, ns
-    pairs = np.concatenate(pair_codes)
+
+    def pairs_of(length: int, chunk: slice = slice(None)) -> np.ndarray:
+        rows = item[starts[lengths == length][chunk][:, None] + np.arange(length)[None, :]]
+        iu, ju = np.triu_indices(length, 1)
+        return (rows[:, iu] * n + rows[:, ju]).ravel()
+
     if n * n <= _DENSE_PAIRS:
-        # In place, and the top k a block of rows at a time: the n x n matrix exists once, in float32.
-        cosine = np.bincount(pairs, minlength=n * n).astype(np.float32).reshape(n, n)
-        cosine += cosine.T
+        # Counted into one n x n float32 matrix a basket length at a time (a wholesale basket of 300 lines
+        # has 45,000 pairs: all pairs at once would outweigh the matrix), both ways, then scaled in place;
+        # the top k a block of rows at a time.
+        cosine = np.zeros((n, n), dtype=np.float32)
+        flat_view = cosine.reshape(-1)
+        for length in groups:
+            per_basket = length * (length - 1) // 2
+            step = max(1, _PAIRS_AT_ONCE // per_basket)
+            for lo in range(0, int((lengths == length).sum()), step):
+                codes = pairs_of(length, slice(lo, lo + step))
+                np.add.at(flat_view, codes, 1.0)
+                left, right = np.divmod(codes, n)
+                np.add.at(flat_view, right * n + left, 1.0)
+                del codes, left, right
         norm = np.sqrt(item_baskets).astype(np.float32)
         with np.errstate(divide="ignore", invalid="ignore"):
             cosine /= norm[:, None]
@@ -299,6 +312,7 @@ def _cooccurrence_neighbors(
             nb[lo : lo + len(block), :kk] = np.where(present, top, -1)
             ns[lo : lo + len(block), :kk] = np.where(present, top_scores, 0.0)
         return nb, ns
+    pairs = np.concatenate([pairs_of(length) for length in groups])
     codes, pair_counts = np.unique(pairs, return_counts=True)
     left, right = np.divmod(codes, n)
     left, right = np.concatenate([left, right]), np.concatenate([right, left])

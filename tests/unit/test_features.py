@@ -174,3 +174,25 @@ def test_batched_product_hours_equal_the_per_customer_mean(history):
         want = day_window(model.items.hour_dist[idx].mean(axis=0)[None, :])[0] if idx else np.zeros(24)
         np.testing.assert_allclose(got[i], want, rtol=0, atol=1e-12)
     assert np.count_nonzero(got.sum(axis=1)) >= 100  # most customers have known products
+
+
+def test_co_purchase_counts_the_same_in_dense_and_sparse_form(monkeypatch):
+    # GIVEN random baskets, some long (a wholesale order of 60 lines)
+    import kairos.features.products as products
+
+    rng = np.random.default_rng(5)
+    ids = [f"P{i}" for i in range(40)]
+    baskets = [list(rng.choice(ids, size=int(rng.integers(1, 8)), replace=False)) for _ in range(300)]
+    baskets += [list(rng.choice(ids, size=30, replace=False)) for _ in range(3)]
+    index = {p: i for i, p in enumerate(ids)}
+    # WHEN neighbours are computed with the dense matrix (in small pair chunks) and with the sparse counts
+    monkeypatch.setattr(products, "_PAIRS_AT_ONCE", 50)
+    dense_nb, dense_ns = products._cooccurrence_neighbors(baskets, index, 39)
+    monkeypatch.setattr(products, "_DENSE_PAIRS", 0)
+    sparse_nb, sparse_ns = products._cooccurrence_neighbors(baskets, index, 39)
+    # THEN every product has the same co-purchased neighbours with the same scores (float32 against float64;
+    # near-ties may be listed in another order)
+    assert np.allclose(np.sort(dense_ns, axis=1), np.sort(sparse_ns, axis=1), atol=1e-6)
+    for row in range(len(ids)):
+        assert set(dense_nb[row][dense_nb[row] >= 0]) == set(sparse_nb[row][sparse_nb[row] >= 0])
+    assert (dense_nb >= 0).sum() > 500
