@@ -264,11 +264,14 @@ def _schedule_organic(loop: Loop, start: datetime, end: datetime, seed: int) -> 
     from kairos_local.simulation import history_events
 
     events = history_events(loop.population, start, end, seed)
-    by_hour: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    by_hour: dict[datetime, list[dict[str, Any]]] = defaultdict(list)
     for e in events:
-        by_hour[e["timestamp"][:13]].append(e)
+        # By UTC hour (timestamps carry each customer's own offset), posted when the batch's last one has
+        # happened: an event from the future would be refused.
+        at = datetime.fromisoformat(e["timestamp"]).astimezone(UTC)
+        by_hour[at.replace(minute=0, second=0, microsecond=0)].append(e)
     for batch in by_hour.values():
-        when = min(datetime.fromisoformat(e["timestamp"]) for e in batch)
+        when = max(datetime.fromisoformat(e["timestamp"]) for e in batch)
         loop.clock.call_at(when, lambda b=batch: loop.api.post_events(b))
     return events
 
@@ -345,8 +348,12 @@ def measure(
         answers = [a for a in loop.responses if a["campaign_id"] in (opt_id, fixed_id)]
     opened = {a["customer_id"] for a in answers if a["type"] == "message_open"}
     clicked = {a["customer_id"] for a in answers if a["type"] == "message_click"}
-    bought = {a["customer_id"] for a in answers if a["type"] == "purchase"}
-    bought |= {e["customer_id"] for e in organic if e["type"] == "purchase"}
+    # Purchases in the round's window (a response may come after it), as the campaign's results count them.
+    bought = {
+        e["customer_id"]
+        for e in [*answers, *organic]
+        if e["type"] == "purchase" and start <= datetime.fromisoformat(e["timestamp"]) < end
+    }
     sent_steps: dict[str, list[int]] = defaultdict(list)
     for a in answers:
         if a["type"] == "message_open":
