@@ -124,7 +124,9 @@ def content_version(end: datetime, time_booster: Any, product_booster: Any, cfg:
     """``kairos-<end date>-<12 hex>``: a digest of what was learned, so the same data and settings give the
     same version (a retrain that learned nothing new is recognisably the same model) and anything else not."""
     digest = hashlib.sha256()
-    settings = {k: v for k, v in asdict(cfg).items() if k != "threads"}  # deterministic: threads change nothing
+    # Threads are not a setting of what is learned; the boosters' text (below) records what was. LightGBM's
+    # deterministic mode repeats a model for the same thread count: fix --threads for reproducible versions.
+    settings = {k: v for k, v in asdict(cfg).items() if k != "threads"}
     digest.update(json.dumps(settings, sort_keys=True, default=str).encode())
     digest.update(end.isoformat().encode())
     for booster in (time_booster, product_booster):

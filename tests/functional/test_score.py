@@ -20,7 +20,7 @@ from training.history import History
 from training.io import load_events
 
 DATA = Path(__file__).parents[1] / "data"
-FAST = TrainConfig(time_rounds=30, product_rounds=20, max_snapshots=6, product_snapshots=2)
+FAST = TrainConfig(time_rounds=30, product_rounds=20, max_snapshots=6, product_snapshots=2, threads=1)
 
 
 @pytest.fixture(scope="module")

@@ -16,7 +16,7 @@ from training.io import load_events
 from training.response import learn_from_messages
 
 SAMPLE = Path(__file__).parents[1] / "data" / "online_retail_sample.csv.gz"
-FAST = TrainConfig(time_rounds=30, product_rounds=20, max_snapshots=6, product_snapshots=2)
+FAST = TrainConfig(time_rounds=30, product_rounds=20, max_snapshots=6, product_snapshots=2, threads=1)
 
 
 @pytest.fixture(scope="module")
@@ -122,7 +122,7 @@ def test_model_version_is_a_digest_of_what_was_learned(trained):
     shorter = fit(history, end - timedelta(days=30), FAST)
     assert shorter.version != model.version
     fewer_rounds = fit(
-        history, end, TrainConfig(time_rounds=20, product_rounds=20, max_snapshots=6, product_snapshots=2)
+        history, end, TrainConfig(time_rounds=20, product_rounds=20, max_snapshots=6, product_snapshots=2, threads=1)
     )
     assert fewer_rounds.version != model.version
 
