@@ -17,6 +17,8 @@ PRODUCT_TYPES = frozenset({"purchase", "cart_add", "product_view"})
 CHANNELS = ("email", "sms", "push", "messenger")
 
 MAX_BATCH_EVENTS = 500
+# The send-time decision window (offset, weights): an engagement within one hour of the send counts for it.
+DEFAULT_WINDOW: tuple[int, tuple[float, ...]] = (-1, (1.0, 1.0, 1.0))
 HOURS_PER_WEEK = 168
 
 # Environment variable names (values are parsed once in kairos.config).

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 import lightgbm as lgb
 import numpy as np
 
-from kairos.constants import HOURS_PER_WEEK
+from kairos.constants import DEFAULT_WINDOW, HOURS_PER_WEEK
 from kairos.features import (
     PRODUCT_FEATURES,
     TIME_FEATURES,
@@ -32,8 +32,9 @@ from kairos.features import (
     segment_of,
     time_features,
 )
-from kairos.features.calibration import DEFAULT_WINDOW, Calibration, best_hours
+from kairos.features.calibration import Calibration, best_hours
 from kairos.features.channels import CHANNELS, ChannelResponse, channel_ranking
+from kairos.features.send_time import _normalize
 
 if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
@@ -221,20 +222,11 @@ class KairosModel:
         x = time_features(aggs, as_of, self.priors, segments, self.items)
         return self.time_booster.predict(x).reshape(len(aggs), HOURS_PER_WEEK)
 
-    def hour_probabilities(
-        self, aggs: Sequence[CustomerAggregates], segments: Sequence[str | None], as_of: datetime
-    ) -> np.ndarray:
-        """Calibrated probability of each local hour of week being an engagement hour, shape ``(len(aggs), 168)``.
-
-        Rows sum to 1 (:class:`kairos.features.calibration.Calibration`: the booster's rates blended with
-        the customer's segment prior by history bucket).
-        """
-        return self.calibrated(self.hour_rates(aggs, segments, as_of), aggs, segments)
-
     def calibrated(
         self, rates: np.ndarray, aggs: Sequence[CustomerAggregates], segments: Sequence[str | None]
     ) -> np.ndarray:
-        """The booster's ``rates`` turned into calibrated probabilities (see :meth:`hour_probabilities`)."""
+        """The booster's ``rates`` as calibrated probabilities of each local hour of week, rows summing to 1
+        (:class:`kairos.features.calibration.Calibration`: blended with the segment prior by history bucket)."""
         if not aggs:
             return rates
         prior = np.stack([self.priors.segment_dist(s) for s in segments])
@@ -352,5 +344,4 @@ class KairosModel:
 
 
 def _normalize_rows(x: np.ndarray) -> np.ndarray:
-    x = np.maximum(x, 0.0) + 1e-12
-    return x / x.sum(axis=1, keepdims=True)
+    return _normalize(np.maximum(x, 0.0) + 1e-12)

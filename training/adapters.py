@@ -177,7 +177,8 @@ def _adapt_rows(
 
 
 @lru_cache(maxsize=65536)
-def _parse_ts(value: str) -> datetime:
+def parse_timestamp(value: str) -> datetime:
+    """A timestamp string this module wrote (cached: a shop has far fewer distinct times than lines)."""
     return datetime.fromisoformat(value)
 
 
@@ -187,7 +188,7 @@ def record_to_event(record: dict[str, Any]) -> Event:
     ``tests/unit/test_training_adapters.py`` validates a sample of the same records with the full model.
     """
     fields = dict(record)
-    fields["timestamp"] = _parse_ts(fields["timestamp"])
+    fields["timestamp"] = parse_timestamp(fields["timestamp"])
     if "amount" in fields:
         fields["amount"] = Decimal(str(fields["amount"]))
     return Event.model_construct(**fields)

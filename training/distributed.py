@@ -170,7 +170,10 @@ def fit_distributed(
             if out.get("cal"):
                 cal_parts.append(out["cal"])
         log.info("snapshot %s merged from %d shards", t.date(), shards)
-    cal = {name: np.concatenate([c[name] for c in cal_parts]) for name in ("x", "counts", "moments", "prior")}
+    # No held-out customer active at the last snapshot (a tiny history): the model is served uncalibrated.
+    cal = (
+        {n: np.concatenate([c[n] for c in cal_parts]) for n in ("x", "counts", "moments", "prior")} if cal_parts else {}
+    )
     ex = Examples(
         tx=rows["tx"],
         ty=np.concatenate(rows["ty"]),
@@ -181,10 +184,10 @@ def fit_distributed(
         pg=np.concatenate(rows["pg"]) if rows["pg"] else np.empty(0, dtype=np.int64),
         times=times,
         held_out=np.concatenate(rows["th"]),
-        cal_x=cal.get("x") if cal_parts else None,
-        cal_counts=cal.get("counts") if cal_parts else None,
-        cal_moments=cal.get("moments") if cal_parts else None,
-        cal_prior=cal.get("prior") if cal_parts else None,
+        cal_x=cal.get("x"),
+        cal_counts=cal.get("counts"),
+        cal_moments=cal.get("moments"),
+        cal_prior=cal.get("prior"),
     )
     del rows
     final = [f.result() for f in [a.stats(end, True) for a in actors]]

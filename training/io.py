@@ -13,7 +13,6 @@ import logging
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
@@ -28,6 +27,7 @@ from training.adapters import (
     iter_online_retail,
     online_retail_profiles,
     online_retail_records,
+    parse_timestamp,
     record_to_event,
 )
 from training.columns import EventTable, TableBuilder
@@ -94,6 +94,18 @@ def _local_files(path: Path) -> list[Path]:
     return [path]
 
 
+def _event_files(sources: Sequence[str], raw: set[Path], s3_client: Any) -> Iterator[tuple[str, bytes]]:
+    """``(name, bytes)`` of every event file under the sources (S3 prefixes, files, directories), one at a time;
+    the raw dataset CSVs in ``raw`` are read by their adapter instead."""
+    for src in sources:
+        if src.startswith("s3://"):
+            yield from _s3_objects(src, s3_client)
+            continue
+        for path in _local_files(Path(src)):
+            if path not in raw and _is_event_file(path.name):
+                yield path.name, path.read_bytes()
+
+
 def load_events(sources: Sequence[str], profiles_path: str | None = None, s3_client: Any = None) -> LoadedData:
     """Load events (and profiles) from local paths, directories, ``s3://bucket/prefix`` or raw CSVs.
 
@@ -124,7 +136,6 @@ def load_events(sources: Sequence[str], profiles_path: str | None = None, s3_cli
         events.extend(record_to_event(r) for r in records)
         for p in adapted_profiles:
             profiles[p["customer_id"]] = Profile(p["timezone"], p["attributes"])
-    raw = set(raw_csvs)
 
     def validated(records: Iterable[dict[str, Any]]) -> Iterator[Event]:
         nonlocal rejected
@@ -134,15 +145,8 @@ def load_events(sources: Sequence[str], profiles_path: str | None = None, s3_cli
             except ValidationError:
                 rejected += 1
 
-    for src in sources:
-        if src.startswith("s3://"):
-            for key, data in _s3_objects(src, s3_client):
-                events.extend(validated(_records_from_bytes(key, data)))
-            continue
-        for path in _local_files(Path(src)):
-            if path in raw or not _is_event_file(path.name):
-                continue
-            events.extend(validated(_records_from_bytes(path.name, path.read_bytes())))
+    for name, data in _event_files(sources, set(raw_csvs), s3_client):
+        events.extend(validated(_records_from_bytes(name, data)))
     if rejected:
         log.warning("rejected %d invalid event records", rejected)
 
@@ -192,23 +196,15 @@ def load_table(
                 rec["customer_id"],
                 rec["event_id"],
                 rec["type"],
-                _parse_ts_cached(rec["timestamp"]),
+                parse_timestamp(rec["timestamp"]),
                 product_id=rec.get("product_id"),
                 quantity=rec.get("quantity"),
                 amount=rec.get("amount"),
             )
         for p in online_retail_profiles(countries):
             profiles[p["customer_id"]] = Profile(p["timezone"], p["attributes"])
-    raw = set(raw_csvs)
-    for src in sources:
-        if src.startswith("s3://"):
-            for key, data in _s3_objects(src, s3_client):
-                _add_blob(builder, key, data)
-            continue
-        for path in _local_files(Path(src)):
-            if path in raw or not _is_event_file(path.name):
-                continue
-            _add_blob(builder, path.name, path.read_bytes())
+    for name, data in _event_files(sources, set(raw_csvs), s3_client):
+        _add_blob(builder, name, data)
     if builder.rejected:
         log.warning("rejected %d invalid event records", builder.rejected)
     if profiles_path:
@@ -254,11 +250,6 @@ def JSON_SCHEMA() -> Any:  # noqa: N802 - a constant made on first use (pyarrow 
 
     strings = ("customer_id", "event_id", "type", "timestamp", "channel", "product_id", "message_id")
     return pa.schema([*((n, pa.string()) for n in strings), ("quantity", pa.float64()), ("amount", pa.float64())])
-
-
-@lru_cache(maxsize=65536)
-def _parse_ts_cached(value: str) -> datetime:
-    return datetime.fromisoformat(value)
 
 
 def load_profiles(path: str) -> dict[str, Profile]:

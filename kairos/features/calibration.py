@@ -27,7 +27,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from kairos.constants import HOURS_PER_WEEK
+from kairos.constants import DEFAULT_WINDOW, HOURS_PER_WEEK
+from kairos.features.send_time import _normalize
 
 if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
@@ -42,8 +43,6 @@ HISTORY_BUCKETS: tuple[tuple[str, int, float], ...] = (
 BUCKET_NAMES = tuple(b[0] for b in HISTORY_BUCKETS)
 TEMPERATURES = (0.4, 0.55, 0.7, 0.85, 1.0, 1.15, 1.3)
 WEIGHTS = tuple(round(0.05 * i, 2) for i in range(21))
-# The window an engagement "within one hour of the send" covers: offsets -1, 0, +1.
-DEFAULT_WINDOW: tuple[int, tuple[float, ...]] = (-1, (1.0, 1.0, 1.0))
 # How many hours after a send an open is still attributed to the send's hour in the learned windows.
 MAX_OPEN_DELAY_HOURS = 6
 
@@ -54,11 +53,6 @@ def history_bucket(moments: int) -> str:
         if lo <= moments <= hi:
             return name
     raise ValueError(f"negative moment count {moments}")
-
-
-def _normalize(x: np.ndarray) -> np.ndarray:
-    total = x.sum(axis=-1, keepdims=True)
-    return x / np.where(total > 0, total, 1.0)
 
 
 @dataclass(frozen=True)

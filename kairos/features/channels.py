@@ -20,7 +20,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from kairos.features.calibration import DEFAULT_WINDOW
+from kairos.constants import DEFAULT_WINDOW
 
 if TYPE_CHECKING:
     from collections.abc import Mapping

@@ -13,7 +13,9 @@ from kairos.domain.campaigns import Filter, SegmentIn
 from kairos.domain.journeys import JourneyIn
 from kairos.errors import InvalidInputError, NotFoundError
 from kairos.logic import insights
-from kairos.logic.results import campaign_results, with_uplift
+from kairos.logic.campaigns import every_item
+from kairos.logic.customers import all_customers
+from kairos.logic.results import campaign_results, outcome_summary, with_uplift
 from kairos.logic.segments import CustomerHistory, matches, needs_history
 from kairos.logic.timing import in_global_control
 
@@ -21,22 +23,10 @@ if TYPE_CHECKING:
     from collections.abc import Iterator
     from datetime import datetime
 
-    from kairos.domain.customers import CustomerRecord
     from kairos.domain.insights import ForecastIn
     from kairos.ports import CampaignStore, CustomerStore, DecisionLog, InsightStore, JourneyStore, MessageLog
 
-PAGE = 1000
 PAST_CAMPAIGNS = 5
-
-
-def all_customers(customers: CustomerStore) -> Iterator[CustomerRecord]:
-    """Every stored customer that is not only a tombstone."""
-    cursor: str | None = None
-    while True:
-        records, cursor = customers.scan_customers(0, 1, cursor, PAGE)
-        yield from (r for r in records if not r.erased)
-        if cursor is None:
-            return
 
 
 def cohorts(
@@ -100,18 +90,12 @@ def forecast_audience(
     past = []
     segment = body.segment
     if segment and messages is not None and decisions is not None:
-        token: str | None = None
-        done: list[dict[str, Any]] = []
-        while True:
-            page, token = campaigns.list_campaigns(100, token)
-            done += [
-                c
-                for c in page
-                if c.get("status") == "completed"
-                and (c.get("definition") or {}).get("audience", {}).get("segment") == segment
-            ]
-            if token is None:
-                break
+        done = [
+            c
+            for c in every_item(campaigns.list_campaigns)
+            if c.get("status") == "completed"
+            and (c.get("definition") or {}).get("audience", {}).get("segment") == segment
+        ]
         for c in sorted(done, key=lambda d: d.get("created_at", ""), reverse=True)[:PAST_CAMPAIGNS]:
             res = campaign_results(c["campaign_id"], campaigns, decisions, messages, customers, now)
             t = res["treatment"]
@@ -143,25 +127,13 @@ def global_control_report(customers: CustomerStore, now: datetime, days: int, sh
     """
     start = (now - timedelta(days=days)).date()
     end = now.date() + timedelta(days=1)
-    groups: dict[bool, list[tuple[bool, float]]] = {True: [], False: []}
+    groups: dict[bool, tuple[list[bool], list[float]]] = {True: ([], []), False: ([], [])}
     for record in all_customers(customers):
         outcome = insights.period_outcome([record.aggregates], start, end)
-        groups[in_global_control(record.customer_id, share)].append((outcome["conversions"] > 0, outcome["revenue"]))
-
-    def group(rows: list[tuple[bool, float]]) -> dict[str, Any]:
-        n, converted = len(rows), sum(1 for c, _ in rows if c)
-        revenue = [r for _, r in rows]
-        return {
-            "customers": n,
-            "converted": converted,
-            "conversion_rate": round(converted / n, 6) if n else None,
-            "conversion_interval": None,
-            "revenue": round(sum(revenue), 2),
-            "revenue_per_customer": round(sum(revenue) / n, 4) if n else None,
-            "_revenue": revenue,
-        }
-
-    measured = with_uplift(group(groups[False]), group(groups[True]))
+        flags, revenue = groups[in_global_control(record.customer_id, share)]
+        flags.append(outcome["conversions"] > 0)
+        revenue.append(outcome["revenue"])
+    measured = with_uplift(outcome_summary(*groups[False]), outcome_summary(*groups[True]))
     rpc = measured["uplift"]["revenue_per_customer"]
     reached = measured["treatment"]["customers"]
     incremental = None

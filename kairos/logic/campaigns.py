@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import bisect
 import uuid
 from typing import TYPE_CHECKING, Any
 
 from kairos.domain.campaigns import ACTIVE_STATUSES
 from kairos.errors import ConflictError, InUseError, InvalidInputError, NotFoundError
+from kairos.logic.customers import all_customers
 from kairos.logic.results import effective_status
 from kairos.logic.segments import CustomerHistory, matches, needs_history
 
 if TYPE_CHECKING:
+    from collections.abc import Callable, Iterator
     from datetime import datetime
 
     from kairos.domain.campaigns import CampaignIn, Filter, SegmentIn
@@ -83,6 +86,16 @@ def cancel_campaign(campaign_id: str, store: CampaignStore, now: datetime) -> di
 PREVIEW_SAMPLE = 20
 
 
+def every_item(list_page: Callable[[int, str | None], tuple[list[dict[str, Any]], str | None]]) -> Iterator[dict]:
+    """Every item of a paged listing (``CampaignStore.list_campaigns``, ``JourneyStore.list_journeys``)."""
+    token: str | None = None
+    while True:
+        page, token = list_page(100, token)
+        yield from page
+        if token is None:
+            return
+
+
 def preview_segment(
     filters: list[Filter],
     customers: CustomerStore,
@@ -99,21 +112,12 @@ def preview_segment(
     history = CustomerHistory(customers, messages) if needs_history(filters) else None
     count = scanned = 0
     ids: list[str] = []
-    cursor: str | None = None
-    while True:
-        records, cursor = customers.scan_customers(0, 1, cursor, page_size)
-        for record in records:
-            if record.erased:
-                continue
-            scanned += 1
-            if matches(record, filters, now, history):
-                count += 1
-                ids.append(record.customer_id)
-        ids = sorted(ids)[:sample]
-        if history is not None:
-            history = CustomerHistory(customers, messages)  # one page's histories at a time
-        if cursor is None:
-            break
+    for record in all_customers(customers, page_size):
+        scanned += 1
+        if matches(record, filters, now, history):
+            count += 1
+            bisect.insort(ids, record.customer_id)
+            del ids[sample:]
     return {"count": count, "scanned": scanned, "sample": ids, "as_of": now.isoformat()}
 
 
@@ -131,28 +135,17 @@ def _names_segment(doc: Any, name: str) -> bool:
 def delete_segment(name: str, store: CampaignStore, journeys: JourneyStore | None = None) -> None:
     """Delete a saved segment, unless a scheduled or running campaign or an active or paused journey uses it."""
     store.get_segment(name)
-    users: list[str] = []
-    token: str | None = None
-    while True:
-        page, token = store.list_campaigns(100, token)
-        users += [
-            f"campaign {c['campaign_id']}"
-            for c in page
-            if c.get("status") in ACTIVE_STATUSES and _names_segment(c.get("definition"), name)
-        ]
-        if token is None:
-            break
+    users = [
+        f"campaign {c['campaign_id']}"
+        for c in every_item(store.list_campaigns)
+        if c.get("status") in ACTIVE_STATUSES and _names_segment(c.get("definition"), name)
+    ]
     if journeys is not None:
-        token = None
-        while True:
-            page, token = journeys.list_journeys(100, token)
-            users += [
-                f"journey {j['journey_id']}"
-                for j in page
-                if j.get("status") in ("active", "paused") and _names_segment(j.get("definition"), name)
-            ]
-            if token is None:
-                break
+        users += [
+            f"journey {j['journey_id']}"
+            for j in every_item(journeys.list_journeys)
+            if j.get("status") in ("active", "paused") and _names_segment(j.get("definition"), name)
+        ]
     if users:
         raise InUseError(f"segment '{name}' is used by {', '.join(sorted(users))}: stop or change them first")
     store.delete_segment(name)

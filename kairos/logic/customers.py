@@ -12,6 +12,7 @@ from kairos.errors import ConflictError, NotFoundError, StoreError
 from kairos.schemas import Aggregates, CustomerProfileIn, CustomerView, ErasureReport
 
 if TYPE_CHECKING:
+    from collections.abc import Iterator
     from datetime import datetime
 
     from kairos.ports import CustomerStore, DecisionLog, EventArchive, JourneyStore, MessageLog
@@ -145,3 +146,13 @@ def erase_customer(
         journey_paths=paths,
         erased_before=old["erased_before"],
     )
+
+
+def all_customers(store: CustomerStore, page_size: int = 1000) -> Iterator[CustomerRecord]:
+    """Every stored customer that is not only a tombstone, page by page (one scan)."""
+    cursor: str | None = None
+    while True:
+        records, cursor = store.scan_customers(0, 1, cursor, page_size)
+        yield from (r for r in records if not r.erased)
+        if cursor is None:
+            return

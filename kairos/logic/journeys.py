@@ -951,7 +951,7 @@ def results(
             row["messages"] += 1
             row[m["status"]] = row.get(m["status"], 0) + 1
             at = parse_ts(m.get("at"))
-            if m["status"] in ("sent", "unconfirmed") and at is not None and member:
+            if m["status"] in DELIVERED and at is not None and member:
                 delivered.setdefault(member, []).append((at, key))
                 day_row(at.date().isoformat())["sent"] += 1
         for name in (p.get("variants") or {}).values():
@@ -962,14 +962,7 @@ def results(
     window = timedelta(days=definition.attribution_days)
     records = customers.get_customers(sorted({c for c, _ in treated + held_out}))
     for (cid, entered), sends in delivered.items():
-        orders = outcome.orders_between(records.get(cid), entered, entered + window)
-        if orders:
-            first = orders[0][0]
-            before = [(t, k) for t, k in sends if t <= first + timedelta(hours=1)]
-            if before:
-                key = max(before)[1]
-                steps[key]["converted"] += 1
-                steps[key]["revenue"] = round(steps[key]["revenue"] + sum(a for _, a in orders), 2)
+        outcome.credit_last_touch(steps, sends, outcome.orders_between(records.get(cid), entered, entered + window))
     for cid, entered in treated:
         orders = outcome.orders_between(records.get(cid), entered, entered + window)
         if orders:

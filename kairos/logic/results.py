@@ -19,20 +19,37 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from kairos.domain.campaigns import ACTIVE_STATUSES, Campaign
+from kairos.domain.messages import DELIVERED
 from kairos.logic.stats import mean_difference_interval, uplift_interval, wilson
 from kairos.timeutil import parse_ts
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable
+    from collections.abc import Iterable, Sequence
 
     from kairos.domain.customers import CustomerRecord
     from kairos.ports import CampaignStore, CustomerStore, DecisionLog, MessageLog
 
 HOUR = 3600
-DELIVERED = ("sent", "unconfirmed")
 STATUSES = ("sent", "unconfirmed", "failed", "skipped", "throttled", "unavailable", "sending")
 # The launch writes its decisions within this many days of its start.
 LAUNCH_DAYS = 3
+
+
+def credit_last_touch(
+    steps: dict[Any, dict[str, Any]],
+    sends: Sequence[tuple[datetime, Any]],
+    orders: Sequence[tuple[datetime, float]],
+) -> None:
+    """Credit a customer's conversion and the revenue of ``orders`` to the last of their delivered ``sends``
+    (time, step key) before the first order (within its hour); nothing when no order or no send before it."""
+    if not orders:
+        return
+    first = orders[0][0]
+    before = [(t, k) for t, k in sends if t <= first + timedelta(hours=1)]
+    if before:
+        key = max(before)[1]
+        steps[key]["converted"] += 1
+        steps[key]["revenue"] = round(steps[key]["revenue"] + sum(a for _, a in orders), 2)
 
 
 def launched_at(doc: dict[str, Any], campaign: Campaign) -> datetime:
@@ -74,11 +91,16 @@ def group_outcome(
     members: Iterable[tuple[str, datetime]], records: dict[str, CustomerRecord], window: timedelta
 ) -> dict[str, Any]:
     """Conversions and revenue of ``(customer, start)`` members within ``window`` after each start."""
-    members = list(members)
     orders = [orders_between(records.get(c), t, t + window) for c, t in members]
-    revenue = [sum(a for _, a in o) for o in orders]
-    converted = sum(1 for o in orders if o)
-    n = len(members)
+    return outcome_summary([bool(o) for o in orders], [sum(a for _, a in o) for o in orders])
+
+
+def outcome_summary(converted_flags: Sequence[bool], revenue: Sequence[float]) -> dict[str, Any]:
+    """A group's customers, conversions (rate with its Wilson interval) and revenue, from each member's
+    conversion and revenue; ``_revenue`` keeps the members' revenue for :func:`with_uplift`."""
+    n = len(converted_flags)
+    converted = sum(1 for c in converted_flags if c)
+    revenue = list(revenue)
     return {
         "customers": n,
         "converted": converted,
@@ -164,11 +186,7 @@ def campaign_results(
             day = day_row(at.date().isoformat())
             day["revenue"] = round(day["revenue"] + amount, 2)
         day_row(first.date().isoformat())["converted"] += 1
-        before = [(t, k) for t, k in delivered_by_customer.get(cid, []) if t <= first + timedelta(hours=1)]
-        if before:
-            key = max(before)[1]
-            steps[key]["converted"] += 1
-            steps[key]["revenue"] = round(steps[key]["revenue"] + sum(a for _, a in orders), 2)
+        credit_last_touch(steps, delivered_by_customer.get(cid, []), orders)
 
     t = group_outcome([(cid, start) for cid in treated], records, window)
     c = group_outcome([(cid, start) for cid in control], records, window)

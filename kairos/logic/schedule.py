@@ -170,10 +170,10 @@ def launch_page(
             {k: v for k, v in campaigns.get_segment(campaign.audience.segment).items() if k != "updated_at"}
         ).filters
     population = customers.get_recommendation(POPULATION_KEY)
+    history = CustomerHistory(customers, messages) if needs_history(filters) else None
     while True:
         page_start = cursor or ""
         records, cursor = customers.scan_customers(segment, total_segments, cursor, page_size)
-        history = CustomerHistory(customers, messages) if needs_history(filters) else None
         plans = []
         for record in records:
             if not matches(record, filters, now, history):

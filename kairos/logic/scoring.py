@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from kairos.aggregates import CustomerAggregates
 from kairos.logic import insights
+from kairos.logic.customers import all_customers
 from kairos.logic.insights import RFM_KIND
 from kairos.logic.recommendations import POPULATION_KEY, SEGMENT_KEY_PREFIX
 from kairos.serving import CustomerInput, KairosModel
@@ -144,13 +145,7 @@ def rfm_thresholds_of(insight_store: InsightStore | None, as_of: datetime) -> Rf
 def prepare_rfm(store: CustomerStore, insight_store: InsightStore, as_of: datetime, page_size: int = 1000) -> int:
     """Compute the run's RFM quintile thresholds over every purchaser (one pass over the customers) and store
     them; the segments of the run then score each customer against them. Returns the purchasers counted."""
-    values = []
-    cursor: str | None = None
-    while True:
-        records, cursor = store.scan_customers(0, 1, cursor, page_size)
-        values += [v for r in records if (v := insights.rfm_values(r.aggregates, as_of)) is not None]
-        if cursor is None:
-            break
+    values = [v for r in all_customers(store, page_size) if (v := insights.rfm_values(r.aggregates, as_of)) is not None]
     thresholds = insights.rfm_thresholds(values, as_of)
     insight_store.put(RFM_KIND, f"run#{as_of.isoformat()}", thresholds.to_dict(), _expiry(as_of))
     return thresholds.customers

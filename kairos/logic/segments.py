@@ -24,25 +24,33 @@ DAY = 86400
 
 
 class CustomerHistory:
-    """A customer's stored events and messages, read once per customer and kept for the evaluation."""
+    """A customer's stored events and messages, read once while the filters of that customer are evaluated
+    (only the current customer's are kept: an audience is evaluated one customer at a time)."""
 
     def __init__(self, customers: CustomerStore, messages: MessageLog | None = None) -> None:
         self._customers = customers
         self._messages = messages
-        self._events: dict[str, list[dict[str, Any]]] = {}
-        self._logged: dict[str, list[dict[str, Any]]] = {}
+        self._customer: str | None = None
+        self._events: list[dict[str, Any]] | None = None
+        self._logged: list[dict[str, Any]] | None = None
+
+    def _switch(self, customer_id: str) -> None:
+        if customer_id != self._customer:
+            self._customer, self._events, self._logged = customer_id, None, None
 
     def events(self, customer_id: str) -> list[dict[str, Any]]:
-        if customer_id not in self._events:
-            self._events[customer_id] = self._customers.customer_events(customer_id)
-        return self._events[customer_id]
+        self._switch(customer_id)
+        if self._events is None:
+            self._events = self._customers.customer_events(customer_id)
+        return self._events
 
     def messages(self, customer_id: str) -> list[dict[str, Any]]:
         if self._messages is None:
             raise ValueError("messages.<status> filters need the message log here")
-        if customer_id not in self._logged:
-            self._logged[customer_id] = self._messages.for_customer(customer_id)
-        return self._logged[customer_id]
+        self._switch(customer_id)
+        if self._logged is None:
+            self._logged = self._messages.for_customer(customer_id)
+        return self._logged
 
 
 def _history_count(record: CustomerRecord, f: Filter, now: datetime, history: CustomerHistory | None) -> int:

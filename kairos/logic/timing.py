@@ -14,14 +14,13 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, time, timedelta
 from typing import TYPE_CHECKING, Any
 
+from kairos.constants import DEFAULT_WINDOW
 from kairos.timeutil import zone
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
 HORIZON_DAYS = 7
-# The decision window: an engagement within one hour of the send counts for it (offsets -1, 0, +1).
-DEFAULT_WINDOW: tuple[int, Sequence[float]] = (-1, (1.0, 1.0, 1.0))
 
 
 def decision_inputs(
