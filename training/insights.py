@@ -85,7 +85,7 @@ def compute_insights(
         "as_of": utc.isoformat(),
         "customers": len(seen),
         "rfm": {"thresholds": thresholds.to_dict(), **summary.view()},
-        "cohorts": {metric: cohort_matrix(pairs, by, metric) for metric in ("retention", "revenue")},
+        "cohorts": {metric: cohort_matrix(pairs, by, metric, as_of=utc.date()) for metric in ("retention", "revenue")},
         "forecast": forecast(purchasers, start, start + timedelta(days=forecast_days), as_of),
     }
 
@@ -245,16 +245,7 @@ def _segment_plot(rfm: dict[str, Any]) -> str:
     return _png(fig)
 
 
-def _observed_periods(cohort: str, by: str, as_of: str, width: int) -> int:
-    """How many periods of a first-purchase-month cohort the as-of time has seen (later ones are blank)."""
-    if by != FIRST_PURCHASE_MONTH:
-        return width
-    start = int(cohort[:4]) * 12 + int(cohort[5:7])
-    now = int(as_of[:4]) * 12 + int(as_of[5:7])
-    return max(0, min(width, now - start + 1))
-
-
-def _cohort_plot(retention: dict[str, Any], as_of: str) -> str:
+def _cohort_plot(retention: dict[str, Any]) -> str:
     import matplotlib.pyplot as plt
     import numpy as np
 
@@ -262,8 +253,8 @@ def _cohort_plot(retention: dict[str, Any], as_of: str) -> str:
     width = len(retention["periods"])
     rates = np.full((len(cohorts), width), np.nan)
     for i, c in enumerate(cohorts):
-        seen = _observed_periods(c["cohort"], retention["by"], as_of, width)
-        rates[i, :seen] = c["rates"][:seen]
+        # Months no member of the cohort has reached yet have no rate (None): blank.
+        rates[i] = [np.nan if r is None else r for r in c["rates"][:width]]
     fig, ax = plt.subplots(figsize=(max(6.0, 0.45 * width + 2.5), max(3.0, 0.32 * len(cohorts) + 1.5)))
     # Period 0 is 100% by definition; capping the colours at the later periods' maximum keeps them readable.
     later = rates[:, 1:]
@@ -330,15 +321,14 @@ def _rfm_section(rfm: dict[str, Any]) -> list[str]:
     ]
 
 
-def _cohort_section(cohorts: dict[str, Any], as_of: str) -> list[str]:
+def _cohort_section(cohorts: dict[str, Any]) -> list[str]:
     retention, revenue = cohorts["retention"], cohorts["revenue"]
     months = [f"month {k}" for k in retention["periods"]]
 
     def rows(matrix: dict[str, Any], fmt: Any, key: str) -> list[list[Any]]:
         out = []
         for c in matrix["cohorts"]:
-            seen = _observed_periods(c["cohort"], matrix["by"], as_of, len(matrix["periods"]))
-            values = [fmt(v) if k < seen else "" for k, v in enumerate(c[key])]
+            values = [fmt(v) if reached else "" for v, reached in zip(c[key], c["reachable"], strict=True)]
             out.append([c["cohort"], c["size"], *values])
         return out
 
@@ -347,7 +337,7 @@ def _cohort_section(cohorts: dict[str, Any], as_of: str) -> list[str]:
         f"<p>Customers grouped by <code>{_esc(retention['by'])}</code>. Month <i>k</i> is the <i>k</i>-th calendar "
         "month after a customer's first purchase; month 0 holds the whole cohort. Months the as-of date has not "
         "reached are blank.</p>",
-        _cohort_plot(retention, as_of),
+        _cohort_plot(retention),
         "<h3>Retention: share of the cohort with a purchase</h3>",
         _table(["cohort", "size", *months], rows(retention, _pct, "rates")),
         "<h3>Retention: customers with a purchase</h3>",
@@ -406,7 +396,7 @@ def write_html(result: dict[str, Any], path: str | Path) -> None:
         f"<p class=meta>As of {_esc(result['as_of'])}: {result['customers']} customers, "
         f"{result['rfm']['customers']} with a purchase. Segments: {_esc(', '.join(RFM_SEGMENTS))}.</p>",
         *_rfm_section(result["rfm"]),
-        *_cohort_section(result["cohorts"], result["as_of"]),
+        *_cohort_section(result["cohorts"]),
         *_forecast_section(result["forecast"]),
         "</body></html>",
         "",
