@@ -20,7 +20,6 @@ ENVIRONMENT = {
     "customers_table": c.ENV_CUSTOMERS_TABLE,
     "api_keys_table": c.ENV_API_KEYS_TABLE,
     "archive_bucket": c.ENV_ARCHIVE_BUCKET,
-    "campaigns_table": c.ENV_CAMPAIGNS_TABLE,
     "segments_table": c.ENV_SEGMENTS_TABLE,
     "messages_table": c.ENV_MESSAGES_TABLE,
     "journeys_table": c.ENV_JOURNEYS_TABLE,
@@ -30,9 +29,6 @@ ENVIRONMENT = {
     "journey_paths_table": c.ENV_JOURNEY_PATHS_TABLE,
     "journey_step_state_machine_arn": c.ENV_JOURNEY_STEP_STATE_MACHINE_ARN,
     "task_event_bus": c.ENV_TASK_EVENT_BUS,
-    "launch_state_machine_arn": c.ENV_LAUNCH_STATE_MACHINE_ARN,
-    "launch_segments": c.ENV_LAUNCH_SEGMENTS,
-    "journey_state_machine_arn": c.ENV_JOURNEY_STATE_MACHINE_ARN,
     "models_bucket": c.ENV_MODELS_BUCKET,
     "model_cache_dir": c.ENV_MODEL_CACHE_DIR,
     "sender_email": c.ENV_SENDER_EMAIL,
@@ -56,7 +52,6 @@ class Settings(BaseModel):
     customers_table: str = Field(default="kairos-customers")
     api_keys_table: str = Field(default="kairos-api-keys")
     archive_bucket: str = Field(default="kairos-archive")
-    campaigns_table: str = Field(default="kairos-campaigns")
     segments_table: str = Field(default="kairos-segments")
     messages_table: str = Field(default="kairos-messages")
     journeys_table: str = Field(default="kairos-journeys")
@@ -71,9 +66,6 @@ class Settings(BaseModel):
     journey_paths_table: str = Field(default="kairos-journey-paths")
     journey_step_state_machine_arn: str = Field(default="", description="runs one step of a customer's path")
     task_event_bus: str = Field(default="default", description="where journey task nodes publish")
-    launch_state_machine_arn: str = Field(default="", description="empty: campaigns are stored but not launched")
-    launch_segments: int = Field(default=4, ge=1, le=1000, description="parallel scan segments of a launch")
-    journey_state_machine_arn: str = Field(default="")
     models_bucket: str = Field(default="", description="empty: score with the bundled model only")
     model_cache_dir: str = Field(default="/tmp/kairos-models")  # noqa: S108 - Lambda's only writable place
     sender_email: str = Field(default="")

@@ -141,10 +141,6 @@ class CustomerStore(ABC):
     def erased_at(self, customer_ids: Iterable[str]) -> dict[str, str]:
         """The tombstones among ``customer_ids``: id -> ISO time of the erasure."""
 
-    @abstractmethod
-    def note_decisions(self, customer_ids: Iterable[str], object_key: str, expires_at: int) -> None:
-        """Remember that a decision-log object names these customers, until ``expires_at`` (unix seconds)."""
-
 
 class EventArchive(ABC):
     """Accepted events kept for training, partitioned by UTC date."""
@@ -162,8 +158,8 @@ class EventArchive(ABC):
         """
 
 
-class CampaignStore(ABC):
-    """Campaign documents (``campaign_id``, ``status``, ``definition``, …) and saved segments (``name``, …)."""
+class SegmentStore(ABC):
+    """Saved segments: named audiences (``name``, ``filters``, ``updated_at``)."""
 
     @abstractmethod
     def put_segment(self, segment: dict[str, Any]) -> None:
@@ -181,41 +177,17 @@ class CampaignStore(ABC):
     def list_segments(self) -> list[dict[str, Any]]:
         """Every saved segment, by name."""
 
-    @abstractmethod
-    def create_campaign(self, campaign: dict[str, Any]) -> None:
-        """Store a new campaign; raises :class:`kairos.errors.ConflictError` if the id exists."""
+
+class PolicyStore(ABC):
+    """The deployment's send policy (one document)."""
 
     @abstractmethod
-    def get_campaign(self, campaign_id: str) -> dict[str, Any]:
-        """Raises :class:`kairos.errors.NotFoundError` when there is none."""
+    def get_policy(self) -> dict[str, Any] | None:
+        """The stored policy, or ``None`` before one was set."""
 
     @abstractmethod
-    def list_campaigns(self, limit: int, token: str | None) -> tuple[list[dict[str, Any]], str | None]:
-        """One page of campaigns and the token of the next page (``None`` at the end)."""
-
-    @abstractmethod
-    def set_status(self, campaign_id: str, status: str, allowed_from: tuple[str, ...], now_iso: str) -> None:
-        """Move to ``status`` only from one of ``allowed_from``, else raise :class:`~kairos.errors.ConflictError`."""
-
-    @abstractmethod
-    def record_launch(self, campaign_id: str, totals: dict[str, int], now_iso: str) -> dict[str, Any]:
-        """Keep the launch totals; a ``scheduled`` campaign becomes ``running``. Returns the campaign."""
-
-    @abstractmethod
-    def record_failure(self, campaign_id: str, kind: str, reason: str, now_iso: str, fail: bool) -> None:
-        """Count a failure of ``kind`` (``launch``, ``journey``) on the campaign and keep the latest reason.
-
-        With ``fail`` an active campaign becomes ``failed`` (its launch broke); a cancelled or completed one
-        keeps its status. A missing campaign is ignored (it was never stored, or was deleted).
-        """
-
-
-class CampaignLauncher(ABC):
-    """Start a campaign's launch (audience expansion and journey starts) at its start time."""
-
-    @abstractmethod
-    def launch(self, campaign_id: str, launch_at: datetime) -> None:
-        """Start the launch, idempotently per campaign."""
+    def put_policy(self, doc: dict[str, Any]) -> None:
+        """Replace the policy."""
 
 
 class JourneyStarter(ABC):
@@ -251,7 +223,9 @@ class JourneyStore(ABC):
         """Move to ``status`` only from one of ``allowed_from``, else raise ConflictError."""
 
     @abstractmethod
-    def list_journeys(self, limit: int, token: str | None) -> tuple[list[dict[str, Any]], str | None]:
+    def list_journeys(
+        self, limit: int, token: str | None, kind: str = "journey"
+    ) -> tuple[list[dict[str, Any]], str | None]:
         """One page of journeys (current versions) and the next page's token."""
 
     @abstractmethod
@@ -340,23 +314,11 @@ class TaskSink(ABC):
 
 
 class DecisionLog(ABC):
-    """Every scheduling decision of a launch, kept for retraining and uplift measurement."""
-
-    @abstractmethod
-    def write(self, campaign_id: str, page_key: str, records: list[dict[str, Any]]) -> None:
-        """Keep one page of decisions; a retried page overwrites its own records.
-
-        Each named customer is findable by an erasure before the page is written, and a customer erased
-        while the page was written is removed from it again.
-        """
+    """Launch decisions archived by earlier versions (``decisions/``), kept until they expire."""
 
     @abstractmethod
     def purge_customer(self, customer_id: str, objects: Iterable[str]) -> tuple[int, int]:
         """Remove the customer from the given decision objects; return (objects rewritten or deleted, records)."""
-
-    @abstractmethod
-    def read(self, campaign_id: str, days: Iterable[date]) -> list[dict[str, Any]]:
-        """Every decision of a campaign written on the given (UTC) days (a retried page counts once)."""
 
 
 class MessageLog(ABC):
@@ -387,6 +349,11 @@ class MessageLog(ABC):
 
         ``excluding`` leaves one message id out (the one being sent, whose own claim must not count).
         """
+
+    @abstractmethod
+    def recent_sends(self, customer_id: str, since: datetime, excluding: str | None = None) -> list[tuple[str, datetime]]:
+        """(channel, claim time) of the customer's messages since ``since`` that may have reached them (sent,
+        unconfirmed, being sent), other than ``excluding``: what the send policy's caps count."""
 
     @abstractmethod
     def for_campaign(self, campaign_id: str) -> list[dict[str, Any]]:

@@ -11,18 +11,23 @@ Example
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from kairos.adapters.api_keys import DynamoApiKeyStore
-from kairos.adapters.archive import S3Archive
-from kairos.adapters.campaigns import DynamoCampaignStore
+from kairos.adapters.archive import S3Archive, S3DecisionLog
 from kairos.adapters.dynamo import DynamoStore
 from kairos.adapters.insights import DynamoInsightStore
-from kairos.adapters.journey_store import DynamoJourneyStore, EventBridgeTaskSink
-from kairos.adapters.journeys import S3DecisionLog, StepFunctionsCampaignLauncher, StepFunctionsJourneyStarter
+from kairos.adapters.journey_store import (
+    DynamoJourneyStore,
+    DynamoPolicyStore,
+    EventBridgeTaskSink,
+    StepFunctionsJourneyStarter,
+)
 from kairos.adapters.messages import DynamoMessageLog
 from kairos.adapters.products import DynamoProductCatalogue
+from kairos.adapters.segments import DynamoSegmentStore
 from kairos.adapters.providers import EndUserMessagingSms, SesEmail, SnsPush, SnsSms, TelegramMessenger, ssm_secret
 
 if TYPE_CHECKING:
@@ -31,17 +36,21 @@ if TYPE_CHECKING:
 
     from kairos.adapters.model_store import ModelSource
     from kairos.config import Settings
+    from kairos.journeys.runner import StepDeps
     from kairos.ports import (
-        CampaignLauncher,
-        CampaignStore,
+        SegmentStore,
         CustomerStore,
         DecisionLog,
         EventArchive,
         JourneyStarter,
         JourneyStore,
+        PolicyStore,
         MessageLog,
         Provider,
     )
+
+
+POLICY_TTL_S = 60
 
 
 def customer_store(cfg: Settings) -> CustomerStore:
@@ -54,9 +63,14 @@ def event_archive(cfg: Settings) -> EventArchive:
     return S3Archive(cfg.archive_bucket)
 
 
-def campaign_store(cfg: Settings) -> CampaignStore:
-    """Campaigns and saved segments (DynamoDB)."""
-    return DynamoCampaignStore(cfg.campaigns_table, cfg.segments_table)
+def segment_store(cfg: Settings) -> SegmentStore:
+    """Saved segments (DynamoDB)."""
+    return DynamoSegmentStore(cfg.segments_table)
+
+
+def policy_store(cfg: Settings) -> PolicyStore:
+    """The deployment's send policy (an item of the journeys table)."""
+    return DynamoPolicyStore(cfg.journeys_table)
 
 
 def message_log(cfg: Settings) -> MessageLog:
@@ -65,13 +79,8 @@ def message_log(cfg: Settings) -> MessageLog:
 
 
 def decision_log(cfg: Settings) -> DecisionLog:
-    """Launch decisions, archived in S3."""
-    return S3DecisionLog(cfg.archive_bucket, customer_store(cfg), retention_days=cfg.message_retention_days)
-
-
-def journey_starter(cfg: Settings) -> JourneyStarter:
-    """Starts journey executions of the journey state machine."""
-    return StepFunctionsJourneyStarter(cfg.journey_state_machine_arn)
+    """Launch decisions earlier versions archived in S3 (an erasure still purges them)."""
+    return S3DecisionLog(cfg.archive_bucket)
 
 
 def journey_store(cfg: Settings) -> JourneyStore:
@@ -97,13 +106,6 @@ def journey_steps(cfg: Settings) -> JourneyStarter:
 def task_sink(cfg: Settings) -> EventBridgeTaskSink:
     """Where journey task nodes hand customers over (EventBridge)."""
     return EventBridgeTaskSink(cfg.task_event_bus)
-
-
-def campaign_launcher(cfg: Settings) -> CampaignLauncher | None:
-    """Starts the launch state machine; ``None`` where the deployment has none (campaigns are only stored)."""
-    if not cfg.launch_state_machine_arn:
-        return None
-    return StepFunctionsCampaignLauncher(cfg.launch_state_machine_arn, cfg.launch_segments)
 
 
 def api_key_store(cfg: Settings) -> DynamoApiKeyStore:
@@ -132,3 +134,34 @@ def model_source(cfg: Settings, loader: Callable[[Path], Any], bundled: Path) ->
     from kairos.adapters.model_store import ModelSource
 
     return ModelSource(loader, bundled, bucket=cfg.models_bucket or None, cache_dir=Path(cfg.model_cache_dir))
+
+
+def step_deps(cfg: Settings) -> StepDeps:
+    """What a journey step reads and writes; the entries' first run uses the same (it sends nothing)."""
+    from kairos.journeys.runner import StepDeps
+    from kairos.logic.recommendations import POPULATION_KEY
+    from kairos.messaging.policy import DEFAULT_POLICY, SendPolicy
+
+    customers = customer_store(cfg)
+    policies = policy_store(cfg)
+    cached: dict[str, Any] = {}
+
+    def policy() -> SendPolicy:
+        # Read at most once a minute per sandbox: a changed policy holds everywhere within a minute.
+        now = time.monotonic()
+        if "at" not in cached or now - cached["at"] > POLICY_TTL_S:
+            doc = policies.get_policy()
+            cached.update(at=now, policy=SendPolicy.model_validate(doc) if doc is not None else DEFAULT_POLICY)
+        return cached["policy"]
+
+    return StepDeps(
+        customers=customers,
+        journeys=journey_store(cfg),
+        segments=segment_store(cfg),
+        messages=message_log(cfg),
+        providers=providers(cfg),
+        tasks=task_sink(cfg),
+        population=lambda: customers.get_recommendation(POPULATION_KEY),
+        products=product_catalogue(cfg).get_products,
+        policy=policy,
+    )

@@ -235,25 +235,35 @@ def _install_responder(loop: Loop) -> None:
     """Simulated customers read what the send function sent, at the simulated minute it arrived."""
     from kairos_local.simulation import respond
 
+    from kairos.adapters.messages import DynamoMessageLog
+
     rt = loop.runtime
     original = rt.invoke
     by_id = loop.by_id
+    log = DynamoMessageLog(
+        rt.dep.physical["MessagesTable"], rt.dep.physical["ArchiveBucket"], client=rt.session.client("dynamodb")
+    )
+    seen: set[str] = set()
 
     def invoke(logical_id: str, event: dict[str, Any]) -> Any:
         result = original(logical_id, event)
-        if logical_id == "SendFunction" and isinstance(result, dict) and result.get("status") == "sent":
-            if not result.get("duplicate"):
-                cust = by_id.get(event["customer_id"])
-                if cust is not None:
-                    delivered = loop.clock.now()
-                    answers = respond(cust, event["message_id"], event["channel"], delivered, loop.cfg.seed)
-                    with loop.lock:
-                        loop.responses += [
-                            {**a, "step": event.get("step"), "campaign_id": event["campaign_id"]} for a in answers
-                        ]
-                    for a in answers:
-                        when = datetime.fromisoformat(a["timestamp"])
-                        loop.clock.call_at(when, lambda a=a: loop.api.ok("POST", "/v1/events", {"events": [a]}))
+        cust = by_id.get(str(event.get("customer_id")))
+        if logical_id != "AdvanceFunction" or cust is None:
+            return result
+        # What this step sent: the customer's messages sent and not answered yet.
+        for m in log.for_customer(cust.customer_id):
+            if m.get("status") != "sent" or m["message_id"] in seen:
+                continue
+            seen.add(m["message_id"])
+            answers = respond(cust, m["message_id"], m["channel"], loop.clock.now(), loop.cfg.seed)
+            with loop.lock:
+                loop.responses += [
+                    {**a, "step": m.get("step"), "channel": m["channel"], "campaign_id": m["campaign_id"]}
+                    for a in answers
+                ]
+            for a in answers:
+                when = datetime.fromisoformat(a["timestamp"])
+                loop.clock.call_at(when, lambda a=a: loop.api.ok("POST", "/v1/events", {"events": [a]}))
         return result
 
     rt.invoke = invoke  # type: ignore[method-assign]
@@ -279,7 +289,7 @@ def _schedule_organic(loop: Loop, start: datetime, end: datetime, seed: int) -> 
 def _running(loop: Loop) -> int:
     sfn = loop.runtime.session.client("stepfunctions")
     total = 0
-    for lid in ("LaunchStateMachine", "JourneyStateMachine"):
+    for lid in ("JourneyStepStateMachine",):
         pages = sfn.get_paginator("list_executions").paginate(
             stateMachineArn=loop.runtime.dep.physical[lid], statusFilter="RUNNING"
         )
@@ -325,25 +335,19 @@ def measure(
 
     rt = loop.runtime
     window_oracle = window_oracle_factory(start)
-    s3 = rt.session.client("s3")
-    archive = rt.dep.physical["ArchiveBucket"]
-    decisions: dict[str, dict[str, Any]] = {}
-    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=archive, Prefix="decisions/"):
-        for obj in page.get("Contents", []):
-            if f"/{opt_id}/" not in obj["Key"] and f"/{fixed_id}/" not in obj["Key"]:
-                continue
-            from kairos.adapters.archive import decode_lines
+    from kairos.adapters.journey_store import DynamoJourneyStore
 
-            for rec in decode_lines(s3.get_object(Bucket=archive, Key=obj["Key"])["Body"].read()):
-                decisions[rec["customer_id"]] = {**rec, "campaign_id": obj["Key"].split("/")[2]}
+    paths = DynamoJourneyStore(
+        rt.dep.physical["JourneysTable"], rt.dep.physical["JourneyPathsTable"], client=rt.session.client("dynamodb")
+    )
+    # Each customer's path through either campaign: held out (control), or sent at the hour it decided.
+    decisions: dict[str, dict[str, Any]] = {}
     arm_of = {}
-    for cid, d in decisions.items():
-        if d["outcome"] == "control":
-            arm_of[cid] = "control"
-        elif d["campaign_id"] == opt_id:
-            arm_of[cid] = "optimized"
-        else:
-            arm_of[cid] = "fixed"
+    for campaign_id, arm in ((opt_id, "optimized"), (fixed_id, "fixed")):
+        for p in paths.journey_paths(campaign_id):
+            decided = list((p.get("decisions") or {}).values())
+            decisions[p["customer_id"]] = {"decision": decided[0] if decided else None}
+            arm_of[p["customer_id"]] = "control" if p.get("status") == "control" else arm
     with loop.lock:
         answers = [a for a in loop.responses if a["campaign_id"] in (opt_id, fixed_id)]
     opened = {a["customer_id"] for a in answers if a["type"] == "message_open"}
@@ -354,10 +358,10 @@ def measure(
         for e in [*answers, *organic]
         if e["type"] == "purchase" and start <= datetime.fromisoformat(e["timestamp"]) < end
     }
-    sent_steps: dict[str, list[int]] = defaultdict(list)
+    opened_on: dict[str, set[str]] = defaultdict(set)
     for a in answers:
         if a["type"] == "message_open":
-            sent_steps[a["customer_id"]].append(int(a.get("step") or 0))
+            opened_on[a["customer_id"]].add(str(a.get("channel")))
     messages = _message_log(loop, (opt_id, fixed_id))
     messaged = {m["customer_id"] for m in messages if m.get("status") == "sent"}
     by_id = loop.by_id
@@ -366,10 +370,10 @@ def measure(
         members = [c for c, a in arm_of.items() if a == arm]
         n = len(members)
         steps = {}
-        for step, ch in enumerate(CHANNELS):
-            sent = {m["customer_id"] for m in messages if m.get("status") == "sent" and int(m.get("step", -1)) == step}
+        for ch in CHANNELS:
+            sent = {m["customer_id"] for m in messages if m.get("status") == "sent" and m.get("channel") == ch}
             sent &= set(members)
-            opened_here = {c for c in sent if step in sent_steps.get(c, [])}
+            opened_here = {c for c in sent if ch in opened_on.get(c, set())}
             steps[ch] = {"sent": len(sent), "opened": len(opened_here)}
         expected = []
         for c in members:

@@ -18,8 +18,7 @@ from kairos.domain.customers import CustomerRecord, IngestState
 from kairos.domain.messages import TRANSIENT
 from kairos.errors import ConflictError, NotFoundError, ProviderError, ProviderThrottled, ProviderUnavailable
 from kairos.ports import (
-    CampaignLauncher,
-    CampaignStore,
+    SegmentStore,
     CustomerStore,
     DecisionLog,
     EventArchive,
@@ -27,6 +26,7 @@ from kairos.ports import (
     JourneyStarter,
     JourneyStore,
     MessageLog,
+    PolicyStore,
     ProductCatalogue,
     Provider,
     TaskSink,
@@ -276,7 +276,7 @@ class InMemoryEventArchive(EventArchive):
         return [r for recs in self.objects.values() for r in recs]
 
 
-class InMemoryCampaignStore(CampaignStore):
+class InMemorySegmentStore(SegmentStore):
     def __init__(self) -> None:
         self.campaigns: dict[str, dict[str, Any]] = {}
         self.segments: dict[str, dict[str, Any]] = {}
@@ -295,58 +295,6 @@ class InMemoryCampaignStore(CampaignStore):
     def delete_segment(self, name: str) -> None:
         if self.segments.pop(name, None) is None:
             raise NotFoundError(f"segment '{name}' not found")
-
-    def create_campaign(self, campaign: dict[str, Any]) -> None:
-        if campaign["campaign_id"] in self.campaigns:
-            raise ConflictError("campaign exists")
-        self.campaigns[campaign["campaign_id"]] = copy.deepcopy(campaign)
-
-    def get_campaign(self, campaign_id: str) -> dict[str, Any]:
-        if campaign_id not in self.campaigns:
-            raise NotFoundError(f"campaign '{campaign_id}' not found")
-        return copy.deepcopy(self.campaigns[campaign_id])
-
-    def list_campaigns(self, limit: int, token: str | None) -> tuple[list[dict[str, Any]], str | None]:
-        ids = sorted(c for c in self.campaigns if token is None or c > token)
-        page = ids[:limit]
-        return [copy.deepcopy(self.campaigns[c]) for c in page], (page[-1] if len(ids) > limit else None)
-
-    def set_status(self, campaign_id: str, status: str, allowed_from: tuple[str, ...], now_iso: str) -> None:
-        doc = self.campaigns.get(campaign_id)
-        if doc is None or doc["status"] not in allowed_from:
-            raise ConflictError(f"campaign {campaign_id} cannot become {status}")
-        doc["status"] = status
-        doc["status_changed_at"] = now_iso
-
-    def record_failure(self, campaign_id: str, kind: str, reason: str, now_iso: str, fail: bool) -> None:
-        doc = self.campaigns.get(campaign_id)
-        if doc is None:
-            return
-        doc[f"{kind}_failures"] = int(doc.get(f"{kind}_failures") or 0) + 1
-        doc["last_failure"] = {"kind": kind, "reason": reason[:1000], "at": now_iso}
-        if fail and doc["status"] in ACTIVE_STATUSES:
-            self.set_status(campaign_id, "failed", ACTIVE_STATUSES, now_iso)
-
-    def record_launch(self, campaign_id: str, totals: dict[str, int], now_iso: str) -> dict[str, Any]:
-        if campaign_id not in self.campaigns:
-            raise ConflictError(f"campaign {campaign_id} does not exist")
-        self.campaigns[campaign_id]["launch"] = dict(totals)
-        try:
-            self.set_status(campaign_id, "running", ("scheduled",), now_iso)
-        except ConflictError:
-            pass
-        return self.get_campaign(campaign_id)
-
-
-class RecordingLauncher(CampaignLauncher):
-    def __init__(self, fail: Exception | None = None) -> None:
-        self.launched: list[tuple[str, datetime]] = []
-        self.fail = fail
-
-    def launch(self, campaign_id: str, launch_at: datetime) -> None:
-        if self.fail is not None:
-            raise self.fail
-        self.launched.append((campaign_id, launch_at))
 
 
 class RecordingJourneyStarter(JourneyStarter):
@@ -451,6 +399,16 @@ class InMemoryMessageLog(MessageLog):
     def for_customer(self, customer_id: str) -> list[dict[str, Any]]:
         return [copy.deepcopy(r) for r in self.records.values() if r["customer_id"] == customer_id]
 
+    def recent_sends(self, customer_id: str, since: datetime, excluding: str | None = None) -> list[tuple[str, datetime]]:
+        return [
+            (r["channel"], parse_ts(r["claimed_at"]))
+            for r in self.records.values()
+            if r["customer_id"] == customer_id
+            and r.get("status") in ("sent", "unconfirmed", "sending")
+            and r["message_id"] != excluding
+            and parse_ts(r["claimed_at"]) >= since
+        ]
+
     def for_campaign(self, campaign_id: str) -> list[dict[str, Any]]:
         return [copy.deepcopy(r) for r in self.records.values() if r.get("campaign_id") == campaign_id]
 
@@ -525,8 +483,10 @@ class InMemoryJourneyStore(JourneyStore):
             raise ConflictError(f"journey is {doc['status']}")
         doc.update(status=status, updated_at=now_iso)
 
-    def list_journeys(self, limit: int, token: str | None) -> tuple[list[dict[str, Any]], str | None]:
-        ids = sorted(self.journeys)
+    def list_journeys(
+        self, limit: int, token: str | None, kind: str = "journey"
+    ) -> tuple[list[dict[str, Any]], str | None]:
+        ids = sorted(i for i, d in self.journeys.items() if d.get("kind", "journey") == kind)
         start = ids.index(token) + 1 if token in ids else 0
         page = ids[start : start + limit]
         more = start + limit < len(ids)
@@ -624,3 +584,14 @@ class InMemoryInsightStore(InsightStore):
     def query(self, kind: str, prefix: str = "") -> list[tuple[str, dict[str, Any]]]:
         hits = sorted((k, d) for (kd, k), d in self.docs.items() if kd == kind and k.startswith(prefix))
         return [(k, copy.deepcopy(d)) for k, d in hits]
+
+
+class InMemoryPolicyStore(PolicyStore):
+    def __init__(self, doc: dict[str, Any] | None = None) -> None:
+        self.doc = copy.deepcopy(doc)
+
+    def get_policy(self) -> dict[str, Any] | None:
+        return copy.deepcopy(self.doc)
+
+    def put_policy(self, doc: dict[str, Any]) -> None:
+        self.doc = copy.deepcopy(doc)

@@ -19,3 +19,22 @@ def event(
 ) -> dict[str, Any]:
     ts = ts or now() - timedelta(hours=1)
     return {"event_id": event_id, "customer_id": customer_id, "type": type, "timestamp": ts.isoformat(), **extra}
+
+
+def send_message(req, customers, journeys, providers, log, now, population=None, policy=None):  # noqa: ANN001, ANN201
+    """Send one message of a campaign as its journey's step does: the content, cap and expiry of the campaign's
+    offer node (``kairos.journeys.campaigns``), through :func:`kairos.logic.send.deliver`."""
+    from kairos.domain.journeys import JourneyIn
+    from kairos.journeys.campaigns import OFFER
+    from kairos.logic.send import Content, deliver
+
+    doc = journeys.get_journey(req.campaign_id)
+    definition = JourneyIn.model_validate(doc["definition"])
+    offer = definition.nodes[OFFER]
+
+    def prepare() -> Content | str:
+        if doc["status"] != "active":
+            return f"campaign {doc['status']}"
+        return Content(offer.content, definition.frequency_cap, offer.expires_at, policy)
+
+    return deliver(req, customers, prepare, providers, log, now, population)

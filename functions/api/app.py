@@ -29,7 +29,10 @@ from kairos.domain.intents import IntentIn, IntentList, IntentView
 from kairos.domain.journeys import JourneyIn, JourneyList, JourneyResults, JourneyStatusIn, JourneyView
 from kairos.domain.products import ProductIn, ProductView
 from kairos.errors import InvalidInputError, NotFoundError
-from kairos.logic import analyses, campaigns, customers, ingest, intents, journeys, recommendations, results
+from kairos.journeys import campaigns, definitions
+from kairos.journeys.results import journey_results
+from kairos.logic import analyses, audiences, customers, ingest, intents, recommendations
+from kairos.messaging.policy import DEFAULT_POLICY, SendPolicy
 from kairos.observability import logger, metrics, tracer
 from kairos.schemas import (
     _ID_PATTERN,
@@ -49,14 +52,15 @@ if TYPE_CHECKING:
     from aws_lambda_powertools.utilities.typing import LambdaContext
 
     from kairos.ports import (
-        CampaignLauncher,
-        CampaignStore,
+        SegmentStore,
         CustomerStore,
         DecisionLog,
         EventArchive,
         InsightStore,
         JourneyStore,
         MessageLog,
+        PolicyStore,
+        ProductCatalogue,
     )
 
 app = make_resolver()
@@ -85,13 +89,18 @@ def decision_log() -> DecisionLog:
 
 
 @lru_cache(maxsize=1)
-def campaign_store() -> CampaignStore:
-    return wiring.campaign_store(settings())
+def segment_store() -> SegmentStore:
+    return wiring.segment_store(settings())
 
 
 @lru_cache(maxsize=1)
-def launcher() -> CampaignLauncher | None:
-    return wiring.campaign_launcher(settings())
+def catalogue() -> ProductCatalogue:
+    return wiring.product_catalogue(settings())
+
+
+@lru_cache(maxsize=1)
+def policy_store() -> PolicyStore:
+    return wiring.policy_store(settings())
 
 
 @lru_cache(maxsize=1)
@@ -200,14 +209,14 @@ def put_segment(name: SegmentName, segment: Annotated[SegmentIn, Body()]) -> Seg
     if segment.name != name:
         raise InvalidInputError("name", f"the body names '{segment.name}' but the path '{name}'")
     check_filter_values(segment.filters, "filters")
-    return SegmentView.model_validate(campaigns.save_segment(segment, campaign_store(), timeutil.now()))
+    return SegmentView.model_validate(audiences.save_segment(segment, segment_store(), timeutil.now()))
 
 
 @app.endpoint(
     "GET", "/v1/segments/<name>", scope="read", errors=(400, 404), summary="A saved segment", tags=["campaigns"]
 )
 def get_segment(name: SegmentName) -> SegmentView:
-    return SegmentView.model_validate(campaign_store().get_segment(name))
+    return SegmentView.model_validate(segment_store().get_segment(name))
 
 
 @app.endpoint(
@@ -222,7 +231,7 @@ def get_segment(name: SegmentName) -> SegmentView:
     tags=["campaigns"],
 )
 def delete_segment(name: SegmentName) -> None:
-    campaigns.delete_segment(name, campaign_store(), journey_store())
+    audiences.delete_segment(name, segment_store(), journey_store())
 
 
 @app.endpoint(
@@ -241,17 +250,17 @@ def preview_segment(body: Annotated[SegmentPreviewIn, Body()]) -> SegmentPreview
     filters = list(body.filters)
     if body.segment:
         try:
-            doc = campaign_store().get_segment(body.segment)
+            doc = segment_store().get_segment(body.segment)
         except NotFoundError as exc:
             raise InvalidInputError("segment", f"no segment '{body.segment}'") from exc
         filters = SegmentIn.model_validate({k: v for k, v in doc.items() if k != "updated_at"}).filters
-    out = campaigns.preview_segment(filters, store(), timeutil.now(), message_log(), body.sample)
+    out = audiences.preview_segment(filters, store(), timeutil.now(), message_log(), body.sample)
     return SegmentPreview.model_validate(out)
 
 
 @app.endpoint("GET", "/v1/segments", scope="read", summary="All saved segments", tags=["campaigns"])
 def list_segments() -> SegmentList:
-    return SegmentList(segments=[SegmentView.model_validate(s) for s in campaign_store().list_segments()])
+    return SegmentList(segments=[SegmentView.model_validate(s) for s in segment_store().list_segments()])
 
 
 @app.endpoint(
@@ -265,7 +274,7 @@ def list_segments() -> SegmentList:
 )
 def post_campaign(campaign: Annotated[CampaignIn, Body()]) -> CampaignView:
     check_filter_values(campaign.audience.filters, "audience.filters")
-    doc = campaigns.create_campaign(campaign, campaign_store(), timeutil.now(), launcher())
+    doc = campaigns.create_campaign(campaign, journey_store(), segment_store(), timeutil.now())
     return CampaignView.model_validate(doc)
 
 
@@ -273,7 +282,7 @@ def post_campaign(campaign: Annotated[CampaignIn, Body()]) -> CampaignView:
     "GET", "/v1/campaigns/<campaign_id>", scope="read", errors=(400, 404), summary="A campaign", tags=["campaigns"]
 )
 def get_campaign(campaign_id: CampaignId) -> CampaignView:
-    return CampaignView.model_validate(campaigns.refresh_status(campaign_id, campaign_store(), timeutil.now()))
+    return CampaignView.model_validate(campaigns.get_campaign(campaign_id, journey_store(), timeutil.now()))
 
 
 @app.endpoint(
@@ -287,10 +296,8 @@ def get_campaign(campaign_id: CampaignId) -> CampaignView:
     tags=["campaigns"],
 )
 def get_campaign_results(campaign_id: CampaignId) -> CampaignResults:
-    now = timeutil.now()
-    campaigns.refresh_status(campaign_id, campaign_store(), now)
     return CampaignResults.model_validate(
-        results.campaign_results(campaign_id, campaign_store(), decision_log(), message_log(), store(), now)
+        campaigns.campaign_results(campaign_id, journey_store(), message_log(), store(), timeutil.now())
     )
 
 
@@ -303,7 +310,7 @@ def list_campaigns(
         str | None, Query(max_length=2048, description="The next_token of the previous page, as returned")
     ] = None,
 ) -> CampaignList:
-    items, token = campaign_store().list_campaigns(limit, next_token)
+    items, token = campaigns.list_campaigns(journey_store(), limit, next_token, timeutil.now())
     return CampaignList(campaigns=[CampaignView.model_validate(i) for i in items], next_token=token)
 
 
@@ -316,7 +323,7 @@ def list_campaigns(
     tags=["campaigns"],
 )
 def cancel_campaign(campaign_id: CampaignId) -> CampaignView:
-    return CampaignView.model_validate(campaigns.cancel_campaign(campaign_id, campaign_store(), timeutil.now()))
+    return CampaignView.model_validate(campaigns.cancel_campaign(campaign_id, journey_store(), timeutil.now()))
 
 
 @app.endpoint(
@@ -361,7 +368,7 @@ def _journey_view(doc: dict) -> JourneyView:
     tags=["journeys"],
 )
 def post_journey(journey: Annotated[JourneyIn, Body()]) -> JourneyView:
-    return _journey_view(journeys.create_journey(journey, journey_store(), timeutil.now()))
+    return _journey_view(definitions.create_journey(journey, journey_store(), timeutil.now()))
 
 
 @app.endpoint(
@@ -398,7 +405,7 @@ def get_journey(journey_id: JourneyId, version: Annotated[int | None, Query(ge=1
     tags=["journeys"],
 )
 def put_journey(journey_id: JourneyId, journey: Annotated[JourneyIn, Body()]) -> JourneyView:
-    return _journey_view(journeys.update_journey(journey_id, journey, journey_store(), timeutil.now()))
+    return _journey_view(definitions.update_journey(journey_id, journey, journey_store(), timeutil.now()))
 
 
 @app.endpoint(
@@ -410,7 +417,7 @@ def put_journey(journey_id: JourneyId, journey: Annotated[JourneyIn, Body()]) ->
     tags=["journeys"],
 )
 def post_journey_status(journey_id: JourneyId, change: Annotated[JourneyStatusIn, Body()]) -> JourneyView:
-    return _journey_view(journeys.set_status(journey_id, change.status, journey_store(), timeutil.now()))
+    return _journey_view(definitions.set_status(journey_id, change.status, journey_store(), timeutil.now()))
 
 
 @app.endpoint(
@@ -424,7 +431,7 @@ def post_journey_status(journey_id: JourneyId, change: Annotated[JourneyStatusIn
     tags=["journeys"],
 )
 def get_journey_results(journey_id: JourneyId) -> JourneyResults:
-    return JourneyResults.model_validate(journeys.results(journey_id, journey_store(), store(), timeutil.now()))
+    return JourneyResults.model_validate(journey_results(journey_id, journey_store(), message_log(), store()))
 
 
 @app.endpoint(
@@ -492,7 +499,7 @@ def get_global_control(days: Annotated[int, Query(ge=1, le=365)] = 30) -> Global
 def post_forecast(body: Annotated[ForecastIn, Body()]) -> ForecastView:
     check_filter_values(body.filters, "filters")
     out = analyses.forecast_audience(
-        body, store(), campaign_store(), timeutil.now(), journey_store(), message_log(), decision_log()
+        body, store(), segment_store(), timeutil.now(), journey_store(), message_log()
     )
     return ForecastView.model_validate(out)
 
@@ -519,6 +526,34 @@ def list_intents() -> IntentList:
     return IntentList(intents=[IntentView.model_validate(d) for d in journey_store().list_intents()])
 
 
+@app.endpoint(
+    "GET",
+    "/v1/policy",
+    scope="read",
+    summary="The send policy: default quiet hours per channel and frequency caps",
+    description="Every journey and campaign obeys it unless it is `transactional`. Before any `PUT` this is the "
+    "built-in default.",
+    tags=["journeys"],
+)
+def get_policy() -> SendPolicy:
+    doc = policy_store().get_policy()
+    return SendPolicy.model_validate(doc) if doc is not None else DEFAULT_POLICY
+
+
+@app.endpoint(
+    "PUT",
+    "/v1/policy",
+    scope="manage",
+    summary="Set the send policy (replaces it whole; holds everywhere within a minute)",
+    description="`quiet_hours` per channel in the customer's local time; `frequency_caps` per channel and `all` "
+    "(across channels), each with `per_day` and/or `per_week`. An empty object lifts every default.",
+    tags=["journeys"],
+)
+def put_policy(policy: Annotated[SendPolicy, Body()]) -> SendPolicy:
+    policy_store().put_policy(policy.model_dump(mode="json"))
+    return policy
+
+
 ProductId = Annotated[str, Path(pattern=_ID_PATTERN, description="The product's id, as events carry it")]
 
 
@@ -531,7 +566,7 @@ ProductId = Annotated[str, Path(pattern=_ID_PATTERN, description="The product's 
 )
 def put_product(product_id: ProductId, product: Annotated[ProductIn, Body()]) -> ProductView:
     doc = {**product.model_dump(mode="json"), "product_id": product_id, "updated_at": timeutil.now().isoformat()}
-    wiring.product_catalogue(settings()).put_product(doc)
+    catalogue().put_product(doc)
     return ProductView.model_validate(doc)
 
 
@@ -539,7 +574,7 @@ def put_product(product_id: ProductId, product: Annotated[ProductIn, Body()]) ->
     "GET", "/v1/products/<product_id>", scope="read", errors=(400, 404), summary="A product", tags=["products"]
 )
 def get_product(product_id: ProductId) -> ProductView:
-    found = wiring.product_catalogue(settings()).get_products([product_id])
+    found = catalogue().get_products([product_id])
     if product_id not in found:
         raise NotFoundError(f"product '{product_id}' not found")
     return ProductView.model_validate(found[product_id])
@@ -564,7 +599,7 @@ def openapi_json() -> str:
                 description="A Kairos API key (`python -m kairos.admin create-key --scope ...`) with scopes: "
                 + ", ".join(f"`{s}`" for s in SCOPES)
                 + ". `ingest`: POST /v1/events; `profiles`: PUT /v1/customers/{id}; `read`: every GET; "
-                "`manage`: segments, campaigns (create, cancel) and journeys (create, version, status); "
+                "`manage`: segments, campaigns (create, cancel), journeys (create, version, status) and the send policy; "
                 "`erase`: DELETE /v1/customers/{id}. "
                 "Keys made before scopes existed hold every scope."
             )

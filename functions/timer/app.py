@@ -1,9 +1,9 @@
 """Timer function (every minute): start the next step of every waiting path whose time has come, and let
-customers into journeys whose entry is a date attribute or a schedule.
+customers into journeys whose entry is a date attribute or a schedule (campaigns).
 
-The work is :func:`kairos.logic.journeys.start_due` and :func:`kairos.logic.journeys.scan_entries`.
-A step's execution name is fixed by the path and its
-``seq``, so a path seen again before its step moved it starts nothing new.
+The work is :func:`kairos.journeys.entry.start_due` and :func:`kairos.journeys.entry.scan_entries`. A step's
+execution name is fixed by the path and its ``seq``, so a path seen again before its step moved it starts
+nothing new; an entry scan saves its cursor after every page and the next tick resumes it.
 """
 
 from __future__ import annotations
@@ -14,24 +14,23 @@ from typing import TYPE_CHECKING, Any
 from kairos import timeutil, wiring
 from kairos.config import settings
 from kairos.domain.journeys import Journey
-from kairos.logic import journeys as journeys_logic
-from kairos.logic.journeys import scan_entries, start_due
+from kairos.journeys.definitions import segment_filters
+from kairos.journeys.entry import scan_entries, start_due
+from kairos.journeys.runner import StepDeps, first_nodes
+from kairos.logic.segments import CustomerHistory, needs_history
 from kairos.observability import logger, metrics, tracer
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
-
     from aws_lambda_powertools.utilities.typing import LambdaContext
 
-    from kairos.domain.campaigns import Filter
-    from kairos.ports import CampaignStore, CustomerStore, JourneyStarter, JourneyStore
+    from kairos.ports import JourneyStarter
 
 BATCH = 1000
 
 
 @lru_cache(maxsize=1)
-def journeys() -> JourneyStore:
-    return wiring.journey_store(settings())
+def deps() -> StepDeps:
+    return wiring.step_deps(settings())
 
 
 @lru_cache(maxsize=1)
@@ -39,41 +38,29 @@ def steps() -> JourneyStarter:
     return wiring.journey_steps(settings())
 
 
-@lru_cache(maxsize=1)
-def customers() -> CustomerStore:
-    return wiring.customer_store(settings())
-
-
-@lru_cache(maxsize=1)
-def campaigns() -> CampaignStore:
-    return wiring.campaign_store(settings())
-
-
-@lru_cache(maxsize=1)
-def segment_filters() -> Callable[[str], list[Filter] | None]:
-    return journeys_logic.segment_filters(campaigns())
-
-
 @logger.inject_lambda_context(log_event=False)
 @metrics.log_metrics
 @tracer.capture_lambda_handler
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    d = deps()
     started = 0
     # Up to a few batches per minute; what is left is due at the next tick (its wake_at is in the past).
     while context.get_remaining_time_in_millis() > 10_000:
-        n = start_due(journeys(), steps(), timeutil.now(), BATCH)
+        n = start_due(d.journeys, steps(), timeutil.now(), BATCH)
         started += n
         if n < BATCH:
             break
-    active = [Journey.from_doc(d) for d in journeys().active_journeys()]
+    active = [Journey.from_doc(doc) for doc in d.journeys.active_journeys()]
     entries = scan_entries(
         active,
-        customers(),
-        journeys(),
+        d.customers,
+        d.journeys,
         steps(),
         timeutil.now(),
-        segment_filters(),
+        segment_filters(d.segments),
         context.get_remaining_time_in_millis,
+        first_run=lambda journey, path, record, now: first_nodes(journey, path, record, d, now),
+        history=lambda filters: CustomerHistory(d.customers, d.messages) if needs_history(filters) else None,
     )
     logger.info("due journey steps started", extra={"started": started, **entries})
     return {"started": started, **entries}

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 from kairos.adapters.aws import STORE_RETRIES, LazyClient, call
 from kairos.constants import ARCHIVE_EVENTS_PREFIX
 from kairos.errors import ConflictError, NotFoundError, StoreError
-from kairos.ports import EventArchive
+from kairos.ports import DecisionLog, EventArchive
 from kairos.timeutil import parse_ts
 
 if TYPE_CHECKING:
@@ -136,3 +136,24 @@ def remove_lines(client: Any, bucket: str, key: str, drop: Callable[[dict[str, A
             continue
         return len(records) - len(kept)
     raise StoreError(f"{what}: {key} kept changing while it was purged")
+
+
+class S3DecisionLog(DecisionLog):
+    """Launch decisions that earlier versions archived under ``decisions/`` (they expire with the bucket's
+    lifecycle rule): an erasure removes the customer's lines from the objects noted for them."""
+
+    client = LazyClient("s3", STORE_RETRIES)
+
+    def __init__(self, bucket: str, client: S3Client | None = None) -> None:
+        self.bucket = bucket
+        self.client = client
+
+    def purge_customer(self, customer_id: str, objects: Iterable[str]) -> tuple[int, int]:
+        count, lines = 0, 0
+        for key in sorted(set(objects)):
+            removed = remove_lines(
+                self.client, self.bucket, key, lambda r: r.get("customer_id") == customer_id, "decision log"
+            )
+            count += removed > 0
+            lines += removed
+        return count, lines

@@ -551,22 +551,6 @@ class DynamoStore(CustomerStore):
             raw["customer_id"]["S"]: raw["erased_at"]["S"] for _, raw in self._batch_get(keys) if "erased_at" in raw
         }
 
-    def note_decisions(self, customer_ids: Iterable[str], object_key: str, expires_at: int) -> None:
-        """Remember, per customer, the decision-log object that names them (so an erasure finds it)."""
-        requests = [
-            {
-                "PutRequest": {
-                    "Item": {
-                        "customer_id": {"S": c},
-                        "sk": {"S": DECISION_MARKER + object_key},
-                        "expires_at": {"N": str(expires_at)},
-                    }
-                }
-            }
-            for c in sorted(set(customer_ids))
-        ]
-        self._batch_write(self.events_table, requests)
-
     def get_customers(self, customer_ids: Iterable[str]) -> dict[str, CustomerRecord]:
         """Customers that exist among ``customer_ids`` (consistent reads, 100 a call)."""
         keys = {self.customers_table: [{"customer_id": {"S": c}} for c in sorted(set(customer_ids))]}

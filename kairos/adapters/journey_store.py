@@ -16,19 +16,23 @@ import hashlib
 import json
 from typing import TYPE_CHECKING, Any
 
-from kairos.adapters.aws import STORE_RETRIES, LazyClient, call
+from botocore.exceptions import ClientError
+
+from kairos.adapters.aws import STORE_RETRIES, LazyClient, call, domain_error, error_code
 from kairos.adapters.dynamo import decode_page_token, encode_page_token
 from kairos.errors import ConflictError, InvalidInputError, NotFoundError, StoreError
-from kairos.ports import JourneyStore, TaskSink
+from kairos.ports import JourneyStarter, JourneyStore, PolicyStore, TaskSink
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
     from mypy_boto3_events import EventBridgeClient
+    from mypy_boto3_stepfunctions import SFNClient
 
 CURRENT = "current"
 INTENT = "intent"
 SCAN = "scan"
 INTENT_PREFIX = "intent#"
+POLICY_KEY = {"journey_id": {"S": "__policy"}, "sk": {"S": "policy"}}  # the send policy's one item
 WAKE_INDEX = "by_wake"
 JOURNEY_INDEX = "by_journey"
 WAKE_SHARDS = 8  # waiting paths spread over this many index partitions (the timer reads each)
@@ -57,7 +61,11 @@ class DynamoJourneyStore(JourneyStore):
 
     # -- journeys
     def _current_item(self, doc: dict[str, Any]) -> dict[str, Any]:
+        extra = {"kind": {"S": doc["kind"]}} if doc.get("kind") else {}
+        if doc.get("campaign") is not None:
+            extra["campaign"] = {"S": json.dumps(doc["campaign"], separators=(",", ":"))}
         return {
+            **extra,
             "journey_id": {"S": doc["journey_id"]},
             "sk": {"S": CURRENT},
             "status": {"S": doc["status"]},
@@ -116,6 +124,8 @@ class DynamoJourneyStore(JourneyStore):
             "definition": json.loads(item["definition"]["S"]),
             "created_at": current["created_at"]["S"],
             "updated_at": current["updated_at"]["S"],
+            "kind": current.get("kind", {}).get("S", "journey"),
+            **({"campaign": json.loads(current["campaign"]["S"])} if "campaign" in current else {}),
         }
 
     def get_journey(self, journey_id: str, version: int | None = None) -> dict[str, Any]:
@@ -172,25 +182,43 @@ class DynamoJourneyStore(JourneyStore):
             ExpressionAttributeValues=values,
         )
 
-    def _scan_current(self, token: dict[str, Any] | None, limit: int, status: str | None) -> dict[str, Any]:
+    def _scan_current(
+        self, token: dict[str, Any] | None, limit: int, status: str | None, kind: str | None = None
+    ) -> dict[str, Any]:
+        conditions = ["sk = :c"]
+        values: dict[str, Any] = {":c": {"S": CURRENT}}
+        names: dict[str, str] = {}
+        if status:
+            conditions.append("#s = :s")
+            values[":s"] = {"S": status}
+            names["#s"] = "status"
+        if kind == "journey":  # journeys stored before campaigns were journeys carry no kind
+            conditions.append("(attribute_not_exists(#k) OR #k = :k)")
+        elif kind:
+            conditions.append("#k = :k")
+        if kind:
+            values[":k"] = {"S": kind}
+            names["#k"] = "kind"
         kwargs: dict[str, Any] = {
             "TableName": self.journeys_table,
-            "FilterExpression": "sk = :c" + (" AND #s = :s" if status else ""),
-            "ExpressionAttributeValues": {":c": {"S": CURRENT}, **({":s": {"S": status}} if status else {})},
+            "FilterExpression": " AND ".join(conditions),
+            "ExpressionAttributeValues": values,
             "Limit": limit,
         }
-        if status:
-            kwargs["ExpressionAttributeNames"] = {"#s": "status"}
+        if names:
+            kwargs["ExpressionAttributeNames"] = names
         if token:
             kwargs["ExclusiveStartKey"] = token
         return self._call("scan", **kwargs)
 
-    def list_journeys(self, limit: int, token: str | None) -> tuple[list[dict[str, Any]], str | None]:
+    def list_journeys(
+        self, limit: int, token: str | None, kind: str = "journey"
+    ) -> tuple[list[dict[str, Any]], str | None]:
         start = decode_page_token(token, {"journey_id", "sk"}) if token else None
         items: list[dict[str, Any]] = []
         last = start
         while True:
-            resp = self._scan_current(last, max(limit * 4, 25), None)
+            resp = self._scan_current(last, max(limit * 4, 25), None, kind)
             items += resp.get("Items", [])
             last = resp.get("LastEvaluatedKey")
             if not last or len(items) >= limit:
@@ -382,3 +410,42 @@ class EventBridgeTaskSink(TaskSink):
         )
         if resp.get("FailedEntryCount"):
             raise StoreError(f"EventBridge refused the task: {resp['Entries'][0].get('ErrorCode')}")
+
+
+class StepFunctionsJourneyStarter(JourneyStarter):
+    """Starts the journey step state machine's executions by name: a name used before is refused."""
+
+    client = LazyClient("stepfunctions")
+
+    def __init__(self, state_machine_arn: str, client: SFNClient | None = None) -> None:
+        self.state_machine_arn = state_machine_arn
+        self.client = client
+
+    def start(self, name: str, payload: dict[str, Any]) -> bool:
+        try:
+            self.client.start_execution(
+                stateMachineArn=self.state_machine_arn, name=name, input=json.dumps(payload, sort_keys=True)
+            )
+        except ClientError as exc:
+            if error_code(exc) == "ExecutionAlreadyExists":
+                return False
+            raise domain_error(exc, "Step Functions StartExecution") from exc
+        return True
+
+
+class DynamoPolicyStore(PolicyStore):
+    """The send policy as one item of the journeys table."""
+
+    client = LazyClient("dynamodb", STORE_RETRIES)
+
+    def __init__(self, journeys_table: str, client: DynamoDBClient | None = None) -> None:
+        self.journeys_table = journeys_table
+        self.client = client
+
+    def get_policy(self) -> dict[str, Any] | None:
+        item = call(self.client, "get_item", "DynamoDB", TableName=self.journeys_table, Key=POLICY_KEY).get("Item")
+        return json.loads(item["doc"]["S"]) if item else None
+
+    def put_policy(self, doc: dict[str, Any]) -> None:
+        item = {**POLICY_KEY, "doc": {"S": json.dumps(doc, separators=(",", ":"), default=str)}}
+        call(self.client, "put_item", "DynamoDB", TableName=self.journeys_table, Item=item)

@@ -145,6 +145,31 @@ class DynamoMessageLog(MessageLog):
         }
         return sum(int(page.get("Count", 0)) for page in self._query_pages(kwargs))
 
+    def recent_sends(self, customer_id: str, since: datetime, excluding: str | None = None) -> list[tuple[str, datetime]]:
+        kwargs: dict[str, Any] = {
+            "TableName": self.table,
+            "IndexName": BY_CUSTOMER_INDEX,
+            "KeyConditionExpression": "customer_id = :c AND claimed_at >= :since",
+            "FilterExpression": "#s IN (:sent, :unconfirmed, :sending) AND message_id <> :me",
+            "ProjectionExpression": "channel, claimed_at",
+            "ExpressionAttributeNames": {"#s": "status"},
+            "ExpressionAttributeValues": {
+                ":c": {"S": customer_id},
+                ":since": {"S": utc_iso(since)},
+                ":sent": {"S": "sent"},
+                ":unconfirmed": {"S": "unconfirmed"},
+                ":sending": {"S": IN_FLIGHT},
+                ":me": {"S": excluding or ""},
+            },
+        }
+        out = []
+        for page in self._query_pages(kwargs):
+            for item in page.get("Items", []):
+                at = parse_ts(item["claimed_at"]["S"])
+                if at is not None:
+                    out.append((item["channel"]["S"], at))
+        return out
+
     def for_campaign(self, campaign_id: str) -> list[dict[str, Any]]:
         """Every message of a campaign or journey (its ``campaign_id``), from the ``by_campaign`` index."""
         kwargs: dict[str, Any] = {

@@ -28,6 +28,7 @@ unless the email was opened; a purchase ends it)::
 
 from __future__ import annotations
 
+import heapq
 from dataclasses import dataclass
 from datetime import datetime, time
 from typing import Annotated, Any, Literal
@@ -118,8 +119,8 @@ class EventEntry(BaseModel):
       segment (checked as their aggregates change at ingest);
     - ``date_attribute``: ``days_before`` a date in their profile attributes (``points_expire_at``; with
       ``yearly`` the month and day recur: a birthday), checked every hour;
-    - ``schedule``: every member of ``segment`` (or everybody) at ``schedule.at``, or every
-      ``schedule.every_hours`` from then on.
+    - ``schedule``: every member of ``segment`` (or of ``filters``, or everybody) at ``schedule.at``, or every
+      ``schedule.every_hours`` from then on. A campaign is a journey with this entry.
     """
 
     model_config = ConfigDict(extra="forbid")
@@ -132,6 +133,9 @@ class EventEntry(BaseModel):
     days_before: Annotated[float, Field(ge=-365, le=365)] = 0
     yearly: bool = False
     schedule: Schedule | None = None
+    filters: Annotated[
+        list[Filter], Field(max_length=50, description="a scheduled entry's audience, beside or instead of segment")
+    ] = Field(default_factory=list)
 
     @field_validator("where")
     @classmethod
@@ -152,6 +156,8 @@ class EventEntry(BaseModel):
             )
         if self.where and self.event is None:
             raise ValueError("where applies to an event entry")
+        if self.filters and self.schedule is None:
+            raise ValueError("filters apply to a scheduled entry")
         return self
 
     @property
@@ -183,6 +189,11 @@ class Delay(BaseModel):
     hours: Annotated[float | None, Field(gt=0, le=24 * 365)] = None
     local_time: time | None = None
     best_hour_within_hours: Annotated[int | None, Field(ge=1, le=168)] = None
+    explore_share: Annotated[
+        float,
+        Field(ge=0, le=0.5, description="best hour: the share of customers sent at another hour, so the model "
+              "keeps learning about hours it does not pick (logged with its probability)"),
+    ] = 0.0
     next: NodeId
 
     @model_validator(mode="after")
@@ -190,7 +201,13 @@ class Delay(BaseModel):
         given = [x is not None for x in (self.hours, self.local_time, self.best_hour_within_hours)]
         if sum(given) != 1:
             raise ValueError("give exactly one of hours, local_time, best_hour_within_hours")
+        if self.explore_share and self.best_hour_within_hours is None:
+            raise ValueError("explore_share applies to best_hour_within_hours")
         return self
+
+    def min_hours(self) -> float:
+        """The least time a path stays here: a local time or a best hour may be now."""
+        return self.hours or 0.0
 
 
 class WaitFor(BaseModel):
@@ -282,16 +299,21 @@ class Message(BaseModel):
 class Cycle(BaseModel):
     """Message on each of ``channels`` in turn, ``wait_hours`` apart, until the customer engages with one of
     them (``next``), or the offer expires (``on_expiry``). The expiry is ``expires_after_hours`` after the
-    cycle began, or the entering event's ``expires_at_field`` (``properties.expires_at``), whichever is first.
-    ``rounds`` > 1 goes through the channels again."""
+    cycle began, ``expires_at``, or the entering event's ``expires_at_field`` (``properties.expires_at``),
+    whichever is first. ``rounds`` > 1 goes through the channels again. ``wait_hours`` may be a list: the wait
+    after each message in turn (the last value repeats)."""
 
     model_config = ConfigDict(extra="forbid")
     type: Literal["cycle"]
     channels: Annotated[list[Channel], Field(min_length=1, max_length=4)]
     content: Messages
-    wait_hours: Annotated[float, Field(gt=0, le=24 * 30)] = 24
+    wait_hours: (
+        Annotated[float, Field(gt=0, le=24 * 30)]
+        | Annotated[list[Annotated[float, Field(gt=0, le=24 * 30)]], Field(min_length=1, max_length=40)]
+    ) = 24
     rounds: Annotated[int, Field(ge=1, le=10)] = 1
     expires_after_hours: Annotated[float | None, Field(gt=0, le=24 * 365)] = None
+    expires_at: datetime | None = None
     expires_at_field: Annotated[str | None, Field(pattern=r"^properties\.[A-Za-z0-9_.-]{1,100}$")] = None
     next: NodeId
     on_expiry: NodeId
@@ -303,7 +325,15 @@ class Cycle(BaseModel):
             raise ValueError(f"content has nothing for channel(s) {', '.join(missing)}")
         if len(set(self.channels)) != len(self.channels):
             raise ValueError("each channel at most once per round")
+        if self.expires_at is not None and self.expires_at.utcoffset() is None:
+            raise ValueError("expires_at needs a UTC offset")
         return self
+
+    def wait_after(self, sent: int) -> float:
+        """The wait after the cycle's ``sent``-th message (0-based)."""
+        if isinstance(self.wait_hours, list):
+            return self.wait_hours[min(sent, len(self.wait_hours) - 1)]
+        return self.wait_hours
 
 
 class Task(BaseModel):
@@ -361,6 +391,11 @@ class JourneyIn(BaseModel):
     frequency_cap: FrequencyCap | None = Field(
         default=None, description="counts every message of the channel, from any journey or campaign"
     )
+    transactional: bool = Field(
+        default=False,
+        description="an order or account message: the deployment's default quiet hours and frequency caps do not "
+        "hold it back (its own quiet_hours and frequency_cap still do)",
+    )
     max_days: Annotated[float, Field(gt=0, le=365, description="a path ends this long after entry")] = 30
     attribution_days: Annotated[
         int, Field(ge=1, le=90, description="a purchase this many days after entering counts as a conversion")
@@ -398,6 +433,49 @@ def successors(node: Any) -> dict[str, str]:
 
 # Nodes that wait: a path that loops back must pass one, or it would run forever in one step.
 WAITING = (Delay, WaitFor, Cycle)
+# A loop that can send waits at least this long per turn, so no journey can flood a customer.
+MIN_LOOP_HOURS = 1.0
+
+
+def _least_wait(node: Any, field: str) -> float:
+    """The least time a path spends at ``node`` before it leaves by the edge ``field``."""
+    if isinstance(node, Delay):
+        return node.min_hours()
+    if isinstance(node, WaitFor) and field == "on_timeout":
+        return node.timeout_hours
+    return 0.0  # an awaited event, an engagement or an expiry may come at once
+
+
+def fast_loops(journey: JourneyIn) -> list[tuple[str, str]]:
+    """Loops through a sending node whose turn may take less than :data:`MIN_LOOP_HOURS`, as (field, reason)."""
+    errors = []
+    for start, node in journey.nodes.items():
+        if not isinstance(node, Message | Cycle):
+            continue
+        # Dijkstra over the least waits, from the sending node back to itself.
+        best: dict[str, tuple[float, list[str]]] = {}
+        heap = [(_least_wait(node, f), t, [start]) for f, t in successors(node).items()]
+        heapq.heapify(heap)
+        while heap:
+            hours, nid, trail = heapq.heappop(heap)
+            if nid == start:
+                if hours < MIN_LOOP_HOURS:
+                    loop = " -> ".join([*trail, start])
+                    errors.append(
+                        (
+                            f"nodes.{start}",
+                            f"the loop {loop} can send every {hours:g} hours: wait at least "
+                            f"{MIN_LOOP_HOURS:g} hour per turn (a delay or a wait_for timeout)",
+                        )
+                    )
+                break
+            if nid in best or nid not in journey.nodes:
+                continue
+            best[nid] = (hours, trail)
+            here = journey.nodes[nid]
+            for f, t in successors(here).items():
+                heapq.heappush(heap, (hours + _least_wait(here, f), t, [*trail, nid]))
+    return errors
 
 
 def graph_errors(journey: JourneyIn) -> list[tuple[str, str]]:
@@ -442,7 +520,7 @@ def graph_errors(journey: JourneyIn) -> list[tuple[str, str]]:
     for nid in journey.nodes:
         if nid not in seen:
             errors.append((f"nodes.{nid}", f"not reachable from start '{journey.start}'"))
-    return errors
+    return errors or fast_loops(journey)
 
 
 JourneyStatus = Literal["draft", "active", "paused", "archived"]

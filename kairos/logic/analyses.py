@@ -13,9 +13,10 @@ from kairos.domain.campaigns import Filter, SegmentIn
 from kairos.domain.journeys import JourneyIn
 from kairos.errors import InvalidInputError, NotFoundError
 from kairos.logic import insights
-from kairos.logic.campaigns import every_item
+from kairos.journeys.campaigns import campaign_results, list_campaigns
+from kairos.logic.audiences import every_item
 from kairos.logic.customers import all_customers
-from kairos.logic.results import campaign_results, outcome_summary, with_uplift
+from kairos.journeys.results import outcome_summary, with_uplift
 from kairos.logic.segments import CustomerHistory, matches, needs_history
 from kairos.logic.timing import in_global_control
 
@@ -24,7 +25,7 @@ if TYPE_CHECKING:
     from datetime import datetime
 
     from kairos.domain.insights import ForecastIn
-    from kairos.ports import CampaignStore, CustomerStore, DecisionLog, InsightStore, JourneyStore, MessageLog
+    from kairos.ports import SegmentStore, CustomerStore, InsightStore, JourneyStore, MessageLog
 
 PAST_CAMPAIGNS = 5
 
@@ -50,7 +51,7 @@ def cohorts(
     return {**matrix, "customers": seen}
 
 
-def audience_filters(body: ForecastIn, campaigns: CampaignStore, journeys: JourneyStore | None) -> list[Filter]:
+def audience_filters(body: ForecastIn, segments: SegmentStore, journeys: JourneyStore | None) -> list[Filter]:
     """The filters of the forecast's audience: given, a saved segment's, or a journey's entry segment's."""
     name = body.segment
     if body.journey_id is not None:
@@ -62,7 +63,7 @@ def audience_filters(body: ForecastIn, campaigns: CampaignStore, journeys: Journ
             raise InvalidInputError("journey_id", "the journey enters on events, not on a segment: give filters")
     if name:
         try:
-            doc = campaigns.get_segment(name)
+            doc = segments.get_segment(name)
         except NotFoundError as exc:
             raise InvalidInputError("segment", f"no segment '{name}'") from exc
         return SegmentIn.model_validate({k: v for k, v in doc.items() if k != "updated_at"}).filters
@@ -72,32 +73,30 @@ def audience_filters(body: ForecastIn, campaigns: CampaignStore, journeys: Journ
 def forecast_audience(
     body: ForecastIn,
     customers: CustomerStore,
-    campaigns: CampaignStore,
+    segments: SegmentStore,
     now: datetime,
     journeys: JourneyStore | None = None,
     messages: MessageLog | None = None,
-    decisions: DecisionLog | None = None,
 ) -> dict[str, Any]:
     """Pessimistic, neutral and optimistic conversions and revenue of the audience over the period.
 
     Comparable periods are the same dates in earlier years and the periods just before now
     (``kairos.logic.insights.forecast``); finished campaigns to the same segment count too, scaled to the
-    audience (the latest few, when the message and decision logs are given).
+    audience (the latest few, when the journeys and the message log are given).
     """
-    filters = audience_filters(body, campaigns, journeys)
+    filters = audience_filters(body, segments, journeys)
     history = CustomerHistory(customers, messages) if needs_history(filters) else None
     aggs = [r.aggregates for r in all_customers(customers) if matches(r, filters, now, history)]
     past = []
     segment = body.segment
-    if segment and messages is not None and decisions is not None:
+    if segment and messages is not None and journeys is not None:
         done = [
             c
-            for c in every_item(campaigns.list_campaigns)
-            if c.get("status") == "completed"
-            and (c.get("definition") or {}).get("audience", {}).get("segment") == segment
+            for c in every_item(lambda n, t: list_campaigns(journeys, n, t, now))
+            if c.get("status") == "completed" and (c.get("definition") or {}).get("audience", {}).get("segment") == segment
         ]
         for c in sorted(done, key=lambda d: d.get("created_at", ""), reverse=True)[:PAST_CAMPAIGNS]:
-            res = campaign_results(c["campaign_id"], campaigns, decisions, messages, customers, now)
+            res = campaign_results(c["campaign_id"], journeys, messages, customers, now)
             t = res["treatment"]
             past.append({"campaign_id": c["campaign_id"], **{k: t[k] for k in ("customers", "revenue")}})
             past[-1]["conversions"] = t["converted"]

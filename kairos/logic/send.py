@@ -31,10 +31,9 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from kairos.domain.campaigns import Campaign, FrequencyCap, Messages
+from kairos.domain.campaigns import FrequencyCap, Messages
 from kairos.domain.messages import IN_FLIGHT, Rendered, SendRequest
 from kairos.errors import (
-    NotFoundError,
     ProviderError,
     ProviderOutcomeUnknown,
     ProviderThrottled,
@@ -43,13 +42,15 @@ from kairos.errors import (
     StoreError,
 )
 from kairos.logic.consent import CONTACT_FIELD, may_send
+from kairos.messaging.policy import cap_reason
 from kairos.timeutil import parse_ts, utc_iso
 
 if TYPE_CHECKING:
     from collections.abc import Callable
 
     from kairos.domain.customers import CustomerRecord
-    from kairos.ports import CampaignStore, CustomerStore, MessageLog, Provider
+    from kairos.messaging.policy import SendPolicy
+    from kairos.ports import CustomerStore, MessageLog, Provider
 
 logger = logging.getLogger(__name__)
 LOG_RETENTION = timedelta(days=400)
@@ -148,64 +149,8 @@ class Content:
     messages: Messages
     frequency_cap: FrequencyCap | None = None
     expires_at: datetime | None = None
-
-
-def send_message(
-    req: SendRequest,
-    customers: CustomerStore,
-    campaigns: CampaignStore,
-    providers: dict[str, Provider],
-    log: MessageLog,
-    now: datetime,
-    population: Callable[[], dict[str, Any] | None] | None = None,
-    lease: timedelta = SENDING_LEASE,
-    products: Callable[[list[str]], dict[str, dict[str, Any]]] | None = None,
-) -> dict[str, Any]:
-    """Send a campaign's message (at most once) and log it; see :func:`deliver` for the outcomes.
-
-    Parameters
-    ----------
-    req
-        Which message, to whom, on which channel, and the send-time decision behind it.
-    customers, campaigns, log
-        The stores it reads and the message log it claims in.
-    providers
-        The configured provider of each channel.
-    now
-        The time of this attempt.
-    population
-        The population's recommendation, for the template fields of a customer not scored yet.
-    lease
-        How long another attempt's claim is respected before that attempt is taken for dead.
-    products
-        The product catalogue's lookup, for the names ``{{next_product}}`` renders.
-
-    Returns
-    -------
-    dict
-        ``status`` is ``sent``, ``unconfirmed`` (may have been delivered: treat as sent), ``failed`` or
-        ``skipped``, with the ``reason``; ``duplicate`` when an earlier attempt decided it.
-
-    Raises
-    ------
-    ProviderThrottled, ProviderUnavailable
-        Transient failures, after recording them and releasing the claim: retry the task.
-    SendInProgress
-        Another attempt holds the claim: retry the task later.
-    """
-
-    def prepare() -> Content | str:
-        try:
-            doc = campaigns.get_campaign(req.campaign_id)
-        except NotFoundError:
-            return "campaign not found"
-        stored = Campaign.from_doc(doc)
-        if not stored.is_active:
-            return f"campaign {stored.status}"
-        campaign = stored.definition
-        return Content(campaign.messages, campaign.frequency_cap, campaign.expires_at)
-
-    return deliver(req, customers, prepare, providers, log, now, population, lease, products=products)
+    # The deployment's send policy (its caps); None for a transactional message, which it does not hold back.
+    policy: SendPolicy | None = None
 
 
 def deliver(
@@ -224,7 +169,18 @@ def deliver(
 
     ``prepare`` is asked after the claim for the content (or the reason to skip), so a skip is logged under
     the message id as any other outcome. ``extra`` adds fields to the log record (a journey's node).
-    Returns and raises as :func:`send_message`.
+    Returns
+    -------
+    dict
+        ``status`` is ``sent``, ``unconfirmed`` (may have been delivered: treat as sent), ``failed`` or
+        ``skipped``, with the ``reason``; ``duplicate`` when an earlier attempt decided it.
+
+    Raises
+    ------
+    ProviderThrottled, ProviderUnavailable
+        Transient failures, after recording them and releasing the claim: retry the step.
+    SendInProgress
+        Another attempt holds the claim: retry the step later.
     """
     customer = customers.get_customer(req.customer_id)
     if customer is not None and customer.erased:
@@ -271,6 +227,11 @@ def deliver(
     allowed, why = may_send(customer, req.channel)
     if not allowed:
         return finish("skipped", why)
+    if content.policy is not None and content.policy.frequency_caps:
+        since = now - timedelta(days=7)
+        reason = cap_reason(content.policy, req.channel, log.recent_sends(req.customer_id, since, req.message_id), now)
+        if reason is not None:
+            return finish("skipped", reason)
     if content.frequency_cap:
         cap = content.frequency_cap
         sent = log.sent_since(

@@ -12,7 +12,6 @@ import pytest
 
 from kairos.adapters.archive import S3Archive, encode_lines
 from kairos.adapters.dynamo import DynamoStore
-from kairos.adapters.journeys import S3DecisionLog
 from kairos.adapters.messages import DynamoMessageLog
 from kairos.domain.messages import encode_tag
 from kairos.errors import StoreError
@@ -172,25 +171,6 @@ def test_a_late_ses_open_after_erasure_does_not_bring_the_customer_back(runtime,
     assert _objects(runtime, "events/") == {}
 
 
-def test_an_erasure_removes_the_customer_from_launch_decisions(runtime, client):
-    # GIVEN a launch page that recorded decisions for c1 and c2
-    for cid in ("c1", "c2"):
-        client.post_events([event(f"{cid}-e", customer_id=cid)])
-    store = _store(runtime)
-    decisions = S3DecisionLog(_bucket(runtime), store, client=runtime.session.client("s3"))
-    decisions.write(
-        "camp", "0-0", [{"customer_id": "c1", "decision": "scheduled"}, {"customer_id": "c2", "decision": "control"}]
-    )
-    (key,) = _objects(runtime, "decisions/")
-    # WHEN c1 is erased
-    resp = client.request("DELETE", "/v1/customers/c1")
-    assert resp.status == 200, resp.body
-    # THEN the decision object no longer names c1, and still holds c2
-    assert resp.json()["decision_lines_removed"] == 1
-    assert [r["customer_id"] for r in _objects(runtime, "decisions/")[key]] == ["c2"]
-
-
-@pytest.mark.parametrize("customer_id", ["never-seen"])
 def test_erasing_an_unknown_customer_is_a_404_that_leaves_no_tombstone(runtime, client, customer_id):
     assert client.request("DELETE", f"/v1/customers/{customer_id}").status == 404
     item = runtime.session.client("dynamodb").get_item(

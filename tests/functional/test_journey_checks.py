@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from kairos.adapters.campaigns import DynamoCampaignStore
+from kairos.adapters.campaigns import DynamoSegmentStore
 from kairos.adapters.dynamo import DynamoStore
 from kairos.logic.journey import check_journey, wait_until
 from tests.helpers import event, now
@@ -36,7 +36,7 @@ def journey(runtime, client):
     customers = DynamoStore(
         dep.physical["EventsTable"], dep.physical["CustomersTable"], client=runtime.session.client("dynamodb")
     )
-    campaigns = DynamoCampaignStore(
+    campaigns = DynamoSegmentStore(
         dep.physical["CampaignsTable"], dep.physical["SegmentsTable"], runtime.session.client("dynamodb")
     )
     started = now() - timedelta(hours=2)

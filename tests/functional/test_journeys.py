@@ -13,7 +13,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from kairos.adapters.campaigns import DynamoCampaignStore
+from kairos.adapters.campaigns import DynamoSegmentStore
 from kairos.adapters.messages import DynamoMessageLog
 from kairos.domain.campaigns import CampaignIn
 from kairos.errors import ProviderError, ProviderThrottled
@@ -55,7 +55,7 @@ class World:
         self.client = Client(runtime)
         dep = runtime.dep
         ddb = runtime.session.client("dynamodb")
-        self.campaigns = DynamoCampaignStore(dep.physical["CampaignsTable"], dep.physical["SegmentsTable"], ddb)
+        self.campaigns = DynamoSegmentStore(dep.physical["CampaignsTable"], dep.physical["SegmentsTable"], ddb)
         self.log = DynamoMessageLog(dep.physical["MessagesTable"], dep.physical["ArchiveBucket"], ddb)
         self.providers: dict[str, Counting] = {}
         self.pending: list[tuple[datetime, list[dict]]] = []

@@ -11,19 +11,19 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from kairos.domain.campaigns import CampaignIn
-from kairos.logic.campaigns import create_campaign
+from kairos.journeys.campaigns import create_campaign
 from kairos.logic.customers import put_profile
 from kairos.logic.ingest import ingest_events
 from kairos.schemas import CustomerProfileIn
 from tests.fakes import (
     FakeProvider,
-    InMemoryCampaignStore,
+    InMemorySegmentStore,
     InMemoryCustomerStore,
     InMemoryDecisionLog,
     InMemoryEventArchive,
     InMemoryMessageLog,
     RecordingJourneyStarter,
-    RecordingLauncher,
+    InMemoryJourneyStore,
 )
 
 if TYPE_CHECKING:
@@ -53,13 +53,13 @@ def archive() -> InMemoryEventArchive:
 
 
 @pytest.fixture
-def campaigns() -> InMemoryCampaignStore:
-    return InMemoryCampaignStore()
+def campaigns() -> InMemorySegmentStore:
+    return InMemorySegmentStore()
 
 
 @pytest.fixture
-def launcher() -> RecordingLauncher:
-    return RecordingLauncher()
+def journeys() -> InMemoryJourneyStore:
+    return InMemoryJourneyStore()
 
 
 @pytest.fixture
@@ -140,10 +140,11 @@ def campaign_body(**over: Any) -> dict[str, Any]:
 
 
 @pytest.fixture
-def add_campaign(campaigns: InMemoryCampaignStore, now: datetime) -> Callable[..., str]:
-    """Create a campaign through the logic (no launcher) and return its id."""
+def add_campaign(campaigns: InMemorySegmentStore, journeys: InMemoryJourneyStore, now: datetime) -> Callable[..., str]:
+    """Create a campaign through the logic (a journey with a scheduled entry) and return its id."""
 
     def _add(**over: Any) -> str:
-        return create_campaign(CampaignIn.model_validate(campaign_body(**over)), campaigns, now)["campaign_id"]
+        campaign = CampaignIn.model_validate(campaign_body(**over))
+        return create_campaign(campaign, journeys, campaigns, now)["campaign_id"]
 
     return _add

@@ -126,7 +126,12 @@ def test_stable_unit_is_uniform_enough_for_control_groups():
 def test_optimized_send_looks_for_the_best_hour_within_the_send_window():
     from kairos.domain.campaigns import CampaignIn
     from kairos.domain.customers import CustomerRecord
-    from kairos.logic.schedule import plan_customer
+    from kairos.domain.journeys import Journey
+    from kairos.journeys.campaigns import campaign_journey
+    from kairos.journeys.runner import StepDeps, first_nodes
+    from kairos.timeutil import utc_iso
+    from tests.fakes import InMemoryCustomerStore, InMemoryJourneyStore, InMemoryMessageLog, InMemorySegmentStore
+    from tests.fakes import RecordingTaskSink
 
     now = datetime(2026, 3, 2, 6, tzinfo=UTC)  # Monday 06:00 UTC
     scores = [0.001] * 168
@@ -150,7 +155,30 @@ def test_optimized_send_looks_for_the_best_hour_within_the_send_window():
                 "send_time": {"mode": "optimized", "explore_share": 0, "within_hours": within},
             }
         )
-        return plan_customer("camp", campaign, record, now, None).decision
+        # The campaign's journey decides the hour as the customer enters (no message is sent there).
+        journey = Journey("camp", "active", 1, campaign_journey(campaign, now), utc_iso(now), utc_iso(now))
+        path = {
+            "customer_id": "c1",
+            "key": "camp#r",
+            "journey_id": "camp",
+            "entry_id": "r",
+            "entered_at": utc_iso(now),
+            "node": journey.definition.start,
+            "node_at": utc_iso(now),
+            "seq": 0,
+            "status": "waiting",
+        }
+        deps = StepDeps(
+            InMemoryCustomerStore(),
+            InMemoryJourneyStore(),
+            InMemorySegmentStore(),
+            InMemoryMessageLog(),
+            {},
+            RecordingTaskSink(),
+        )
+        first_nodes(journey, path, record, deps, now)
+        assert path["wake_at"] == path["decisions"]["best_hour"]["send_at"]
+        return path["decisions"]["best_hour"]
 
     assert plan(24)["hour_of_week"] == 15  # the default: the best hour of the next 24 hours
     assert plan(168)["hour_of_week"] == 3 * 24 + 10  # a week's window waits for Thursday

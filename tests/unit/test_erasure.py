@@ -12,7 +12,7 @@ from kairos.errors import NotFoundError, StoreError
 from kairos.logic.archive import archive_stream_records
 from kairos.logic.customers import erase_customer, get_customer
 from kairos.logic.feedback import ingest_feedback
-from kairos.logic.send import send_message
+from tests.helpers import send_message
 from tests.unit.conftest import NOW, RETENTION, SKEW, make_event
 
 
@@ -131,7 +131,7 @@ def test_late_feedback_about_a_message_sent_before_erasure_does_not_recreate_the
 
 
 def test_a_send_after_erasure_writes_nothing(
-    customers, campaigns, messages, add_customer, add_campaign, erase, email_provider
+    customers, journeys, messages, add_customer, add_campaign, erase, email_provider
 ):
     # GIVEN a journey step of a customer erased since the launch
     add_customer("c1")
@@ -139,7 +139,7 @@ def test_a_send_after_erasure_writes_nothing(
     erase("c1")
     # WHEN the step runs
     req = SendRequest(f"{cid}.c1.0", cid, "c1", "email", 0, {})
-    result = send_message(req, customers, campaigns, {"email": email_provider}, messages, NOW)
+    result = send_message(req, customers, journeys, {"email": email_provider}, messages, NOW)
     # THEN nothing is sent and nothing about the customer is logged
     assert (result["status"], result["reason"]) == ("skipped", "customer erased")
     assert email_provider.sent == [] and messages.for_customer("c1") == []

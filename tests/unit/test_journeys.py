@@ -5,19 +5,32 @@ from __future__ import annotations
 import json
 from datetime import timedelta
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
 
 from kairos.domain.journeys import Journey, JourneyIn
 from kairos.errors import InvalidInputError
-from kairos.logic import journeys as jl
+from kairos.journeys import definitions, entry, runner
+from kairos.journeys.results import journey_results
 from kairos.logic.customers import erase_customer
 from kairos.logic.ingest import ingest_events
 from kairos.logic.intents import enrich
 from tests.fakes import FakeProvider, InMemoryJourneyStore, RecordingJourneyStarter, RecordingTaskSink
 from tests.unit.conftest import NOW, RETENTION, SKEW, make_event
 
+# The journey engine's entry points, by the names these tests use.
+jl = SimpleNamespace(
+    StepDeps=runner.StepDeps,
+    advance=runner.advance,
+    create_journey=definitions.create_journey,
+    set_status=definitions.set_status,
+    segment_filters=definitions.segment_filters,
+    on_events=entry.on_events,
+    scan_entries=entry.scan_entries,
+    start_due=entry.start_due,
+)
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "journeys"
 
 
@@ -41,6 +54,9 @@ class World:
     def deps(self) -> jl.StepDeps:
         return jl.StepDeps(self.customers, self.store, self.campaigns, self.messages, self.providers, self.tasks)
 
+    def first_run(self, journey: Journey, path: dict[str, Any], record: Any, now: Any) -> None:
+        runner.first_nodes(journey, path, record, self.deps(), now)
+
     def journey(self, body: dict[str, Any], activate: bool = True) -> str:
         doc = jl.create_journey(JourneyIn.model_validate(body), self.store, self.now)
         if activate:
@@ -55,7 +71,9 @@ class World:
         result = ingest_events([raw], self.customers, self.now, RETENTION, SKEW)
         assert result.accepted == 1, result
         stored = next(e for e in self.customers.customer_events(customer_id) if e["event_id"] == event_id)
-        out = jl.on_events([stored], self.active(), self.customers, self.store, self.starter, self.now)
+        out = jl.on_events(
+            [stored], self.active(), self.customers, self.store, self.starter, self.now, first_run=self.first_run
+        )
         self.drain()
         return out
 
@@ -117,7 +135,7 @@ def test_abandoned_cart_small_cart_gets_an_email_then_an_sms_a_day_later(world):
     assert [ch for ch, _ in world.sent()] == ["email", "sms"]
     (path,) = world.paths("c1")
     assert path["status"] == "done" and path["exit_reason"] == "exit at done"
-    assert jl.results(jid, world.store)["messages"] == {"email": {"sent": 1}, "sms": {"sent": 1}}
+    assert journey_results(jid, world.store, world.messages)["messages"] == {"email": {"sent": 1}, "sms": {"sent": 1}}
 
 
 def test_abandoned_cart_big_cart_goes_to_a_manager_and_no_message(world):
@@ -181,7 +199,7 @@ def test_the_same_event_delivered_twice_enters_once(world):
     stored = next(e for e in world.customers.customer_events("c1") if e["event_id"] == "a1")
     again = jl.on_events([stored], world.active(), world.customers, world.store, world.starter, world.now)
     assert again["already_entered"] == 1
-    assert len(world.paths("c1")) == 1 and jl.results(jid, world.store)["entries"] == 1
+    assert len(world.paths("c1")) == 1 and journey_results(jid, world.store, world.messages)["entries"] == 1
 
 
 def test_a_retried_step_sends_nothing_twice(world):
@@ -208,7 +226,7 @@ def test_control_group_enters_but_is_never_messaged(world, add_customer):
     for i in range(40):
         add_customer(f"k{i}")
         world.event(f"a{i}", f"k{i}", "cart_abandon", amount=100)
-    res = jl.results(jid, world.store)
+    res = journey_results(jid, world.store, world.messages)
     assert res["entries"] == 40 and 10 <= res["control"] <= 30
     assert len(world.providers["email"].sent) == 40 - res["control"]
 
@@ -263,7 +281,7 @@ def test_intent_without_payment_gets_a_reminder_after_14_days_unless_paid(world,
     world.advance_clock(24 * 3)
     world.event("buy", "c1", "purchase", amount=10)
     world.advance_clock(24 * 12)
-    assert [mid.split(".")[1] for _, mid in world.sent("messenger")] == ["e-q-c2"]
+    assert [mid.split(".")[2] for _, mid in world.sent("messenger")] == ["e-q-c2"]
 
 
 def test_random_split_assignment_is_stable_and_logged(world, add_customer):
@@ -272,7 +290,7 @@ def test_random_split_assignment_is_stable_and_logged(world, add_customer):
         add_customer(f"b{i}")
         world.event(f"buy{i}", f"b{i}", "purchase", amount=10)
     world.advance_clock(24 * 5)
-    variants = jl.results(jid, world.store)["variants"]
+    variants = journey_results(jid, world.store, world.messages)["variants"]
     assert set(variants) == {"short", "long"} and sum(variants.values()) == 30
 
 
@@ -356,8 +374,8 @@ def test_entering_and_leaving_a_segment_at_ingest(world, campaigns):
     assert event("p2", "purchase", amount=10)["entered"] == 0
     world.drain()
     # THEN the enter journey has one path, the leave journey none (nobody left)
-    assert jl.results(enter_id, world.store)["entries"] == 1
-    assert jl.results(leave_id, world.store)["entries"] == 0
+    assert journey_results(enter_id, world.store, world.messages)["entries"] == 1
+    assert journey_results(leave_id, world.store, world.messages)["entries"] == 0
 
 
 def test_date_attribute_entry_is_once_per_date_and_birthdays_recur(world, add_customer):
@@ -375,7 +393,7 @@ def test_date_attribute_entry_is_once_per_date_and_birthdays_recur(world, add_cu
         world.drain()
         world.now += timedelta(hours=1)
     # THEN c2 entered the points journey once, c3 not yet, and c4 the birthday journey once
-    assert jl.results(points, world.store)["entries"] == 1
+    assert journey_results(points, world.store, world.messages)["entries"] == 1
     assert [p["customer_id"] for p in world.store.journey_paths(points)] == ["c2"]
     assert [p["customer_id"] for p in world.store.journey_paths(birthdays)] == ["c4"]
 

@@ -10,7 +10,8 @@ from botocore.exceptions import ConnectTimeoutError, EndpointConnectionError, Re
 from kairos.adapters import providers
 from kairos.domain.messages import Rendered, SendRequest
 from kairos.errors import ProviderOutcomeUnknown, ProviderUnavailable, SendInProgress
-from kairos.logic.send import SENDING_LEASE, send_message
+from kairos.logic.send import SENDING_LEASE
+from tests.helpers import send_message
 from tests.fakes import FakeProvider
 from tests.unit.conftest import NOW
 
@@ -30,10 +31,10 @@ class LosesTheAnswer(FakeProvider):
 
 
 @pytest.fixture
-def step(customers, campaigns, messages):
+def step(customers, journeys, messages):
     def _send(campaign_id, provider, at=NOW, channel="email"):
         req = SendRequest(f"{campaign_id}.c1.0", campaign_id, "c1", channel, 0, {"send_at": "2026-03-02T12:00:00Z"})
-        return send_message(req, customers, campaigns, {channel: provider}, messages, at)
+        return send_message(req, customers, journeys, {channel: provider}, messages, at)
 
     return _send
 

@@ -8,7 +8,6 @@ from datetime import UTC, datetime, timedelta, timezone
 from kairos.aggregates import rebucket
 from kairos.domain.campaigns import CampaignIn
 from kairos.logic.customers import get_customer
-from kairos.logic.schedule import plan_customer
 from kairos.timeutil import hour_of_week
 from tests.unit.conftest import NOW, make_event
 
@@ -51,26 +50,3 @@ def test_a_profile_zone_given_first_is_used_from_the_first_event(customers, inge
     ingest([make_event("s0", "c1", "session", ts=t)])
     agg = customers.get_customer("c1").aggregates
     assert agg.timezone_source == "profile" and agg.how_counts[6] == 1  # 06:30 UTC, the profile's zone
-
-
-def test_a_launch_plans_in_the_inferred_zone(customers, ingest, add_customer):
-    # GIVEN a customer with a profile but no zone, whose events carry +03:00
-    add_customer("c1", timezone=None)
-    t = datetime(2026, 3, 1, 18, 0, tzinfo=MSK)
-    ingest([make_event("s0", "c1", "session", ts=t)])
-    campaign = CampaignIn.model_validate(
-        {
-            "name": "x",
-            "audience": {"filters": []},
-            "messages": {"email": {"subject": "s", "text": "t"}},
-            "channels": ["email"],
-            "expires_at": (NOW + timedelta(days=2)).isoformat(),
-            "control_share": 0,
-            "send_time": {"mode": "fixed", "local_time": "09:00"},
-        }
-    )
-    # WHEN a fixed 09:00 local campaign plans them
-    plan = plan_customer("camp", campaign, customers.get_customer("c1"), NOW, None)
-    # THEN 09:00 is theirs: 06:00 UTC
-    send_at = datetime.fromisoformat(plan.decision["send_at"].replace("Z", "+00:00"))
-    assert send_at.astimezone(UTC).hour == 6 and plan.decision["timezone"] == "UTC+03:00"

@@ -1,0 +1,381 @@
+"""Let customers into journeys: on an event, a segment change, a date in their profile, or a schedule (a
+campaign is a journey with a scheduled entry for an audience); wake waiting paths; start due steps.
+
+An entry runs the path's first nodes at once as far as they have no side effect (a best-hour delay is
+decided here), so a path that waits holds no execution until its time comes.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import TYPE_CHECKING, Any
+
+from kairos.domain.journeys import WaitFor
+from kairos.errors import ConflictError
+from kairos.journeys.paths import (
+    ENGAGEMENT,
+    MEMBER,
+    PATH_RETENTION,
+    WAITING_STATUS,
+    event_matches,
+    path_key,
+    save_path,
+    step_name,
+    step_payload,
+)
+from kairos.logic.consent import may_send
+from kairos.logic.segments import matches
+from kairos.logic.timing import in_global_control, stable_unit
+from kairos.observability import logger
+from kairos.timeutil import parse_ts, utc_iso
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+    from datetime import datetime
+
+    from kairos.domain.campaigns import Filter
+    from kairos.domain.customers import CustomerRecord
+    from kairos.domain.journeys import Journey
+    from kairos.logic.segments import CustomerHistory
+    from kairos.ports import CustomerStore, JourneyStarter, JourneyStore
+
+def _trigger(event: dict[str, Any]) -> dict[str, Any]:
+    """What a path keeps of the event that started it (for splits and expiries), never contact data."""
+    keep = ("event_id", "type", "timestamp", "channel", "product_id", "quantity", "amount", "currency", "properties")
+    return {k: event[k] for k in keep if event.get(k) is not None}
+
+@dataclass
+class Entry:
+    journey_id: str
+    outcome: str  # entered | control | skipped | already_entered
+    path: dict[str, Any] | None
+
+def enter(
+    journey: Journey,
+    customer_id: str,
+    occasion: str,
+    trigger: dict[str, Any],
+    record: CustomerRecord | None,
+    store: JourneyStore,
+    starter: JourneyStarter,
+    now: datetime,
+    first_run: Callable[[Journey, dict[str, Any], CustomerRecord, datetime], None] | None = None,
+) -> Entry:
+    """Let a customer into the journey, if its re-entry rule, consent and control group allow.
+
+    ``first_run`` runs the path's first nodes without side effects before it is stored
+    (:func:`kairos.journeys.runner.first_nodes`): a path that then waits starts no step until it is due.
+
+    ``occasion`` names what let them in (``e-<event id>``, ``s-<event id>`` for a segment change,
+    ``d-<date>``, ``r-<run>``): the entry id is ``once`` for a journey entered once per customer, else the
+    occasion, so one occasion is one entry however often it is seen; ``once_per`` also refuses an entry
+    within ``days`` of the previous one.
+    """
+    definition = journey.definition
+    cid = customer_id  # the path's key and every message id name the customer by this
+    rule = definition.reentry
+    if rule.mode == "once":
+        entry_id = "once"
+    else:
+        entry_id = occasion
+        if rule.mode == "once_per":
+            since = now - timedelta(days=rule.days)
+            for p in store.customer_paths(cid, journey.journey_id):
+                if p["entry_id"] not in (entry_id, MEMBER) and parse_ts(p["entered_at"]) > since:
+                    return Entry(journey.journey_id, "already_entered", None)
+    path: dict[str, Any] = {
+        "customer_id": cid,
+        "key": path_key(journey.journey_id, entry_id),
+        "journey_id": journey.journey_id,
+        "version": journey.version,
+        "entry_id": entry_id,
+        "entered_at": utc_iso(now),
+        "trigger": trigger,
+        "node": definition.start,
+        "node_at": utc_iso(now),
+        "seq": 0,
+        "state": {},
+        "visits": {},
+        "messages": [],
+        "updated_at": utc_iso(now),
+        "expires_at": int((now + timedelta(days=definition.max_days) + PATH_RETENTION).timestamp()),
+    }
+    channels = sorted(definition.channels())
+    if in_global_control(cid):
+        outcome = "control"
+        path.update(status="control", exit_reason="global control group", global_control=True)
+    elif stable_unit("journey-control", journey.journey_id, cid, entry_id) < definition.control_share:
+        outcome = "control"
+        path.update(status="control", exit_reason="control group")
+    elif channels and not any(may_send(record, ch)[0] for ch in channels):
+        outcome = "skipped"
+        path.update(status="skipped", exit_reason="no consent for any channel of the journey")
+    else:
+        outcome = "entered"
+        path.update(status=WAITING_STATUS, wake_at=utc_iso(now))
+    if outcome == "entered" and first_run is not None and record is not None:
+        first_run(journey, path, record, now)
+    if not store.create_path(path):
+        return Entry(journey.journey_id, "already_entered", None)
+    if path.get("status") == WAITING_STATUS and parse_ts(path["wake_at"]) <= now:
+        starter.start(step_name(path), step_payload(path))
+    return Entry(journey.journey_id, outcome, path)
+
+def _segment_move(
+    journey: Journey, record: CustomerRecord, inside: bool, store: JourneyStore, now: datetime
+) -> str | None:
+    """Record whether the customer is in the journey's segment; ``"enter"``/``"leave"`` when that changed."""
+    key = path_key(journey.journey_id, MEMBER)
+    marker = store.get_path(record.customer_id, key)
+    was = marker is not None and marker.get("status") == MEMBER
+    if was == inside:
+        return None
+    if marker is None:
+        marker = {
+            "customer_id": record.customer_id,
+            "key": key,
+            "journey_id": journey.journey_id,
+            "version": journey.version,
+            "entry_id": MEMBER,
+            "entered_at": utc_iso(now),
+            "seq": 0,
+            "status": MEMBER,
+            "expires_at": int((now + PATH_RETENTION).timestamp()),
+        }
+        if not store.create_path(marker):
+            return None  # another delivery of the same change got there first
+    else:
+        marker["status"] = MEMBER if inside else "left"
+        try:
+            save_path(marker, store, now)
+        except ConflictError:
+            return None
+    return "enter" if inside else "leave"
+
+def on_events(
+    events: list[dict[str, Any]],
+    journeys: list[Journey],
+    customers: CustomerStore,
+    store: JourneyStore,
+    starter: JourneyStarter,
+    now: datetime,
+    segment_filters: Callable[[str], list[Filter] | None] | None = None,
+    first_run: Callable[[Journey, dict[str, Any], CustomerRecord, datetime], None] | None = None,
+) -> dict[str, int]:
+    """Entries and early wake-ups for a batch of accepted events (the events table's stream, in order).
+
+    Each event may start paths (journeys whose entry it matches, or whose segment it moved the customer into or
+    out of) and wakes the customer's waiting paths at once when the event is one they wait for or one that
+    ends them, instead of at their timeout. ``segment_filters`` reads a saved segment (``None``: gone).
+    """
+    counts = {"entered": 0, "control": 0, "skipped": 0, "already_entered": 0, "woken": 0}
+    active = [j for j in journeys if j.is_active]
+    by_event = [j for j in active if j.definition.entry.kind == "event"]
+    by_segment = [j for j in active if j.definition.entry.kind == "segment"]
+    waking = waking_types(active)
+    for event in events:
+        cid = event["customer_id"]
+        matching = [
+            j for j in by_event if event_matches(event, j.definition.entry.event or "", j.definition.entry.where)
+        ]
+        if matching or by_segment:
+            record = customers.get_customer(cid)
+            if record is None or record.erased:
+                continue
+            for journey in matching:
+                out = enter(
+                    journey, cid, f"e-{event['event_id']}", _trigger(event), record, store, starter, now, first_run
+                )
+                counts[out.outcome] += 1
+            for journey in by_segment:
+                entry = journey.definition.entry
+                filters = segment_filters(entry.segment or "") if segment_filters else None
+                if filters is None:
+                    continue
+                move = _segment_move(journey, record, matches(record, filters, now), store, now)
+                if move == entry.on:
+                    trigger = {**_trigger(event), "segment": entry.segment, "segment_change": move}
+                    out = enter(
+                        journey, cid, f"s-{event['event_id']}", trigger, record, store, starter, now, first_run
+                    )
+                    counts[out.outcome] += 1
+        if event.get("type") in waking:
+            counts["woken"] += wake_paths(cid, event, store, starter, now)
+    return counts
+
+def _occurrences(raw: Any, yearly: bool, now: datetime) -> list[datetime]:
+    """The dates an attribute names (midnight UTC for a bare date); with ``yearly`` its anniversaries around now."""
+    if not isinstance(raw, str):
+        return []
+    try:
+        value = parse_ts(raw if "T" in raw else f"{raw[:10]}T00:00:00+00:00")
+    except ValueError:
+        return []
+    if value is None:
+        return []
+    if value.utcoffset() is None:
+        value = value.replace(tzinfo=now.tzinfo)
+    if not yearly:
+        return [value]
+    out = []
+    for year in (now.year - 1, now.year, now.year + 1):
+        try:
+            out.append(value.replace(year=year))
+        except ValueError:  # 29 February in a year without it
+            out.append(value.replace(year=year, day=28))
+    return out
+
+def _run_of(entry: Any, now: datetime) -> datetime | None:
+    """The scheduled run due at ``now`` (the latest at or before it), or ``None`` before the first."""
+    sched = entry.schedule
+    if now < sched.at:
+        return None
+    if not sched.every_hours:
+        return sched.at
+    period = timedelta(hours=sched.every_hours)
+    return sched.at + period * int((now - sched.at) / period)
+
+def scan_entries(
+    journeys: list[Journey],
+    customers: CustomerStore,
+    store: JourneyStore,
+    starter: JourneyStarter,
+    now: datetime,
+    segment_filters: Callable[[str], list[Filter] | None] | None = None,
+    time_left_ms: Callable[[], int] = lambda: 10**9,
+    page_size: int = 500,
+    first_run: Callable[[Journey, dict[str, Any], CustomerRecord, datetime], None] | None = None,
+    history: Callable[[list[Filter]], CustomerHistory | None] | None = None,
+) -> dict[str, int]:
+    """Date-attribute and scheduled entries: scan the customers for each journey whose run is due.
+
+    A date journey runs every hour (a customer enters once per date: its entry id is the date), a scheduled
+    one (a campaign) at each of its runs, for the members of its segment and filters. The scan is paced and
+    resumable: it goes a page at a time, saves its cursor and the run's counts after each page, and stops
+    while the invocation has time left; the next tick resumes where it stopped, and an entry seen twice is
+    one entry. ``history`` gives what ``events.<type>`` and ``messages.<status>`` filters count.
+    """
+    counts = {"entered": 0, "control": 0, "skipped": 0, "already_entered": 0, "scanned": 0}
+    for journey in journeys:
+        entry = journey.definition.entry
+        if not journey.is_active or entry.kind not in ("date", "schedule"):
+            continue
+        run = now.replace(minute=0, second=0, microsecond=0) if entry.kind == "date" else _run_of(entry, now)
+        if run is None:
+            continue
+        state = store.get_scan(journey.journey_id) or {}
+        if state.get("run") == utc_iso(run) and state.get("done"):
+            continue
+        same_run = state.get("run") == utc_iso(run)
+        cursor = state.get("cursor") if same_run else None
+        totals = {k: int((state.get("counts") or {}).get(k, 0)) if same_run else 0 for k in (*counts, "matched")}
+        filters: list[Filter] | None = list(entry.filters)
+        if entry.segment:
+            saved = segment_filters(entry.segment) if segment_filters else None
+            if saved is None:
+                continue
+            filters = [*filters, *saved]
+        reader = history(filters or []) if history is not None and entry.kind == "schedule" else None
+        while True:
+            records, cursor = customers.scan_customers(0, 1, cursor, page_size)
+            for rec in records:
+                counts["scanned"] += 1
+                totals["scanned"] += 1
+                if entry.kind == "schedule":
+                    if not matches(rec, filters or [], now, reader):
+                        continue
+                    occasion, trigger = f"r-{run:%Y%m%dT%H%M}", {"type": "schedule", "run": utc_iso(run)}
+                else:
+                    attrs = (rec.profile or {}).get("attributes") or {}
+                    due = [
+                        d
+                        for d in _occurrences(attrs.get(entry.date_attribute or ""), entry.yearly, now)
+                        if d - timedelta(days=entry.days_before) <= now < d - timedelta(days=entry.days_before - 1)
+                    ]
+                    if not due:
+                        continue
+                    when = due[0]
+                    occasion = f"d-{when:%Y%m%d}"
+                    trigger = {"type": "date", "attribute": entry.date_attribute, "date": utc_iso(when)}
+                out = enter(journey, rec.customer_id, occasion, trigger, rec, store, starter, now, first_run)
+                counts[out.outcome] += 1
+                totals[out.outcome] += 1
+                totals["matched"] += 1
+            done = cursor is None
+            scan = {"run": utc_iso(run), "cursor": cursor, "done": done, "counts": totals, "updated_at": utc_iso(now)}
+            store.put_scan(journey.journey_id, scan)
+            if done or time_left_ms() < 10_000:
+                break
+    return counts
+
+def waking_types(journeys: list[Journey]) -> set[str]:
+    """Event types that may move a waiting path: engagement, exit criteria, what wait nodes wait for."""
+    types: set[str] = set(ENGAGEMENT)
+    for j in journeys:
+        types |= set(j.definition.exit_on)
+        types |= {n.event for n in j.definition.nodes.values() if isinstance(n, WaitFor)}
+    return types
+
+def wake_paths(
+    customer_id: str, event: dict[str, Any], store: JourneyStore, starter: JourneyStarter, now: datetime
+) -> int:
+    """Make the customer's waiting paths due now (their step decides whether the event matters)."""
+    woken = 0
+    for path in store.customer_paths(customer_id):
+        if path.get("status") != WAITING_STATUS or not path.get("wake_at"):
+            continue
+        if parse_ts(path["wake_at"]) <= now:
+            starter.start(step_name(path), step_payload(path))  # due already: make sure its step runs
+            continue
+        path["wake_at"] = utc_iso(now)
+        try:
+            save_path(path, store, now)
+        except ConflictError:
+            continue  # a step is moving it right now and will see the event
+        starter.start(step_name(path), step_payload(path))
+        woken += 1
+    return woken
+
+def start_due(store: JourneyStore, starter: JourneyStarter, now: datetime, limit: int = 1000) -> int:
+    """The timer: start the step of every waiting path whose time has come (a start made before is refused)."""
+    started = 0
+    for path in store.due_paths(utc_iso(now), limit):
+        if path.get("status") == WAITING_STATUS and starter.start(step_name(path), step_payload(path)):
+            started += 1
+    return started
+
+def on_stream(
+    records: list[dict[str, Any]],
+    journeys: list[Journey],
+    customers: CustomerStore,
+    store: JourneyStore,
+    starter: JourneyStarter,
+    now: datetime,
+    segment_filters: Callable[[str], list[Filter] | None] | None = None,
+    first_run: Callable[[Journey, dict[str, Any], CustomerRecord, datetime], None] | None = None,
+) -> dict[str, Any]:
+    """The trigger path: the events table's stream records (inserted events, in order) -> entries and wake-ups.
+
+    Returns the counts and ``batchItemFailures``: on the first record that fails, the stream is told to resume
+    from it (what came before is done, and doing it again changes nothing: entries and starts are idempotent).
+    """
+    counts: dict[str, Any] = {"events": 0}
+    for rec in records:
+        ddb = rec.get("dynamodb", {})
+        sk = ddb.get("Keys", {}).get("sk", {}).get("S", "")
+        if rec.get("eventName") != "INSERT" or not sk.startswith("e#"):
+            continue
+        event = json.loads(ddb["NewImage"]["record"]["S"])
+        try:
+            out = on_events([event], journeys, customers, store, starter, now, segment_filters, first_run)
+        except Exception:  # noqa: BLE001 - reported to the stream, which retries from this record
+            logger.exception("journey trigger failed", extra={"customer_id": event.get("customer_id")})
+            counts["batchItemFailures"] = [{"itemIdentifier": ddb.get("SequenceNumber", "")}]
+            return counts
+        counts["events"] += 1
+        for k, v in out.items():
+            counts[k] = counts.get(k, 0) + v
+    counts["batchItemFailures"] = []
+    return counts
