@@ -115,6 +115,10 @@ class CampaignResults(BaseModel):
     uplift: dict[str, Any] = Field(
         description="conversion rate and revenue per customer, treatment minus control, with 95% intervals"
     )
+    paths: dict[str, Any] | None = Field(
+        default=None,
+        description="where the audience's customers are: active, completed, exits by reason, waiting at each node",
+    )
 
 
 class GlobalControlReport(BaseModel):

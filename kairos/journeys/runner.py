@@ -376,7 +376,7 @@ class _Runner:
         policy = self.policy()
         if quiet is None and policy is not None:
             window = quiet_window(policy, channel)
-            quiet = QuietHours(window.start, window.end) if window else None
+            quiet = QuietHours(window.start_time, window.end_time) if window else None
         if quiet is None:
             return
         local = self.now.astimezone(zone(self.tz()))

@@ -20,18 +20,29 @@ CapScope = Literal["all", "email", "sms", "push", "messenger"]
 PolicyChannel = Literal["email", "sms", "push", "messenger"]
 
 
+LocalTime = Annotated[str, Field(pattern=r"^([01][0-9]|2[0-3]):[0-5][0-9]$", description="HH:MM, local time")]
+
+
 class Window(BaseModel):
     """Quiet hours in the customer's local time; ``start`` after ``end`` spans midnight (21:00 to 08:00)."""
 
     model_config = ConfigDict(extra="forbid")
-    start: time
-    end: time
+    start: LocalTime
+    end: LocalTime
 
     @model_validator(mode="after")
     def _not_empty(self) -> Window:
         if self.start == self.end:
             raise ValueError("start and end are the same time")
         return self
+
+    @property
+    def start_time(self) -> time:
+        return time.fromisoformat(self.start)
+
+    @property
+    def end_time(self) -> time:
+        return time.fromisoformat(self.end)
 
 
 class Cap(BaseModel):

@@ -41,7 +41,7 @@ def test_campaigns_create_read_list_cancel(client):
     assert first.status == 201, first.body
     cid = first.json()["campaign_id"]
     got = client.request("GET", f"/v1/campaigns/{cid}").json()
-    assert got["status"] == "scheduled" and got["definition"]["channels"] == ["email", "sms"]
+    assert got["status"] == "running" and got["definition"]["channels"] == ["email", "sms"]
     page = client.request("GET", "/v1/campaigns?limit=1")
     assert page.status == 200
     ids = {c["campaign_id"] for c in page.json()["campaigns"]}

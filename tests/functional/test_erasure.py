@@ -171,6 +171,26 @@ def test_a_late_ses_open_after_erasure_does_not_bring_the_customer_back(runtime,
     assert _objects(runtime, "events/") == {}
 
 
+def test_an_erasure_removes_the_customer_from_decisions_archived_by_earlier_versions(runtime, client):
+    # GIVEN a decision object an earlier version archived for c1 and c2, noted on each customer
+    for cid in ("c1", "c2"):
+        client.post_events([event(f"{cid}-e", customer_id=cid)])
+    key = "decisions/dt=2026-01-01/camp/0-0.jsonl.gz"
+    lines = [{"customer_id": "c1", "outcome": "scheduled"}, {"customer_id": "c2", "outcome": "control"}]
+    runtime.session.client("s3").put_object(Bucket=_bucket(runtime), Key=key, Body=encode_lines(lines))
+    table = runtime.dep.physical["EventsTable"]
+    for cid in ("c1", "c2"):
+        item = {"customer_id": {"S": cid}, "sk": {"S": f"d#{key}"}, "expires_at": {"N": "4102444800"}}
+        runtime.session.client("dynamodb").put_item(TableName=table, Item=item)
+    # WHEN c1 is erased
+    resp = client.request("DELETE", "/v1/customers/c1")
+    assert resp.status == 200, resp.body
+    # THEN the decision object no longer names c1, and still holds c2
+    assert resp.json()["decision_lines_removed"] == 1
+    assert [r["customer_id"] for r in _objects(runtime, "decisions/")[key]] == ["c2"]
+
+
+@pytest.mark.parametrize("customer_id", ["never-seen"])
 def test_erasing_an_unknown_customer_is_a_404_that_leaves_no_tombstone(runtime, client, customer_id):
     assert client.request("DELETE", f"/v1/customers/{customer_id}").status == 404
     item = runtime.session.client("dynamodb").get_item(

@@ -234,7 +234,7 @@ def test_a_record_the_trigger_cannot_handle_is_retried_from_it_then_sent_to_the_
     stack.journey("abandoned_cart")
     for cid in ("c1", "c2", "c3"):
         stack.customer(cid)
-    import kairos.logic.journeys as logic
+    import kairos.journeys.entry as logic
 
     real = logic.on_events
     seen: list[str] = []
