@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
-    from datetime import date, datetime
+    from datetime import datetime
 
     from kairos.aggregates import CustomerAggregates
     from kairos.domain.customers import CustomerRecord, CustomerWrite, IngestState
@@ -325,6 +325,10 @@ class MessageLog(ABC):
     """One record per message id, claimed before any provider call, with every outcome archived."""
 
     @abstractmethod
+    def get(self, message_id: str) -> dict[str, Any] | None:
+        """The whole record of a message (``None`` when there is none)."""
+
+    @abstractmethod
     def claim(self, record: dict[str, Any]) -> tuple[bool, dict[str, Any] | None]:
         """Create the record as ``sending`` unless it exists in a state other than a transient one.
 
@@ -351,7 +355,9 @@ class MessageLog(ABC):
         """
 
     @abstractmethod
-    def recent_sends(self, customer_id: str, since: datetime, excluding: str | None = None) -> list[tuple[str, datetime]]:
+    def recent_sends(
+        self, customer_id: str, since: datetime, excluding: str | None = None
+    ) -> list[tuple[str, datetime]]:
         """(channel, claim time) of the customer's messages since ``since`` that may have reached them (sent,
         unconfirmed, being sent), other than ``excluding``: what the send policy's caps count."""
 

@@ -27,8 +27,8 @@ from kairos.adapters.journey_store import (
 )
 from kairos.adapters.messages import DynamoMessageLog
 from kairos.adapters.products import DynamoProductCatalogue
-from kairos.adapters.segments import DynamoSegmentStore
 from kairos.adapters.providers import EndUserMessagingSms, SesEmail, SnsPush, SnsSms, TelegramMessenger, ssm_secret
+from kairos.adapters.segments import DynamoSegmentStore
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -38,15 +38,15 @@ if TYPE_CHECKING:
     from kairos.config import Settings
     from kairos.journeys.runner import StepDeps
     from kairos.ports import (
-        SegmentStore,
         CustomerStore,
         DecisionLog,
         EventArchive,
         JourneyStarter,
         JourneyStore,
-        PolicyStore,
         MessageLog,
+        PolicyStore,
         Provider,
+        SegmentStore,
     )
 
 

@@ -233,15 +233,14 @@ def campaign_body(name: str, group: str, mode: str, start: datetime, fixed_hour:
 
 def _install_responder(loop: Loop) -> None:
     """Simulated customers read what the send function sent, at the simulated minute it arrived."""
-    from kairos_local.simulation import respond
-
     from kairos.adapters.messages import DynamoMessageLog
+    from kairos_local.simulation import respond
 
     rt = loop.runtime
     original = rt.invoke
     by_id = loop.by_id
     log = DynamoMessageLog(
-        rt.dep.physical["MessagesTable"], rt.dep.physical["ArchiveBucket"], client=rt.session.client("dynamodb")
+        rt.dep.physical["MessagesTable"], rt.dep.physical["ArchiveBucket"], dynamodb=rt.session.client("dynamodb")
     )
     seen: set[str] = set()
 

@@ -13,12 +13,10 @@ from collections import defaultdict
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from kairos.domain.campaigns import ACTIVE_STATUSES
 from kairos.domain.customers import CustomerRecord, IngestState
 from kairos.domain.messages import TRANSIENT
 from kairos.errors import ConflictError, NotFoundError, ProviderError, ProviderThrottled, ProviderUnavailable
 from kairos.ports import (
-    SegmentStore,
     CustomerStore,
     DecisionLog,
     EventArchive,
@@ -29,6 +27,7 @@ from kairos.ports import (
     PolicyStore,
     ProductCatalogue,
     Provider,
+    SegmentStore,
     TaskSink,
 )
 from kairos.timeutil import parse_ts
@@ -399,7 +398,9 @@ class InMemoryMessageLog(MessageLog):
     def for_customer(self, customer_id: str) -> list[dict[str, Any]]:
         return [copy.deepcopy(r) for r in self.records.values() if r["customer_id"] == customer_id]
 
-    def recent_sends(self, customer_id: str, since: datetime, excluding: str | None = None) -> list[tuple[str, datetime]]:
+    def recent_sends(
+        self, customer_id: str, since: datetime, excluding: str | None = None
+    ) -> list[tuple[str, datetime]]:
         return [
             (r["channel"], parse_ts(r["claimed_at"]))
             for r in self.records.values()

@@ -52,7 +52,6 @@ if TYPE_CHECKING:
     from aws_lambda_powertools.utilities.typing import LambdaContext
 
     from kairos.ports import (
-        SegmentStore,
         CustomerStore,
         DecisionLog,
         EventArchive,
@@ -61,6 +60,7 @@ if TYPE_CHECKING:
         MessageLog,
         PolicyStore,
         ProductCatalogue,
+        SegmentStore,
     )
 
 app = make_resolver()
@@ -498,9 +498,7 @@ def get_global_control(days: Annotated[int, Query(ge=1, le=365)] = 30) -> Global
 )
 def post_forecast(body: Annotated[ForecastIn, Body()]) -> ForecastView:
     check_filter_values(body.filters, "filters")
-    out = analyses.forecast_audience(
-        body, store(), segment_store(), timeutil.now(), journey_store(), message_log()
-    )
+    out = analyses.forecast_audience(body, store(), segment_store(), timeutil.now(), journey_store(), message_log())
     return ForecastView.model_validate(out)
 
 
@@ -599,7 +597,8 @@ def openapi_json() -> str:
                 description="A Kairos API key (`python -m kairos.admin create-key --scope ...`) with scopes: "
                 + ", ".join(f"`{s}`" for s in SCOPES)
                 + ". `ingest`: POST /v1/events; `profiles`: PUT /v1/customers/{id}; `read`: every GET; "
-                "`manage`: segments, campaigns (create, cancel), journeys (create, version, status) and the send policy; "
+                "`manage`: segments, campaigns (create, cancel), journeys (create, version, status) and the send "
+                "policy; "
                 "`erase`: DELETE /v1/customers/{id}. "
                 "Keys made before scopes existed hold every scope."
             )

@@ -145,7 +145,9 @@ class DynamoMessageLog(MessageLog):
         }
         return sum(int(page.get("Count", 0)) for page in self._query_pages(kwargs))
 
-    def recent_sends(self, customer_id: str, since: datetime, excluding: str | None = None) -> list[tuple[str, datetime]]:
+    def recent_sends(
+        self, customer_id: str, since: datetime, excluding: str | None = None
+    ) -> list[tuple[str, datetime]]:
         kwargs: dict[str, Any] = {
             "TableName": self.table,
             "IndexName": BY_CUSTOMER_INDEX,

@@ -191,8 +191,12 @@ class Delay(BaseModel):
     best_hour_within_hours: Annotated[int | None, Field(ge=1, le=168)] = None
     explore_share: Annotated[
         float,
-        Field(ge=0, le=0.5, description="best hour: the share of customers sent at another hour, so the model "
-              "keeps learning about hours it does not pick (logged with its probability)"),
+        Field(
+            ge=0,
+            le=0.5,
+            description="best hour: the share of customers sent at another hour, so the model "
+            "keeps learning about hours it does not pick (logged with its probability)",
+        ),
     ] = 0.0
     next: NodeId
 

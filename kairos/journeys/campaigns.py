@@ -24,7 +24,7 @@ from kairos.timeutil import parse_ts, utc_iso
 if TYPE_CHECKING:
     from datetime import datetime
 
-    from kairos.ports import SegmentStore, CustomerStore, JourneyStore, MessageLog
+    from kairos.ports import CustomerStore, JourneyStore, MessageLog, SegmentStore
 
 KIND = "campaign"
 OFFER = "offer"  # the node that sends: the campaign's channels in turn

@@ -13,7 +13,8 @@ if TYPE_CHECKING:
     from collections.abc import Callable
     from datetime import datetime
 
-    from kairos.ports import SegmentStore, JourneyStore
+    from kairos.ports import JourneyStore, SegmentStore
+
 
 def validate(journey: JourneyIn) -> None:
     """Raise :class:`InvalidInputError` naming the node and field of the first problem in the graph."""
@@ -21,6 +22,7 @@ def validate(journey: JourneyIn) -> None:
     if errors:
         field, reason = errors[0]
         raise InvalidInputError(field, reason)
+
 
 def create_journey(journey: JourneyIn, store: JourneyStore, now: datetime) -> dict[str, Any]:
     """Store a new journey as a ``draft`` (version 1); it lets nobody in until it is activated."""
@@ -35,6 +37,7 @@ def create_journey(journey: JourneyIn, store: JourneyStore, now: datetime) -> di
     }
     store.create_journey(doc)
     return doc
+
 
 def update_journey(journey_id: str, journey: JourneyIn, store: JourneyStore, now: datetime) -> dict[str, Any]:
     """A new version. Customers already on a path finish it on the version they entered; new entries use it."""
@@ -51,6 +54,7 @@ def update_journey(journey_id: str, journey: JourneyIn, store: JourneyStore, now
         return store.get_journey(journey_id)
     raise ConflictError("the journey kept changing while it was updated")
 
+
 def set_status(journey_id: str, status: str, store: JourneyStore, now: datetime) -> dict[str, Any]:
     """Move through draft -> active <-> paused -> archived; a move the lifecycle does not allow is a 400."""
     current = store.get_journey(journey_id)
@@ -61,6 +65,7 @@ def set_status(journey_id: str, status: str, store: JourneyStore, now: datetime)
         raise InvalidInputError("status", f"a {current['status']} journey cannot become {status}")
     store.set_journey_status(journey_id, status, allowed_from, now.isoformat())
     return store.get_journey(journey_id)
+
 
 def segment_filters(segments: SegmentStore) -> Callable[[str], list[Filter] | None]:
     """A reader of saved segments' filters (``None`` for a segment that is gone)."""

@@ -41,16 +41,19 @@ if TYPE_CHECKING:
     from kairos.logic.segments import CustomerHistory
     from kairos.ports import CustomerStore, JourneyStarter, JourneyStore
 
+
 def _trigger(event: dict[str, Any]) -> dict[str, Any]:
     """What a path keeps of the event that started it (for splits and expiries), never contact data."""
     keep = ("event_id", "type", "timestamp", "channel", "product_id", "quantity", "amount", "currency", "properties")
     return {k: event[k] for k in keep if event.get(k) is not None}
+
 
 @dataclass
 class Entry:
     journey_id: str
     outcome: str  # entered | control | skipped | already_entered
     path: dict[str, Any] | None
+
 
 def enter(
     journey: Journey,
@@ -123,6 +126,7 @@ def enter(
         starter.start(step_name(path), step_payload(path))
     return Entry(journey.journey_id, outcome, path)
 
+
 def _segment_move(
     journey: Journey, record: CustomerRecord, inside: bool, store: JourneyStore, now: datetime
 ) -> str | None:
@@ -153,6 +157,7 @@ def _segment_move(
         except ConflictError:
             return None
     return "enter" if inside else "leave"
+
 
 def on_events(
     events: list[dict[str, Any]],
@@ -197,13 +202,12 @@ def on_events(
                 move = _segment_move(journey, record, matches(record, filters, now), store, now)
                 if move == entry.on:
                     trigger = {**_trigger(event), "segment": entry.segment, "segment_change": move}
-                    out = enter(
-                        journey, cid, f"s-{event['event_id']}", trigger, record, store, starter, now, first_run
-                    )
+                    out = enter(journey, cid, f"s-{event['event_id']}", trigger, record, store, starter, now, first_run)
                     counts[out.outcome] += 1
         if event.get("type") in waking:
             counts["woken"] += wake_paths(cid, event, store, starter, now)
     return counts
+
 
 def _occurrences(raw: Any, yearly: bool, now: datetime) -> list[datetime]:
     """The dates an attribute names (midnight UTC for a bare date); with ``yearly`` its anniversaries around now."""
@@ -227,6 +231,7 @@ def _occurrences(raw: Any, yearly: bool, now: datetime) -> list[datetime]:
             out.append(value.replace(year=year, day=28))
     return out
 
+
 def _run_of(entry: Any, now: datetime) -> datetime | None:
     """The scheduled run due at ``now`` (the latest at or before it), or ``None`` before the first."""
     sched = entry.schedule
@@ -236,6 +241,7 @@ def _run_of(entry: Any, now: datetime) -> datetime | None:
         return sched.at
     period = timedelta(hours=sched.every_hours)
     return sched.at + period * int((now - sched.at) / period)
+
 
 def scan_entries(
     journeys: list[Journey],
@@ -310,6 +316,7 @@ def scan_entries(
                 break
     return counts
 
+
 def waking_types(journeys: list[Journey]) -> set[str]:
     """Event types that may move a waiting path: engagement, exit criteria, what wait nodes wait for."""
     types: set[str] = set(ENGAGEMENT)
@@ -317,6 +324,7 @@ def waking_types(journeys: list[Journey]) -> set[str]:
         types |= set(j.definition.exit_on)
         types |= {n.event for n in j.definition.nodes.values() if isinstance(n, WaitFor)}
     return types
+
 
 def wake_paths(
     customer_id: str, event: dict[str, Any], store: JourneyStore, starter: JourneyStarter, now: datetime
@@ -338,6 +346,7 @@ def wake_paths(
         woken += 1
     return woken
 
+
 def start_due(store: JourneyStore, starter: JourneyStarter, now: datetime, limit: int = 1000) -> int:
     """The timer: start the step of every waiting path whose time has come (a start made before is refused)."""
     started = 0
@@ -345,6 +354,7 @@ def start_due(store: JourneyStore, starter: JourneyStarter, now: datetime, limit
         if path.get("status") == WAITING_STATUS and starter.start(step_name(path), step_payload(path)):
             started += 1
     return started
+
 
 def on_stream(
     records: list[dict[str, Any]],

@@ -33,6 +33,7 @@ MEMBER = "member"  # the entry id of a segment journey's membership marker (not 
 def path_key(journey_id: str, entry_id: str) -> str:
     return f"{journey_id}#{entry_id}"
 
+
 def message_prefix(path: dict[str, Any]) -> str:
     """The prefix of every message id of one path: journey, customer and entry (each id is then unique)."""
     return f"{path['journey_id']}.{path['customer_id']}.{path['entry_id']}."
@@ -43,9 +44,11 @@ def step_name(path: dict[str, Any]) -> str:
     digest = hashlib.sha256(f"{path['customer_id']}\x1f{path['key']}".encode()).hexdigest()[:32]
     return f"{path['journey_id'][:32]}-{digest}-{path['seq']}"
 
+
 def step_payload(path: dict[str, Any]) -> dict[str, Any]:
     """The step's input: ids only (Step Functions keeps execution input for 90 days)."""
     return {"customer_id": path["customer_id"], "key": path["key"], "seq": path["seq"]}
+
 
 def event_value(event: dict[str, Any], name: str) -> Any:
     if name.startswith("properties."):
@@ -57,11 +60,13 @@ def event_value(event: dict[str, Any], name: str) -> Any:
         return value
     return event.get(name)
 
+
 def event_matches(event: dict[str, Any], event_type: str, where: list[Any]) -> bool:
     """Whether an event is of ``event_type`` and its own fields meet every condition of ``where``."""
     if event.get("type") != event_type:
         return False
     return all(compare(event_value(event, c.field), c.op, c.value) for c in where)
+
 
 def save_path(path: dict[str, Any], store: JourneyStore, now: datetime) -> None:
     """Save a path as its next ``seq``, only if nobody saved it since it was read (else ConflictError)."""
@@ -69,16 +74,19 @@ def save_path(path: dict[str, Any], store: JourneyStore, now: datetime) -> None:
     path.update(seq=seq + 1, updated_at=utc_iso(now))
     store.save_path(path, seq)
 
+
 def park(path: dict[str, Any], store: JourneyStore, now: datetime, until: datetime) -> dict[str, Any]:
     path["wake_at"] = utc_iso(max(until, now))
     save_path(path, store, now)
     return {"status": WAITING_STATUS, "node": path["node"], "wake_at": path["wake_at"]}
+
 
 def finish(path: dict[str, Any], store: JourneyStore, now: datetime, status: str, reason: str) -> dict[str, Any]:
     path.pop("wake_at", None)
     path.update(status=status, exit_reason=reason, ended_at=utc_iso(now))
     save_path(path, store, now)
     return {"status": status, "node": path["node"], "reason": reason}
+
 
 def fail_path(customer_id: str, key: str, error: str, store: JourneyStore, now: datetime) -> bool:
     """Mark a path ``failed`` after its step failed every retry (the state machine's Catch); ``False`` if gone."""

@@ -51,6 +51,7 @@ def credit_last_touch(
         steps[key]["converted"] += 1
         steps[key]["revenue"] = round(steps[key]["revenue"] + sum(a for _, a in orders), 2)
 
+
 def orders_between(record: CustomerRecord | None, start: datetime, end: datetime) -> list[tuple[datetime, float]]:
     """The customer's orders (start of their purchase hour, amount) in ``[start, end)``."""
     if record is None:
@@ -64,17 +65,21 @@ def orders_between(record: CustomerRecord | None, start: datetime, end: datetime
             out.append((datetime.fromtimestamp(at, UTC), float(amount)))
     return out
 
+
 def _event_time(ev: dict[str, Any]) -> datetime | None:
     ts = ev.get("ts")
     if ts is not None and not isinstance(ts, str):
         return datetime.fromtimestamp(float(ts), UTC)
     return parse_ts(ts or ev.get("timestamp"))
 
+
 def _rate(n: int, d: int) -> float | None:
     return round(n / d, 6) if d else None
 
+
 def _interval(pair: tuple[float, float]) -> list[float] | None:
     return None if any(math.isnan(x) for x in pair) else [round(pair[0], 6), round(pair[1], 6)]
+
 
 def group_outcome(
     members: Iterable[tuple[str, datetime]], records: dict[str, CustomerRecord], window: timedelta
@@ -82,6 +87,7 @@ def group_outcome(
     """Conversions and revenue of ``(customer, start)`` members within ``window`` after each start."""
     orders = [orders_between(records.get(c), t, t + window) for c, t in members]
     return outcome_summary([bool(o) for o in orders], [sum(a for _, a in o) for o in orders])
+
 
 def outcome_summary(converted_flags: Sequence[bool], revenue: Sequence[float]) -> dict[str, Any]:
     """A group's customers, conversions (rate with its Wilson interval) and revenue, from each member's
@@ -98,6 +104,7 @@ def outcome_summary(converted_flags: Sequence[bool], revenue: Sequence[float]) -
         "revenue_per_customer": round(sum(revenue) / n, 4) if n else None,
         "_revenue": revenue,
     }
+
 
 def with_uplift(t: dict[str, Any], c: dict[str, Any]) -> dict[str, Any]:
     """``treatment``, ``control`` and ``uplift`` (conversion rate and revenue per customer, with intervals)."""

@@ -39,7 +39,6 @@ from kairos.journeys.paths import (
     finish,
     message_prefix,
     park,
-    save_path,
 )
 from kairos.logic.consent import may_send
 from kairos.logic.segments import compare, field_value, matches, matches_filter
@@ -52,9 +51,10 @@ if TYPE_CHECKING:
     from collections.abc import Callable
 
     from kairos.domain.customers import CustomerRecord
-    from kairos.ports import SegmentStore, CustomerStore, JourneyStore, MessageLog, Provider, TaskSink
+    from kairos.ports import CustomerStore, JourneyStore, MessageLog, Provider, SegmentStore, TaskSink
 
 MAX_NODES_PER_STEP = 50  # a step that would run more nodes than this has a loop the validation missed
+
 
 @dataclass
 class StepDeps:
@@ -74,13 +74,16 @@ class StepDeps:
 class _Due(Exception):  # noqa: N818 - an entry's first run stops before a node with side effects
     pass
 
+
 class _Wait(Exception):  # noqa: N818 - control flow inside a step, never leaves this module
     def __init__(self, until: datetime) -> None:
         self.until = until
 
+
 class _End(Exception):  # noqa: N818
     def __init__(self, reason: str) -> None:
         self.reason = reason
+
 
 def advance(customer_id: str, key: str, seq: int, deps: StepDeps, now: datetime) -> dict[str, Any]:
     """Run one step of a path; returns ``{"status", "node", "wake_at"?, "reason"?}``.
@@ -164,8 +167,11 @@ def recover(customer_id: str, key: str, error: str, deps: StepDeps, now: datetim
 def settle_in_flight(customer_id: str, prefix: str, log: MessageLog, now: datetime, error: str) -> int:
     """Settle the customer's messages under ``prefix`` still claimed ``sending`` as ``unconfirmed``."""
     settled = 0
-    for rec in log.for_customer(customer_id):
-        if rec.get("status") != IN_FLIGHT or not str(rec.get("message_id", "")).startswith(prefix):
+    for found in log.for_customer(customer_id):
+        if found.get("status") != IN_FLIGHT or not str(found.get("message_id", "")).startswith(prefix):
+            continue
+        rec = log.get(found["message_id"]) or found  # the listing holds a few fields; settle the whole record
+        if rec.get("status") != IN_FLIGHT:
             continue
         done = {
             **rec,
@@ -176,6 +182,7 @@ def settle_in_flight(customer_id: str, prefix: str, log: MessageLog, now: dateti
         }
         settled += int(log.settle(done, int(rec.get("attempt") or 1)))
     return settled
+
 
 class _Runner:
     """Runs nodes of one path from where it is until one waits or the path ends."""
@@ -545,6 +552,7 @@ class _Runner:
                 continue
             self.record = record
             return
+
 
 def event_matches_wait(event: dict[str, Any], node: WaitFor, prefix: str) -> bool:
     """Whether an event is what a wait node waits for; opens and clicks count for this path's messages only."""

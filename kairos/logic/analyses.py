@@ -12,11 +12,11 @@ from typing import TYPE_CHECKING, Any
 from kairos.domain.campaigns import Filter, SegmentIn
 from kairos.domain.journeys import JourneyIn
 from kairos.errors import InvalidInputError, NotFoundError
-from kairos.logic import insights
 from kairos.journeys.campaigns import campaign_results, list_campaigns
+from kairos.journeys.results import outcome_summary, with_uplift
+from kairos.logic import insights
 from kairos.logic.audiences import every_item
 from kairos.logic.customers import all_customers
-from kairos.journeys.results import outcome_summary, with_uplift
 from kairos.logic.segments import CustomerHistory, matches, needs_history
 from kairos.logic.timing import in_global_control
 
@@ -25,7 +25,7 @@ if TYPE_CHECKING:
     from datetime import datetime
 
     from kairos.domain.insights import ForecastIn
-    from kairos.ports import SegmentStore, CustomerStore, InsightStore, JourneyStore, MessageLog
+    from kairos.ports import CustomerStore, InsightStore, JourneyStore, MessageLog, SegmentStore
 
 PAST_CAMPAIGNS = 5
 
@@ -93,7 +93,8 @@ def forecast_audience(
         done = [
             c
             for c in every_item(lambda n, t: list_campaigns(journeys, n, t, now))
-            if c.get("status") == "completed" and (c.get("definition") or {}).get("audience", {}).get("segment") == segment
+            if c.get("status") == "completed"
+            and (c.get("definition") or {}).get("audience", {}).get("segment") == segment
         ]
         for c in sorted(done, key=lambda d: d.get("created_at", ""), reverse=True)[:PAST_CAMPAIGNS]:
             res = campaign_results(c["campaign_id"], journeys, messages, customers, now)

@@ -14,7 +14,7 @@ if TYPE_CHECKING:
     from datetime import datetime
 
     from kairos.domain.campaigns import Filter, SegmentIn
-    from kairos.ports import SegmentStore, CustomerStore, JourneyStore, MessageLog
+    from kairos.ports import CustomerStore, JourneyStore, MessageLog, SegmentStore
 
 
 def save_segment(segment: SegmentIn, store: SegmentStore, now: datetime) -> dict[str, Any]:

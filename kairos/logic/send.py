@@ -31,7 +31,6 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from kairos.domain.campaigns import FrequencyCap, Messages
 from kairos.domain.messages import IN_FLIGHT, Rendered, SendRequest
 from kairos.errors import (
     ProviderError,
@@ -48,6 +47,7 @@ from kairos.timeutil import parse_ts, utc_iso
 if TYPE_CHECKING:
     from collections.abc import Callable
 
+    from kairos.domain.campaigns import FrequencyCap, Messages
     from kairos.domain.customers import CustomerRecord
     from kairos.messaging.policy import SendPolicy
     from kairos.ports import CustomerStore, MessageLog, Provider

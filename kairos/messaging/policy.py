@@ -88,9 +88,7 @@ def quiet_window(policy: SendPolicy, channel: str) -> Window | None:
     return policy.quiet_hours.get(channel)  # type: ignore[call-overload]
 
 
-def cap_reason(
-    policy: SendPolicy, channel: str, recent: Iterable[tuple[str, datetime]], now: datetime
-) -> str | None:
+def cap_reason(policy: SendPolicy, channel: str, recent: Iterable[tuple[str, datetime]], now: datetime) -> str | None:
     """Why a message on ``channel`` would break a cap, given ``recent`` (channel, time) sends; ``None``: it fits.
 
     Example

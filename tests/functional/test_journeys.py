@@ -240,8 +240,7 @@ def test_quiet_hours_hold_a_later_step_until_morning(world):
     world.tick()
     world.later(30, every=1)
     local = [
-        datetime.fromisoformat(m["sent_at"]).astimezone(ZoneInfo("America/New_York"))
-        for m in world.messages(cid, "c1")
+        datetime.fromisoformat(m["sent_at"]).astimezone(ZoneInfo("America/New_York")) for m in world.messages(cid, "c1")
     ]
     assert local[0].hour == 16
     assert local[1] == datetime(2026, 3, 3, 8, 0, tzinfo=ZoneInfo("America/New_York"))  # held until 08:00
@@ -253,8 +252,12 @@ def test_a_segment_campaign_holds_out_control_messages_the_rest_and_follows_up_b
     for i in range(55):
         world.customer(f"c{i:02d}", consent=("email", "sms"))
         tier = "gold" if i < 50 else "none"
-        body = {"timezone": "UTC", "contact": {"email": f"c{i:02d}@example.com", "phone": "+447700900123"},
-                "consent": {"email": True, "sms": True}, "attributes": {"tier": tier}}
+        body = {
+            "timezone": "UTC",
+            "contact": {"email": f"c{i:02d}@example.com", "phone": "+447700900123"},
+            "consent": {"email": True, "sms": True},
+            "attributes": {"tier": tier},
+        }
         assert world.client.request("PUT", f"/v1/customers/c{i:02d}", body).status == 200
     seg = {"name": "gold", "filters": [{"field": "attributes.tier", "op": "eq", "value": "gold"}]}
     assert world.client.request("PUT", "/v1/segments/gold", seg).status == 200
@@ -321,6 +324,7 @@ def test_a_step_killed_after_the_provider_accepted_settles_and_the_follow_up_goe
     # THEN the email is settled unconfirmed (counted, archived), the path waits, and the SMS follows once
     (email,) = world.messages(cid, "c1")
     assert email["status"] == "unconfirmed" and providers["email"].calls == 1
+    assert email["node"] == "offer" and email["journey_id"] == cid  # the whole record was settled, not the listing
     world.later(26, every=2)
     assert [(m["channel"], m["status"]) for m in world.messages(cid, "c1")] == [
         ("email", "unconfirmed"),
@@ -337,8 +341,12 @@ def test_a_journey_that_would_send_faster_than_hourly_is_refused(world):
         "entry": {"event": "cart_abandon"},
         "start": "mail",
         "nodes": {
-            "mail": {"type": "message", "channel": "email", "content": {"email": {"subject": "s", "text": "t"}},
-                     "next": "pause"},
+            "mail": {
+                "type": "message",
+                "channel": "email",
+                "content": {"email": {"subject": "s", "text": "t"}},
+                "next": "pause",
+            },
             "pause": {"type": "delay", "hours": 0.0001, "next": "mail"},
         },
     }

@@ -13,7 +13,7 @@ import threading
 import time
 import urllib.error
 import urllib.request
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 import pytest
@@ -54,7 +54,9 @@ def eventually(check: Callable[[], Any], timeout_s: float = 60.0) -> Any:
 
 @pytest.fixture
 def product():
-    with LocalProduct(port=0, speed=SPEED, api_key=API_KEY) as running:
+    # 03:00 UTC today: the nightly scoring (02:00) is a simulated day, some real seconds, away.
+    start = datetime.now(UTC).replace(hour=3, minute=0, second=0, microsecond=0)
+    with LocalProduct(port=0, speed=SPEED, api_key=API_KEY, start=start) as running:
         yield running
 
 

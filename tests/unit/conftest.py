@@ -17,13 +17,13 @@ from kairos.logic.ingest import ingest_events
 from kairos.schemas import CustomerProfileIn
 from tests.fakes import (
     FakeProvider,
-    InMemorySegmentStore,
     InMemoryCustomerStore,
     InMemoryDecisionLog,
     InMemoryEventArchive,
-    InMemoryMessageLog,
-    RecordingJourneyStarter,
     InMemoryJourneyStore,
+    InMemoryMessageLog,
+    InMemorySegmentStore,
+    RecordingJourneyStarter,
 )
 
 if TYPE_CHECKING:
@@ -148,3 +148,17 @@ def add_campaign(campaigns: InMemorySegmentStore, journeys: InMemoryJourneyStore
         return create_campaign(campaign, journeys, campaigns, now)["campaign_id"]
 
     return _add
+
+
+@pytest.fixture
+def world(customers, campaigns, messages, add_customer) -> Any:
+    from tests.unit.journey_world import World
+
+    w = World(customers, campaigns, messages)
+    add_customer(
+        "c1",
+        consent={"email": True, "sms": True, "push": True, "messenger": True},
+        contact={"email": "c1@example.com", "phone": "+447700900123", "push_token": "t1", "messenger_chat_id": "1001"},
+        attributes={"first_name": "Ana"},
+    )
+    return w

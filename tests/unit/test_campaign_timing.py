@@ -130,8 +130,13 @@ def test_optimized_send_looks_for_the_best_hour_within_the_send_window():
     from kairos.journeys.campaigns import campaign_journey
     from kairos.journeys.runner import StepDeps, first_nodes
     from kairos.timeutil import utc_iso
-    from tests.fakes import InMemoryCustomerStore, InMemoryJourneyStore, InMemoryMessageLog, InMemorySegmentStore
-    from tests.fakes import RecordingTaskSink
+    from tests.fakes import (
+        InMemoryCustomerStore,
+        InMemoryJourneyStore,
+        InMemoryMessageLog,
+        InMemorySegmentStore,
+        RecordingTaskSink,
+    )
 
     now = datetime(2026, 3, 2, 6, tzinfo=UTC)  # Monday 06:00 UTC
     scores = [0.001] * 168

@@ -2,121 +2,18 @@
 
 from __future__ import annotations
 
-import json
 from datetime import timedelta
-from pathlib import Path
-from types import SimpleNamespace
 from typing import Any
 
 import pytest
 
-from kairos.domain.journeys import Journey, JourneyIn
 from kairos.errors import InvalidInputError
-from kairos.journeys import definitions, entry, runner
 from kairos.journeys.results import journey_results
 from kairos.logic.customers import erase_customer
 from kairos.logic.ingest import ingest_events
 from kairos.logic.intents import enrich
-from tests.fakes import FakeProvider, InMemoryJourneyStore, RecordingJourneyStarter, RecordingTaskSink
 from tests.unit.conftest import NOW, RETENTION, SKEW, make_event
-
-# The journey engine's entry points, by the names these tests use.
-jl = SimpleNamespace(
-    StepDeps=runner.StepDeps,
-    advance=runner.advance,
-    create_journey=definitions.create_journey,
-    set_status=definitions.set_status,
-    segment_filters=definitions.segment_filters,
-    on_events=entry.on_events,
-    scan_entries=entry.scan_entries,
-    start_due=entry.start_due,
-)
-EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "journeys"
-
-
-def example(name: str) -> dict[str, Any]:
-    return json.loads((EXAMPLES / f"{name}.json").read_text())
-
-
-class World:
-    """The fakes plus a clock: events go in through ingest and the trigger path, steps run as they are started."""
-
-    def __init__(self, customers, campaigns, messages) -> None:
-        self.customers, self.campaigns, self.messages = customers, campaigns, messages
-        self.store = InMemoryJourneyStore()
-        self.starter = RecordingJourneyStarter()
-        self.tasks = RecordingTaskSink()
-        self.providers = {ch: FakeProvider(ch) for ch in ("email", "sms", "push", "messenger")}
-        self.now = NOW
-        self.ran: set[str] = set()
-        self.steps = 0
-
-    def deps(self) -> jl.StepDeps:
-        return jl.StepDeps(self.customers, self.store, self.campaigns, self.messages, self.providers, self.tasks)
-
-    def first_run(self, journey: Journey, path: dict[str, Any], record: Any, now: Any) -> None:
-        runner.first_nodes(journey, path, record, self.deps(), now)
-
-    def journey(self, body: dict[str, Any], activate: bool = True) -> str:
-        doc = jl.create_journey(JourneyIn.model_validate(body), self.store, self.now)
-        if activate:
-            jl.set_status(doc["journey_id"], "active", self.store, self.now)
-        return doc["journey_id"]
-
-    def active(self) -> list[Journey]:
-        return [Journey.from_doc(d) for d in self.store.active_journeys()]
-
-    def event(self, event_id: str, customer_id: str, type: str, **extra: Any) -> dict[str, int]:  # noqa: A002
-        raw = make_event(event_id, customer_id, type, ts=self.now, **extra)
-        result = ingest_events([raw], self.customers, self.now, RETENTION, SKEW)
-        assert result.accepted == 1, result
-        stored = next(e for e in self.customers.customer_events(customer_id) if e["event_id"] == event_id)
-        out = jl.on_events(
-            [stored], self.active(), self.customers, self.store, self.starter, self.now, first_run=self.first_run
-        )
-        self.drain()
-        return out
-
-    def drain(self) -> None:
-        """Run every started step not run yet (as Step Functions would, at once)."""
-        while True:
-            todo = [(n, p) for n, p in self.starter.started.items() if n not in self.ran]
-            if not todo:
-                return
-            for name, payload in todo:
-                self.ran.add(name)
-                self.steps += 1
-                jl.advance(payload["customer_id"], payload["key"], payload["seq"], self.deps(), self.now)
-
-    def advance_clock(self, hours: float, tick_minutes: int = 60) -> None:
-        """Move time forward; the timer runs every ``tick_minutes``."""
-        end = self.now + timedelta(hours=hours)
-        while self.now < end:
-            self.now = min(end, self.now + timedelta(minutes=tick_minutes))
-            jl.start_due(self.store, self.starter, self.now)
-            self.drain()
-
-    def sent(self, channel: str | None = None) -> list[tuple[str, str]]:
-        return [
-            (m["channel"], m["message_id"])
-            for m in sorted(self.messages.records.values(), key=lambda r: r["claimed_at"])
-            if m["status"] == "sent" and (channel is None or m["channel"] == channel)
-        ]
-
-    def paths(self, customer_id: str) -> list[dict[str, Any]]:
-        return self.store.customer_paths(customer_id)
-
-
-@pytest.fixture
-def world(customers, campaigns, messages, add_customer) -> World:
-    w = World(customers, campaigns, messages)
-    add_customer(
-        "c1",
-        consent={"email": True, "sms": True, "push": True, "messenger": True},
-        contact={"email": "c1@example.com", "phone": "+447700900123", "push_token": "t1", "messenger_chat_id": "1001"},
-        attributes={"first_name": "Ana"},
-    )
-    return w
+from tests.unit.journey_world import example, jl
 
 
 def test_abandoned_cart_small_cart_gets_an_email_then_an_sms_a_day_later(world):

@@ -10,9 +10,9 @@ import pytest
 from kairos.domain.messages import SendRequest
 from kairos.errors import ProviderOutcomeUnknown, ProviderThrottled, ProviderUnavailable, SendInProgress
 from kairos.logic.send import SENDING_LEASE
-from tests.helpers import send_message
 from kairos.timeutil import utc_iso
 from tests.fakes import FakeProvider
+from tests.helpers import send_message
 from tests.unit.conftest import NOW, make_event
 
 if TYPE_CHECKING:

@@ -15,7 +15,7 @@ from kairos.journeys import campaigns, definitions, entry, runner
 from kairos.journeys.results import journey_results
 from kairos.messaging.policy import SendPolicy
 from tests.unit.conftest import NOW, campaign_body
-from tests.unit.test_journeys import World, example, world  # noqa: F401 - the fixture
+from tests.unit.journey_world import World, example
 
 EMAIL_SMS = {"email": True, "sms": True}
 
@@ -136,8 +136,12 @@ FAST_LOOP = {
     "entry": {"event": "cart_abandon"},
     "start": "mail",
     "nodes": {
-        "mail": {"type": "message", "channel": "email", "content": {"email": {"subject": "s", "text": "t"}},
-                 "next": "pause"},
+        "mail": {
+            "type": "message",
+            "channel": "email",
+            "content": {"email": {"subject": "s", "text": "t"}},
+            "next": "pause",
+        },
         "pause": {"type": "delay", "hours": 0.0001, "next": "mail"},
     },
 }
@@ -177,8 +181,12 @@ def _journey_now(world: World, name: str, channel: str = "email", **over: Any) -
         "reentry": {"mode": "every_time"},
         "start": "m",
         "nodes": {
-            "m": {"type": "message", "channel": channel, "content": {channel: {"subject": "s", "text": "t"}
-                  if channel == "email" else {"text": "t"}}, "next": "x"},
+            "m": {
+                "type": "message",
+                "channel": channel,
+                "content": {channel: {"subject": "s", "text": "t"} if channel == "email" else {"text": "t"}},
+                "next": "x",
+            },
             "x": {"type": "exit"},
         },
         **over,

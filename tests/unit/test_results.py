@@ -11,7 +11,6 @@ from kairos.errors import InUseError, NotFoundError
 from kairos.logic.analyses import rfm_report
 from kairos.logic.audiences import delete_segment, preview_segment, save_segment
 from kairos.logic.scoring import prepare_rfm, score_segment
-from kairos.logic.timing import stable_unit
 from kairos.serving import KairosModel
 from tests.fakes import InMemoryInsightStore
 from tests.unit.conftest import NOW, campaign_body, make_event
@@ -112,5 +111,3 @@ def test_the_scoring_run_writes_rfm_and_its_summary_counts_the_purchasers(custom
     score_segment(customers, model, later, 0, 1, None, lambda: 10**9, insight_store=insights)
     moved = rfm_report(insights)["movement"]
     assert moved.get("champions") and "none" not in moved
-
-

@@ -11,8 +11,8 @@ from kairos.adapters import providers
 from kairos.domain.messages import Rendered, SendRequest
 from kairos.errors import ProviderOutcomeUnknown, ProviderUnavailable, SendInProgress
 from kairos.logic.send import SENDING_LEASE
-from tests.helpers import send_message
 from tests.fakes import FakeProvider
+from tests.helpers import send_message
 from tests.unit.conftest import NOW
 
 

@@ -3,10 +3,9 @@ the zone from those offsets; a zone given later re-buckets exactly."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta, timezone
+from datetime import datetime, timedelta, timezone
 
 from kairos.aggregates import rebucket
-from kairos.domain.campaigns import CampaignIn
 from kairos.logic.customers import get_customer
 from kairos.timeutil import hour_of_week
 from tests.unit.conftest import NOW, make_event
