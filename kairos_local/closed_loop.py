@@ -285,6 +285,23 @@ def _schedule_organic(loop: Loop, start: datetime, end: datetime, seed: int) -> 
     return events
 
 
+TIMER_MINUTES = 5  # EventBridge runs the timer every minute; every 5 simulated minutes keeps the demo quick
+
+
+def _schedule_timer(loop: Loop, start: datetime, end: datetime) -> None:
+    """The journey timer on the simulated clock: entries (the campaigns' audiences) and due steps."""
+    rt = loop.runtime
+
+    def tick(at: datetime) -> None:
+        rt.pump_streams()  # the trigger wakes paths an open or a purchase concerns; the archive keeps events
+        rt.invoke("TimerFunction", {})
+        following = at + timedelta(minutes=TIMER_MINUTES)
+        if following <= end:
+            loop.clock.call_at(following, lambda: tick(following))
+
+    loop.clock.call_at(start, lambda: tick(start))
+
+
 def _running(loop: Loop) -> int:
     sfn = loop.runtime.session.client("stepfunctions")
     total = 0
@@ -304,6 +321,7 @@ def run_round(loop: Loop, round_no: int, start: datetime, fixed_hour: int) -> di
     end = start + timedelta(days=CAMPAIGN_DAYS)
     organic = _schedule_organic(loop, start, end, loop.cfg.seed * 1000 + round_no)
     loop.clock.call_at(end, lambda: None)  # the clock always reaches the end of the campaign window
+    _schedule_timer(loop, start, end + timedelta(hours=1))
     bar = _progress(total=CAMPAIGN_DAYS * 24, desc=f"round {round_no}: simulated hours", unit="h")
     t0 = time.perf_counter()
     while True:

@@ -395,6 +395,10 @@ class InMemoryMessageLog(MessageLog):
             and parse_ts(r["claimed_at"]) >= since
         )
 
+    def get(self, message_id: str) -> dict[str, Any] | None:
+        rec = self.records.get(message_id)
+        return copy.deepcopy(rec) if rec is not None else None
+
     def for_customer(self, customer_id: str) -> list[dict[str, Any]]:
         return [copy.deepcopy(r) for r in self.records.values() if r["customer_id"] == customer_id]
 

@@ -60,6 +60,7 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
         segment_filters(d.segments),
         context.get_remaining_time_in_millis,
         first_run=lambda journey, path, record, now: first_nodes(journey, path, record, d, now),
+        global_control_share=settings().global_control_share,
         history=lambda filters: CustomerHistory(d.customers, d.messages) if needs_history(filters) else None,
     )
     logger.info("due journey steps started", extra={"started": started, **entries})

@@ -43,6 +43,7 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
         timeutil.now(),
         segment_filters(d.segments),
         lambda journey, path, record, now: first_nodes(journey, path, record, d, now),
+        settings().global_control_share,
     )
     logger.info("journey triggers", extra={k: v for k, v in result.items() if k != "batchItemFailures"})
     return {"batchItemFailures": result["batchItemFailures"]}

@@ -65,9 +65,11 @@ def enter(
     starter: JourneyStarter,
     now: datetime,
     first_run: Callable[[Journey, dict[str, Any], CustomerRecord, datetime], None] | None = None,
+    global_control_share: float = 0.0,
 ) -> Entry:
     """Let a customer into the journey, if its re-entry rule, consent and control group allow.
 
+    ``global_control_share`` is the deployment's share of customers held out of everything.
     ``first_run`` runs the path's first nodes without side effects before it is stored
     (:func:`kairos.journeys.runner.first_nodes`): a path that then waits starts no step until it is due.
 
@@ -106,7 +108,7 @@ def enter(
         "expires_at": int((now + timedelta(days=definition.max_days) + PATH_RETENTION).timestamp()),
     }
     channels = sorted(definition.channels())
-    if in_global_control(cid):
+    if in_global_control(cid, global_control_share):
         outcome = "control"
         path.update(status="control", exit_reason="global control group", global_control=True)
     elif stable_unit("journey-control", journey.journey_id, cid, entry_id) < definition.control_share:
@@ -168,6 +170,7 @@ def on_events(
     now: datetime,
     segment_filters: Callable[[str], list[Filter] | None] | None = None,
     first_run: Callable[[Journey, dict[str, Any], CustomerRecord, datetime], None] | None = None,
+    global_control_share: float = 0.0,
 ) -> dict[str, int]:
     """Entries and early wake-ups for a batch of accepted events (the events table's stream, in order).
 
@@ -191,7 +194,16 @@ def on_events(
                 continue
             for journey in matching:
                 out = enter(
-                    journey, cid, f"e-{event['event_id']}", _trigger(event), record, store, starter, now, first_run
+                    journey,
+                    cid,
+                    f"e-{event['event_id']}",
+                    _trigger(event),
+                    record,
+                    store,
+                    starter,
+                    now,
+                    first_run,
+                    global_control_share,
                 )
                 counts[out.outcome] += 1
             for journey in by_segment:
@@ -202,7 +214,18 @@ def on_events(
                 move = _segment_move(journey, record, matches(record, filters, now), store, now)
                 if move == entry.on:
                     trigger = {**_trigger(event), "segment": entry.segment, "segment_change": move}
-                    out = enter(journey, cid, f"s-{event['event_id']}", trigger, record, store, starter, now, first_run)
+                    out = enter(
+                        journey,
+                        cid,
+                        f"s-{event['event_id']}",
+                        trigger,
+                        record,
+                        store,
+                        starter,
+                        now,
+                        first_run,
+                        global_control_share,
+                    )
                     counts[out.outcome] += 1
         if event.get("type") in waking:
             counts["woken"] += wake_paths(cid, event, store, starter, now)
@@ -253,6 +276,7 @@ def scan_entries(
     time_left_ms: Callable[[], int] = lambda: 10**9,
     page_size: int = 500,
     first_run: Callable[[Journey, dict[str, Any], CustomerRecord, datetime], None] | None = None,
+    global_control_share: float = 0.0,
     history: Callable[[list[Filter]], CustomerHistory | None] | None = None,
 ) -> dict[str, int]:
     """Date-attribute and scheduled entries: scan the customers for each journey whose run is due.
@@ -305,7 +329,18 @@ def scan_entries(
                     when = due[0]
                     occasion = f"d-{when:%Y%m%d}"
                     trigger = {"type": "date", "attribute": entry.date_attribute, "date": utc_iso(when)}
-                out = enter(journey, rec.customer_id, occasion, trigger, rec, store, starter, now, first_run)
+                out = enter(
+                    journey,
+                    rec.customer_id,
+                    occasion,
+                    trigger,
+                    rec,
+                    store,
+                    starter,
+                    now,
+                    first_run,
+                    global_control_share,
+                )
                 counts[out.outcome] += 1
                 totals[out.outcome] += 1
                 totals["matched"] += 1
@@ -365,6 +400,7 @@ def on_stream(
     now: datetime,
     segment_filters: Callable[[str], list[Filter] | None] | None = None,
     first_run: Callable[[Journey, dict[str, Any], CustomerRecord, datetime], None] | None = None,
+    global_control_share: float = 0.0,
 ) -> dict[str, Any]:
     """The trigger path: the events table's stream records (inserted events, in order) -> entries and wake-ups.
 
@@ -379,7 +415,9 @@ def on_stream(
             continue
         event = json.loads(ddb["NewImage"]["record"]["S"])
         try:
-            out = on_events([event], journeys, customers, store, starter, now, segment_filters, first_run)
+            out = on_events(
+                [event], journeys, customers, store, starter, now, segment_filters, first_run, global_control_share
+            )
         except Exception:  # noqa: BLE001 - reported to the stream, which retries from this record
             logger.exception("journey trigger failed", extra={"customer_id": event.get("customer_id")})
             counts["batchItemFailures"] = [{"itemIdentifier": ddb.get("SequenceNumber", "")}]

@@ -89,16 +89,12 @@ def stable_unit(*parts: str) -> float:
     return int.from_bytes(digest[:8], "big") / 2**64
 
 
-def in_global_control(customer_id: str, share: float | None = None) -> bool:
+def in_global_control(customer_id: str, share: float) -> bool:
     """Whether the customer is in the global control group: a stable share of all customers that no campaign or
     journey messages, so the incremental revenue of everything sent can be measured against them.
 
-    ``share`` defaults to the deployment's ``GlobalControlShare`` (``KAIROS_GLOBAL_CONTROL_SHARE``).
+    ``share`` is the deployment's ``GlobalControlShare`` (``KAIROS_GLOBAL_CONTROL_SHARE``).
     """
-    if share is None:
-        from kairos.config import settings  # the deployment's setting, read where the decision is made
-
-        share = settings().global_control_share
     return share > 0 and stable_unit("global-control", customer_id) < share
 
 

@@ -13,6 +13,7 @@ from kairos.domain.journeys import Journey, JourneyIn
 from kairos.errors import InvalidInputError
 from kairos.journeys import campaigns, definitions, entry, runner
 from kairos.journeys.results import journey_results
+from kairos.logic.timing import stable_unit
 from kairos.messaging.policy import SendPolicy
 from tests.unit.conftest import NOW, campaign_body
 from tests.unit.journey_world import World, example
@@ -227,3 +228,30 @@ def test_the_default_policy_holds_a_marketing_sms_until_the_quiet_hours_end(worl
     (sms,) = world.providers["sms"].sent
     sent_at = [m for m in world.messages.records.values() if m["channel"] == "sms"][0]["claimed_at"]
     assert "T08:" in sent_at and sms
+
+
+def test_the_global_control_group_is_held_out_of_every_campaign(world, add_customer):
+    # GIVEN a deployment holding 30% of all customers out, and a campaign without its own control group
+    ids = _people(add_customer, 40)
+    body = campaign_body(send_time={"mode": "immediate"})
+    cid = campaigns.create_campaign(CampaignIn.model_validate(body), world.store, world.campaigns, world.now)[
+        "campaign_id"
+    ]
+    # WHEN its audience enters
+    entry.scan_entries(
+        world.active(),
+        world.customers,
+        world.store,
+        world.starter,
+        world.now,
+        first_run=world.first_run,
+        global_control_share=0.3,
+    )
+    world.drain()
+    # THEN exactly the stable draw is held out and never messaged; everyone else gets the email
+    held = {c for c in [*ids, "c1"] if stable_unit("global-control", c) < 0.3}
+    paths = world.store.journey_paths(cid)
+    assert held and {p["customer_id"] for p in paths if p.get("global_control")} == held
+    assert {m["customer_id"] for m in world.messages.records.values()} == {*ids, "c1"} - held
+    res = campaigns.campaign_results(cid, world.store, world.messages, world.customers, world.now)
+    assert res["audience"]["global_control"] == len(held) and res["audience"]["control"] == 0
