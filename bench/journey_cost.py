@@ -217,8 +217,8 @@ def campaign(n: int, open_share: float, rng: random.Random) -> dict[str, Any]:
 def entry(n: int) -> dict[str, Any]:
     """A scheduled entry for ``n`` customers (a fixed local time, so nobody is due yet): one timer invocation
     after another until the entry is done, timed per customer."""
-    from kairos.adapters.dynamo import to_item
-    from kairos.adapters.journey_store import DynamoJourneyStore
+    from kairos.core.aws import to_item
+    from kairos.journeys.adapters.journey_store import DynamoJourneyStore
 
     def profile(i: int) -> dict[str, Any]:
         return {"timezone": "Europe/London", "contact": {"email": f"e{i}@example.com"}, "consent": {"email": True}}

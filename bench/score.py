@@ -24,8 +24,8 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from kairos.features import product_candidates, time_features  # noqa: E402
-from kairos.serving import CustomerInput, KairosModel  # noqa: E402
+from kairos.models.features import product_candidates, time_features  # noqa: E402
+from kairos.models.serving import CustomerInput, KairosModel  # noqa: E402
 from training.history import Folder, History  # noqa: E402
 from training.io import load_events  # noqa: E402
 

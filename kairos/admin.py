@@ -6,9 +6,9 @@ from __future__ import annotations
 import argparse
 import os
 
-from kairos.adapters.api_keys import DynamoApiKeyStore
-from kairos.constants import ENV_API_KEYS_TABLE
-from kairos.schemas import SCOPES
+from kairos.core.constants import ENV_API_KEYS_TABLE
+from kairos.customers.schemas import SCOPES
+from kairos.http.adapters.api_keys import DynamoApiKeyStore
 
 
 def parse_scopes(values: list[str]) -> list[str]:

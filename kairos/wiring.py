@@ -1,11 +1,11 @@
-"""Build the adapters of a deployment from its :class:`~kairos.config.Settings`: the one place that does.
+"""Build the adapters of a deployment from its :class:`~kairos.core.config.Settings`: the one place that does.
 
 Handlers call these factories once per sandbox (each handler module caches what it uses), so a function's
 environment decides its backends and tests can swap any of them for a fake.
 
 Example
 -------
->>> from kairos.config import settings
+>>> from kairos.core.config import settings
 >>> store = customer_store(settings())
 """
 
@@ -15,39 +15,39 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from kairos.adapters.api_keys import DynamoApiKeyStore
-from kairos.adapters.archive import S3Archive, S3DecisionLog
-from kairos.adapters.dynamo import DynamoStore
-from kairos.adapters.insights import DynamoInsightStore
-from kairos.adapters.journey_store import (
+from kairos.audiences.adapters.segments import DynamoSegmentStore
+from kairos.customers.adapters.archive import S3Archive, S3DecisionLog
+from kairos.customers.adapters.dynamo import DynamoStore
+from kairos.http.adapters.api_keys import DynamoApiKeyStore
+from kairos.insights.adapters.insights import DynamoInsightStore
+from kairos.journeys.adapters.journey_store import (
     DynamoJourneyStore,
     DynamoPolicyStore,
     EventBridgeTaskSink,
     StepFunctionsJourneyStarter,
 )
-from kairos.adapters.messages import DynamoMessageLog
-from kairos.adapters.products import DynamoProductCatalogue
-from kairos.adapters.providers import EndUserMessagingSms, SesEmail, SnsPush, SnsSms, TelegramMessenger, ssm_secret
-from kairos.adapters.segments import DynamoSegmentStore
+from kairos.messaging.adapters.messages import DynamoMessageLog
+from kairos.messaging.adapters.providers import (
+    EndUserMessagingSms,
+    SesEmail,
+    SnsPush,
+    SnsSms,
+    TelegramMessenger,
+    ssm_secret,
+)
+from kairos.models.adapters.products import DynamoProductCatalogue
 
 if TYPE_CHECKING:
     from collections.abc import Callable
     from typing import Any
 
-    from kairos.adapters.model_store import ModelSource
-    from kairos.config import Settings
+    from kairos.audiences.ports import SegmentStore
+    from kairos.core.config import Settings
+    from kairos.customers.ports import CustomerStore, DecisionLog, EventArchive
+    from kairos.journeys.ports import JourneyStarter, JourneyStore
     from kairos.journeys.runner import StepDeps
-    from kairos.ports import (
-        CustomerStore,
-        DecisionLog,
-        EventArchive,
-        JourneyStarter,
-        JourneyStore,
-        MessageLog,
-        PolicyStore,
-        Provider,
-        SegmentStore,
-    )
+    from kairos.messaging.ports import MessageLog, PolicyStore, Provider
+    from kairos.models.adapters.model_store import ModelSource
 
 
 POLICY_TTL_S = 60
@@ -131,7 +131,7 @@ def providers(cfg: Settings) -> dict[str, Provider]:
 
 def model_source(cfg: Settings, loader: Callable[[Path], Any], bundled: Path) -> ModelSource:
     """The newest model published to the models bucket, else the bundled one, cached in ``model_cache_dir``."""
-    from kairos.adapters.model_store import ModelSource
+    from kairos.models.adapters.model_store import ModelSource
 
     return ModelSource(loader, bundled, bucket=cfg.models_bucket or None, cache_dir=Path(cfg.model_cache_dir))
 
@@ -139,8 +139,8 @@ def model_source(cfg: Settings, loader: Callable[[Path], Any], bundled: Path) ->
 def step_deps(cfg: Settings) -> StepDeps:
     """What a journey step reads and writes; the entries' first run uses the same (it sends nothing)."""
     from kairos.journeys.runner import StepDeps
-    from kairos.logic.recommendations import POPULATION_KEY
     from kairos.messaging.policy import DEFAULT_POLICY, SendPolicy
+    from kairos.models.recommendations import POPULATION_KEY
 
     customers = customer_store(cfg)
     policies = policy_store(cfg)

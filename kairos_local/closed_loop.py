@@ -40,7 +40,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from kairos.timeutil import utc_iso
+from kairos.core.timeutil import utc_iso
 from kairos_local.embedded import embedded_aws
 from kairos_local.server import make_server
 from kairos_local.stepfunctions import SimulatedClock, local_stepfunctions
@@ -145,7 +145,7 @@ def _arm_groups(population: list[SimCustomer], seed: int) -> dict[str, str]:
 
 def train_and_publish(loop: Loop, as_of: datetime, version: str) -> dict[str, Any]:
     """Train on the S3 archive as a data scientist would, publish to the models bucket, score everyone."""
-    from kairos.adapters.model_store import publish_model
+    from kairos.models.adapters.model_store import publish_model
     from training.fit import TrainConfig, fit
     from training.history import History
     from training.io import load_table, message_training_rows, read_messages
@@ -233,7 +233,7 @@ def campaign_body(name: str, group: str, mode: str, start: datetime, fixed_hour:
 
 def _install_responder(loop: Loop) -> None:
     """Simulated customers read what the send function sent, at the simulated minute it arrived."""
-    from kairos.adapters.messages import DynamoMessageLog
+    from kairos.messaging.adapters.messages import DynamoMessageLog
     from kairos_local.simulation import respond
 
     rt = loop.runtime
@@ -352,7 +352,7 @@ def measure(
 
     rt = loop.runtime
     window_oracle = window_oracle_factory(start)
-    from kairos.adapters.journey_store import DynamoJourneyStore
+    from kairos.journeys.adapters.journey_store import DynamoJourneyStore
 
     paths = DynamoJourneyStore(
         rt.dep.physical["JourneysTable"], rt.dep.physical["JourneyPathsTable"], client=rt.session.client("dynamodb")
@@ -432,8 +432,8 @@ def window_oracle_factory(start: datetime) -> Any:
     """The best true open probability of a customer among the hours the optimized arm could send at."""
     from datetime import time as dtime
 
-    from kairos.logic.timing import QuietHours, candidate_hours
-    from kairos.timeutil import zone
+    from kairos.core.timeutil import zone
+    from kairos.models.timing import QuietHours, candidate_hours
     from kairos_local.simulation import expected_open_probability
 
     quiet = QuietHours(dtime.fromisoformat(QUIET[0]), dtime.fromisoformat(QUIET[1]))
@@ -453,7 +453,7 @@ def _mean(values: list[float]) -> float | None:
 
 
 def _message_log(loop: Loop, campaign_ids: tuple[str, ...]) -> list[dict[str, Any]]:
-    from kairos.adapters.dynamo import from_item
+    from kairos.core.aws import from_item
 
     rt = loop.runtime
     ddb = rt.session.client("dynamodb")

@@ -21,7 +21,7 @@ from collections import defaultdict
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from kairos.timeutil import zone
+from kairos.core.timeutil import zone
 from kairos_local.embedded import embedded_aws
 from kairos_local.server import make_server
 from kairos_local.template import ROOT

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 import boto3
 from moto import mock_aws
 
-from kairos.adapters.api_keys import DynamoApiKeyStore
+from kairos.http.adapters.api_keys import DynamoApiKeyStore
 from kairos_local import moto_patches
 from kairos_local.runtime import LocalRuntime
 from kairos_local.stepfunctions import deploy_state_machines, stop_running_executions

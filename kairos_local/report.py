@@ -14,7 +14,7 @@ import math
 from pathlib import Path
 from typing import Any
 
-from kairos.logic.stats import uplift_interval, wilson
+from kairos.insights.stats import uplift_interval, wilson
 
 ARMS = ("optimized", "fixed", "control")
 OUTCOMES = ("opened", "clicked", "purchased")

@@ -152,7 +152,7 @@ class LocalRuntime:
             finally:
                 # With metrics disabled Powertools never flushes, and prints them anyway once 100 pile up
                 # across invocations; Lambda would have flushed after each one, so drop them here.
-                from kairos.observability import metrics
+                from kairos.core.observability import metrics
 
                 metrics.clear_metrics()
 

@@ -27,7 +27,7 @@ from datetime import UTC, date, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
-from kairos.timeutil import utc_iso
+from kairos.core.timeutil import utc_iso
 
 if TYPE_CHECKING:
     from kairos_local.runtime import LocalRuntime

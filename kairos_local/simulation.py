@@ -44,7 +44,7 @@ from typing import Any
 
 import numpy as np
 
-from kairos.timeutil import zone
+from kairos.core.timeutil import zone
 
 HOURS = 168
 MIN_MOMENTS = 8

@@ -21,7 +21,7 @@ real time, and measures ``Timestamp`` waits against the wall clock. Inside :func
 - Waits and retry intervals park on a discrete-event :class:`SimulatedClock`, which jumps to the next
   wake-up once every execution is parked (``scale`` > 0 also spends that fraction of each jump in real
   time), or on a :class:`WallClock`, which follows real time at a speed (``make serve``); ``Timestamp``
-  waits count from the clock's now. Handlers read the time through :func:`kairos.timeutil.now`, which the
+  waits count from the clock's now. Handlers read the time through :func:`kairos.core.timeutil.now`, which the
   runner points at the clock.
 """
 
@@ -39,7 +39,7 @@ from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from kairos import timeutil
+from kairos.core import timeutil
 from kairos_local.template import ROOT
 
 if TYPE_CHECKING:

@@ -1,4 +1,4 @@
-"""In-memory implementations of every port in ``kairos.ports``, for unit tests of the logic without moto.
+"""In-memory implementations of every port in ``kairos.customers.ports``, for unit tests of the logic without moto.
 
 Each keeps the contract its AWS adapter keeps (conditional writes, idempotent names, claim-before-send), so a
 logic test that passes here exercises the same decisions as it would against DynamoDB, S3 and Step Functions.
@@ -13,31 +13,23 @@ from collections import defaultdict
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from kairos.domain.customers import CustomerRecord, IngestState
-from kairos.domain.messages import TRANSIENT
-from kairos.errors import ConflictError, NotFoundError, ProviderError, ProviderThrottled, ProviderUnavailable
-from kairos.ports import (
-    CustomerStore,
-    DecisionLog,
-    EventArchive,
-    InsightStore,
-    JourneyStarter,
-    JourneyStore,
-    MessageLog,
-    PolicyStore,
-    ProductCatalogue,
-    Provider,
-    SegmentStore,
-    TaskSink,
-)
-from kairos.timeutil import parse_ts
+from kairos.audiences.ports import SegmentStore
+from kairos.core.errors import ConflictError, NotFoundError, ProviderError, ProviderThrottled, ProviderUnavailable
+from kairos.core.timeutil import parse_ts
+from kairos.customers.domain import CustomerRecord, IngestState
+from kairos.customers.ports import CustomerStore, DecisionLog, EventArchive
+from kairos.insights.ports import InsightStore
+from kairos.journeys.ports import IntentStore, JourneyStarter, JourneyStore, TaskSink
+from kairos.messaging.domain import TRANSIENT
+from kairos.messaging.ports import MessageLog, PolicyStore, Provider
+from kairos.models.ports import ProductCatalogue
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
 
-    from kairos.aggregates import CustomerAggregates
-    from kairos.domain.customers import CustomerWrite
-    from kairos.domain.messages import Rendered
+    from kairos.customers.aggregates import CustomerAggregates
+    from kairos.customers.domain import CustomerWrite
+    from kairos.messaging.domain import Rendered
 
 
 class InMemoryCustomerStore(CustomerStore):
@@ -446,7 +438,7 @@ class FakeProvider(Provider):
         return f"{self.channel}-{len(self.sent)}"
 
 
-class InMemoryJourneyStore(JourneyStore):
+class InMemoryJourneyStore(JourneyStore, IntentStore):
     """Journeys with every version, and paths keyed by (customer, journey#entry), with ``seq`` checks."""
 
     def __init__(self) -> None:

@@ -23,10 +23,10 @@ def event(
 
 def send_message(req, customers, journeys, providers, log, now, population=None, policy=None):  # noqa: ANN001, ANN201
     """Send one message of a campaign as its journey's step does: the content, cap and expiry of the campaign's
-    offer node (``kairos.journeys.campaigns``), through :func:`kairos.logic.send.deliver`."""
-    from kairos.domain.journeys import JourneyIn
+    offer node (``kairos.journeys.campaigns``), through :func:`kairos.messaging.send.deliver`."""
     from kairos.journeys.campaigns import OFFER
-    from kairos.logic.send import Content, deliver
+    from kairos.journeys.domain import JourneyIn
+    from kairos.messaging.send import Content, deliver
 
     doc = journeys.get_journey(req.campaign_id)
     definition = JourneyIn.model_validate(doc["definition"])

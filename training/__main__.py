@@ -14,7 +14,7 @@ import time
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
-from kairos.serving import CustomerInput, KairosModel
+from kairos.models.serving import CustomerInput, KairosModel
 from training.adapters import find_online_retail_files, online_retail_records
 from training.fit import TrainConfig, peak_mb
 from training.io import load_table, write_jsonl
@@ -201,7 +201,7 @@ def _positive_int(value: str) -> int:
 
 
 def cmd_publish(args: argparse.Namespace) -> int:
-    from kairos.adapters.model_store import publish_model
+    from kairos.models.adapters.model_store import publish_model
 
     meta = json.loads((Path(args.model) / "metadata.json").read_text())
     # Versions sort by name and the score function takes the newest: lead with the UTC publication time.

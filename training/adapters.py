@@ -28,8 +28,8 @@ from decimal import Decimal
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
-from kairos.schemas import Event
-from kairos.timeutil import zone
+from kairos.core.timeutil import zone
+from kairos.customers.schemas import Event
 
 if TYPE_CHECKING:
     from collections.abc import Iterable, Iterator, Sequence

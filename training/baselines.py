@@ -27,13 +27,13 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from kairos.features import HOURS_PER_DAY, day_window
+from kairos.models.features import HOURS_PER_DAY, day_window
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
-    from kairos.aggregates import CustomerAggregates
-    from kairos.features import ItemTable, Priors
+    from kairos.customers.aggregates import CustomerAggregates
+    from kairos.models.features import ItemTable, Priors
 
 SMOOTHING_ALPHA = 10.0
 # Tie-breaks: a tiny multiple of the population prior, far below one count.

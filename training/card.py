@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from typing import TYPE_CHECKING, Any
 
-from kairos.serving import METADATA_FILE
+from kairos.models.serving import METADATA_FILE
 from training.evaluate import BUCKETS, TIME_ABLATION, TIME_BASELINES, render_markdown, strongest_baseline
 
 if TYPE_CHECKING:
@@ -97,7 +97,7 @@ def write_card(model_dir: Path, results: dict[str, dict[str, Any]]) -> None:
         "sends are printed and kept in `metadata.json` (`off_policy`).",
         "- **Next product**: a LightGBM lambdarank model ranks candidates from the customer's own past purchases, "
         "co-purchase neighbours of recent products and popular products.",
-        "- Features come only from the per-customer aggregates the ingest API keeps (`kairos.features`), the "
+        "- Features come only from the per-customer aggregates the ingest API keeps (`kairos.models.features`), the "
         "population/segment (country) priors and the item table; training and serving share that code.",
         "",
         "## Training data",

@@ -4,7 +4,7 @@ An :class:`EventTable` keeps, per event, only what the fold and the labels read 
 type, channel, product, quantity, amount, message) in numpy arrays: about 40 bytes an event, against some
 2 KB for a validated ``Event`` object. Rows are grouped by customer and sorted by time, so a customer's events
 are one slice; :meth:`EventTable.fold_events` turns a slice into short-lived light events for
-``kairos.aggregates.fold_events`` (the one fold the ingest API runs), which keeps the features of training and
+``kairos.customers.aggregates.fold_events`` (the one fold the ingest API runs), which keeps the features of training and
 serving the same.
 
 :class:`TableBuilder` fills a table from any source without keeping per-event objects: Arrow tables (JSON
@@ -22,8 +22,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from kairos.constants import CHANNELS, EVENT_TYPES
-from kairos.schemas import _ID_PATTERN
+from kairos.core.constants import CHANNELS, EVENT_TYPES
+from kairos.customers.schemas import _ID_PATTERN
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable, Iterator

@@ -5,7 +5,7 @@ worker for the whole run: it reads the sources keeping only its customers' event
 ``training.columns``), folds them forward snapshot by snapshot with the ingest API's fold, and builds its
 customers' training rows. The model-level artifacts every feature needs (population and segment priors, the
 item table) are made of sums over customers, so each shard returns its partial sums for a snapshot and the
-client adds them up (``kairos.features.prior_stats``, ``item_stats``, ``merge_counts``) before sending the
+client adds them up (``kairos.models.features.prior_stats``, ``item_stats``, ``merge_counts``) before sending the
 merged priors and item table back for the rows. Priors and item table are therefore exactly those of the
 whole history, and a shard's rows are the rows the single-machine path builds for those customers; only the
 draw of the zero-label rows kept differs (each shard has its own random stream). The boosters are trained on
@@ -28,10 +28,10 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from kairos.features import PRODUCT_FEATURES
-from kairos.features.products import item_stats, item_table_from_stats, merge_counts
-from kairos.features.send_time import prior_stats, priors_from_stats
-from kairos.logic.timing import stable_unit
+from kairos.models.features import PRODUCT_FEATURES
+from kairos.models.features.products import item_stats, item_table_from_stats, merge_counts
+from kairos.models.features.send_time import prior_stats, priors_from_stats
+from kairos.models.timing import stable_unit
 from training.fit import (
     Examples,
     TrainConfig,
@@ -46,7 +46,7 @@ if TYPE_CHECKING:
 
     from distributed import Client
 
-    from kairos.serving import KairosModel
+    from kairos.models.serving import KairosModel
 
 log = logging.getLogger(__name__)
 

@@ -17,9 +17,9 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from kairos.features import day_window, local_hours_of_week
-from kairos.features.calibration import window_scores
-from kairos.serving import CustomerInput
+from kairos.models.features import day_window, local_hours_of_week
+from kairos.models.features.calibration import window_scores
+from kairos.models.serving import CustomerInput
 from training import baselines
 from training.fit import TrainConfig, fit
 from training.history import Folder
@@ -36,7 +36,7 @@ from training.ope import Estimate, evaluate_policies, render_table
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
 
-    from kairos.serving import KairosModel
+    from kairos.models.serving import KairosModel
     from training.history import History
 
 TIME_BASELINES = ("global best hour", "modal hour (Braze-style)", "smoothed histogram")

@@ -2,7 +2,7 @@
 
 Training examples come from snapshots: at times ``t`` before the end of the history, each customer's
 aggregates are folded from the events before ``t`` (``training.history.Folder``), features are
-computed with ``kairos.features`` exactly as the score function does, and labels are what the
+computed with ``kairos.models.features`` exactly as the score function does, and labels are what the
 customer did during ``[t, t + horizon)``. Every label window ends at or before ``end``, so nothing
 after ``end`` is ever seen (in ``evaluate``, ``end`` is the cut-off).
 """
@@ -23,8 +23,8 @@ import lightgbm as lgb
 import numpy as np
 
 import kairos
-from kairos.constants import HOURS_PER_WEEK
-from kairos.features import (
+from kairos.core.constants import HOURS_PER_WEEK
+from kairos.models.features import (
     PRODUCT_FEATURES,
     TIME_FEATURES,
     build_item_table,
@@ -32,9 +32,9 @@ from kairos.features import (
     product_candidates,
     time_features,
 )
-from kairos.features.calibration import Calibration, fit_calibration
-from kairos.logic.timing import stable_unit
-from kairos.serving import KairosModel
+from kairos.models.features.calibration import Calibration, fit_calibration
+from kairos.models.serving import KairosModel
+from kairos.models.timing import stable_unit
 from training.history import Folder
 
 if TYPE_CHECKING:

@@ -1,7 +1,7 @@
 """Customer histories and their aggregates at chosen times, built with the ingest API's fold.
 
 ``Folder.advance(t)`` folds, for every customer, the events with ``timestamp < t`` not folded yet,
-in time order, with ``kairos.aggregates.fold_events`` and the counted-moment set carried across
+in time order, with ``kairos.customers.aggregates.fold_events`` and the counted-moment set carried across
 calls: exactly what the ingest API stores after receiving those events.
 """
 
@@ -12,10 +12,10 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from kairos.aggregates import CustomerAggregates, fold_events
-from kairos.constants import ENGAGEMENT_TYPES, HOURS_PER_WEEK
-from kairos.features import local_hours_of_week, segment_of
-from kairos.timeutil import HOUR
+from kairos.core.constants import ENGAGEMENT_TYPES, HOURS_PER_WEEK
+from kairos.core.timeutil import HOUR
+from kairos.customers.aggregates import CustomerAggregates, fold_events
+from kairos.models.features import local_hours_of_week, segment_of
 from training.columns import TYPE_CODE, US, EventTable, FoldEvent, table_from_events, to_us
 
 ENGAGEMENT_CODES = np.array(sorted(TYPE_CODE[t] for t in ENGAGEMENT_TYPES), dtype=np.int8)
@@ -24,7 +24,7 @@ PURCHASE_CODE = TYPE_CODE["purchase"]
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
-    from kairos.schemas import Event
+    from kairos.customers.schemas import Event
     from training.io import Profile
 
 

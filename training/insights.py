@@ -1,6 +1,6 @@
 """RFM segments, cohorts and a forecast of an event archive, as JSON, Markdown and a self-contained HTML report.
 
-The numbers come from ``kairos.logic.insights`` applied to the aggregates ``Folder`` folds up to the as-of
+The numbers come from ``kairos.insights.measures`` applied to the aggregates ``Folder`` folds up to the as-of
 time, so they equal what the insights API answers on a live store that received the same events.
 """
 
@@ -13,7 +13,7 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from kairos.logic.insights import (
+from kairos.insights.measures import (
     FIRST_PURCHASE_MONTH,
     RFM_GRID,
     RFM_SEGMENTS,

@@ -1,6 +1,6 @@
 """Read events and profiles: JSON Lines (plain or gzip), Parquet, S3 archive prefixes, raw dataset CSVs.
 
-Events are validated with ``kairos.schemas.Event`` (what the API would accept), except those made by
+Events are validated with ``kairos.customers.schemas.Event`` (what the API would accept), except those made by
 our own adapters in-process, which are trusted.
 """
 
@@ -19,9 +19,9 @@ from zoneinfo import ZoneInfo
 
 from pydantic import ValidationError
 
-from kairos.domain.messages import DELIVERED
-from kairos.schemas import Event, validate_timezone
-from kairos.timeutil import parse_ts
+from kairos.core.timeutil import parse_ts
+from kairos.customers.schemas import Event, validate_timezone
+from kairos.messaging.domain import DELIVERED
 from training.adapters import (
     find_online_retail_files,
     iter_online_retail,

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from kairos.features.calibration import HISTORY_BUCKETS, history_bucket
+from kairos.models.features.calibration import HISTORY_BUCKETS, history_bucket
 
 __all__ = [
     "HISTORY_BUCKETS",

@@ -11,9 +11,9 @@ would give for everybody.
 - ``hour_rates(c)[h]``: the same at local hour of day ``h``, shrunk toward ``rate(c)`` with
   ``HOUR_PSEUDO_SENDS`` pseudo-sends, so an hour with a handful of sends says little.
 - ``window(c)``: the decision window from the delays between sends and engagements
-  (:func:`kairos.features.calibration.open_window`).
+  (:func:`kairos.models.features.calibration.open_window`).
 
-The result is a :class:`kairos.features.channels.ChannelResponse`, saved in the model's metadata and
+The result is a :class:`kairos.models.features.channels.ChannelResponse`, saved in the model's metadata and
 served in every recommendation (channel ranking, decision windows).
 """
 
@@ -23,13 +23,13 @@ from collections import defaultdict
 from dataclasses import asdict
 from typing import TYPE_CHECKING, Any
 
-from kairos.features.calibration import open_window
-from kairos.features.channels import ChannelResponse
+from kairos.models.features.calibration import open_window
+from kairos.models.features.channels import ChannelResponse
 
 if TYPE_CHECKING:
     from collections.abc import Iterable, Sequence
 
-    from kairos.serving import KairosModel
+    from kairos.models.serving import KairosModel
     from training.ope import Estimate
 
 HOUR_PSEUDO_SENDS = 20.0

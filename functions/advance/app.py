@@ -17,10 +17,11 @@ from typing import TYPE_CHECKING, Any
 
 from aws_lambda_powertools.metrics import MetricUnit
 
-from kairos import timeutil, wiring
-from kairos.config import settings
+from kairos import wiring
+from kairos.core import timeutil
+from kairos.core.config import settings
+from kairos.core.observability import logger, metrics, tracer
 from kairos.journeys.runner import StepDeps, advance, recover
-from kairos.observability import logger, metrics, tracer
 
 if TYPE_CHECKING:
     from aws_lambda_powertools.utilities.typing import LambdaContext

@@ -11,30 +11,16 @@ from aws_lambda_powertools.event_handler.openapi.models import HTTPBearer
 from aws_lambda_powertools.event_handler.openapi.params import Body, Path, Query
 from aws_lambda_powertools.metrics import MetricUnit
 
-from kairos import __version__, timeutil, wiring
-from kairos.api import API_KEY_SCHEME, caller, check_filter_values, make_resolver
-from kairos.config import settings
-from kairos.domain.campaigns import CampaignIn, CampaignList, CampaignView, SegmentIn, SegmentList, SegmentView
-from kairos.domain.insights import (
-    CampaignResults,
-    CohortMatrix,
-    ForecastIn,
-    ForecastView,
-    GlobalControlReport,
-    RfmReport,
-    SegmentPreview,
-    SegmentPreviewIn,
-)
-from kairos.domain.intents import IntentIn, IntentList, IntentView
-from kairos.domain.journeys import JourneyIn, JourneyList, JourneyResults, JourneyStatusIn, JourneyView
-from kairos.domain.products import ProductIn, ProductView
-from kairos.errors import InvalidInputError, NotFoundError
-from kairos.journeys import campaigns, definitions
-from kairos.journeys.results import journey_results
-from kairos.logic import analyses, audiences, customers, ingest, intents, recommendations
-from kairos.messaging.policy import DEFAULT_POLICY, SendPolicy
-from kairos.observability import logger, metrics, tracer
-from kairos.schemas import (
+from kairos import __version__, wiring
+from kairos.audiences import segments as audiences
+from kairos.audiences.domain import SegmentIn, SegmentList, SegmentView
+from kairos.core import timeutil
+from kairos.core.config import settings
+from kairos.core.errors import InvalidInputError, NotFoundError
+from kairos.core.observability import logger, metrics, tracer
+from kairos.customers import ingest
+from kairos.customers import profiles as customers
+from kairos.customers.schemas import (
     _ID_PATTERN,
     MAX_BODY_BYTES,
     SCOPES,
@@ -47,21 +33,36 @@ from kairos.schemas import (
     MessageView,
     RecommendationView,
 )
+from kairos.http.api import API_KEY_SCHEME, caller, check_filter_values, make_resolver
+from kairos.insights import analyses
+from kairos.insights.domain import (
+    CampaignResults,
+    CohortMatrix,
+    ForecastIn,
+    ForecastView,
+    GlobalControlReport,
+    RfmReport,
+    SegmentPreview,
+    SegmentPreviewIn,
+)
+from kairos.journeys import campaigns, definitions, intents
+from kairos.journeys.campaign_domain import CampaignIn, CampaignList, CampaignView
+from kairos.journeys.domain import JourneyIn, JourneyList, JourneyResults, JourneyStatusIn, JourneyView
+from kairos.journeys.intent_domain import IntentIn, IntentList, IntentView
+from kairos.journeys.results import journey_results
+from kairos.messaging.policy import DEFAULT_POLICY, SendPolicy
+from kairos.models import recommendations
+from kairos.models.catalogue import ProductIn, ProductView
 
 if TYPE_CHECKING:
     from aws_lambda_powertools.utilities.typing import LambdaContext
 
-    from kairos.ports import (
-        CustomerStore,
-        DecisionLog,
-        EventArchive,
-        InsightStore,
-        JourneyStore,
-        MessageLog,
-        PolicyStore,
-        ProductCatalogue,
-        SegmentStore,
-    )
+    from kairos.audiences.ports import SegmentStore
+    from kairos.customers.ports import CustomerStore, DecisionLog, EventArchive
+    from kairos.insights.ports import InsightStore
+    from kairos.journeys.ports import JourneyStore
+    from kairos.messaging.ports import MessageLog, PolicyStore
+    from kairos.models.ports import ProductCatalogue
 
 app = make_resolver()
 

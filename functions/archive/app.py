@@ -1,6 +1,6 @@
 """Archive function: the events table's DynamoDB stream -> S3 archive, erasures -> archive purge.
 
-The work is :func:`kairos.logic.archive.archive_stream_records`.
+The work is :func:`kairos.customers.archive.archive_stream_records`.
 """
 
 from __future__ import annotations
@@ -11,14 +11,14 @@ from typing import TYPE_CHECKING
 from aws_lambda_powertools.utilities.data_classes import DynamoDBStreamEvent, event_source
 
 from kairos import wiring
-from kairos.config import settings
-from kairos.logic.archive import archive_stream_records
-from kairos.observability import logger, metrics, tracer
+from kairos.core.config import settings
+from kairos.core.observability import logger, metrics, tracer
+from kairos.customers.archive import archive_stream_records
 
 if TYPE_CHECKING:
     from aws_lambda_powertools.utilities.typing import LambdaContext
 
-    from kairos.ports import CustomerStore, EventArchive
+    from kairos.customers.ports import CustomerStore, EventArchive
 
 
 @lru_cache(maxsize=1)

@@ -3,7 +3,7 @@
 API Gateway caches the policy per token (see AuthorizerResultTtlInSeconds in template.yaml), so a revoked key
 stops working within that TTL. The policy allows every route of the API, because a cached policy is reused for
 all routes called with the same token; the key's scopes travel in the context (``scopes``, space-separated, as
-API Gateway passes only strings, numbers and booleans) and the API checks per route (``kairos.api``).
+API Gateway passes only strings, numbers and booleans) and the API checks per route (``kairos.http.api``).
 """
 
 from __future__ import annotations
@@ -18,13 +18,13 @@ from aws_lambda_powertools.utilities.data_classes.api_gateway_authorizer_event i
 )
 
 from kairos import wiring
-from kairos.config import settings
-from kairos.observability import logger
+from kairos.core.config import settings
+from kairos.core.observability import logger
 
 if TYPE_CHECKING:
     from aws_lambda_powertools.utilities.typing import LambdaContext
 
-    from kairos.adapters.api_keys import DynamoApiKeyStore
+    from kairos.http.adapters.api_keys import DynamoApiKeyStore
 
 
 @lru_cache(maxsize=1)

@@ -1,19 +1,20 @@
-"""Provider feedback function: SES events (EventBridge) become Kairos events (``kairos.logic.feedback``)."""
+"""Provider feedback function: SES events (EventBridge) become Kairos events (``kairos.messaging.feedback``)."""
 
 from __future__ import annotations
 
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
-from kairos import timeutil, wiring
-from kairos.config import settings
-from kairos.logic.feedback import ingest_feedback
-from kairos.observability import logger, metrics, tracer
+from kairos import wiring
+from kairos.core import timeutil
+from kairos.core.config import settings
+from kairos.core.observability import logger, metrics, tracer
+from kairos.messaging.feedback import ingest_feedback
 
 if TYPE_CHECKING:
     from aws_lambda_powertools.utilities.typing import LambdaContext
 
-    from kairos.ports import CustomerStore
+    from kairos.customers.ports import CustomerStore
 
 
 @lru_cache(maxsize=1)

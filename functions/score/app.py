@@ -15,17 +15,19 @@ from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from kairos import timeutil, wiring
-from kairos.config import settings
-from kairos.logic import scoring
-from kairos.observability import logger, metrics, tracer
-from kairos.serving import KairosModel
+from kairos import wiring
+from kairos.core import timeutil
+from kairos.core.config import settings
+from kairos.core.observability import logger, metrics, tracer
+from kairos.models import scoring
+from kairos.models.serving import KairosModel
 
 if TYPE_CHECKING:
     from aws_lambda_powertools.utilities.typing import LambdaContext
 
-    from kairos.adapters.model_store import ModelSource
-    from kairos.ports import CustomerStore, InsightStore
+    from kairos.customers.ports import CustomerStore
+    from kairos.insights.ports import InsightStore
+    from kairos.models.adapters.model_store import ModelSource
 
 # The default model ships inside the function package (see functions/score/Makefile); a checkout uses models/.
 BUNDLED = next(

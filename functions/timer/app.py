@@ -11,19 +11,20 @@ from __future__ import annotations
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
-from kairos import timeutil, wiring
-from kairos.config import settings
-from kairos.domain.journeys import Journey
+from kairos import wiring
+from kairos.audiences.matching import CustomerHistory, needs_history
+from kairos.core import timeutil
+from kairos.core.config import settings
+from kairos.core.observability import logger, metrics, tracer
 from kairos.journeys.definitions import segment_filters
+from kairos.journeys.domain import Journey
 from kairos.journeys.entry import scan_entries, start_due
 from kairos.journeys.runner import StepDeps, first_nodes
-from kairos.logic.segments import CustomerHistory, needs_history
-from kairos.observability import logger, metrics, tracer
 
 if TYPE_CHECKING:
     from aws_lambda_powertools.utilities.typing import LambdaContext
 
-    from kairos.ports import JourneyStarter
+    from kairos.journeys.ports import JourneyStarter
 
 BATCH = 1000
 

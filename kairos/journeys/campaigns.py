@@ -1,7 +1,7 @@
 """A campaign is a journey: a scheduled entry for an audience, the best hour (or a fixed local time), then the
 campaign's channels in turn until the customer engages, buys, or the offer expires.
 
-``POST /v1/campaigns`` keeps its body (:class:`~kairos.domain.campaigns.CampaignIn`); the campaign is stored as
+``POST /v1/campaigns`` keeps its body (:class:`~kairos.journeys.campaign_domain.CampaignIn`); the campaign is stored as
 a journey whose ``kind`` is ``campaign``, so it runs on the same engine, paths, message log, caps, control
 groups and results as every journey. Its status follows from the journey and the clock: ``scheduled`` before
 its start, ``running`` until it expires, then ``completed``; ``cancelled`` when it was stopped before.
@@ -14,17 +14,20 @@ import uuid
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
-from kairos.domain.campaigns import CampaignIn
-from kairos.domain.journeys import JourneyIn
-from kairos.errors import ConflictError, InvalidInputError, NotFoundError
+from kairos.core.errors import ConflictError, InvalidInputError, NotFoundError
+from kairos.core.timeutil import parse_ts, utc_iso
+from kairos.journeys.campaign_domain import CampaignIn
 from kairos.journeys.definitions import validate
+from kairos.journeys.domain import JourneyIn
 from kairos.journeys.results import journey_results
-from kairos.timeutil import parse_ts, utc_iso
 
 if TYPE_CHECKING:
     from datetime import datetime
 
-    from kairos.ports import CustomerStore, JourneyStore, MessageLog, SegmentStore
+    from kairos.audiences.ports import SegmentStore
+    from kairos.customers.ports import CustomerStore
+    from kairos.journeys.ports import JourneyStore
+    from kairos.messaging.ports import MessageLog
 
 KIND = "campaign"
 OFFER = "offer"  # the node that sends: the campaign's channels in turn

@@ -5,15 +5,17 @@ from __future__ import annotations
 import uuid
 from typing import TYPE_CHECKING, Any
 
-from kairos.domain.campaigns import Filter
-from kairos.domain.journeys import TRANSITIONS, JourneyIn, graph_errors
-from kairos.errors import ConflictError, InvalidInputError, NotFoundError
+from kairos.audiences.domain import Filter
+from kairos.core.errors import ConflictError, InvalidInputError, NotFoundError
+from kairos.journeys.domain import TRANSITIONS, JourneyIn
+from kairos.journeys.graph import graph_errors
 
 if TYPE_CHECKING:
     from collections.abc import Callable
     from datetime import datetime
 
-    from kairos.ports import JourneyStore, SegmentStore
+    from kairos.audiences.ports import SegmentStore
+    from kairos.journeys.ports import JourneyStore
 
 
 def validate(journey: JourneyIn) -> None:

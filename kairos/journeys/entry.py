@@ -12,8 +12,11 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
-from kairos.domain.journeys import WaitFor
-from kairos.errors import ConflictError
+from kairos.audiences.matching import matches
+from kairos.core.errors import ConflictError
+from kairos.core.observability import logger
+from kairos.core.timeutil import parse_ts, utc_iso
+from kairos.journeys.domain import WaitFor
 from kairos.journeys.paths import (
     ENGAGEMENT,
     MEMBER,
@@ -25,21 +28,19 @@ from kairos.journeys.paths import (
     step_name,
     step_payload,
 )
-from kairos.logic.consent import may_send
-from kairos.logic.segments import matches
-from kairos.logic.timing import in_global_control, stable_unit
-from kairos.observability import logger
-from kairos.timeutil import parse_ts, utc_iso
+from kairos.messaging.consent import may_send
+from kairos.models.timing import in_global_control, stable_unit
 
 if TYPE_CHECKING:
     from collections.abc import Callable
     from datetime import datetime
 
-    from kairos.domain.campaigns import Filter
-    from kairos.domain.customers import CustomerRecord
-    from kairos.domain.journeys import Journey
-    from kairos.logic.segments import CustomerHistory
-    from kairos.ports import CustomerStore, JourneyStarter, JourneyStore
+    from kairos.audiences.domain import Filter
+    from kairos.audiences.matching import CustomerHistory
+    from kairos.customers.domain import CustomerRecord
+    from kairos.customers.ports import CustomerStore
+    from kairos.journeys.domain import Journey
+    from kairos.journeys.ports import JourneyStarter, JourneyStore
 
 
 def _trigger(event: dict[str, Any]) -> dict[str, Any]:

@@ -12,14 +12,14 @@ import time
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
-from kairos.errors import ConflictError
-from kairos.logic.segments import compare
-from kairos.timeutil import utc_iso
+from kairos.audiences.matching import compare
+from kairos.core.errors import ConflictError
+from kairos.core.timeutil import utc_iso
 
 if TYPE_CHECKING:
     from datetime import datetime
 
-    from kairos.ports import JourneyStore
+    from kairos.journeys.ports import JourneyStore
 
 PATH_RETENTION = timedelta(days=400)
 

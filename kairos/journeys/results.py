@@ -18,17 +18,19 @@ import math
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from kairos.domain.journeys import JourneyIn
-from kairos.domain.messages import DELIVERED
+from kairos.core.timeutil import parse_ts
+from kairos.insights.stats import mean_difference_interval, uplift_interval, wilson
+from kairos.journeys.domain import JourneyIn
 from kairos.journeys.paths import MEMBER, WAITING_STATUS
-from kairos.logic.stats import mean_difference_interval, uplift_interval, wilson
-from kairos.timeutil import parse_ts
+from kairos.messaging.domain import DELIVERED
 
 if TYPE_CHECKING:
     from collections.abc import Iterable, Sequence
 
-    from kairos.domain.customers import CustomerRecord
-    from kairos.ports import CustomerStore, JourneyStore, MessageLog
+    from kairos.customers.domain import CustomerRecord
+    from kairos.customers.ports import CustomerStore
+    from kairos.journeys.ports import JourneyStore
+    from kairos.messaging.ports import MessageLog
 
 HOUR = 3600
 STATUSES = ("sent", "unconfirmed", "failed", "skipped", "throttled", "unavailable", "sending")

@@ -13,9 +13,12 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from kairos.domain.campaigns import Filter
-from kairos.domain.journeys import (
-    MIN_LOOP_HOURS,
+from kairos.audiences.domain import Filter
+from kairos.audiences.matching import compare, field_value, matches, matches_filter
+from kairos.core.errors import ConflictError, NotFoundError
+from kairos.core.timeutil import parse_ts, utc_iso, zone
+from kairos.journeys.definitions import segment_filters
+from kairos.journeys.domain import (
     Cycle,
     Delay,
     Exit,
@@ -27,9 +30,7 @@ from kairos.domain.journeys import (
     Task,
     WaitFor,
 )
-from kairos.domain.messages import DELIVERED, IN_FLIGHT, SendRequest
-from kairos.errors import ConflictError, NotFoundError
-from kairos.journeys.definitions import segment_filters
+from kairos.journeys.graph import MIN_LOOP_HOURS
 from kairos.journeys.paths import (
     ENGAGEMENT,
     WAITING_STATUS,
@@ -40,18 +41,20 @@ from kairos.journeys.paths import (
     message_prefix,
     park,
 )
-from kairos.logic.consent import may_send
-from kairos.logic.segments import compare, field_value, matches, matches_filter
-from kairos.logic.send import Content, deliver
-from kairos.logic.timing import QuietHours, decide, decision_inputs, stable_unit
+from kairos.messaging.consent import may_send
+from kairos.messaging.domain import DELIVERED, IN_FLIGHT, SendRequest
 from kairos.messaging.policy import DEFAULT_POLICY, SendPolicy, quiet_window
-from kairos.timeutil import parse_ts, utc_iso, zone
+from kairos.messaging.send import Content, deliver
+from kairos.models.timing import QuietHours, decide, decision_inputs, stable_unit
 
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-    from kairos.domain.customers import CustomerRecord
-    from kairos.ports import CustomerStore, JourneyStore, MessageLog, Provider, SegmentStore, TaskSink
+    from kairos.audiences.ports import SegmentStore
+    from kairos.customers.domain import CustomerRecord
+    from kairos.customers.ports import CustomerStore
+    from kairos.journeys.ports import JourneyStore, TaskSink
+    from kairos.messaging.ports import MessageLog, Provider
 
 MAX_NODES_PER_STEP = 50  # a step that would run more nodes than this has a loop the validation missed
 
@@ -533,7 +536,7 @@ class _Runner:
         return node.on_expiry
 
     def set_attribute(self, name: str, value: Any) -> None:
-        from kairos.logic.customers import MAX_ATTEMPTS
+        from kairos.customers.profiles import MAX_ATTEMPTS
 
         for _ in range(MAX_ATTEMPTS):
             record = self.deps.customers.get_customer(self.cid)

@@ -17,20 +17,14 @@ import pytest
 from botocore.awsrequest import AWSResponse
 from botocore.stub import Stubber
 
-from kairos.adapters.api_keys import DynamoApiKeyStore, hash_key
-from kairos.adapters.dynamo import DynamoStore
 from kairos.admin import main as admin
-from kairos.aggregates import CustomerAggregates
-from kairos.api import is_transient
-from kairos.domain.customers import CustomerRecord, CustomerWrite
-from kairos.errors import ConflictError, InvalidInputError, StoreError, ThrottledError
-from kairos.schemas import (
-    IANA_ZONE_PATTERN,
-    MAX_BODY_BYTES,
-    SCOPES,
-    Event,
-    validate_timezone,
-)
+from kairos.core.errors import ConflictError, InvalidInputError, StoreError, ThrottledError
+from kairos.customers.adapters.dynamo import DynamoStore
+from kairos.customers.aggregates import CustomerAggregates
+from kairos.customers.domain import CustomerRecord, CustomerWrite
+from kairos.customers.schemas import IANA_ZONE_PATTERN, MAX_BODY_BYTES, SCOPES, Event, validate_timezone
+from kairos.http.adapters.api_keys import DynamoApiKeyStore, hash_key
+from kairos.http.api import is_transient
 from tests.helpers import event, now
 
 if TYPE_CHECKING:

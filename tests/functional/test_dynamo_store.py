@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from kairos.adapters.dynamo import DynamoStore
+from kairos.customers.adapters.dynamo import DynamoStore
 
 
 def _store(runtime) -> DynamoStore:

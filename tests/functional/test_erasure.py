@@ -10,11 +10,11 @@ from pathlib import Path
 
 import pytest
 
-from kairos.adapters.archive import S3Archive, encode_lines
-from kairos.adapters.dynamo import DynamoStore
-from kairos.adapters.messages import DynamoMessageLog
-from kairos.domain.messages import encode_tag
-from kairos.errors import StoreError
+from kairos.core.errors import StoreError
+from kairos.customers.adapters.archive import S3Archive, encode_lines
+from kairos.customers.adapters.dynamo import DynamoStore
+from kairos.messaging.adapters.messages import DynamoMessageLog
+from kairos.messaging.domain import encode_tag
 from tests.functional.test_ingest_api import _stored_event_ids
 from tests.helpers import event
 

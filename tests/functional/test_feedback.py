@@ -7,9 +7,9 @@ import json
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from kairos.adapters.dynamo import DynamoStore
-from kairos.domain.messages import encode_tag
-from kairos.logic.consent import may_send
+from kairos.customers.adapters.dynamo import DynamoStore
+from kairos.messaging.consent import may_send
+from kairos.messaging.domain import encode_tag
 
 SAMPLE = json.loads((Path(__file__).resolve().parents[2] / "events" / "ses_open.json").read_text())
 

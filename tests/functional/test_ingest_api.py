@@ -6,7 +6,7 @@ import gzip
 import json
 from datetime import timedelta
 
-from kairos.schemas import Event
+from kairos.customers.schemas import Event
 from kairos_local.template import load_template
 from tests.helpers import event, now
 
@@ -150,7 +150,7 @@ def test_every_route_but_openapi_needs_a_valid_key(client, runtime):
 
 def test_revoked_key_stops_working_after_cache(runtime, client):
     # GIVEN a second app key that works
-    from kairos.adapters.api_keys import DynamoApiKeyStore
+    from kairos.http.adapters.api_keys import DynamoApiKeyStore
 
     keys = DynamoApiKeyStore(runtime.dep.physical["ApiKeysTable"], runtime.session.client("dynamodb"))
     key_id, key = keys.create("other-app")

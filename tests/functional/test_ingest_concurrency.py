@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from kairos.adapters.dynamo import DynamoStore
-from kairos.logic.customers import put_profile
-from kairos.logic.ingest import ingest_events
-from kairos.schemas import CustomerProfileIn
+from kairos.customers.adapters.dynamo import DynamoStore
+from kairos.customers.ingest import ingest_events
+from kairos.customers.profiles import put_profile
+from kairos.customers.schemas import CustomerProfileIn
 from tests.helpers import event, now
 
 RETENTION, SKEW = timedelta(days=400), timedelta(minutes=5)
@@ -72,7 +72,7 @@ def test_ingest_events_timezone_set_mid_batch_ends_in_local_buckets(runtime):
     # THEN every moment is bucketed in Los Angeles time
     agg = plain.get_customer("c1").aggregates
     assert agg.timezone == "America/Los_Angeles"
-    from kairos.timeutil import hour_of_week
+    from kairos.core.timeutil import hour_of_week
 
     expected = [0] * 168
     for ts in [t - timedelta(hours=30)] + [t + timedelta(hours=i) for i in range(6)]:

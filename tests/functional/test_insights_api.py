@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from kairos.logic.timing import stable_unit
+from kairos.models.timing import stable_unit
 from kairos_local.embedded import embedded_aws
 from kairos_local.stepfunctions import local_stepfunctions
 from tests.conftest import Client

@@ -15,8 +15,8 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from kairos.adapters.messages import DynamoMessageLog
-from kairos.errors import ProviderError, ProviderThrottled
+from kairos.core.errors import ProviderError, ProviderThrottled
+from kairos.messaging.adapters.messages import DynamoMessageLog
 from kairos_local.stepfunctions import SimulatedClock, local_stepfunctions
 from tests.conftest import Client
 

@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from kairos.adapters.model_store import publish_model
-from kairos.aggregates import CustomerAggregates, fold_events
-from kairos.schemas import Event
-from kairos.serving import CustomerInput, KairosModel
+from kairos.customers.aggregates import CustomerAggregates, fold_events
+from kairos.customers.schemas import Event
+from kairos.models.adapters.model_store import publish_model
+from kairos.models.serving import CustomerInput, KairosModel
 from kairos_local.demo import load_sample
 from kairos_local.embedded import embedded_aws
 from training.fit import TrainConfig, fit

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from kairos.logic.insights import RFM_SEGMENTS
+from kairos.insights.measures import RFM_SEGMENTS
 from training.__main__ import main
 from training.history import History
 from training.insights import compute_insights

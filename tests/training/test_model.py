@@ -7,9 +7,9 @@ import lightgbm as lgb
 import numpy as np
 import pytest
 
-from kairos.aggregates import CustomerAggregates
-from kairos.logic.timing import DEFAULT_WINDOW, window_value
-from kairos.serving import LEVEL_PERSONAL, LEVEL_POPULATION, LEVEL_SEGMENT, CustomerInput, KairosModel
+from kairos.customers.aggregates import CustomerAggregates
+from kairos.models.serving import LEVEL_PERSONAL, LEVEL_POPULATION, LEVEL_SEGMENT, CustomerInput, KairosModel
+from kairos.models.timing import DEFAULT_WINDOW, window_value
 from training.fit import TrainConfig, fit
 from training.history import Folder, History
 from training.io import load_events

@@ -7,7 +7,7 @@ from zoneinfo import ZoneInfo
 
 import numpy as np
 
-from kairos.schemas import CustomerProfileIn, EventBatch
+from kairos.customers.schemas import CustomerProfileIn, EventBatch
 from kairos_local.simulation import (
     SimCustomer,
     build_population,

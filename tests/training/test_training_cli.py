@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from kairos.features.calibration import best_hours
+from kairos.models.features.calibration import best_hours
 from training.__main__ import main
 
 SAMPLE = Path(__file__).parents[1] / "data" / "online_retail_sample.csv.gz"

@@ -10,11 +10,11 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from kairos.domain.campaigns import CampaignIn
+from kairos.customers.ingest import ingest_events
+from kairos.customers.profiles import put_profile
+from kairos.customers.schemas import CustomerProfileIn
+from kairos.journeys.campaign_domain import CampaignIn
 from kairos.journeys.campaigns import create_campaign
-from kairos.logic.customers import put_profile
-from kairos.logic.ingest import ingest_events
-from kairos.schemas import CustomerProfileIn
 from tests.fakes import (
     FakeProvider,
     InMemoryCustomerStore,
@@ -29,7 +29,7 @@ from tests.fakes import (
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-    from kairos.schemas import CustomerView, IngestResult
+    from kairos.customers.schemas import CustomerView, IngestResult
 
 # A Monday noon (UTC), so hours of week are easy to read: Monday 12:00 is hour 12.
 NOW = datetime(2026, 3, 2, 12, tzinfo=UTC)

@@ -8,9 +8,9 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
-from kairos.domain.journeys import Journey, JourneyIn
+from kairos.customers.ingest import ingest_events
 from kairos.journeys import definitions, entry, runner
-from kairos.logic.ingest import ingest_events
+from kairos.journeys.domain import Journey, JourneyIn
 from tests.fakes import FakeProvider, InMemoryJourneyStore, RecordingJourneyStarter, RecordingTaskSink
 from tests.unit.conftest import NOW, RETENTION, SKEW, make_event
 

@@ -7,8 +7,8 @@ from datetime import UTC, datetime, timedelta
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from kairos.aggregates import CustomerAggregates, fold_events, rebucket
-from kairos.schemas import Event
+from kairos.customers.aggregates import CustomerAggregates, fold_events, rebucket
+from kairos.customers.schemas import Event
 
 BASE = datetime(2025, 3, 20, tzinfo=UTC)  # spans the 2025 European DST change on 30 March
 

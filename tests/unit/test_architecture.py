@@ -41,19 +41,93 @@ def offending(folder: Path, forbidden: tuple[str, ...]) -> dict[str, list[str]]:
     return out
 
 
-def test_logic_never_imports_an_adapter():
-    # GIVEN the logic package  WHEN its imports are walked  THEN none reaches an adapter or the local runtime
-    assert offending(PACKAGE / "logic", ("kairos.adapters", "kairos.wiring", "kairos_local", "boto3", "moto")) == {}
+CONTEXTS = ("customers", "messaging", "audiences", "journeys", "models", "insights", "http")
+DOMAIN_FILES = ("domain.py", "schemas.py", "content.py", "catalogue.py", "aggregates.py")
+ROOTS = ("kairos/__init__.py", "kairos/wiring.py", "kairos/admin.py")  # the composition roots
+
+
+def role(path: Path) -> str:
+    """What a module of the package is: core, domain, ports, adapter, logic or root."""
+    rel = path.relative_to(ROOT).as_posix()
+    if rel in ROOTS:
+        return "root"
+    parts = rel.split("/")
+    if parts[1] == "core":
+        return "core"
+    assert parts[1] in CONTEXTS, f"{rel} is in no part of the product ({', '.join(CONTEXTS)}) nor in core"
+    if "adapters" in parts:
+        return "adapter"
+    if parts[-1] == "ports.py":
+        return "ports"
+    if parts[-1] in DOMAIN_FILES or parts[-1].endswith("_domain.py"):
+        return "domain"
+    return "logic"
+
+
+def module_name(path: Path) -> str:
+    return path.relative_to(ROOT).with_suffix("").as_posix().replace("/", ".").removesuffix(".__init__")
+
+
+MODULES = {module_name(p): (p, role(p)) for p in modules_under(PACKAGE)}
+
+
+def role_of(module: str) -> str | None:
+    while module:
+        if module in MODULES:
+            return MODULES[module][1]
+        module = module.rpartition(".")[0]
+    return None
+
+
+def bad_imports(of_role: str, forbidden_roles: tuple[str, ...], forbidden: tuple[str, ...]) -> dict[str, list[str]]:
+    out = {}
+    for name, (path, r) in MODULES.items():
+        if r != of_role:
+            continue
+        bad = sorted(
+            m
+            for m in imports_of(path)
+            if m.startswith(forbidden) or (m.startswith("kairos.") and role_of(m) in forbidden_roles)
+        )
+        if bad:
+            out[name] = bad
+    return out
+
+
+CONFIGURATION = ("kairos.core.config", "kairos.wiring", "os.environ")
+OUTSIDE = ("kairos_local", "boto3", "botocore", "moto", "kairos.core.aws")
+
+
+def test_every_module_is_in_a_part_of_the_product_or_in_core():
+    # GIVEN the package  WHEN each module is classified  THEN none is left over (role() asserts it)
+    assert {r for _, r in MODULES.values()} <= {"core", "domain", "ports", "adapter", "logic", "root"}
+
+
+def test_logic_never_imports_an_adapter_or_reads_configuration():
+    # GIVEN every logic module of every part  WHEN its imports are walked  THEN no adapter, AWS SDK or setting
+    assert bad_imports("logic", ("adapter", "root"), OUTSIDE + CONFIGURATION) == {}
+    for name, (path, r) in MODULES.items():
+        if r == "logic":
+            assert "os.environ" not in path.read_text(), f"{name} reads the environment"
 
 
 def test_adapters_never_import_use_case_modules():
-    assert offending(PACKAGE / "adapters", ("kairos.logic", "kairos.wiring", "kairos_local")) == {}
+    assert bad_imports("adapter", ("logic", "root"), ("kairos_local",) + CONFIGURATION) == {}
 
 
 def test_domain_and_ports_depend_on_nothing_above_them():
-    forbidden = ("kairos.logic", "kairos.adapters", "kairos.wiring", "kairos_local", "boto3")
-    assert offending(PACKAGE / "domain", forbidden) == {}
-    assert sorted(m for m in imports_of(PACKAGE / "ports.py") if m.startswith(forbidden)) == []
+    forbidden = OUTSIDE + CONFIGURATION
+    assert bad_imports("domain", ("logic", "adapter", "root"), forbidden) == {}
+    assert bad_imports("ports", ("logic", "adapter", "root"), forbidden) == {}
+
+
+def test_core_depends_on_no_part_of_the_product():
+    assert bad_imports("core", ("domain", "ports", "logic", "adapter", "root"), ("kairos_local",)) == {}
+
+
+def test_no_module_is_over_600_lines():
+    long = {name: n for name, (path, _) in MODULES.items() if (n := len(path.read_text().splitlines())) > 600}
+    assert long == {}
 
 
 @pytest.mark.parametrize("folder", ["kairos", "functions", "layers", "training"])

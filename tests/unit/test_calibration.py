@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from kairos.features.calibration import (
+from kairos.models.features.calibration import (
     DEFAULT_WINDOW,
     Calibration,
     best_hours,
@@ -13,7 +13,7 @@ from kairos.features.calibration import (
     open_window,
     window_scores,
 )
-from kairos.logic.timing import window_value
+from kairos.models.timing import window_value
 
 RNG = np.random.default_rng(3)
 

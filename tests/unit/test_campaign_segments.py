@@ -7,11 +7,12 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from pydantic import ValidationError
 
-from kairos.aggregates import CustomerAggregates, fold_events
-from kairos.domain.campaigns import CampaignIn, Filter
-from kairos.domain.customers import CustomerRecord
-from kairos.logic.segments import matches
-from kairos.schemas import Event, first_error
+from kairos.audiences.domain import Filter
+from kairos.audiences.matching import matches
+from kairos.customers.aggregates import CustomerAggregates, fold_events
+from kairos.customers.domain import CustomerRecord
+from kairos.customers.schemas import Event, first_error
+from kairos.journeys.campaign_domain import CampaignIn
 
 NOW = datetime(2026, 11, 22, 12, tzinfo=UTC)
 

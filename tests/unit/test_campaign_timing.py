@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, time, timedelta
 
-from kairos.logic.timing import QuietHours, candidate_hours, decide, local_hour_of_week, stable_unit
-from kairos.timeutil import zone
+from kairos.core.timeutil import zone
+from kairos.models.timing import QuietHours, candidate_hours, decide, local_hour_of_week, stable_unit
 
 QUIET = QuietHours(time(21), time(8))
 
@@ -124,12 +124,12 @@ def test_stable_unit_is_uniform_enough_for_control_groups():
 
 
 def test_optimized_send_looks_for_the_best_hour_within_the_send_window():
-    from kairos.domain.campaigns import CampaignIn
-    from kairos.domain.customers import CustomerRecord
-    from kairos.domain.journeys import Journey
+    from kairos.core.timeutil import utc_iso
+    from kairos.customers.domain import CustomerRecord
+    from kairos.journeys.campaign_domain import CampaignIn
     from kairos.journeys.campaigns import campaign_journey
+    from kairos.journeys.domain import Journey
     from kairos.journeys.runner import StepDeps, first_nodes
-    from kairos.timeutil import utc_iso
     from tests.fakes import (
         InMemoryCustomerStore,
         InMemoryJourneyStore,

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from kairos.aggregates import CustomerAggregates
-from kairos.features.channels import PRIOR_SENDS, ChannelResponse, channel_ranking, channel_scores
+from kairos.customers.aggregates import CustomerAggregates
+from kairos.models.features.channels import PRIOR_SENDS, ChannelResponse, channel_ranking, channel_scores
 from training.response import fit_response
 
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from kairos.aggregates import CustomerAggregates
-from kairos.domain.customers import CustomerRecord
-from kairos.logic.consent import may_send
+from kairos.customers.aggregates import CustomerAggregates
+from kairos.customers.domain import CustomerRecord
+from kairos.messaging.consent import may_send
 
 PROFILE = {"contact": {"email": "a@example.com", "phone": "+447700900123"}, "consent": {"email": True, "sms": False}}
 

@@ -7,11 +7,11 @@ from datetime import timedelta
 
 import pytest
 
-from kairos.domain.messages import SendRequest, encode_tag
-from kairos.errors import NotFoundError, StoreError
-from kairos.logic.archive import archive_stream_records
-from kairos.logic.customers import erase_customer, get_customer
-from kairos.logic.feedback import ingest_feedback
+from kairos.core.errors import NotFoundError, StoreError
+from kairos.customers.archive import archive_stream_records
+from kairos.customers.profiles import erase_customer, get_customer
+from kairos.messaging.domain import SendRequest, encode_tag
+from kairos.messaging.feedback import ingest_feedback
 from tests.helpers import send_message
 from tests.unit.conftest import NOW, RETENTION, SKEW, make_event
 

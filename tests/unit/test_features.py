@@ -1,4 +1,4 @@
-"""kairos.features: one code path, and the pieces it is built of."""
+"""kairos.models.features: one code path, and the pieces it is built of."""
 
 import random
 from datetime import UTC, datetime, timedelta
@@ -7,8 +7,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from kairos.aggregates import PRODUCT_MEMORY, CustomerAggregates, fold_events
-from kairos.features import (
+from kairos.customers.aggregates import PRODUCT_MEMORY, CustomerAggregates, fold_events
+from kairos.customers.schemas import Event
+from kairos.models.features import (
     PRODUCT_FEATURES,
     TIME_FEATURES,
     ItemTable,
@@ -20,7 +21,6 @@ from kairos.features import (
     product_candidates,
     time_features,
 )
-from kairos.schemas import Event
 from training.history import Folder, History
 from training.io import load_events
 
@@ -158,7 +158,7 @@ def test_product_candidates_drop_durables_bought_recently():
 
 def test_batched_product_hours_equal_the_per_customer_mean(history):
     # GIVEN real customers and the default model's item table
-    from kairos.serving import KairosModel
+    from kairos.models.serving import KairosModel
 
     model = KairosModel.load(Path(__file__).parents[2] / "models" / "default")
     end = history.end + timedelta(hours=1)
@@ -178,7 +178,7 @@ def test_batched_product_hours_equal_the_per_customer_mean(history):
 
 def test_co_purchase_counts_the_same_in_dense_and_sparse_form(monkeypatch):
     # GIVEN random baskets, some long (a wholesale order of 60 lines)
-    import kairos.features.products as products
+    import kairos.models.features.products as products
 
     rng = np.random.default_rng(5)
     ids = [f"P{i}" for i in range(40)]

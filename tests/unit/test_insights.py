@@ -6,8 +6,9 @@ from datetime import UTC, date, datetime, timedelta
 
 import pytest
 
-from kairos.aggregates import CustomerAggregates, fold_events
-from kairos.logic.insights import (
+from kairos.customers.aggregates import CustomerAggregates, fold_events
+from kairos.customers.schemas import Event
+from kairos.insights.measures import (
     RFM_GRID,
     RFM_SEGMENTS,
     RfmSummary,
@@ -16,7 +17,6 @@ from kairos.logic.insights import (
     quantile,
     rfm_of_customers,
 )
-from kairos.schemas import Event
 
 NOW = datetime(2026, 12, 1, tzinfo=UTC)
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from kairos.logic.intents import enrich, tag
+from kairos.journeys.intents import enrich, tag
 
 INTENTS = [
     {"name": "price_question", "keywords": ["цена", "сколько", "price", "cost"], "phrases": ["how much"]},

@@ -7,11 +7,11 @@ from typing import Any
 
 import pytest
 
-from kairos.errors import InvalidInputError
+from kairos.core.errors import InvalidInputError
+from kairos.customers.ingest import ingest_events
+from kairos.customers.profiles import erase_customer
+from kairos.journeys.intents import enrich
 from kairos.journeys.results import journey_results
-from kairos.logic.customers import erase_customer
-from kairos.logic.ingest import ingest_events
-from kairos.logic.intents import enrich
 from tests.unit.conftest import NOW, RETENTION, SKEW, make_event
 from tests.unit.journey_world import example, jl
 

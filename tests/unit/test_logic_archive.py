@@ -6,8 +6,8 @@ import json
 from datetime import timedelta
 from typing import Any
 
-from kairos.logic.archive import archive_stream_records
-from kairos.timeutil import parse_ts
+from kairos.core.timeutil import parse_ts
+from kairos.customers.archive import archive_stream_records
 from tests.unit.conftest import NOW
 
 SOURCE = "arn:aws:dynamodb:eu-west-1:123456789012:table/events/stream/2026-01-01T00:00:00.000"

@@ -7,11 +7,11 @@ from datetime import timedelta
 
 import pytest
 
-from kairos.aggregates import rebucket
-from kairos.errors import NotFoundError
-from kairos.logic.archive import archive_stream_records
-from kairos.logic.customers import erase_customer, get_customer
-from kairos.timeutil import hour_of_week
+from kairos.core.errors import NotFoundError
+from kairos.core.timeutil import hour_of_week
+from kairos.customers.aggregates import rebucket
+from kairos.customers.archive import archive_stream_records
+from kairos.customers.profiles import erase_customer, get_customer
 from tests.unit.conftest import NOW, make_event
 
 

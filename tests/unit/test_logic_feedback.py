@@ -10,9 +10,9 @@ from typing import Any
 
 import pytest
 
-from kairos.domain.messages import decode_tag, encode_tag
-from kairos.logic.consent import may_send
-from kairos.logic.feedback import ingest_feedback, to_event
+from kairos.messaging.consent import may_send
+from kairos.messaging.domain import decode_tag, encode_tag
+from kairos.messaging.feedback import ingest_feedback, to_event
 from tests.unit.conftest import NOW, RETENTION, SKEW
 
 EVENTS_DIR = Path(__file__).resolve().parents[2] / "events"

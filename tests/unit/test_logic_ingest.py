@@ -6,10 +6,10 @@ from datetime import timedelta
 
 import pytest
 
-from kairos.aggregates import CustomerAggregates, fold_events
-from kairos.errors import InvalidInputError, StoreError, ThrottledError
-from kairos.logic.ingest import MAX_ATTEMPTS, ingest_events
-from kairos.schemas import Event
+from kairos.core.errors import InvalidInputError, StoreError, ThrottledError
+from kairos.customers.aggregates import CustomerAggregates, fold_events
+from kairos.customers.ingest import MAX_ATTEMPTS, ingest_events
+from kairos.customers.schemas import Event
 from tests.fakes import InMemoryCustomerStore
 from tests.unit.conftest import NOW, RETENTION, SKEW, make_event
 
@@ -230,7 +230,7 @@ def test_ingest_events_transient_failure_raises_after_storing_the_others_and_a_r
 
 def test_ingest_events_conflicts_that_never_end_are_a_store_error(monkeypatch):
     # GIVEN a store whose every commit loses a race (and no real time spent backing off)
-    monkeypatch.setattr("kairos.logic.ingest.time.sleep", lambda s: None)
+    monkeypatch.setattr("kairos.customers.ingest.time.sleep", lambda s: None)
     store = InMemoryCustomerStore()
     store.fail_next_commits = MAX_ATTEMPTS + 1
     # WHEN a batch is ingested THEN it gives up with a (transient) store error instead of looping

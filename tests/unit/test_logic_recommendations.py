@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from kairos.errors import NotFoundError
-from kairos.logic.recommendations import POPULATION_KEY, SEGMENT_KEY_PREFIX, get_recommendation
+from kairos.core.errors import NotFoundError
+from kairos.models.recommendations import POPULATION_KEY, SEGMENT_KEY_PREFIX, get_recommendation
 
 
 def _answer(best: int, level: str, version: str = "m1") -> dict:

@@ -7,11 +7,11 @@ from pathlib import Path
 
 import pytest
 
-from kairos.domain.customers import CustomerRecord
-from kairos.logic.recommendations import POPULATION_KEY, SEGMENT_KEY_PREFIX, get_recommendation
-from kairos.logic.scoring import score_customers, score_records, score_segment, store_fallbacks
-from kairos.logic.timing import DEFAULT_WINDOW, window_value
-from kairos.serving import KairosModel
+from kairos.customers.domain import CustomerRecord
+from kairos.models.recommendations import POPULATION_KEY, SEGMENT_KEY_PREFIX, get_recommendation
+from kairos.models.scoring import score_customers, score_records, score_segment, store_fallbacks
+from kairos.models.serving import KairosModel
+from kairos.models.timing import DEFAULT_WINDOW, window_value
 from tests.unit.conftest import NOW, make_event
 
 MODEL_DIR = Path(__file__).resolve().parents[2] / "models" / "default"

@@ -7,16 +7,16 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from kairos.domain.messages import SendRequest
-from kairos.errors import ProviderOutcomeUnknown, ProviderThrottled, ProviderUnavailable, SendInProgress
-from kairos.logic.send import SENDING_LEASE
-from kairos.timeutil import utc_iso
+from kairos.core.errors import ProviderOutcomeUnknown, ProviderThrottled, ProviderUnavailable, SendInProgress
+from kairos.core.timeutil import utc_iso
+from kairos.messaging.domain import SendRequest
+from kairos.messaging.send import SENDING_LEASE
 from tests.fakes import FakeProvider
 from tests.helpers import send_message
 from tests.unit.conftest import NOW, make_event
 
 if TYPE_CHECKING:
-    from kairos.domain.messages import Rendered
+    from kairos.messaging.domain import Rendered
 
 DECISION = {
     "send_at": "2026-03-02T12:00:00Z",
@@ -293,8 +293,8 @@ def test_send_message_renders_fields_whatever_their_case(send, add_customer, add
 
 
 def test_next_product_renders_the_catalogue_name_url_and_picture():
-    from kairos.domain.customers import CustomerRecord
-    from kairos.logic.send import template_fields
+    from kairos.customers.domain import CustomerRecord
+    from kairos.messaging.send import template_fields
     from tests.fakes import InMemoryProductCatalogue
 
     # GIVEN a customer whose next products are SKU-7 (in the catalogue) and SKU-9 (not yet)

@@ -8,7 +8,7 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from kairos.adapters.model_store import ModelSource, publish_model
+from kairos.models.adapters.model_store import ModelSource, publish_model
 from training.__main__ import main as training_main
 
 

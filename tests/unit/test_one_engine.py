@@ -8,13 +8,13 @@ from typing import Any
 
 import pytest
 
-from kairos.domain.campaigns import CampaignIn
-from kairos.domain.journeys import Journey, JourneyIn
-from kairos.errors import InvalidInputError
+from kairos.core.errors import InvalidInputError
 from kairos.journeys import campaigns, definitions, entry, runner
+from kairos.journeys.campaign_domain import CampaignIn
+from kairos.journeys.domain import Journey, JourneyIn
 from kairos.journeys.results import journey_results
-from kairos.logic.timing import stable_unit
 from kairos.messaging.policy import SendPolicy
+from kairos.models.timing import stable_unit
 from tests.unit.conftest import NOW, campaign_body
 from tests.unit.journey_world import World, example
 

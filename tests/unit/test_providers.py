@@ -11,14 +11,9 @@ import pytest
 from botocore.stub import Stubber
 from moto import mock_aws
 
-from kairos.adapters.providers import (
-    EndUserMessagingSms,
-    SesEmail,
-    SnsPush,
-    TelegramMessenger,
-)
-from kairos.domain.messages import Rendered, decode_tag, encode_tag
-from kairos.errors import ProviderError, ProviderThrottled, ProviderUnavailable
+from kairos.core.errors import ProviderError, ProviderThrottled, ProviderUnavailable
+from kairos.messaging.adapters.providers import EndUserMessagingSms, SesEmail, SnsPush, TelegramMessenger
+from kairos.messaging.domain import Rendered, decode_tag, encode_tag
 
 SMS = Rendered("sms", "+447700900123", body="hello")
 

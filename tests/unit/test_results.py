@@ -6,12 +6,13 @@ from datetime import timedelta
 
 import pytest
 
-from kairos.domain.campaigns import CampaignIn, Filter, SegmentIn
-from kairos.errors import InUseError, NotFoundError
-from kairos.logic.analyses import rfm_report
-from kairos.logic.audiences import delete_segment, preview_segment, save_segment
-from kairos.logic.scoring import prepare_rfm, score_segment
-from kairos.serving import KairosModel
+from kairos.audiences.domain import Filter, SegmentIn
+from kairos.audiences.segments import delete_segment, preview_segment, save_segment
+from kairos.core.errors import InUseError, NotFoundError
+from kairos.insights.analyses import rfm_report
+from kairos.journeys.campaign_domain import CampaignIn
+from kairos.models.scoring import prepare_rfm, score_segment
+from kairos.models.serving import KairosModel
 from tests.fakes import InMemoryInsightStore
 from tests.unit.conftest import NOW, campaign_body, make_event
 from tests.unit.test_logic_scoring import MODEL_DIR

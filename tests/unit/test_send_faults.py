@@ -7,10 +7,10 @@ from datetime import timedelta
 import pytest
 from botocore.exceptions import ConnectTimeoutError, EndpointConnectionError, ReadTimeoutError
 
-from kairos.adapters import providers
-from kairos.domain.messages import Rendered, SendRequest
-from kairos.errors import ProviderOutcomeUnknown, ProviderUnavailable, SendInProgress
-from kairos.logic.send import SENDING_LEASE
+from kairos.core.errors import ProviderOutcomeUnknown, ProviderUnavailable, SendInProgress
+from kairos.messaging.adapters import providers
+from kairos.messaging.domain import Rendered, SendRequest
+from kairos.messaging.send import SENDING_LEASE
 from tests.fakes import FakeProvider
 from tests.helpers import send_message
 from tests.unit.conftest import NOW

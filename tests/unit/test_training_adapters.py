@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from kairos.schemas import Event
+from kairos.customers.schemas import Event
 from training.adapters import find_online_retail_files, is_online_retail_csv, online_retail_records, record_to_event
 
 HEADER = "Invoice,StockCode,Description,Quantity,InvoiceDate,Price,CustomerID,Country\n"

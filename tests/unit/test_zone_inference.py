@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
 
-from kairos.aggregates import rebucket
-from kairos.logic.customers import get_customer
-from kairos.timeutil import hour_of_week
+from kairos.core.timeutil import hour_of_week
+from kairos.customers.aggregates import rebucket
+from kairos.customers.profiles import get_customer
 from tests.unit.conftest import NOW, make_event
 
 MSK = timezone(timedelta(hours=3))

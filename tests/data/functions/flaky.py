@@ -20,6 +20,6 @@ def lambda_handler(event: dict, context: object) -> dict:
         raise ProviderRejected("permanent failure")
     if CALLS[key] <= int(event.get("throttle_times", 0)):
         raise ProviderThrottled("slow down")
-    from kairos.timeutil import now
+    from kairos.core.timeutil import now
 
     return {"calls": CALLS[key], "now": now().isoformat()}

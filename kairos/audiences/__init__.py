@@ -1,0 +1,1 @@
+"""Audiences: filters over customers and saved segments (named audiences)."""

@@ -1,0 +1,1 @@
+"""Saved segments on DynamoDB."""

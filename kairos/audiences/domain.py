@@ -1,0 +1,158 @@
+"""Audiences: filters over customers' profiles, aggregates and history, and saved segments (named audiences)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_serializer, model_validator
+
+from kairos.core.constants import EVENT_TYPES
+from kairos.customers.schemas import _ID_PATTERN
+from kairos.messaging.content import Channel
+
+# Filter fields over profiles and aggregates. Each names what it reads, so a marketer can guess it.
+NUMERIC_FIELDS = {
+    "purchase_count": "number of purchases (purchase moments)",
+    "monetary_total": "sum of purchase amounts",
+    "engagement_moments": "number of engagement moments",
+    "days_since_last_purchase": "days since the last purchase (no purchase: never matches)",
+    "days_since_last_engagement": "days since the last engagement (none: never matches)",
+    "cart_abandon_amount": "amount of the last abandoned cart",
+    "days_since_cart_abandon": "days since the last abandoned cart",
+}
+
+# Fields read from the latest scoring run's RFM (see kairos.insights.measures).
+RFM_NUMERIC_FIELDS = {
+    "rfm.r": "recency score 1..5 (5 = most recent)",
+    "rfm.f": "frequency score 1..5 (5 = most purchases)",
+    "rfm.m": "monetary score 1..5 (5 = highest spend)",
+}
+
+ORDER_FIELDS = {
+    "orders.last_amount": "amount of the customer's latest order (one purchase moment, its lines summed)",
+    "orders.max_amount": "amount of the customer's largest recent order",
+}
+
+# Counts over a window of days (``within_days``) in the customer's history.
+HISTORY_FIELDS = {
+    "events": "events.<type>: events of that type (optionally on ``channel``) in the last ``within_days`` days",
+    "messages": "messages.<status>: messages sent/delivered/failed/skipped (optionally on ``channel``, of "
+    "``campaign_id``) in the last ``within_days`` days",
+}
+
+MESSAGE_STATUSES = ("sent", "skipped", "failed", "unconfirmed", "any")
+
+MAX_GROUP_DEPTH = 5
+
+Op = Literal["eq", "ne", "gt", "gte", "lt", "lte", "in", "exists", "not_exists"]
+
+
+class Filter(BaseModel):
+    """One condition, or a group of conditions.
+
+    A condition reads ``field``: a numeric aggregate (see NUMERIC_FIELDS), ``orders.last_amount`` /
+    ``orders.max_amount``, ``rfm.segment`` / ``rfm.r`` / ``rfm.f`` / ``rfm.m`` (the latest scoring run),
+    ``bought_product``, ``viewed_product``, ``attributes.<name>``, ``consent.<channel>``, or a count over the
+    last ``within_days`` days: ``events.<type>`` (optionally on ``channel``) or ``messages.<status>``
+    (optionally on ``channel`` and of ``campaign_id``; status ``any`` counts every outcome).
+
+    A group holds exactly one of ``all`` (every member holds), ``any`` (at least one) or ``not`` (the member
+    does not hold); groups nest up to five levels.
+    """
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True, serialize_by_alias=True)
+
+    field: Annotated[str | None, Field(min_length=1, max_length=200)] = None
+    op: Op = "eq"
+    value: Any = None
+    within_days: Annotated[int | None, Field(ge=1, le=3650)] = None
+    channel: Channel | None = None
+    campaign_id: Annotated[str | None, Field(pattern=_ID_PATTERN)] = None
+    all_of: Annotated[list[Filter] | None, Field(alias="all", max_length=50)] = None
+    any_of: Annotated[list[Filter] | None, Field(alias="any", max_length=50)] = None
+    not_: Annotated[Filter | None, Field(alias="not")] = None
+
+    @model_serializer(mode="wrap")
+    def _without_unset_parts(self, handler: Any) -> Any:
+        # A stored or shown filter carries what it says: a condition, or one group.
+        data = handler(self)
+        if not isinstance(data, dict):
+            return data
+        out = {k: v for k, v in data.items() if v is not None}
+        if self.field is None:
+            out.pop("op", None)
+        return out
+
+    @property
+    def is_group(self) -> bool:
+        return self.field is None
+
+    def depth(self) -> int:
+        members = [*(self.all_of or []), *(self.any_of or []), *([self.not_] if self.not_ else [])]
+        return 1 + max((m.depth() for m in members), default=0)
+
+    @model_validator(mode="after")
+    def _check(self) -> Filter:
+        groups = [g for g in (self.all_of, self.any_of, self.not_) if g is not None]
+        if self.field is None:
+            if len(groups) != 1:
+                raise ValueError("a filter has a 'field', or is a group with exactly one of 'all', 'any', 'not'")
+            if self.depth() > MAX_GROUP_DEPTH:
+                raise ValueError(f"groups nest at most {MAX_GROUP_DEPTH} levels")
+            return self
+        if groups:
+            raise ValueError("a filter with a 'field' cannot also be a group ('all', 'any', 'not')")
+        f = self.field
+        history = f.startswith(("events.", "messages."))
+        known = (
+            f in NUMERIC_FIELDS
+            or f in RFM_NUMERIC_FIELDS
+            or f in ORDER_FIELDS
+            or f in ("bought_product", "viewed_product", "rfm.segment")
+            or (f.startswith("attributes.") and len(f) > len("attributes."))
+            or f in {f"consent.{c}" for c in ("email", "sms", "push", "messenger")}
+            or (f.startswith("events.") and f[len("events.") :] in EVENT_TYPES)
+            or (f.startswith("messages.") and f[len("messages.") :] in MESSAGE_STATUSES)
+        )
+        if not known:
+            raise ValueError(f"unknown filter field '{f}'")
+        numeric = {**NUMERIC_FIELDS, **RFM_NUMERIC_FIELDS, **ORDER_FIELDS}
+        if (f in numeric or history) and self.op in ("gt", "gte", "lt", "lte", "eq", "ne"):
+            if not isinstance(self.value, int | float) or isinstance(self.value, bool):
+                raise ValueError(f"'{f}' compares with a number")
+        if history and self.within_days is None:
+            raise ValueError(f"'{f}' counts over a window: set 'within_days'")
+        if not history and (self.within_days is not None or self.channel is not None):
+            raise ValueError("'within_days' and 'channel' apply to events.<type> and messages.<status> only")
+        if self.campaign_id is not None and not f.startswith("messages."):
+            raise ValueError("'campaign_id' applies to messages.<status> only")
+        if self.op == "in" and not isinstance(self.value, list):
+            raise ValueError("'in' takes a list")
+        if f in ("bought_product", "viewed_product") and not isinstance(self.value, str):
+            raise ValueError(f"'{f}' takes a product id")
+        return self
+
+
+class SegmentIn(BaseModel):
+    """A saved audience: every filter must hold (AND); a filter may be a group (``any``: OR, ``not``: NOT)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: Annotated[str, Field(pattern=_ID_PATTERN)]
+    filters: Annotated[list[Filter], Field(max_length=50)] = Field(default_factory=list)
+
+
+class Audience(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    segment: Annotated[str | None, Field(pattern=_ID_PATTERN, description="a saved segment's name")] = None
+    filters: Annotated[list[Filter], Field(max_length=50)] = Field(default_factory=list)
+
+
+class SegmentView(SegmentIn):
+    updated_at: datetime
+
+
+class SegmentList(BaseModel):
+    segments: list[SegmentView]

@@ -1,0 +1,182 @@
+"""Audience filters evaluated on a customer's profile, aggregates, latest RFM and history.
+
+Most fields read the customer record alone. Counts over a window (``events.<type>``, ``messages.<status>``)
+read the customer's stored events and message log through a :class:`CustomerHistory`, fetched only for
+customers that reach such a filter (groups short-circuit: put cheap filters first).
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import TYPE_CHECKING, Any
+
+from kairos.core.timeutil import parse_ts
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable
+    from datetime import datetime
+
+    from kairos.audiences.domain import Filter
+    from kairos.customers.domain import CustomerRecord
+    from kairos.customers.ports import CustomerStore
+    from kairos.messaging.ports import MessageLog
+
+DAY = 86400
+
+
+class CustomerHistory:
+    """A customer's stored events and messages, read once while the filters of that customer are evaluated
+    (only the current customer's are kept: an audience is evaluated one customer at a time)."""
+
+    def __init__(self, customers: CustomerStore, messages: MessageLog | None = None) -> None:
+        self._customers = customers
+        self._messages = messages
+        self._customer: str | None = None
+        self._events: list[dict[str, Any]] | None = None
+        self._logged: list[dict[str, Any]] | None = None
+
+    def _switch(self, customer_id: str) -> None:
+        if customer_id != self._customer:
+            self._customer, self._events, self._logged = customer_id, None, None
+
+    def events(self, customer_id: str) -> list[dict[str, Any]]:
+        self._switch(customer_id)
+        if self._events is None:
+            self._events = self._customers.customer_events(customer_id)
+        return self._events
+
+    def messages(self, customer_id: str) -> list[dict[str, Any]]:
+        if self._messages is None:
+            raise ValueError("messages.<status> filters need the message log here")
+        self._switch(customer_id)
+        if self._logged is None:
+            self._logged = self._messages.for_customer(customer_id)
+        return self._logged
+
+
+def _history_count(record: CustomerRecord, f: Filter, now: datetime, history: CustomerHistory | None) -> int:
+    if history is None:
+        raise ValueError(f"'{f.field}' needs the customer's history, which is not available here")
+    since = now - timedelta(days=f.within_days or 0)
+    kind, _, what = (f.field or "").partition(".")
+    n = 0
+    if kind == "events":
+        for ev in history.events(record.customer_id):
+            if ev.get("type") != what or (f.channel and ev.get("channel") != f.channel):
+                continue
+            if since <= parse_ts(ev["timestamp"]) <= now:
+                n += 1
+        return n
+    for m in history.messages(record.customer_id):
+        if what != "any" and m.get("status") != what:
+            continue
+        if (f.channel and m.get("channel") != f.channel) or (f.campaign_id and m.get("campaign_id") != f.campaign_id):
+            continue
+        at = m.get("sent_at") or m.get("claimed_at")
+        if at and since <= parse_ts(at) <= now:
+            n += 1
+    return n
+
+
+def field_value(record: CustomerRecord, field: str, now: datetime) -> Any:
+    """The value a filter field reads, or ``None`` when the customer has none."""
+    agg = record.aggregates
+    now_s = now.timestamp()
+    if field == "purchase_count":
+        return agg.purchase_count
+    if field == "monetary_total":
+        return agg.monetary_total
+    if field == "engagement_moments":
+        return agg.engagement_moments
+    if field == "days_since_last_purchase":
+        return None if agg.last_purchase_s is None else (now_s - agg.last_purchase_s) / DAY
+    if field == "days_since_last_engagement":
+        h = agg.last_engagement_h
+        return None if h is None else (now_s - h * 3600) / DAY
+    if field == "cart_abandon_amount":
+        return agg.last_cart_abandon_amount
+    if field == "days_since_cart_abandon":
+        return None if agg.last_cart_abandon_s is None else (now_s - agg.last_cart_abandon_s) / DAY
+    if field in ("orders.last_amount", "orders.max_amount"):
+        if not agg.orders:
+            return None
+        return agg.orders[-1][1] if field == "orders.last_amount" else max(a for _, a in agg.orders)
+    if field.startswith("rfm."):
+        rfm = (record.recommendation or {}).get("rfm") or {}
+        return rfm.get(field.split(".", 1)[1])
+    if field.startswith("attributes."):
+        return ((record.profile or {}).get("attributes") or {}).get(field.split(".", 1)[1])
+    if field.startswith("consent."):
+        return bool(((record.profile or {}).get("consent") or {}).get(field.split(".", 1)[1]))
+    raise ValueError(f"unknown filter field {field}")
+
+
+def matches_filter(record: CustomerRecord, f: Filter, now: datetime, history: CustomerHistory | None = None) -> bool:
+    """Whether one filter (or group) holds for the customer at ``now``; a missing value never matches (except
+    ``not_exists``)."""
+    if f.field is None:
+        if f.all_of is not None:
+            return all(matches_filter(record, g, now, history) for g in f.all_of)
+        if f.any_of is not None:
+            return any(matches_filter(record, g, now, history) for g in f.any_of)
+        assert f.not_ is not None
+        return not matches_filter(record, f.not_, now, history)
+    if f.field.startswith(("events.", "messages.")):
+        return compare(_history_count(record, f, now, history), f.op, f.value)
+    if f.field == "bought_product":
+        hit = f.value in record.aggregates.product_purchases
+        return hit if f.op != "ne" else not hit
+    if f.field == "viewed_product":
+        hit = any(p == f.value for p, *_ in record.aggregates.recent_products)
+        return hit if f.op != "ne" else not hit
+    return compare(field_value(record, f.field, now), f.op, f.value)
+
+
+def compare(value: Any, op: str, expected: Any) -> bool:
+    """Whether ``value`` meets ``op expected``; a missing value never matches (except ``not_exists``).
+
+    ``contains``: a list holds ``expected``, or a string contains it (case-insensitive).
+    """
+    if op == "exists":
+        return value is not None
+    if op == "not_exists":
+        return value is None
+    if value is None:
+        return False
+    try:
+        if op == "eq":
+            return value == expected
+        if op == "ne":
+            return value != expected
+        if op == "in":
+            return value in expected
+        if op == "contains":
+            return expected in value if isinstance(value, list) else str(expected).lower() in str(value).lower()
+        if op == "gt":
+            return value > expected
+        if op == "gte":
+            return value >= expected
+        if op == "lt":
+            return value < expected
+        if op == "lte":
+            return value <= expected
+    except TypeError:
+        return False  # a value of another type than the condition's: no match, not an error
+    raise ValueError(f"unknown operator {op}")
+
+
+def matches(
+    record: CustomerRecord, filters: Iterable[Filter], now: datetime, history: CustomerHistory | None = None
+) -> bool:
+    """All filters hold (an empty list matches everybody)."""
+    return all(matches_filter(record, f, now, history) for f in filters)
+
+
+def needs_history(filters: Iterable[Filter]) -> bool:
+    """Whether any filter (or group member) counts events or messages over a window."""
+    for f in filters:
+        if f.field is not None and f.field.startswith(("events.", "messages.")):
+            return True
+        if f.field is None and needs_history([*(f.all_of or []), *(f.any_of or []), *([f.not_] if f.not_ else [])]):
+            return True
+    return False

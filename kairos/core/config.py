@@ -1,0 +1,108 @@
+"""Environment parsed once into a typed model (explicit argument > environment > default).
+
+Every environment variable a Kairos function reads is a field here; handlers never read ``os.environ``, and
+:mod:`kairos.wiring` builds the adapters from these settings.
+"""
+
+from __future__ import annotations
+
+import os
+from datetime import timedelta
+from functools import lru_cache
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from kairos.core import constants as c
+
+# Field name -> environment variable (names in kairos.core.constants, as the template sets them).
+ENVIRONMENT = {
+    "events_table": c.ENV_EVENTS_TABLE,
+    "customers_table": c.ENV_CUSTOMERS_TABLE,
+    "api_keys_table": c.ENV_API_KEYS_TABLE,
+    "archive_bucket": c.ENV_ARCHIVE_BUCKET,
+    "segments_table": c.ENV_SEGMENTS_TABLE,
+    "messages_table": c.ENV_MESSAGES_TABLE,
+    "journeys_table": c.ENV_JOURNEYS_TABLE,
+    "products_table": c.ENV_PRODUCTS_TABLE,
+    "insights_table": c.ENV_INSIGHTS_TABLE,
+    "global_control_share": c.ENV_GLOBAL_CONTROL_SHARE,
+    "journey_paths_table": c.ENV_JOURNEY_PATHS_TABLE,
+    "journey_step_state_machine_arn": c.ENV_JOURNEY_STEP_STATE_MACHINE_ARN,
+    "task_event_bus": c.ENV_TASK_EVENT_BUS,
+    "models_bucket": c.ENV_MODELS_BUCKET,
+    "model_cache_dir": c.ENV_MODEL_CACHE_DIR,
+    "sender_email": c.ENV_SENDER_EMAIL,
+    "ses_configuration_set": c.ENV_SES_CONFIGURATION_SET,
+    "sms_provider": c.ENV_SMS_PROVIDER,
+    "sms_origination_identity": c.ENV_SMS_ORIGINATION_IDENTITY,
+    "push_platform_application_arn": c.ENV_PUSH_PLATFORM_APPLICATION_ARN,
+    "telegram_token_parameter": c.ENV_TELEGRAM_TOKEN_PARAMETER,
+    "retention_days": c.ENV_RETENTION_DAYS,
+    "message_retention_days": c.ENV_MESSAGE_RETENTION_DAYS,
+    "clock_skew_seconds": c.ENV_CLOCK_SKEW_SECONDS,
+}
+
+
+class Settings(BaseModel):
+    """A deployment's settings, as its functions' environment gives them."""
+
+    model_config = ConfigDict(frozen=True)
+
+    events_table: str = Field(default="kairos-events")
+    customers_table: str = Field(default="kairos-customers")
+    api_keys_table: str = Field(default="kairos-api-keys")
+    archive_bucket: str = Field(default="kairos-archive")
+    segments_table: str = Field(default="kairos-segments")
+    messages_table: str = Field(default="kairos-messages")
+    journeys_table: str = Field(default="kairos-journeys")
+    products_table: str = Field(default="kairos-products")
+    insights_table: str = Field(default="kairos-insights")
+    global_control_share: float = Field(
+        default=0.0,
+        ge=0.0,
+        le=0.5,
+        description="share of all customers no campaign or journey messages (a stable draw per customer)",
+    )
+    journey_paths_table: str = Field(default="kairos-journey-paths")
+    journey_step_state_machine_arn: str = Field(default="", description="runs one step of a customer's path")
+    task_event_bus: str = Field(default="default", description="where journey task nodes publish")
+    models_bucket: str = Field(default="", description="empty: score with the bundled model only")
+    model_cache_dir: str = Field(default="/tmp/kairos-models")  # noqa: S108 - Lambda's only writable place
+    sender_email: str = Field(default="")
+    ses_configuration_set: str = Field(default="")
+    sms_provider: str = Field(default="eum", pattern="^(eum|sns)$")
+    sms_origination_identity: str = Field(default="")
+    push_platform_application_arn: str = Field(default="")
+    telegram_token_parameter: str = Field(default="")
+    retention_days: int = Field(default=400, ge=1, le=36500)
+    message_retention_days: int = Field(
+        default=400, ge=1, le=36500, description="how long messages/ and decisions/ objects live in the archive"
+    )
+    clock_skew_seconds: int = Field(default=300, ge=0, le=86400)
+
+    @property
+    def retention(self) -> timedelta:
+        return timedelta(days=self.retention_days)
+
+    @property
+    def clock_skew(self) -> timedelta:
+        return timedelta(seconds=self.clock_skew_seconds)
+
+    @classmethod
+    def from_env(cls, environ: dict[str, str] | None = None) -> Settings:
+        """Read the settings from an environment (default: this process's); unset or empty keeps the default."""
+        env = os.environ if environ is None else environ
+        return cls(**{field: env[var] for field, var in ENVIRONMENT.items() if env.get(var)})
+
+
+def settings() -> Settings:
+    """The settings of this process's environment, parsed once per distinct environment.
+
+    A Lambda sandbox has one environment; the local runtime runs several deployments in one process.
+    """
+    return _settings_for(tuple(os.environ.get(v, "") for v in ENVIRONMENT.values()))
+
+
+@lru_cache(maxsize=8)
+def _settings_for(values: tuple[str, ...]) -> Settings:
+    return Settings.from_env(dict(zip(ENVIRONMENT.values(), values, strict=True)))

@@ -1,0 +1,50 @@
+"""Names and limits shared by the handlers, the logic and the template."""
+
+EVENT_TYPES = (
+    "session",
+    "message_open",
+    "message_click",
+    "purchase",
+    "cart_add",
+    "cart_abandon",
+    "product_view",
+    "message_inbound",
+    "unsubscribe",
+)
+# What counts as the customer engaging at a moment: the target of the send-time model.
+ENGAGEMENT_TYPES = frozenset({"session", "message_open", "message_click", "purchase"})
+PRODUCT_TYPES = frozenset({"purchase", "cart_add", "product_view"})
+CHANNELS = ("email", "sms", "push", "messenger")
+
+MAX_BATCH_EVENTS = 500
+# The send-time decision window (offset, weights): an engagement within one hour of the send counts for it.
+DEFAULT_WINDOW: tuple[int, tuple[float, ...]] = (-1, (1.0, 1.0, 1.0))
+HOURS_PER_WEEK = 168
+
+# Environment variable names (values are parsed once in kairos.core.config).
+ENV_EVENTS_TABLE = "EVENTS_TABLE_NAME"
+ENV_CUSTOMERS_TABLE = "CUSTOMERS_TABLE_NAME"
+ENV_API_KEYS_TABLE = "API_KEYS_TABLE_NAME"
+ENV_ARCHIVE_BUCKET = "ARCHIVE_BUCKET_NAME"
+ENV_SEGMENTS_TABLE = "SEGMENTS_TABLE_NAME"
+ENV_RETENTION_DAYS = "KAIROS_EVENT_RETENTION_DAYS"
+ENV_MESSAGE_RETENTION_DAYS = "KAIROS_MESSAGE_RETENTION_DAYS"
+ENV_CLOCK_SKEW_SECONDS = "KAIROS_CLOCK_SKEW_SECONDS"
+
+ARCHIVE_EVENTS_PREFIX = "events"
+ENV_MESSAGES_TABLE = "MESSAGES_TABLE_NAME"
+ENV_JOURNEYS_TABLE = "JOURNEYS_TABLE_NAME"
+ENV_PRODUCTS_TABLE = "PRODUCTS_TABLE_NAME"
+ENV_INSIGHTS_TABLE = "INSIGHTS_TABLE_NAME"
+ENV_GLOBAL_CONTROL_SHARE = "KAIROS_GLOBAL_CONTROL_SHARE"
+ENV_JOURNEY_PATHS_TABLE = "JOURNEY_PATHS_TABLE_NAME"
+ENV_JOURNEY_STEP_STATE_MACHINE_ARN = "JOURNEY_STEP_STATE_MACHINE_ARN"
+ENV_TASK_EVENT_BUS = "KAIROS_TASK_EVENT_BUS"
+ENV_SENDER_EMAIL = "SENDER_EMAIL"
+ENV_SES_CONFIGURATION_SET = "SES_CONFIGURATION_SET"
+ENV_SMS_PROVIDER = "SMS_PROVIDER"
+ENV_SMS_ORIGINATION_IDENTITY = "SMS_ORIGINATION_IDENTITY"
+ENV_PUSH_PLATFORM_APPLICATION_ARN = "PUSH_PLATFORM_APPLICATION_ARN"
+ENV_TELEGRAM_TOKEN_PARAMETER = "TELEGRAM_TOKEN_PARAMETER"
+ENV_MODELS_BUCKET = "MODELS_BUCKET_NAME"
+ENV_MODEL_CACHE_DIR = "KAIROS_MODEL_CACHE_DIR"

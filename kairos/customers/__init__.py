@@ -1,0 +1,1 @@
+"""Customers and ingest: events in, exactly-once aggregates, profiles and consent, erasure, the event archive."""

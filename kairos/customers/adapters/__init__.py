@@ -1,0 +1,1 @@
+"""The customers table and the event archive on DynamoDB and S3."""

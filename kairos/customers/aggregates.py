@@ -1,0 +1,331 @@
+"""Per-customer aggregates: the scoring inputs, kept up to date by ingestion.
+
+One fold, two callers: ``kairos.customers.ingest`` applies it to each accepted batch and stores the
+result in DynamoDB, and ``training`` applies it to archived history up to a cut-off. The features
+of a customer are a function of these aggregates only (``kairos.models.features``), so what a model was
+trained on and what it is served are computed by the same code.
+
+An *engagement moment* is one clock hour (UTC epoch hour) in which the customer engaged
+(session, open, click or purchase), however many events it holds: a 20-line invoice is one
+purchase moment. Moments are counted once even when their events arrive in separate batches,
+because the store remembers which moments it has counted (``moment_key``).
+"""
+
+from __future__ import annotations
+
+import bisect
+import copy
+from dataclasses import asdict, dataclass, field, fields
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+from kairos.core.constants import ENGAGEMENT_TYPES, HOURS_PER_WEEK, PRODUCT_TYPES
+from kairos.core.timeutil import HOUR, epoch_hour, epoch_hour_of_week, offset_zone
+
+# Pairs of UTC offsets (minutes) that one zone's daylight saving produces, and a zone that keeps those rules.
+DST_ZONES: dict[tuple[int, ...], str] = {
+    (0, 60): "Europe/London",
+    (60, 120): "Europe/Paris",
+    (120, 180): "Europe/Helsinki",
+    (-300, -240): "America/New_York",
+    (-360, -300): "America/Chicago",
+    (-420, -360): "America/Denver",
+    (-480, -420): "America/Los_Angeles",
+    (600, 660): "Australia/Sydney",
+}
+
+
+def local_hour_of_week_at_offset(epoch_h: int, offset_minutes: int) -> int:
+    """The hour of week (0 = Monday 00:00) of a UTC epoch hour on a clock ``offset_minutes`` ahead of UTC."""
+    local_h = (epoch_h * HOUR + offset_minutes * 60) // HOUR
+    # 1970-01-01 was a Thursday: epoch hour 0 is hour 72 of its week.
+    return int((local_h + 72) % (7 * 24))
+
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable
+
+    from kairos.customers.schemas import Event
+
+RECENT_MOMENTS = 64
+RECENT_PRODUCTS = 50
+PRODUCT_MEMORY = 300
+RECENT_ORDERS = 64
+# Days with a purchase kept per customer (oldest forgotten first): beyond two years of daily buyers.
+PURCHASE_DAYS = 800
+
+
+def moment_key(kind: str, epoch_h: int) -> str:
+    """Key of a counted moment: ``m`` for engagement, ``p`` for purchase."""
+    return f"{kind}#{epoch_h}"
+
+
+@dataclass
+class CustomerAggregates:
+    """Everything the models need to know about one customer's past.
+
+    Times are Unix seconds (UTC) or UTC epoch hours, so the record is JSON- and DynamoDB-friendly.
+    """
+
+    timezone: str = "UTC"
+    # "profile": the zone was given; "inferred": no zone yet, each moment is counted at the local time its
+    # event carried (its UTC offset), and ``offset_counts`` says which offsets those were.
+    timezone_source: str = "inferred"
+    offset_counts: dict[str, int] = field(default_factory=dict)
+    how_counts: list[int] = field(default_factory=lambda: [0] * HOURS_PER_WEEK)
+    engagement_moments: int = 0
+    recent_moments: list[int] = field(default_factory=list)
+    purchase_count: int = 0
+    monetary_total: float = 0.0
+    first_purchase_s: int | None = None
+    last_purchase_s: int | None = None
+    event_counts: dict[str, int] = field(default_factory=dict)
+    channel_engagements: dict[str, int] = field(default_factory=dict)
+    # [product_id, event type, unix seconds, quantity], newest last
+    recent_products: list[list[Any]] = field(default_factory=list)
+    # product_id -> [purchase moments, last purchase unix seconds, units]
+    product_purchases: dict[str, list[int]] = field(default_factory=dict)
+    last_cart_abandon_amount: float | None = None
+    last_cart_abandon_s: int | None = None
+    # channel (or "all" for an unsubscribe without a channel) -> latest unsubscribe, unix seconds
+    unsubscribed: dict[str, int] = field(default_factory=dict)
+    # UTC day "YYYY-MM-DD" -> [purchase moments, revenue]: cohorts, forecasts and conversion windows
+    purchase_days: dict[str, list[float]] = field(default_factory=dict)
+    # [UTC epoch hour, amount] of the most recent orders (an order = one purchase moment), oldest first
+    orders: list[list[float]] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any] | None) -> CustomerAggregates:
+        if not data:
+            return cls()
+        known = {k: data[k] for k in cls.__dataclass_fields__ if k in data}
+        agg = cls(**known)
+        # DynamoDB gives Decimals back; the fold and the features work on int and float.
+        agg.how_counts = [int(x) for x in agg.how_counts]
+        agg.recent_moments = [int(x) for x in agg.recent_moments]
+        agg.engagement_moments = int(agg.engagement_moments)
+        agg.purchase_count = int(agg.purchase_count)
+        agg.monetary_total = float(agg.monetary_total)
+        agg.first_purchase_s = _opt_int(agg.first_purchase_s)
+        agg.last_purchase_s = _opt_int(agg.last_purchase_s)
+        agg.last_cart_abandon_s = _opt_int(agg.last_cart_abandon_s)
+        if agg.last_cart_abandon_amount is not None:
+            agg.last_cart_abandon_amount = float(agg.last_cart_abandon_amount)
+        agg.event_counts = {k: int(v) for k, v in agg.event_counts.items()}
+        agg.channel_engagements = {k: int(v) for k, v in agg.channel_engagements.items()}
+        agg.recent_products = [[p, t, int(s), int(q)] for p, t, s, q in agg.recent_products]
+        agg.product_purchases = {k: [int(x) for x in v] for k, v in agg.product_purchases.items()}
+        agg.unsubscribed = {k: int(v) for k, v in agg.unsubscribed.items()}
+        agg.offset_counts = {k: int(v) for k, v in agg.offset_counts.items()}
+        agg.purchase_days = {k: [int(v[0]), float(v[1])] for k, v in agg.purchase_days.items()}
+        agg.orders = [[int(h), float(a)] for h, a in agg.orders]
+        if "timezone_source" not in data and data.get("timezone", "UTC") != "UTC":
+            agg.timezone_source = "profile"  # stored before inference existed: a zone other than UTC was given
+        return agg
+
+    @property
+    def effective_timezone(self) -> str:
+        """The zone local hours are counted and planned in: the profile's, else the one the offsets imply.
+
+        Two offsets an hour apart that one zone's daylight saving produces (+01:00 and +02:00: Europe/Paris)
+        name that zone; otherwise the most frequent offset is a fixed zone (``UTC+03:00``); none: UTC.
+        """
+        if self.timezone_source == "profile" or not self.offset_counts:
+            return self.timezone
+        ranked = sorted(self.offset_counts.items(), key=lambda kv: (-kv[1], int(kv[0])))
+        top = int(ranked[0][0])
+        if len(ranked) > 1:
+            pair = tuple(sorted((top, int(ranked[1][0]))))
+            if pair in DST_ZONES:
+                return DST_ZONES[pair]
+        return offset_zone(top)
+
+    @property
+    def has_data(self) -> bool:
+        """Anything was learnt from events: engagements or counted events."""
+        return self.engagement_moments > 0 or bool(self.event_counts)
+
+    @property
+    def last_engagement_h(self) -> int | None:
+        return self.recent_moments[-1] if self.recent_moments else None
+
+
+def _opt_int(value: Any) -> int | None:
+    return None if value is None else int(value)
+
+
+def fold_events(
+    agg: CustomerAggregates, events: Iterable[Event], counted: set[str]
+) -> tuple[CustomerAggregates, set[str]]:
+    """Apply new events to a customer's aggregates.
+
+    Parameters
+    ----------
+    agg
+        The aggregates so far; not modified.
+    events
+        Events of this customer that were never applied before (deduplicated by ``event_id``).
+    counted
+        Moment keys already counted for this customer (only those the events touch are needed).
+
+    Returns
+    -------
+    tuple
+        The new aggregates and the moment keys this fold counted for the first time.
+
+    Example
+    -------
+    >>> agg, new = fold_events(CustomerAggregates(), events, counted=set())
+    """
+    out = _copy(agg)
+    new_keys: set[str] = set()
+    for ev in events:
+        _apply(out, ev, counted, new_keys)
+    return out, new_keys
+
+
+def _copy(agg: CustomerAggregates) -> CustomerAggregates:
+    # copy.deepcopy takes milliseconds for a customer with hundreds of products. The fields are
+    # scalars or containers of scalars and of lists of scalars, so copying two levels is a deep copy.
+    out = copy.copy(agg)
+    for f in fields(agg):
+        value = getattr(agg, f.name)
+        if isinstance(value, list):
+            setattr(out, f.name, [list(x) if isinstance(x, list) else x for x in value])
+        elif isinstance(value, dict):
+            setattr(out, f.name, {k: list(x) if isinstance(x, list) else x for k, x in value.items()})
+    return out
+
+
+def _apply(agg: CustomerAggregates, ev: Event, counted: set[str], new_keys: set[str]) -> None:
+    secs = int(ev.timestamp.timestamp())
+    h = epoch_hour(ev.timestamp)
+    agg.event_counts[ev.type] = agg.event_counts.get(ev.type, 0) + 1
+
+    if ev.type in ENGAGEMENT_TYPES:
+        key = moment_key("m", h)
+        if key not in counted and key not in new_keys:
+            new_keys.add(key)
+            agg.engagement_moments += 1
+            if agg.timezone_source == "profile":
+                agg.how_counts[epoch_hour_of_week(h, agg.timezone)] += 1
+            else:
+                offset = ev.timestamp.utcoffset()
+                minutes = int(offset.total_seconds() // 60) if offset is not None else 0
+                agg.offset_counts[str(minutes)] = agg.offset_counts.get(str(minutes), 0) + 1
+                agg.how_counts[local_hour_of_week_at_offset(h, minutes)] += 1
+            _insert_sorted_capped(agg.recent_moments, h, RECENT_MOMENTS)
+        if ev.channel and ev.type in ("message_open", "message_click"):
+            agg.channel_engagements[ev.channel] = agg.channel_engagements.get(ev.channel, 0) + 1
+
+    if ev.type == "purchase":
+        key = moment_key("p", h)
+        day = agg.purchase_days.setdefault(datetime.fromtimestamp(secs, UTC).strftime("%Y-%m-%d"), [0, 0.0])
+        if key not in counted and key not in new_keys:
+            new_keys.add(key)
+            agg.purchase_count += 1
+            day[0] += 1
+        amount = float(ev.amount) if ev.amount is not None else 0.0
+        if ev.amount is not None:
+            agg.monetary_total = round(agg.monetary_total + amount, 4)
+            day[1] = round(day[1] + amount, 4)
+        _add_order(agg, h, amount)
+        if len(agg.purchase_days) > PURCHASE_DAYS:
+            del agg.purchase_days[min(agg.purchase_days)]
+        if agg.last_cart_abandon_s is not None and agg.last_cart_abandon_s <= secs:
+            # The cart was bought: it is not abandoned any more.
+            agg.last_cart_abandon_s = None
+            agg.last_cart_abandon_amount = None
+        agg.first_purchase_s = secs if agg.first_purchase_s is None else min(agg.first_purchase_s, secs)
+        agg.last_purchase_s = secs if agg.last_purchase_s is None else max(agg.last_purchase_s, secs)
+        if ev.product_id:
+            _remember_purchase(agg, ev.product_id, secs, ev.quantity or 1)
+
+    if (
+        ev.type == "cart_abandon"
+        and (agg.last_cart_abandon_s is None or secs >= agg.last_cart_abandon_s)
+        and (agg.last_purchase_s is None or secs > agg.last_purchase_s)  # bought since: not abandoned
+    ):
+        agg.last_cart_abandon_s = secs
+        agg.last_cart_abandon_amount = float(ev.amount) if ev.amount is not None else None
+
+    if ev.type == "unsubscribe":
+        channel = ev.channel or "all"
+        agg.unsubscribed[channel] = max(secs, agg.unsubscribed.get(channel, secs))
+
+    if ev.product_id and ev.type in PRODUCT_TYPES:
+        entry = [ev.product_id, ev.type, secs, int(ev.quantity or 1)]
+        _insert_by_time(agg.recent_products, entry, RECENT_PRODUCTS)
+
+
+def _add_order(agg: CustomerAggregates, epoch_h: int, amount: float) -> None:
+    """Add a purchase line to its order (the customer's purchase moment), keeping the newest ``RECENT_ORDERS``."""
+    i = bisect.bisect_left(agg.orders, epoch_h, key=lambda o: o[0])
+    if i < len(agg.orders) and agg.orders[i][0] == epoch_h:
+        agg.orders[i][1] = round(agg.orders[i][1] + amount, 4)
+    else:
+        agg.orders.insert(i, [epoch_h, round(amount, 4)])
+        if len(agg.orders) > RECENT_ORDERS:
+            del agg.orders[0]
+
+
+def _remember_purchase(agg: CustomerAggregates, product_id: str, secs: int, qty: int) -> None:
+    rec = agg.product_purchases.get(product_id)
+    if rec is None:
+        agg.product_purchases[product_id] = [1, secs, max(qty, 0)]
+    else:
+        rec[0] += 1
+        rec[1] = max(rec[1], secs)
+        rec[2] += max(qty, 0)
+    if len(agg.product_purchases) > PRODUCT_MEMORY:
+        # Forget the product bought longest ago: the memory serves repeat and recency candidates.
+        oldest = min(agg.product_purchases, key=lambda p: (agg.product_purchases[p][1], p))
+        del agg.product_purchases[oldest]
+
+
+def _insert_sorted_capped(values: list[int], value: int, cap: int) -> None:
+    lo, hi = 0, len(values)
+    while lo < hi:
+        mid = (lo + hi) // 2
+        if values[mid] < value:
+            lo = mid + 1
+        else:
+            hi = mid
+    values.insert(lo, value)
+    if len(values) > cap:
+        del values[0]
+
+
+def _time_order(e: list[Any]) -> tuple[Any, ...]:
+    # Ties broken by content so that the order never depends on arrival order.
+    return (e[2], e[0], e[1], e[3])
+
+
+def _insert_by_time(values: list[list[Any]], entry: list[Any], cap: int) -> None:
+    # Same order as appending and stable-sorting, without re-sorting the whole list per event.
+    bisect.insort_right(values, entry, key=_time_order)
+    if len(values) > cap:
+        del values[0]
+
+
+def rebucket(agg: CustomerAggregates, moments: Iterable[int], timezone: str) -> CustomerAggregates:
+    """Recount the hour-of-week histogram in a given time zone (the profile's) from the stored moments."""
+    out = copy.deepcopy(agg)
+    out.timezone = timezone
+    out.timezone_source = "profile"
+    out.offset_counts = {}  # the zone is known: the offsets were only evidence for inferring it
+    out.how_counts = [0] * HOURS_PER_WEEK
+    for h in moments:
+        out.how_counts[epoch_hour_of_week(h, timezone)] += 1
+    return out
+
+
+def unix_to_dt(secs: int | None) -> datetime | None:
+    return None if secs is None else datetime.fromtimestamp(secs, UTC)
+
+
+def hour_to_dt(epoch_h: int | None) -> datetime | None:
+    return None if epoch_h is None else datetime.fromtimestamp(epoch_h * HOUR, UTC)

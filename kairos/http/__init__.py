@@ -1,0 +1,1 @@
+"""The HTTP API: the resolver, authentication and scopes, and the routers of each part of the product."""

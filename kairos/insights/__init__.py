@@ -1,0 +1,1 @@
+"""Insights: RFM, cohorts, forecasts, global control, and the statistics behind results."""

@@ -1,0 +1,1 @@
+"""Scoring runs' RFM documents on DynamoDB."""

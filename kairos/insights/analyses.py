@@ -1,0 +1,157 @@
+"""Insights over the live store: cohorts and forecasts of an audience (the API's side of ``insights``).
+
+These read every stored customer once (a scan), which suits stores up to a few hundred thousand customers
+per request; RFM, which every scoring run recomputes, is kept by the run instead (``kairos.models.scoring``).
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import TYPE_CHECKING, Any
+
+from kairos.audiences.domain import Filter, SegmentIn
+from kairos.audiences.matching import CustomerHistory, matches, needs_history
+from kairos.audiences.segments import every_item
+from kairos.core.errors import InvalidInputError, NotFoundError
+from kairos.customers.profiles import all_customers
+from kairos.insights import measures as insights
+from kairos.journeys.campaigns import campaign_results, list_campaigns
+from kairos.journeys.domain import JourneyIn
+from kairos.journeys.results import outcome_summary, with_uplift
+from kairos.models.timing import in_global_control
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+    from datetime import datetime
+
+    from kairos.audiences.ports import SegmentStore
+    from kairos.customers.ports import CustomerStore
+    from kairos.insights.domain import ForecastIn
+    from kairos.insights.ports import InsightStore
+    from kairos.journeys.ports import JourneyStore
+    from kairos.messaging.ports import MessageLog
+
+PAST_CAMPAIGNS = 5
+
+
+def cohorts(
+    customers: CustomerStore, by: str, metric: str, max_periods: int = 24, now: datetime | None = None
+) -> dict[str, Any]:
+    """The cohort matrix of every customer with a purchase (``kairos.insights.measures.cohort_matrix``)."""
+    if by != insights.FIRST_PURCHASE_MONTH and not (by.startswith("attributes.") and len(by) > len("attributes.")):
+        raise InvalidInputError("by", "first_purchase_month or attributes.<name>")
+    if metric not in insights.COHORT_METRICS:
+        raise InvalidInputError("metric", f"one of {', '.join(insights.COHORT_METRICS)}")
+    seen = 0
+
+    def rows() -> Iterator[tuple[Any, Any]]:
+        nonlocal seen
+        for record in all_customers(customers):
+            seen += 1
+            yield record.aggregates, record.attributes
+
+    as_of = now.date() if now is not None else None
+    matrix = insights.cohort_matrix(rows(), by, metric, max_periods, as_of)
+    return {**matrix, "customers": seen}
+
+
+def audience_filters(body: ForecastIn, segments: SegmentStore, journeys: JourneyStore | None) -> list[Filter]:
+    """The filters of the forecast's audience: given, a saved segment's, or a journey's entry segment's."""
+    name = body.segment
+    if body.journey_id is not None:
+        if journeys is None:
+            raise InvalidInputError("journey_id", "journeys are not available here")
+        definition = JourneyIn.model_validate(journeys.get_journey(body.journey_id)["definition"])
+        name = definition.entry.segment
+        if not name:
+            raise InvalidInputError("journey_id", "the journey enters on events, not on a segment: give filters")
+    if name:
+        try:
+            doc = segments.get_segment(name)
+        except NotFoundError as exc:
+            raise InvalidInputError("segment", f"no segment '{name}'") from exc
+        return SegmentIn.model_validate({k: v for k, v in doc.items() if k != "updated_at"}).filters
+    return list(body.filters)
+
+
+def forecast_audience(
+    body: ForecastIn,
+    customers: CustomerStore,
+    segments: SegmentStore,
+    now: datetime,
+    journeys: JourneyStore | None = None,
+    messages: MessageLog | None = None,
+) -> dict[str, Any]:
+    """Pessimistic, neutral and optimistic conversions and revenue of the audience over the period.
+
+    Comparable periods are the same dates in earlier years and the periods just before now
+    (``kairos.insights.measures.forecast``); finished campaigns to the same segment count too, scaled to the
+    audience (the latest few, when the journeys and the message log are given).
+    """
+    filters = audience_filters(body, segments, journeys)
+    history = CustomerHistory(customers, messages) if needs_history(filters) else None
+    aggs = [r.aggregates for r in all_customers(customers) if matches(r, filters, now, history)]
+    past = []
+    segment = body.segment
+    if segment and messages is not None and journeys is not None:
+        done = [
+            c
+            for c in every_item(lambda n, t: list_campaigns(journeys, n, t, now))
+            if c.get("status") == "completed"
+            and (c.get("definition") or {}).get("audience", {}).get("segment") == segment
+        ]
+        for c in sorted(done, key=lambda d: d.get("created_at", ""), reverse=True)[:PAST_CAMPAIGNS]:
+            res = campaign_results(c["campaign_id"], journeys, messages, customers, now)
+            t = res["treatment"]
+            past.append({"campaign_id": c["campaign_id"], **{k: t[k] for k in ("customers", "revenue")}})
+            past[-1]["conversions"] = t["converted"]
+    return insights.forecast(aggs, body.start, body.end, now, past, body.years, body.previous_periods)
+
+
+def rfm_report(insight_store: InsightStore) -> dict[str, Any] | None:
+    """The latest scoring run's RFM: thresholds, counts and revenue by segment, the R x F grid and movement
+    since the previous run (``None`` before any run computed it)."""
+    runs = insight_store.query(insights.RFM_KIND, "run#")
+    if not runs:
+        return None
+    key, thresholds = runs[-1]
+    as_of = key.removeprefix("run#")
+    parts = insight_store.query(insights.RFM_KIND, f"part#{as_of}#")
+    summary = insights.RfmSummary()
+    for _, doc in parts:
+        summary = summary.merge(insights.RfmSummary.from_dict(doc))
+    return {"as_of": as_of, "thresholds": thresholds, "parts": len(parts), **summary.view()}
+
+
+def global_control_report(customers: CustomerStore, now: datetime, days: int, share: float) -> dict[str, Any]:
+    """What everything Kairos sent brought: customers outside the global control group against those in it.
+
+    Conversions (a purchase) and revenue over the last ``days`` days, per customer, with the uplift and its
+    95% interval, and the incremental revenue: the uplift in revenue per customer times the customers reached.
+    """
+    start = (now - timedelta(days=days)).date()
+    end = now.date() + timedelta(days=1)
+    groups: dict[bool, tuple[list[bool], list[float]]] = {True: ([], []), False: ([], [])}
+    for record in all_customers(customers):
+        outcome = insights.period_outcome([record.aggregates], start, end)
+        flags, revenue = groups[in_global_control(record.customer_id, share)]
+        flags.append(outcome["conversions"] > 0)
+        revenue.append(outcome["revenue"])
+    measured = with_uplift(outcome_summary(*groups[False]), outcome_summary(*groups[True]))
+    rpc = measured["uplift"]["revenue_per_customer"]
+    reached = measured["treatment"]["customers"]
+    incremental = None
+    if rpc is not None:
+        interval = rpc["interval"]
+        incremental = {
+            "revenue": round(rpc["difference"] * reached, 2),
+            "interval": None if interval is None else [round(x * reached, 2) for x in interval],
+        }
+    return {
+        "share": share,
+        "days": days,
+        "start": start.isoformat(),
+        "end": end.isoformat(),
+        **measured,
+        "incremental_revenue": incremental,
+    }

@@ -1,0 +1,136 @@
+"""What the insights and results endpoints accept and answer."""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from kairos.audiences.domain import Filter
+from kairos.customers.schemas import _ID_PATTERN
+
+
+class SegmentPreviewIn(BaseModel):
+    """An audience to count: a saved segment's name, or filters (the body of ``PUT /v1/segments/{name}``)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    segment: Annotated[str | None, Field(pattern=_ID_PATTERN, description="a saved segment's name")] = None
+    filters: Annotated[list[Filter], Field(max_length=50)] = Field(default_factory=list)
+    sample: Annotated[int, Field(ge=0, le=100, description="how many customer ids to return")] = 20
+
+    @model_validator(mode="after")
+    def _one(self) -> SegmentPreviewIn:
+        if self.segment and self.filters:
+            raise ValueError("give a segment or filters, not both")
+        return self
+
+
+class SegmentPreview(BaseModel):
+    count: int = Field(description="customers in the audience now")
+    scanned: int = Field(description="customers read")
+    sample: list[str] = Field(description="ids of customers in the audience, the first in id order")
+    as_of: str
+
+
+class RfmReport(BaseModel):
+    """The latest scoring run's RFM (see the README's RFM grid)."""
+
+    as_of: str = Field(description="the scoring run's time")
+    thresholds: dict[str, Any] = Field(
+        description="quintile cut points (20/40/60/80%) of recency_days, frequency and monetary over purchasers"
+    )
+    parts: int = Field(description="summaries of scan segments added up")
+    customers: int = Field(description="customers with a purchase, scored")
+    segments: list[dict[str, Any]] = Field(description="every named segment: customers, share, revenue")
+    grid: list[dict[str, Any]] = Field(description="the R x F grid: customers per cell and the cell's segment")
+    movement: dict[str, dict[str, int]] = Field(
+        description="segment at the previous run ('none': not scored then) -> segment now -> customers"
+    )
+
+
+class CohortMatrix(BaseModel):
+    by: str
+    metric: Literal["retention", "revenue"]
+    periods: list[int] = Field(description="months since the cohort's first purchase month")
+    cohorts: list[dict[str, Any]] = Field(
+        description="per cohort: size, values (customers with a purchase, or revenue, per period), reachable "
+        "(customers whose period has begun) and rates (retention: values / reachable; null before it begins)"
+    )
+    customers: int = Field(description="customers read")
+
+
+class ForecastIn(BaseModel):
+    """The audience (a saved segment, filters, or a journey's entry segment) and the period to forecast."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    segment: Annotated[str | None, Field(pattern=_ID_PATTERN)] = None
+    filters: Annotated[list[Filter], Field(max_length=50)] = Field(default_factory=list)
+    journey_id: Annotated[str | None, Field(pattern=r"^[0-9a-f]{32}$")] = None
+    start: date
+    end: date = Field(description="the first day after the period")
+    years: Annotated[int, Field(ge=0, le=10, description="the same dates in this many earlier years")] = 3
+    previous_periods: Annotated[int, Field(ge=0, le=12, description="periods of the same length just before")] = 3
+
+    @model_validator(mode="after")
+    def _check(self) -> ForecastIn:
+        given = sum(x is not None and x != [] for x in (self.segment, self.filters or None, self.journey_id))
+        if given > 1:
+            raise ValueError("give one of segment, filters or journey_id")
+        if self.end <= self.start:
+            raise ValueError("end must be after start")
+        if (self.end - self.start).days > 366:
+            raise ValueError("a forecast period is at most 366 days")
+        return self
+
+
+class ForecastView(BaseModel):
+    audience: int = Field(description="customers in the audience now")
+    start: str
+    end: str
+    pessimistic: dict[str, Any] = Field(description="the minimum over comparable periods")
+    neutral: dict[str, Any] = Field(description="the mean")
+    optimistic: dict[str, Any] = Field(description="the maximum")
+    periods: list[dict[str, Any]] = Field(description="every comparable period and past campaign used")
+
+
+class CampaignResults(BaseModel):
+    """What a campaign brought, against its control group."""
+
+    campaign_id: str
+    status: str
+    launched_at: str
+    attribution_days: int
+    attribution_ends_at: str
+    audience: dict[str, int]
+    steps: list[dict[str, Any]] = Field(
+        description="per step and channel: messages by status (sent, unconfirmed, failed, skipped...), opened, "
+        "clicked, converted (last message before the first order) and revenue"
+    )
+    by_day: list[dict[str, Any]]
+    treatment: dict[str, Any]
+    control: dict[str, Any]
+    uplift: dict[str, Any] = Field(
+        description="conversion rate and revenue per customer, treatment minus control, with 95% intervals"
+    )
+    paths: dict[str, Any] | None = Field(
+        default=None,
+        description="where the audience's customers are: active, completed, exits by reason, waiting at each node",
+    )
+
+
+class GlobalControlReport(BaseModel):
+    """Customers Kairos may message against the global control group, over the last ``days`` days."""
+
+    share: float = Field(description="the deployment's GlobalControlShare")
+    days: int
+    start: str
+    end: str
+    treatment: dict[str, Any] = Field(description="customers outside the global control group")
+    control: dict[str, Any] = Field(description="the global control group")
+    uplift: dict[str, Any] = Field(description="conversion rate and revenue per customer, with 95% intervals")
+    incremental_revenue: dict[str, Any] | None = Field(
+        description="uplift in revenue per customer times the customers outside the group, with its interval"
+    )

@@ -1,0 +1,117 @@
+"""A campaign as the API accepts and shows it (``POST /v1/campaigns``): an audience, messages per channel in
+fallback order, a send time, an offer window and a control group. It runs as a journey
+(:mod:`kairos.journeys.campaigns`)."""
+
+from __future__ import annotations
+
+from datetime import datetime, time
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from kairos.audiences.domain import Audience
+from kairos.messaging.content import Channel, FrequencyCap, Messages, QuietHoursIn
+
+
+class SendTime(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    mode: Literal["optimized", "fixed", "immediate"] = "optimized"
+    local_time: time | None = Field(default=None, description="for fixed: time of day in each customer's zone")
+    explore_share: Annotated[float, Field(ge=0, le=0.5)] = 0.1
+    within_hours: Annotated[
+        int,
+        Field(
+            ge=1,
+            le=168,
+            description="optimized: look for the best hour within this many hours of the launch, so the "
+            "sequence's later steps still fit before the offer expires (Braze and Klaviyo use 24)",
+        ),
+    ] = 24
+
+    @model_validator(mode="after")
+    def _fixed(self) -> SendTime:
+        if self.mode == "fixed" and self.local_time is None:
+            raise ValueError("fixed mode needs local_time")
+        return self
+
+
+class CampaignIn(BaseModel):
+    """``POST /v1/campaigns``."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: Annotated[str, Field(min_length=1, max_length=200)]
+    audience: Audience
+    messages: Messages
+    channels: Annotated[list[Channel], Field(min_length=1, max_length=4, description="fallback order")]
+    wait_hours: Annotated[
+        list[Annotated[float, Field(gt=0, le=24 * 30)]],
+        Field(min_length=1, description="how long to wait for engagement after each step (last value repeats)"),
+    ] = [24.0]
+    starts_at: datetime | None = None
+    expires_at: datetime
+    quiet_hours: QuietHoursIn | None = None
+    frequency_cap: FrequencyCap | None = None
+    control_share: Annotated[float, Field(ge=0, le=0.9)] = 0.1
+    attribution_days: Annotated[
+        int,
+        Field(
+            ge=1,
+            le=90,
+            description="a purchase this many days after the launch (or the message) counts as a conversion",
+        ),
+    ] = 7
+    send_time: SendTime = Field(default_factory=SendTime)
+
+    @field_validator("channels")
+    @classmethod
+    def _distinct(cls, value: list[str]) -> list[str]:
+        if len(set(value)) != len(value):
+            raise ValueError("each channel at most once")
+        return value
+
+    @field_validator("starts_at", "expires_at")
+    @classmethod
+    def _aware(cls, value: datetime | None) -> datetime | None:
+        if value is not None and value.utcoffset() is None:
+            raise ValueError("needs a UTC offset")
+        return value
+
+    @model_validator(mode="after")
+    def _consistent(self) -> CampaignIn:
+        missing = [c for c in self.channels if getattr(self.messages, c) is None]
+        if missing:
+            raise ValueError(f"messages has no content for channel(s) {', '.join(missing)}")
+        if self.starts_at and self.starts_at >= self.expires_at:
+            raise ValueError("expires_at must be after starts_at")
+        if (self.audience.segment is None) == (not self.audience.filters) and self.audience.segment is not None:
+            raise ValueError("audience: give a segment or filters, not both")
+        return self
+
+    def wait_after(self, step: int) -> float:
+        return self.wait_hours[min(step, len(self.wait_hours) - 1)]
+
+
+CampaignStatus = Literal["scheduled", "running", "completed", "cancelled"]
+
+
+class CampaignView(BaseModel):
+    """A campaign as the API shows it: definition, lifecycle and, once its audience has entered, the counts.
+
+    ``campaign_id`` is also the id of the journey that runs it (``GET /v1/journeys/{id}`` shows the graph)."""
+
+    campaign_id: str
+    status: CampaignStatus
+    created_at: datetime
+    definition: CampaignIn
+    status_changed_at: datetime | None = None
+    launch: dict[str, int] | None = Field(
+        default=None,
+        description="once the audience has entered: scheduled (messaged), control, skipped (no channel it may "
+        "be reached on), already_started, outside_audience",
+    )
+
+
+class CampaignList(BaseModel):
+    campaigns: list[CampaignView]
+    next_token: str | None = None

@@ -1,0 +1,1 @@
+"""Published models on S3 and the product catalogue on DynamoDB."""

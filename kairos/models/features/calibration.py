@@ -1,0 +1,217 @@
+"""Send-time probabilities and the decision rule, kept apart.
+
+The send-time booster predicts an engagement rate for each of the 168 local hours of the week. Those
+rates, normalized, are a ranking more than a distribution: trees trained on many customers are sure
+of hours where a customer with two past visits has shown nothing. :class:`Calibration` turns them into
+an honest probability distribution over the 168 hours, per history bucket (how many engagement moments
+the customer has), with two numbers fitted on data the booster did not learn from:
+
+    p = weight * normalize(rate ** temperature) + (1 - weight) * prior
+
+where ``prior`` is the customer's segment distribution (the population's when the segment is unknown).
+``weight = 0`` is the prior itself, so a fitted bucket is never worse than the prior on the data it was
+fitted on; ``temperature < 1`` flattens an over-confident model.
+
+The decision rule reads those probabilities: the value of sending at hour ``h`` is
+``sum_k weights[k] * p[h + offset + k]`` within the same local day (:func:`window_scores`). The default
+window is the hour and its two neighbours (an engagement within one hour of the send counts); a channel
+whose messages are opened some hours after they arrive gets its window from the message log
+(:func:`open_window`), so the best email hour is the one whose next hours the customer is active in.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from kairos.core.constants import DEFAULT_WINDOW, HOURS_PER_WEEK
+from kairos.models.features.send_time import _normalize
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping, Sequence
+
+# Customers by past engagement moments: the calibration and the evaluation tables use the same buckets.
+HISTORY_BUCKETS: tuple[tuple[str, int, float], ...] = (
+    ("0", 0, 0),
+    ("1-2", 1, 2),
+    ("3-9", 3, 9),
+    ("10+", 10, math.inf),
+)
+BUCKET_NAMES = tuple(b[0] for b in HISTORY_BUCKETS)
+TEMPERATURES = (0.4, 0.55, 0.7, 0.85, 1.0, 1.15, 1.3)
+WEIGHTS = tuple(round(0.05 * i, 2) for i in range(21))
+# How many hours after a send an open is still attributed to the send's hour in the learned windows.
+MAX_OPEN_DELAY_HOURS = 6
+
+
+def history_bucket(moments: int) -> str:
+    """Name of the history-length bucket of a customer with ``moments`` past engagement moments."""
+    for name, lo, hi in HISTORY_BUCKETS:
+        if lo <= moments <= hi:
+            return name
+    raise ValueError(f"negative moment count {moments}")
+
+
+@dataclass(frozen=True)
+class Calibration:
+    """Temperature and weight of the model's own distribution, per history bucket.
+
+    The identity (temperature 1, weight 1: the normalized rates) is what a model trained before
+    calibration existed gets.
+    """
+
+    params: Mapping[str, tuple[float, float]] = field(default_factory=dict)
+
+    def of(self, bucket: str) -> tuple[float, float]:
+        return self.params.get(bucket, (1.0, 1.0))
+
+    def apply(self, rates: np.ndarray, prior: np.ndarray, moments: Sequence[int]) -> np.ndarray:
+        """Probabilities over the 168 hours, shape ``(n, 168)``, rows summing to 1.
+
+        Parameters
+        ----------
+        rates
+            Predicted engagement rates, shape ``(n, 168)``.
+        prior
+            Each customer's prior distribution, shape ``(n, 168)`` (or ``(168,)`` for everybody).
+        moments
+            Each customer's past engagement moments (picks the bucket).
+        """
+        rates = np.maximum(np.asarray(rates, dtype=np.float64), 1e-12)
+        prior = np.broadcast_to(np.asarray(prior, dtype=np.float64), rates.shape)
+        out = np.empty_like(rates)
+        buckets = np.array([history_bucket(int(m)) for m in moments])
+        for name in BUCKET_NAMES:
+            sel = buckets == name
+            if not sel.any():
+                continue
+            temperature, weight = self.of(name)
+            personal = _normalize(rates[sel] ** temperature)
+            out[sel] = weight * personal + (1.0 - weight) * prior[sel]
+        return _normalize(out)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {b: {"temperature": t, "weight": w} for b, (t, w) in sorted(self.params.items())}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any] | None) -> Calibration:
+        return cls({b: (float(v["temperature"]), float(v["weight"])) for b, v in (data or {}).items()})
+
+
+def fit_calibration(
+    rates: np.ndarray, prior: np.ndarray, counts: np.ndarray, moments: Sequence[int]
+) -> tuple[Calibration, dict[str, Any]]:
+    """The temperature and weight per bucket that maximise the log-likelihood of ``counts``.
+
+    Parameters
+    ----------
+    rates
+        The booster's rates for held-out customers, shape ``(n, 168)``.
+    prior
+        Their prior distributions, shape ``(n, 168)``.
+    counts
+        Their engagement moments per hour of week in the held-out window, shape ``(n, 168)``.
+    moments
+        Their past engagement moments at prediction time.
+
+    Returns
+    -------
+    (Calibration, dict)
+        The fitted calibration and, per bucket, the held-out mean log-likelihood of the calibrated
+        distribution and of the prior, and how many moments it was fitted on.
+    """
+    rates = np.maximum(np.asarray(rates, dtype=np.float64), 1e-12)
+    prior = np.asarray(prior, dtype=np.float64)
+    counts = np.asarray(counts, dtype=np.float64)
+    buckets = np.array([history_bucket(int(m)) for m in moments])
+    params: dict[str, tuple[float, float]] = {}
+    report: dict[str, Any] = {}
+    for name in BUCKET_NAMES:
+        sel = buckets == name
+        n = float(counts[sel].sum())
+        if n == 0:
+            continue
+        c, pr = counts[sel], prior[sel]
+        log_prior = float((c * np.log(pr)).sum()) / n
+        best = (log_prior, 1.0, 0.0)
+        for temperature in TEMPERATURES:
+            personal = _normalize(rates[sel] ** temperature)
+            for weight in WEIGHTS[1:]:
+                ll = float((c * np.log(weight * personal + (1 - weight) * pr)).sum()) / n
+                if ll > best[0]:
+                    best = (ll, temperature, weight)
+        params[name] = (best[1], best[2])
+        report[name] = {
+            "temperature": best[1],
+            "weight": best[2],
+            "log_likelihood": round(best[0], 4),
+            "prior_log_likelihood": round(log_prior, 4),
+            "moments": int(n),
+        }
+    return Calibration(params), report
+
+
+# ----------------------------------------------------------------------------------------------
+# Decision rule
+# ----------------------------------------------------------------------------------------------
+
+
+def window_scores(probs: np.ndarray, window: tuple[int, Sequence[float]] = DEFAULT_WINDOW) -> np.ndarray:
+    """Value of sending at each hour: ``sum_k weights[k] * p[h + offset + k]`` within the same local day.
+
+    Parameters
+    ----------
+    probs
+        Shape ``(n, 168)`` (or ``(168,)``): probabilities by local hour of week.
+    window
+        ``(offset, weights)``: the hours after (or before) the send an engagement counts for it.
+
+    Returns
+    -------
+    numpy.ndarray
+        Same shape as ``probs``; the best send hour is the argmax.
+    """
+    offset, weights = window
+    probs = np.asarray(probs, dtype=np.float64)
+    days = probs.reshape(*probs.shape[:-1], 7, 24)
+    out = np.zeros_like(days)
+    for k, w in enumerate(weights):
+        shift = offset + k
+        if shift >= 0:
+            out[..., : 24 - shift] += w * days[..., shift:]
+        else:
+            out[..., -shift:] += w * days[..., : 24 + shift]
+    return out.reshape(probs.shape)
+
+
+def open_window(delays_hours: Sequence[float]) -> tuple[int, tuple[float, ...]]:
+    """A channel's decision window from the delays (hours) between its sends and the engagements they got.
+
+    ``q(j)`` is the share of engagements ``j`` whole hours after the send (``j < MAX_OPEN_DELAY_HOURS``);
+    an engagement within one hour of the customer's active hour counts, so the window is ``q`` spread
+    over ``j - 1 .. j + 1``: offsets ``-1 .. MAX_OPEN_DELAY_HOURS``. No delays: :data:`DEFAULT_WINDOW`.
+    """
+    hours = [int(d) for d in delays_hours if 0 <= d < MAX_OPEN_DELAY_HOURS]
+    if not hours:
+        return DEFAULT_WINDOW
+    q = np.bincount(hours, minlength=MAX_OPEN_DELAY_HOURS) / len(hours)
+    weights = np.zeros(MAX_OPEN_DELAY_HOURS + 2)
+    for j, share in enumerate(q):
+        weights[j : j + 3] += share
+    weights *= 3.0 / weights.sum()  # the default window sums to 3: keep scores on one scale
+    while weights.size > 3 and weights[-1] < 1e-9:
+        weights = weights[:-1]
+    return -1, tuple(round(float(w), 6) for w in weights)
+
+
+def best_hours(probs: np.ndarray, window: tuple[int, Sequence[float]] = DEFAULT_WINDOW) -> np.ndarray:
+    """Argmax of :func:`window_scores` per row; ties go to the hour with the most probability of its own
+    (a lone peak fills three windows equally), then to the earliest."""
+    probs = np.asarray(probs, dtype=np.float64).reshape(-1, HOURS_PER_WEEK)
+    values = window_scores(probs, window)
+    top = values.max(axis=1, keepdims=True)
+    tied = values >= top - 1e-12 * np.maximum(top, 1.0)
+    return np.where(tied, probs, -1.0).argmax(axis=1)

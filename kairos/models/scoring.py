@@ -1,0 +1,182 @@
+"""Score customers with the current model and keep the answers on their profiles.
+
+Scoring all customers is a parallel scan: each segment is scored page by page and hands back a cursor
+before the function's time runs out, so a Step Functions loop (``statemachine/score_all.asl.json``) can
+resume it; a re-run of a page writes the same answers again, so resuming is safe.
+
+A scoring run also recomputes RFM (``kairos.insights.measures``): its first step counts every purchaser's
+recency, frequency and monetary value into quintile thresholds (:func:`prepare_rfm`), each segment scores
+its customers against them and stores its part of the run's summary, and ``kairos.insights.analyses.rfm_report``
+adds the parts.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from concurrent.futures import ThreadPoolExecutor
+from datetime import timedelta
+from typing import TYPE_CHECKING, Any
+
+from kairos.customers.aggregates import CustomerAggregates
+from kairos.customers.profiles import all_customers
+from kairos.insights import measures as insights
+from kairos.insights.measures import RFM_KIND
+from kairos.models.recommendations import POPULATION_KEY, SEGMENT_KEY_PREFIX
+from kairos.models.serving import CustomerInput, KairosModel
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterable
+    from datetime import datetime
+
+    from kairos.customers.domain import CustomerRecord
+    from kairos.customers.ports import CustomerStore
+    from kairos.insights.measures import RfmSummary, RfmThresholds
+    from kairos.insights.ports import InsightStore
+
+SCORE_CHUNK = 1000
+RFM_KEPT = timedelta(days=400)
+WRITE_THREADS = 8
+
+
+def _inputs(records: Iterable[CustomerRecord]) -> list[CustomerInput]:
+    return [
+        CustomerInput(r.customer_id, r.aggregates, ((r.profile or {}).get("attributes") or None), r.channel_sends)
+        for r in records
+    ]
+
+
+def _payload(rec: Any, as_of: datetime, model_source: str | None) -> dict[str, Any]:
+    out = rec.to_dict()
+    out.pop("customer_id", None)
+    out["as_of"] = as_of.isoformat()
+    out["model_source"] = model_source
+    return out
+
+
+def score_records(
+    records: list[CustomerRecord],
+    store: CustomerStore,
+    model: KairosModel,
+    as_of: datetime,
+    model_source: str | None = None,
+    rfm: tuple[RfmThresholds, RfmSummary] | None = None,
+) -> int:
+    """Recommend for ``records`` in chunks (one booster call per chunk) and write the answers in parallel.
+
+    With ``rfm`` (the run's thresholds and the summary to add to), each purchaser's RFM scores are written with
+    the recommendation; without it, the RFM of the customer's previous answer is kept.
+    """
+    written = 0
+    for start in range(0, len(records), SCORE_CHUNK):
+        chunk = records[start : start + SCORE_CHUNK]
+        recs = model.recommend(_inputs(chunk), as_of)
+        payloads = []
+        for record, rec in zip(chunk, recs, strict=True):
+            payload = _payload(rec, as_of, model_source)
+            previous = (record.recommendation or {}).get("rfm")
+            if rfm is None:
+                if previous:
+                    payload["rfm"] = previous
+            elif (values := insights.rfm_values(record.aggregates, as_of)) is not None:
+                payload["rfm"] = insights.rfm_score(values, rfm[0])
+                rfm[1].add(payload["rfm"], (previous or {}).get("segment"))
+            payloads.append((rec.customer_id, payload))
+        with ThreadPoolExecutor(max_workers=WRITE_THREADS) as pool:
+            list(pool.map(lambda cp: store.put_recommendation(*cp), payloads))
+        written += len(recs)
+    return written
+
+
+def score_customers(
+    customer_ids: list[str], store: CustomerStore, model: KairosModel, as_of: datetime, model_source: str | None = None
+) -> dict[str, Any]:
+    """Score the given customers; report which of them do not exist."""
+    found = store.get_customers(customer_ids)
+    scored = score_records([found[c] for c in customer_ids if c in found], store, model, as_of, model_source)
+    return {"scored": scored, "missing": sorted(set(customer_ids) - set(found))}
+
+
+def score_segment(
+    store: CustomerStore,
+    model: KairosModel,
+    as_of: datetime,
+    segment: int,
+    total_segments: int,
+    cursor: str | None,
+    time_left_ms: Callable[[], int],
+    page_size: int = 500,
+    reserve_ms: int = 60_000,
+    model_source: str | None = None,
+    insight_store: InsightStore | None = None,
+) -> dict[str, Any]:
+    """Score one scan segment from ``cursor`` until it ends or the time left falls under ``reserve_ms``.
+
+    With ``insight_store`` and the run's RFM thresholds in it (:func:`prepare_rfm`), purchasers get their RFM
+    scores and this invocation's part of the run's RFM summary is stored.
+    """
+    scored = 0
+    start_cursor = cursor
+    thresholds = rfm_thresholds_of(insight_store, as_of)
+    rfm = (thresholds, insights.RfmSummary()) if thresholds is not None else None
+    while True:
+        records, cursor = store.scan_customers(segment, total_segments, cursor, page_size)
+        scored += score_records(records, store, model, as_of, model_source, rfm)
+        if cursor is None or time_left_ms() < reserve_ms:
+            break
+    if rfm is not None and insight_store is not None:
+        part = hashlib.sha256((start_cursor or "").encode()).hexdigest()[:12]
+        insight_store.put(RFM_KIND, f"part#{as_of.isoformat()}#{segment:05d}#{part}", rfm[1].to_dict(), _expiry(as_of))
+    return {
+        "segment": segment,
+        "total_segments": total_segments,
+        "cursor": cursor,
+        "scored": scored,
+        "done": cursor is None,
+    }
+
+
+def rfm_thresholds_of(insight_store: InsightStore | None, as_of: datetime) -> RfmThresholds | None:
+    """The RFM thresholds of the scoring run at ``as_of`` (``None``: that run computes no RFM)."""
+    if insight_store is None:
+        return None
+    doc = insight_store.get(RFM_KIND, f"run#{as_of.isoformat()}")
+    return insights.RfmThresholds.from_dict(doc) if doc else None
+
+
+def prepare_rfm(store: CustomerStore, insight_store: InsightStore, as_of: datetime, page_size: int = 1000) -> int:
+    """Compute the run's RFM quintile thresholds over every purchaser (one pass over the customers) and store
+    them; the segments of the run then score each customer against them. Returns the purchasers counted."""
+    values = [v for r in all_customers(store, page_size) if (v := insights.rfm_values(r.aggregates, as_of)) is not None]
+    thresholds = insights.rfm_thresholds(values, as_of)
+    insight_store.put(RFM_KIND, f"run#{as_of.isoformat()}", thresholds.to_dict(), _expiry(as_of))
+    return thresholds.customers
+
+
+def _expiry(as_of: datetime) -> int:
+    return int((as_of + RFM_KEPT).timestamp())
+
+
+def store_fallbacks(store: CustomerStore, model: KairosModel, as_of: datetime, model_source: str | None = None) -> int:
+    """Store the population answer and one per known segment, for customers not scored yet."""
+    attribute = model.priors.segment_attribute
+    inputs = [CustomerInput(POPULATION_KEY, CustomerAggregates())]
+    inputs += [
+        CustomerInput(f"{SEGMENT_KEY_PREFIX}{seg}", CustomerAggregates(), {attribute: seg})
+        for seg in sorted(model.priors.segments)
+    ]
+    recs = model.recommend(inputs, as_of)
+    for rec in recs:
+        payload = _payload(rec, as_of, model_source)
+        payload["segment_attribute"] = attribute
+        store.put_fallback(rec.customer_id, payload)
+    return len(recs)
+
+
+__all__ = [
+    "prepare_rfm",
+    "rfm_thresholds_of",
+    "score_customers",
+    "score_records",
+    "score_segment",
+    "store_fallbacks",
+]
