@@ -55,52 +55,52 @@ POLICY_TTL_S = 60
 
 def customer_store(cfg: Settings) -> CustomerStore:
     """Customers, events and engagement moments (DynamoDB), events expiring after the retention."""
-    return DynamoStore(cfg.events_table, cfg.customers_table, retention_seconds=cfg.retention_days * 86400)
+    return DynamoStore(cfg.need("events_table"), cfg.need("customers_table"), retention_seconds=cfg.retention_days * 86400)
 
 
 def event_archive(cfg: Settings) -> EventArchive:
     """The S3 archive of accepted events."""
-    return S3Archive(cfg.archive_bucket)
+    return S3Archive(cfg.need("archive_bucket"))
 
 
 def segment_store(cfg: Settings) -> SegmentStore:
     """Saved segments (DynamoDB)."""
-    return DynamoSegmentStore(cfg.segments_table)
+    return DynamoSegmentStore(cfg.need("segments_table"))
 
 
 def policy_store(cfg: Settings) -> PolicyStore:
     """The deployment's send policy (an item of the journeys table)."""
-    return DynamoPolicyStore(cfg.journeys_table)
+    return DynamoPolicyStore(cfg.need("journeys_table"))
 
 
 def message_log(cfg: Settings) -> MessageLog:
     """The message log (DynamoDB) and its archive (S3)."""
-    return DynamoMessageLog(cfg.messages_table, cfg.archive_bucket)
+    return DynamoMessageLog(cfg.need("messages_table"), cfg.need("archive_bucket"))
 
 
 def decision_log(cfg: Settings) -> DecisionLog:
     """Launch decisions earlier versions archived in S3 (an erasure still purges them)."""
-    return S3DecisionLog(cfg.archive_bucket)
+    return S3DecisionLog(cfg.need("archive_bucket"))
 
 
 def journey_store(cfg: Settings) -> JourneyStore:
     """Journey definitions and customers' paths through them (DynamoDB)."""
-    return DynamoJourneyStore(cfg.journeys_table, cfg.journey_paths_table)
+    return DynamoJourneyStore(cfg.need("journeys_table"), cfg.need("journey_paths_table"))
 
 
 def product_catalogue(cfg: Settings) -> DynamoProductCatalogue:
     """Product names, pages and pictures (DynamoDB)."""
-    return DynamoProductCatalogue(cfg.products_table)
+    return DynamoProductCatalogue(cfg.need("products_table"))
 
 
 def insight_store(cfg: Settings) -> DynamoInsightStore:
     """RFM thresholds and partial summaries of scoring runs (DynamoDB)."""
-    return DynamoInsightStore(cfg.insights_table)
+    return DynamoInsightStore(cfg.need("insights_table"))
 
 
 def journey_steps(cfg: Settings) -> JourneyStarter:
     """Starts one step of a customer's path (the journey step state machine)."""
-    return StepFunctionsJourneyStarter(cfg.journey_step_state_machine_arn)
+    return StepFunctionsJourneyStarter(cfg.need("journey_step_state_machine_arn"))
 
 
 def task_sink(cfg: Settings) -> EventBridgeTaskSink:
@@ -110,7 +110,7 @@ def task_sink(cfg: Settings) -> EventBridgeTaskSink:
 
 def api_key_store(cfg: Settings) -> DynamoApiKeyStore:
     """Hashed, revocable API keys."""
-    return DynamoApiKeyStore(cfg.api_keys_table)
+    return DynamoApiKeyStore(cfg.need("api_keys_table"))
 
 
 def providers(cfg: Settings) -> dict[str, Provider]:

@@ -19,12 +19,25 @@ from aws_lambda_powertools.metrics import MetricUnit
 
 from kairos import wiring
 from kairos.core import timeutil
-from kairos.core.config import settings
+from kairos.core.config import require, settings
 from kairos.core.observability import logger, metrics, tracer
 from kairos.journeys.runner import StepDeps, advance, recover
 
 if TYPE_CHECKING:
     from aws_lambda_powertools.utilities.typing import LambdaContext
+
+
+# The settings this function needs: a deployment without one fails here, at cold start, naming it.
+require(
+    "events_table",
+    "customers_table",
+    "journeys_table",
+    "journey_paths_table",
+    "segments_table",
+    "messages_table",
+    "archive_bucket",
+    "products_table",
+)
 
 
 @lru_cache(maxsize=1)

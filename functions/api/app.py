@@ -15,7 +15,7 @@ from kairos import __version__, wiring
 from kairos.audiences import segments as audiences
 from kairos.audiences.domain import SegmentIn, SegmentList, SegmentView
 from kairos.core import timeutil
-from kairos.core.config import settings
+from kairos.core.config import require, settings
 from kairos.core.errors import InvalidInputError, NotFoundError
 from kairos.core.observability import logger, metrics, tracer
 from kairos.customers import ingest
@@ -63,6 +63,20 @@ if TYPE_CHECKING:
     from kairos.journeys.ports import JourneyStore
     from kairos.messaging.ports import MessageLog, PolicyStore
     from kairos.models.ports import ProductCatalogue
+
+# The settings this function needs: a deployment without one fails here, at cold start, naming it.
+require(
+    "events_table",
+    "customers_table",
+    "archive_bucket",
+    "messages_table",
+    "segments_table",
+    "products_table",
+    "journeys_table",
+    "journey_paths_table",
+    "insights_table",
+)
+
 
 app = make_resolver()
 

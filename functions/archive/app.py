@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 from aws_lambda_powertools.utilities.data_classes import DynamoDBStreamEvent, event_source
 
 from kairos import wiring
-from kairos.core.config import settings
+from kairos.core.config import require, settings
 from kairos.core.observability import logger, metrics, tracer
 from kairos.customers.archive import archive_stream_records
 
@@ -19,6 +19,14 @@ if TYPE_CHECKING:
     from aws_lambda_powertools.utilities.typing import LambdaContext
 
     from kairos.customers.ports import CustomerStore, EventArchive
+
+
+# The settings this function needs: a deployment without one fails here, at cold start, naming it.
+require(
+    "archive_bucket",
+    "events_table",
+    "customers_table",
+)
 
 
 @lru_cache(maxsize=1)

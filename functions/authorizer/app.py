@@ -18,13 +18,19 @@ from aws_lambda_powertools.utilities.data_classes.api_gateway_authorizer_event i
 )
 
 from kairos import wiring
-from kairos.core.config import settings
+from kairos.core.config import require, settings
 from kairos.core.observability import logger
 
 if TYPE_CHECKING:
     from aws_lambda_powertools.utilities.typing import LambdaContext
 
     from kairos.http.adapters.api_keys import DynamoApiKeyStore
+
+
+# The settings this function needs: a deployment without one fails here, at cold start, naming it.
+require(
+    "api_keys_table",
+)
 
 
 @lru_cache(maxsize=1)

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 from kairos import wiring
 from kairos.core import timeutil
-from kairos.core.config import settings
+from kairos.core.config import require, settings
 from kairos.core.observability import logger, metrics, tracer
 from kairos.messaging.feedback import ingest_feedback
 
@@ -15,6 +15,13 @@ if TYPE_CHECKING:
     from aws_lambda_powertools.utilities.typing import LambdaContext
 
     from kairos.customers.ports import CustomerStore
+
+
+# The settings this function needs: a deployment without one fails here, at cold start, naming it.
+require(
+    "events_table",
+    "customers_table",
+)
 
 
 @lru_cache(maxsize=1)

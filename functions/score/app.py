@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from kairos import wiring
 from kairos.core import timeutil
-from kairos.core.config import settings
+from kairos.core.config import require, settings
 from kairos.core.observability import logger, metrics, tracer
 from kairos.models import scoring
 from kairos.models.serving import KairosModel
@@ -28,6 +28,14 @@ if TYPE_CHECKING:
     from kairos.customers.ports import CustomerStore
     from kairos.insights.ports import InsightStore
     from kairos.models.adapters.model_store import ModelSource
+
+# The settings this function needs: a deployment without one fails here, at cold start, naming it.
+require(
+    "events_table",
+    "customers_table",
+    "insights_table",
+)
+
 
 # The default model ships inside the function package (see functions/score/Makefile); a checkout uses models/.
 BUNDLED = next(

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 from kairos import wiring
 from kairos.audiences.matching import CustomerHistory, needs_history
 from kairos.core import timeutil
-from kairos.core.config import settings
+from kairos.core.config import require, settings
 from kairos.core.observability import logger, metrics, tracer
 from kairos.journeys.definitions import segment_filters
 from kairos.journeys.domain import Journey
@@ -25,6 +25,20 @@ if TYPE_CHECKING:
     from aws_lambda_powertools.utilities.typing import LambdaContext
 
     from kairos.journeys.ports import JourneyStarter
+
+# The settings this function needs: a deployment without one fails here, at cold start, naming it.
+require(
+    "events_table",
+    "customers_table",
+    "journeys_table",
+    "journey_paths_table",
+    "segments_table",
+    "messages_table",
+    "archive_bucket",
+    "products_table",
+    "journey_step_state_machine_arn",
+)
+
 
 BATCH = 1000
 

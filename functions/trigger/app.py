@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from kairos import wiring
 from kairos.core import timeutil
-from kairos.core.config import settings
+from kairos.core.config import require, settings
 from kairos.core.observability import logger, metrics, tracer
 from kairos.journeys.definitions import segment_filters
 from kairos.journeys.domain import Journey
@@ -22,6 +22,20 @@ from kairos.journeys.runner import StepDeps, first_nodes
 
 if TYPE_CHECKING:
     from aws_lambda_powertools.utilities.typing import LambdaContext
+
+
+# The settings this function needs: a deployment without one fails here, at cold start, naming it.
+require(
+    "events_table",
+    "customers_table",
+    "journeys_table",
+    "journey_paths_table",
+    "segments_table",
+    "messages_table",
+    "archive_bucket",
+    "products_table",
+    "journey_step_state_machine_arn",
+)
 
 
 @lru_cache(maxsize=1)

@@ -1,7 +1,9 @@
 """Environment parsed once into a typed model (explicit argument > environment > default).
 
 Every environment variable a Kairos function reads is a field here; handlers never read ``os.environ``, and
-:mod:`kairos.wiring` builds the adapters from these settings.
+:mod:`kairos.wiring` builds the adapters from these settings. Resources (tables, buckets, state machines) have
+no default: each handler declares the settings it needs (:func:`require`) and fails at cold start naming the
+missing variable, instead of pointing at a table that does not exist.
 """
 
 from __future__ import annotations
@@ -48,22 +50,22 @@ class Settings(BaseModel):
 
     model_config = ConfigDict(frozen=True)
 
-    events_table: str = Field(default="kairos-events")
-    customers_table: str = Field(default="kairos-customers")
-    api_keys_table: str = Field(default="kairos-api-keys")
-    archive_bucket: str = Field(default="kairos-archive")
-    segments_table: str = Field(default="kairos-segments")
-    messages_table: str = Field(default="kairos-messages")
-    journeys_table: str = Field(default="kairos-journeys")
-    products_table: str = Field(default="kairos-products")
-    insights_table: str = Field(default="kairos-insights")
+    events_table: str = ""
+    customers_table: str = ""
+    api_keys_table: str = ""
+    archive_bucket: str = ""
+    segments_table: str = ""
+    messages_table: str = ""
+    journeys_table: str = ""
+    products_table: str = ""
+    insights_table: str = ""
     global_control_share: float = Field(
         default=0.0,
         ge=0.0,
         le=0.5,
         description="share of all customers no campaign or journey messages (a stable draw per customer)",
     )
-    journey_paths_table: str = Field(default="kairos-journey-paths")
+    journey_paths_table: str = ""
     journey_step_state_machine_arn: str = Field(default="", description="runs one step of a customer's path")
     task_event_bus: str = Field(default="default", description="where journey task nodes publish")
     models_bucket: str = Field(default="", description="empty: score with the bundled model only")
@@ -80,6 +82,13 @@ class Settings(BaseModel):
     )
     clock_skew_seconds: int = Field(default=300, ge=0, le=86400)
 
+    def need(self, field: str) -> str:
+        """The value of a resource setting, or :class:`MissingSettingError` naming its variable when unset."""
+        value = getattr(self, field)
+        if value in ("", None):
+            raise MissingSettingError(f"{ENVIRONMENT[field]} is not set ({field.replace('_', ' ')})")
+        return str(value)
+
     @property
     def retention(self) -> timedelta:
         return timedelta(days=self.retention_days)
@@ -93,6 +102,29 @@ class Settings(BaseModel):
         """Read the settings from an environment (default: this process's); unset or empty keeps the default."""
         env = os.environ if environ is None else environ
         return cls(**{field: env[var] for field, var in ENVIRONMENT.items() if env.get(var)})
+
+
+class MissingSettingError(RuntimeError):
+    """A function started without an environment variable it needs (its message names the variable)."""
+
+
+def require(*fields: str) -> Settings:
+    """The settings, after checking that every one of ``fields`` is set: a handler calls this at import, so a
+    function deployed without a variable fails at cold start naming it.
+
+    Raises
+    ------
+    MissingSettingError
+        Naming the first missing environment variable and the setting it holds.
+
+    Example
+    -------
+    >>> SETTINGS = require("customers_table", "events_table")  # in a handler module, at import
+    """
+    cfg = settings()
+    for field in fields:
+        cfg.need(field)
+    return cfg
 
 
 def settings() -> Settings:
