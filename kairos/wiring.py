@@ -55,7 +55,9 @@ POLICY_TTL_S = 60
 
 def customer_store(cfg: Settings) -> CustomerStore:
     """Customers, events and engagement moments (DynamoDB), events expiring after the retention."""
-    return DynamoStore(cfg.need("events_table"), cfg.need("customers_table"), retention_seconds=cfg.retention_days * 86400)
+    return DynamoStore(
+        cfg.need("events_table"), cfg.need("customers_table"), retention_seconds=cfg.retention_days * 86400
+    )
 
 
 def event_archive(cfg: Settings) -> EventArchive:
@@ -134,6 +136,19 @@ def model_source(cfg: Settings, loader: Callable[[Path], Any], bundled: Path) ->
     from kairos.models.adapters.model_store import ModelSource
 
     return ModelSource(loader, bundled, bucket=cfg.models_bucket or None, cache_dir=Path(cfg.model_cache_dir))
+
+
+# What a journey step reads and writes (the trigger, timer and advance functions require these settings).
+STEP_SETTINGS = (
+    "events_table",
+    "customers_table",
+    "journeys_table",
+    "journey_paths_table",
+    "segments_table",
+    "messages_table",
+    "archive_bucket",
+    "products_table",
+)
 
 
 def step_deps(cfg: Settings) -> StepDeps:

@@ -38,3 +38,20 @@ def send_message(req, customers, journeys, providers, log, now, population=None,
         return Content(offer.content, definition.frequency_cap, offer.expires_at, policy)
 
     return deliver(req, customers, prepare, providers, log, now, population)
+
+
+class DiesAfterAccept:
+    """A message log whose first write of an outcome fails after the provider accepted the message: what a step
+    sees when its Lambda runs out of time, or a store write fails, between the provider call and the log."""
+
+    def __init__(self, log: Any) -> None:
+        self.log, self.failed = log, False
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.log, name)
+
+    def finish(self, record: dict[str, Any]) -> None:
+        if not self.failed:
+            self.failed = True
+            raise RuntimeError("the Lambda ran out of time writing the outcome")
+        self.log.finish(record)

@@ -28,16 +28,7 @@ if TYPE_CHECKING:
 
 
 # The settings this function needs: a deployment without one fails here, at cold start, naming it.
-require(
-    "events_table",
-    "customers_table",
-    "journeys_table",
-    "journey_paths_table",
-    "segments_table",
-    "messages_table",
-    "archive_bucket",
-    "products_table",
-)
+require(*wiring.STEP_SETTINGS)
 
 
 @lru_cache(maxsize=1)

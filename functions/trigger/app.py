@@ -25,17 +25,7 @@ if TYPE_CHECKING:
 
 
 # The settings this function needs: a deployment without one fails here, at cold start, naming it.
-require(
-    "events_table",
-    "customers_table",
-    "journeys_table",
-    "journey_paths_table",
-    "segments_table",
-    "messages_table",
-    "archive_bucket",
-    "products_table",
-    "journey_step_state_machine_arn",
-)
+require(*wiring.STEP_SETTINGS, "journey_step_state_machine_arn")
 
 
 @lru_cache(maxsize=1)

@@ -13,6 +13,8 @@ EVENT_TYPES = (
 )
 # What counts as the customer engaging at a moment: the target of the send-time model.
 ENGAGEMENT_TYPES = frozenset({"session", "message_open", "message_click", "purchase"})
+# Engagement with a message: what ends a journey's wait for an open, and what results count per message.
+MESSAGE_ENGAGEMENT = ("message_open", "message_click")
 PRODUCT_TYPES = frozenset({"purchase", "cart_add", "product_view"})
 CHANNELS = ("email", "sms", "push", "messenger")
 

@@ -19,7 +19,7 @@ from dataclasses import asdict, dataclass, field, fields
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from kairos.core.constants import ENGAGEMENT_TYPES, HOURS_PER_WEEK, PRODUCT_TYPES
+from kairos.core.constants import ENGAGEMENT_TYPES, HOURS_PER_WEEK, MESSAGE_ENGAGEMENT, PRODUCT_TYPES
 from kairos.core.timeutil import HOUR, epoch_hour, epoch_hour_of_week, offset_zone
 
 # Pairs of UTC offsets (minutes) that one zone's daylight saving produces, and a zone that keeps those rules.
@@ -218,7 +218,7 @@ def _apply(agg: CustomerAggregates, ev: Event, counted: set[str], new_keys: set[
                 agg.offset_counts[str(minutes)] = agg.offset_counts.get(str(minutes), 0) + 1
                 agg.how_counts[local_hour_of_week_at_offset(h, minutes)] += 1
             _insert_sorted_capped(agg.recent_moments, h, RECENT_MOMENTS)
-        if ev.channel and ev.type in ("message_open", "message_click"):
+        if ev.channel and ev.type in MESSAGE_ENGAGEMENT:
             agg.channel_engagements[ev.channel] = agg.channel_engagements.get(ev.channel, 0) + 1
 
     if ev.type == "purchase":

@@ -13,6 +13,7 @@ from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 from kairos.audiences.matching import compare
+from kairos.core.constants import MESSAGE_ENGAGEMENT
 from kairos.core.errors import ConflictError
 from kairos.core.timeutil import utc_iso
 
@@ -23,7 +24,7 @@ if TYPE_CHECKING:
 
 PATH_RETENTION = timedelta(days=400)
 
-ENGAGEMENT = ("message_open", "message_click")
+ENGAGEMENT = MESSAGE_ENGAGEMENT
 
 WAITING_STATUS = "waiting"
 

@@ -7,7 +7,9 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-Channel = Literal["email", "sms", "push", "messenger"]
+from kairos.core.constants import CHANNELS
+
+Channel = Literal[CHANNELS]  # type: ignore[valid-type]
 
 
 class EmailMessage(BaseModel):

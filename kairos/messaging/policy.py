@@ -13,11 +13,13 @@ from typing import TYPE_CHECKING, Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from kairos.core.constants import CHANNELS
+from kairos.messaging.content import Channel
+
 if TYPE_CHECKING:
     from collections.abc import Iterable
 
-CapScope = Literal["all", "email", "sms", "push", "messenger"]
-PolicyChannel = Literal["email", "sms", "push", "messenger"]
+CapScope = Literal[("all", *CHANNELS)]  # type: ignore[valid-type]
 
 
 LocalTime = Annotated[str, Field(pattern=r"^([01][0-9]|2[0-3]):[0-5][0-9]$", description="HH:MM, local time")]
@@ -65,7 +67,7 @@ class SendPolicy(BaseModel):
     """``GET``/``PUT /v1/policy``: what holds back every marketing message of the deployment."""
 
     model_config = ConfigDict(extra="forbid")
-    quiet_hours: dict[PolicyChannel, Window] = Field(
+    quiet_hours: dict[Channel, Window] = Field(
         default_factory=dict, description="per channel: no marketing message starts in these local hours"
     )
     frequency_caps: dict[CapScope, Cap] = Field(

@@ -19,6 +19,7 @@ from kairos.core.errors import ProviderError, ProviderThrottled
 from kairos.messaging.adapters.messages import DynamoMessageLog
 from kairos_local.stepfunctions import SimulatedClock, local_stepfunctions
 from tests.conftest import Client
+from tests.helpers import DiesAfterAccept
 
 START = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)  # a Monday, 09:00 UTC
 
@@ -294,22 +295,6 @@ def test_a_segment_campaign_holds_out_control_messages_the_rest_and_follows_up_b
     assert res["audience"]["launch_scheduled"] == len(treated) and res["audience"]["launch_outside_audience"] == 5
     assert res["treatment"]["customers"] == len(treated) and res["control"]["customers"] == len(control)
     assert res["control"]["converted"] == 1 and res["control"]["revenue"] == 4200
-
-
-class DiesAfterAccept:
-    """The message log of a step that dies after the provider accepted: the first outcome write raises."""
-
-    def __init__(self, log: Any) -> None:
-        self.log, self.failed = log, False
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self.log, name)
-
-    def finish(self, record: dict[str, Any]) -> None:
-        if not self.failed:
-            self.failed = True
-            raise RuntimeError("the Lambda ran out of time writing the outcome")
-        self.log.finish(record)
 
 
 def test_a_step_killed_after_the_provider_accepted_settles_and_the_follow_up_goes_once(world):

@@ -15,6 +15,7 @@ from kairos.journeys.domain import Journey, JourneyIn
 from kairos.journeys.results import journey_results
 from kairos.messaging.policy import SendPolicy
 from kairos.models.timing import stable_unit
+from tests.helpers import DiesAfterAccept
 from tests.unit.conftest import NOW, campaign_body
 from tests.unit.journey_world import World, example
 
@@ -92,28 +93,12 @@ def test_campaign_cancel_archives_its_journey_and_nothing_more_is_sent(world, ad
         campaigns.cancel_campaign(cid, world.store, world.now)
 
 
-class FailingFinish:
-    """A message log whose first write of an outcome fails after the provider accepted (a store error)."""
-
-    def __init__(self, log: Any) -> None:
-        self.log, self.failed = log, False
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self.log, name)
-
-    def finish(self, record: dict[str, Any]) -> None:
-        if not self.failed:
-            self.failed = True
-            raise RuntimeError("the outcome could not be written")
-        self.log.finish(record)
-
-
 def test_a_step_that_dies_after_the_provider_accepted_settles_and_sends_the_follow_up_once(world):
     # GIVEN the abandoned-cart journey (email, then an SMS a day later unless opened)
     jid = definitions.create_journey(JourneyIn.model_validate(example("abandoned_cart")), world.store, world.now)
     definitions.set_status(jid["journey_id"], "active", world.store, world.now)
     deps = world.deps()
-    deps.messages = FailingFinish(world.messages)  # type: ignore[assignment]
+    deps.messages = DiesAfterAccept(world.messages)  # type: ignore[assignment]
     world.deps = lambda: deps  # type: ignore[method-assign]
     # WHEN the step dies after SES accepted the email (not a provider error: the state machine gives up)
     with pytest.raises(RuntimeError):
@@ -121,7 +106,9 @@ def test_a_step_that_dies_after_the_provider_accepted_settles_and_sends_the_foll
     (path,) = world.paths("c1")
     assert len(world.providers["email"].sent) == 1
     # AND the state machine's Catch recovers it
-    out = runner.recover("c1", path["key"], "RuntimeError: the outcome could not be written", deps, world.now)
+    out = runner.recover(
+        "c1", path["key"], "RuntimeError: the Lambda ran out of time writing the outcome", deps, world.now
+    )
     # THEN the email is settled unconfirmed, the path waits at its next node, and the SMS follows once
     assert out["recovered"] and out["status"] == "waiting"
     (email,) = [m for m in world.messages.records.values() if m["channel"] == "email"]
