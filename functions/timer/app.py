@@ -18,7 +18,7 @@ from kairos.core.config import require, settings
 from kairos.core.observability import logger, metrics, tracer
 from kairos.journeys.definitions import segment_filters
 from kairos.journeys.domain import Journey
-from kairos.journeys.entry import scan_entries, start_due
+from kairos.journeys.entry import Entrance, scan_entries, start_due
 from kairos.journeys.runner import StepDeps, first_nodes
 
 if TYPE_CHECKING:
@@ -56,17 +56,23 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
         if n < BATCH:
             break
     active = [Journey.from_doc(doc) for doc in d.journeys.active_journeys()]
+    cfg = settings()
+    entrance = Entrance(
+        customers=d.customers,
+        store=d.journeys,
+        starter=steps(),
+        segment_filters=segment_filters(d.segments),
+        first_run=lambda journey, path, record, now: first_nodes(journey, path, record, d, now),
+        global_control_share=cfg.global_control_share,
+        history=lambda filters: CustomerHistory(d.customers, d.messages) if needs_history(filters) else None,
+    )
     entries = scan_entries(
         active,
-        d.customers,
-        d.journeys,
-        steps(),
+        entrance,
         timeutil.now(),
-        segment_filters(d.segments),
         context.get_remaining_time_in_millis,
-        first_run=lambda journey, path, record, now: first_nodes(journey, path, record, d, now),
-        global_control_share=settings().global_control_share,
-        history=lambda filters: CustomerHistory(d.customers, d.messages) if needs_history(filters) else None,
+        shards=cfg.entry_shards,
+        workers=cfg.entry_shards,
     )
     logger.info("due journey steps started", extra={"started": started, **entries})
     return {"started": started, **entries}

@@ -17,7 +17,7 @@ from kairos.core.config import require, settings
 from kairos.core.observability import logger, metrics, tracer
 from kairos.journeys.definitions import segment_filters
 from kairos.journeys.domain import Journey
-from kairos.journeys.entry import on_stream
+from kairos.journeys.entry import Entrance, on_stream
 from kairos.journeys.runner import StepDeps, first_nodes
 
 if TYPE_CHECKING:
@@ -39,16 +39,14 @@ def deps() -> StepDeps:
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     d = deps()
     active = [Journey.from_doc(doc) for doc in d.journeys.active_journeys()]
-    result = on_stream(
-        event.get("Records", []),
-        active,
-        d.customers,
-        d.journeys,
-        wiring.journey_steps(settings()),
-        timeutil.now(),
-        segment_filters(d.segments),
-        lambda journey, path, record, now: first_nodes(journey, path, record, d, now),
-        settings().global_control_share,
+    entrance = Entrance(
+        customers=d.customers,
+        store=d.journeys,
+        starter=wiring.journey_steps(settings()),
+        segment_filters=segment_filters(d.segments),
+        first_run=lambda journey, path, record, now: first_nodes(journey, path, record, d, now),
+        global_control_share=settings().global_control_share,
     )
+    result = on_stream(event.get("Records", []), active, entrance, timeutil.now())
     logger.info("journey triggers", extra={k: v for k, v in result.items() if k != "batchItemFailures"})
     return {"batchItemFailures": result["batchItemFailures"]}

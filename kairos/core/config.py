@@ -42,6 +42,7 @@ ENVIRONMENT = {
     "retention_days": c.ENV_RETENTION_DAYS,
     "message_retention_days": c.ENV_MESSAGE_RETENTION_DAYS,
     "clock_skew_seconds": c.ENV_CLOCK_SKEW_SECONDS,
+    "entry_shards": c.ENV_ENTRY_SHARDS,
 }
 
 
@@ -81,6 +82,12 @@ class Settings(BaseModel):
         default=400, ge=1, le=36500, description="how long messages/ and decisions/ objects live in the archive"
     )
     clock_skew_seconds: int = Field(default=300, ge=0, le=86400)
+    entry_shards: int = Field(
+        default=16,
+        ge=1,
+        le=64,
+        description="a scheduled or date entry scans the customers in this many shards at once (threads of the timer)",
+    )
 
     def need(self, field: str) -> str:
         """The value of a resource setting, or :class:`MissingSettingError` naming its variable when unset."""

@@ -8,6 +8,8 @@ decided here), so a path that waits holds no execution until its time comes.
 from __future__ import annotations
 
 import json
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
@@ -56,23 +58,49 @@ class Entry:
     path: dict[str, Any] | None
 
 
+@dataclass
+class Entrance:
+    """What letting customers in reads and writes.
+
+    Parameters
+    ----------
+    customers, store
+        The customers, and the journeys with their paths and entry scans.
+    starter
+        Starts a path's step (the journey step state machine) when it is due at entry.
+    segment_filters
+        Reads a saved segment's filters (``None``: the segment is gone).
+    first_run
+        Runs a new path's first nodes in place, without side effects (:func:`kairos.journeys.runner.first_nodes`).
+    global_control_share
+        The deployment's share of customers held out of everything.
+    history
+        What ``events.<type>`` and ``messages.<status>`` filters count, for a list of filters (one reader per
+        scan shard: a reader keeps the customer it evaluates).
+    """
+
+    customers: CustomerStore
+    store: JourneyStore
+    starter: JourneyStarter
+    segment_filters: Callable[[str], list[Filter] | None] | None = None
+    first_run: Callable[[Journey, dict[str, Any], CustomerRecord, datetime], None] | None = None
+    global_control_share: float = 0.0
+    history: Callable[[list[Filter]], CustomerHistory | None] | None = None
+
+
 def enter(
     journey: Journey,
     customer_id: str,
     occasion: str,
     trigger: dict[str, Any],
     record: CustomerRecord | None,
-    store: JourneyStore,
-    starter: JourneyStarter,
+    entrance: Entrance,
     now: datetime,
-    first_run: Callable[[Journey, dict[str, Any], CustomerRecord, datetime], None] | None = None,
-    global_control_share: float = 0.0,
 ) -> Entry:
     """Let a customer into the journey, if its re-entry rule, consent and control group allow.
 
-    ``global_control_share`` is the deployment's share of customers held out of everything.
-    ``first_run`` runs the path's first nodes without side effects before it is stored
-    (:func:`kairos.journeys.runner.first_nodes`): a path that then waits starts no step until it is due.
+    The path's first nodes run before it is stored (``entrance.first_run``): a path that then waits starts
+    no step until it is due.
 
     ``occasion`` names what let them in (``e-<event id>``, ``s-<event id>`` for a segment change,
     ``d-<date>``, ``r-<run>``): the entry id is ``once`` for a journey entered once per customer, else the
@@ -80,6 +108,7 @@ def enter(
     within ``days`` of the previous one.
     """
     definition = journey.definition
+    store, starter = entrance.store, entrance.starter
     cid = customer_id  # the path's key and every message id name the customer by this
     rule = definition.reentry
     if rule.mode == "once":
@@ -109,7 +138,7 @@ def enter(
         "expires_at": int((now + timedelta(days=definition.max_days) + PATH_RETENTION).timestamp()),
     }
     channels = sorted(definition.channels())
-    if in_global_control(cid, global_control_share):
+    if in_global_control(cid, entrance.global_control_share):
         outcome = "control"
         path.update(status="control", exit_reason="global control group", global_control=True)
     elif stable_unit("journey-control", journey.journey_id, cid, entry_id) < definition.control_share:
@@ -121,8 +150,8 @@ def enter(
     else:
         outcome = "entered"
         path.update(status=WAITING_STATUS, wake_at=utc_iso(now))
-    if outcome == "entered" and first_run is not None and record is not None:
-        first_run(journey, path, record, now)
+    if outcome == "entered" and entrance.first_run is not None and record is not None:
+        entrance.first_run(journey, path, record, now)
     if not store.create_path(path):
         return Entry(journey.journey_id, "already_entered", None)
     if path.get("status") == WAITING_STATUS and parse_ts(path["wake_at"]) <= now:
@@ -163,22 +192,15 @@ def _segment_move(
 
 
 def on_events(
-    events: list[dict[str, Any]],
-    journeys: list[Journey],
-    customers: CustomerStore,
-    store: JourneyStore,
-    starter: JourneyStarter,
-    now: datetime,
-    segment_filters: Callable[[str], list[Filter] | None] | None = None,
-    first_run: Callable[[Journey, dict[str, Any], CustomerRecord, datetime], None] | None = None,
-    global_control_share: float = 0.0,
+    events: list[dict[str, Any]], journeys: list[Journey], entrance: Entrance, now: datetime
 ) -> dict[str, int]:
     """Entries and early wake-ups for a batch of accepted events (the events table's stream, in order).
 
     Each event may start paths (journeys whose entry it matches, or whose segment it moved the customer into or
     out of) and wakes the customer's waiting paths at once when the event is one they wait for or one that
-    ends them, instead of at their timeout. ``segment_filters`` reads a saved segment (``None``: gone).
+    ends them, instead of at their timeout.
     """
+    store, starter, segment_filters = entrance.store, entrance.starter, entrance.segment_filters
     counts = {"entered": 0, "control": 0, "skipped": 0, "already_entered": 0, "woken": 0}
     active = [j for j in journeys if j.is_active]
     by_event = [j for j in active if j.definition.entry.kind == "event"]
@@ -190,22 +212,11 @@ def on_events(
             j for j in by_event if event_matches(event, j.definition.entry.event or "", j.definition.entry.where)
         ]
         if matching or by_segment:
-            record = customers.get_customer(cid)
+            record = entrance.customers.get_customer(cid)
             if record is None or record.erased:
                 continue
             for journey in matching:
-                out = enter(
-                    journey,
-                    cid,
-                    f"e-{event['event_id']}",
-                    _trigger(event),
-                    record,
-                    store,
-                    starter,
-                    now,
-                    first_run,
-                    global_control_share,
-                )
+                out = enter(journey, cid, f"e-{event['event_id']}", _trigger(event), record, entrance, now)
                 counts[out.outcome] += 1
             for journey in by_segment:
                 entry = journey.definition.entry
@@ -215,18 +226,7 @@ def on_events(
                 move = _segment_move(journey, record, matches(record, filters, now), store, now)
                 if move == entry.on:
                     trigger = {**_trigger(event), "segment": entry.segment, "segment_change": move}
-                    out = enter(
-                        journey,
-                        cid,
-                        f"s-{event['event_id']}",
-                        trigger,
-                        record,
-                        store,
-                        starter,
-                        now,
-                        first_run,
-                        global_control_share,
-                    )
+                    out = enter(journey, cid, f"s-{event['event_id']}", trigger, record, entrance, now)
                     counts[out.outcome] += 1
         if event.get("type") in waking:
             counts["woken"] += wake_paths(cid, event, store, starter, now)
@@ -267,28 +267,31 @@ def _run_of(entry: Any, now: datetime) -> datetime | None:
     return sched.at + period * int((now - sched.at) / period)
 
 
+ENTRY_COUNTS = ("entered", "control", "skipped", "already_entered", "scanned", "matched")
+RESERVE_MS = 10_000  # a shard stops taking pages when its invocation has less time left than this
+
+
 def scan_entries(
     journeys: list[Journey],
-    customers: CustomerStore,
-    store: JourneyStore,
-    starter: JourneyStarter,
+    entrance: Entrance,
     now: datetime,
-    segment_filters: Callable[[str], list[Filter] | None] | None = None,
     time_left_ms: Callable[[], int] = lambda: 10**9,
     page_size: int = 500,
-    first_run: Callable[[Journey, dict[str, Any], CustomerRecord, datetime], None] | None = None,
-    global_control_share: float = 0.0,
-    history: Callable[[list[Filter]], CustomerHistory | None] | None = None,
+    shards: int = 1,
+    workers: int = 1,
 ) -> dict[str, int]:
     """Date-attribute and scheduled entries: scan the customers for each journey whose run is due.
 
     A date journey runs every hour (a customer enters once per date: its entry id is the date), a scheduled
-    one (a campaign) at each of its runs, for the members of its segment and filters. The scan is paced and
-    resumable: it goes a page at a time, saves its cursor and the run's counts after each page, and stops
-    while the invocation has time left; the next tick resumes where it stopped, and an entry seen twice is
-    one entry. ``history`` gives what ``events.<type>`` and ``messages.<status>`` filters count.
+    one (a campaign) at each of its runs, for the members of its segment and filters.
+
+    The scan is paced and resumable. A run's customers are split into ``shards`` (a parallel scan), scanned by
+    up to ``workers`` threads at once (each a page at a time: the work waits on the store, so threads overlap
+    it); after every page the shard's cursor and the run's counts are saved, and a shard stops when the
+    invocation has less than :data:`RESERVE_MS` left. The next tick resumes every shard where it stopped; an
+    entry seen twice is one entry (the path is created conditionally), so a page done twice changes nothing.
     """
-    counts = {"entered": 0, "control": 0, "skipped": 0, "already_entered": 0, "scanned": 0}
+    counts = dict.fromkeys(ENTRY_COUNTS, 0)
     for journey in journeys:
         entry = journey.definition.entry
         if not journey.is_active or entry.kind not in ("date", "schedule"):
@@ -296,61 +299,113 @@ def scan_entries(
         run = now.replace(minute=0, second=0, microsecond=0) if entry.kind == "date" else _run_of(entry, now)
         if run is None:
             continue
-        state = store.get_scan(journey.journey_id) or {}
-        if state.get("run") == utc_iso(run) and state.get("done"):
-            continue
-        same_run = state.get("run") == utc_iso(run)
-        cursor = state.get("cursor") if same_run else None
-        totals = {k: int((state.get("counts") or {}).get(k, 0)) if same_run else 0 for k in (*counts, "matched")}
-        filters: list[Filter] | None = list(entry.filters)
+        filters: list[Filter] = list(entry.filters)
         if entry.segment:
-            saved = segment_filters(entry.segment) if segment_filters else None
+            saved = entrance.segment_filters(entry.segment) if entrance.segment_filters else None
             if saved is None:
                 continue
             filters = [*filters, *saved]
-        reader = history(filters or []) if history is not None and entry.kind == "schedule" else None
-        while True:
-            records, cursor = customers.scan_customers(0, 1, cursor, page_size)
-            for rec in records:
-                counts["scanned"] += 1
-                totals["scanned"] += 1
-                if entry.kind == "schedule":
-                    if not matches(rec, filters or [], now, reader):
-                        continue
-                    occasion, trigger = f"r-{run:%Y%m%dT%H%M}", {"type": "schedule", "run": utc_iso(run)}
-                else:
-                    attrs = (rec.profile or {}).get("attributes") or {}
-                    due = [
-                        d
-                        for d in _occurrences(attrs.get(entry.date_attribute or ""), entry.yearly, now)
-                        if d - timedelta(days=entry.days_before) <= now < d - timedelta(days=entry.days_before - 1)
-                    ]
-                    if not due:
-                        continue
-                    when = due[0]
-                    occasion = f"d-{when:%Y%m%d}"
-                    trigger = {"type": "date", "attribute": entry.date_attribute, "date": utc_iso(when)}
-                out = enter(
-                    journey,
-                    rec.customer_id,
-                    occasion,
-                    trigger,
-                    rec,
-                    store,
-                    starter,
-                    now,
-                    first_run,
-                    global_control_share,
-                )
-                counts[out.outcome] += 1
-                totals[out.outcome] += 1
-                totals["matched"] += 1
-            done = cursor is None
-            scan = {"run": utc_iso(run), "cursor": cursor, "done": done, "counts": totals, "updated_at": utc_iso(now)}
-            store.put_scan(journey.journey_id, scan)
-            if done or time_left_ms() < 10_000:
-                break
+        scan = _Scan(journey, run, filters, entrance, now, time_left_ms, page_size, shards)
+        if scan.done():
+            continue
+        todo = scan.open_shards()
+        if workers <= 1 or len(todo) <= 1:
+            for shard in todo:
+                scan.shard(shard)
+        else:
+            with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="entry") as pool:
+                for future in [pool.submit(scan.shard, shard) for shard in todo]:
+                    future.result()  # a shard's error fails the tick; its saved cursor resumes it next time
+        for k, v in scan.added.items():
+            counts[k] += v
     return counts
+
+
+class _Scan:
+    """One run of one journey's entry scan, shared by the threads that scan its shards."""
+
+    def __init__(
+        self,
+        journey: Journey,
+        run: datetime,
+        filters: list[Filter],
+        entrance: Entrance,
+        now: datetime,
+        time_left_ms: Callable[[], int],
+        page_size: int,
+        shards: int,
+    ) -> None:
+        self.journey, self.run, self.filters, self.entrance, self.now = journey, run, filters, entrance, now
+        self.time_left_ms, self.page_size = time_left_ms, page_size
+        self.lock = threading.Lock()
+        self.added = dict.fromkeys(ENTRY_COUNTS, 0)
+        state = entrance.store.get_scan(journey.journey_id) or {}
+        if state.get("run") == utc_iso(run):
+            self.state = state
+        else:  # a new run: its shard count is fixed now, so a resumed run keeps its shards
+            self.state = {"run": utc_iso(run), "shards": shards, "cursors": {}, "finished": [], "done": False}
+        self.state.setdefault("counts", dict.fromkeys(ENTRY_COUNTS, 0))
+        self.total = int(self.state.get("shards") or 1)
+
+    def done(self) -> bool:
+        return bool(self.state.get("done"))
+
+    def open_shards(self) -> list[int]:
+        return [k for k in range(self.total) if k not in set(self.state.get("finished") or [])]
+
+    def shard(self, shard: int) -> None:
+        """Scan one shard a page at a time while the invocation has time left, saving after every page."""
+        entry = self.journey.definition.entry
+        history = self.entrance.history
+        reader = history(self.filters) if history is not None and entry.kind == "schedule" else None
+        cursor = (self.state.get("cursors") or {}).get(str(shard))
+        while True:
+            records, cursor = self.entrance.customers.scan_customers(shard, self.total, cursor, self.page_size)
+            page = dict.fromkeys(ENTRY_COUNTS, 0)
+            for rec in records:
+                page["scanned"] += 1
+                occasion_trigger = self.occasion(rec, reader)
+                if occasion_trigger is None:
+                    continue
+                occasion, trigger = occasion_trigger
+                out = enter(self.journey, rec.customer_id, occasion, trigger, rec, self.entrance, self.now)
+                page[out.outcome] += 1
+                page["matched"] += 1
+            self.save(shard, cursor, page)
+            if cursor is None or self.time_left_ms() < RESERVE_MS:
+                return
+
+    def occasion(self, rec: CustomerRecord, reader: CustomerHistory | None) -> tuple[str, dict[str, Any]] | None:
+        """Why the customer enters on this run (occasion, trigger), or ``None`` when they do not."""
+        entry, now, run = self.journey.definition.entry, self.now, self.run
+        if entry.kind == "schedule":
+            if not matches(rec, self.filters, now, reader):
+                return None
+            return f"r-{run:%Y%m%dT%H%M}", {"type": "schedule", "run": utc_iso(run)}
+        attrs = (rec.profile or {}).get("attributes") or {}
+        due = [
+            d
+            for d in _occurrences(attrs.get(entry.date_attribute or ""), entry.yearly, now)
+            if d - timedelta(days=entry.days_before) <= now < d - timedelta(days=entry.days_before - 1)
+        ]
+        if not due:
+            return None
+        return f"d-{due[0]:%Y%m%d}", {"type": "date", "attribute": entry.date_attribute, "date": utc_iso(due[0])}
+
+    def save(self, shard: int, cursor: str | None, page: dict[str, int]) -> None:
+        with self.lock:
+            state = self.state
+            for k, v in page.items():
+                state["counts"][k] = int(state["counts"].get(k, 0)) + v
+                self.added[k] += v
+            if cursor is None:
+                state["finished"] = sorted({*(state.get("finished") or []), shard})
+                state.get("cursors", {}).pop(str(shard), None)
+            else:
+                state.setdefault("cursors", {})[str(shard)] = cursor
+            state["done"] = len(state["finished"]) >= self.total
+            state["updated_at"] = utc_iso(self.now)
+            self.entrance.store.put_scan(self.journey.journey_id, state)
 
 
 def waking_types(journeys: list[Journey]) -> set[str]:
@@ -393,15 +448,7 @@ def start_due(store: JourneyStore, starter: JourneyStarter, now: datetime, limit
 
 
 def on_stream(
-    records: list[dict[str, Any]],
-    journeys: list[Journey],
-    customers: CustomerStore,
-    store: JourneyStore,
-    starter: JourneyStarter,
-    now: datetime,
-    segment_filters: Callable[[str], list[Filter] | None] | None = None,
-    first_run: Callable[[Journey, dict[str, Any], CustomerRecord, datetime], None] | None = None,
-    global_control_share: float = 0.0,
+    records: list[dict[str, Any]], journeys: list[Journey], entrance: Entrance, now: datetime
 ) -> dict[str, Any]:
     """The trigger path: the events table's stream records (inserted events, in order) -> entries and wake-ups.
 
@@ -416,9 +463,7 @@ def on_stream(
             continue
         event = json.loads(ddb["NewImage"]["record"]["S"])
         try:
-            out = on_events(
-                [event], journeys, customers, store, starter, now, segment_filters, first_run, global_control_share
-            )
+            out = on_events([event], journeys, entrance, now)
         except Exception:  # noqa: BLE001 - reported to the stream, which retries from this record
             logger.exception("journey trigger failed", extra={"customer_id": event.get("customer_id")})
             counts["batchItemFailures"] = [{"itemIdentifier": ddb.get("SequenceNumber", "")}]

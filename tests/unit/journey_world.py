@@ -48,6 +48,17 @@ class World:
     def deps(self) -> jl.StepDeps:
         return jl.StepDeps(self.customers, self.store, self.campaigns, self.messages, self.providers, self.tasks)
 
+    def entrance(self, segment_filters: Any = None, global_control_share: float = 0.0) -> entry.Entrance:
+        """Entries as the trigger and timer functions make them: the path's first nodes run in place."""
+        return entry.Entrance(
+            self.customers,
+            self.store,
+            self.starter,
+            segment_filters=segment_filters,
+            first_run=self.first_run,
+            global_control_share=global_control_share,
+        )
+
     def first_run(self, journey: Journey, path: dict[str, Any], record: Any, now: Any) -> None:
         runner.first_nodes(journey, path, record, self.deps(), now)
 
@@ -65,9 +76,7 @@ class World:
         result = ingest_events([raw], self.customers, self.now, RETENTION, SKEW)
         assert result.accepted == 1, result
         stored = next(e for e in self.customers.customer_events(customer_id) if e["event_id"] == event_id)
-        out = jl.on_events(
-            [stored], self.active(), self.customers, self.store, self.starter, self.now, first_run=self.first_run
-        )
+        out = jl.on_events([stored], self.active(), self.entrance(), self.now)
         self.drain()
         return out
 

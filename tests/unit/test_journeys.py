@@ -94,7 +94,7 @@ def test_the_same_event_delivered_twice_enters_once(world):
     jid = world.journey(body)
     world.event("a1", "c1", "cart_abandon", amount=5000)
     stored = next(e for e in world.customers.customer_events("c1") if e["event_id"] == "a1")
-    again = jl.on_events([stored], world.active(), world.customers, world.store, world.starter, world.now)
+    again = jl.on_events([stored], world.active(), world.entrance(), world.now)
     assert again["already_entered"] == 1
     assert len(world.paths("c1")) == 1 and journey_results(jid, world.store, world.messages)["entries"] == 1
 
@@ -263,7 +263,7 @@ def test_entering_and_leaving_a_segment_at_ingest(world, campaigns):
         raw = make_event(eid, "c1", type_, ts=world.now, **extra)
         ingest_events([raw], world.customers, world.now, RETENTION, SKEW)
         stored = next(e for e in world.customers.customer_events("c1") if e["event_id"] == eid)
-        return jl.on_events([stored], world.active(), world.customers, world.store, world.starter, world.now, filters)
+        return jl.on_events([stored], world.active(), world.entrance(filters), world.now)
 
     # WHEN a session (still outside), then a purchase (inside), then another purchase (still inside)
     assert event("s1", "session")["entered"] == 0
@@ -286,7 +286,7 @@ def test_date_attribute_entry_is_once_per_date_and_birthdays_recur(world, add_cu
     birthdays = world.journey(_welcome({"date_attribute": "birthday", "days_before": 1, "yearly": True}))
     # WHEN the hourly scan runs through a day
     for _ in range(30):
-        jl.scan_entries(world.active(), world.customers, world.store, world.starter, world.now)
+        jl.scan_entries(world.active(), world.entrance(), world.now)
         world.drain()
         world.now += timedelta(hours=1)
     # THEN c2 entered the points journey once, c3 not yet, and c4 the birthday journey once
@@ -305,7 +305,7 @@ def test_scheduled_entry_runs_for_the_segment_at_each_run(world, add_customer, c
     filters = jl.segment_filters(campaigns)
 
     for _ in range(60):  # two and a half days, a scan every hour
-        jl.scan_entries(world.active(), world.customers, world.store, world.starter, world.now, filters, page_size=1)
+        jl.scan_entries(world.active(), world.entrance(filters), world.now, page_size=1)
         world.drain()
         world.now += timedelta(hours=1)
     paths = world.store.journey_paths(jid)
@@ -366,7 +366,7 @@ def test_a_campaign_is_a_journey_with_a_scheduled_entry(world, add_customer, cam
 
     # WHEN the timer scans each hour for two days
     for _ in range(48):
-        jl.scan_entries(world.active(), world.customers, world.store, world.starter, world.now, filters)
+        jl.scan_entries(world.active(), world.entrance(filters), world.now)
         world.advance_clock(1)
     # THEN the gold customer with email consent got the offer once by email (push and SMS are not allowed)
     assert [ch for ch, _ in world.sent()] == ["email"]

@@ -30,9 +30,7 @@ def _people(add_customer, n: int) -> list[str]:
 
 
 def _enter_scheduled(world: World) -> dict[str, int]:
-    out = entry.scan_entries(
-        world.active(), world.customers, world.store, world.starter, world.now, first_run=world.first_run
-    )
+    out = entry.scan_entries(world.active(), world.entrance(), world.now)
     world.drain()
     return out
 
@@ -225,15 +223,7 @@ def test_the_global_control_group_is_held_out_of_every_campaign(world, add_custo
         "campaign_id"
     ]
     # WHEN its audience enters
-    entry.scan_entries(
-        world.active(),
-        world.customers,
-        world.store,
-        world.starter,
-        world.now,
-        first_run=world.first_run,
-        global_control_share=0.3,
-    )
+    entry.scan_entries(world.active(), world.entrance(global_control_share=0.3), world.now)
     world.drain()
     # THEN exactly the stable draw is held out and never messaged; everyone else gets the email
     held = {c for c in [*ids, "c1"] if stable_unit("global-control", c) < 0.3}
@@ -242,3 +232,32 @@ def test_the_global_control_group_is_held_out_of_every_campaign(world, add_custo
     assert {m["customer_id"] for m in world.messages.records.values()} == {*ids, "c1"} - held
     res = campaigns.campaign_results(cid, world.store, world.messages, world.customers, world.now)
     assert res["audience"]["global_control"] == len(held) and res["audience"]["control"] == 0
+
+
+def test_a_large_scheduled_entry_is_paced_over_shards_and_ticks_and_resumes_where_it_stopped(world, add_customer):
+    # GIVEN 120 customers and a campaign at a fixed hour (nobody is due at entry)
+    ids = _people(add_customer, 120)
+    body = campaign_body(send_time={"mode": "fixed", "local_time": "18:00"})
+    cid = campaigns.create_campaign(CampaignIn.model_validate(body), world.store, world.campaigns, world.now)[
+        "campaign_id"
+    ]
+    # WHEN each timer invocation has time for three pages of 7 customers per shard, over 4 shards and 4 threads
+    budget = {"pages": 0}
+
+    def time_left() -> int:
+        budget["pages"] += 1
+        return 60_000 if budget["pages"] % 3 else 0
+
+    ticks = 0
+    while not (world.store.get_scan(cid) or {}).get("done"):
+        entry.scan_entries(world.active(), world.entrance(), world.now, time_left, page_size=7, shards=4, workers=4)
+        ticks += 1
+        assert ticks < 50
+    # THEN it took several ticks, every customer entered exactly once, and the counts add up
+    paths = [p for p in world.store.journey_paths(cid)]
+    assert ticks > 1 and sorted(p["customer_id"] for p in paths) == sorted([*ids, "c1"])
+    counts = world.store.get_scan(cid)["counts"]
+    assert counts["scanned"] == counts["matched"] == len(ids) + 1 == counts["entered"] + counts["control"]
+    assert world.starter.started == {}  # everybody waits for 18:00 as a record, not as an execution
+    # AND a tick after the run is done scans nothing more
+    assert entry.scan_entries(world.active(), world.entrance(), world.now, shards=4, workers=4)["scanned"] == 0
