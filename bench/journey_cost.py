@@ -22,10 +22,13 @@ import argparse
 import json
 import os
 import random
+import sys
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
+
+from botocore.client import BaseClient
 
 os.environ.setdefault("POWERTOOLS_TRACE_DISABLED", "true")
 os.environ.setdefault("POWERTOOLS_METRICS_DISABLED", "true")
@@ -243,13 +246,69 @@ def entry(n: int) -> dict[str, Any]:
         assert resp.status == 201, resp.body
         cid = json.loads(resp.body)["campaign_id"]
         store = DynamoJourneyStore(rt.dep.physical["JourneysTable"], rt.dep.physical["JourneyPathsTable"], client=ddb)
-        t0, ticks = time.perf_counter(), 0
-        while not (store.get_scan(cid) or {}).get("done") and ticks < 1000:
-            rt.invoke("TimerFunction", {})
-            ticks += 1
-        seconds = time.perf_counter() - t0
+        calls: dict[str, int] = {}
+        real_call = BaseClient._make_api_call
+
+        def counting(self: Any, operation: str, params: dict[str, Any]) -> Any:
+            if self.meta.service_model.service_name == "dynamodb":
+                calls[operation] = calls.get(operation, 0) + 1
+            return real_call(self, operation, params)
+
+        BaseClient._make_api_call = counting  # type: ignore[method-assign]
+        t0, cpu0, ticks = time.perf_counter(), time.process_time(), 0
+        try:
+            while not (store.get_scan(cid) or {}).get("done") and ticks < 1000:
+                rt.invoke("TimerFunction", {})
+                ticks += 1
+        finally:
+            BaseClient._make_api_call = real_call  # type: ignore[method-assign]
+        seconds, cpu = time.perf_counter() - t0, time.process_time() - cpu0
         counts = (store.get_scan(cid) or {}).get("counts") or {}
-        return {"customers": n, "entered": counts.get("entered", 0), "ticks": ticks, "seconds": seconds}
+        return {
+            "customers": n,
+            "entered": counts.get("entered", 0),
+            "ticks": ticks,
+            "seconds": seconds,
+            "cpu_s": cpu,
+            "calls": calls,
+        }
+
+
+def entry_logic_cpu(n: int) -> float:
+    """CPU seconds per customer of the entry's own work (filters, the first run, the path), on in-memory stores:
+    what a timer spends per customer besides waiting on DynamoDB."""
+    sys.path.insert(0, str(ROOT))
+    from kairos.customers.domain import CustomerRecord
+    from kairos.journeys.campaign_domain import CampaignIn
+    from kairos.journeys.campaigns import create_campaign
+    from kairos.journeys.domain import Journey
+    from kairos.journeys.entry import Entrance, scan_entries
+    from kairos.journeys.runner import StepDeps, first_nodes
+    from tests.fakes import (
+        InMemoryCustomerStore,
+        InMemoryJourneyStore,
+        InMemoryMessageLog,
+        InMemorySegmentStore,
+        RecordingJourneyStarter,
+        RecordingTaskSink,
+    )
+
+    customers, journeys, segments = InMemoryCustomerStore(), InMemoryJourneyStore(), InMemorySegmentStore()
+    profile = {"timezone": "Europe/London", "contact": {"email": "x@example.com"}, "consent": {"email": True}}
+    for i in range(n):
+        customers.customers[f"e{i:07d}"] = CustomerRecord(f"e{i:07d}", profile=profile, exists=True)
+    body = _campaign_body({"mode": "optimized"})
+    body["expires_at"] = (START + timedelta(days=3)).isoformat()
+    create_campaign(CampaignIn.model_validate(body), journeys, segments, START)
+    deps = StepDeps(customers, journeys, segments, InMemoryMessageLog(), {}, RecordingTaskSink())
+    entrance = Entrance(
+        customers, journeys, RecordingJourneyStarter(), first_run=lambda j, p, r, now: first_nodes(j, p, r, deps, now)
+    )
+    active = [Journey.from_doc(d) for d in journeys.active_journeys()]
+    cpu0 = time.process_time()
+    out = scan_entries(active, entrance, START)
+    assert out["matched"] == n, out
+    return (time.process_time() - cpu0) / n
 
 
 def main() -> None:
@@ -278,10 +337,16 @@ def main() -> None:
     )
     big = entry(args.audience)
     per_ms = 1000 * big["seconds"] / max(1, big["customers"])
+    cpu_ms = 1000 * entry_logic_cpu(args.audience)
+    writes = sum(v for k, v in big["calls"].items() if k in ("PutItem", "UpdateItem", "TransactWriteItems"))
+    reads = sum(v for k, v in big["calls"].items() if k in ("GetItem", "Query", "Scan", "BatchGetItem"))
     print(
         f"scheduled entry: {big['entered']} of {big['customers']} customers entered in {big['ticks']} timer "
-        f"invocation(s), {big['seconds']:.1f} s ({per_ms:.2f} ms per customer, moto in-process)"
+        f"invocation(s), {big['seconds']:.1f} s ({per_ms:.2f} ms per customer on moto, in-process); "
+        f"DynamoDB calls per customer: {writes / big['customers']:.3f} writes, {reads / big['customers']:.3f} reads "
+        f"({', '.join(f'{k} {v}' for k, v in sorted(big['calls'].items()))})"
     )
+    print(f"entry logic CPU per customer (in-memory stores): {cpu_ms:.3f} ms")
     print("open executions while customers wait: 0 (a path waits as a record, not as an execution)")
     c = rows["campaign journey"]
     print(f"campaign transitions per message: {c['transitions'] / max(1, c['messages']):.2f}")

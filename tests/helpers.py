@@ -28,7 +28,7 @@ def send_message(req, customers, journeys, providers, log, now, population=None,
     from kairos.journeys.domain import JourneyIn
     from kairos.messaging.send import Content, deliver
 
-    doc = journeys.get_journey(req.campaign_id)
+    doc = journeys.get_journey(req.journey_id)
     definition = JourneyIn.model_validate(doc["definition"])
     offer = definition.nodes[OFFER]
 

@@ -445,7 +445,7 @@ class _Runner:
             last_delay = d
         req = SendRequest(
             message_id=message_id,
-            campaign_id=self.journey.journey_id,
+            journey_id=self.journey.journey_id,
             customer_id=self.cid,
             channel=channel,
             step=len(self.path.get("messages") or []),

@@ -29,26 +29,16 @@ class Rendered:
 
 @dataclass
 class SendRequest:
-    """One step of a journey: which message, to whom, on which channel, and the send-time decision behind it."""
+    """One message of a journey (a campaign is a journey): which message, from which journey, to whom, on which
+    channel, and the send-time decision behind it."""
 
     message_id: str
-    campaign_id: str
+    journey_id: str
     customer_id: str
     channel: str
     step: int
     decision: dict[str, Any] | None
 
-    @classmethod
-    def from_event(cls, event: dict[str, Any]) -> SendRequest:
-        """Read the send function's event (the journey state machine's task input)."""
-        return cls(
-            message_id=str(event["message_id"]),
-            campaign_id=str(event["campaign_id"]),
-            customer_id=str(event["customer_id"]),
-            channel=str(event["channel"]),
-            step=int(event.get("step") or 0),
-            decision=event.get("decision"),
-        )
 
 
 def encode_tag(value: str) -> str:

@@ -190,7 +190,8 @@ def deliver(
     decision = req.decision or {}
     record: dict[str, Any] = {
         "message_id": req.message_id,
-        "campaign_id": req.campaign_id,
+        # The journey that sent it, under the attribute the log's by_campaign index reads (results, history).
+        "campaign_id": req.journey_id,
         "customer_id": req.customer_id,
         "channel": req.channel,
         "step": req.step,
@@ -245,7 +246,7 @@ def deliver(
         return finish("failed", f"no provider configured for {req.channel}")
     prior = population() if population is not None and customer.recommendation is None else None
     message = render(content.messages, req.channel, customer, template_fields(customer, prior, products))
-    tags = {"message_id": req.message_id, "campaign_id": req.campaign_id, "customer_id": req.customer_id}
+    tags = {"message_id": req.message_id, "campaign_id": req.journey_id, "customer_id": req.customer_id}
     try:
         provider_id = provider.send(message, req.message_id, tags)
     except ProviderThrottled as exc:

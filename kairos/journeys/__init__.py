@@ -1,0 +1,1 @@
+"""Journeys and campaigns on one engine: definitions and their graph, entry, paths, the runner, results."""
