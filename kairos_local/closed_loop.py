@@ -180,7 +180,7 @@ def train_and_publish(loop: Loop, as_of: datetime, version: str) -> dict[str, An
         publish_model(model_dir, rt.dep.physical["ModelsBucket"], version, client=s3)
         trained_s = time.perf_counter() - t0
     t0 = time.perf_counter()
-    desc = loop.sfn.run("ScoreAllStateMachine", {"total_segments": 2}, timeout_s=600)
+    desc = loop.sfn.run("ScoreAllStateMachine", {"total_shards": 2}, timeout_s=600)
     if desc["status"] != "SUCCEEDED":
         raise RuntimeError(f"score-all ended {desc['status']}: {desc.get('error')} {desc.get('cause')}")
     return {

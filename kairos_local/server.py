@@ -272,8 +272,8 @@ class LocalProduct:
             ``execution_arn``, ``status`` (``SUCCEEDED``, ``FAILED``... or ``TIMED_OUT`` when it did not end
             within ``timeout_s`` real seconds) and ``output`` (the execution's, parsed) or ``error``/``cause``.
         """
-        segments = int(self.runtime.dep.parameters.get("ScoreSegments") or 1)
-        arn = self.sfn.start(SCORE_STATE_MACHINE, {"total_segments": segments})
+        shards = int(self.runtime.dep.parameters.get("ScoreShards") or 1)
+        arn = self.sfn.start(SCORE_STATE_MACHINE, {"total_shards": shards})
         try:
             desc = self.sfn.wait(arn, timeout_s)
         except TimeoutError as exc:

@@ -72,12 +72,12 @@ class InMemoryCustomerStore(CustomerStore):
         return {c: r for c in set(customer_ids) if (r := self.get_customer(c)) is not None and not r.erased}
 
     def scan_customers(
-        self, segment: int, total_segments: int, start_after: str | None = None, limit: int = 500
+        self, shard: int, total_shards: int, start_after: str | None = None, limit: int = 500
     ) -> tuple[list[CustomerRecord], str | None]:
         ids = sorted(
             c
             for c, rec in self.customers.items()
-            if _segment_of(c, total_segments) == segment and not c.startswith("__") and not rec.erased
+            if _shard_of(c, total_shards) == shard and not c.startswith("__") and not rec.erased
         )
         if start_after is not None:
             ids = [c for c in ids if c > start_after]
@@ -222,8 +222,8 @@ class InMemoryCustomerStore(CustomerStore):
             self.decision_notes[c].add(object_key)
 
 
-def _segment_of(customer_id: str, total_segments: int) -> int:
-    return int(hashlib.sha256(customer_id.encode()).hexdigest(), 16) % total_segments
+def _shard_of(customer_id: str, total_shards: int) -> int:
+    return int(hashlib.sha256(customer_id.encode()).hexdigest(), 16) % total_shards
 
 
 class InMemoryEventArchive(EventArchive):

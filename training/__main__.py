@@ -314,7 +314,7 @@ def build_parser() -> argparse.ArgumentParser:
     train_args(p)
     p.set_defaults(func=cmd_card)
 
-    p = sub.add_parser("insights", help="RFM segments, cohorts and a forecast; Markdown, JSON and an HTML report")
+    p = sub.add_parser("insights", help="RFM groups, cohorts and a forecast; Markdown, JSON and an HTML report")
     events_args(p)
     p.add_argument("--as-of", help="events before this time count (default: just after the last event)")
     p.add_argument(

@@ -1,4 +1,4 @@
-"""RFM segments, cohorts and a forecast of an event archive, as JSON, Markdown and a self-contained HTML report.
+"""RFM groups, cohorts and a forecast of an event archive, as JSON, Markdown and a self-contained HTML report.
 
 The numbers come from ``kairos.insights.measures`` applied to the aggregates ``Folder`` folds up to the as-of
 time, so they equal what the insights API answers on a live store that received the same events.
@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 from kairos.insights.measures import (
     FIRST_PURCHASE_MONTH,
     RFM_GRID,
-    RFM_SEGMENTS,
+    RFM_GROUPS,
     cohort_matrix,
     forecast,
     rfm_of_customers,
@@ -57,7 +57,7 @@ def compute_insights(
     -------
     dict
         JSON-ready: ``as_of``, ``customers`` (with events before ``as_of``), ``rfm`` (``thresholds`` and
-        the summary's view: ``customers``, ``segments``, ``grid``, ``movement``), ``cohorts``
+        the summary's view: ``customers``, ``groups``, ``grid``, ``movement``), ``cohorts``
         (``retention`` and ``revenue`` matrices) and ``forecast`` (for every customer with a purchase).
 
     Raises
@@ -68,7 +68,7 @@ def compute_insights(
     Example
     -------
     >>> result = compute_insights(History(events, profiles), datetime(2011, 12, 10, tzinfo=UTC))
-    >>> [s["customers"] for s in result["rfm"]["segments"]]
+    >>> [g["customers"] for g in result["rfm"]["groups"]]
     """
     if forecast_days <= 0:
         raise ValueError("forecast_days must be positive")
@@ -104,7 +104,7 @@ def _pct(value: float | None) -> str:
 
 
 def render_markdown(result: dict[str, Any]) -> str:
-    """A short Markdown summary: segments, the first cohorts' retention and the forecast cases.
+    """A short Markdown summary: RFM groups, the first cohorts' retention and the forecast cases.
 
     Parameters
     ----------
@@ -122,15 +122,15 @@ def render_markdown(result: dict[str, Any]) -> str:
         "",
         f"{result['customers']} customers, {rfm['customers']} with a purchase.",
         "",
-        "## RFM segments",
+        "## RFM groups",
         "",
-        "| segment | customers | share | revenue | revenue share |",
+        "| group | customers | share | revenue | revenue share |",
         "|---|---:|---:|---:|---:|",
     ]
     lines += [
-        f"| {s['segment']} | {s['customers']} | {_pct(s['share'])} | {_money(s['revenue'])} | "
-        f"{_pct(s['revenue_share'])} |"
-        for s in rfm["segments"]
+        f"| {g['group']} | {g['customers']} | {_pct(g['share'])} | {_money(g['revenue'])} | "
+        f"{_pct(g['revenue_share'])} |"
+        for g in rfm["groups"]
     ]
     retention = result["cohorts"]["retention"]
     periods = retention["periods"][:MARKDOWN_PERIODS]
@@ -228,20 +228,20 @@ def _rfm_grid_plot(rfm: dict[str, Any]) -> str:
     return _png(fig)
 
 
-def _segment_plot(rfm: dict[str, Any]) -> str:
+def _group_plot(rfm: dict[str, Any]) -> str:
     import matplotlib.pyplot as plt
 
-    segments = rfm["segments"]
-    names = [s["segment"] for s in segments]
+    groups = rfm["groups"]
+    names = [g["group"] for g in groups]
     fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4), sharey=True)
-    left.barh(names, [s["customers"] for s in segments], color="#4c72b0")
+    left.barh(names, [g["customers"] for g in groups], color="#4c72b0")
     left.set_xlabel("customers")
-    right.barh(names, [s["revenue"] for s in segments], color="#dd8452")
+    right.barh(names, [g["revenue"] for g in groups], color="#dd8452")
     right.set_xlabel("revenue")
     left.invert_yaxis()
     for ax in (left, right):
         ax.grid(axis="x", alpha=0.3)
-    fig.suptitle("Customers and revenue per segment")
+    fig.suptitle("Customers and revenue per RFM group")
     return _png(fig)
 
 
@@ -302,22 +302,22 @@ def _rfm_section(rfm: dict[str, Any]) -> list[str]:
     grid_rows = [
         [f"R {r}", *(f"{RFM_GRID[r][f - 1]}: {grid.get((r, f), 0)}" for f in range(1, 6))] for r in range(5, 0, -1)
     ]
-    segments = [
-        [s["segment"], s["customers"], _pct(s["share"]), _money(s["revenue"]), _pct(s["revenue_share"])]
-        for s in rfm["segments"]
+    groups = [
+        [g["group"], g["customers"], _pct(g["share"]), _money(g["revenue"]), _pct(g["revenue_share"])]
+        for g in rfm["groups"]
     ]
     return [
-        "<h2>RFM segments</h2>",
+        "<h2>RFM groups</h2>",
         f"<p>{rfm['customers']} customers with a purchase. Recency (days since the last purchase), frequency "
         "(purchase moments: one per clock hour with a purchase) and monetary (total revenue) are each scored "
-        "1 to 5 by quintile over these customers; the segment is named by R and F.</p>",
+        "1 to 5 by quintile over these customers; the group is named by R and F.</p>",
         _rfm_grid_plot(rfm),
         _table(["", *(f"F {f}" for f in range(1, 6))], grid_rows, names=6),
         "<h3>Quintile cut points</h3>",
         _table(["score boundary", "20%", "40%", "60%", "80%"], cuts),
-        "<h3>Per segment</h3>",
-        _segment_plot(rfm),
-        _table(["segment", "customers", "share", "revenue", "revenue share"], segments),
+        "<h3>Per group</h3>",
+        _group_plot(rfm),
+        _table(["group", "customers", "share", "revenue", "revenue share"], groups),
     ]
 
 
@@ -394,7 +394,7 @@ def write_html(result: dict[str, Any], path: str | Path) -> None:
         f"<style>{STYLE}</style></head><body>",
         "<h1>Kairos insights</h1>",
         f"<p class=meta>As of {_esc(result['as_of'])}: {result['customers']} customers, "
-        f"{result['rfm']['customers']} with a purchase. Segments: {_esc(', '.join(RFM_SEGMENTS))}.</p>",
+        f"{result['rfm']['customers']} with a purchase. RFM groups: {_esc(', '.join(RFM_GROUPS))}.</p>",
         *_rfm_section(result["rfm"]),
         *_cohort_section(result["cohorts"]),
         *_forecast_section(result["forecast"]),

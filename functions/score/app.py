@@ -3,7 +3,7 @@
 Events (from the ScoreAll state machine, a schedule, or by hand):
 
 - ``{"customer_ids": ["c1", ...]}``: score these customers.
-- ``{"segment": 0, "total_segments": 4, "cursor": null}``: score one parallel-scan segment, resuming after
+- ``{"shard": 0, "total_shards": 4, "cursor": null}``: score one shard of a parallel scan, resuming after
   ``cursor``; returns the next cursor and ``done``.
 - ``{"fallbacks": true}``: store the population and segment answers for customers not scored yet.
 """
@@ -75,12 +75,12 @@ def handle(event: dict[str, Any], time_left_ms: Any) -> dict[str, Any]:
     elif "customer_ids" in event:
         result = scoring.score_customers(list(event["customer_ids"]), store(), model, as_of, source.version)
     else:
-        result = scoring.score_segment(
+        result = scoring.score_shard(
             store(),
             model,
             as_of,
-            int(event.get("segment", 0)),
-            int(event.get("total_segments", 1)),
+            int(event.get("shard", 0)),
+            int(event.get("total_shards", 1)),
             event.get("cursor"),
             time_left_ms,
             int(event.get("page_size", 500)),

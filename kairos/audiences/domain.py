@@ -29,6 +29,10 @@ RFM_NUMERIC_FIELDS = {
     "rfm.m": "monetary score 1..5 (5 = highest spend)",
 }
 
+# The RFM group's field before "segment" was kept for saved audiences: refused with a message that names the
+# new field, so a client moves in one step.
+RENAMED_RFM_FIELD = "rfm.segment"
+
 ORDER_FIELDS = {
     "orders.last_amount": "amount of the customer's latest order (one purchase moment, its lines summed)",
     "orders.max_amount": "amount of the customer's largest recent order",
@@ -52,7 +56,7 @@ class Filter(BaseModel):
     """One condition, or a group of conditions.
 
     A condition reads ``field``: a numeric aggregate (see NUMERIC_FIELDS), ``orders.last_amount`` /
-    ``orders.max_amount``, ``rfm.segment`` / ``rfm.r`` / ``rfm.f`` / ``rfm.m`` (the latest scoring run),
+    ``orders.max_amount``, ``rfm.group`` / ``rfm.r`` / ``rfm.f`` / ``rfm.m`` (the latest scoring run),
     ``bought_product``, ``viewed_product``, ``attributes.<name>``, ``consent.<channel>``, or a count over the
     last ``within_days`` days: ``events.<type>`` (optionally on ``channel``) or ``messages.<status>``
     (optionally on ``channel`` and of ``campaign_id``; status ``any`` counts every outcome).
@@ -104,12 +108,14 @@ class Filter(BaseModel):
         if groups:
             raise ValueError("a filter with a 'field' cannot also be a group ('all', 'any', 'not')")
         f = self.field
+        if f == RENAMED_RFM_FIELD:
+            raise ValueError(f"'{f}' was renamed: use 'rfm.group' (the RFM group: champions, loyal...)")
         history = f.startswith(("events.", "messages."))
         known = (
             f in NUMERIC_FIELDS
             or f in RFM_NUMERIC_FIELDS
             or f in ORDER_FIELDS
-            or f in ("bought_product", "viewed_product", "rfm.segment")
+            or f in ("bought_product", "viewed_product", "rfm.group")
             or (f.startswith("attributes.") and len(f) > len("attributes."))
             or f in {f"consent.{c}" for c in ("email", "sms", "push", "messenger")}
             or (f.startswith("events.") and f[len("events.") :] in EVENT_TYPES)

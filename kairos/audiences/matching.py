@@ -11,6 +11,7 @@ from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 from kairos.core.timeutil import parse_ts
+from kairos.insights.measures import rfm_group_of
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
@@ -101,6 +102,8 @@ def field_value(record: CustomerRecord, field: str, now: datetime) -> Any:
         if not agg.orders:
             return None
         return agg.orders[-1][1] if field == "orders.last_amount" else max(a for _, a in agg.orders)
+    if field == "rfm.group":
+        return rfm_group_of((record.recommendation or {}).get("rfm"))
     if field.startswith("rfm."):
         rfm = (record.recommendation or {}).get("rfm") or {}
         return rfm.get(field.split(".", 1)[1])

@@ -57,9 +57,9 @@ class CustomerReader(ABC):
 
     @abstractmethod
     def scan_customers(
-        self, segment: int, total_segments: int, start_after: str | None = None, limit: int = 500
+        self, shard: int, total_shards: int, start_after: str | None = None, limit: int = 500
     ) -> tuple[list[CustomerRecord], str | None]:
-        """One page of a parallel scan segment and the id to resume after (``None`` at the end).
+        """One page of a shard of a parallel scan and the id to resume after (``None`` at the end).
 
         Reserved ids (``__…``, fallback recommendations) are never returned.
         """

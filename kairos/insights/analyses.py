@@ -109,7 +109,7 @@ def forecast_audience(
 
 
 def rfm_report(insight_store: InsightStore) -> dict[str, Any] | None:
-    """The latest scoring run's RFM: thresholds, counts and revenue by segment, the R x F grid and movement
+    """The latest scoring run's RFM: thresholds, counts and revenue by group, the R x F grid and movement
     since the previous run (``None`` before any run computed it)."""
     runs = insight_store.query(insights.RFM_KIND, "run#")
     if not runs:

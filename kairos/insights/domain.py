@@ -41,12 +41,12 @@ class RfmReport(BaseModel):
     thresholds: dict[str, Any] = Field(
         description="quintile cut points (20/40/60/80%) of recency_days, frequency and monetary over purchasers"
     )
-    parts: int = Field(description="summaries of scan segments added up")
+    parts: int = Field(description="summaries added up, one per invocation that scored part of a scan shard")
     customers: int = Field(description="customers with a purchase, scored")
-    segments: list[dict[str, Any]] = Field(description="every named segment: customers, share, revenue")
-    grid: list[dict[str, Any]] = Field(description="the R x F grid: customers per cell and the cell's segment")
+    groups: list[dict[str, Any]] = Field(description="every named RFM group: customers, share, revenue")
+    grid: list[dict[str, Any]] = Field(description="the R x F grid: customers per cell and the cell's group")
     movement: dict[str, dict[str, int]] = Field(
-        description="segment at the previous run ('none': not scored then) -> segment now -> customers"
+        description="group at the previous run ('none': not scored then) -> group now -> customers"
     )
 
 

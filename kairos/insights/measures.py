@@ -1,4 +1,4 @@
-"""What marketers ask first: RFM segments, cohorts and a forecast, computed from the customers' aggregates.
+"""What marketers ask first: RFM groups, cohorts and a forecast, computed from the customers' aggregates.
 
 Everything here is a pure function of ``CustomerAggregates`` (and profile attributes), so the API on the
 live store, the scoring run and ``python -m training insights`` on an archive give the same answers.
@@ -8,7 +8,7 @@ RFM
 Among customers with at least one purchase: *recency* = days since the last purchase, *frequency* =
 purchase moments (an order is one clock hour of purchases), *monetary* = total revenue. Each is scored
 1..5 by quintile over all purchasers (5 = most recent, most frequent, highest spend); ties fall in the
-same score, so a shop where most customers bought once has many ``F = 1``. The named segment comes from
+same score, so a shop where most customers bought once has many ``F = 1``. The named group comes from
 R and F on this grid (M is reported, and may be filtered on, but does not name)::
 
     R \\ F   1            2                    3                    4           5
@@ -47,7 +47,7 @@ if TYPE_CHECKING:
     from kairos.customers.aggregates import CustomerAggregates
 
 DAY_S = 86_400
-RFM_SEGMENTS = (
+RFM_GROUPS = (
     "champions",
     "loyal",
     "potential loyalists",
@@ -68,6 +68,9 @@ RFM_GRID: dict[int, tuple[str, ...]] = {
 }
 COHORT_METRICS = ("retention", "revenue")
 RFM_KIND = "rfm"  # the kind of the scoring runs' RFM documents in the insight store
+# What stored answers and run summaries called the RFM group before "segment" was kept for saved audiences:
+# read until a scoring run has rewritten them.
+_STORED_GROUP_KEY, _STORED_GROUPS_KEY = "segment", "segments"
 FIRST_PURCHASE_MONTH = "first_purchase_month"
 
 
@@ -136,7 +139,7 @@ def rfm_thresholds(values: Iterable[tuple[float, int, float]], now: datetime) ->
 
 
 def rfm_score(values: tuple[float, int, float], t: RfmThresholds) -> dict[str, Any]:
-    """R, F and M scores (1..5) and the named segment of one purchaser."""
+    """R, F and M scores (1..5) and the named group of one purchaser."""
     recency, frequency, monetary = values
     r = 5 - sum(recency > c for c in t.recency_days)
     f = 1 + sum(frequency > c for c in t.frequency)
@@ -146,7 +149,7 @@ def rfm_score(values: tuple[float, int, float], t: RfmThresholds) -> dict[str, A
         "f": f,
         "m": m,
         "score": f"{r}{f}{m}",
-        "segment": RFM_GRID[r][f - 1],
+        "group": RFM_GRID[r][f - 1],
         "recency_days": recency,
         "frequency": frequency,
         "monetary": monetary,
@@ -154,68 +157,74 @@ def rfm_score(values: tuple[float, int, float], t: RfmThresholds) -> dict[str, A
     }
 
 
+def rfm_group_of(rfm: Mapping[str, Any] | None) -> str | None:
+    """The RFM group of a stored answer's ``rfm`` (``None``: the customer had none)."""
+    if not rfm:
+        return None
+    return rfm.get("group", rfm.get(_STORED_GROUP_KEY))
+
+
 @dataclass
 class RfmSummary:
-    """Counts, revenue, the R x F grid and movement between segments; partial summaries add up."""
+    """Counts, revenue, the R x F grid and movement between groups; partial summaries add up."""
 
     customers: int = 0
-    segments: dict[str, dict[str, float]] = field(default_factory=dict)
+    groups: dict[str, dict[str, float]] = field(default_factory=dict)
     grid: dict[str, int] = field(default_factory=dict)  # "r,f" -> customers
     movement: dict[str, dict[str, int]] = field(default_factory=dict)  # previous -> current -> customers
 
     def add(self, rfm: Mapping[str, Any], previous: str | None) -> None:
         self.customers += 1
-        seg = self.segments.setdefault(rfm["segment"], {"customers": 0, "revenue": 0.0})
-        seg["customers"] += 1
-        seg["revenue"] = round(seg["revenue"] + float(rfm["monetary"]), 2)
+        group = self.groups.setdefault(rfm["group"], {"customers": 0, "revenue": 0.0})
+        group["customers"] += 1
+        group["revenue"] = round(group["revenue"] + float(rfm["monetary"]), 2)
         key = f"{rfm['r']},{rfm['f']}"
         self.grid[key] = self.grid.get(key, 0) + 1
         moved = self.movement.setdefault(previous or "none", {})
-        moved[rfm["segment"]] = moved.get(rfm["segment"], 0) + 1
+        moved[rfm["group"]] = moved.get(rfm["group"], 0) + 1
 
     def merge(self, other: RfmSummary) -> RfmSummary:
         out = RfmSummary.from_dict(self.to_dict())
         out.customers += other.customers
-        for name, s in other.segments.items():
-            mine = out.segments.setdefault(name, {"customers": 0, "revenue": 0.0})
+        for name, s in other.groups.items():
+            mine = out.groups.setdefault(name, {"customers": 0, "revenue": 0.0})
             mine["customers"] += s["customers"]
             mine["revenue"] = round(mine["revenue"] + s["revenue"], 2)
         for k, n in other.grid.items():
             out.grid[k] = out.grid.get(k, 0) + n
         for prev, to in other.movement.items():
             row = out.movement.setdefault(prev, {})
-            for seg, n in to.items():
-                row[seg] = row.get(seg, 0) + n
+            for group, n in to.items():
+                row[group] = row.get(group, 0) + n
         return out
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "customers": self.customers,
-            "segments": {k: dict(v) for k, v in self.segments.items()},
+            "groups": {k: dict(v) for k, v in self.groups.items()},
             "grid": dict(self.grid),
             "movement": {k: dict(v) for k, v in self.movement.items()},
         }
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> RfmSummary:
+        groups = data.get("groups") or data.get(_STORED_GROUPS_KEY) or {}
         return cls(
             int(data.get("customers", 0)),
-            {k: {"customers": int(v["customers"]), "revenue": float(v["revenue"])} for k, v in data["segments"].items()}
-            if data.get("segments")
-            else {},
+            {k: {"customers": int(v["customers"]), "revenue": float(v["revenue"])} for k, v in groups.items()},
             {k: int(v) for k, v in (data.get("grid") or {}).items()},
             {k: {s: int(n) for s, n in v.items()} for k, v in (data.get("movement") or {}).items()},
         )
 
     def view(self) -> dict[str, Any]:
-        """The API's answer: every named segment (zeros included) with its share, the grid and movement."""
-        total_revenue = sum(s["revenue"] for s in self.segments.values())
-        segments = []
-        for name in RFM_SEGMENTS:
-            s = self.segments.get(name, {"customers": 0, "revenue": 0.0})
-            segments.append(
+        """The API's answer: every named group (zeros included) with its share, the grid and movement."""
+        total_revenue = sum(s["revenue"] for s in self.groups.values())
+        groups = []
+        for name in RFM_GROUPS:
+            s = self.groups.get(name, {"customers": 0, "revenue": 0.0})
+            groups.append(
                 {
-                    "segment": name,
+                    "group": name,
                     "customers": int(s["customers"]),
                     "share": round(s["customers"] / self.customers, 4) if self.customers else 0.0,
                     "revenue": round(s["revenue"], 2),
@@ -223,11 +232,11 @@ class RfmSummary:
                 }
             )
         grid = [
-            {"r": r, "f": f, "segment": RFM_GRID[r][f - 1], "customers": self.grid.get(f"{r},{f}", 0)}
+            {"r": r, "f": f, "group": RFM_GRID[r][f - 1], "customers": self.grid.get(f"{r},{f}", 0)}
             for r in range(5, 0, -1)
             for f in range(1, 6)
         ]
-        return {"customers": self.customers, "segments": segments, "grid": grid, "movement": self.movement}
+        return {"customers": self.customers, "groups": groups, "grid": grid, "movement": self.movement}
 
 
 def rfm_of_customers(
@@ -463,7 +472,7 @@ __all__ = [
     "FIRST_PURCHASE_MONTH",
     "RFM_GRID",
     "RFM_KIND",
-    "RFM_SEGMENTS",
+    "RFM_GROUPS",
     "RfmSummary",
     "RfmThresholds",
     "cohort_matrix",
@@ -471,6 +480,7 @@ __all__ = [
     "forecast",
     "period_outcome",
     "quantile",
+    "rfm_group_of",
     "rfm_of_customers",
     "rfm_score",
     "rfm_thresholds",

@@ -1,11 +1,11 @@
 """Score customers with the current model and keep the answers on their profiles.
 
-Scoring all customers is a parallel scan: each segment is scored page by page and hands back a cursor
+Scoring all customers is a parallel scan: each shard is scored page by page and hands back a cursor
 before the function's time runs out, so a Step Functions loop (``statemachine/score_all.asl.json``) can
 resume it; a re-run of a page writes the same answers again, so resuming is safe.
 
 A scoring run also recomputes RFM (``kairos.insights.measures``): its first step counts every purchaser's
-recency, frequency and monetary value into quintile thresholds (:func:`prepare_rfm`), each segment scores
+recency, frequency and monetary value into quintile thresholds (:func:`prepare_rfm`), each shard scores
 its customers against them and stores its part of the run's summary, and ``kairos.insights.analyses.rfm_report``
 adds the parts.
 """
@@ -79,7 +79,7 @@ def score_records(
                     payload["rfm"] = previous
             elif (values := insights.rfm_values(record.aggregates, as_of)) is not None:
                 payload["rfm"] = insights.rfm_score(values, rfm[0])
-                rfm[1].add(payload["rfm"], (previous or {}).get("segment"))
+                rfm[1].add(payload["rfm"], insights.rfm_group_of(previous))
             payloads.append((rec.customer_id, payload))
         with ThreadPoolExecutor(max_workers=WRITE_THREADS) as pool:
             list(pool.map(lambda cp: store.put_recommendation(*cp), payloads))
@@ -96,12 +96,12 @@ def score_customers(
     return {"scored": scored, "missing": sorted(set(customer_ids) - set(found))}
 
 
-def score_segment(
+def score_shard(
     store: CustomerStore,
     model: KairosModel,
     as_of: datetime,
-    segment: int,
-    total_segments: int,
+    shard: int,
+    total_shards: int,
     cursor: str | None,
     time_left_ms: Callable[[], int],
     page_size: int = 500,
@@ -109,7 +109,7 @@ def score_segment(
     model_source: str | None = None,
     insight_store: InsightStore | None = None,
 ) -> dict[str, Any]:
-    """Score one scan segment from ``cursor`` until it ends or the time left falls under ``reserve_ms``.
+    """Score one scan shard from ``cursor`` until it ends or the time left falls under ``reserve_ms``.
 
     With ``insight_store`` and the run's RFM thresholds in it (:func:`prepare_rfm`), purchasers get their RFM
     scores and this invocation's part of the run's RFM summary is stored.
@@ -119,16 +119,16 @@ def score_segment(
     thresholds = rfm_thresholds_of(insight_store, as_of)
     rfm = (thresholds, insights.RfmSummary()) if thresholds is not None else None
     while True:
-        records, cursor = store.scan_customers(segment, total_segments, cursor, page_size)
+        records, cursor = store.scan_customers(shard, total_shards, cursor, page_size)
         scored += score_records(records, store, model, as_of, model_source, rfm)
         if cursor is None or time_left_ms() < reserve_ms:
             break
     if rfm is not None and insight_store is not None:
         part = hashlib.sha256((start_cursor or "").encode()).hexdigest()[:12]
-        insight_store.put(RFM_KIND, f"part#{as_of.isoformat()}#{segment:05d}#{part}", rfm[1].to_dict(), _expiry(as_of))
+        insight_store.put(RFM_KIND, f"part#{as_of.isoformat()}#{shard:05d}#{part}", rfm[1].to_dict(), _expiry(as_of))
     return {
-        "segment": segment,
-        "total_segments": total_segments,
+        "shard": shard,
+        "total_shards": total_shards,
         "cursor": cursor,
         "scored": scored,
         "done": cursor is None,
@@ -145,7 +145,7 @@ def rfm_thresholds_of(insight_store: InsightStore | None, as_of: datetime) -> Rf
 
 def prepare_rfm(store: CustomerStore, insight_store: InsightStore, as_of: datetime, page_size: int = 1000) -> int:
     """Compute the run's RFM quintile thresholds over every purchaser (one pass over the customers) and store
-    them; the segments of the run then score each customer against them. Returns the purchasers counted."""
+    them; the shards of the run then score each customer against them. Returns the purchasers counted."""
     values = [v for r in all_customers(store, page_size) if (v := insights.rfm_values(r.aggregates, as_of)) is not None]
     thresholds = insights.rfm_thresholds(values, as_of)
     insight_store.put(RFM_KIND, f"run#{as_of.isoformat()}", thresholds.to_dict(), _expiry(as_of))
@@ -177,6 +177,6 @@ __all__ = [
     "rfm_thresholds_of",
     "score_customers",
     "score_records",
-    "score_segment",
+    "score_shard",
     "store_fallbacks",
 ]

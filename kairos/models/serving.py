@@ -34,7 +34,7 @@ from kairos.models.features import (
 )
 from kairos.models.features.calibration import Calibration, best_hours
 from kairos.models.features.channels import CHANNELS, ChannelResponse, channel_ranking
-from kairos.models.features.send_time import _normalize
+from kairos.models.features.shared import normalize
 
 if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
@@ -344,4 +344,4 @@ class KairosModel:
 
 
 def _normalize_rows(x: np.ndarray) -> np.ndarray:
-    return _normalize(np.maximum(x, 0.0) + 1e-12)
+    return normalize(np.maximum(x, 0.0) + 1e-12)

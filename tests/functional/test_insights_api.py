@@ -62,20 +62,34 @@ def test_rfm_after_a_scoring_run_counts_the_buyers_and_names_the_champion(client
         assert client.request("GET", "/v1/insights/rfm").json()["message"] == "no scoring run has computed RFM yet"
     # WHEN the scoring run of the template runs
     with local_stepfunctions(client.runtime) as sfn:
-        desc = sfn.run("ScoreAllStateMachine", {"total_segments": 2}, timeout_s=300)
+        desc = sfn.run("ScoreAllStateMachine", {"total_shards": 2}, timeout_s=300)
     assert desc["status"] == "SUCCEEDED", desc
     rfm = client.request("GET", "/v1/insights/rfm").json()
-    # THEN the segment counts add up to the customers with purchases, and the grid too
-    assert rfm["customers"] == 20 == sum(s["customers"] for s in rfm["segments"])
+    # THEN the RFM group counts add up to the customers with purchases, and the grid too
+    assert rfm["customers"] == 20 == sum(g["customers"] for g in rfm["groups"])
     assert sum(c["customers"] for c in rfm["grid"]) == 20
-    assert rfm["movement"] == {"none": {s["segment"]: s["customers"] for s in rfm["segments"] if s["customers"]}}
+    assert rfm["movement"] == {"none": {g["group"]: g["customers"] for g in rfm["groups"] if g["customers"]}}
     # AND the most frequent, most recent big spender is a champion, in their profile and in a segment filter
     rec = client.request("GET", "/v1/customers/c00/recommendation").json()
     assert rec["scored"] is True
     preview = client.request(
-        "POST", "/v1/segments/preview", {"filters": [{"field": "rfm.segment", "value": "champions"}]}
+        "POST", "/v1/segments/preview", {"filters": [{"field": "rfm.group", "value": "champions"}]}
     ).json()
     assert "c00" in preview["sample"] and "c19" not in preview["sample"]
+
+
+def test_a_filter_on_rfm_segment_is_400_saying_to_use_rfm_group(client):
+    # GIVEN a client still filtering on the RFM group under its former field name
+    old = {"field": "rfm.segment", "value": "champions"}
+    # WHEN it previews or saves a segment with it
+    preview = client.request("POST", "/v1/segments/preview", {"filters": [old]})
+    put = client.request("PUT", "/v1/segments/winners", {"name": "winners", "filters": [{"any": [old]}]})
+    # THEN both are 400 naming the filter and the field to use, and nothing is saved
+    for resp in (preview, put):
+        assert resp.status == 400, resp.body
+        message = resp.json()["message"]
+        assert message.startswith("filters.0") and "use 'rfm.group'" in message, message
+    assert client.request("GET", "/v1/segments/winners").status == 404
 
 
 def test_cohorts_first_column_is_each_cohorts_size(client, shop):

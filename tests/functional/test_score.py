@@ -39,15 +39,16 @@ def runtime():
         yield rt
 
 
-def _score_everybody(runtime, segments: int = 2) -> int:
+def _score_everybody(runtime, shards: int = 2) -> int:
     runtime.invoke("ScoreFunction", {"fallbacks": True})
     scored = 0
-    for seg in range(segments):
+    for shard in range(shards):
         cursor, done = None, False
         while not done:
             out = runtime.invoke(
-                "ScoreFunction", {"segment": seg, "total_segments": segments, "cursor": cursor, "page_size": 7}
+                "ScoreFunction", {"shard": shard, "total_shards": shards, "cursor": cursor, "page_size": 7}
             )
+            assert (out["shard"], out["total_shards"]) == (shard, shards)
             cursor, done, scored = out["cursor"], out["done"], scored + out["scored"]
     return scored
 
@@ -71,7 +72,7 @@ def test_score_function_serves_what_training_code_computes(runtime, client, mode
     client.request(
         "PUT", "/v1/customers/newcomer", {"timezone": "Europe/London", "attributes": {"country": "United Kingdom"}}
     )
-    # WHEN every customer is scored by parallel scan segments, page by page, resuming from cursors
+    # WHEN every customer is scored by parallel scan shards, page by page, resuming from cursors
     scored = _score_everybody(runtime)
     # THEN every customer got an answer, and it is what the model gives for training-side aggregates
     assert scored == len(profiles) + 1
@@ -126,9 +127,9 @@ def test_score_all_state_machine_scores_everybody(runtime, client, model_dir):
     publish_model(
         model_dir, runtime.dep.physical["ModelsBucket"], "20261122T000000Z-test", runtime.session.client("s3")
     )
-    # WHEN the real ScoreAll state machine of the template runs (Map over 3 scan segments, cursor loops)
+    # WHEN the real ScoreAll state machine of the template runs (Map over 3 scan shards, cursor loops)
     with local_stepfunctions(runtime) as sfn:
-        desc = sfn.run("ScoreAllStateMachine", {"total_segments": 3}, timeout_s=120)
+        desc = sfn.run("ScoreAllStateMachine", {"total_shards": 3}, timeout_s=120)
     # THEN it succeeds and every customer has a recommendation
     assert desc["status"] == "SUCCEEDED", desc
     for p in profiles:

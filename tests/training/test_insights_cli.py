@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from kairos.insights.measures import RFM_SEGMENTS
+from kairos.insights.measures import RFM_GROUPS
 from training.__main__ import main
 from training.history import History
 from training.insights import compute_insights
@@ -32,12 +32,12 @@ def test_insights_rfm_counts_every_customer_with_a_purchase_before_as_of(history
     }
     # WHEN computing the insights as of then
     rfm = compute_insights(history, MID)["rfm"]
-    # THEN the segments and the grid each count exactly those customers, and some customers came later
+    # THEN the RFM groups and the grid each count exactly those customers, and some customers came later
     assert 0 < len(buyers) < len(history.customers)
     assert rfm["customers"] == len(buyers)
-    assert sum(s["customers"] for s in rfm["segments"]) == len(buyers)
+    assert sum(g["customers"] for g in rfm["groups"]) == len(buyers)
     assert sum(c["customers"] for c in rfm["grid"]) == len(buyers)
-    assert [s["segment"] for s in rfm["segments"]] == list(RFM_SEGMENTS)
+    assert [g["group"] for g in rfm["groups"]] == list(RFM_GROUPS)
 
 
 @pytest.mark.parametrize("by", ["first_purchase_month", "attributes.country"])
@@ -78,17 +78,17 @@ def test_insights_cli_writes_json_and_html_report(tmp_path, capsys):
     # THEN it succeeds, prints the Markdown summary, and writes valid JSON with every part
     assert code == 0
     stdout = capsys.readouterr().out
-    assert "## RFM segments" in stdout and "## Forecast" in stdout
+    assert "## RFM groups" in stdout and "## Forecast" in stdout
     result = json.loads(out_json.read_text())
     assert set(result) >= {"as_of", "rfm", "cohorts", "forecast"}
     assert set(result["cohorts"]) == {"retention", "revenue"}
     assert result["as_of"] == "2011-12-08T14:39:01+00:00"
-    # AND the report embeds its plots as base64 PNGs and names every segment
+    # AND the report embeds its plots as base64 PNGs and names every RFM group
     page = out_html.read_text()
     images = re.findall(r'<img[^>]+src="data:image/png;base64,([A-Za-z0-9+/=]+)"', page)
     assert len(images) == page.count("<img") >= 4
     assert all(base64.b64decode(img).startswith(PNG_MAGIC) for img in images)
-    assert all(name in page for name in RFM_SEGMENTS)
+    assert all(name in page for name in RFM_GROUPS)
     assert "http://" not in page and "https://" not in page
 
 

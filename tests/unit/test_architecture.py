@@ -125,6 +125,42 @@ def test_core_depends_on_no_part_of_the_product():
     assert bad_imports("core", ("domain", "ports", "logic", "adapter", "root"), ("kairos_local",)) == {}
 
 
+def test_no_import_cycle_between_the_packages_modules():
+    # GIVEN every import between the package's modules (type-only and function-level ones included)
+    graph = {
+        name: {m for i in imports_of(path) if (m := _module_of(i)) and m != name} for name, (path, _) in MODULES.items()
+    }
+    # WHEN the import graph is walked  THEN no path leads from a module back to itself
+    assert _a_cycle(graph) is None
+
+
+def _module_of(imported: str) -> str | None:
+    """The package module an import names (``kairos.x.y.Name`` -> ``kairos.x.y``), ``None`` outside it."""
+    while imported and imported not in MODULES:
+        imported = imported.rpartition(".")[0]
+    return imported or None
+
+
+def _a_cycle(graph: dict[str, set[str]]) -> list[str] | None:
+    """One import cycle of the graph, as the modules along it, or ``None`` (a depth-first walk)."""
+    done: set[str] = set()
+    for start in sorted(graph):
+        if start in done:
+            continue
+        path, stack = [start], [iter(sorted(graph[start]))]
+        while stack:
+            nxt = next(stack[-1], None)
+            if nxt is None:
+                done.add(path.pop())
+                stack.pop()
+            elif nxt in path:
+                return [*path[path.index(nxt) :], nxt]
+            elif nxt not in done:
+                path.append(nxt)
+                stack.append(iter(sorted(graph[nxt])))
+    return None
+
+
 def test_no_module_is_over_600_lines():
     long = {name: n for name, (path, _) in MODULES.items() if (n := len(path.read_text().splitlines())) > 600}
     assert long == {}

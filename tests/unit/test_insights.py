@@ -10,7 +10,7 @@ from kairos.customers.aggregates import CustomerAggregates, fold_events
 from kairos.customers.schemas import Event
 from kairos.insights.measures import (
     RFM_GRID,
-    RFM_SEGMENTS,
+    RFM_GROUPS,
     RfmSummary,
     cohort_matrix,
     forecast,
@@ -37,8 +37,8 @@ def _customer(*purchases: tuple[int, float], extra: list[Event] | None = None) -
     return agg
 
 
-def test_the_grid_names_every_cell_with_a_documented_segment():
-    assert {name for row in RFM_GRID.values() for name in row} == set(RFM_SEGMENTS)
+def test_the_grid_names_every_cell_with_a_documented_group():
+    assert {name for row in RFM_GRID.values() for name in row} == set(RFM_GROUPS)
     assert all(len(row) == 5 for row in RFM_GRID.values())
 
 
@@ -57,26 +57,34 @@ def test_rfm_counts_every_purchaser_once_and_names_the_champion():
     thresholds, scores, summary = rfm_of_customers(aggs, NOW)
     # THEN only purchasers are scored, and the counts add up to them
     assert set(scores) == set(aggs) - {"browser"}
-    assert summary.customers == 10 == sum(s["customers"] for s in summary.view()["segments"])
+    assert summary.customers == 10 == sum(g["customers"] for g in summary.view()["groups"])
     assert sum(cell["customers"] for cell in summary.view()["grid"]) == 10
     # AND the frequent recent big spender is a champion with top scores; the one-off long ago is lost
-    assert scores["champion"]["segment"] == "champions"
+    assert scores["champion"]["group"] == "champions"
     assert (scores["champion"]["r"], scores["champion"]["f"], scores["champion"]["m"]) == (5, 5, 5)
-    assert scores["lost"]["segment"] == "lost" and scores["lost"]["r"] == 1
-    # AND revenue by segment sums to the purchasers' revenue
-    assert sum(s["revenue"] for s in summary.view()["segments"]) == pytest.approx(8 * 100 + 1200 + 5)
+    assert scores["lost"]["group"] == "lost" and scores["lost"]["r"] == 1
+    # AND revenue by group sums to the purchasers' revenue
+    assert sum(g["revenue"] for g in summary.view()["groups"]) == pytest.approx(8 * 100 + 1200 + 5)
 
 
 def test_movement_since_the_previous_run_and_partial_summaries_add_up():
     a = RfmSummary()
-    a.add({"segment": "champions", "r": 5, "f": 5, "monetary": 10.0}, "loyal")
+    a.add({"group": "champions", "r": 5, "f": 5, "monetary": 10.0}, "loyal")
     b = RfmSummary()
-    b.add({"segment": "lost", "r": 1, "f": 1, "monetary": 1.0}, None)
-    b.add({"segment": "champions", "r": 5, "f": 4, "monetary": 2.0}, "loyal")
+    b.add({"group": "lost", "r": 1, "f": 1, "monetary": 1.0}, None)
+    b.add({"group": "champions", "r": 5, "f": 4, "monetary": 2.0}, "loyal")
     merged = a.merge(b)
     assert merged.customers == 3
     assert merged.movement == {"loyal": {"champions": 2}, "none": {"lost": 1}}
     assert RfmSummary.from_dict(merged.to_dict()) == merged
+
+
+def test_a_run_summary_stored_with_segments_reads_as_groups():
+    # GIVEN a part of a run's summary as stored before the RFM group was named "group"
+    stored = {"customers": 2, "segments": {"loyal": {"customers": 2, "revenue": 30.0}}, "grid": {"4,4": 2}}
+    # WHEN it is read  THEN its counts are the group's
+    view = RfmSummary.from_dict(stored).view()
+    assert {g["group"]: g["customers"] for g in view["groups"] if g["customers"]} == {"loyal": 2}
 
 
 def test_a_purchase_clears_an_abandoned_cart_in_any_order():

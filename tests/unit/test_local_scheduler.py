@@ -147,7 +147,7 @@ def test_scheduled_targets_reads_every_schedule_of_the_template():
         "Nightly",
         "ScheduleV2",
     )
-    assert nightly.input == '{"total_segments": 4}'
+    assert nightly.input == '{"total_shards": 4}'
     assert nightly.expression.next_after(T0) == datetime(2026, 3, 3, 2, tzinfo=UTC)
     timer = targets["TickFunction"]
     assert timer.kind == "AWS::Serverless::Function" and timer.input is None
@@ -179,7 +179,7 @@ def test_scheduled_target_payload_is_the_input_else_an_eventbridge_scheduled_eve
     assert timer["time"] == "2026-03-02T09:01:00Z" and timer["detail"] == {}
     assert timer["region"] == "eu-west-1"
     assert timer["resources"] == ["arn:aws:events:eu-west-1:123456789012:rule/kairos-TickFunctionEvery"]
-    assert nightly == {"total_segments": 4}
+    assert nightly == {"total_shards": 4}
 
 
 class FakeClock:
@@ -251,7 +251,7 @@ def test_local_triggers_tick_pumps_streams_and_fires_what_is_due_once():
     # THEN the scoring state machine gets an execution with the schedule's input
     (started,) = runtime.sfn.started
     assert started["stateMachineArn"] == runtime.dep.physical["ScoreAllStateMachine"]
-    assert started["input"] == '{"total_segments": 4}' and started["name"].startswith("Nightly-")
+    assert started["input"] == '{"total_shards": 4}' and started["name"].startswith("Nightly-")
     assert triggers.fired["TickFunction.Every"] == 2 and triggers.fired["ScoreAllStateMachine.Nightly"] == 1
 
 

@@ -1,4 +1,4 @@
-"""Scoring with the bundled default model into the in-memory store: by id, by scan segment, and the fallbacks."""
+"""Scoring with the bundled default model into the in-memory store: by id, by scan shard, and the fallbacks."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import pytest
 
 from kairos.customers.domain import CustomerRecord
 from kairos.models.recommendations import POPULATION_KEY, SEGMENT_KEY_PREFIX, get_recommendation
-from kairos.models.scoring import score_customers, score_records, score_segment, store_fallbacks
+from kairos.models.scoring import score_customers, score_records, score_shard, store_fallbacks
 from kairos.models.serving import KairosModel
 from kairos.models.timing import DEFAULT_WINDOW, window_value
 from tests.unit.conftest import NOW, make_event
@@ -69,35 +69,36 @@ def test_score_records_leaves_an_erased_customer_erased(customers, model):
     assert written == 1 and customers.get_customer("gone") is None
 
 
-def test_score_segment_resumes_from_its_cursor_until_done(customers, add_customer, model):
-    # GIVEN 12 customers over two scan segments
+def test_score_shard_resumes_from_its_cursor_until_done(customers, add_customer, model):
+    # GIVEN 12 customers over two scan shards
     for i in range(12):
         add_customer(f"c{i:02d}", attributes={"country": "Germany" if i % 2 else "Japan"})
-    in_segment = {r.customer_id for r in customers.scan_customers(0, 2, None, 1000)[0]}
-    assert 2 < len(in_segment) < 12
-    # WHEN segment 0 is scored two customers at a time, each call out of time after its first page
-    out = score_segment(customers, model, NOW, 0, 2, None, lambda: 0, page_size=2, model_source=SOURCE)
+    in_shard = {r.customer_id for r in customers.scan_customers(0, 2, None, 1000)[0]}
+    assert 2 < len(in_shard) < 12
+    # WHEN shard 0 is scored two customers at a time, each call out of time after its first page
+    out = score_shard(customers, model, NOW, 0, 2, None, lambda: 0, page_size=2, model_source=SOURCE)
     calls, scored = 1, out["scored"]
     while not out["done"]:
         assert out["cursor"] is not None and out["scored"] == 2
-        out = score_segment(customers, model, NOW, 0, 2, out["cursor"], lambda: 0, page_size=2, model_source=SOURCE)
+        assert (out["shard"], out["total_shards"]) == (0, 2)
+        out = score_shard(customers, model, NOW, 0, 2, out["cursor"], lambda: 0, page_size=2, model_source=SOURCE)
         calls += 1
         scored += out["scored"]
-    # THEN every customer of the segment was scored once over several calls, and no other customer
-    assert calls == -(-len(in_segment) // 2)
-    assert scored == len(in_segment) and out["cursor"] is None
+    # THEN every customer of the shard was scored once over several calls, and no other customer
+    assert calls == -(-len(in_shard) // 2)
+    assert scored == len(in_shard) and out["cursor"] is None
     have = {c for c, rec in customers.customers.items() if rec.recommendation is not None}
-    assert have == in_segment
-    for c in in_segment:
+    assert have == in_shard
+    for c in in_shard:
         _check_answer(customers.get_customer(c).recommendation, model)
 
 
-def test_score_segment_with_time_left_scores_the_whole_segment_in_one_call(customers, add_customer, model):
-    # GIVEN 6 customers in one segment
+def test_score_shard_with_time_left_scores_the_whole_shard_in_one_call(customers, add_customer, model):
+    # GIVEN 6 customers in one shard
     for i in range(6):
         add_customer(f"c{i}")
     # WHEN it is scored with plenty of time left
-    out = score_segment(customers, model, NOW, 0, 1, None, lambda: 10**9, page_size=2)
+    out = score_shard(customers, model, NOW, 0, 1, None, lambda: 10**9, page_size=2)
     # THEN one call scored everybody
     assert (out["scored"], out["done"], out["cursor"]) == (6, True, None)
     assert all(customers.get_customer(f"c{i}").recommendation is not None for i in range(6))

@@ -1,17 +1,18 @@
-"""Campaign results against the control group, segment previews with groups, deletion, RFM in the scoring run."""
+"""Campaign results against the control group, segment previews (filter groups), deletion, RFM in the scoring run."""
 
 from __future__ import annotations
 
 from datetime import timedelta
 
 import pytest
+from pydantic import ValidationError
 
 from kairos.audiences.domain import Filter, SegmentIn
 from kairos.audiences.segments import delete_segment, preview_segment, save_segment
 from kairos.core.errors import InUseError, NotFoundError
 from kairos.insights.analyses import rfm_report
 from kairos.journeys.campaign_domain import CampaignIn
-from kairos.models.scoring import prepare_rfm, score_segment
+from kairos.models.scoring import prepare_rfm, score_shard
 from kairos.models.serving import KairosModel
 from tests.fakes import InMemoryInsightStore
 from tests.unit.conftest import NOW, campaign_body, make_event
@@ -93,22 +94,61 @@ def test_the_scoring_run_writes_rfm_and_its_summary_counts_the_purchasers(custom
             ]
         )
     add_customer("browser")
-    # WHEN a scoring run prepares RFM and scores two segments
+    # WHEN a scoring run prepares RFM and scores two scan shards
     assert prepare_rfm(customers, insights, NOW) == 10
-    for seg in range(2):
-        score_segment(customers, model, NOW, seg, 2, None, lambda: 10**9, insight_store=insights)
+    for shard in range(2):
+        score_shard(customers, model, NOW, shard, 2, None, lambda: 10**9, insight_store=insights)
     report = rfm_report(insights)
     # THEN the summary counts every purchaser once and the most recent, most frequent buyer is a champion
-    assert report["customers"] == 10 == sum(s["customers"] for s in report["segments"])
+    assert report["customers"] == 10 == sum(g["customers"] for g in report["groups"])
     assert report["parts"] == 2
-    assert customers.get_customer("c0").recommendation["rfm"]["segment"] == "champions"
+    assert customers.get_customer("c0").recommendation["rfm"]["group"] == "champions"
     assert "rfm" not in (customers.get_customer("browser").recommendation or {})
     # AND the RFM fields filter segments
-    champions = Filter.model_validate({"field": "rfm.segment", "value": "champions"})
+    champions = Filter.model_validate({"field": "rfm.group", "value": "champions"})
     assert "c0" in preview_segment([champions], customers, NOW)["sample"]
     # AND the next run reports movement from this one
     later = NOW + timedelta(days=200)
     prepare_rfm(customers, insights, later)
-    score_segment(customers, model, later, 0, 1, None, lambda: 10**9, insight_store=insights)
+    score_shard(customers, model, later, 0, 1, None, lambda: 10**9, insight_store=insights)
     moved = rfm_report(insights)["movement"]
     assert moved.get("champions") and "none" not in moved
+
+
+@pytest.mark.parametrize(
+    "body",
+    [{"field": "rfm.segment", "value": "champions"}, {"any": [{"field": "rfm.segment", "value": "lost"}]}],
+    ids=["condition", "in a group"],
+)
+def test_a_filter_on_rfm_segment_is_refused_naming_rfm_group(body):
+    # GIVEN a filter on the RFM group under its former field name  WHEN it is read
+    with pytest.raises(ValidationError) as err:
+        Filter.model_validate(body)
+    # THEN the error says which field to use instead
+    assert "'rfm.segment' was renamed: use 'rfm.group'" in str(err.value)
+
+
+def test_answers_stored_before_the_rfm_group_was_named_group_still_filter_and_move(customers, add_customer, ingest):
+    # GIVEN a champion whose stored answer still names its RFM group "segment", as answers written before did
+    model = KairosModel.load(MODEL_DIR)
+    insights = InMemoryInsightStore()
+    for i in range(5):
+        add_customer(f"c{i}")
+        ingest(
+            [make_event(f"p{i}-{k}", f"c{i}", "purchase", NOW - timedelta(days=5 * i + 30 * k)) for k in range(5 - i)]
+        )
+    prepare_rfm(customers, insights, NOW)
+    score_shard(customers, model, NOW, 0, 1, None, lambda: 10**9, insight_store=insights)
+    stored = customers.customers["c0"].recommendation["rfm"]
+    stored["segment"] = stored.pop("group")
+    # WHEN it is filtered on rfm.group, and the next scoring run reports movement
+    champions = Filter.model_validate({"field": "rfm.group", "value": "champions"})
+    matched = preview_segment([champions], customers, NOW)["sample"]
+    later = NOW + timedelta(days=1)
+    prepare_rfm(customers, insights, later)
+    score_shard(customers, model, later, 0, 1, None, lambda: 10**9, insight_store=insights)
+    # THEN it is in the audience, it moved from its group (not from "none"), and its answer now says "group"
+    assert "c0" in matched
+    assert "none" not in rfm_report(insights)["movement"]
+    rewritten = customers.customers["c0"].recommendation["rfm"]
+    assert rewritten["group"] == "champions" and "segment" not in rewritten

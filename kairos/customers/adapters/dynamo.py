@@ -505,16 +505,17 @@ class DynamoStore(CustomerStore):
         return {rec.customer_id: rec for rec in records if not rec.erased}
 
     def scan_customers(
-        self, segment: int, total_segments: int, start_after: str | None = None, limit: int = 500
+        self, shard: int, total_shards: int, start_after: str | None = None, limit: int = 500
     ) -> tuple[list[CustomerRecord], str | None]:
-        """One page of a parallel scan segment: the customers and the id to resume after (``None`` at the end).
+        """One page of a shard of a parallel scan: the customers and the id to resume after (``None`` at the end).
 
         Reserved ids (``__…``, e.g. the population fallback) are skipped.
         """
+        # DynamoDB names a shard of a parallel scan a segment; in Kairos a segment is a saved audience.
         kwargs: dict[str, Any] = {
             "TableName": self.customers_table,
-            "Segment": segment,
-            "TotalSegments": total_segments,
+            "Segment": shard,
+            "TotalSegments": total_shards,
             "Limit": limit,
             "ProjectionExpression": "customer_id, agg, #v, profile, consent_at, recommendation, erased_at",
             "ExpressionAttributeNames": {"#v": "version"},

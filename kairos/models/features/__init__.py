@@ -9,6 +9,8 @@ attributes) does not exist.
 - :mod:`kairos.models.features.send_time`: one row per (customer, local hour of week), ``TIME_FEATURES``; the
   model predicts the expected number of engagement moments at that hour in the coming weeks.
 - :mod:`kairos.models.features.products`: one row per (customer, candidate product), ``PRODUCT_FEATURES``.
+- :mod:`kairos.models.features.shared`: what both read (time units, normalizing counts); neither imports the
+  other.
 
 Everything is vectorized over customers so that the score function pays for numpy calls, not for Python
 loops per hour or per product.
@@ -23,7 +25,6 @@ from kairos.models.features.products import (
 )
 from kairos.models.features.send_time import (
     DAYS,
-    HOURS_PER_DAY,
     SEGMENT_ATTRIBUTE,
     TIME_FEATURES,
     Priors,
@@ -33,6 +34,7 @@ from kairos.models.features.send_time import (
     segment_of,
     time_features,
 )
+from kairos.models.features.shared import HOURS_PER_DAY
 
 __all__ = [
     "DAYS",

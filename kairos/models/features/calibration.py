@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from kairos.core.constants import DEFAULT_WINDOW, HOURS_PER_WEEK
-from kairos.models.features.send_time import _normalize
+from kairos.models.features.shared import normalize
 
 if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
@@ -89,9 +89,9 @@ class Calibration:
             if not sel.any():
                 continue
             temperature, weight = self.of(name)
-            personal = _normalize(rates[sel] ** temperature)
+            personal = normalize(rates[sel] ** temperature)
             out[sel] = weight * personal + (1.0 - weight) * prior[sel]
-        return _normalize(out)
+        return normalize(out)
 
     def to_dict(self) -> dict[str, Any]:
         return {b: {"temperature": t, "weight": w} for b, (t, w) in sorted(self.params.items())}
@@ -138,7 +138,7 @@ def fit_calibration(
         log_prior = float((c * np.log(pr)).sum()) / n
         best = (log_prior, 1.0, 0.0)
         for temperature in TEMPERATURES:
-            personal = _normalize(rates[sel] ** temperature)
+            personal = normalize(rates[sel] ** temperature)
             for weight in WEIGHTS[1:]:
                 ll = float((c * np.log(weight * personal + (1 - weight) * pr)).sum()) / n
                 if ll > best[0]:

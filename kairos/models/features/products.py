@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from kairos.models.features.send_time import DAY_S, HOURS_PER_DAY, NEVER_DAYS, _normalize
+from kairos.models.features.shared import DAY_S, HOURS_PER_DAY, NEVER_DAYS, normalize
 
 if TYPE_CHECKING:
     from collections.abc import Iterable, Mapping, Sequence
@@ -107,7 +107,7 @@ class ItemTable:
             counts = np.asarray(self.hour_counts, dtype=np.float64).reshape(len(self.product_ids), HOURS_PER_DAY)
         self.hour_counts = counts
         # Each product's hour-of-day distribution, shrunk toward the catalogue's with 5 pseudo-moments.
-        catalogue = _normalize(counts.sum(axis=0) + 1e-9)
+        catalogue = normalize(counts.sum(axis=0) + 1e-9)
         self.hour_dist = (counts + PRODUCT_HOUR_PSEUDO * catalogue) / (
             counts.sum(axis=1, keepdims=True) + PRODUCT_HOUR_PSEUDO
         )

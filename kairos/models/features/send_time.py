@@ -6,12 +6,9 @@ calls them on the aggregates the ingest API keeps in DynamoDB. A feature that ca
 from the aggregates (plus model-level artifacts: :class:`Priors`, :class:`ItemTable`; the ``as_of``
 time; optional profile attributes) does not exist.
 
-Two feature sets:
-
-- send time: one row per (customer, local hour of week), ``TIME_FEATURES``; the model predicts the
-  expected number of engagement moments at that hour in the coming weeks.
-- next product: one row per (customer, candidate product), ``PRODUCT_FEATURES``; candidates come from
-  the customer's own purchases, item-to-item co-purchase and popularity (:func:`product_candidates`).
+One row per (customer, local hour of week), ``TIME_FEATURES``; the model predicts the expected number of
+engagement moments at that hour in the coming weeks. The next-product features are
+:mod:`kairos.models.features.products`; what both read is :mod:`kairos.models.features.shared`.
 
 Everything is vectorized over customers so that the score function pays for numpy calls, not for
 Python loops per hour or per product.
@@ -27,6 +24,7 @@ import numpy as np
 
 from kairos.core.constants import HOURS_PER_WEEK
 from kairos.core.timeutil import HOUR, zone
+from kairos.models.features.shared import HOURS_PER_DAY, NEVER_DAYS, normalize
 
 if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
@@ -35,17 +33,12 @@ if TYPE_CHECKING:
     from kairos.models.features.products import ItemTable
 
 DAYS = 7
-HOURS_PER_DAY = 24
-DAY_S = 86_400
 SEGMENT_ATTRIBUTE = "country"
 # A segment prior is shrunk toward the population with this many pseudo-moments, so a country
 # with a handful of customers does not get a spiky prior.
 SEGMENT_PSEUDO_MOMENTS = 200.0
 # Half-lives of the recency-weighted hour counts: a quarter and a year.
 RECENCY_HALF_LIFE_DAYS = (90.0, 365.0)
-# Stand-in for "never" in day-valued features; LightGBM also handles NaN, but a large finite number
-# keeps the feature monotone ("longer ago") for the trees.
-NEVER_DAYS = 9999.0
 
 TIME_FEATURES: tuple[str, ...] = (
     "hour_of_day",
@@ -203,9 +196,9 @@ class Priors:
         self.population = np.asarray(self.population, dtype=np.float64)
         self.population_customers = np.asarray(self.population_customers, dtype=np.float64)
         self.segments = {k: np.asarray(v, dtype=np.float64) for k, v in self.segments.items()}
-        self._pop = _normalize(self.population + 1e-3)
-        self._popc = _normalize(self.population_customers + 1e-6)
-        self._seg = {k: _normalize(v + SEGMENT_PSEUDO_MOMENTS * self._pop) for k, v in self.segments.items()}
+        self._pop = normalize(self.population + 1e-3)
+        self._popc = normalize(self.population_customers + 1e-6)
+        self._seg = {k: normalize(v + SEGMENT_PSEUDO_MOMENTS * self._pop) for k, v in self.segments.items()}
 
     @property
     def population_dist(self) -> np.ndarray:
@@ -236,11 +229,6 @@ class Priors:
             segments={k: np.asarray(v) for k, v in data.get("segments", {}).items()},
             segment_attribute=data.get("segment_attribute", SEGMENT_ATTRIBUTE),
         )
-
-
-def _normalize(x: np.ndarray) -> np.ndarray:
-    total = x.sum(axis=-1, keepdims=True)
-    return x / np.where(total > 0, total, 1.0)
 
 
 def build_priors(
@@ -285,7 +273,7 @@ def prior_stats(aggs: Sequence[CustomerAggregates], segments: Sequence[str | Non
     return {
         "population": {
             "moments": counts.sum(axis=0),
-            "customers": _normalize(counts[has]).sum(axis=0) if has.any() else np.zeros(HOURS_PER_WEEK),
+            "customers": normalize(counts[has]).sum(axis=0) if has.any() else np.zeros(HOURS_PER_WEEK),
         },
         "segment_moments": seg_counts,
         "segment_customers": seg_customers,
