@@ -19,6 +19,7 @@ from http import HTTPStatus
 from typing import TYPE_CHECKING, Any
 
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response, content_types
+from aws_lambda_powertools.event_handler.api_gateway import BaseRouter, Router
 from aws_lambda_powertools.event_handler.exceptions import ServiceError
 from aws_lambda_powertools.event_handler.openapi.exceptions import RequestUnsupportedContentType, RequestValidationError
 
@@ -61,15 +62,13 @@ _JSON_MEDIA_TYPE = "application/json"
 _METHODS_WITH_BODY = frozenset({"POST", "PUT", "PATCH"})
 
 
-class KairosResolver(APIGatewayRestResolver):
-    """A validating REST resolver whose operations each need one API key scope.
+class ScopedEndpoints(BaseRouter):
+    """Registers operations that each need one API key scope; shared by the resolver and its routers.
 
-    Register operations with :meth:`endpoint`; :meth:`resolve` screens each request before Powertools routes it.
+    ``scopes`` maps ``(method, resource path)`` to the scope the screening asks of the caller's key.
     """
 
-    def __init__(self) -> None:
-        super().__init__(enable_validation=True, json_body_deserializer=strict_json)
-        self.scopes: dict[tuple[str, str], str] = {}
+    scopes: dict[tuple[str, str], str]
 
     def endpoint(
         self,
@@ -97,16 +96,25 @@ class KairosResolver(APIGatewayRestResolver):
         **kwargs
             Passed to ``route`` (``summary``, ``description``, ``tags``).
 
+        Returns
+        -------
+        Callable
+            The decorator that registers the route function.
+
+        Raises
+        ------
+        ValueError
+            ``scope`` is not one of the API key scopes.
+
         Example
         -------
-        >>> @app.endpoint("GET", "/v1/segments", scope="read")
+        >>> @router.endpoint("GET", "/v1/segments", scope="read")
         ... def list_segments() -> SegmentList: ...
         """
         if scope not in SCOPES:
             raise ValueError(f"unknown scope {scope!r}")
         method = method.upper()
-        # API Gateway names the matched route by its resource path ("/v1/customers/{customer_id}").
-        self.scopes[(method, re.sub(r"<(\w+)>", r"{\1}", rule))] = scope
+        self.scopes[(method, resource_path(rule))] = scope
         statuses = set(errors) | set(COMMON_ERRORS) | (set(BODY_ERRORS) if method in _METHODS_WITH_BODY else set())
         responses: dict[int, OpenAPIResponse] = {status_code: {"description": HTTPStatus(status_code).phrase}}
         for status in sorted(statuses):
@@ -126,6 +134,46 @@ class KairosResolver(APIGatewayRestResolver):
             status_code=status_code,
             **kwargs,
         )
+
+
+def resource_path(rule: str) -> str:
+    """The resource path API Gateway names a matched route by (``/v1/customers/{customer_id}``)."""
+    return re.sub(r"<(\w+)>", r"{\1}", rule)
+
+
+class KairosRouter(ScopedEndpoints, Router):
+    """The operations of one part of the product, in their own module, included with ``app.include_router``.
+
+    Example
+    -------
+    >>> router = KairosRouter()
+    >>> @router.endpoint("GET", "/v1/segments", scope="read", tags=["campaigns"])
+    ... def list_segments(deps: Deps) -> SegmentList: ...
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.scopes = {}
+
+
+class KairosResolver(ScopedEndpoints, APIGatewayRestResolver):
+    """A validating REST resolver whose operations each need one API key scope.
+
+    Register operations with :meth:`endpoint`, here or on a :class:`KairosRouter` included with
+    :meth:`include_router`; :meth:`resolve` screens each request before Powertools routes it.
+    """
+
+    def __init__(self) -> None:
+        super().__init__(enable_validation=True, json_body_deserializer=strict_json)
+        self.scopes = {}
+
+    def include_router(self, router: Router, prefix: str | None = None) -> None:
+        """Add a router's operations, and the scopes they need (Powertools copies routes, not scopes)."""
+        for (method, resource), scope in (router.scopes if isinstance(router, KairosRouter) else {}).items():
+            if prefix:
+                resource = prefix if resource == "/" else f"{prefix}{resource}"
+            self.scopes[(method, resource)] = scope
+        super().include_router(router, prefix)
 
     def resolve(self, event: dict[str, Any], context: Any) -> dict[str, Any]:
         refusal = screen_request(event, self.scopes)

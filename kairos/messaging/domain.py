@@ -40,7 +40,6 @@ class SendRequest:
     decision: dict[str, Any] | None
 
 
-
 def encode_tag(value: str) -> str:
     """SES tag values allow ``[A-Za-z0-9_-]`` only: URL-safe base64 without padding keeps any id intact."""
     return base64.urlsafe_b64encode(value.encode()).decode().rstrip("=")

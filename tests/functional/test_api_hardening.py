@@ -51,7 +51,7 @@ def _api_store(client) -> DynamoStore:
     """The API function's own store, its DynamoDB client created by a first request."""
     client.post_events([event("warm-up", customer_id="warm-up")])
     handler = client.runtime.handler("ApiFunction")
-    return sys.modules[handler.__module__].store()
+    return sys.modules[handler.__module__].DEPS.customers()
 
 
 def _fail_transactions_of(store: DynamoStore, customer_id: str, code: str, status: int) -> Callable[..., Any]:

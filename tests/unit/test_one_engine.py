@@ -254,7 +254,7 @@ def test_a_large_scheduled_entry_is_paced_over_shards_and_ticks_and_resumes_wher
         ticks += 1
         assert ticks < 50
     # THEN it took several ticks, every customer entered exactly once, and the counts add up
-    paths = [p for p in world.store.journey_paths(cid)]
+    paths = world.store.journey_paths(cid)
     assert ticks > 1 and sorted(p["customer_id"] for p in paths) == sorted([*ids, "c1"])
     counts = world.store.get_scan(cid)["counts"]
     assert counts["scanned"] == counts["matched"] == len(ids) + 1 == counts["entered"] + counts["control"]

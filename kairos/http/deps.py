@@ -1,0 +1,142 @@
+"""What the API's routes read and write, built by the handler once per cold start and handed to every router.
+
+The handler builds an :class:`ApiDeps` at import (its stores are built on first use) and puts it in the
+resolver's context for each request; a route asks for it with a :data:`Deps` parameter, which Powertools fills
+through ``Depends`` from the context of the resolver that routes the request. Routers never build clients or read
+settings: only the handler knows ``kairos.wiring`` and the environment.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Annotated, Any, Generic, TypeVar
+
+from aws_lambda_powertools.event_handler import Depends, Request
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+    from datetime import timedelta
+
+    from kairos.audiences.ports import SegmentStore
+    from kairos.customers.ports import CustomerStore, DecisionLog, EventArchive
+    from kairos.insights.ports import InsightStore
+    from kairos.journeys.ports import JourneyStore
+    from kairos.messaging.ports import MessageLog, PolicyStore
+    from kairos.models.ports import ProductCatalogue
+
+T = TypeVar("T")
+
+# The context key the handler puts the ApiDeps under (Powertools clears the context after every request).
+DEPS_KEY = "kairos_api_deps"
+INTENTS_TTL_S = 60.0
+
+
+class Lazy(Generic[T]):
+    """A client built on its first use and kept for the sandbox's life.
+
+    A request builds only the clients it uses, and a sandbox never builds one twice.
+
+    Parameters
+    ----------
+    build
+        Builds the client (the handler passes a :mod:`kairos.wiring` factory bound to the settings).
+
+    Example
+    -------
+    >>> customers = Lazy(lambda: wiring.customer_store(SETTINGS))
+    >>> customers().get_customer("c1")
+    """
+
+    def __init__(self, build: Callable[[], T]) -> None:
+        self._build = build
+        self._client: T | None = None
+
+    def __call__(self) -> T:
+        if self._client is None:
+            self._client = self._build()
+        return self._client
+
+
+class KnownIntents:
+    """The intents that tag inbound messages, read at most once per ``ttl_s`` in a sandbox.
+
+    Reading them on every batch would cost a query per request; a new or changed intent tags messages within
+    ``ttl_s`` instead (at once in the sandbox that saved it, which calls :meth:`forget`).
+
+    Parameters
+    ----------
+    read
+        Reads every intent from the store.
+    ttl_s
+        How long a read serves.
+    """
+
+    def __init__(self, read: Callable[[], list[dict[str, Any]]], ttl_s: float = INTENTS_TTL_S) -> None:
+        self._read = read
+        self._ttl_s = ttl_s
+        self._at = float("-inf")
+        self._intents: list[dict[str, Any]] = []
+
+    def __call__(self) -> list[dict[str, Any]]:
+        if time.monotonic() - self._at > self._ttl_s:
+            self._intents = self._read()
+            self._at = time.monotonic()
+        return self._intents
+
+    def forget(self) -> None:
+        """Read the intents again at the next call."""
+        self._at = float("-inf")
+
+
+@dataclass
+class ApiDeps:
+    """The stores the API's routes use, each typed by its port, and the deployment settings routes pass on.
+
+    Parameters
+    ----------
+    customers, archive, messages, decisions, segments, products, policy, insights, journeys
+        The stores, each built on first use (see :class:`Lazy`).
+    retention
+        How long events are kept (``EventRetentionDays``): older events are refused at ingest.
+    clock_skew
+        How far in the future an event's timestamp may be.
+    global_control_share
+        The share of customers in the global control group (``GlobalControlShare``); 0 when there is none.
+
+    Example
+    -------
+    >>> @router.endpoint("GET", "/v1/segments", scope="read")
+    ... def list_segments(deps: Deps) -> SegmentList:
+    ...     return SegmentList(segments=deps.segments().list_segments())
+    """
+
+    customers: Lazy[CustomerStore]
+    archive: Lazy[EventArchive]
+    messages: Lazy[MessageLog]
+    decisions: Lazy[DecisionLog]
+    segments: Lazy[SegmentStore]
+    products: Lazy[ProductCatalogue]
+    policy: Lazy[PolicyStore]
+    insights: Lazy[InsightStore]
+    journeys: Lazy[JourneyStore]
+    retention: timedelta
+    clock_skew: timedelta
+    global_control_share: float
+    intents: KnownIntents = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.intents = KnownIntents(lambda: self.journeys().list_intents())
+
+
+def api_deps(request: Request) -> ApiDeps:
+    """The :class:`ApiDeps` the handler put in the context of the resolver routing this request.
+
+    Read from the request rather than a router's own context: a router's context is that of the last resolver
+    that included it, and a process running several deployments (the local runtime) has one resolver each.
+    """
+    return request.context[DEPS_KEY]
+
+
+# A route parameter annotated with Deps receives the ApiDeps; it is no part of the request nor of the OpenAPI.
+Deps = Annotated[ApiDeps, Depends(api_deps)]

@@ -1,0 +1,129 @@
+"""Events, customer profiles, their messages and recommendation, and erasure."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from aws_lambda_powertools.event_handler.openapi.params import Body, Path
+from aws_lambda_powertools.metrics import MetricUnit
+
+from kairos.core import timeutil
+from kairos.core.observability import logger, metrics
+from kairos.customers import ingest
+from kairos.customers import profiles as customers
+from kairos.customers.schemas import (
+    _ID_PATTERN,
+    CustomerProfileIn,
+    CustomerView,
+    ErasureReport,
+    EventBatch,
+    IngestResult,
+    MessageList,
+    MessageView,
+    RecommendationView,
+)
+from kairos.http.api import KairosRouter, caller
+from kairos.http.deps import Deps  # noqa: TC001 - Powertools reads route annotations at run time
+from kairos.journeys import intents
+from kairos.models import recommendations
+
+router = KairosRouter()
+
+CustomerId = Annotated[str, Path(pattern=_ID_PATTERN, description="The customer's id in your systems")]
+
+
+@router.endpoint(
+    "POST",
+    "/v1/events",
+    scope="ingest",
+    summary="Ingest a batch of 1 to 500 events",
+    description="A `message_inbound` event's `text` is tagged with the intents it expresses: "
+    "`properties.intents` (and `properties.stage`) are added to the stored event.",
+    tags=["events"],
+)
+def post_events(batch: Annotated[EventBatch, Body()], deps: Deps) -> IngestResult:
+    tagged = [
+        intents.enrich(e, deps.intents()) if isinstance(e, dict) and e.get("type") == "message_inbound" else e
+        for e in batch.events
+    ]
+    result = ingest.ingest_events(tagged, deps.customers(), timeutil.now(), deps.retention, deps.clock_skew)
+    metrics.add_metric(name="EventsAccepted", unit=MetricUnit.Count, value=result.accepted)
+    metrics.add_metric(name="EventsRejected", unit=MetricUnit.Count, value=len(result.rejected))
+    logger.info(
+        "events ingested",
+        extra={"accepted": result.accepted, "duplicates": result.duplicates, "rejected": len(result.rejected)},
+    )
+    return result
+
+
+@router.endpoint(
+    "PUT",
+    "/v1/customers/<customer_id>",
+    scope="profiles",
+    summary="Create or replace a customer profile",
+    tags=["customers"],
+)
+def put_customer(customer_id: CustomerId, profile: Annotated[CustomerProfileIn, Body()], deps: Deps) -> CustomerView:
+    return customers.put_profile(customer_id, profile, deps.customers(), timeutil.now())
+
+
+@router.endpoint(
+    "GET",
+    "/v1/customers/<customer_id>",
+    scope="read",
+    errors=(400, 404),
+    summary="A profile with its aggregates",
+    tags=["customers"],
+)
+def get_customer(customer_id: CustomerId, deps: Deps) -> CustomerView:
+    return customers.get_customer(customer_id, deps.customers())
+
+
+@router.endpoint(
+    "DELETE",
+    "/v1/customers/<customer_id>",
+    scope="erase",
+    errors=(400, 404),
+    summary="Erase a customer (right to be forgotten)",
+    tags=["customers"],
+)
+def delete_customer(customer_id: CustomerId, deps: Deps) -> ErasureReport:
+    # An erasure is audited with the key that asked for it, whether or not there was anything to erase.
+    who = caller(router.current_event.raw_event)
+    logger.info("customer erasure requested", extra={"customer_id": customer_id, **who})
+    report = customers.erase_customer(
+        customer_id,
+        deps.customers(),
+        deps.archive(),
+        deps.messages(),
+        deps.decisions(),
+        timeutil.now(),
+        journeys=deps.journeys(),
+    )
+    logger.info("customer erased", extra={**report.model_dump(), **who})
+    return report
+
+
+@router.endpoint(
+    "GET",
+    "/v1/customers/<customer_id>/recommendation",
+    scope="read",
+    errors=(400, 404),
+    summary="Best hour to message the customer and the products to offer",
+    tags=["customers"],
+)
+def get_recommendation(customer_id: CustomerId, deps: Deps) -> RecommendationView:
+    return RecommendationView.model_validate(recommendations.get_recommendation(customer_id, deps.customers()))
+
+
+@router.endpoint(
+    "GET",
+    "/v1/customers/<customer_id>/messages",
+    scope="read",
+    errors=(400,),
+    summary="The customer's messages with their status (the message log), newest first",
+    tags=["customers"],
+)
+def get_customer_messages(customer_id: CustomerId, deps: Deps) -> MessageList:
+    rows = sorted(deps.messages().for_customer(customer_id), key=lambda r: r.get("claimed_at") or "", reverse=True)
+    return MessageList(customer_id=customer_id, messages=[MessageView.model_validate(r) for r in rows])
