@@ -245,7 +245,12 @@ class LocalProduct:
         self.triggers.start()
         stack.callback(self.triggers.stop)
         # Bound before scoring, so a port in use fails at once; requests wait in the backlog until it serves.
-        self.server = make_server(self.runtime, self.host, self.port, {"POST /_local/score": self._score_endpoint})
+        self.server = make_server(
+            self.runtime,
+            self.host,
+            self.port,
+            {"POST /_local/score": self._score_endpoint, "GET /_local/clock": self._clock_endpoint},
+        )
         stack.callback(self.server.server_close)
         if self.score_at_start:
             result = self.score()
@@ -290,6 +295,11 @@ class LocalProduct:
         result = self.score()
         status = {"SUCCEEDED": 200, "TIMED_OUT": 504}.get(result["status"], 500)
         return status, result
+
+    def _clock_endpoint(self, body: bytes) -> tuple[int, Any]:
+        # GET /_local/clock: the product's "now" (simulated when the clock runs faster than real time), so a
+        # script stamps its events with the time the product lives in.
+        return 200, {"now": self.clock.now().isoformat(), "speed": self.speed}
 
     def wait(self) -> None:
         """Serve until interrupted (Ctrl-C)."""
@@ -341,6 +351,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"Kairos on {product.url}  (API key: {key})", flush=True)
             print(f"  curl {product.url}/v1/openapi.json", flush=True)
             print(f"  curl -X POST {product.url}/_local/score   # score everybody now", flush=True)
+            print(f"  curl {product.url}/_local/clock          # the product's now (simulated)", flush=True)
             product.wait()
             print("Stopping...", flush=True)
     except KeyboardInterrupt:  # Ctrl-C while deploying: everything started so far has been stopped
