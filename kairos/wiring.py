@@ -50,7 +50,7 @@ if TYPE_CHECKING:
     from kairos.models.adapters.model_store import ModelSource
 
 
-POLICY_TTL_S = 60
+POLICY_TTL_S = 60  # the send policy and the population's answer are read at most once a minute per sandbox
 
 
 def customer_store(cfg: Settings) -> CustomerStore:
@@ -161,6 +161,14 @@ def step_deps(cfg: Settings) -> StepDeps:
     policies = policy_store(cfg)
     cached: dict[str, Any] = {}
 
+    def population() -> dict[str, Any] | None:
+        # The population's answer changes once a scoring run: read it once a minute, not once per customer
+        # (an entry of a large audience asks it for everybody not scored yet).
+        now = time.monotonic()
+        if "population_at" not in cached or now - cached["population_at"] > POLICY_TTL_S:
+            cached.update(population_at=now, population=customers.get_recommendation(POPULATION_KEY))
+        return cached["population"]
+
     def policy() -> SendPolicy:
         # Read at most once a minute per sandbox: a changed policy holds everywhere within a minute.
         now = time.monotonic()
@@ -176,7 +184,7 @@ def step_deps(cfg: Settings) -> StepDeps:
         messages=message_log(cfg),
         providers=providers(cfg),
         tasks=task_sink(cfg),
-        population=lambda: customers.get_recommendation(POPULATION_KEY),
+        population=population,
         products=product_catalogue(cfg).get_products,
         policy=policy,
     )

@@ -51,7 +51,7 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
     started = 0
     # Up to a few batches per minute; what is left is due at the next tick (its wake_at is in the past).
     while context.get_remaining_time_in_millis() > 10_000:
-        n = start_due(d.journeys, steps(), timeutil.now(), BATCH)
+        n = start_due(d.journeys, steps(), timeutil.now(), BATCH, workers=settings().entry_shards)
         started += n
         if n < BATCH:
             break

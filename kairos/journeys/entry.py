@@ -438,13 +438,21 @@ def wake_paths(
     return woken
 
 
-def start_due(store: JourneyStore, starter: JourneyStarter, now: datetime, limit: int = 1000) -> int:
-    """The timer: start the step of every waiting path whose time has come (a start made before is refused)."""
-    started = 0
-    for path in store.due_paths(utc_iso(now), limit):
-        if path.get("status") == WAITING_STATUS and starter.start(step_name(path), step_payload(path)):
-            started += 1
-    return started
+def start_due(store: JourneyStore, starter: JourneyStarter, now: datetime, limit: int = 1000, workers: int = 1) -> int:
+    """The timer: start the step of every waiting path whose time has come (a start made before is refused).
+
+    With ``workers`` > 1 the starts overlap (each waits on Step Functions), so a best hour shared by many
+    customers is started at the rate the ``StartExecution`` quota allows rather than one call at a time.
+    """
+    due = [p for p in store.due_paths(utc_iso(now), limit) if p.get("status") == WAITING_STATUS]
+
+    def start(path: dict[str, Any]) -> bool:
+        return starter.start(step_name(path), step_payload(path))
+
+    if workers <= 1 or len(due) <= 1:
+        return sum(1 for p in due if start(p))
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="due") as pool:
+        return sum(1 for ok in pool.map(start, due) if ok)
 
 
 def on_stream(

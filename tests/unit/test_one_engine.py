@@ -261,3 +261,18 @@ def test_a_large_scheduled_entry_is_paced_over_shards_and_ticks_and_resumes_wher
     assert world.starter.started == {}  # everybody waits for 18:00 as a record, not as an execution
     # AND a tick after the run is done scans nothing more
     assert entry.scan_entries(world.active(), world.entrance(), world.now, shards=4, workers=4)["scanned"] == 0
+
+
+def test_the_timer_starts_many_due_steps_at_once_and_each_once(world, add_customer):
+    # GIVEN 40 customers waiting for the same hour
+    _people(add_customer, 40)
+    body = campaign_body(send_time={"mode": "fixed", "local_time": "18:00"})
+    campaigns.create_campaign(CampaignIn.model_validate(body), world.store, world.campaigns, world.now)
+    entry.scan_entries(world.active(), world.entrance(), world.now)
+    # WHEN the hour comes and the timer starts them 8 at a time, twice
+    at = world.now.replace(hour=18)
+    first = entry.start_due(world.store, world.starter, at, workers=8)
+    again = entry.start_due(world.store, world.starter, at, workers=8)
+    # THEN every waiting path's step started once
+    waiting = [p for p in world.store.journey_paths(world.active()[0].journey_id) if p["status"] == "waiting"]
+    assert first == len(waiting) == len(world.starter.started) > 30 and again == 0
