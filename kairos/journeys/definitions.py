@@ -41,11 +41,21 @@ def create_journey(journey: JourneyIn, store: JourneyStore, now: datetime) -> di
     return doc
 
 
+def _not_a_campaign(doc: dict[str, Any]) -> None:
+    """A campaign's journey follows its campaign: it changes through ``/v1/campaigns`` (create, cancel) only, so
+    the campaign's definition and status always say what its journey does."""
+    if doc.get("kind") == "campaign":
+        raise InvalidInputError(
+            "journey_id", f"journey {doc['journey_id']} runs a campaign: change it through /v1/campaigns"
+        )
+
+
 def update_journey(journey_id: str, journey: JourneyIn, store: JourneyStore, now: datetime) -> dict[str, Any]:
     """A new version. Customers already on a path finish it on the version they entered; new entries use it."""
     validate(journey)
     for _ in range(5):
         current = store.get_journey(journey_id)
+        _not_a_campaign(current)
         if current["status"] == "archived":
             raise InvalidInputError("status", "an archived journey cannot change")
         doc = {**current, "definition": journey.model_dump(mode="json", by_alias=True), "updated_at": now.isoformat()}
@@ -60,6 +70,7 @@ def update_journey(journey_id: str, journey: JourneyIn, store: JourneyStore, now
 def set_status(journey_id: str, status: str, store: JourneyStore, now: datetime) -> dict[str, Any]:
     """Move through draft -> active <-> paused -> archived; a move the lifecycle does not allow is a 400."""
     current = store.get_journey(journey_id)
+    _not_a_campaign(current)
     allowed_from = tuple(s for s, moves in TRANSITIONS.items() if status in moves)
     if current["status"] == status:
         return current

@@ -276,3 +276,18 @@ def test_the_timer_starts_many_due_steps_at_once_and_each_once(world, add_custom
     # THEN every waiting path's step started once
     waiting = [p for p in world.store.journey_paths(world.active()[0].journey_id) if p["status"] == "waiting"]
     assert first == len(waiting) == len(world.starter.started) > 30 and again == 0
+
+
+def test_a_campaigns_journey_changes_only_through_its_campaign(world, add_customer):
+    cid = campaigns.create_campaign(
+        CampaignIn.model_validate(campaign_body()), world.store, world.campaigns, world.now
+    )["campaign_id"]
+    definition = JourneyIn.model_validate(world.store.get_journey(cid)["definition"])
+    for change in (
+        lambda: definitions.update_journey(cid, definition, world.store, world.now),
+        lambda: definitions.set_status(cid, "paused", world.store, world.now),
+    ):
+        with pytest.raises(InvalidInputError, match="/v1/campaigns") as err:
+            change()
+        assert err.value.field == "journey_id"
+    assert campaigns.get_campaign(cid, world.store, world.now)["status"] == "running"
