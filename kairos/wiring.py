@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING
 from kairos.audiences.adapters.segments import DynamoSegmentStore
 from kairos.customers.adapters.archive import S3Archive, S3DecisionLog
 from kairos.customers.adapters.dynamo import DynamoStore
+from kairos.customers.adapters.event_types import DynamoEventTypes
 from kairos.http.adapters.api_keys import DynamoApiKeyStore
 from kairos.insights.adapters.insights import DynamoInsightStore
 from kairos.journeys.adapters.journey_store import (
@@ -43,7 +44,7 @@ if TYPE_CHECKING:
 
     from kairos.audiences.ports import SegmentStore
     from kairos.core.config import Settings
-    from kairos.customers.ports import CustomerStore, DecisionLog, EventArchive
+    from kairos.customers.ports import CustomerStore, DecisionLog, EventArchive, EventTypeCatalogue
     from kairos.journeys.ports import JourneyStarter, JourneyStore
     from kairos.journeys.runner import StepDeps
     from kairos.messaging.ports import MessageLog, PolicyStore, Provider
@@ -93,6 +94,11 @@ def journey_store(cfg: Settings) -> JourneyStore:
 def product_catalogue(cfg: Settings) -> DynamoProductCatalogue:
     """Product names, pages and pictures (DynamoDB)."""
     return DynamoProductCatalogue(cfg.need("products_table"))
+
+
+def event_type_catalogue(cfg: Settings) -> EventTypeCatalogue:
+    """The event types seen, with counts and property names (items of the insights table)."""
+    return DynamoEventTypes(cfg.need("insights_table"))
 
 
 def insight_store(cfg: Settings) -> DynamoInsightStore:

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from kairos.core.constants import CHANNELS, EVENT_TYPES
+from kairos.core.constants import CHANNELS, EVENT_TYPE_PATTERN, EVENT_TYPES
 from kairos.customers.schemas import _ID_PATTERN
 
 if TYPE_CHECKING:
@@ -156,6 +156,7 @@ class TableBuilder:
         self._product_code: dict[str, int] = {}
         self._message_code: dict[str, int] = {}
         self.rejected = 0
+        self.custom = 0
 
     def __len__(self) -> int:
         return len(self._ts)
@@ -181,6 +182,9 @@ class TableBuilder:
         message_id: str | None = None,
     ) -> None:
         """Add one event whose fields are already valid (our adapters' records, validated ``Event`` objects)."""
+        if type_ not in TYPE_CODE:
+            self.custom += 1  # a shop's own type: valid, kept in the archive, not a feature of any model
+            return
         if self._keep is not None:
             kept = self._kept.get(customer_id)
             if kept is None:
@@ -233,7 +237,8 @@ class TableBuilder:
         for name in ("product_id", "message_id"):
             valid = pc.match_substring_regex(cols[name], _ID_PATTERN)
             ok = pc.and_kleene(ok, pc.fill_null(valid, True))
-        ok = pc.and_kleene(ok, pc.fill_null(pc.is_in(cols["type"], value_set=pa.array(EVENT_TYPES)), False))
+        # A shop's own event types are valid records; add() leaves them out (the models read the built-in ones).
+        ok = pc.and_kleene(ok, pc.fill_null(pc.match_substring_regex(cols["type"], EVENT_TYPE_PATTERN), False))
         channel_ok = pc.or_kleene(pc.is_null(cols["channel"]), pc.is_in(cols["channel"], value_set=pa.array(CHANNELS)))
         ok = pc.and_kleene(ok, channel_ok)
         ok = pc.and_kleene(ok, pc.fill_null(pc.match_substring_regex(cols["timestamp"], _TS_PATTERN), False))

@@ -43,6 +43,7 @@ DEPS = ApiDeps(
     policy=Lazy(lambda: wiring.policy_store(SETTINGS)),
     insights=Lazy(lambda: wiring.insight_store(SETTINGS)),
     journeys=Lazy(lambda: wiring.journey_store(SETTINGS)),
+    event_types=Lazy(lambda: wiring.event_type_catalogue(SETTINGS)),
     retention=SETTINGS.retention,
     clock_skew=SETTINGS.clock_skew,
     global_control_share=SETTINGS.global_control_share,

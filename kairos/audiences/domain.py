@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_serializer, model_validator
 
-from kairos.core.constants import EVENT_TYPES
+from kairos.core.constants import EVENT_TYPE_PATTERN
 from kairos.customers.schemas import _ID_PATTERN
 from kairos.messaging.content import Channel
 
@@ -118,7 +119,7 @@ class Filter(BaseModel):
             or f in ("bought_product", "viewed_product", "rfm.group")
             or (f.startswith("attributes.") and len(f) > len("attributes."))
             or f in {f"consent.{c}" for c in ("email", "sms", "push", "messenger")}
-            or (f.startswith("events.") and f[len("events.") :] in EVENT_TYPES)
+            or (f.startswith("events.") and re.match(EVENT_TYPE_PATTERN, f[len("events.") :]) is not None)
             or (f.startswith("messages.") and f[len("messages.") :] in MESSAGE_STATUSES)
         )
         if not known:

@@ -1,5 +1,9 @@
 """Names and limits shared by the handlers, the logic and the template."""
 
+# The built-in event types: the models read them, each with its meaning. Any other type whose name matches
+# EVENT_TYPE_PATTERN is a shop's own (order_shipped, points_earned): stored, archived, counted, and usable in
+# journeys and segments, never read by the models.
+EVENT_TYPE_PATTERN = r"^[a-z][a-z0-9_]{0,62}$"
 EVENT_TYPES = (
     "session",
     "message_open",

@@ -24,6 +24,7 @@ from kairos.customers.domain import CustomerRecord, CustomerWrite
 from kairos.customers.schemas import Event, IngestResult, Rejection, check_event_time, first_error
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
     from datetime import datetime, timedelta
 
     from kairos.customers.ports import CustomerStore
@@ -80,7 +81,12 @@ def _units(events: list[Event], budget: int) -> list[list[Event]]:
 
 
 def ingest_events(
-    raw_events: list[Any], store: CustomerStore, now: datetime, retention: timedelta, skew: timedelta
+    raw_events: list[Any],
+    store: CustomerStore,
+    now: datetime,
+    retention: timedelta,
+    skew: timedelta,
+    on_stored: Callable[[list[Event]], None] | None = None,
 ) -> IngestResult:
     """Validate and store a batch; every valid event is stored and counted exactly once.
 
@@ -94,6 +100,8 @@ def ingest_events(
         Server time, for the clock-skew and retention checks.
     retention, skew
         How old and how far ahead of ``now`` an event may be.
+    on_stored
+        Told each group of events once it is stored (what :func:`event_types_of` summarises), never a duplicate.
 
     Returns
     -------
@@ -196,6 +204,8 @@ def ingest_events(
                     cid = w.record.customer_id
                     if error is None:
                         accepted += len(w.events)
+                        if on_stored is not None:
+                            on_stored(list(w.events))
                         done = {e.event_id for e in w.events}
                         pending[cid] = [e for e in pending[cid] if e.event_id not in done]
                         continue
@@ -256,3 +266,12 @@ def _pack(writes: list[CustomerWrite], budget: int) -> list[list[CustomerWrite]]
             txns.append([w])
             sizes.append(w.size)
     return txns
+
+
+def event_types_of(events: list[Event]) -> dict[str, tuple[int, set[str]]]:
+    """How many events of each type, and the names of the properties they carried (``type -> (count, names)``)."""
+    out: dict[str, tuple[int, set[str]]] = {}
+    for ev in events:
+        count, names = out.get(ev.type, (0, set()))
+        out[ev.type] = (count + 1, names | set(ev.properties or {}))
+    return out

@@ -158,6 +158,19 @@ class ErasureStore(ABC):
         """The tombstones among ``customer_ids``: id -> ISO time of the erasure."""
 
 
+class EventTypeCatalogue(ABC):
+    """The event types seen: how many of each were stored, and the property names they carried."""
+
+    @abstractmethod
+    def note(self, seen: dict[str, tuple[int, set[str]]], now: datetime) -> None:
+        """Add ``count`` stored events of each type and the property names they carried (``type -> (count,
+        names)``); counts add up across calls."""
+
+    @abstractmethod
+    def event_types(self) -> list[dict[str, Any]]:
+        """Every type seen: ``type``, ``count``, ``properties`` (sorted), ``first_seen``, ``last_seen``."""
+
+
 class CustomerStore(
     IngestStore, CustomerReader, EventHistory, ProfileStore, RecommendationStore, SendCounter, ErasureStore
 ):

@@ -25,10 +25,18 @@ from pydantic import (
     model_validator,
 )
 
-from kairos.core.constants import EVENT_TYPES, MAX_BATCH_EVENTS
+from kairos.core.constants import EVENT_TYPE_PATTERN, EVENT_TYPES, MAX_BATCH_EVENTS
 
-# One list of event types and channels (kairos.core.constants); these are their API types.
-EventType = Literal[EVENT_TYPES]  # type: ignore[valid-type]
+# One list of built-in event types and channels (kairos.core.constants); a shop's own types follow the pattern.
+EventType = Annotated[
+    str,
+    Field(
+        pattern=EVENT_TYPE_PATTERN,
+        description="a built-in type (" + ", ".join(EVENT_TYPES) + ") or your own: lower-case letters, digits and "
+        "underscores, starting with a letter, at most 63 characters (order_shipped, points_earned)",
+        examples=list(EVENT_TYPES[:3]) + ["order_shipped"],
+    ),
+]
 from kairos.messaging.content import Channel  # noqa: E402 - one channel type for the API
 
 # Identifiers end up in DynamoDB keys and S3 object keys: keep them printable and bounded.
@@ -246,6 +254,19 @@ class Event(BaseModel):
         if self.amount is not None:
             record["amount"] = float(self.amount)
         return record
+
+
+class EventTypeView(BaseModel):
+    type: str
+    builtin: bool = Field(description="a built-in type the models read; else one of your own")
+    count: int = Field(description="events of this type stored (duplicates not counted)")
+    properties: list[str] = Field(description="the names of the properties events of this type carried")
+    first_seen: datetime
+    last_seen: datetime
+
+
+class EventTypeList(BaseModel):
+    event_types: list[EventTypeView]
 
 
 class EventBatch(BaseModel):

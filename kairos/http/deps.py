@@ -19,7 +19,7 @@ if TYPE_CHECKING:
     from datetime import timedelta
 
     from kairos.audiences.ports import SegmentStore
-    from kairos.customers.ports import CustomerStore, DecisionLog, EventArchive
+    from kairos.customers.ports import CustomerStore, DecisionLog, EventArchive, EventTypeCatalogue
     from kairos.insights.ports import InsightStore
     from kairos.journeys.ports import JourneyStore
     from kairos.messaging.ports import MessageLog, PolicyStore
@@ -95,7 +95,7 @@ class ApiDeps:
 
     Parameters
     ----------
-    customers, archive, messages, decisions, segments, products, policy, insights, journeys
+    customers, archive, messages, decisions, segments, products, policy, insights, journeys, event_types
         The stores, each built on first use (see :class:`Lazy`).
     retention
         How long events are kept (``EventRetentionDays``): older events are refused at ingest.
@@ -120,6 +120,7 @@ class ApiDeps:
     policy: Lazy[PolicyStore]
     insights: Lazy[InsightStore]
     journeys: Lazy[JourneyStore]
+    event_types: Lazy[EventTypeCatalogue]
     retention: timedelta
     clock_skew: timedelta
     global_control_share: float

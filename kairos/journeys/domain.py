@@ -28,6 +28,7 @@ unless the email was opened; a purchase ends it)::
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from datetime import datetime, time
 from typing import Annotated, Any, Literal
@@ -35,7 +36,7 @@ from typing import Annotated, Any, Literal
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from kairos.audiences.domain import Filter
-from kairos.core.constants import EVENT_TYPES
+from kairos.core.constants import EVENT_TYPE_PATTERN, EVENT_TYPES
 from kairos.customers.schemas import _ID_PATTERN
 from kairos.messaging.content import Channel, FrequencyCap, Messages, QuietHoursIn
 
@@ -45,13 +46,16 @@ EVENT_FIELDS = ("type", "channel", "product_id", "quantity", "amount", "currency
 MAX_NODES = 100
 
 
-def _known_event_type(value: str) -> str:
-    if value not in EVENT_TYPES:
-        raise ValueError(f"unknown event type '{value}' (one of {', '.join(EVENT_TYPES)})")
+def _event_type(value: str) -> str:
+    if not re.match(EVENT_TYPE_PATTERN, value):
+        raise ValueError(
+            f"'{value}' is not an event type: one of {', '.join(EVENT_TYPES)}, or your own in lower-case letters, "
+            "digits and underscores (order_shipped)"
+        )
     return value
 
 
-EventType = Annotated[str, AfterValidator(_known_event_type)]
+EventType = Annotated[str, AfterValidator(_event_type)]
 
 
 class Condition(BaseModel):

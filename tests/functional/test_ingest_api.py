@@ -46,7 +46,7 @@ def test_post_events_stores_valid_and_reports_invalid_by_index_and_field(client,
     # GIVEN a batch with valid and invalid events
     batch = [
         event("e1", amount=12.5, product_id="P1"),
-        event("e2", type="bogus"),
+        event("e2", type="Bogus type"),
         event("e3", ts=now() + timedelta(hours=2)),
         {"event_id": "e4", "customer_id": "c1", "type": "session", "timestamp": "2024-01-01T10:00:00"},
         event("e5", type="session"),

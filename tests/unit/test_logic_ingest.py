@@ -60,7 +60,7 @@ def test_ingest_events_rejects_bad_events_by_index_and_field(customers, ingest):
     raw = [
         make_event("ok", "c1"),
         {**make_event("no-offset", "c1"), "timestamp": "2026-03-02T10:00:00"},
-        make_event("teleport", "c1", "teleport"),
+        make_event("teleport", "c1", "Teleport!"),
         make_event("future", "c1", ts=NOW + SKEW + timedelta(minutes=1)),
         make_event("ancient", "c1", ts=NOW - RETENTION - timedelta(days=1)),
         "not an event",

@@ -8,6 +8,8 @@ from aws_lambda_powertools.event_handler.openapi.params import Body, Path
 from aws_lambda_powertools.metrics import MetricUnit
 
 from kairos.core import timeutil
+from kairos.core.constants import EVENT_TYPES
+from kairos.core.errors import KairosError
 from kairos.core.observability import logger, metrics
 from kairos.customers import ingest
 from kairos.customers import profiles as customers
@@ -16,7 +18,10 @@ from kairos.customers.schemas import (
     CustomerProfileIn,
     CustomerView,
     ErasureReport,
+    Event,
     EventBatch,
+    EventTypeList,
+    EventTypeView,
     IngestResult,
     MessageList,
     MessageView,
@@ -28,6 +33,22 @@ from kairos.journeys import intents
 from kairos.models import recommendations
 
 router = KairosRouter()
+
+
+@router.endpoint(
+    "GET",
+    "/v1/event-types",
+    scope="read",
+    summary="The event types seen, built-in and your own, with how many were stored and their property names",
+    description="Your own types (lower-case letters, digits and underscores: `order_shipped`) are stored, archived, "
+    "counted on the customer (`event_counts`) and usable in journey entries, waits, exits and splits and in "
+    "segment filters (`events.<type>`); the models read the built-in ones.",
+    tags=["events"],
+)
+def get_event_types(deps: Deps) -> EventTypeList:
+    seen = deps.event_types().event_types()
+    return EventTypeList(event_types=[EventTypeView(**t, builtin=t["type"] in EVENT_TYPES) for t in seen])
+
 
 CustomerId = Annotated[str, Path(pattern=_ID_PATTERN, description="The customer's id in your systems")]
 
@@ -46,7 +67,15 @@ def post_events(batch: Annotated[EventBatch, Body()], deps: Deps) -> IngestResul
         intents.enrich(e, deps.intents()) if isinstance(e, dict) and e.get("type") == "message_inbound" else e
         for e in batch.events
     ]
-    result = ingest.ingest_events(tagged, deps.customers(), timeutil.now(), deps.retention, deps.clock_skew)
+    now = timeutil.now()
+    stored: list[Event] = []
+    result = ingest.ingest_events(tagged, deps.customers(), now, deps.retention, deps.clock_skew, stored.extend)
+    if stored:
+        try:
+            deps.event_types().note(ingest.event_types_of(stored), now)
+        except KairosError:
+            # The events are stored; the catalogue of types only lags (the next events of a type count it).
+            logger.warning("event types not noted", extra={"types": sorted({e.type for e in stored})})
     metrics.add_metric(name="EventsAccepted", unit=MetricUnit.Count, value=result.accepted)
     metrics.add_metric(name="EventsRejected", unit=MetricUnit.Count, value=len(result.rejected))
     logger.info(
