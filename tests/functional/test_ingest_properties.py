@@ -62,7 +62,7 @@ def valid_event(draw, prefix: str) -> dict:
 
 
 CORRUPTIONS = {
-    "type": lambda ev: {**ev, "type": "teleport"},
+    "type": lambda ev: {**ev, "type": "Teleport!"},  # not a type name (a shop may name its own in snake_case)
     "timestamp": lambda ev: {**ev, "timestamp": "yesterday"},
     "future": lambda ev: {**ev, "timestamp": (now() + timedelta(days=2)).isoformat()},
     "naive": lambda ev: {**ev, "timestamp": "2026-01-01T10:00:00"},
