@@ -44,7 +44,7 @@ from kairos.journeys.paths import (
 from kairos.messaging.consent import may_send
 from kairos.messaging.domain import DELIVERED, IN_FLIGHT, SendRequest
 from kairos.messaging.policy import DEFAULT_POLICY, SendPolicy, quiet_window
-from kairos.messaging.send import Content, deliver
+from kairos.messaging.send import Content, deliver, settle_unconfirmed
 from kairos.models.timing import QuietHours, decide, decision_inputs, stable_unit
 
 if TYPE_CHECKING:
@@ -176,14 +176,8 @@ def settle_in_flight(customer_id: str, prefix: str, log: MessageLog, now: dateti
         rec = log.get(found["message_id"]) or found  # the listing holds a few fields; settle the whole record
         if rec.get("status") != IN_FLIGHT:
             continue
-        done = {
-            **rec,
-            "status": "unconfirmed",
-            "reason": f"the step failed after claiming the message ({error[:200]})",
-            "finished_at": utc_iso(now),
-            "sent_at": rec.get("sent_at") or rec.get("claimed_at"),
-        }
-        settled += int(log.settle(done, int(rec.get("attempt") or 1)))
+        reason = f"the step failed after claiming the message ({error[:200]})"
+        settled += settle_unconfirmed(rec, reason, log, now) is not None
     return settled
 
 

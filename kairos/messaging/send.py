@@ -51,7 +51,7 @@ if TYPE_CHECKING:
     from kairos.customers.ports import CustomerStore
     from kairos.messaging.content import FrequencyCap, Messages
     from kairos.messaging.policy import SendPolicy
-    from kairos.messaging.ports import MessageLog, Provider
+    from kairos.messaging.ports import MessageClaims, MessageLog, Provider
 
 logger = logging.getLogger(__name__)
 LOG_RETENTION = timedelta(days=400)
@@ -122,16 +122,26 @@ def _abandoned(existing: dict[str, Any], log: MessageLog, now: datetime, lease: 
     claimed_at = parse_ts(existing.get("claimed_at"))
     if claimed_at is not None and now - claimed_at < lease:
         raise SendInProgress(f"message {existing['message_id']} is being sent by another attempt")
-    settled = {
-        **existing,
-        "status": "unconfirmed",
-        "reason": "an attempt died after calling the provider and before recording the outcome",
-        "finished_at": utc_iso(now),
-        "sent_at": existing.get("sent_at") or existing.get("claimed_at"),
-    }
-    if log.settle(settled, int(existing.get("attempt") or 1)):
+    settled = settle_unconfirmed(
+        existing, "an attempt died after calling the provider and before recording the outcome", log, now
+    )
+    if settled is not None:
         return _result(settled, duplicate=True)
     raise SendInProgress(f"message {existing['message_id']} changed while being settled; look again")
+
+
+def settle_unconfirmed(claim: dict[str, Any], reason: str, log: MessageClaims, now: datetime) -> dict[str, Any] | None:
+    """Settle a claim left ``sending`` as ``unconfirmed``: it may have reached the provider, so it is never sent
+    again, counts for caps and results, and is archived. Returns the settled record, or ``None`` when another
+    attempt recorded an outcome meanwhile."""
+    settled = {
+        **claim,
+        "status": "unconfirmed",
+        "reason": reason,
+        "finished_at": utc_iso(now),
+        "sent_at": claim.get("sent_at") or claim.get("claimed_at"),
+    }
+    return settled if log.settle(settled, int(claim.get("attempt") or 1)) else None
 
 
 def _result(rec: dict[str, Any], duplicate: bool = False) -> dict[str, Any]:
