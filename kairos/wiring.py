@@ -11,11 +11,11 @@ Example
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from kairos.audiences.adapters.segments import DynamoSegmentStore
+from kairos.core.cache import ReadEvery
 from kairos.customers.adapters.archive import S3Archive, S3DecisionLog
 from kairos.customers.adapters.dynamo import DynamoStore
 from kairos.customers.adapters.event_types import DynamoEventTypes
@@ -165,23 +165,14 @@ def step_deps(cfg: Settings) -> StepDeps:
 
     customers = customer_store(cfg)
     policies = policy_store(cfg)
-    cached: dict[str, Any] = {}
-
-    def population() -> dict[str, Any] | None:
-        # The population's answer changes once a scoring run: read it once a minute, not once per customer
-        # (an entry of a large audience asks it for everybody not scored yet).
-        now = time.monotonic()
-        if "population_at" not in cached or now - cached["population_at"] > POLICY_TTL_S:
-            cached.update(population_at=now, population=customers.get_recommendation(POPULATION_KEY))
-        return cached["population"]
+    # The population's answer changes once a scoring run and the policy rarely: read each once a minute, not
+    # once per customer (an entry of a large audience asks for everybody not scored yet).
+    population = ReadEvery(POLICY_TTL_S, lambda: customers.get_recommendation(POPULATION_KEY))
+    stored_policy = ReadEvery(POLICY_TTL_S, policies.get_policy)
 
     def policy() -> SendPolicy:
-        # Read at most once a minute per sandbox: a changed policy holds everywhere within a minute.
-        now = time.monotonic()
-        if "at" not in cached or now - cached["at"] > POLICY_TTL_S:
-            doc = policies.get_policy()
-            cached.update(at=now, policy=SendPolicy.model_validate(doc) if doc is not None else DEFAULT_POLICY)
-        return cached["policy"]
+        doc = stored_policy()
+        return SendPolicy.model_validate(doc) if doc is not None else DEFAULT_POLICY
 
     return StepDeps(
         customers=customers,

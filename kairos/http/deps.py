@@ -8,11 +8,12 @@ settings: only the handler knows ``kairos.wiring`` and the environment.
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Annotated, Any, Generic, TypeVar
 
 from aws_lambda_powertools.event_handler import Depends, Request
+
+from kairos.core.cache import ReadEvery
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -58,37 +59,6 @@ class Lazy(Generic[T]):
         return self._client
 
 
-class KnownIntents:
-    """The intents that tag inbound messages, read at most once per ``ttl_s`` in a sandbox.
-
-    Reading them on every batch would cost a query per request; a new or changed intent tags messages within
-    ``ttl_s`` instead (at once in the sandbox that saved it, which calls :meth:`forget`).
-
-    Parameters
-    ----------
-    read
-        Reads every intent from the store.
-    ttl_s
-        How long a read serves.
-    """
-
-    def __init__(self, read: Callable[[], list[dict[str, Any]]], ttl_s: float = INTENTS_TTL_S) -> None:
-        self._read = read
-        self._ttl_s = ttl_s
-        self._at = float("-inf")
-        self._intents: list[dict[str, Any]] = []
-
-    def __call__(self) -> list[dict[str, Any]]:
-        if time.monotonic() - self._at > self._ttl_s:
-            self._intents = self._read()
-            self._at = time.monotonic()
-        return self._intents
-
-    def forget(self) -> None:
-        """Read the intents again at the next call."""
-        self._at = float("-inf")
-
-
 @dataclass
 class ApiDeps:
     """The stores the API's routes use, each typed by its port, and the deployment settings routes pass on.
@@ -124,10 +94,12 @@ class ApiDeps:
     retention: timedelta
     clock_skew: timedelta
     global_control_share: float
-    intents: KnownIntents = field(init=False)
+    # The intents that tag inbound messages: a query per batch would cost a read per request; a new or changed
+    # intent tags messages within a minute (at once in the sandbox that saved it, which forgets the cache).
+    intents: ReadEvery[list[dict[str, Any]]] = field(init=False)
 
     def __post_init__(self) -> None:
-        self.intents = KnownIntents(lambda: self.journeys().list_intents())
+        self.intents = ReadEvery(INTENTS_TTL_S, lambda: self.journeys().list_intents())
 
 
 def api_deps(request: Request) -> ApiDeps:
