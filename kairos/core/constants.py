@@ -55,3 +55,9 @@ ENV_PUSH_PLATFORM_APPLICATION_ARN = "PUSH_PLATFORM_APPLICATION_ARN"
 ENV_TELEGRAM_TOKEN_PARAMETER = "TELEGRAM_TOKEN_PARAMETER"
 ENV_MODELS_BUCKET = "MODELS_BUCKET_NAME"
 ENV_MODEL_CACHE_DIR = "KAIROS_MODEL_CACHE_DIR"
+
+# What a marketing message is about: a customer may unsubscribe from one topic and keep the others.
+TOPIC_PATTERN = r"^[a-z][a-z0-9_-]{0,39}$"
+DEFAULT_TOPIC = "general"
+# A pool of promo codes a message hands out.
+POOL_NAME_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,63}$"

@@ -10,6 +10,7 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from kairos.audiences.domain import Audience
+from kairos.core.constants import DEFAULT_TOPIC, POOL_NAME_PATTERN, TOPIC_PATTERN
 from kairos.messaging.content import Channel, FrequencyCap, Messages, QuietHoursIn
 
 
@@ -62,6 +63,16 @@ class CampaignIn(BaseModel):
         ),
     ] = 7
     send_time: SendTime = Field(default_factory=SendTime)
+    topic: Annotated[str, Field(pattern=TOPIC_PATTERN, description="what the campaign is about (news, offers...)")] = (
+        DEFAULT_TOPIC
+    )
+    promo_pool: Annotated[
+        str | None,
+        Field(
+            pattern=POOL_NAME_PATTERN,
+            description="hand each customer one code of this pool ({{ promo.code }}); its redemption ends the cycle",
+        ),
+    ] = None
 
     @field_validator("channels")
     @classmethod

@@ -62,6 +62,7 @@ def campaign_journey(campaign: CampaignIn, now: datetime) -> JourneyIn:
         "content": campaign.messages.model_dump(mode="json", exclude_none=True),
         "wait_hours": campaign.wait_hours,
         "expires_at": campaign.expires_at,
+        "promo_pool": campaign.promo_pool,
         "next": "engaged",
         "on_expiry": "expired",
     }
@@ -83,6 +84,7 @@ def campaign_journey(campaign: CampaignIn, now: datetime) -> JourneyIn:
             "frequency_cap": campaign.frequency_cap.model_dump(mode="json") if campaign.frequency_cap else None,
             "max_days": min(365.0, max(days, 0.01) + 1),
             "attribution_days": campaign.attribution_days,
+            "topic": campaign.topic,
             "start": first,
             "nodes": nodes,
         }

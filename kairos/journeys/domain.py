@@ -36,11 +36,13 @@ from typing import Annotated, Any, Literal
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from kairos.audiences.domain import Filter
-from kairos.core.constants import EVENT_TYPE_PATTERN, EVENT_TYPES
+from kairos.core.constants import DEFAULT_TOPIC, EVENT_TYPE_PATTERN, EVENT_TYPES, POOL_NAME_PATTERN, TOPIC_PATTERN
 from kairos.customers.schemas import _ID_PATTERN
 from kairos.messaging.content import Channel, FrequencyCap, Messages, QuietHoursIn
 
 NodeId = Annotated[str, Field(pattern=r"^[A-Za-z][A-Za-z0-9_-]{0,63}$")]
+Topic = Annotated[str, Field(pattern=TOPIC_PATTERN)]
+PoolName = Annotated[str, Field(pattern=POOL_NAME_PATTERN)]
 Op = Literal["eq", "ne", "gt", "gte", "lt", "lte", "in", "exists", "not_exists", "contains"]
 EVENT_FIELDS = ("type", "channel", "product_id", "quantity", "amount", "currency", "text", "message_id")
 MAX_NODES = 100
@@ -291,6 +293,9 @@ class Message(BaseModel):
         default_factory=list
     )
     content: Messages
+    promo_pool: PoolName | None = Field(
+        default=None, description="hand the path one code of this pool: {{ promo.code }} in the content"
+    )
     next: NodeId
 
     @model_validator(mode="after")
@@ -323,6 +328,11 @@ class Cycle(BaseModel):
     expires_after_hours: Annotated[float | None, Field(gt=0, le=24 * 365)] = None
     expires_at: datetime | None = None
     expires_at_field: Annotated[str | None, Field(pattern=r"^properties\.[A-Za-z0-9_.-]{1,100}$")] = None
+    promo_pool: PoolName | None = Field(
+        default=None,
+        description="hand the path one code of this pool ({{ promo.code }}); its redemption (a promo_redeemed "
+        "event or a purchase whose properties.promo_code is the code) ends the cycle as engagement does",
+    )
     next: NodeId
     on_expiry: NodeId
 
@@ -402,7 +412,13 @@ class JourneyIn(BaseModel):
     transactional: bool = Field(
         default=False,
         description="an order or account message: the deployment's default quiet hours and frequency caps do not "
-        "hold it back (its own quiet_hours and frequency_cap still do)",
+        "hold it back (its own quiet_hours and frequency_cap still do), nor does an unsubscribe from its topic; "
+        "a channel unsubscribe, a bounce or a complaint does",
+    )
+    topic: Topic = Field(
+        default=DEFAULT_TOPIC,
+        description="what the messages are about (news, offers...): a customer may unsubscribe from a topic "
+        "(the one-click link of every marketing email, the preference page)",
     )
     max_days: Annotated[float, Field(gt=0, le=365, description="a path ends this long after entry")] = 30
     attribution_days: Annotated[
