@@ -61,3 +61,5 @@ TOPIC_PATTERN = r"^[a-z][a-z0-9_-]{0,39}$"
 DEFAULT_TOPIC = "general"
 # A pool of promo codes a message hands out.
 POOL_NAME_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,63}$"
+# A shop's event saying a promo code was used (properties.code); a purchase may name it in properties.promo_code.
+PROMO_REDEEMED = "promo_redeemed"

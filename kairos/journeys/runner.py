@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from kairos.audiences.domain import Filter
 from kairos.audiences.matching import compare, field_value, matches, matches_filter
+from kairos.core.constants import PROMO_REDEEMED
 from kairos.core.errors import ConflictError, NotFoundError
 from kairos.core.timeutil import parse_ts, utc_iso, zone
 from kairos.journeys.definitions import segment_filters
@@ -72,6 +73,10 @@ class StepDeps:
     population: Callable[[], dict[str, Any] | None] | None = None
     products: Callable[[list[str]], dict[str, dict[str, Any]]] | None = None
     policy: Callable[[], SendPolicy] = lambda: DEFAULT_POLICY
+    # (pool, holder) -> the holder's code of the pool, taken once (None when the pool has none left)
+    promo: Callable[[str, str], str | None] | None = None
+    # customer_id, topic -> the signed one-click unsubscribe and preference page URLs
+    links: Callable[[str, str], dict[str, str]] | None = None
 
 
 class _Due(Exception):  # noqa: N818 - an entry's first run stops before a node with side effects
@@ -296,7 +301,7 @@ class _Runner:
                 return node.next
             self.hold_for_quiet_hours(channel)
             self.hold_for_loop(node_id, channel)
-            self.send(node_id, channel, node.content, visit=self.visit_count(node_id))
+            self.send(node_id, channel, node.content, visit=self.visit_count(node_id), promo_pool=node.promo_pool)
             return node.next
         if isinstance(node, Cycle):
             return self.cycle(node_id, node, node_at)
@@ -431,7 +436,14 @@ class _Runner:
         return matches_filter(self.record, Filter(field=f, op=cond.op, value=cond.value), self.now)
 
     def send(
-        self, node_id: str, channel: str, content: Any, visit: int, part: str = "", expires: datetime | None = None
+        self,
+        node_id: str,
+        channel: str,
+        content: Any,
+        visit: int,
+        part: str = "",
+        expires: datetime | None = None,
+        promo_pool: str | None = None,
     ) -> dict[str, Any]:
         message_id = f"{self.prefix()}{node_id}{part}.{visit}"
         last_delay = None  # the send-time decision of the latest best-hour delay, logged with the message
@@ -447,7 +459,18 @@ class _Runner:
         )
 
         def prepare() -> Content | str:
-            return Content(content, self.definition.frequency_cap, expires, self.policy())
+            return Content(
+                content,
+                self.definition.frequency_cap,
+                expires,
+                self.policy(),
+                topic=self.definition.topic,
+                transactional=self.definition.transactional,
+                trigger=self.path.get("trigger") or None,
+                latest=self.latest_event(),
+                promo=(lambda: self.promo_code(promo_pool)) if promo_pool else None,
+                links=self.deps.links,
+            )
 
         result = deliver(
             req,
@@ -462,6 +485,39 @@ class _Runner:
         )
         self.note_message(node_id, channel, result["status"], result.get("reason") or "", message_id)
         return result
+
+    def latest_event(self) -> dict[str, Any] | None:
+        """The customer's latest event other than this journey's own message feedback (the cart as it is now)."""
+        if self.dry:
+            return None
+        events = [e for e in self.events_since(parse_ts(self.path["entered_at"]) - timedelta(days=30))]
+        events = [e for e in events if e.get("type") not in ENGAGEMENT]
+        return max(events, key=lambda e: e["timestamp"]) if events else None
+
+    def promo_code(self, pool: str) -> dict[str, str] | None:
+        """The path's code of ``pool``: taken once per path (the same code on every message of the path)."""
+        codes = self.path.setdefault("promo", {})
+        if pool not in codes:
+            if self.deps.promo is None:
+                return None
+            code = self.deps.promo(pool, f"{self.journey.journey_id}.{self.cid}.{self.path['entry_id']}")
+            if code is None:
+                return None
+            codes[pool] = code
+        return {"code": codes[pool], "pool": pool}
+
+    def redeemed_since(self, since: datetime) -> bool:
+        """A code this path was given was redeemed: a ``promo_redeemed`` event or a purchase naming it."""
+        codes = set((self.path.get("promo") or {}).values())
+        if not codes:
+            return False
+        for e in self.events_since(since):
+            props = e.get("properties") or {}
+            named = props.get("code") if e.get("type") == PROMO_REDEEMED else None
+            named = named or props.get("promo_code")
+            if e.get("type") in (PROMO_REDEEMED, "purchase") and named in codes:
+                return True
+        return False
 
     def note_message(self, node_id: str, channel: str, status: str, reason: str, message_id: str = "") -> None:
         msgs = self.path.setdefault("messages", [])
@@ -500,6 +556,8 @@ class _Runner:
         sent_ids = set(state.get("sent") or [])
         if sent_ids and self.engaged_since(node_at, sent_ids):
             return node.next
+        if node.promo_pool and self.redeemed_since(node_at):
+            return node.next
         if expiry is not None and self.now >= expiry:
             return node.on_expiry
         position = int(state.get("position", 0))
@@ -519,7 +577,13 @@ class _Runner:
             if not may_send(self.record, channel)[0]:
                 continue  # not reachable there: on to the next channel at once
             result = self.send(
-                node_id, channel, node.content, self.visit_count(node_id), part=f"-{rnd}-{channel}", expires=expiry
+                node_id,
+                channel,
+                node.content,
+                self.visit_count(node_id),
+                part=f"-{rnd}-{channel}",
+                expires=expiry,
+                promo_pool=node.promo_pool,
             )
             if result["status"] in DELIVERED:
                 sent_ids.add(result["message_id"])
