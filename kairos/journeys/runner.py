@@ -490,8 +490,8 @@ class _Runner:
         """The customer's latest event other than this journey's own message feedback (the cart as it is now)."""
         if self.dry:
             return None
-        events = [e for e in self.events_since(parse_ts(self.path["entered_at"]) - timedelta(days=30))]
-        events = [e for e in events if e.get("type") not in ENGAGEMENT]
+        since = parse_ts(self.path["entered_at"]) - timedelta(days=30)
+        events = [e for e in self.events_since(since) if e.get("type") not in ENGAGEMENT]
         return max(events, key=lambda e: e["timestamp"]) if events else None
 
     def promo_code(self, pool: str) -> dict[str, str] | None:
