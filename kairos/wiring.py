@@ -37,6 +37,8 @@ from kairos.messaging.adapters.providers import (
     ssm_secret,
 )
 from kairos.models.adapters.products import DynamoProductCatalogue
+from kairos.promotions.adapters.alerts import emf_alert
+from kairos.promotions.adapters.dynamo import DynamoPromoPools
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -49,6 +51,7 @@ if TYPE_CHECKING:
     from kairos.journeys.runner import StepDeps
     from kairos.messaging.ports import MessageLog, PolicyStore, Provider
     from kairos.models.adapters.model_store import ModelSource
+    from kairos.promotions.ports import PromoPools
 
 
 POLICY_TTL_S = 60  # the send policy and the population's answer are read at most once a minute per sandbox
@@ -106,6 +109,20 @@ def insight_store(cfg: Settings) -> DynamoInsightStore:
     return DynamoInsightStore(cfg.need("insights_table"))
 
 
+def promo_pools(cfg: Settings) -> PromoPools:
+    """Promo code pools (DynamoDB)."""
+    return DynamoPromoPools(cfg.need("promo_table"))
+
+
+def promo_taker(cfg: Settings) -> Callable[[str, str], str | None]:
+    """(pool, holder) -> the holder's code of the pool, taken once; low and empty pools become CloudWatch metrics."""
+    from kairos.core import timeutil
+    from kairos.promotions.pools import take_code
+
+    pools = promo_pools(cfg)
+    return lambda pool, holder: take_code(pools, pool, holder, timeutil.now(), notify=emf_alert)
+
+
 def journey_steps(cfg: Settings) -> JourneyStarter:
     """Starts one step of a customer's path (the journey step state machine)."""
     return StepFunctionsJourneyStarter(cfg.need("journey_step_state_machine_arn"))
@@ -154,7 +171,26 @@ STEP_SETTINGS = (
     "messages_table",
     "archive_bucket",
     "products_table",
+    "public_url",
+    "unsubscribe_key_parameter",
 )
+
+
+def unsubscribe_links(cfg: Settings) -> Callable[[str, str], dict[str, str]]:
+    """(customer_id, topic) -> the signed one-click unsubscribe and preference URLs, and the List-Unsubscribe value.
+
+    The HMAC key is read from SSM once per sandbox, on first use."""
+    from kairos.messaging.unsubscribe import links
+
+    key = unsubscribe_key(cfg)
+    base, mailto = cfg.need("public_url"), cfg.unsubscribe_mailto or None
+    return lambda customer_id, topic: links(base, key(), customer_id, topic, mailto)
+
+
+def unsubscribe_key(cfg: Settings) -> Callable[[], bytes]:
+    """The links' HMAC key, read from SSM (a SecureString, or the generated secret through its SSM reference)."""
+    secret = ssm_secret(cfg.need("unsubscribe_key_parameter"), what="SSM (unsubscribe key)")
+    return lambda: secret().encode()
 
 
 def step_deps(cfg: Settings) -> StepDeps:
@@ -184,4 +220,7 @@ def step_deps(cfg: Settings) -> StepDeps:
         population=population,
         products=product_catalogue(cfg).get_products,
         policy=policy,
+        links=unsubscribe_links(cfg),
+        # Only the advance function hands out codes (the entries' first run sends nothing): it alone has the table.
+        promo=promo_taker(cfg) if cfg.promo_table else None,
     )

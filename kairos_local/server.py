@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, quote, urlsplit
 
 from kairos_local.embedded import embedded_aws
+from kairos_local.outbox import outbox
 from kairos_local.scheduler import LocalTriggers
 from kairos_local.stepfunctions import WallClock, local_stepfunctions
 
@@ -249,9 +250,15 @@ class LocalProduct:
             self.runtime,
             self.host,
             self.port,
-            {"POST /_local/score": self._score_endpoint, "GET /_local/clock": self._clock_endpoint},
+            {
+                "POST /_local/score": self._score_endpoint,
+                "GET /_local/clock": self._clock_endpoint,
+                "GET /_local/outbox": self._outbox_endpoint,
+            },
         )
         stack.callback(self.server.server_close)
+        # Unsubscribe and preference links in messages point at this server.
+        self.runtime.dep.parameters["PublicUrl"] = self.url
         if self.score_at_start:
             result = self.score()
             if result["status"] != "SUCCEEDED":
@@ -300,6 +307,12 @@ class LocalProduct:
         # GET /_local/clock: the product's "now" (simulated when the clock runs faster than real time), so a
         # script stamps its events with the time the product lives in.
         return 200, {"now": self.clock.now().isoformat(), "speed": self.speed}
+
+    def _outbox_endpoint(self, body: bytes) -> tuple[int, Any]:
+        # GET /_local/outbox: every email (raw MIME), SMS and push the embedded providers received, oldest first.
+        with self.runtime.lock:
+            messages = outbox(self.runtime.dep.account, self.runtime.dep.region)
+        return 200, {"messages": messages}
 
     def wait(self) -> None:
         """Serve until interrupted (Ctrl-C)."""
@@ -352,6 +365,9 @@ def main(argv: list[str] | None = None) -> int:
             print(f"  curl {product.url}/v1/openapi.json", flush=True)
             print(f"  curl -X POST {product.url}/_local/score   # score everybody now", flush=True)
             print(f"  curl {product.url}/_local/clock          # the product's now (simulated)", flush=True)
+            print(
+                f"  curl {product.url}/_local/outbox         # every message sent, as the provider got it", flush=True
+            )
             product.wait()
             print("Stopping...", flush=True)
     except KeyboardInterrupt:  # Ctrl-C while deploying: everything started so far has been stopped

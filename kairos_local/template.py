@@ -14,6 +14,7 @@ import copy
 import functools
 import json
 import re
+import secrets
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -368,6 +369,17 @@ def _deploy_alarm(dep: Deployment, session: Any, lid: str, res: dict[str, Any]) 
     dep.attributes[(lid, "Arn")] = f"arn:aws:cloudwatch:{dep.region}:{dep.account}:alarm:{name}"
 
 
+def _deploy_secret(dep: Deployment, session: Any, lid: str, res: dict[str, Any]) -> None:
+    """A secret with a generated value, as CloudFormation's ``GenerateSecretString`` makes it."""
+    props = dep.resolve(res.get("Properties", {}))
+    name = props.get("Name") or f"{dep.prefix}-{lid}"
+    spec = props.get("GenerateSecretString") or {}
+    value = secrets.token_hex(max(16, int(spec.get("PasswordLength", 32)) // 2))
+    arn = session.client("secretsmanager").create_secret(Name=name, SecretString=value)["ARN"]
+    dep.physical[lid] = arn
+    dep.attributes[(lid, "Id")] = arn
+
+
 def _named_by_messaging(dep: Deployment, session: Any, lid: str, res: dict[str, Any]) -> None:
     """Created by :func:`_deploy_messaging`, which runs first (functions' environments name them)."""
 
@@ -383,6 +395,7 @@ DEPLOYED: dict[str, Callable[[Deployment, Any, str, dict[str, Any]], None]] = {
     "AWS::SNS::Subscription": _deploy_subscription,
     "AWS::Logs::LogGroup": _deploy_log_group,
     "AWS::CloudWatch::Alarm": _deploy_alarm,
+    "AWS::SecretsManager::Secret": _deploy_secret,
 }
 
 #: Resource types the local runtime brings up itself: named in :func:`deploy`, run in-process.

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import copy
 import hashlib
+import threading
 import time
 from collections import defaultdict
 from datetime import UTC, datetime
@@ -23,6 +24,9 @@ from kairos.journeys.ports import IntentStore, JourneyStarter, JourneyStore, Tas
 from kairos.messaging.domain import TRANSIENT
 from kairos.messaging.ports import MessageLog, PolicyStore, Provider
 from kairos.models.ports import ProductCatalogue
+from kairos.promotions.domain import PromoCodesAdded, PromoPoolView, TakenCode
+from kairos.promotions.ports import PromoPools
+from tests.fake_variant_promotions import InMemoryVariantPromotions
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
@@ -438,7 +442,7 @@ class FakeProvider(Provider):
         return f"{self.channel}-{len(self.sent)}"
 
 
-class InMemoryJourneyStore(JourneyStore, IntentStore):
+class InMemoryJourneyStore(InMemoryVariantPromotions, JourneyStore, IntentStore):
     """Journeys with every version, and paths keyed by (customer, journey#entry), with ``seq`` checks."""
 
     def __init__(self) -> None:
@@ -592,3 +596,45 @@ class InMemoryPolicyStore(PolicyStore):
 
     def put_policy(self, doc: dict[str, Any]) -> None:
         self.doc = copy.deepcopy(doc)
+
+
+class InMemoryPromoPools(PromoPools):
+    """Promo code pools in dicts, behind one lock: a take is atomic, as the adapter's transaction is."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.free: dict[str, list[str]] = defaultdict(list)
+        self.taken: dict[str, dict[str, str]] = defaultdict(dict)  # pool -> code -> holder
+        self.holders: dict[str, dict[str, str]] = defaultdict(dict)  # pool -> holder -> code
+        self.low_water: dict[str, int] = {}
+
+    def add_codes(self, pool: str, codes: Iterable[str], low_water: int | None, now: datetime) -> PromoCodesAdded:
+        with self.lock:
+            codes = list(dict.fromkeys(codes))
+            new = [c for c in codes if c not in self.free[pool] and c not in self.taken[pool]]
+            self.free[pool] += new
+            self.low_water[pool] = low_water if low_water is not None else self.low_water.get(pool, 0)
+            view = self._view(pool)
+        return PromoCodesAdded(**view.model_dump(), added=len(new), already_present=len(codes) - len(new))
+
+    def take(self, pool: str, holder: str, now: datetime) -> TakenCode | None:
+        with self.lock:
+            if holder in self.holders[pool]:
+                return TakenCode(code=self.holders[pool][holder], fresh=False)
+            if not self.free[pool]:
+                return None
+            code = self.free[pool].pop(0)
+            self.taken[pool][code] = holder
+            self.holders[pool][holder] = code
+            return TakenCode(code=code, fresh=True, counts=self._view(pool))
+
+    def counts(self, pool: str) -> PromoPoolView:
+        with self.lock:
+            if pool not in self.low_water:
+                raise NotFoundError(f"promo pool '{pool}' not found")
+            return self._view(pool)
+
+    def _view(self, pool: str) -> PromoPoolView:
+        return PromoPoolView(
+            pool=pool, available=len(self.free[pool]), taken=len(self.taken[pool]), low_water=self.low_water[pool]
+        )

@@ -14,7 +14,7 @@ from kairos.core.observability import logger, metrics, tracer
 from kairos.customers.schemas import MAX_BODY_BYTES, SCOPES
 from kairos.http.api import API_KEY_SCHEME, make_resolver
 from kairos.http.deps import DEPS_KEY, ApiDeps, Lazy
-from kairos.http.routers import campaigns, customers, insights, journeys, products, segments
+from kairos.http.routers import campaigns, customers, insights, journeys, messages, products, promotions, segments
 
 if TYPE_CHECKING:
     from aws_lambda_powertools.utilities.typing import LambdaContext
@@ -30,6 +30,7 @@ SETTINGS = require(
     "journeys_table",
     "journey_paths_table",
     "insights_table",
+    "promo_table",
 )
 
 # Once per cold start; each store is built on its first use, so a request pays only for the stores it touches.
@@ -44,13 +45,15 @@ DEPS = ApiDeps(
     insights=Lazy(lambda: wiring.insight_store(SETTINGS)),
     journeys=Lazy(lambda: wiring.journey_store(SETTINGS)),
     event_types=Lazy(lambda: wiring.event_type_catalogue(SETTINGS)),
+    promo_pools=Lazy(lambda: wiring.promo_pools(SETTINGS)),
     retention=SETTINGS.retention,
     clock_skew=SETTINGS.clock_skew,
     global_control_share=SETTINGS.global_control_share,
+    links=Lazy(lambda: wiring.unsubscribe_links(SETTINGS)),
 )
 
 app = make_resolver()
-for part in (customers, segments, campaigns, journeys, insights, products):
+for part in (customers, segments, campaigns, journeys, insights, products, messages, promotions):
     app.include_router(part.router)
 
 
@@ -73,8 +76,8 @@ def openapi_json() -> str:
                 description="A Kairos API key (`python -m kairos.admin create-key --scope ...`) with scopes: "
                 + ", ".join(f"`{s}`" for s in SCOPES)
                 + ". `ingest`: POST /v1/events; `profiles`: PUT /v1/customers/{id}; `read`: every GET; "
-                "`manage`: segments, campaigns (create, cancel), journeys (create, version, status) and the send "
-                "policy; "
+                "`manage`: segments, campaigns (create, cancel), journeys (create, version, status), the send "
+                "policy and promo code pools; "
                 "`erase`: DELETE /v1/customers/{id}. "
                 "Keys made before scopes existed hold every scope."
             )

@@ -1,7 +1,8 @@
 """Timer function (every minute): start the next step of every waiting path whose time has come, and let
 customers into journeys whose entry is a date attribute or a schedule (campaigns).
 
-The work is :func:`kairos.journeys.entry.start_due` and :func:`kairos.journeys.entry.scan_entries`. A step's
+The work is :func:`kairos.journeys.entry.start_due` and :func:`kairos.journeys.entry.scan_entries`, then
+:func:`kairos.journeys.promotion.promote_winners` (content variants that won, at most hourly per journey). A step's
 execution name is fixed by the path and its ``seq``, so a path seen again before its step moved it starts
 nothing new; an entry scan saves its cursor after every page and the next tick resumes it.
 """
@@ -19,6 +20,7 @@ from kairos.core.observability import logger, metrics, tracer
 from kairos.journeys.definitions import segment_filters
 from kairos.journeys.domain import Journey
 from kairos.journeys.entry import Entrance, scan_entries, start_due
+from kairos.journeys.promotion import promote_winners
 from kairos.journeys.runner import StepDeps, first_nodes
 
 if TYPE_CHECKING:
@@ -55,7 +57,8 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
         started += n
         if n < BATCH:
             break
-    active = [Journey.from_doc(doc) for doc in d.journeys.active_journeys()]
+    docs = d.journeys.active_journeys()
+    active = [Journey.from_doc(doc) for doc in docs]
     cfg = settings()
     entrance = Entrance(
         customers=d.customers,
@@ -74,5 +77,14 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
         shards=cfg.entry_shards,
         workers=cfg.entry_shards,
     )
+    try:
+        promoted = promote_winners(
+            d.journeys, d.messages, d.customers, timeutil.now(), docs, context.get_remaining_time_in_millis
+        )
+    except Exception:  # noqa: BLE001 - a failed look for winners must not stop the steps and entries of the tick
+        logger.exception("content variant winners not checked")
+    else:
+        for p in promoted:
+            logger.info("content variant promoted", extra=p)
     logger.info("due journey steps started", extra={"started": started, **entries})
     return {"started": started, **entries}

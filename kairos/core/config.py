@@ -27,6 +27,7 @@ ENVIRONMENT = {
     "journeys_table": c.ENV_JOURNEYS_TABLE,
     "products_table": c.ENV_PRODUCTS_TABLE,
     "insights_table": c.ENV_INSIGHTS_TABLE,
+    "promo_table": "KAIROS_PROMO_TABLE",
     "global_control_share": c.ENV_GLOBAL_CONTROL_SHARE,
     "journey_paths_table": c.ENV_JOURNEY_PATHS_TABLE,
     "journey_step_state_machine_arn": c.ENV_JOURNEY_STEP_STATE_MACHINE_ARN,
@@ -39,6 +40,9 @@ ENVIRONMENT = {
     "sms_origination_identity": c.ENV_SMS_ORIGINATION_IDENTITY,
     "push_platform_application_arn": c.ENV_PUSH_PLATFORM_APPLICATION_ARN,
     "telegram_token_parameter": c.ENV_TELEGRAM_TOKEN_PARAMETER,
+    "public_url": c.ENV_PUBLIC_URL,
+    "unsubscribe_key_parameter": c.ENV_UNSUBSCRIBE_KEY_PARAMETER,
+    "unsubscribe_mailto": c.ENV_UNSUBSCRIBE_MAILTO,
     "retention_days": c.ENV_RETENTION_DAYS,
     "message_retention_days": c.ENV_MESSAGE_RETENTION_DAYS,
     "clock_skew_seconds": c.ENV_CLOCK_SKEW_SECONDS,
@@ -60,6 +64,7 @@ class Settings(BaseModel):
     journeys_table: str = ""
     products_table: str = ""
     insights_table: str = ""
+    promo_table: str = Field(default="", description="promo code pools (DynamoDB)")
     global_control_share: float = Field(
         default=0.0,
         ge=0.0,
@@ -77,6 +82,9 @@ class Settings(BaseModel):
     sms_origination_identity: str = Field(default="")
     push_platform_application_arn: str = Field(default="")
     telegram_token_parameter: str = Field(default="")
+    public_url: str = Field(default="", description="the API's public base URL: unsubscribe and preference links")
+    unsubscribe_key_parameter: str = Field(default="", description="SSM parameter of the links' HMAC key")
+    unsubscribe_mailto: str = Field(default="", description="a mailbox for List-Unsubscribe mailto (optional)")
     retention_days: int = Field(default=400, ge=1, le=36500)
     message_retention_days: int = Field(
         default=400, ge=1, le=36500, description="how long messages/ and decisions/ objects live in the archive"

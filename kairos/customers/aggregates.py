@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 from kairos.core.constants import ENGAGEMENT_TYPES, HOURS_PER_WEEK, MESSAGE_ENGAGEMENT, PRODUCT_TYPES
 from kairos.core.timeutil import HOUR, epoch_hour, epoch_hour_of_week, offset_zone
+from kairos.customers.subscription_domain import changes as subscription_changes
 
 # Pairs of UTC offsets (minutes) that one zone's daylight saving produces, and a zone that keeps those rules.
 DST_ZONES: dict[tuple[int, ...], str] = {
@@ -87,8 +88,11 @@ class CustomerAggregates:
     product_purchases: dict[str, list[int]] = field(default_factory=dict)
     last_cart_abandon_amount: float | None = None
     last_cart_abandon_s: int | None = None
-    # channel (or "all" for an unsubscribe without a channel) -> latest unsubscribe, unix seconds
+    # channel, "all", "topic:<name>" or "suppressed:<channel>" -> latest unsubscribe, unix seconds
+    # (kairos.customers.subscription_domain says which event withdraws which key)
     unsubscribed: dict[str, int] = field(default_factory=dict)
+    # channel, "all" or "topic:<name>" -> latest subscribe (the preference page, an SMS reply of START)
+    subscribed: dict[str, int] = field(default_factory=dict)
     # UTC day "YYYY-MM-DD" -> [purchase moments, revenue]: cohorts, forecasts and conversion windows
     purchase_days: dict[str, list[float]] = field(default_factory=dict)
     # [UTC epoch hour, amount] of the most recent orders (an order = one purchase moment), oldest first
@@ -119,6 +123,7 @@ class CustomerAggregates:
         agg.recent_products = [[p, t, int(s), int(q)] for p, t, s, q in agg.recent_products]
         agg.product_purchases = {k: [int(x) for x in v] for k, v in agg.product_purchases.items()}
         agg.unsubscribed = {k: int(v) for k, v in agg.unsubscribed.items()}
+        agg.subscribed = {k: int(v) for k, v in agg.subscribed.items()}
         agg.offset_counts = {k: int(v) for k, v in agg.offset_counts.items()}
         agg.purchase_days = {k: [int(v[0]), float(v[1])] for k, v in agg.purchase_days.items()}
         agg.orders = [[int(h), float(a)] for h, a in agg.orders]
@@ -252,9 +257,12 @@ def _apply(agg: CustomerAggregates, ev: Event, counted: set[str], new_keys: set[
         agg.last_cart_abandon_s = secs
         agg.last_cart_abandon_amount = float(ev.amount) if ev.amount is not None else None
 
-    if ev.type == "unsubscribe":
-        channel = ev.channel or "all"
-        agg.unsubscribed[channel] = max(secs, agg.unsubscribed.get(channel, secs))
+    # Training's column events carry no text or properties: the models do not read subscriptions.
+    for key, off in subscription_changes(
+        ev.type, ev.channel, getattr(ev, "text", None), getattr(ev, "properties", None)
+    ):
+        times = agg.unsubscribed if off else agg.subscribed
+        times[key] = max(secs, times.get(key, secs))
 
     if ev.product_id and ev.type in PRODUCT_TYPES:
         entry = [ev.product_id, ev.type, secs, int(ev.quantity or 1)]

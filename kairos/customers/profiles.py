@@ -68,6 +68,7 @@ def aggregates_view(agg: CustomerAggregates) -> Aggregates:
         last_cart_abandon_amount=agg.last_cart_abandon_amount,
         last_cart_abandon_at=unix_to_dt(agg.last_cart_abandon_s),
         unsubscribed={k: unix_to_dt(v) for k, v in agg.unsubscribed.items()},
+        subscribed={k: unix_to_dt(v) for k, v in agg.subscribed.items()},
     )
 
 

@@ -37,7 +37,11 @@ EventType = Annotated[
         examples=list(EVENT_TYPES[:3]) + ["order_shipped"],
     ),
 ]
-from kairos.messaging.content import Channel  # noqa: E402 - one channel type for the API
+from kairos.messaging.content import (  # noqa: E402 - one channel type and locale form for the API
+    CURRENCY_PATTERN,
+    LOCALE_PATTERN,
+    Channel,
+)
 
 # Identifiers end up in DynamoDB keys and S3 object keys: keep them printable and bounded.
 _ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:@+\-]{0,127}$"
@@ -368,6 +372,23 @@ class CustomerProfileIn(BaseModel):
             json_schema_extra={"pattern": IANA_ZONE_PATTERN},
         ),
     ] = None
+    locale: Annotated[
+        str | None,
+        Field(
+            pattern=LOCALE_PATTERN,
+            description="Language, with an optional region (ISO 639 + ISO 3166), e.g. ru, en-GB, pt-BR: picks the "
+            "message's locale variant (exact, then the language) and how money and dates are written",
+            examples=["en-GB"],
+        ),
+    ] = None
+    currency: Annotated[
+        str | None,
+        Field(
+            pattern=CURRENCY_PATTERN,
+            description="ISO 4217 code, e.g. GBP: what the money filter writes when the event names no currency",
+            examples=["GBP"],
+        ),
+    ] = None
     contact: ContactPoints = Field(default_factory=ContactPoints)
     consent: Consent = Field(default_factory=Consent)
     attributes: Annotated[
@@ -411,7 +432,15 @@ class Aggregates(BaseModel):
     recent_products: list[dict[str, Any]]
     last_cart_abandon_amount: float | None
     last_cart_abandon_at: datetime | None
-    unsubscribed: dict[str, datetime] = Field(default_factory=dict, description="channel or 'all' -> when")
+    unsubscribed: dict[str, datetime] = Field(
+        default_factory=dict,
+        description="what the customer withdrew, and when: a channel, 'all', 'topic:<name>' or 'suppressed:<channel>' "
+        "(a permanent bounce or a complaint)",
+    )
+    subscribed: dict[str, datetime] = Field(
+        default_factory=dict,
+        description="a channel or 'topic:<name>' granted again (the preference page, an SMS reply of START), and when",
+    )
 
 
 class CustomerView(BaseModel):

@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     from kairos.journeys.ports import JourneyStore
     from kairos.messaging.ports import MessageLog, PolicyStore
     from kairos.models.ports import ProductCatalogue
+    from kairos.promotions.ports import PromoPools
 
 T = TypeVar("T")
 
@@ -65,7 +66,7 @@ class ApiDeps:
 
     Parameters
     ----------
-    customers, archive, messages, decisions, segments, products, policy, insights, journeys, event_types
+    customers, archive, messages, decisions, segments, products, policy, insights, journeys, event_types, promo_pools
         The stores, each built on first use (see :class:`Lazy`).
     retention
         How long events are kept (``EventRetentionDays``): older events are refused at ingest.
@@ -91,9 +92,12 @@ class ApiDeps:
     insights: Lazy[InsightStore]
     journeys: Lazy[JourneyStore]
     event_types: Lazy[EventTypeCatalogue]
+    promo_pools: Lazy[PromoPools]
     retention: timedelta
     clock_skew: timedelta
     global_control_share: float
+    # (customer_id, topic) -> the signed unsubscribe and preference URLs a message carries (previews show them)
+    links: Lazy[Callable[[str, str], dict[str, str]]] | None = None
     # The intents that tag inbound messages: a query per batch would cost a read per request; a new or changed
     # intent tags messages within a minute (at once in the sandbox that saved it, which forgets the cache).
     intents: ReadEvery[list[dict[str, Any]]] = field(init=False)

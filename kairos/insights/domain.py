@@ -119,6 +119,12 @@ class CampaignResults(BaseModel):
         default=None,
         description="where the audience's customers are: active, completed, exits by reason, waiting at each node",
     )
+    variants_by_node: dict[str, Any] = Field(
+        default_factory=dict,
+        description="with content variants, under the node 'offer': {variants: {name: {weight, sends, opens, "
+        "clicks, conversions, revenue, open_rate, click_rate, conversion_rate ({value, low, high}, 95% Wilson)}}, "
+        "promoted, winner, test ({metric, confidence, min_sends})}",
+    )
 
 
 class GlobalControlReport(BaseModel):

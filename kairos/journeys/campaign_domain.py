@@ -11,6 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from kairos.audiences.domain import Audience
 from kairos.core.constants import DEFAULT_TOPIC, POOL_NAME_PATTERN, TOPIC_PATTERN
+from kairos.journeys.variant_domain import VARIANTS_HELP, AutoPromote, ContentVariants, check_content
 from kairos.messaging.content import Channel, FrequencyCap, Messages, QuietHoursIn
 
 
@@ -43,7 +44,9 @@ class CampaignIn(BaseModel):
 
     name: Annotated[str, Field(min_length=1, max_length=200)]
     audience: Audience
-    messages: Messages
+    messages: Messages | None = Field(default=None, description="the content per channel (or variants)")
+    variants: ContentVariants | None = Field(default=None, description=VARIANTS_HELP)
+    auto_promote: AutoPromote | None = None
     channels: Annotated[list[Channel], Field(min_length=1, max_length=4, description="fallback order")]
     wait_hours: Annotated[
         list[Annotated[float, Field(gt=0, le=24 * 30)]],
@@ -90,9 +93,7 @@ class CampaignIn(BaseModel):
 
     @model_validator(mode="after")
     def _consistent(self) -> CampaignIn:
-        missing = [c for c in self.channels if getattr(self.messages, c) is None]
-        if missing:
-            raise ValueError(f"messages has no content for channel(s) {', '.join(missing)}")
+        check_content(self.messages, self.variants, self.auto_promote, list(self.channels), "messages")
         if self.starts_at and self.starts_at >= self.expires_at:
             raise ValueError("expires_at must be after starts_at")
         if (self.audience.segment is None) == (not self.audience.filters) and self.audience.segment is not None:

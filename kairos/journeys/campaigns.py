@@ -19,6 +19,7 @@ from kairos.core.timeutil import parse_ts, utc_iso
 from kairos.journeys.campaign_domain import CampaignIn
 from kairos.journeys.definitions import validate
 from kairos.journeys.domain import JourneyIn
+from kairos.journeys.promotion import promote_variant
 from kairos.journeys.results import journey_results
 
 if TYPE_CHECKING:
@@ -59,7 +60,9 @@ def campaign_journey(campaign: CampaignIn, now: datetime) -> JourneyIn:
     nodes[OFFER] = {
         "type": "cycle",
         "channels": campaign.channels,
-        "content": campaign.messages.model_dump(mode="json", exclude_none=True),
+        "content": campaign.messages.model_dump(mode="json", exclude_none=True) if campaign.messages else None,
+        "variants": [v.model_dump(mode="json", exclude_none=True) for v in campaign.variants or []] or None,
+        "auto_promote": campaign.auto_promote.model_dump(mode="json") if campaign.auto_promote else None,
         "wait_hours": campaign.wait_hours,
         "expires_at": campaign.expires_at,
         "promo_pool": campaign.promo_pool,
@@ -188,6 +191,15 @@ def cancel_campaign(campaign_id: str, journeys: JourneyStore, now: datetime) -> 
     return get_campaign(campaign_id, journeys, now)
 
 
+def promote_campaign_variant(
+    campaign_id: str, variant: str | None, journeys: JourneyStore, now: datetime
+) -> dict[str, Any]:
+    """Promote one of the campaign's content variants (``None``: split by weight again) at its offer node;
+    ``NotFoundError`` for an unknown campaign, ``InvalidInputError`` naming ``variant`` for an unknown variant."""
+    get_campaign(campaign_id, journeys, now)
+    return promote_variant(campaign_id, OFFER, variant, journeys)
+
+
 def campaign_results(
     campaign_id: str, journeys: JourneyStore, messages: MessageLog, customers: CustomerStore, now: datetime
 ) -> dict[str, Any]:
@@ -200,7 +212,7 @@ def campaign_results(
     end = start + timedelta(days=definition.attribution_days)
     launch = view.get("launch") or {}
     return {
-        **{k: res[k] for k in ("treatment", "control", "uplift", "steps", "by_day")},
+        **{k: res[k] for k in ("treatment", "control", "uplift", "steps", "by_day", "variants_by_node")},
         "campaign_id": campaign_id,
         "status": view["status"],
         "launched_at": utc_iso(start),

@@ -29,7 +29,7 @@ unless the email was opened; a purchase ends it)::
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, time
 from typing import Annotated, Any, Literal
 
@@ -38,6 +38,13 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validat
 from kairos.audiences.domain import Filter
 from kairos.core.constants import DEFAULT_TOPIC, EVENT_TYPE_PATTERN, EVENT_TYPES, POOL_NAME_PATTERN, TOPIC_PATTERN
 from kairos.customers.schemas import _ID_PATTERN
+from kairos.journeys.variant_domain import (
+    VARIANT_RESULTS_HELP,
+    VARIANTS_HELP,
+    AutoPromote,
+    ContentVariants,
+    check_content,
+)
 from kairos.messaging.content import Channel, FrequencyCap, Messages, QuietHoursIn
 
 NodeId = Annotated[str, Field(pattern=r"^[A-Za-z][A-Za-z0-9_-]{0,63}$")]
@@ -292,7 +299,9 @@ class Message(BaseModel):
     channels: Annotated[list[Channel], Field(max_length=4, description="for best: the candidates")] = Field(
         default_factory=list
     )
-    content: Messages
+    content: Messages | None = None
+    variants: ContentVariants | None = Field(default=None, description=VARIANTS_HELP)
+    auto_promote: AutoPromote | None = None
     promo_pool: PoolName | None = Field(
         default=None, description="hand the path one code of this pool: {{ promo.code }} in the content"
     )
@@ -303,9 +312,7 @@ class Message(BaseModel):
         wanted = self.channels if self.channel == "best" else [self.channel]
         if self.channel == "best" and not self.channels:
             raise ValueError("best needs channels to choose from")
-        missing = [c for c in wanted if getattr(self.content, c) is None]
-        if missing:
-            raise ValueError(f"content has nothing for channel(s) {', '.join(missing)}")
+        check_content(self.content, self.variants, self.auto_promote, list(wanted))
         return self
 
 
@@ -319,7 +326,9 @@ class Cycle(BaseModel):
     model_config = ConfigDict(extra="forbid")
     type: Literal["cycle"]
     channels: Annotated[list[Channel], Field(min_length=1, max_length=4)]
-    content: Messages
+    content: Messages | None = None
+    variants: ContentVariants | None = Field(default=None, description=VARIANTS_HELP)
+    auto_promote: AutoPromote | None = None
     wait_hours: (
         Annotated[float, Field(gt=0, le=24 * 30)]
         | Annotated[list[Annotated[float, Field(gt=0, le=24 * 30)]], Field(min_length=1, max_length=40)]
@@ -338,9 +347,7 @@ class Cycle(BaseModel):
 
     @model_validator(mode="after")
     def _content(self) -> Cycle:
-        missing = [c for c in self.channels if getattr(self.content, c) is None]
-        if missing:
-            raise ValueError(f"content has nothing for channel(s) {', '.join(missing)}")
+        check_content(self.content, self.variants, self.auto_promote, list(self.channels))
         if len(set(self.channels)) != len(self.channels):
             raise ValueError("each channel at most once per round")
         if self.expires_at is not None and self.expires_at.utcoffset() is None:
@@ -450,7 +457,8 @@ TRANSITIONS: dict[str, tuple[str, ...]] = {
 
 @dataclass(frozen=True)
 class Journey:
-    """A stored journey: id, status, the current version and its definition."""
+    """A stored journey: id, status, the current version and its definition; ``promoted``: node -> the content
+    variant that takes all of the node's traffic."""
 
     journey_id: str
     status: str
@@ -458,6 +466,7 @@ class Journey:
     definition: JourneyIn
     created_at: str
     updated_at: str
+    promoted: dict[str, str] = field(default_factory=dict)
 
     @classmethod
     def from_doc(cls, doc: dict[str, Any]) -> Journey:
@@ -468,6 +477,7 @@ class Journey:
             definition=JourneyIn.model_validate(doc["definition"]),
             created_at=doc["created_at"],
             updated_at=doc["updated_at"],
+            promoted=dict(doc.get("promoted") or {}),
         )
 
     @property
@@ -489,6 +499,9 @@ class JourneyView(BaseModel):
     definition: JourneyIn
     created_at: datetime
     updated_at: datetime
+    promoted: dict[str, str] = Field(
+        default_factory=dict, description="node -> the content variant that takes all of its traffic"
+    )
 
 
 class JourneyList(BaseModel):
@@ -506,6 +519,9 @@ class JourneyResults(BaseModel):
     completed: int
     exited: dict[str, int] = Field(description="ended paths by reason (exit node, exit_on event, expiry...)")
     at_node: dict[str, int] = Field(description="paths waiting at each node")
+    skipped: int = Field(
+        default=0, description="entries no channel of the journey could reach (consent, unsubscribes): never messaged"
+    )
     visits: dict[str, int] = Field(description="how many paths passed each node")
     messages: dict[str, dict[str, int]] = Field(description="channel -> status -> count, from the message log")
     variants: dict[str, int] = Field(description="random split assignments")
@@ -527,3 +543,4 @@ class JourneyResults(BaseModel):
         default=None,
         description="conversion rate and revenue per customer, treatment minus control, with 95% intervals",
     )
+    variants_by_node: dict[str, Any] = Field(default_factory=dict, description=VARIANT_RESULTS_HELP)

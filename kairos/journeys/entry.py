@@ -144,9 +144,9 @@ def enter(
     elif stable_unit("journey-control", journey.journey_id, cid, entry_id) < definition.control_share:
         outcome = "control"
         path.update(status="control", exit_reason="control group")
-    elif channels and not any(may_send(record, ch)[0] for ch in channels):
+    elif channels and not any(may_send(record, ch, definition.topic, definition.transactional)[0] for ch in channels):
         outcome = "skipped"
-        path.update(status="skipped", exit_reason="no consent for any channel of the journey")
+        path.update(status="skipped", exit_reason="no channel of the journey may reach the customer")
     else:
         outcome = "entered"
         path.update(status=WAITING_STATUS, wake_at=utc_iso(now))

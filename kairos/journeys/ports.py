@@ -1,4 +1,5 @@
-"""What the journey engine needs from outside: definitions, paths, entry scans, step starts, tasks, intents."""
+"""What the journey engine needs from outside: definitions, paths, entry scans, promoted variants, step starts, tasks,
+intents."""
 
 from __future__ import annotations
 
@@ -93,8 +94,25 @@ class EntryScans(ABC):
         """Save where the journey's entry scan is."""
 
 
-class JourneyStore(JourneyDefinitions, PathStore, EntryScans):
-    """Journeys, paths and entry scans as one adapter implements them."""
+class VariantPromotions(ABC):
+    """Which content variant of a node takes all its traffic: ``promoted`` (node -> variant) on the journey, and
+    when its variants were last looked at for a winner (``variants_checked_at``)."""
+
+    @abstractmethod
+    def set_promoted(self, journey_id: str, node_id: str, variant: str | None, only_if_unset: bool = False) -> bool:
+        """Promote ``variant`` at the node (``None`` ends the promotion); NotFoundError for an unknown journey.
+
+        With ``only_if_unset`` nothing changes when the node has a promoted variant already (returns ``False``):
+        an automatic promotion never overrides one made by hand meanwhile.
+        """
+
+    @abstractmethod
+    def set_variants_checked(self, journey_id: str, at_iso: str) -> None:
+        """Remember when the journey's variants were last looked at for a winner."""
+
+
+class JourneyStore(JourneyDefinitions, PathStore, EntryScans, VariantPromotions):
+    """Journeys, paths, entry scans and promoted variants as one adapter implements them."""
 
 
 class IntentStore(ABC):

@@ -9,7 +9,8 @@ Conversions are measured alike in both groups (intent to treat): a customer conv
 within ``attribution_days`` after entering. Uplift is the treated group's rate minus the control group's, with
 a 95% interval (Newcombe's, from Wilson intervals); revenue per customer likewise (Welch's normal interval).
 Within the treated group, a conversion is credited to the last message delivered before the customer's first
-order in the window (its node and channel), and its revenue to that message.
+order in the window (its node and channel), and its revenue to that message. A node with content variants is also
+measured per variant (:func:`kairos.journeys.variants.variants_by_node`).
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from kairos.core.timeutil import parse_ts
 from kairos.insights.stats import mean_difference_interval, uplift_interval, wilson
 from kairos.journeys.domain import JourneyIn
 from kairos.journeys.paths import MEMBER, WAITING_STATUS
+from kairos.journeys.variants import variants_by_node
 from kairos.messaging.domain import DELIVERED
 
 if TYPE_CHECKING:
@@ -202,7 +204,12 @@ def journey_results(
         day_row(at.date().isoformat())["entries"] += 1
     delivered: dict[str, list[tuple[datetime, tuple[str, str]]]] = {}
     step_of: dict[str, tuple[str, str]] = {}
+    # Content variants: their messages, and each delivered message by id (the last touch names one).
+    varied: list[dict[str, Any]] = []
+    touches: dict[str, list[tuple[datetime, str]]] = {}
     for m in messages.for_campaign(journey_id) if messages is not None else []:
+        if m.get("variant"):
+            varied.append(m)
         key = (str(m.get("node") or m.get("step")), str(m.get("channel")))
         step_of[str(m["message_id"])] = key
         row = steps.setdefault(
@@ -228,9 +235,13 @@ def journey_results(
         sent_at = parse_ts(m.get("sent_at"))
         if status in DELIVERED and sent_at is not None:
             delivered.setdefault(m["customer_id"], []).append((sent_at, key))
+            touches.setdefault(m["customer_id"], []).append((sent_at, str(m["message_id"])))
             day_row(sent_at.date().isoformat())["sent"] += 1
+    promoted = doc.get("promoted") or {}
     if customers is None:
+        out["variants_by_node"] = variants_by_node(definition, varied, promoted)
         return out | {"steps": [steps[k] for k in sorted(steps)], "by_day": [by_day[d] for d in sorted(by_day)]}
+    engaged: dict[str, set[str]] = {}
     # Opens and clicks: the customer's events that name one of this journey's messages (once per message).
     for cid in sorted(delivered):
         seen: set[tuple[str, str]] = set()
@@ -240,11 +251,13 @@ def journey_results(
             if kind is None or mid not in step_of or (mid, kind) in seen:
                 continue
             seen.add((mid, kind))
+            engaged.setdefault(mid, set()).add(kind)
             steps[step_of[mid]][kind] += 1
             at = _event_time(ev)
             if at is not None:
                 day_row(at.date().isoformat())[kind] += 1
     window = timedelta(days=definition.attribution_days)
+    by_message = {mid: {"converted": 0, "revenue": 0.0} for mid in step_of} if varied else {}
     records = customers.get_customers(sorted({c for c, _ in treated + held_out}))
     for cid, entered in treated:
         orders = orders_between(records.get(cid), entered, entered + window)
@@ -254,5 +267,9 @@ def journey_results(
         day["converted"] += 1
         day["revenue"] = round(day["revenue"] + sum(a for _, a in orders), 2)
         credit_last_touch(steps, delivered.get(cid, []), orders)
+        if varied:
+            credit_last_touch(by_message, touches.get(cid, []), orders)
     measured = with_uplift(group_outcome(treated, records, window), group_outcome(held_out, records, window))
+    credited = {mid: c["revenue"] for mid, c in by_message.items() if c["converted"]}
+    out["variants_by_node"] = variants_by_node(definition, varied, promoted, engaged, credited)
     return out | measured | {"steps": [steps[k] for k in sorted(steps)], "by_day": [by_day[d] for d in sorted(by_day)]}

@@ -19,6 +19,7 @@ from kairos.core.constants import PROMO_REDEEMED
 from kairos.core.errors import ConflictError, NotFoundError
 from kairos.core.timeutil import parse_ts, utc_iso, zone
 from kairos.journeys.definitions import segment_filters
+from kairos.journeys.delays import delay_end
 from kairos.journeys.domain import (
     Cycle,
     Delay,
@@ -42,11 +43,12 @@ from kairos.journeys.paths import (
     message_prefix,
     park,
 )
+from kairos.journeys.variants import node_content
 from kairos.messaging.consent import may_send
 from kairos.messaging.domain import DELIVERED, IN_FLIGHT, SendRequest
 from kairos.messaging.policy import DEFAULT_POLICY, SendPolicy, quiet_window
 from kairos.messaging.send import Content, deliver, settle_unconfirmed
-from kairos.models.timing import QuietHours, decide, decision_inputs, stable_unit
+from kairos.models.timing import QuietHours, stable_unit
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -108,8 +110,9 @@ def advance(customer_id: str, key: str, seq: int, deps: StepDeps, now: datetime)
         doc = deps.journeys.get_journey(path["journey_id"], path["version"])
     except NotFoundError:
         return finish(path, deps.journeys, now, "done", "journey deleted")
-    journey = Journey.from_doc(doc)
     current = deps.journeys.get_journey(path["journey_id"])
+    # The path's version runs; a promoted content variant is the current document's, so it holds for every path.
+    journey = Journey.from_doc({**doc, "promoted": current.get("promoted") or {}})
     if current["status"] == "archived":
         return finish(path, deps.journeys, now, "done", "journey archived")
     if current["status"] == "paused":
@@ -301,7 +304,8 @@ class _Runner:
                 return node.next
             self.hold_for_quiet_hours(channel)
             self.hold_for_loop(node_id, channel)
-            self.send(node_id, channel, node.content, visit=self.visit_count(node_id), promo_pool=node.promo_pool)
+            content, variant = node_content(node, self.journey, self.cid, self.path["entry_id"], node_id)
+            self.send(node_id, channel, content, self.visit_count(node_id), promo_pool=node.promo_pool, variant=variant)
             return node.next
         if isinstance(node, Cycle):
             return self.cycle(node_id, node, node_at)
@@ -333,47 +337,11 @@ class _Runner:
         return QuietHours(q.start, q.end) if q else None
 
     def delay_until(self, node: Delay) -> datetime:
-        if node.hours is not None:
-            return self.now + timedelta(hours=node.hours)
-        tz = self.tz()
-        rec = self.record.recommendation or (self.deps.population() if self.deps.population else None) or {}
-        scores, window = decision_inputs(rec)
-        if node.local_time is not None:
-            mode = "fixed"
-        else:
-            mode = "optimized" if scores else "immediate"  # nothing scored yet: no hour is known to be better
-        d = decide(
-            mode=mode,
-            fixed_local=node.local_time,
-            now=self.now,
-            tz=tz,
-            window_end=self.now + timedelta(hours=node.best_hour_within_hours or 24 * 8),
-            hour_scores=scores,
-            window=window,
-            quiet=self.quiet(),
-            explore_share=node.explore_share,
-            seed=(self.journey.journey_id, self.cid, self.path["entry_id"]),
-        )
-        if d is None:
-            return self.now
-        # What the model saw when it chose this hour: logged with the message, read by retraining.
-        self.path.setdefault("decisions", {})[self.path["node"]] = {
-            "send_at": utc_iso(d.send_at),
-            "hour_of_week": d.hour_of_week,
-            "probability": d.probability,
-            "policy": d.policy,
-            "candidates": d.candidates,
-            "model_version": rec.get("model_version"),
-            "timezone": tz,
-            "score_of_hour": float(rec["hour_scores"][d.hour_of_week]) if rec.get("hour_scores") else None,
-            "confidence": rec.get("confidence"),
-            "features": {
-                "engagement_moments": self.record.aggregates.engagement_moments,
-                "purchase_count": self.record.aggregates.purchase_count,
-                "best_hour_of_week": rec.get("best_hour_of_week"),
-            },
-        }
-        return d.send_at
+        seed = (self.journey.journey_id, self.cid, self.path["entry_id"])
+        until, seen = delay_end(node, self.record, self.deps.population, self.now, self.quiet(), seed)
+        if seen is not None:  # what the model saw when it chose the hour: logged with the next message
+            self.path.setdefault("decisions", {})[self.path["node"]] = seen
+        return until
 
     def hold_for_quiet_hours(self, channel: str) -> None:
         """Wait for the end of the quiet hours ``now`` falls in: the journey's own for the channels they hold,
@@ -444,6 +412,7 @@ class _Runner:
         part: str = "",
         expires: datetime | None = None,
         promo_pool: str | None = None,
+        variant: str | None = None,
     ) -> dict[str, Any]:
         message_id = f"{self.prefix()}{node_id}{part}.{visit}"
         last_delay = None  # the send-time decision of the latest best-hour delay, logged with the message
@@ -480,10 +449,10 @@ class _Runner:
             self.deps.messages,
             self.now,
             self.deps.population,
-            extra={"journey_id": self.journey.journey_id, "node": node_id},
+            extra={"journey_id": self.journey.journey_id, "node": node_id, **({"variant": variant} if variant else {})},
             products=self.deps.products,
         )
-        self.note_message(node_id, channel, result["status"], result.get("reason") or "", message_id)
+        self.note_message(node_id, channel, result["status"], result.get("reason") or "", message_id, variant)
         return result
 
     def latest_event(self) -> dict[str, Any] | None:
@@ -519,7 +488,9 @@ class _Runner:
                 return True
         return False
 
-    def note_message(self, node_id: str, channel: str, status: str, reason: str, message_id: str = "") -> None:
+    def note_message(
+        self, node_id: str, channel: str, status: str, reason: str, message_id: str = "", variant: str | None = None
+    ) -> None:
         msgs = self.path.setdefault("messages", [])
         if message_id and any(m.get("message_id") == message_id for m in msgs):
             return
@@ -531,6 +502,7 @@ class _Runner:
                 "reason": reason,
                 "message_id": message_id,
                 "at": utc_iso(self.now),
+                **({"variant": variant} if variant else {}),
             }
         )
 
@@ -576,14 +548,16 @@ class _Runner:
             state["position"] = position
             if not may_send(self.record, channel)[0]:
                 continue  # not reachable there: on to the next channel at once
+            content, variant = node_content(node, self.journey, self.cid, self.path["entry_id"], node_id)
             result = self.send(
                 node_id,
                 channel,
-                node.content,
+                content,
                 self.visit_count(node_id),
                 part=f"-{rnd}-{channel}",
                 expires=expiry,
                 promo_pool=node.promo_pool,
+                variant=variant,
             )
             if result["status"] in DELIVERED:
                 sent_ids.add(result["message_id"])

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import base64
 from dataclasses import dataclass
+from email.message import EmailMessage
+from email.policy import SMTP
+from email.utils import formatdate
 from typing import Any
 
 # Outcomes of the message log. Transient ones may be claimed again by a retry. ``unconfirmed``: the provider
@@ -25,6 +28,25 @@ class Rendered:
     title: str | None = None
     body: str = ""
     html: str | None = None
+    # Email headers beyond From/To/Subject (List-Unsubscribe, List-Unsubscribe-Post), in order.
+    headers: tuple[tuple[str, str], ...] = ()
+    # An order or account message (SMS carriers route it apart from promotions).
+    transactional: bool = False
+
+    def mime(self, sender: str) -> bytes:
+        """The email as a mailbox receives it: headers, a plain-text part and (when there is one) an HTML
+        alternative, UTF-8, CRLF line ends."""
+        msg = EmailMessage(policy=SMTP)
+        msg["From"] = sender
+        msg["To"] = self.to
+        msg["Subject"] = (self.subject or "").replace("\r", " ").replace("\n", " ")
+        msg["Date"] = formatdate(usegmt=True)
+        for name, value in self.headers:
+            msg[name] = value
+        msg.set_content(self.body or "", subtype="plain", charset="utf-8", cte="quoted-printable")
+        if self.html:
+            msg.add_alternative(self.html, subtype="html", charset="utf-8", cte="quoted-printable")
+        return msg.as_bytes()
 
 
 @dataclass

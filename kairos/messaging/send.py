@@ -26,7 +26,6 @@ probability, model version, features), which is what retraining reads.
 from __future__ import annotations
 
 import logging
-import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -43,6 +42,8 @@ from kairos.core.timeutil import parse_ts, utc_iso
 from kairos.messaging.consent import CONTACT_FIELD, may_send
 from kairos.messaging.domain import IN_FLIGHT, Rendered, SendRequest
 from kairos.messaging.policy import cap_reason
+from kairos.messaging.templates import TemplateRenderError, locale_of, render_content, template_context
+from kairos.messaging.unsubscribe import ONE_CLICK
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -59,62 +60,52 @@ LOG_RETENTION = timedelta(days=400)
 SENDING_LEASE = timedelta(minutes=5)
 
 
-_FIELD = re.compile(r"\{\{\s*([A-Za-z_][A-Za-z0-9_.]*)\s*\}\}")
-
-
-def template_fields(
+def render(
+    content: Content,
+    channel: str,
     record: CustomerRecord,
+    now: datetime,
     population: dict[str, Any] | None = None,
     products: Callable[[list[str]], dict[str, dict[str, Any]]] | None = None,
-) -> dict[str, str]:
-    """The per-customer fields a message may use: ``{{first_name}}``, ``{{next_product}}`` (the product's
-    name from the catalogue, else its id), ``{{next_product_url}}``, ``{{next_product_image}}``,
-    ``{{next_products}}`` (three names), ``{{attributes.<name>}}``."""
-    profile = record.profile or {}
-    attributes = profile.get("attributes") or {}
-    rec = record.recommendation or population or {}
-    ids = [p["product_id"] for p in rec.get("next_products") or [] if p.get("product_id")]
-    known = products(ids[:3]) if products is not None and ids else {}
-    names = [str((known.get(i) or {}).get("name") or i) for i in ids[:3]]
-    first = known.get(ids[0]) or {} if ids else {}
-    fields = {f"attributes.{k}": str(v) for k, v in attributes.items() if isinstance(v, str | int | float)}
-    fields.update(
-        {
-            "customer_id": record.customer_id,
-            "first_name": str(attributes.get("first_name") or attributes.get("name") or "there"),
-            "next_product": names[0] if names else "",
-            "next_product_id": ids[0] if ids else "",
-            "next_product_url": str(first.get("url") or ""),
-            "next_product_image": str(first.get("image") or ""),
-            "next_products": ", ".join(names),
-        }
-    )
-    return fields
+) -> Rendered | str:
+    """The message for ``channel``, rendered for the customer (or the reason it cannot go).
 
-
-def render_text(text: str | None, fields: dict[str, str]) -> str | None:
-    """Replace ``{{name}}``; an unknown name renders empty rather than leaking braces to a customer."""
-    if text is None:
-        return None
-    return _FIELD.sub(lambda m: fields.get(m.group(1), ""), text)
-
-
-def render(messages: Messages, channel: str, record: CustomerRecord, fields: dict[str, str]) -> Rendered:
-    """The content for ``channel``, rendered with the customer's fields, to their contact point."""
+    The template sees the profile, the entering and the latest event (cart lines named from the catalogue),
+    the recommendation, the path's promo code and the signed unsubscribe and preference URLs; a marketing email
+    carries the ``List-Unsubscribe`` headers (RFC 8058). The preview of a message renders it with this too.
+    """
     contact = (record.profile or {}).get("contact") or {}
     to = str(contact.get(CONTACT_FIELD[channel]) or "")
-    content = getattr(messages, channel)
-    if channel == "email":
-        return Rendered(
-            channel,
-            to,
-            subject=render_text(content.subject, fields),
-            body=render_text(content.text, fields) or "",
-            html=render_text(content.html, fields),
-        )
-    if channel == "push":
-        return Rendered(channel, to, title=render_text(content.title, fields), body=render_text(content.body, fields))
-    return Rendered(channel, to, body=render_text(content.text, fields) or "")
+    promo = None
+    if content.promo is not None:
+        promo = content.promo()
+        if promo is None:
+            return "no promo code left in the pool"
+    links = content.links(record.customer_id, content.topic) if content.links is not None else {}
+    context = template_context(
+        record,
+        trigger=content.trigger,
+        latest=content.latest,
+        recommendation=record.recommendation or population,
+        products=products,
+        promo=promo,
+        links={k: v for k, v in links.items() if k in ("unsubscribe_url", "preferences_url")},
+        now=now,
+    )
+    out = render_content(content.messages, channel, context, locale_of(record))
+    headers: tuple[tuple[str, str], ...] = ()
+    if channel == "email" and not content.transactional and links.get("list_unsubscribe"):
+        headers = (("List-Unsubscribe", links["list_unsubscribe"]), ("List-Unsubscribe-Post", ONE_CLICK))
+    return Rendered(
+        channel,
+        to,
+        subject=out.subject,
+        title=out.title,
+        body=out.text,
+        html=out.html,
+        headers=headers,
+        transactional=content.transactional,
+    )
 
 
 def _abandoned(existing: dict[str, Any], log: MessageLog, now: datetime, lease: timedelta) -> dict[str, Any]:
@@ -162,6 +153,15 @@ class Content:
     expires_at: datetime | None = None
     # The deployment's send policy (its caps); None for a transactional message, which it does not hold back.
     policy: SendPolicy | None = None
+    # What the message is about: a customer unsubscribed from the topic gets no marketing message on it.
+    topic: str | None = None
+    transactional: bool = False
+    trigger: dict[str, Any] | None = None  # the event that let the customer in
+    latest: dict[str, Any] | None = None  # the customer's latest event
+    # The path's promo code ({"code", "pool"}), taken on first use; None when the pool has none left.
+    promo: Callable[[], dict[str, str] | None] | None = None
+    # (customer_id, topic) -> unsubscribe_url, preferences_url, list_unsubscribe
+    links: Callable[[str, str], dict[str, str]] | None = None
 
 
 def deliver(
@@ -236,7 +236,7 @@ def deliver(
         return finish("skipped", content)
     if content.expires_at is not None and now >= content.expires_at:
         return finish("skipped", "offer expired")
-    allowed, why = may_send(customer, req.channel)
+    allowed, why = may_send(customer, req.channel, content.topic, content.transactional)
     if not allowed:
         return finish("skipped", why)
     if content.policy is not None and content.policy.frequency_caps:
@@ -255,7 +255,13 @@ def deliver(
     if provider is None:
         return finish("failed", f"no provider configured for {req.channel}")
     prior = population() if population is not None and customer.recommendation is None else None
-    message = render(content.messages, req.channel, customer, template_fields(customer, prior, products))
+    try:
+        message = render(content, req.channel, customer, now, prior, products)
+    except TemplateRenderError as exc:
+        # This customer's data breaks the template (a limit, a bad filter argument): a retry would not help.
+        return finish("failed", f"template: {exc}")
+    if isinstance(message, str):
+        return finish("skipped", message)
     tags = {"message_id": req.message_id, "campaign_id": req.journey_id, "customer_id": req.customer_id}
     try:
         provider_id = provider.send(message, req.message_id, tags)

@@ -18,6 +18,8 @@ class ProductIn(BaseModel):
     image: HttpUrl | None = None
     category: Annotated[str | None, Field(min_length=1, max_length=200)] = None
     consumable: bool = False
+    price: Annotated[float | None, Field(ge=0, le=1_000_000_000, description="the list price, for messages")] = None
+    currency: Annotated[str | None, Field(pattern=r"^[A-Z]{3}$", description="ISO 4217 code of the price")] = None
 
 
 class ProductView(ProductIn):

@@ -41,7 +41,7 @@ def offending(folder: Path, forbidden: tuple[str, ...]) -> dict[str, list[str]]:
     return out
 
 
-CONTEXTS = ("customers", "messaging", "audiences", "journeys", "models", "insights", "http")
+CONTEXTS = ("customers", "messaging", "audiences", "journeys", "models", "insights", "promotions", "http")
 DOMAIN_FILES = ("domain.py", "schemas.py", "content.py", "catalogue.py", "aggregates.py")
 ROOTS = ("kairos/__init__.py", "kairos/wiring.py", "kairos/admin.py")  # the composition roots
 

@@ -128,7 +128,7 @@ def test_ingest_feedback_suppresses_email_after_a_complaint(customers, add_custo
     result = ingest_feedback([ses_event("Complaint", "complaint")], customers, NOW, RETENTION, SKEW)
     # THEN nothing more is emailed until consent is given again
     assert result["accepted"] == 1
-    assert may_send(customers.get_customer("c1"), "email") == (False, "unsubscribed from email")
+    assert may_send(customers.get_customer("c1"), "email") == (False, "email suppressed (bounce or complaint)")
 
 
 def test_ingest_feedback_counts_what_it_ignores(customers):

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
 import pytest
@@ -294,7 +294,7 @@ def test_send_message_renders_fields_whatever_their_case(send, add_customer, add
 
 def test_next_product_renders_the_catalogue_name_url_and_picture():
     from kairos.customers.domain import CustomerRecord
-    from kairos.messaging.send import template_fields
+    from kairos.messaging.templates import template_context
     from tests.fakes import InMemoryProductCatalogue
 
     # GIVEN a customer whose next products are SKU-7 (in the catalogue) and SKU-9 (not yet)
@@ -312,11 +312,24 @@ def test_next_product_renders_the_catalogue_name_url_and_picture():
         profile={"attributes": {"first_name": "Ana"}},
         recommendation={"next_products": [{"product_id": "SKU-7"}, {"product_id": "SKU-9"}]},
     )
+
+    def fields(products):
+        return template_context(
+            record,
+            trigger=None,
+            latest=None,
+            recommendation=record.recommendation,
+            products=products,
+            promo=None,
+            links={},
+            now=datetime(2026, 3, 2, tzinfo=UTC),
+        )
+
     # WHEN the template fields are made
-    fields = template_fields(record, None, catalogue.get_products)
+    found = fields(catalogue.get_products)
     # THEN the name shows, with its page and picture, and an unknown product falls back to its id
-    assert fields["next_product"] == "Espresso beans 1 kg" and fields["next_product_id"] == "SKU-7"
-    assert fields["next_product_url"] == "https://shop.example/p/7"
-    assert fields["next_product_image"] == "https://shop.example/i/7.jpg"
-    assert fields["next_products"] == "Espresso beans 1 kg, SKU-9"
-    assert template_fields(record)["next_product"] == "SKU-7"
+    assert found["next_product"] == "Espresso beans 1 kg" and found["next_product_id"] == "SKU-7"
+    assert found["next_product_url"] == "https://shop.example/p/7"
+    assert found["next_product_image"] == "https://shop.example/i/7.jpg"
+    assert found["next_products"] == "Espresso beans 1 kg, SKU-9"
+    assert fields(None)["next_product"] == "SKU-7"

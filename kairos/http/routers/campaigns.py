@@ -12,6 +12,7 @@ from kairos.http.deps import Deps  # noqa: TC001 - Powertools reads route annota
 from kairos.insights.domain import CampaignResults
 from kairos.journeys import campaigns
 from kairos.journeys.campaign_domain import CampaignIn, CampaignList, CampaignView
+from kairos.journeys.variant_domain import PromoteIn, PromotionView
 
 router = KairosRouter()
 
@@ -80,3 +81,20 @@ def list_campaigns(
 )
 def cancel_campaign(campaign_id: CampaignId, deps: Deps) -> CampaignView:
     return CampaignView.model_validate(campaigns.cancel_campaign(campaign_id, deps.journeys(), timeutil.now()))
+
+
+@router.endpoint(
+    "POST",
+    "/v1/campaigns/<campaign_id>/promote",
+    scope="manage",
+    errors=(404,),
+    summary="Promote one of the campaign's content variants: it takes all its traffic from the next message on",
+    description='`{"variant": null}` splits the traffic by weight again. Results per variant: `variants_by_node` '
+    "of the campaign's results.",
+    tags=["campaigns"],
+)
+def post_promote_campaign_variant(
+    campaign_id: CampaignId, body: Annotated[PromoteIn, Body()], deps: Deps
+) -> PromotionView:
+    promoted = campaigns.promote_campaign_variant(campaign_id, body.variant, deps.journeys(), timeutil.now())
+    return PromotionView.model_validate(promoted)

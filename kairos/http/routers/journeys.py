@@ -10,15 +10,17 @@ from kairos.core import timeutil
 from kairos.customers.schemas import _ID_PATTERN
 from kairos.http.api import KairosRouter
 from kairos.http.deps import Deps  # noqa: TC001 - Powertools reads route annotations at run time
-from kairos.journeys import definitions
+from kairos.journeys import definitions, promotion
 from kairos.journeys.domain import JourneyIn, JourneyList, JourneyResults, JourneyStatusIn, JourneyView
 from kairos.journeys.intent_domain import IntentIn, IntentList, IntentView
 from kairos.journeys.results import journey_results
+from kairos.journeys.variant_domain import PromoteIn, PromotionView
 from kairos.messaging.policy import DEFAULT_POLICY, SendPolicy
 
 router = KairosRouter()
 
 JourneyId = Annotated[str, Path(pattern=r"^[0-9a-f]{32}$", description="The id Kairos gave the journey")]
+NodeName = Annotated[str, Path(pattern=r"^[A-Za-z][A-Za-z0-9_-]{0,63}$", description="A node of the journey")]
 IntentName = Annotated[str, Path(pattern=_ID_PATTERN, description="The intent's name")]
 
 
@@ -103,6 +105,22 @@ def get_journey_results(journey_id: JourneyId, deps: Deps) -> JourneyResults:
     return JourneyResults.model_validate(
         journey_results(journey_id, deps.journeys(), deps.messages(), deps.customers())
     )
+
+
+@router.endpoint(
+    "POST",
+    "/v1/journeys/<journey_id>/nodes/<node_id>/promote",
+    scope="manage",
+    errors=(404,),
+    summary="Promote a content variant of a message or cycle node: it takes all the node's traffic",
+    description='From the next message on, running paths included; `{"variant": null}` splits the traffic by '
+    "weight again. Results per variant: `variants_by_node` of the journey's results.",
+    tags=["journeys"],
+)
+def post_promote_variant(
+    journey_id: JourneyId, node_id: NodeName, body: Annotated[PromoteIn, Body()], deps: Deps
+) -> PromotionView:
+    return PromotionView.model_validate(promotion.promote_variant(journey_id, node_id, body.variant, deps.journeys()))
 
 
 @router.endpoint(

@@ -1,8 +1,9 @@
 """Journeys and customers' paths through them in DynamoDB; tasks on EventBridge.
 
-``JourneysTable`` (``journey_id``, ``sk``): ``sk = "current"`` holds status and current version; ``v#000001``...
-hold each version's definition (kept, so a path finishes on the version it entered). Intents live in the same
-table (``intent#<name>``, ``sk = "intent"``).
+``JourneysTable`` (``journey_id``, ``sk``): ``sk = "current"`` holds status, current version and the promoted
+content variants (``promoted``, node -> variant, for every version); ``v#000001``... hold each version's
+definition (kept, so a path finishes on the version it entered). Intents live in the same table
+(``intent#<name>``, ``sk = "intent"``).
 
 ``JourneyPathsTable`` (``customer_id``, ``key`` = ``<journey_id>#<entry_id>``): the path as JSON in ``doc``;
 ``seq`` guards every save; ``wake_at`` and ``wake_shard`` exist only while the path waits, so the sparse index
@@ -39,6 +40,7 @@ if TYPE_CHECKING:
 CURRENT = "current"
 INTENT = "intent"
 SCAN = "scan"
+CHECKED = "variants_checked_at"  # when the journey's content variants were last looked at for a winner
 INTENT_PREFIX = "intent#"
 POLICY_KEY = {"journey_id": {"S": "__policy"}, "sk": {"S": "policy"}}  # the send policy's one item
 WAKE_INDEX = "by_wake"
@@ -134,6 +136,9 @@ class DynamoJourneyStore(JourneyStore, IntentStore):
             "updated_at": current["updated_at"]["S"],
             "kind": current.get("kind", {}).get("S", "journey"),
             **({"campaign": json.loads(current["campaign"]["S"])} if "campaign" in current else {}),
+            # On the current item whatever the version read: a promotion holds for paths already under way.
+            "promoted": {node: v["S"] for node, v in current.get("promoted", {}).get("M", {}).items()},
+            **({"variants_checked_at": current[CHECKED]["S"]} if CHECKED in current else {}),
         }
 
     def get_journey(self, journey_id: str, version: int | None = None) -> dict[str, Any]:
@@ -188,6 +193,58 @@ class DynamoJourneyStore(JourneyStore, IntentStore):
             ConditionExpression="attribute_exists(journey_id) AND (" + " OR ".join(conds or ["#s = :s"]) + ")",
             ExpressionAttributeNames={"#s": "status"},
             ExpressionAttributeValues=values,
+        )
+
+    def _update_current(self, journey_id: str, expression: str, condition: str, **kwargs: Any) -> None:
+        self._call(
+            "update_item",
+            TableName=self.journeys_table,
+            Key={"journey_id": {"S": journey_id}, "sk": {"S": CURRENT}},
+            UpdateExpression=expression,
+            ConditionExpression=condition,
+            **kwargs,
+        )
+
+    def set_promoted(self, journey_id: str, node_id: str, variant: str | None, only_if_unset: bool = False) -> bool:
+        # DynamoDB sets no path inside a map that is not there: the map is made first (a no-op when it exists).
+        try:
+            self._update_current(
+                journey_id,
+                "SET promoted = if_not_exists(promoted, :empty)",
+                "attribute_exists(journey_id)",
+                ExpressionAttributeValues={":empty": {"M": {}}},
+            )
+        except ConflictError as exc:
+            raise NotFoundError(f"journey '{journey_id}' not found") from exc
+        names = {"#n": node_id}
+        try:
+            if variant is None:
+                self._update_current(
+                    journey_id, "REMOVE promoted.#n", "attribute_exists(journey_id)", ExpressionAttributeNames=names
+                )
+            else:
+                condition = "attribute_exists(journey_id)"
+                if only_if_unset:
+                    condition += " AND attribute_not_exists(promoted.#n)"
+                self._update_current(
+                    journey_id,
+                    "SET promoted.#n = :v",
+                    condition,
+                    ExpressionAttributeNames=names,
+                    ExpressionAttributeValues={":v": {"S": variant}},
+                )
+        except ConflictError:
+            if only_if_unset:
+                return False
+            raise NotFoundError(f"journey '{journey_id}' not found") from None
+        return True
+
+    def set_variants_checked(self, journey_id: str, at_iso: str) -> None:
+        self._update_current(
+            journey_id,
+            "SET variants_checked_at = :at",
+            "attribute_exists(journey_id)",
+            ExpressionAttributeValues={":at": {"S": at_iso}},
         )
 
     def _scan_current(

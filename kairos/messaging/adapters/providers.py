@@ -67,13 +67,12 @@ class SesEmail(Provider):
         self.client = client
 
     def send(self, message: Rendered, message_id: str, tags: dict[str, str]) -> str:
-        body: dict[str, Any] = {"Text": {"Data": message.body, "Charset": "UTF-8"}}
-        if message.html:
-            body["Html"] = {"Data": message.html, "Charset": "UTF-8"}
+        # Raw MIME: the only content type that carries our own headers (List-Unsubscribe, List-Unsubscribe-Post)
+        # exactly as built, the same bytes the local outbox shows.
         kwargs: dict[str, Any] = {
             "FromEmailAddress": self.sender,
             "Destination": {"ToAddresses": [message.to]},
-            "Content": {"Simple": {"Subject": {"Data": message.subject or "", "Charset": "UTF-8"}, "Body": body}},
+            "Content": {"Raw": {"Data": message.mime(self.sender)}},
             "EmailTags": [{"Name": f"kairos_{k}", "Value": encode_tag(v)} for k, v in sorted(tags.items())],
         }
         if self.configuration_set:
@@ -100,7 +99,7 @@ class EndUserMessagingSms(Provider):
             "DestinationPhoneNumber": message.to,
             "OriginationIdentity": self.origination_identity,
             "MessageBody": message.body,
-            "MessageType": "PROMOTIONAL",
+            "MessageType": "TRANSACTIONAL" if message.transactional else "PROMOTIONAL",
             "Context": {k: v[:256] for k, v in tags.items()},
         }
         if self.configuration_set:
@@ -124,7 +123,12 @@ class SnsSms(Provider):
                 self.client.publish(
                     PhoneNumber=message.to,
                     Message=message.body,
-                    MessageAttributes={"AWS.SNS.SMS.SMSType": {"DataType": "String", "StringValue": "Promotional"}},
+                    MessageAttributes={
+                        "AWS.SNS.SMS.SMSType": {
+                            "DataType": "String",
+                            "StringValue": "Transactional" if message.transactional else "Promotional",
+                        }
+                    },
                 )["MessageId"]
             )
         except (ClientError, BotoCoreError) as exc:
@@ -216,7 +220,7 @@ class TelegramMessenger(Provider):
         return str(out["result"]["message_id"])
 
 
-def ssm_secret(name: str, client: Any = None) -> Callable[[], str]:
+def ssm_secret(name: str, client: Any = None, what: str = "SSM (Telegram token)") -> Callable[[], str]:
     """A getter that reads a SecureString parameter once, on first use."""
     cache: dict[str, str] = {}
 
@@ -226,7 +230,7 @@ def ssm_secret(name: str, client: Any = None) -> Callable[[], str]:
             try:
                 cache["value"] = ssm.get_parameter(Name=name, WithDecryption=True)["Parameter"]["Value"]
             except (ClientError, BotoCoreError) as exc:
-                raise _classify(exc, "SSM (Telegram token)") from exc
+                raise _classify(exc, what) from exc
         return cache["value"]
 
     return get

@@ -1,0 +1,1 @@
+"""Promo code pools on DynamoDB, and their alerts as CloudWatch metrics."""
