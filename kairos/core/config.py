@@ -27,7 +27,7 @@ ENVIRONMENT = {
     "journeys_table": c.ENV_JOURNEYS_TABLE,
     "products_table": c.ENV_PRODUCTS_TABLE,
     "insights_table": c.ENV_INSIGHTS_TABLE,
-    "promo_table": "KAIROS_PROMO_TABLE",
+    "promo_table": c.ENV_PROMO_TABLE,
     "global_control_share": c.ENV_GLOBAL_CONTROL_SHARE,
     "journey_paths_table": c.ENV_JOURNEY_PATHS_TABLE,
     "journey_step_state_machine_arn": c.ENV_JOURNEY_STEP_STATE_MACHINE_ARN,

@@ -66,3 +66,4 @@ DEFAULT_TOPIC = "general"
 POOL_NAME_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,63}$"
 # A shop's event saying a promo code was used (properties.code); a purchase may name it in properties.promo_code.
 PROMO_REDEEMED = "promo_redeemed"
+ENV_PROMO_TABLE = "KAIROS_PROMO_TABLE"

@@ -31,6 +31,7 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from kairos.core.errors import (
+    ConflictError,
     ProviderError,
     ProviderOutcomeUnknown,
     ProviderThrottled,
@@ -260,6 +261,10 @@ def deliver(
     except TemplateRenderError as exc:
         # This customer's data breaks the template (a limit, a bad filter argument): a retry would not help.
         return finish("failed", f"template: {exc}")
+    except (ConflictError, StoreError) as exc:
+        # A promo code could not be taken now (a busy pool, a store failure): release the claim and retry the step.
+        finish("unavailable", f"promo code not taken: {exc}")
+        raise
     if isinstance(message, str):
         return finish("skipped", message)
     tags = {"message_id": req.message_id, "campaign_id": req.journey_id, "customer_id": req.customer_id}

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from decimal import Decimal
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field, HttpUrl
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, HttpUrl, PlainSerializer, WithJsonSchema
+
+from kairos.customers.schemas import _json_number
 
 
 class ProductIn(BaseModel):
@@ -18,7 +21,16 @@ class ProductIn(BaseModel):
     image: HttpUrl | None = None
     category: Annotated[str | None, Field(min_length=1, max_length=200)] = None
     consumable: bool = False
-    price: Annotated[float | None, Field(ge=0, le=1_000_000_000, description="the list price, for messages")] = None
+    price: (
+        Annotated[
+            Decimal,
+            BeforeValidator(_json_number),
+            Field(ge=0, le=1_000_000_000, decimal_places=4, description="the list price, for messages"),
+            WithJsonSchema({"type": "number", "minimum": 0, "maximum": 1_000_000_000, "description": "the list price"}),
+            PlainSerializer(float, return_type=float, when_used="json"),
+        ]
+        | None
+    ) = None
     currency: Annotated[str | None, Field(pattern=r"^[A-Z]{3}$", description="ISO 4217 code of the price")] = None
 
 
