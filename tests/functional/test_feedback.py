@@ -56,7 +56,7 @@ def test_permanent_bounce_and_complaint_suppress_email(runtime, client):
         ev["detail"]["mail"]["tags"]["kairos_customer_id"] = [encode_tag(cid)]
         ev["detail"]["mail"]["tags"]["kairos_message_id"] = [encode_tag(f"camp.{cid}.0")]
         assert runtime.invoke("FeedbackFunction", ev)["accepted"] == 1
-        assert may_send(store.get_customer(cid), "email") == (False, "unsubscribed from email")
+        assert may_send(store.get_customer(cid), "email") == (False, "email suppressed (bounce or complaint)")
 
 
 def test_transient_bounce_and_foreign_mail_are_ignored(runtime):
