@@ -145,9 +145,9 @@ def main(argv: list[str] | None = None) -> int:
     messages: dict[str, str] = {}
     for c in ids:
         for m in api.call("GET", f"/v1/customers/{c}/messages")["messages"]:
-            if m.get("journey_id") == jid and m["status"] == "sent":
+            if m["campaign_id"] == jid and m["status"] == "sent":
                 messages[c] = m["message_id"]
-    by_variant = {m["to"][0].split("@")[0]: subjects.get(m["subject"]) for m in mails}
+    by_variant = {m["to"][0].split("@")[0]: subjects.get(m["subject"]) for m in mails}  # what the customer saw
     opens = []
     for i, c in enumerate(sorted(messages)):
         share = 3 if by_variant.get(c) == "A" else 10

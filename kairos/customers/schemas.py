@@ -557,6 +557,7 @@ class MessageView(BaseModel):
     sent_at: str | None = None
     finished_at: str | None = None
     node: str | None = Field(default=None, description="the journey node that sent it")
+    variant: str | None = Field(default=None, description="the node's content variant it carried, if it has variants")
     send_at: str | None = Field(default=None, description="the send time decided for it (a best hour, a local time)")
     hour_of_week: int | None = Field(default=None, description="that time's hour of the week, in the customer's zone")
     policy: str | None = Field(
