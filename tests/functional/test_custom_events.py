@@ -7,6 +7,7 @@ import pytest
 
 from kairos_local.stepfunctions import SimulatedClock, local_stepfunctions
 from tests.conftest import Client
+from tests.functional.journey_stack import settle
 from tests.functional.test_triggered_journeys import START
 
 SHIPPED_JOURNEY = {
@@ -48,14 +49,6 @@ def _event(clock, event_id: str, type_: str, **extra):
     return {"event_id": event_id, "customer_id": "ana", "type": type_, "timestamp": clock.now().isoformat(), **extra}
 
 
-def _settle(runtime, clock, sfn) -> None:
-    with clock.busy():
-        runtime.pump_streams()
-    api = runtime.session.client("stepfunctions")
-    for ex in api.list_executions(stateMachineArn=runtime.dep.physical["JourneyStepStateMachine"])["executions"]:
-        assert sfn.wait(ex["executionArn"], timeout_s=60)["status"] == "SUCCEEDED", ex
-
-
 def test_custom_event_types_are_stored_counted_listed_and_bad_names_rejected_by_index(shop):
     client, clock, _, _ = shop
     # WHEN a shop posts its own types beside a built-in one, and one name that breaks the rule
@@ -90,10 +83,10 @@ def test_a_journey_enters_waits_and_exits_on_custom_events_and_segments_count_th
     assert client.request("POST", f"/v1/journeys/{jid}/status", {"status": "active"}).status == 200
     # WHEN the order ships with DHL, then is delivered
     client.post_events([_event(clock, "s1", "order_shipped", properties={"carrier": "DHL", "order_id": "o-1"})])
-    _settle(runtime, clock, sfn)
+    settle(runtime, clock, sfn)
     clock.advance(3600)
     client.post_events([_event(clock, "d1", "order_delivered", properties={"order_id": "o-1"})])
-    _settle(runtime, clock, sfn)
+    settle(runtime, clock, sfn)
     # THEN the how-to email went once the delivery came
     msgs = client.request("GET", "/v1/customers/ana/messages").json()["messages"]
     assert [(m["channel"], m["status"], m["node"]) for m in msgs] == [("email", "sent", "how_to")]

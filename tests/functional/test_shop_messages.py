@@ -13,6 +13,7 @@ import pytest
 from kairos_local.outbox import outbox
 from kairos_local.stepfunctions import SimulatedClock, local_stepfunctions
 from tests.conftest import Client
+from tests.functional.journey_stack import settle
 from tests.functional.test_triggered_journeys import START
 
 ORDER_HTML = (
@@ -107,14 +108,6 @@ def _post(client, clock, event_id: str, type_: str, **extra) -> None:
     assert resp.status == 200 and resp.json()["accepted"] == 1, resp.body
 
 
-def _settle(runtime, clock, sfn) -> None:
-    with clock.busy():
-        runtime.pump_streams()
-    api = runtime.session.client("stepfunctions")
-    for ex in api.list_executions(stateMachineArn=runtime.dep.physical["JourneyStepStateMachine"])["executions"]:
-        assert sfn.wait(ex["executionArn"], timeout_s=60)["status"] == "SUCCEEDED", ex
-
-
 def _journey(client, name: str) -> str:
     journeys = client.request("GET", "/v1/journeys").json()["journeys"]
     return next(j["journey_id"] for j in journeys if j["definition"]["name"] == name)
@@ -150,7 +143,7 @@ def test_an_order_email_lists_its_lines_escapes_the_profile_and_carries_no_unsub
     client, clock, sfn, runtime = shop
     # WHEN the shop posts its own order_shipped event with two lines
     _post(client, clock, "s1", "order_shipped", currency="GBP", properties=ITEMS)
-    _settle(runtime, clock, sfn)
+    settle(runtime, clock, sfn)
     # THEN the email in the outbox names the products from the catalogue, the total in pounds, escaped markup
     (mail,) = _emails(runtime)
     assert mail["subject"] == "Order o-1 shipped"
@@ -165,7 +158,7 @@ def test_one_click_unsubscribe_stops_the_topic_not_transactional_messages(shop):
     client, clock, sfn, runtime = shop
     # GIVEN an abandoned-cart email (marketing, topic offers)
     _post(client, clock, "c1", "cart_abandon", currency="GBP", properties=ITEMS)
-    _settle(runtime, clock, sfn)
+    settle(runtime, clock, sfn)
     (mail,) = _emails(runtime)
     raw = email.message_from_string(mail["raw"], policy=email.policy.default)
     # THEN it carries both RFC 8058 headers, and the body's link is the same signed URL
@@ -184,7 +177,7 @@ def test_one_click_unsubscribe_stops_the_topic_not_transactional_messages(shop):
     # AND another cart is abandoned, and an order ships
     _post(client, clock, "c2", "cart_abandon", currency="GBP", properties=ITEMS)
     _post(client, clock, "s2", "order_shipped", currency="GBP", properties=ITEMS)
-    _settle(runtime, clock, sfn)
+    settle(runtime, clock, sfn)
     # THEN the second cart email is not sent (topic offers: the cart journey lets nobody in) while the order
     # notice is
     assert _statuses(client) == [("notice", "sent", "ok"), ("remind", "sent", "ok")]
@@ -200,7 +193,7 @@ def test_one_click_unsubscribe_stops_the_topic_not_transactional_messages(shop):
 def test_preference_page_switches_topics_and_channels_back_on(shop):
     client, clock, sfn, runtime = shop
     _post(client, clock, "c1", "cart_abandon", properties=ITEMS)
-    _settle(runtime, clock, sfn)
+    settle(runtime, clock, sfn)
     url = str(email.message_from_string(_emails(runtime)[0]["raw"], policy=email.policy.default)["List-Unsubscribe"])
     prefs = urllib.parse.urlsplit(url.strip("<>")).path.replace("/unsubscribe/", "/preferences/")
     prefs = prefs[prefs.index("/v1/") :]
@@ -210,7 +203,7 @@ def test_preference_page_switches_topics_and_channels_back_on(shop):
     assert resp.status == 200 and "Saved." in resp.body
     clock.advance(60)
     _post(client, clock, "b1", "back_in_stock", product_id="sku-1")
-    _settle(runtime, clock, sfn)
+    settle(runtime, clock, sfn)
     # THEN no SMS goes: the customer does not even enter the SMS journey
     assert _texts(runtime) == [] and _skipped(client, "Back in stock") == 1
     # WHEN SMS is ticked again
@@ -218,7 +211,7 @@ def test_preference_page_switches_topics_and_channels_back_on(shop):
     assert runtime.http("POST", prefs, form, "channel=email&channel=sms&topic=offers&saved=1").status == 200
     clock.advance(60)
     _post(client, clock, "b2", "back_in_stock", product_id="sku-2")
-    _settle(runtime, clock, sfn)
+    settle(runtime, clock, sfn)
     # THEN it goes again
     assert _texts(runtime) == ["Back: sku-2"]
 
@@ -229,14 +222,14 @@ def test_a_stop_reply_stops_sms_and_start_resumes(shop):
     _post(client, clock, "in1", "message_inbound", channel="sms", text="Stop")
     clock.advance(60)
     _post(client, clock, "b1", "back_in_stock", product_id="sku-1")
-    _settle(runtime, clock, sfn)
+    settle(runtime, clock, sfn)
     assert _texts(runtime) == [] and _skipped(client, "Back in stock") == 1
     # WHEN they reply START
     clock.advance(60)
     _post(client, clock, "in2", "message_inbound", channel="sms", text="START")
     clock.advance(60)
     _post(client, clock, "b2", "back_in_stock", product_id="sku-1")
-    _settle(runtime, clock, sfn)
+    settle(runtime, clock, sfn)
     # THEN texts go again
     assert _texts(runtime) == ["Back: sku-1"]
 

@@ -11,27 +11,15 @@ from typing import Any
 import pytest
 
 from kairos_local.stepfunctions import SimulatedClock, local_stepfunctions
-from tests.conftest import Client
+from tests.functional.journey_stack import JourneyStack
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "journeys"
 START = datetime(2026, 3, 2, 9, tzinfo=UTC)  # a Monday, 09:00 UTC (outside the example's quiet hours)
 
 
-class Stack:
-    def __init__(self, runtime, clock, sfn) -> None:
-        self.runtime, self.clock, self.sfn = runtime, clock, sfn
-        self.client = Client(runtime)
-        self.api = runtime.session.client("stepfunctions")
-        self.machine = runtime.dep.physical["JourneyStepStateMachine"]
-
+class Stack(JourneyStack):
     def journey(self, name: str, **over: Any) -> str:
-        body = {**json.loads((EXAMPLES / f"{name}.json").read_text()), **over}
-        resp = self.client.request("POST", "/v1/journeys", body)
-        assert resp.status == 201, resp.body
-        jid = resp.json()["journey_id"]
-        resp = self.client.request("POST", f"/v1/journeys/{jid}/status", {"status": "active"})
-        assert resp.status == 200 and resp.json()["status"] == "active", resp.body
-        return jid
+        return self.start_journey({**json.loads((EXAMPLES / f"{name}.json").read_text()), **over})
 
     def customer(self, cid: str) -> None:
         body = {
@@ -40,27 +28,7 @@ class Stack:
             "consent": {"email": True, "sms": True},
             "attributes": {"first_name": "Ana"},
         }
-        assert self.client.request("PUT", f"/v1/customers/{cid}", body).status == 200
-
-    def event(self, event_id: str, cid: str, type: str, **extra: Any) -> None:  # noqa: A002
-        ev = {"event_id": event_id, "customer_id": cid, "type": type, "timestamp": self.clock.now().isoformat()}
-        resp = self.client.post_events([{**ev, **extra}])
-        assert resp.status == 200 and resp.json()["accepted"] == 1, resp.body
-        self.settle()
-
-    def settle(self) -> None:
-        """Deliver the streams (archive, trigger) and wait for every step execution to end."""
-        with self.clock.busy():
-            self.runtime.pump_streams()
-        for ex in self.api.list_executions(stateMachineArn=self.machine)["executions"]:
-            assert self.sfn.wait(ex["executionArn"], timeout_s=60)["status"] == "SUCCEEDED", ex
-
-    def later(self, hours: float) -> None:
-        """Let time pass; the timer runs as EventBridge would run it every minute (here: at the end)."""
-        self.clock.advance(hours * 3600)
-        with self.clock.busy():
-            self.runtime.invoke("TimerFunction", {})
-        self.settle()
+        self.put_customer(cid, body)
 
     def messages(self, cid: str) -> list[tuple[str, str]]:
         resp = self.client.request("GET", f"/v1/customers/{cid}/messages")

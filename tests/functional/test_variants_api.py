@@ -12,7 +12,7 @@ import pytest
 from kairos.journeys.adapters.journey_store import DynamoJourneyStore
 from kairos.messaging.adapters.messages import DynamoMessageLog
 from kairos_local.stepfunctions import SimulatedClock, local_stepfunctions
-from tests.conftest import Client
+from tests.functional.journey_stack import JourneyStack
 
 START = datetime(2026, 3, 2, 9, tzinfo=UTC)  # a Monday, 09:00 UTC
 A = {"name": "A", "content": {"email": {"subject": "Hello from A", "text": "a"}}}
@@ -33,44 +33,20 @@ def _journey(delay_hours: float = 2, **node: Any) -> dict[str, Any]:
     }
 
 
-class Stack:
+class Stack(JourneyStack):
     def __init__(self, runtime: Any, clock: SimulatedClock, sfn: Any) -> None:
-        self.runtime, self.clock, self.sfn = runtime, clock, sfn
-        self.client = Client(runtime)
-        self.api = runtime.session.client("stepfunctions")
-        self.machine = runtime.dep.physical["JourneyStepStateMachine"]
+        super().__init__(runtime, clock, sfn)
         dep, ddb = runtime.dep, runtime.session.client("dynamodb")
         self.store = DynamoJourneyStore(dep.physical["JourneysTable"], dep.physical["JourneyPathsTable"], ddb)
         self.log = DynamoMessageLog(dep.physical["MessagesTable"], dep.physical["ArchiveBucket"], ddb)
 
     def journey(self, body: dict[str, Any]) -> str:
-        resp = self.client.request("POST", "/v1/journeys", body)
-        assert resp.status == 201, resp.body
-        jid = resp.json()["journey_id"]
-        assert self.client.request("POST", f"/v1/journeys/{jid}/status", {"status": "active"}).status == 200
-        return jid
+        return self.start_journey(body)
 
     def customer(self, cid: str) -> None:
-        body = {"timezone": "UTC", "contact": {"email": f"{cid}@example.com"}, "consent": {"email": True}}
-        assert self.client.request("PUT", f"/v1/customers/{cid}", body).status == 200
-
-    def event(self, event_id: str, cid: str, type: str, **extra: Any) -> None:  # noqa: A002
-        ev = {"event_id": event_id, "customer_id": cid, "type": type, "timestamp": self.clock.now().isoformat()}
-        resp = self.client.post_events([{**ev, **extra}])
-        assert resp.status == 200 and resp.json()["accepted"] == 1, resp.body
-        self.settle()
-
-    def settle(self) -> None:
-        with self.clock.busy():
-            self.runtime.pump_streams()
-        for ex in self.api.list_executions(stateMachineArn=self.machine)["executions"]:
-            assert self.sfn.wait(ex["executionArn"], timeout_s=60)["status"] == "SUCCEEDED", ex
-
-    def later(self, hours: float) -> None:
-        self.clock.advance(hours * 3600)
-        with self.clock.busy():
-            self.runtime.invoke("TimerFunction", {})
-        self.settle()
+        self.put_customer(
+            cid, {"timezone": "UTC", "contact": {"email": f"{cid}@example.com"}, "consent": {"email": True}}
+        )
 
     def sent(self, jid: str) -> list[dict[str, Any]]:
         return [m for m in self.log.for_campaign(jid) if m["status"] == "sent"]
