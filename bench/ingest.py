@@ -1,7 +1,12 @@
-"""Ingestion benchmark: events/s through the real handler and DynamoDB requests per event, by batch size.
+"""Ingestion benchmark: events/s through the real handler, DynamoDB requests per event by batch size, and the
+write and read capacity one event costs by the sizes DynamoDB bills, for a customer with 10, 100 and 1,000
+prior events.
 
 Runs on embedded AWS (moto), so absolute events/s measure our code plus moto, not DynamoDB; the requests
-per event are what DynamoDB would bill and throttle on. Batch sizes are measured side by side in one run.
+per event and the capacity units are what DynamoDB would bill and throttle on (item sizes by DynamoDB's
+rules: attribute names plus values, numbers by their significant digits; a write costs 1 WCU per KB of the
+larger of the item before and after, twice inside a transaction; a strongly consistent read 1 RCU per 4 KB,
+at least 1 per key asked for). Batch sizes are measured side by side in one run.
 
     python bench/ingest.py [--events 3000] [--customers 200] [--repeat 3]
 """
@@ -10,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import random
 import statistics
 import time
@@ -52,6 +58,10 @@ def main() -> None:
     with embedded_aws(api_key="bench") as rt:
         boto3.setup_default_session()
         boto3.DEFAULT_SESSION.events.register("before-call.dynamodb", lambda model, **_: calls.update([model.name]))
+        seen: list[tuple[str, dict]] = []  # the requests of the event being costed
+        boto3.DEFAULT_SESSION.events.register(
+            "before-parameter-build.dynamodb", lambda model, params, **_: seen.append((model.name, dict(params)))
+        )
         headers = auth_header(rt)
         rows = []
         for rep in range(args.repeat):
@@ -81,6 +91,130 @@ def main() -> None:
                 f"batch {s}: {statistics.median(r[2] for r in rows if r[0] == s) / base:.1f}x" for s in (25, 500)
             )
         )
+        print()
+        print(f"{'prior events':>12} {'customer item KB':>17} {'WCU session':>12} {'WCU view':>9} {'RCU':>5}")
+        caps = {}
+        for prior in (10, 100, 1000):
+            caps[prior] = c = capacity_per_event(rt, headers, prior, rng, seen)
+            print(
+                f"{prior:>12} {c['item_kb']:>17} {c['session']:>12.0f} {c['product_view']:>9.0f} "
+                f"{c['session_rcu']:>5.0f}"
+            )
+        print("(floor: 1 WCU for the event itself; $1.25 per million WCU on demand)")
+        print(f"WCU per event at 1000 prior events: {caps[1000]['session']:.0f}")
+
+
+def value_bytes(value: dict) -> int:
+    """Bytes DynamoDB counts for one typed attribute value."""
+    ((kind, v),) = value.items()
+    if kind == "S":
+        return len(v.encode())
+    if kind == "N":
+        digits = v.lstrip("-").replace(".", "").lstrip("0").rstrip("0") or "0"
+        return (len(digits) + 1) // 2 + 1
+    if kind == "B":
+        return len(v)
+    if kind in ("BOOL", "NULL"):
+        return 1
+    if kind == "L":
+        return 3 + sum(1 + value_bytes(x) for x in v)
+    if kind == "M":
+        return 3 + sum(len(k.encode()) + 1 + value_bytes(x) for k, x in v.items())
+    if kind == "SS":
+        return sum(len(x.encode()) for x in v)
+    if kind == "NS":
+        return sum(value_bytes({"N": x}) for x in v)
+    raise ValueError(kind)
+
+
+def item_bytes(item: dict) -> int:
+    return sum(len(k.encode()) + value_bytes(v) for k, v in item.items())
+
+
+def kb(n: int, unit: int = 1024) -> int:
+    return max(1, math.ceil(n / unit))
+
+
+def capacity_per_event(
+    rt, headers: dict[str, str], prior: int, rng: random.Random, seen: list[tuple[str, dict]]
+) -> dict[str, float]:
+    """WCU and RCU of one more event (a session in a new hour, and a product view) for a customer with ``prior``
+    events, a profile and a stored recommendation, from the requests the handler made."""
+    from kairos.core.config import Settings
+
+    cfg = Settings.from_env(rt.dep.function_environment("ApiFunction"))
+    ddb = rt.session.client("dynamodb")
+    cid = f"cap-{prior}"
+    profile = {
+        "timezone": "Europe/London",
+        "contact": {"email": f"{cid}@example.com"},
+        "consent": {"email": True},
+        "attributes": {"first_name": "Ana", "tier": "gold"},
+    }
+    rt.http("PUT", f"/v1/customers/{cid}", {**headers, "Content-Type": "application/json"}, json.dumps(profile))
+    history = make_events(prior, 1, cid, rng)
+    for ev in history:
+        ev["customer_id"] = cid
+    for i in range(0, prior, 500):
+        body = json.dumps({"events": history[i : i + 500]})
+        assert rt.invoke("ApiFunction", _apigw_event(body, headers))["statusCode"] == 200
+    # A recommendation as scoring stores it: 168 hour scores, next products, channel ranking.
+    rec = {
+        "hour_scores": [round(rng.random(), 6) for _ in range(168)],
+        "best_hour_of_week": 42,
+        "next_products": [{"product_id": f"P{i}", "score": round(rng.random(), 6)} for i in range(10)],
+        "channel_ranking": ["email", "push", "sms", "messenger"],
+        "model_version": "bench",
+        "confidence": 0.8,
+        "scored_at": datetime.now(UTC).isoformat(),
+    }
+    from boto3.dynamodb.types import TypeSerializer
+
+    from kairos.core.aws import to_dynamo
+
+    ddb.update_item(
+        TableName=cfg.customers_table,
+        Key={"customer_id": {"S": cid}},
+        UpdateExpression="SET recommendation = :r",
+        ExpressionAttributeValues={":r": TypeSerializer().serialize(to_dynamo(rec))},
+    )
+    out: dict[str, float] = {}
+    for kind in ("session", "product_view"):
+        before = ddb.get_item(TableName=cfg.customers_table, Key={"customer_id": {"S": cid}})["Item"]
+        ev = {
+            "event_id": f"{cid}-{kind}",
+            "customer_id": cid,
+            "type": kind,
+            # an hour no earlier event used: a session starts a new engagement moment
+            "timestamp": (datetime.now(UTC) + timedelta(seconds=60)).isoformat(),
+        }
+        if kind == "product_view":
+            ev["product_id"] = "P7"
+        seen.clear()
+        assert rt.invoke("ApiFunction", _apigw_event(json.dumps({"events": [ev]}), headers))["statusCode"] == 200
+        requests = list(seen)
+        after = ddb.get_item(TableName=cfg.customers_table, Key={"customer_id": {"S": cid}})["Item"]
+        wcu = rcu = 0.0
+        for name, params in requests:
+            if name == "TransactWriteItems":
+                for op in params["TransactItems"]:
+                    if "Put" in op:
+                        wcu += 2 * kb(item_bytes(op["Put"]["Item"]))
+                    elif "Update" in op:
+                        wcu += 2 * kb(max(item_bytes(before), item_bytes(after)))
+            elif name == "BatchGetItem":
+                for table, req in params["RequestItems"].items():
+                    for _ in req["Keys"]:
+                        size = item_bytes(before) if table == cfg.customers_table else 0
+                        rcu += kb(size, 4096)
+            elif name in ("GetItem", "Query"):
+                rcu += 1
+            elif name in ("PutItem", "UpdateItem"):
+                wcu += 1
+        out[kind] = wcu
+        out[f"{kind}_rcu"] = rcu
+        out["item_kb"] = round(item_bytes(after) / 1024, 1)
+    return out
 
 
 def _apigw_event(body: str, headers: dict[str, str]) -> dict:
