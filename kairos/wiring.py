@@ -176,14 +176,15 @@ STEP_SETTINGS = (
 )
 
 
-def unsubscribe_links(cfg: Settings) -> Callable[[str, str], dict[str, str]]:
+def unsubscribe_links(cfg: Settings, base: str | None = None) -> Callable[[str, str], dict[str, str]]:
     """(customer_id, topic) -> the signed one-click unsubscribe and preference URLs, and the List-Unsubscribe value.
 
-    The HMAC key is read from SSM once per sandbox, on first use."""
+    The links point at ``public_url``, else at ``base`` (the API's URL as a request reached it). The HMAC key is
+    read from SSM once per sandbox, on first use."""
     from kairos.messaging.unsubscribe import links
 
     key = unsubscribe_key(cfg)
-    base, mailto = cfg.need("public_url"), cfg.unsubscribe_mailto or None
+    base, mailto = cfg.public_url or base or cfg.need("public_url"), cfg.unsubscribe_mailto or None
     return lambda customer_id, topic: links(base, key(), customer_id, topic, mailto)
 
 

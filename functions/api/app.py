@@ -49,8 +49,17 @@ DEPS = ApiDeps(
     retention=SETTINGS.retention,
     clock_skew=SETTINGS.clock_skew,
     global_control_share=SETTINGS.global_control_share,
-    links=Lazy(lambda: wiring.unsubscribe_links(SETTINGS)),
+    links=Lazy(lambda: wiring.unsubscribe_links(SETTINGS, base=request_base())),
 )
+
+
+def request_base() -> str:
+    """The API's URL as this request reached it (``https://<domain>/<stage>``): where links point without a
+    ``PublicUrl`` (the API's own functions cannot name the API in the template)."""
+    ctx = app.current_event.request_context
+    domain, stage = ctx.domain_name, ctx.stage
+    return f"https://{domain}/{stage}" if domain else f"/{stage}"
+
 
 app = make_resolver()
 for part in (customers, segments, campaigns, journeys, insights, products, messages, promotions):

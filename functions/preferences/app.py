@@ -106,7 +106,7 @@ def show(token: str) -> Response:
         return _page(200, preferences.page("Your preferences", "We hold nothing about you any more."))
     current = preferences.choices(record, {*TOPICS(), topic})
     note = f"This message was about {topic}. Untick what you no longer want and save."
-    return _page(200, preferences.page("Your preferences", note, f"{_base()}/v1/preferences/{token}", current))
+    return _page(200, preferences.page("Your preferences", note, _action(token), current))
 
 
 @app.post("/v1/preferences/<token>")
@@ -130,12 +130,13 @@ def save(token: str) -> Response:
     )
     if current is None:
         return _page(200, preferences.page("Your preferences", "We hold nothing about you any more."))
-    return _page(200, preferences.page("Your preferences", "Saved.", f"{_base()}/v1/preferences/{token}", current))
+    return _page(200, preferences.page("Your preferences", "Saved.", _action(token), current))
 
 
-def _base() -> str:
-    # The form posts back to where the page was served from (a custom domain, or the stage's URL).
-    return SETTINGS.public_url.rstrip("/") if SETTINGS.public_url else ""
+def _action(token: str) -> str:
+    # Relative to /v1/unsubscribe/{token} and /v1/preferences/{token} alike: the form posts back to the
+    # preference route on whatever host and stage served the page.
+    return f"../preferences/{token}"
 
 
 @logger.inject_lambda_context(log_event=False)

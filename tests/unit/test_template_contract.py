@@ -79,3 +79,57 @@ def test_function_code_uris_and_handlers_exist():
         module = props["Handler"].rsplit(".", 1)[0]
         assert (ROOT / props["CodeUri"] / f"{module}.py").exists(), lid
         assert Path(ROOT / props["CodeUri"]).is_dir()
+
+
+def _references(value, names: set[str]) -> set[str]:
+    """The resources a template value names (Ref, GetAtt, Sub), as CloudFormation orders creation by."""
+    found: set[str] = set()
+    if isinstance(value, dict):
+        for key, inner in value.items():
+            if key == "Ref" and inner in names:
+                found.add(inner)
+            elif key == "Fn::GetAtt":
+                target = inner[0] if isinstance(inner, list) else str(inner).split(".")[0]
+                found |= {target} & names
+            elif key == "Fn::Sub":
+                text = inner[0] if isinstance(inner, list) else inner
+                found |= {m.split(".")[0] for m in re.findall(r"\$\{([\w.]+)\}", text)} & names
+                if isinstance(inner, list):
+                    found |= _references(inner[1], names)
+            else:
+                found |= _references(inner, names)
+    elif isinstance(value, list):
+        for inner in value:
+            found |= _references(inner, names)
+    return found
+
+
+def test_template_has_no_dependency_cycle():
+    # GIVEN every resource's references, with what SAM adds: every function takes the Globals, and an API's
+    # definition names the functions its routes call (a route's RestApiId does not make the function wait)
+    resources = TEMPLATE["Resources"]
+    names = set(resources)
+    glob = TEMPLATE.get("Globals", {}).get("Function", {})
+    deps: dict[str, set[str]] = {}
+    for lid, res in resources.items():
+        props = {k: v for k, v in res.get("Properties", {}).items() if k != "Events"}
+        deps[lid] = _references(props, names) | set(res.get("DependsOn", []))
+        if res["Type"] == "AWS::Serverless::Function":
+            deps[lid] |= _references(glob, names)
+            for event in res["Properties"].get("Events", {}).values():
+                if event["Type"] == "Api":
+                    deps.setdefault(event["Properties"]["RestApiId"]["Ref"], set()).add(lid)
+    # WHEN the graph is walked THEN no resource waits, through others, for itself
+    state: dict[str, int] = {}
+
+    def visit(node: str, path: list[str]) -> None:
+        if state.get(node) == 2:
+            return
+        assert state.get(node) != 1, " -> ".join([*path, node])
+        state[node] = 1
+        for nxt in sorted(deps.get(node, ())):
+            visit(nxt, [*path, node])
+        state[node] = 2
+
+    for lid in sorted(deps):
+        visit(lid, [])
