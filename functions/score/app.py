@@ -6,6 +6,8 @@ Events (from the ScoreAll state machine, a schedule, or by hand):
 - ``{"shard": 0, "total_shards": 4, "cursor": null}``: score one shard of a parallel scan, resuming after
   ``cursor``; returns the next cursor and ``done``.
 - ``{"fallbacks": true}``: store the population and segment answers for customers not scored yet.
+- ``{"rfm_pass": true, "shard": 0, "total_shards": 4, "cursor": null}``: read one shard's purchasers for the
+  run's RFM cut points, resuming after ``cursor``; ``{"rfm_merge": true}`` merges the shards' parts.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from kairos import wiring
 from kairos.core import timeutil
 from kairos.core.config import require, settings
 from kairos.core.observability import logger, metrics, tracer
-from kairos.models import scoring
+from kairos.models import rfm_pass, scoring
 from kairos.models.serving import KairosModel
 
 if TYPE_CHECKING:
@@ -68,10 +70,20 @@ def handle(event: dict[str, Any], time_left_ms: Any) -> dict[str, Any]:
     model = source.current()
     as_of = datetime.fromisoformat(event["as_of"]) if event.get("as_of") else timeutil.now()
     if event.get("fallbacks"):
-        result: dict[str, Any] = {
-            "fallbacks": scoring.store_fallbacks(store(), model, as_of, source.version),
-            "rfm_purchasers": scoring.prepare_rfm(store(), insight_store(), as_of),
-        }
+        result: dict[str, Any] = {"fallbacks": scoring.store_fallbacks(store(), model, as_of, source.version)}
+    elif event.get("rfm_pass"):
+        result = rfm_pass.rfm_pass(
+            store(),
+            insight_store(),
+            as_of,
+            int(event.get("shard", 0)),
+            int(event.get("total_shards", 1)),
+            event.get("cursor"),
+            time_left_ms,
+            int(event.get("page_size", 1000)),
+        )
+    elif event.get("rfm_merge"):
+        result = {"rfm_purchasers": rfm_pass.merge_rfm(insight_store(), as_of)}
     elif "customer_ids" in event:
         result = scoring.score_customers(list(event["customer_ids"]), store(), model, as_of, source.version)
     else:

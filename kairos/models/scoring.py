@@ -18,10 +18,10 @@ from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 from kairos.customers.aggregates import CustomerAggregates
-from kairos.customers.profiles import all_customers
 from kairos.insights import measures as insights
 from kairos.insights.measures import RFM_KIND
 from kairos.models.recommendations import POPULATION_KEY, SEGMENT_KEY_PREFIX
+from kairos.models.rfm_pass import merge_rfm, rfm_pass
 from kairos.models.serving import CustomerInput, KairosModel
 
 if TYPE_CHECKING:
@@ -144,12 +144,13 @@ def rfm_thresholds_of(insight_store: InsightStore | None, as_of: datetime) -> Rf
 
 
 def prepare_rfm(store: CustomerStore, insight_store: InsightStore, as_of: datetime, page_size: int = 1000) -> int:
-    """Compute the run's RFM quintile thresholds over every purchaser (one pass over the customers) and store
-    them; the shards of the run then score each customer against them. Returns the purchasers counted."""
-    values = [v for r in all_customers(store, page_size) if (v := insights.rfm_values(r.aggregates, as_of)) is not None]
-    thresholds = insights.rfm_thresholds(values, as_of)
-    insight_store.put(RFM_KIND, f"run#{as_of.isoformat()}", thresholds.to_dict(), _expiry(as_of))
-    return thresholds.customers
+    """The run's RFM cut points in one process (tests, a small shop): one shard passed to its end, then merged.
+    The scoring run does the same in parallel shards (:mod:`kairos.models.rfm_pass`). Returns the purchasers."""
+    cursor: str | None = None
+    while True:
+        cursor = rfm_pass(store, insight_store, as_of, 0, 1, cursor, lambda: 1 << 30, page_size)["cursor"]
+        if cursor is None:
+            return merge_rfm(insight_store, as_of)
 
 
 def _expiry(as_of: datetime) -> int:
