@@ -17,6 +17,7 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
+from kairos.core.timeutil import parse_ts
 from kairos.customers.aggregates import CustomerAggregates
 from kairos.insights import measures as insights
 from kairos.insights.measures import RFM_KIND
@@ -36,6 +37,8 @@ if TYPE_CHECKING:
 SCORE_CHUNK = 1000
 RFM_KEPT = timedelta(days=400)
 WRITE_THREADS = 8
+# A customer with nothing new is scored again after this long anyway (recency moves their product answers).
+RESCORE_AFTER = timedelta(days=7)
 
 
 def _inputs(records: Iterable[CustomerRecord]) -> list[CustomerInput]:
@@ -53,6 +56,17 @@ def _payload(rec: Any, as_of: datetime, model_source: str | None) -> dict[str, A
     return out
 
 
+def unchanged_since_scored(record: CustomerRecord, model: KairosModel, as_of: datetime) -> bool:
+    """Whether the customer's last answer still holds: made by this model, less than ``RESCORE_AFTER`` ago, and
+    nothing learnt about them since (no event, no profile change). Such a customer is not scored again; only
+    their RFM scores, which move with time, are brought up to date."""
+    previous = record.recommendation or {}
+    if previous.get("model_version") != model.version or not previous.get("as_of") or not record.updated_at:
+        return False
+    scored_at = parse_ts(previous["as_of"])
+    return parse_ts(record.updated_at) < scored_at and as_of - scored_at < RESCORE_AFTER
+
+
 def score_records(
     records: list[CustomerRecord],
     store: CustomerStore,
@@ -60,31 +74,50 @@ def score_records(
     as_of: datetime,
     model_source: str | None = None,
     rfm: tuple[RfmThresholds, RfmSummary] | None = None,
+    skip_unchanged: bool = False,
 ) -> int:
     """Recommend for ``records`` in chunks (one booster call per chunk) and write the answers in parallel.
 
     With ``rfm`` (the run's thresholds and the summary to add to), each purchaser's RFM scores are written with
-    the recommendation; without it, the RFM of the customer's previous answer is kept.
+    the recommendation; without it, the RFM of the customer's previous answer is kept. With ``skip_unchanged``
+    (the nightly run), a customer :func:`unchanged_since_scored` keeps their answer, and it is written again
+    only when their RFM scores moved. Returns the customers handled.
     """
     written = 0
     for start in range(0, len(records), SCORE_CHUNK):
         chunk = records[start : start + SCORE_CHUNK]
-        recs = model.recommend(_inputs(chunk), as_of)
+        fresh = [r for r in chunk if skip_unchanged and unchanged_since_scored(r, model, as_of)]
+        kept = {r.customer_id for r in fresh}
+        stale = [r for r in chunk if r.customer_id not in kept]
+        answers = {
+            r.customer_id: _payload(rec, as_of, model_source)
+            for r, rec in zip(stale, model.recommend(_inputs(stale), as_of) if stale else [], strict=True)
+        }
         payloads = []
-        for record, rec in zip(chunk, recs, strict=True):
-            payload = _payload(rec, as_of, model_source)
+        for record in chunk:
             previous = (record.recommendation or {}).get("rfm")
+            payload = answers.get(record.customer_id) or dict(record.recommendation or {})
             if rfm is None:
                 if previous:
                     payload["rfm"] = previous
             elif (values := insights.rfm_values(record.aggregates, as_of)) is not None:
                 payload["rfm"] = insights.rfm_score(values, rfm[0])
                 rfm[1].add(payload["rfm"], insights.rfm_group_of(previous))
-            payloads.append((rec.customer_id, payload))
+            if record.customer_id in kept and _same_rfm(payload.get("rfm"), previous):
+                continue  # nothing changed: no write
+            payloads.append((record.customer_id, payload))
         with ThreadPoolExecutor(max_workers=WRITE_THREADS) as pool:
             list(pool.map(lambda cp: store.put_recommendation(*cp), payloads))
-        written += len(recs)
+        written += len(chunk)
     return written
+
+
+def _same_rfm(new: dict[str, Any] | None, old: dict[str, Any] | None) -> bool:
+    """The same scores and group (the values and the run's date may move without changing them)."""
+    keys = ("r", "f", "m", "group")
+    return (new is None and old is None) or (
+        new is not None and old is not None and all(new.get(k) == old.get(k) for k in keys)
+    )
 
 
 def score_customers(
@@ -120,7 +153,7 @@ def score_shard(
     rfm = (thresholds, insights.RfmSummary()) if thresholds is not None else None
     while True:
         records, cursor = store.scan_customers(shard, total_shards, cursor, page_size)
-        scored += score_records(records, store, model, as_of, model_source, rfm)
+        scored += score_records(records, store, model, as_of, model_source, rfm, skip_unchanged=True)
         if cursor is None or time_left_ms() < reserve_ms:
             break
     if rfm is not None and insight_store is not None:

@@ -125,3 +125,29 @@ def test_store_fallbacks_stores_population_and_segments(customers, add_customer,
     xx = get_recommendation("xx", customers)
     assert fr["scored"] is False and fr["hour_scores"] == france["hour_scores"]
     assert xx["scored"] is False and xx["hour_scores"] == population["hour_scores"]
+
+
+def test_score_shard_leaves_a_customer_with_nothing_new_as_scored_and_writes_nothing(
+    customers, add_customer, ingest, model
+):
+    # GIVEN two customers scored last night
+    add_customer("quiet")
+    add_customer("busy")
+    last_night = NOW + timedelta(hours=1)
+    score_shard(customers, model, last_night, 0, 1, None, lambda: 10**9)
+    writes = []
+    put = customers.put_recommendation
+    customers.put_recommendation = lambda cid, rec: (writes.append(cid), put(cid, rec))
+    # WHEN one of them does something, and the next night's run comes
+    tonight = last_night + timedelta(days=1)
+    ingest([make_event("e1", "busy", "session", ts=NOW + timedelta(hours=2))], at=NOW + timedelta(hours=2))
+    out = score_shard(customers, model, tonight, 0, 1, None, lambda: 10**9)
+    # THEN both were handled, only the busy one scored and written again
+    assert out["scored"] == 2 and writes == ["busy"]
+    assert customers.get_customer("quiet").recommendation["as_of"] == last_night.isoformat()
+    assert customers.get_customer("busy").recommendation["as_of"] == tonight.isoformat()
+    # AND a week on, or with another model, everybody is scored again
+    week = last_night + timedelta(days=8)
+    writes.clear()
+    score_shard(customers, model, week, 0, 1, None, lambda: 10**9)
+    assert sorted(writes) == ["busy", "quiet"]
