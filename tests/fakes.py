@@ -89,6 +89,9 @@ class InMemoryCustomerStore(CustomerStore):
         cursor = page[-1] if len(ids) > limit else None
         return [copy.deepcopy(self.customers[c]) for c in page], cursor
 
+    def approximate_count(self) -> int | None:
+        return len(self.customers)
+
     def engagement_moments(self, customer_id: str) -> list[int]:
         return sorted(int(m[2:]) for m in self.moments.get(customer_id, set()) if m.startswith("m#"))
 

@@ -6,6 +6,7 @@ Events (from the ScoreAll state machine, a schedule, or by hand):
 - ``{"shard": 0, "total_shards": 4, "cursor": null}``: score one shard of a parallel scan, resuming after
   ``cursor``; returns the next cursor and ``done``.
 - ``{"fallbacks": true}``: store the population and segment answers for customers not scored yet.
+- ``{"plan": true, "min_shards": 4}``: how many shards the run uses, from the number of customers.
 - ``{"rfm_pass": true, "shard": 0, "total_shards": 4, "cursor": null}``: read one shard's purchasers for the
   run's RFM cut points, resuming after ``cursor``; ``{"rfm_merge": true}`` merges the shards' parts.
 """
@@ -82,6 +83,8 @@ def handle(event: dict[str, Any], time_left_ms: Any) -> dict[str, Any]:
             time_left_ms,
             int(event.get("page_size", 1000)),
         )
+    elif event.get("plan"):
+        result = scoring.plan_shards(store(), int(event.get("min_shards", 1)))
     elif event.get("rfm_merge"):
         result = {"rfm_purchasers": rfm_pass.merge_rfm(insight_store(), as_of)}
     elif "customer_ids" in event:

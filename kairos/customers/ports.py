@@ -64,6 +64,10 @@ class CustomerReader(ABC):
         Reserved ids (``__…``, fallback recommendations) are never returned.
         """
 
+    def approximate_count(self) -> int | None:
+        """About how many customers are stored (the store's own estimate, hours old), or ``None`` if unknown."""
+        return None
+
 
 class EventHistory(ABC):
     """A customer's stored events and engagement moments."""

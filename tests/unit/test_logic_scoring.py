@@ -151,3 +151,16 @@ def test_score_shard_leaves_a_customer_with_nothing_new_as_scored_and_writes_not
     writes.clear()
     score_shard(customers, model, week, 0, 1, None, lambda: 10**9)
     assert sorted(writes) == ["busy", "quiet"]
+
+
+def test_plan_shards_fans_out_by_the_number_of_customers(customers, add_customer):
+    from kairos.models.scoring import CUSTOMERS_PER_SHARD, MAX_SCORE_SHARDS, plan_shards
+
+    # GIVEN a few customers THEN the run keeps its fewest shards
+    add_customer("c1")
+    assert plan_shards(customers, 4) == {"total_shards": 4, "customers": 1}
+    # AND with millions it adds a shard per CUSTOMERS_PER_SHARD, up to MAX_SCORE_SHARDS at once
+    customers.approximate_count = lambda: 3 * CUSTOMERS_PER_SHARD + 1
+    assert plan_shards(customers, 1)["total_shards"] == 4
+    customers.approximate_count = lambda: 10_000_000
+    assert plan_shards(customers, 4)["total_shards"] == MAX_SCORE_SHARDS == 40

@@ -531,6 +531,10 @@ class DynamoStore(CustomerStore):
         last = resp.get("LastEvaluatedKey")
         return records, (last["customer_id"]["S"] if last else None)
 
+    def approximate_count(self) -> int | None:
+        # DynamoDB refreshes ItemCount about every six hours: enough to size a nightly run.
+        return int(self._call("describe_table", TableName=self.customers_table)["Table"].get("ItemCount", 0))
+
     def put_fallback(self, key: str, recommendation: dict[str, Any]) -> None:
         """Store a population or segment fallback recommendation under a reserved id (``__…``)."""
         self._call(
