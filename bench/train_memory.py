@@ -4,7 +4,8 @@ Histories are generated from Online Retail II: its customers are copied under ne
 by a few days, so copies are not identical) until the wanted number of events is reached, and written as
 gzipped JSON Lines (what the archive holds). Each size is trained by ``python -m training train`` in its own
 process, on one machine and on a local Dask cluster; peak memory is that process's maximum resident set
-(``/usr/bin/time``; on the cluster, the client's: each worker holds its shards' events and aggregates).
+(``/usr/bin/time``; on the cluster the largest of the client and its worker processes, whose usage ``wait4``
+reports with the client's; ``bench/train_distributed.py`` separates the client from the workers).
 
 Usage::
 
@@ -135,8 +136,8 @@ def main(argv: list[str] | None = None) -> int:
         print(
             f"500M events on one machine: {need_gb:,.0f} GB and {s_per_event * TARGET / 3600:,.1f} h; "
             f"sharded by customer over {workers} workers of {args.machine_gb:.0f} GB (70% used): "
-            f"{s_per_event * TARGET / workers / 3600:,.1f} h of feature building each, while the client gathers "
-            "the training rows: bound them with --customer-sample or --memory-gb"
+            f"{s_per_event * TARGET / workers / 3600:,.1f} h of feature building each; the training rows stay on "
+            "the workers, which train the boosters (python bench/train_distributed.py)"
         )
     print(f"cores: {os.cpu_count()}")
     return 0

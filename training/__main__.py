@@ -11,6 +11,7 @@ import json
 import logging
 import sys
 import time
+from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
@@ -82,7 +83,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     if args.cluster:
         from training.distributed import connect, fit_distributed
 
-        with connect(args.cluster) as client:
+        cfg = _cluster_config(cfg)
+        with connect(args.cluster, args.workers) as client:
             end = parse_time(args.end) if args.end else None
             model = fit_distributed(args.events, args.profiles, end, cfg, client, args.shards)
         if args.messages:
@@ -100,7 +102,25 @@ def cmd_train(args: argparse.Namespace) -> int:
         print(f"response model from {len(rows)} logged sends; off-policy estimates:\n\n{render_table(estimates)}\n")
     model.save(args.out)
     print(f"model {model.version} written to {args.out} ({model.metadata['training_seconds']} s)")
+    if args.cluster:
+        print(client_memory_line(model.metadata["cluster"]))
     return 0
+
+
+def _cluster_config(cfg: TrainConfig) -> TrainConfig:
+    if cfg.memory_mb:
+        log.warning("--memory-gb is for one machine: on a cluster the rows stay on the workers (add workers instead)")
+    return replace(cfg, memory_mb=0.0)
+
+
+def client_memory_line(cluster: dict) -> str:
+    """The client's peak resident memory (this process: with ``--cluster local`` also the scheduler's) against
+    the rows of the largest shard and of all shards, which stay on the workers."""
+    return (
+        f"client peak RSS: {peak_mb():,.0f} MB; largest shard rows: {cluster['largest_shard_rows']:,} "
+        f"({cluster['largest_shard_mb']:,.0f} MB); all shards: {cluster['rows']:,} rows ({cluster['rows_mb']:,.0f} MB) "
+        f"on {cluster['workers']} workers (largest worker peak RSS: {cluster['worker_peak_mb']:,} MB)"
+    )
 
 
 def _message_rows(args: argparse.Namespace) -> list[dict]:
@@ -121,7 +141,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     if args.cluster:
         from training.distributed import connect, fit_distributed
 
-        with connect(args.cluster) as client:
+        cfg = _cluster_config(cfg)
+        with connect(args.cluster, args.workers) as client:
             result = evaluate(
                 history,
                 parse_time(args.cutoff),
@@ -242,7 +263,11 @@ def build_parser() -> argparse.ArgumentParser:
         )
         p.add_argument("--profiles", help="profile JSON Lines: customer_id, timezone, attributes")
         p.add_argument(
-            "--threads", type=int, default=None, help="LightGBM threads (default: the cores other work leaves free)"
+            "--threads",
+            type=int,
+            default=None,
+            help="LightGBM threads (default: the cores other work leaves free; with --cluster, per worker process, "
+            "default: the worker's threads)",
         )
 
     def train_args(p: argparse.ArgumentParser) -> None:
@@ -256,9 +281,11 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument(
             "--cluster",
             help="train on a Dask cluster: 'local' (a LocalCluster, one worker per free core) or a scheduler "
-            "address (tcp://host:8786); customers are sharded over the workers",
+            "address (tcp://host:8786); customers are sharded over the workers, which build the rows and train the "
+            "boosters (LightGBM data-parallel, one machine per worker process): the client holds no training row",
         )
         p.add_argument("--shards", type=int, help="customer shards on the cluster (default: two per worker)")
+        p.add_argument("--workers", type=int, help="--cluster local: worker processes (default: one per free core)")
         defaults = TrainConfig()
         p.add_argument("--time-rounds", type=int, default=defaults.time_rounds, help="boosting rounds, send time")
         p.add_argument(
@@ -270,7 +297,8 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument(
             "--memory-gb",
             type=float,
-            help="a memory budget: the customer sample is lowered so that the training rows fit (one machine)",
+            help="a memory budget: the customer sample is lowered so that the training rows fit (one machine; "
+            "not used with --cluster, where the rows stay on the workers)",
         )
         p.add_argument("--product-rounds", type=int, default=defaults.product_rounds, help="boosting rounds, products")
 
