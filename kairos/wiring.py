@@ -14,31 +14,12 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from kairos.audiences.adapters.segments import DynamoSegmentStore
+# Every function calls AWS on every invocation: the SDK is imported here, at cold start. Each adapter's module
+# (and what its domain brings: templates, journey models, ...) is imported by its factory, on first use, so a
+# function loads only the adapters it builds (the authorizer: one; a route of the API: the stores it touches).
+import boto3  # noqa: F401
+
 from kairos.core.cache import ReadEvery
-from kairos.customers.adapters.archive import S3Archive, S3DecisionLog
-from kairos.customers.adapters.dynamo import DynamoStore
-from kairos.customers.adapters.event_types import DynamoEventTypes
-from kairos.http.adapters.api_keys import DynamoApiKeyStore
-from kairos.insights.adapters.insights import DynamoInsightStore
-from kairos.journeys.adapters.journey_store import (
-    DynamoJourneyStore,
-    DynamoPolicyStore,
-    EventBridgeTaskSink,
-    StepFunctionsJourneyStarter,
-)
-from kairos.messaging.adapters.messages import DynamoMessageLog
-from kairos.messaging.adapters.providers import (
-    EndUserMessagingSms,
-    SesEmail,
-    SnsPush,
-    SnsSms,
-    TelegramMessenger,
-    ssm_secret,
-)
-from kairos.models.adapters.products import DynamoProductCatalogue
-from kairos.promotions.adapters.alerts import emf_alert
-from kairos.promotions.adapters.dynamo import DynamoPromoPools
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -47,10 +28,14 @@ if TYPE_CHECKING:
     from kairos.audiences.ports import SegmentStore
     from kairos.core.config import Settings
     from kairos.customers.ports import CustomerStore, DecisionLog, EventArchive, EventTypeCatalogue
+    from kairos.http.adapters.api_keys import DynamoApiKeyStore
+    from kairos.insights.adapters.insights import DynamoInsightStore
+    from kairos.journeys.adapters.journey_store import EventBridgeTaskSink
     from kairos.journeys.ports import JourneyStarter, JourneyStore
     from kairos.journeys.runner import StepDeps
     from kairos.messaging.ports import MessageLog, PolicyStore, Provider
     from kairos.models.adapters.model_store import ModelSource
+    from kairos.models.adapters.products import DynamoProductCatalogue
     from kairos.promotions.ports import PromoPools
 
 
@@ -59,6 +44,8 @@ POLICY_TTL_S = 60  # the send policy and the population's answer are read at mos
 
 def customer_store(cfg: Settings) -> CustomerStore:
     """Customers, events and engagement moments (DynamoDB), events expiring after the retention."""
+    from kairos.customers.adapters.dynamo import DynamoStore
+
     return DynamoStore(
         cfg.need("events_table"), cfg.need("customers_table"), retention_seconds=cfg.retention_days * 86400
     )
@@ -66,57 +53,78 @@ def customer_store(cfg: Settings) -> CustomerStore:
 
 def event_archive(cfg: Settings) -> EventArchive:
     """The S3 archive of accepted events."""
+    from kairos.customers.adapters.archive import S3Archive
+
     return S3Archive(cfg.need("archive_bucket"))
 
 
 def segment_store(cfg: Settings) -> SegmentStore:
     """Saved segments (DynamoDB)."""
+    from kairos.audiences.adapters.segments import DynamoSegmentStore
+
     return DynamoSegmentStore(cfg.need("segments_table"))
 
 
 def policy_store(cfg: Settings) -> PolicyStore:
     """The deployment's send policy (an item of the journeys table)."""
+    from kairos.journeys.adapters.journey_store import DynamoPolicyStore
+
     return DynamoPolicyStore(cfg.need("journeys_table"))
 
 
 def message_log(cfg: Settings) -> MessageLog:
     """The message log (DynamoDB) and its archive (S3)."""
+    from kairos.messaging.adapters.messages import DynamoMessageLog
+
     return DynamoMessageLog(cfg.need("messages_table"), cfg.need("archive_bucket"))
 
 
 def decision_log(cfg: Settings) -> DecisionLog:
     """Launch decisions earlier versions archived in S3 (an erasure still purges them)."""
+    from kairos.customers.adapters.archive import S3DecisionLog
+
     return S3DecisionLog(cfg.need("archive_bucket"))
 
 
 def journey_store(cfg: Settings) -> JourneyStore:
     """Journey definitions and customers' paths through them (DynamoDB)."""
+    from kairos.journeys.adapters.journey_store import DynamoJourneyStore
+
     return DynamoJourneyStore(cfg.need("journeys_table"), cfg.need("journey_paths_table"))
 
 
 def product_catalogue(cfg: Settings) -> DynamoProductCatalogue:
     """Product names, pages and pictures (DynamoDB)."""
+    from kairos.models.adapters.products import DynamoProductCatalogue
+
     return DynamoProductCatalogue(cfg.need("products_table"))
 
 
 def event_type_catalogue(cfg: Settings) -> EventTypeCatalogue:
     """The event types seen, with counts and property names (items of the insights table)."""
+    from kairos.customers.adapters.event_types import DynamoEventTypes
+
     return DynamoEventTypes(cfg.need("insights_table"))
 
 
 def insight_store(cfg: Settings) -> DynamoInsightStore:
     """RFM thresholds and partial summaries of scoring runs (DynamoDB)."""
+    from kairos.insights.adapters.insights import DynamoInsightStore
+
     return DynamoInsightStore(cfg.need("insights_table"))
 
 
 def promo_pools(cfg: Settings) -> PromoPools:
     """Promo code pools (DynamoDB)."""
+    from kairos.promotions.adapters.dynamo import DynamoPromoPools
+
     return DynamoPromoPools(cfg.need("promo_table"))
 
 
 def promo_taker(cfg: Settings) -> Callable[[str, str], str | None]:
     """(pool, holder) -> the holder's code of the pool, taken once; low and empty pools become CloudWatch metrics."""
     from kairos.core import timeutil
+    from kairos.promotions.adapters.alerts import emf_alert
     from kairos.promotions.pools import take_code
 
     pools = promo_pools(cfg)
@@ -125,21 +133,36 @@ def promo_taker(cfg: Settings) -> Callable[[str, str], str | None]:
 
 def journey_steps(cfg: Settings) -> JourneyStarter:
     """Starts one step of a customer's path (the journey step state machine)."""
+    from kairos.journeys.adapters.journey_store import StepFunctionsJourneyStarter
+
     return StepFunctionsJourneyStarter(cfg.need("journey_step_state_machine_arn"))
 
 
 def task_sink(cfg: Settings) -> EventBridgeTaskSink:
     """Where journey task nodes hand customers over (EventBridge)."""
+    from kairos.journeys.adapters.journey_store import EventBridgeTaskSink
+
     return EventBridgeTaskSink(cfg.task_event_bus)
 
 
 def api_key_store(cfg: Settings) -> DynamoApiKeyStore:
     """Hashed, revocable API keys."""
+    from kairos.http.adapters.api_keys import DynamoApiKeyStore
+
     return DynamoApiKeyStore(cfg.need("api_keys_table"))
 
 
 def providers(cfg: Settings) -> dict[str, Provider]:
     """The providers this deployment has configured, by channel; a channel without one fails over to the next."""
+    from kairos.messaging.adapters.providers import (
+        EndUserMessagingSms,
+        SesEmail,
+        SnsPush,
+        SnsSms,
+        TelegramMessenger,
+        ssm_secret,
+    )
+
     out: dict[str, Provider] = {}
     if cfg.sender_email:
         out["email"] = SesEmail(cfg.sender_email, cfg.ses_configuration_set or None)
@@ -190,6 +213,8 @@ def unsubscribe_links(cfg: Settings, base: str | None = None) -> Callable[[str, 
 
 def unsubscribe_key(cfg: Settings) -> Callable[[], bytes]:
     """The links' HMAC key, read from SSM (a SecureString, or the generated secret through its SSM reference)."""
+    from kairos.messaging.adapters.providers import ssm_secret
+
     secret = ssm_secret(cfg.need("unsubscribe_key_parameter"), what="SSM (unsubscribe key)")
     return lambda: secret().encode()
 

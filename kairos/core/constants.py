@@ -21,6 +21,10 @@ ENGAGEMENT_TYPES = frozenset({"session", "message_open", "message_click", "purch
 MESSAGE_ENGAGEMENT = ("message_open", "message_click")
 PRODUCT_TYPES = frozenset({"purchase", "cart_add", "product_view"})
 CHANNELS = ("email", "sms", "push", "messenger")
+# What an API key may do: ``ingest`` events, write ``profiles``, ``read`` customers, recommendations, campaigns and
+# segments, ``manage`` campaigns and segments, ``erase`` customers. Here, not beside the API's models, so that the
+# authorizer reads them without loading those.
+SCOPES: tuple[str, ...] = ("ingest", "profiles", "read", "manage", "erase")
 
 MAX_BATCH_EVENTS = 500
 # The send-time decision window (offset, weights): an engagement within one hour of the send counts for it.

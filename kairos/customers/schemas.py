@@ -25,7 +25,7 @@ from pydantic import (
     model_validator,
 )
 
-from kairos.core.constants import EVENT_TYPE_PATTERN, EVENT_TYPES, MAX_BATCH_EVENTS
+from kairos.core.constants import EVENT_TYPE_PATTERN, EVENT_TYPES, MAX_BATCH_EVENTS, SCOPES  # noqa: F401 - re-exported
 
 # One list of built-in event types and channels (kairos.core.constants); a shop's own types follow the pattern.
 EventType = Annotated[
@@ -71,10 +71,6 @@ MAX_FREE_STRING_CHARS = 4096
 MAX_NUMBER_DIGITS = 38
 MAX_NUMBER_MAGNITUDE = 1e38
 MIN_NUMBER_MAGNITUDE = 1e-130
-
-SCOPES: tuple[str, ...] = ("ingest", "profiles", "read", "manage", "erase")
-"""What an API key may do: ``ingest`` events, write ``profiles``, ``read`` customers, recommendations, campaigns and
-segments, ``manage`` campaigns and segments, ``erase`` customers."""
 
 # ISO 8601 extended date and time with a mandatory offset (RFC 3339, where ISO 8601 also lets seconds be left out).
 ISO_TIMESTAMP = (

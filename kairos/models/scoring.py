@@ -38,8 +38,13 @@ if TYPE_CHECKING:
 SCORE_CHUNK = 1000
 RFM_KEPT = timedelta(days=400)
 WRITE_THREADS = 8
-# The nightly run's fan-out: ~4.2 ms of CPU per scored customer puts 250,000 at about 18 minutes of one
-# Lambda, and 40 shards at once score 10 million within an hour (fewer when most have nothing new).
+# LightGBM threads per predict call. One: a score function of 2,048 MB has about 1.2 vCPUs (1,769 MB is one, per
+# Lambda's memory and computing power docs), the nightly run scales out by shards instead, and OpenMP's workers
+# spin between calls on the same CPU quota. bench/score.py times this path against the raw predict calls.
+SCORE_THREADS = 1
+# The nightly run's fan-out: about 4.7 ms of CPU per customer, Scan decoding and the RFM pass included
+# (bench/score_run.py), puts 250,000 at about 20 minutes of one Lambda, and 40 shards at once score 10 million
+# within an hour (fewer minutes when most have nothing new).
 CUSTOMERS_PER_SHARD = 250_000
 MAX_SCORE_SHARDS = 40
 # A customer with nothing new is scored again after this long anyway (recency moves their product answers).
@@ -96,7 +101,9 @@ def score_records(
         stale = [r for r in chunk if r.customer_id not in kept]
         answers = {
             r.customer_id: _payload(rec, as_of, model_source)
-            for r, rec in zip(stale, model.recommend(_inputs(stale), as_of) if stale else [], strict=True)
+            for r, rec in zip(
+                stale, model.recommend(_inputs(stale), as_of, threads=SCORE_THREADS) if stale else [], strict=True
+            )
         }
         payloads = []
         for record in chunk:
@@ -212,7 +219,7 @@ def store_fallbacks(store: CustomerStore, model: KairosModel, as_of: datetime, m
         CustomerInput(f"{SEGMENT_KEY_PREFIX}{seg}", CustomerAggregates(), {attribute: seg})
         for seg in sorted(model.priors.segments)
     ]
-    recs = model.recommend(inputs, as_of)
+    recs = model.recommend(inputs, as_of, threads=SCORE_THREADS)
     for rec in recs:
         payload = _payload(rec, as_of, model_source)
         payload["segment_attribute"] = attribute

@@ -14,7 +14,6 @@ Both the ``predict`` command of ``training`` and the score Lambda call :meth:`Ka
 from __future__ import annotations
 
 import json
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -33,20 +32,27 @@ from kairos.models.features import (
     time_features,
 )
 from kairos.models.features.calibration import Calibration, best_hours
-from kairos.models.features.channels import CHANNELS, ChannelResponse, channel_ranking
-from kairos.models.features.shared import normalize
+from kairos.models.features.channels import CHANNELS, ChannelResponse, channel_rankings
+from kairos.models.features.shared import normalize, ranks_within, top_within
 
 if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
     from datetime import datetime
 
     from kairos.customers.aggregates import CustomerAggregates
+    from kairos.models.features import ProductCandidates
 
 TIME_MODEL_FILE = "time_model.txt"
 PRODUCT_MODEL_FILE = "product_model.txt"
 PRIORS_FILE = "priors.json"
 ITEMS_FILE = "items.json"
 METADATA_FILE = "metadata.json"
+
+# Customers whose feature rows are built and predicted together. The rows of a batch of thousands never exist at
+# once (256 customers' send-time rows are 13 MB, 2,000 customers' 100 MB): the memory is reused from chunk to chunk
+# instead of being mapped and faulted in afresh for every batch, which cost more than building the rows. LightGBM
+# predicts a row at a time, so the chunks cost it nothing (bench/score.py).
+PREDICT_CHUNK = 256
 
 # Confidence levels, from least to most specific.
 LEVEL_POPULATION = "population"
@@ -214,13 +220,17 @@ class KairosModel:
         return [segment_of(c.attributes, attribute) for c in customers]
 
     def hour_rates(
-        self, aggs: Sequence[CustomerAggregates], segments: Sequence[str | None], as_of: datetime
+        self, aggs: Sequence[CustomerAggregates], segments: Sequence[str | None], as_of: datetime, threads: int = 0
     ) -> np.ndarray:
-        """Predicted engagement rate per local hour of week, shape ``(len(aggs), 168)``: one predict call."""
-        if not aggs:
-            return np.zeros((0, HOURS_PER_WEEK))
-        x = time_features(aggs, as_of, self.priors, segments, self.items)
-        return self.time_booster.predict(x).reshape(len(aggs), HOURS_PER_WEEK)
+        """Predicted engagement rate per local hour of week, shape ``(len(aggs), 168)``: one predict call per
+        :data:`PREDICT_CHUNK` customers (``threads``: LightGBM's ``num_threads``; 0 is OpenMP's default, a thread
+        per core)."""
+        rates = np.empty((len(aggs), HOURS_PER_WEEK))
+        for lo in range(0, len(aggs), PREDICT_CHUNK):
+            hi = min(lo + PREDICT_CHUNK, len(aggs))
+            x = time_features(aggs[lo:hi], as_of, self.priors, segments[lo:hi], self.items)
+            rates[lo:hi] = self.time_booster.predict(x, num_threads=threads).reshape(hi - lo, HOURS_PER_WEEK)
+        return rates
 
     def calibrated(
         self, rates: np.ndarray, aggs: Sequence[CustomerAggregates], segments: Sequence[str | None]
@@ -233,39 +243,62 @@ class KairosModel:
         return self.calibration.apply(rates, prior, [a.engagement_moments for a in aggs])
 
     def rank_products(
-        self, aggs: Sequence[CustomerAggregates], as_of: datetime, top_k: int = 10
+        self, aggs: Sequence[CustomerAggregates], as_of: datetime, top_k: int = 10, threads: int = 0
     ) -> list[list[tuple[str, float]]]:
-        """Top ``top_k`` products per customer as ``(product_id, score)``, best first: one predict call."""
-        return self._ranked(product_candidates(aggs, as_of, self.items), len(aggs), top_k)
+        """Top ``top_k`` products per customer as ``(product_id, score)``, best first: one predict call per
+        :data:`PREDICT_CHUNK` customers."""
+        ids, scores, bounds = self._top_products(aggs, as_of, top_k, threads)
+        pairs = list(zip(ids, scores, strict=True))
+        return [pairs[lo:hi] for lo, hi in zip(bounds[:-1].tolist(), bounds[1:].tolist(), strict=True)]
 
-    def _ranked(self, cands: Any, n: int, top_k: int) -> list[list[tuple[str, float]]]:
-        aggs = range(n)
+    def _top_products(
+        self, aggs: Sequence[CustomerAggregates], as_of: datetime, top_k: int, threads: int
+    ) -> tuple[list[str], list[float], np.ndarray]:
+        """Each customer's ``top_k`` candidates, best first, ties by table row (so the ranking does not depend on
+        the candidate order): product ids and scores, customer ``i``'s at ``bounds[i]:bounds[i + 1]``."""
+        ids: list[str] = []
+        scores: list[float] = []
+        bounds = [np.zeros(1, dtype=np.int64)]
+        for lo in range(0, len(aggs), PREDICT_CHUNK):
+            hi = min(lo + PREDICT_CHUNK, len(aggs))
+            cands = product_candidates(aggs[lo:hi], as_of, self.items)
+            chunk_ids, chunk_scores, chunk_bounds = self._top_of(cands, hi - lo, top_k, threads)
+            ids += chunk_ids
+            scores += chunk_scores
+            bounds.append(chunk_bounds[1:] + len(ids) - len(chunk_ids))
+        return ids, scores, np.concatenate(bounds)
+
+    def _top_of(
+        self, cands: ProductCandidates, n: int, top_k: int, threads: int
+    ) -> tuple[list[str], list[float], np.ndarray]:
         if cands.items.size == 0:
-            return [[] for _ in aggs]
+            return [], [], np.zeros(n + 1, dtype=np.int64)
         if self.product_booster is not None:
-            scores = self.product_booster.predict(cands.features)
+            scores = self.product_booster.predict(cands.features, num_threads=threads)
         else:
             scores = -cands.features[:, PRODUCT_FEATURES.index("pop_rank")]
-        out = []
+        sizes = np.diff(cands.offsets)
+        owner = np.repeat(np.arange(n, dtype=np.int64), sizes)
+        # A customer's candidates come by table row, so equal scores rank by row.
+        kept = np.flatnonzero(top_within(owner, scores, top_k, n))
+        owner, scores = owner[kept], scores[kept]
+        bounds = np.concatenate(([0], np.cumsum(np.bincount(owner, minlength=n)))).astype(np.int64)
+        at = bounds[:-1][owner] + ranks_within(owner, scores, n)
+        rows = np.empty(at.size, dtype=np.int64)
+        rows[at] = cands.items[kept]
+        best = np.empty(at.size)
+        best[at] = scores
         ids = self.items.product_ids
-        for i in range(len(aggs)):
-            lo, hi = int(cands.offsets[i]), int(cands.offsets[i + 1])
-            s = scores[lo:hi]
-            k = min(top_k, hi - lo)
-            if k == 0:
-                out.append([])
-                continue
-            top = np.argpartition(-s, k - 1)[:k] if hi - lo > k else np.arange(hi - lo)
-            # Ties by table row, so the ranking does not depend on the candidate order.
-            top = top[np.lexsort((cands.items[lo:hi][top], -s[top]))]
-            out.append([(ids[int(cands.items[lo + j])], float(s[j])) for j in top])
-        return out
+        return [ids[r] for r in rows.tolist()], best.tolist(), bounds
 
-    def recommend(self, customers: Sequence[CustomerInput], as_of: datetime, top_k: int = 10) -> list[Recommendation]:
+    def recommend(
+        self, customers: Sequence[CustomerInput], as_of: datetime, top_k: int = 10, threads: int = 0
+    ) -> list[Recommendation]:
         """Best send hour, hour scores, next products and confidence for many customers at once.
 
-        Features for all customers are computed together and each booster is called once, so a
-        batch of a thousand customers costs little more than the two ``Booster.predict`` calls.
+        Features for all customers are computed together, in numpy over the whole batch, and each booster is
+        called once, so a batch of a thousand customers costs little more than the two ``Booster.predict`` calls
+        (``bench/score.py`` measures how much more).
 
         Parameters
         ----------
@@ -276,6 +309,8 @@ class KairosModel:
             The scoring time (aware datetime); recency features are measured from it.
         top_k
             How many products to return per customer.
+        threads
+            LightGBM's ``num_threads`` for both predict calls; 0 is OpenMP's default, a thread per core.
 
         Returns
         -------
@@ -293,15 +328,10 @@ class KairosModel:
             return []
         aggs = [c.aggregates for c in customers]
         segments = self.segments(customers)
-        # Product candidates are built (Python and numpy) while the send-time booster predicts (native code,
-        # without the GIL): the two halves of the work overlap instead of queueing.
-        with ThreadPoolExecutor(max_workers=1) as pool:
-            pending = pool.submit(product_candidates, aggs, as_of, self.items)
-            rates = self.hour_rates(aggs, segments, as_of)
-            cands = pending.result()
+        rates = self.hour_rates(aggs, segments, as_of, threads)
+        product_ids, product_scores, bounds = self._top_products(aggs, as_of, top_k, threads)
         scores = self.calibrated(rates, aggs, segments)
         ranking = _normalize_rows(rates)
-        products = self._ranked(cands, len(aggs), top_k)
         best = best_hours(ranking, DEFAULT_WINDOW)
         days = scores.reshape(len(customers), 7, 24).sum(axis=2)
         best_day_share = days[np.arange(len(customers)), best // 24]
@@ -314,6 +344,9 @@ class KairosModel:
         windows = {c: [response.window(c)[0], list(response.window(c)[1])] for c in CHANNELS}
         shares = best_day_share.round(4).tolist()
         best_list = best.tolist()
+        bounds_list = bounds.tolist()
+        channels = channel_rankings(aggs, [c.channel_sends for c in customers], response)
+        products = [{"product_id": p, "score": round(s, 6)} for p, s in zip(product_ids, product_scores, strict=True)]
         out = []
         for i, cust in enumerate(customers):
             moments = int(cust.aggregates.engagement_moments)
@@ -330,14 +363,10 @@ class KairosModel:
                     hour_scores=score_lists[i],
                     send_scores=ranking_lists[i],
                     send_windows=windows,
-                    next_products=[{"product_id": p, "score": round(s, 6)} for p, s in products[i]],
-                    confidence={
-                        "level": level,
-                        "moments": moments,
-                        "best_day_share": shares[i],
-                    },
+                    next_products=products[bounds_list[i] : bounds_list[i + 1]],
+                    confidence={"level": level, "moments": moments, "best_day_share": shares[i]},
                     model_version=version,
-                    channel_ranking=channel_ranking(cust.aggregates, cust.channel_sends, response),
+                    channel_ranking=channels[i],
                 )
             )
         return out

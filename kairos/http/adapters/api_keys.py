@@ -1,6 +1,6 @@
 """Per-app API keys, stored only as SHA-256 hashes, revocable, each with the scopes it grants.
 
-A key item holds ``scopes`` (a string set, see :data:`kairos.customers.schemas.SCOPES`). Items written before scopes
+A key item holds ``scopes`` (a string set, see :data:`kairos.core.constants.SCOPES`). Items written before scopes
 existed have none and grant every scope, which is what those keys could do when they were made.
 """
 
@@ -12,8 +12,8 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from kairos.core.aws import STORE_RETRIES, LazyClient, call
+from kairos.core.constants import SCOPES
 from kairos.core.errors import NotFoundError
-from kairos.customers.schemas import SCOPES
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
@@ -56,7 +56,7 @@ class DynamoApiKeyStore:
         Raises
         ------
         ValueError
-            No scope, or one that is not in :data:`kairos.customers.schemas.SCOPES`.
+            No scope, or one that is not in :data:`kairos.core.constants.SCOPES`.
         """
         granted = sorted(set(scopes))
         unknown = [s for s in granted if s not in SCOPES]

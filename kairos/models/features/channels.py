@@ -20,10 +20,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
+
 from kairos.core.constants import DEFAULT_WINDOW
 
 if TYPE_CHECKING:
-    from collections.abc import Mapping
+    from collections.abc import Mapping, Sequence
 
     from kairos.customers.aggregates import CustomerAggregates
 
@@ -91,5 +93,20 @@ def channel_ranking(
     agg: CustomerAggregates, sends: Mapping[str, int] | None = None, response: ChannelResponse | None = None
 ) -> list[str]:
     """Channels, the one the customer is most likely to engage with per send first."""
-    scores = channel_scores(agg, sends, response)
-    return sorted(CHANNELS, key=lambda c: (-scores[c], CHANNELS.index(c)))
+    return channel_rankings([agg], [sends], response)[0]
+
+
+def channel_rankings(
+    aggs: Sequence[CustomerAggregates],
+    sends: Sequence[Mapping[str, int] | None],
+    response: ChannelResponse | None = None,
+) -> list[list[str]]:
+    """:func:`channel_ranking` of many customers at once (the scores of :func:`channel_scores`, in numpy);
+    equal scores keep the default order."""
+    response = response or ChannelResponse()
+    engaged = np.array([[float(a.channel_engagements.get(c, 0)) for c in CHANNELS] for a in aggs]).reshape(-1, 4)
+    sent = np.array([[float(s.get(c, 0)) if s else 0.0 for c in CHANNELS] for s in sends]).reshape(-1, 4)
+    sent = np.maximum(sent, engaged)  # engagements without a logged send (older than the log)
+    rates = np.array([response.rate(c) for c in CHANNELS])
+    scores = (engaged + PRIOR_SENDS * rates) / (sent + PRIOR_SENDS)
+    return [[CHANNELS[j] for j in row] for row in np.argsort(-scores, axis=1, kind="stable").tolist()]

@@ -9,11 +9,22 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from itertools import chain, repeat
+from operator import itemgetter
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from kairos.models.features.shared import DAY_S, HOURS_PER_DAY, NEVER_DAYS, normalize
+from kairos.models.features.shared import (
+    DAY_S,
+    HOURS_PER_DAY,
+    NEVER_DAYS,
+    normalize,
+    purchased_rows,
+    ranks_within,
+    sort_with_order,
+    top_within,
+)
 
 if TYPE_CHECKING:
     from collections.abc import Iterable, Mapping, Sequence
@@ -365,124 +376,165 @@ def product_candidates(aggs: Sequence[CustomerAggregates], as_of: datetime, item
     Returns
     -------
     ProductCandidates
-        Feature rows in ``PRODUCT_FEATURES`` order.
+        Feature rows in ``PRODUCT_FEATURES`` order (stored column-major), a customer's candidates by table row.
     """
     now_s = as_of.timestamp()
-    n_items = len(items)
+    n_cust, n_items = len(aggs), len(items)
+    if n_cust == 0 or n_items == 0:
+        return ProductCandidates(
+            items=np.empty(0, dtype=np.int64),
+            offsets=np.zeros(n_cust + 1, dtype=np.int64),
+            features=np.empty((0, len(PRODUCT_FEATURES))),
+        )
+    # The whole batch at once: a (customer, product) pair is the code ``customer * n_items + row``, so sorted codes
+    # run customer by customer and, within a customer, by table row. A batch costs in proportion to the customers'
+    # own products and events, never to the catalogue, and in a few numpy calls instead of a loop per customer.
     index = items.index
-    all_items: list[np.ndarray] = []
-    all_feats: list[np.ndarray] = []
-    offsets = [0]
-    # Dense per-product scratch arrays, reused across customers: only the touched entries are reset,
-    # so a customer costs in proportion to their own products, not to the catalogue.
-    zeros = np.zeros(n_items)
-    cooc = hits = zeros
-    own_moments = np.zeros(n_items)
-    own_units = np.zeros(n_items)
-    own_last = np.full(n_items, np.nan)
-    rp_count = np.zeros(n_items)
-    rp_last = np.full(n_items, -np.inf)
-    mark = np.zeros(n_items, dtype=bool)
-    for agg in aggs:
-        # Own purchases.
-        own_ids = [(index.get(p), rec) for p, rec in agg.product_purchases.items()]
-        own_ids = [(i, rec) for i, rec in own_ids if i is not None]
-        if len(own_ids) > OWN_CANDIDATES:
-            own_ids.sort(key=lambda t: (-t[1][1], t[0]))
-            own_ids = own_ids[:OWN_CANDIDATES]
-        own_idx = np.array([i for i, _ in own_ids], dtype=np.int64)
-        own_rec = np.array([rec[:3] for _, rec in own_ids], dtype=np.float64).reshape(-1, 3)
+    customer_ids = np.arange(n_cust, dtype=np.int64)
 
-        # Recent product events (purchases, cart adds, views) and their co-purchase neighbours.
-        rp_idx = np.array([index.get(e[0], -1) for e in agg.recent_products], dtype=np.int64)
-        rp_time = np.array([e[2] for e in agg.recent_products], dtype=np.float64)
-        known = rp_idx >= 0
-        rp_idx, rp_time = rp_idx[known], rp_time[known]
-        # Few recent products: a Python set is cheaper than np.unique on a handful of numbers.
-        seeds = np.array(sorted(set(rp_idx.tolist())), dtype=np.int64)
-        cooc_top = np.empty(0, dtype=np.int64)
-        if seeds.size:
-            nb = items.neighbors[seeds].ravel()
-            sc = items.neighbor_scores[seeds].ravel()
-            ok = nb >= 0
-            nb, sc = nb[ok], sc[ok]
-            # bincount sums repeated neighbours like np.add.at, several times faster.
-            cooc = np.bincount(nb, weights=sc, minlength=n_items)
-            hits = np.bincount(nb, minlength=n_items).astype(np.float64)
-            touched = np.flatnonzero(hits)  # the distinct neighbours, sorted, as np.unique(nb) gives them
-            if touched.size > COOC_CANDIDATES:
-                part = np.argpartition(-cooc[touched], COOC_CANDIDATES - 1)[:COOC_CANDIDATES]
-                cooc_top = touched[part]
-            else:
-                cooc_top = touched
-        mark[own_idx] = True
-        mark[cooc_top] = True
-        mark[items.popular] = True
-        cand = np.flatnonzero(mark)
-        mark[cand] = False
+    # Own purchases: [moments, last purchase, units] of each known product; a customer's OWN_CANDIDATES most
+    # recent (ties by table row).
+    owner, rows = purchased_rows(aggs, index)
+    vals = _purchase_values(aggs, owner.size)
+    known = rows >= 0
+    own_codes = owner[known] * n_items + rows[known]
+    order = np.argsort(own_codes)  # distinct codes: no ties
+    own_codes, own_vals = own_codes[order], vals[known][order]
+    if own_codes.size and np.bincount(owner[known], minlength=n_cust).max() > OWN_CANDIDATES:
+        recent = top_within(own_codes // n_items, own_vals[:, 1], OWN_CANDIDATES, n_cust)
+        own_codes, own_vals = own_codes[recent], own_vals[recent]
 
-        if own_idx.size:
-            own_moments[own_idx] = own_rec[:, 0]
-            own_last[own_idx] = own_rec[:, 1]
-            own_units[own_idx] = own_rec[:, 2]
-        c_own_days = np.where(np.isnan(own_last[cand]), NEVER_DAYS, (now_s - own_last[cand]) / DAY_S)
-        drop = items.durable[cand] & (c_own_days < DURABLE_COOLDOWN_DAYS)
-        if drop.any():
-            cand = cand[~drop]
-            c_own_days = c_own_days[~drop]
-
-        if rp_idx.size:
-            np.add.at(rp_count, rp_idx, 1.0)
-            np.maximum.at(rp_last, rp_idx, rp_time)
-        c_rp_days = np.where(np.isfinite(rp_last[cand]), (now_s - rp_last[cand]) / DAY_S, NEVER_DAYS)
-
-        c_cooc = cooc[cand]
-        # Rank of the co-purchase score among this customer's candidates (0 = best).
-        cooc_rank = np.empty(cand.size)
-        cooc_rank[np.lexsort((cand, -c_cooc))] = np.arange(cand.size)
-        purchases = float(agg.purchase_count)
-        last_purchase_days = (now_s - agg.last_purchase_s) / DAY_S if agg.last_purchase_s is not None else NEVER_DAYS
-        # Days since the customer's first purchase spread over their purchase moments of the product:
-        # a crude repurchase cycle; due_ratio > 1 means a repurchase is "due".
-        tenure = (now_s - agg.first_purchase_s) / DAY_S if agg.first_purchase_s is not None else 0.0
-        om = own_moments[cand]
-        pos = om > 0
-        with np.errstate(divide="ignore", invalid="ignore"):  # one context, the same values as _safe_div
-            cycle = np.where(pos, tenure / np.where(pos, om, 1.0), 0.0)
-            due = np.where(pos, np.where(cycle > 0, c_own_days / np.where(cycle > 0, cycle, 1.0), 0.0), 0.0)
-
-        feats = np.empty((cand.size, len(PRODUCT_FEATURES)), dtype=np.float64)
-        feats[:, 0] = om
-        feats[:, 1] = np.log1p(own_units[cand])
-        feats[:, 2] = c_own_days
-        feats[:, 3] = om / purchases if purchases > 0 else 0.0
-        feats[:, 4] = due
-        feats[:, 5] = rp_count[cand]
-        feats[:, 6] = c_rp_days
-        feats[:, 7] = c_cooc
-        feats[:, 8] = hits[cand]
-        feats[:, 9] = cooc_rank
-        feats[:, 10] = items.buyers_log[cand]
-        feats[:, 11] = items.recent_log[cand]
-        feats[:, 12] = items.pop_rank[cand]
-        feats[:, 13] = items.repeat_rate[cand]
-        feats[:, 14] = math.log1p(purchases)
-        feats[:, 15] = last_purchase_days
-        feats[:, 16] = len(agg.product_purchases)
-        feats[:, 17] = math.log1p(agg.engagement_moments)
-        all_items.append(cand)
-        all_feats.append(feats)
-        offsets.append(offsets[-1] + cand.size)
-        if seeds.size:
-            cooc = zeros
-            hits = zeros
-        own_moments[own_idx] = 0.0
-        own_units[own_idx] = 0.0
-        own_last[own_idx] = np.nan
-        rp_count[rp_idx] = 0.0
-        rp_last[rp_idx] = -np.inf
-    return ProductCandidates(
-        items=np.concatenate(all_items) if all_items else np.empty(0, dtype=np.int64),
-        offsets=np.asarray(offsets, dtype=np.int64),
-        features=np.concatenate(all_feats) if all_feats else np.empty((0, len(PRODUCT_FEATURES))),
+    # Recent product events (purchases, cart adds, views): per (customer, product) how many and the latest.
+    rp_sizes = np.fromiter((len(a.recent_products) for a in aggs), dtype=np.int64, count=n_cust)
+    n_rp = int(rp_sizes.sum())
+    rp_rows = np.fromiter(
+        chain.from_iterable(map(index.get, map(_EVENT_PRODUCT, a.recent_products), repeat(-1)) for a in aggs),
+        dtype=np.int64,
+        count=n_rp,
     )
+    rp_time = np.fromiter(
+        chain.from_iterable(map(_EVENT_SECONDS, a.recent_products) for a in aggs), dtype=np.float64, count=n_rp
+    )
+    known = rp_rows >= 0
+    rp_codes, rp_inv, rp_counts = np.unique(
+        np.repeat(customer_ids, rp_sizes)[known] * n_items + rp_rows[known], return_inverse=True, return_counts=True
+    )
+    rp_last = np.full(rp_codes.size, -np.inf)
+    np.maximum.at(rp_last, rp_inv, rp_time[known])
+
+    # Co-purchase neighbours of each customer's distinct recent products (the seeds, by table row). bincount adds a
+    # pair's scores in the order they come, seed after seed: the sums one customer at a time would give, to the bit.
+    seed_owner, seed_rows = np.divmod(rp_codes, n_items)
+    nb = items.neighbors[seed_rows]
+    ok = nb >= 0
+    pairs, order = sort_with_order(np.broadcast_to(seed_owner[:, None], nb.shape)[ok] * n_items + nb[ok])
+    first = np.r_[True, pairs[1:] != pairs[:-1]][: pairs.size]
+    co_codes = pairs[first]
+    co_inv = np.empty(pairs.size, dtype=np.int64)
+    co_inv[order] = np.cumsum(first) - 1
+    co_score = np.bincount(co_inv, weights=items.neighbor_scores[seed_rows][ok], minlength=co_codes.size)
+    co_hits = np.bincount(co_inv, minlength=co_codes.size).astype(np.float64)
+    co_owner = co_codes // n_items
+    # The COOC_CANDIDATES best of each customer (ties by table row).
+    co_top = co_codes[top_within(co_owner, co_score, COOC_CANDIDATES, n_cust)]
+
+    popular = (customer_ids[:, None] * n_items + items.popular[None, :]).ravel()
+    cand = np.sort(np.concatenate([own_codes, co_top, popular]))
+    cand = cand[np.r_[True, cand[1:] != cand[:-1]]]
+
+    at, found = _find(own_codes, cand)
+    own_last = _gather(own_vals[:, 1], at, found, np.nan)
+    c_own_days = np.where(np.isnan(own_last), NEVER_DAYS, (now_s - own_last) / DAY_S)
+    cand_owner, cand_rows = np.divmod(cand, n_items)
+    keep = ~(items.durable[cand_rows] & (c_own_days < DURABLE_COOLDOWN_DAYS))
+    if not keep.all():
+        cand, cand_owner, cand_rows, c_own_days = cand[keep], cand_owner[keep], cand_rows[keep], c_own_days[keep]
+        at, found = at[keep], found[keep]
+    om = _gather(own_vals[:, 0], at, found, 0.0)
+    own_units = _gather(own_vals[:, 2], at, found, 0.0)
+
+    at, found = _find(rp_codes, cand)
+    c_rp_count = _gather(rp_counts.astype(np.float64), at, found, 0.0)
+    c_rp_last = _gather(rp_last, at, found, -np.inf)
+    c_rp_days = np.where(np.isfinite(c_rp_last), (now_s - c_rp_last) / DAY_S, NEVER_DAYS)
+    at, found = _find(co_codes, cand)
+    c_cooc = _gather(co_score, at, found, 0.0)
+    c_hits = _gather(co_hits, at, found, 0.0)
+    # Rank of the co-purchase score among the customer's candidates (0 = best; ties by table row).
+    cooc_rank = ranks_within(cand_owner, c_cooc, n_cust).astype(np.float64)
+
+    # Per customer, then spread over the customer's candidates.
+    purchases = np.array([float(a.purchase_count) for a in aggs])
+    last_purchase_days = np.array(
+        [(now_s - a.last_purchase_s) / DAY_S if a.last_purchase_s is not None else NEVER_DAYS for a in aggs]
+    )
+    tenure = np.array([(now_s - a.first_purchase_s) / DAY_S if a.first_purchase_s is not None else 0.0 for a in aggs])
+    c_purchases = purchases[cand_owner]
+    # Days since the customer's first purchase spread over their purchase moments of the product:
+    # a crude repurchase cycle; due_ratio > 1 means a repurchase is "due".
+    pos = om > 0
+    with np.errstate(divide="ignore", invalid="ignore"):  # one context, the same values as _safe_div
+        cycle = np.where(pos, tenure[cand_owner] / np.where(pos, om, 1.0), 0.0)
+        due = np.where(pos, np.where(cycle > 0, c_own_days / np.where(cycle > 0, cycle, 1.0), 0.0), 0.0)
+        share = np.where(c_purchases > 0, om / np.where(c_purchases > 0, c_purchases, 1.0), 0.0)
+
+    cols = {
+        "own_moments": om,
+        "own_units_log": np.log1p(own_units),
+        "own_days_since": c_own_days,
+        "own_share": share,
+        "own_due_ratio": due,
+        "recent_count": c_rp_count,
+        "recent_days_since": c_rp_days,
+        "cooc_score": c_cooc,
+        "cooc_hits": c_hits,
+        "cooc_rank": cooc_rank,
+        "pop_buyers_log": items.buyers_log[cand_rows],
+        "pop_recent_log": items.recent_log[cand_rows],
+        "pop_rank": items.pop_rank[cand_rows],
+        "repeat_rate": items.repeat_rate[cand_rows],
+        "cust_purchases_log": np.array([math.log1p(p) for p in purchases.tolist()])[cand_owner],
+        "cust_days_since_purchase": last_purchase_days[cand_owner],
+        "cust_products": np.array([float(len(a.product_purchases)) for a in aggs])[cand_owner],
+        "cust_moments_log": np.array([math.log1p(a.engagement_moments) for a in aggs])[cand_owner],
+    }
+    # Column-major, like the send-time rows: one contiguous write per feature.
+    feats = np.empty((len(PRODUCT_FEATURES), cand.size), dtype=np.float64)
+    for j, name in enumerate(PRODUCT_FEATURES):
+        feats[j] = cols[name]
+    return ProductCandidates(
+        items=cand_rows,
+        offsets=np.concatenate(([0], np.cumsum(np.bincount(cand_owner, minlength=n_cust)))).astype(np.int64),
+        features=feats.T,
+    )
+
+
+# A recent product event is [product_id, event type, unix seconds, quantity].
+_EVENT_PRODUCT = itemgetter(0)
+_EVENT_SECONDS = itemgetter(2)
+
+
+def _purchase_values(aggs: Sequence[CustomerAggregates], n: int) -> np.ndarray:
+    """[moments, last purchase, units] of the batch's ``n`` product purchases, in :func:`purchased_rows` order."""
+    flat = np.fromiter(
+        chain.from_iterable(chain.from_iterable(a.product_purchases.values() for a in aggs)), dtype=np.float64
+    )
+    if flat.size != 3 * n:  # a record longer than the three numbers: read the first three of each
+        flat = np.fromiter(
+            chain.from_iterable(v[:3] for a in aggs for v in a.product_purchases.values()), dtype=np.float64
+        )
+    return flat.reshape(n, 3)
+
+
+def _find(keys: np.ndarray, queries: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Where each of ``queries`` is in the sorted, distinct ``keys``, and whether it is there at all."""
+    if keys.size == 0:
+        return np.zeros(queries.size, dtype=np.int64), np.zeros(queries.size, dtype=bool)
+    at = np.minimum(np.searchsorted(keys, queries), keys.size - 1)
+    return at, keys[at] == queries
+
+
+def _gather(values: np.ndarray, at: np.ndarray, found: np.ndarray, default: float) -> np.ndarray:
+    out = np.full(at.size, default, dtype=np.float64)
+    out[found] = values[at[found]]
+    return out

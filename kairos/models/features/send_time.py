@@ -24,7 +24,7 @@ import numpy as np
 
 from kairos.core.constants import HOURS_PER_WEEK
 from kairos.core.timeutil import HOUR, zone
-from kairos.models.features.shared import HOURS_PER_DAY, NEVER_DAYS, normalize
+from kairos.models.features.shared import HOURS_PER_DAY, NEVER_DAYS, normalize, purchased_rows
 
 if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
@@ -346,7 +346,7 @@ def time_features(
     -------
     numpy.ndarray
         Float64 array of shape ``(len(aggs) * 168, len(TIME_FEATURES))``; rows of a customer are
-        contiguous, in hour-of-week order.
+        contiguous, in hour-of-week order. Stored column-major (LightGBM reads either order as is).
 
     Example
     -------
@@ -419,21 +419,17 @@ def time_features(
     prod_hod = np.zeros((n_cust, HOURS_PER_DAY))
     prod_n = np.zeros(n_cust)
     if items is not None and len(items):
-        index = items.index
-        prod_rows: list[int] = []
-        prod_counts = np.zeros(n_cust, dtype=np.int64)
-        for i, a in enumerate(aggs):
-            if a.product_purchases:
-                # Sorted: dict order follows arrival order, and float sums must not.
-                idx = sorted(j for j in map(index.get, a.product_purchases) if j is not None)
-                prod_rows += idx
-                prod_counts[i] = len(idx)
+        owner, rows = purchased_rows(aggs, items.index)
+        # Sorted by table row within each customer: dict order follows arrival order, and float sums must not.
+        codes = np.sort((owner * len(items) + rows)[rows >= 0])
+        prod_rows = codes % len(items)
+        prod_counts = np.bincount(codes // len(items), minlength=n_cust)
         prod_has = prod_counts > 0
         if prod_has.any():
             # One gather and one segmented sum for the whole batch; rows are added in the same (sorted) order
             # as a per-customer ``hour_dist[idx].mean(axis=0)``, so the result is the same to the bit.
             prod_starts = np.concatenate(([0], np.cumsum(prod_counts)[:-1]))[prod_has]
-            prod_sums = np.add.reduceat(items.hour_dist[np.asarray(prod_rows, dtype=np.int64)], prod_starts, axis=0)
+            prod_sums = np.add.reduceat(items.hour_dist[prod_rows], prod_starts, axis=0)
             prod_hod[prod_has] = prod_sums / prod_counts[prod_has, None]
             prod_n[prod_has] = prod_counts[prod_has]
     purchases = np.array([a.purchase_count for a in aggs], dtype=np.float64)
@@ -482,10 +478,13 @@ def time_features(
         "basket_value_log": np.log1p(np.maximum(_safe_div(monetary, purchases), 0.0))[:, None],
         "lines_per_purchase": _safe_div(lines, purchases)[:, None],
     }
-    out = np.empty((n_cust, HOURS_PER_WEEK, len(TIME_FEATURES)), dtype=np.float64)
+    # Filled a feature at a time into column-major memory (each write is contiguous; into a row-major matrix every
+    # one is strided and costs ten times as much) and handed out as its transpose: the same (rows, features)
+    # matrix, Fortran-ordered, which LightGBM reads without a copy.
+    out = np.empty((len(TIME_FEATURES), n_cust, HOURS_PER_WEEK), dtype=np.float64)
     for j, name in enumerate(TIME_FEATURES):
-        out[:, :, j] = cols[name]
-    return out.reshape(n_cust * HOURS_PER_WEEK, len(TIME_FEATURES))
+        out[j] = cols[name]
+    return out.reshape(len(TIME_FEATURES), n_cust * HOURS_PER_WEEK).T
 
 
 # ----------------------------------------------------------------------------------------------
