@@ -60,7 +60,15 @@ from kairos.models.features.products import item_stats, item_table_from_stats, m
 from kairos.models.features.send_time import prior_stats, priors_from_stats
 from kairos.models.serving import KairosModel
 from kairos.models.timing import stable_unit
-from training.fit import TrainConfig, content_version, peak_mb, snapshot_examples, snapshot_times, time_params
+from training.fit import (
+    TrainConfig,
+    content_version,
+    peak_mb,
+    product_params,
+    snapshot_examples,
+    snapshot_times,
+    time_params,
+)
 
 if TYPE_CHECKING:
     from collections.abc import Iterable, Iterator, Sequence
@@ -288,25 +296,6 @@ def _calibration_inputs(model: str, cal: dict[str, Any], keep: int, seed: int) -
 
 
 # ---- on the client -----------------------------------------------------------------------------------------
-
-
-def product_params(cfg: TrainConfig) -> dict[str, Any]:
-    """The ranker's LightGBM parameters, those of ``training.fit.train_product_booster`` (a test keeps them equal)."""
-    return {
-        "objective": "lambdarank",
-        "metric": "ndcg",
-        "eval_at": [10],
-        "lambdarank_truncation_level": 20,
-        "learning_rate": cfg.product_learning_rate,
-        "num_leaves": cfg.product_leaves,
-        "min_data_in_leaf": 100,
-        "feature_fraction": 0.9,
-        "num_threads": cfg.threads,
-        "seed": cfg.seed,
-        "deterministic": True,
-        "force_col_wise": True,
-        "verbose": -1,
-    }
 
 
 def portable_model(text: str) -> lgb.Booster:

@@ -541,8 +541,9 @@ def time_params(cfg: TrainConfig) -> dict[str, Any]:
     }
 
 
-def train_product_booster(x: np.ndarray, y: np.ndarray, groups: np.ndarray, cfg: TrainConfig) -> lgb.Booster:
-    params = {
+def product_params(cfg: TrainConfig) -> dict[str, Any]:
+    """The product ranker's LightGBM parameters (one machine, and each machine of a cluster)."""
+    return {
         "objective": "lambdarank",
         "metric": "ndcg",
         "eval_at": [10],
@@ -557,5 +558,9 @@ def train_product_booster(x: np.ndarray, y: np.ndarray, groups: np.ndarray, cfg:
         "force_col_wise": True,
         "verbose": -1,
     }
+
+
+def train_product_booster(x: np.ndarray, y: np.ndarray, groups: np.ndarray, cfg: TrainConfig) -> lgb.Booster:
+    params = product_params(cfg)
     data = lgb.Dataset(x, label=y, group=groups, feature_name=list(PRODUCT_FEATURES), free_raw_data=True)
     return lgb.train(params, data, num_boost_round=cfg.product_rounds)
