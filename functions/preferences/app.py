@@ -12,6 +12,7 @@ A link that was cut or altered answers 400; a link of a customer who was erased 
 from __future__ import annotations
 
 import base64
+import functools
 from typing import TYPE_CHECKING
 from urllib.parse import parse_qs
 
@@ -22,13 +23,14 @@ from kairos import wiring
 from kairos.core import timeutil
 from kairos.core.cache import ReadEvery
 from kairos.core.config import require
+from kairos.core.constants import DEFAULT_TOPIC
 from kairos.core.errors import InvalidInputError
 from kairos.core.observability import logger, metrics, tracer
 from kairos.messaging import preferences
 from kairos.messaging.unsubscribe import verify
 
 if TYPE_CHECKING:
-    from datetime import datetime
+    from collections.abc import Callable
 
     from aws_lambda_powertools.utilities.typing import LambdaContext
 
@@ -42,7 +44,7 @@ TOPICS = ReadEvery(
     TOPICS_TTL_S,
     lambda: sorted(
         {
-            str((j.get("definition") or {}).get("topic") or "general")
+            str((j.get("definition") or {}).get("topic") or DEFAULT_TOPIC)
             for j in JOURNEYS.active_journeys()
             if not (j.get("definition") or {}).get("transactional")
         }
@@ -65,71 +67,71 @@ def _form() -> dict[str, list[str]]:
     return parse_qs(raw, keep_blank_values=True)
 
 
-def _link(token: str) -> tuple[str, str] | Response:
-    try:
-        return verify(KEY(), token)
-    except InvalidInputError:
-        metrics.add_metric(name="UnsubscribeLinkInvalid", unit=MetricUnit.Count, value=1)
-        return _page(
-            400,
-            preferences.page(
-                "This link does not work", "It may have been cut or altered; use the link in your latest message."
-            ),
-        )
+def signed(route: Callable[[str, str, str], Response]) -> Callable[[str], Response]:
+    """Answer ``route(token, customer_id, topic)`` for a link this deployment signed, a 400 page otherwise."""
+
+    @functools.wraps(route)
+    def answer(token: str) -> Response:
+        try:
+            customer_id, topic = verify(KEY(), token)
+        except InvalidInputError:
+            metrics.add_metric(name="UnsubscribeLinkInvalid", unit=MetricUnit.Count, value=1)
+            note = "It may have been cut or altered; use the link in your latest message."
+            return _page(400, preferences.page("This link does not work", note))
+        return route(token, customer_id, topic)
+
+    return answer
 
 
-def _now() -> datetime:
-    return timeutil.now()
+def _gone() -> Response:
+    return _page(200, preferences.page("Your preferences", "We hold nothing about you any more."))
 
 
-@app.post("/v1/unsubscribe/<token>")
-def one_click(token: str) -> Response:
-    link = _link(token)
-    if isinstance(link, Response):
-        return link
-    customer_id, topic = link
-    done = preferences.unsubscribe_topic(customer_id, topic, CUSTOMERS, _now(), SETTINGS.retention, SETTINGS.clock_skew)
+def _unsubscribe(customer_id: str, topic: str) -> Response:
+    done = preferences.unsubscribe_topic(
+        customer_id, topic, CUSTOMERS, timeutil.now(), SETTINGS.retention, SETTINGS.clock_skew
+    )
     metrics.add_metric(name="OneClickUnsubscribes", unit=MetricUnit.Count, value=1)
     logger.info("one-click unsubscribe", extra={"topic": topic, "recorded": done})
     return _page(200, preferences.page("You are unsubscribed", f"You will get no more messages about {topic}."))
 
 
+@app.post("/v1/unsubscribe/<token>")
+@signed
+def one_click(token: str, customer_id: str, topic: str) -> Response:
+    return _unsubscribe(customer_id, topic)
+
+
 @app.get("/v1/unsubscribe/<token>")
 @app.get("/v1/preferences/<token>")
-def show(token: str) -> Response:
-    link = _link(token)
-    if isinstance(link, Response):
-        return link
-    customer_id, topic = link
-    record = CUSTOMERS.get_customer(customer_id)
-    if record is None or record.erased or not record.exists:
-        return _page(200, preferences.page("Your preferences", "We hold nothing about you any more."))
+@signed
+def show(token: str, customer_id: str, topic: str) -> Response:
+    record = preferences.live_customer(CUSTOMERS, customer_id)
+    if record is None:
+        return _gone()
     current = preferences.choices(record, {*TOPICS(), topic})
     note = f"This message was about {topic}. Untick what you no longer want and save."
     return _page(200, preferences.page("Your preferences", note, _action(token), current))
 
 
 @app.post("/v1/preferences/<token>")
-def save(token: str) -> Response:
-    link = _link(token)
-    if isinstance(link, Response):
-        return link
-    customer_id, topic = link
+@signed
+def save(token: str, customer_id: str, topic: str) -> Response:
     form = _form()
     if form.get("List-Unsubscribe") == ["One-Click"]:
-        return one_click(token)
+        return _unsubscribe(customer_id, topic)
     current = preferences.save_choices(
         customer_id,
         set(form.get("channel", [])),
         set(form.get("topic", [])),
         {*TOPICS(), topic},
         CUSTOMERS,
-        _now(),
+        timeutil.now(),
         SETTINGS.retention,
         SETTINGS.clock_skew,
     )
     if current is None:
-        return _page(200, preferences.page("Your preferences", "We hold nothing about you any more."))
+        return _gone()
     return _page(200, preferences.page("Your preferences", "Saved.", _action(token), current))
 
 

@@ -79,7 +79,8 @@ def _event(
     return event
 
 
-def _live(store: CustomerStore, customer_id: str) -> CustomerRecord | None:
+def live_customer(store: CustomerStore, customer_id: str) -> CustomerRecord | None:
+    """The customer, unless erased or never stored (then nothing is written about them)."""
     record = store.get_customer(customer_id)
     return None if record is None or record.erased or not record.exists else record
 
@@ -88,7 +89,7 @@ def unsubscribe_topic(
     customer_id: str, topic: str, store: CustomerStore, now: datetime, retention: timedelta, skew: timedelta
 ) -> bool:
     """One click: unsubscribe from ``topic`` on every channel. ``False`` when there is nobody to unsubscribe."""
-    if _live(store, customer_id) is None:
+    if live_customer(store, customer_id) is None:
         return False
     event = _event(customer_id, UNSUBSCRIBE, now, channel="email", topic=topic, source="one-click")
     ingest_events([event], store, now, retention, skew)
@@ -106,7 +107,7 @@ def save_choices(
     skew: timedelta,
 ) -> Choices | None:
     """Record the page's switches that changed; returns the choices now (``None``: nobody to ask)."""
-    record = _live(store, customer_id)
+    record = live_customer(store, customer_id)
     if record is None:
         return None
     before = choices(record, topics)
@@ -119,7 +120,7 @@ def save_choices(
             events.append(_event(customer_id, SUBSCRIBE if not on else UNSUBSCRIBE, now, topic=topic))
     if events:
         ingest_events(events, store, now, retention, skew)
-        record = _live(store, customer_id) or record
+        record = live_customer(store, customer_id) or record
     return choices(record, topics)
 
 
