@@ -37,22 +37,20 @@ from __future__ import annotations
 
 import logging
 import os
-import platform
 import re
 import socket
 import sys
 import time
 from collections import defaultdict
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, replace
-from datetime import UTC, datetime, timedelta
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlparse
 
 import lightgbm as lgb
 import numpy as np
 
-import kairos
 from kairos.core.constants import HOURS_PER_WEEK
 from kairos.models.features import PRODUCT_FEATURES, TIME_FEATURES
 from kairos.models.features.calibration import Calibration, fit_calibration
@@ -62,7 +60,7 @@ from kairos.models.serving import KairosModel
 from kairos.models.timing import stable_unit
 from training.fit import (
     TrainConfig,
-    content_version,
+    model_metadata,
     peak_mb,
     product_params,
     snapshot_examples,
@@ -514,43 +512,33 @@ def fit_distributed(
     largest = max(per_shard.values(), key=lambda v: v[1], default=[0, 0])
     worker_peak = max(client.run(peak_mb).values())
     trainers = len(set(machines.trainer.values()))
-    metadata = {
-        "model_version": content_version(end, time_booster, product_booster, cfg),
-        "kairos_version": kairos.__version__,
-        "trained_at": datetime.now(UTC).isoformat(timespec="seconds"),
-        "training_window": {"start": start.isoformat(), "end": end.isoformat()},
-        "snapshots": [t.isoformat() for t in times],
-        "time_features": list(TIME_FEATURES),
-        "product_features": list(PRODUCT_FEATURES),
-        "time_examples": sum(p.counts["time_rows"] for p in rows),
-        "sampling": {
-            "customers": cfg.customer_sample,
-            "memory_budget_mb": cfg.memory_mb or None,
-            "snapshots": len(times),
-            "snapshot_stride_days": cfg.stride_days,
-            "zero_rows_kept": cfg.negative_rate,
-        },
-        "calibration": calibration.to_dict(),
-        "calibration_fit": calibration_report,
-        "product_examples": sum(p.counts["product_rows"] for p in rows),
-        "customers": sum(s["customers"] for s in summaries),
-        "engine": f"dask: {shards} shards on {workers} workers, LightGBM data-parallel on {trainers} machine(s)",
-        "config": asdict(cfg),
-        "libraries": {"python": platform.python_version(), "lightgbm": lgb.__version__, "numpy": np.__version__},
-        "training_seconds": round(time.monotonic() - t0, 1),
-        # Not in a single-machine model: where the rows were. The client held none of them.
-        "cluster": {
-            "shards": shards,
-            "workers": workers,
-            "lightgbm_machines": trainers,
-            "rows": sum(v[0] for v in per_shard.values()),
-            "rows_mb": round(sum(v[1] for v in per_shard.values()) / 2**20, 1),
-            "largest_shard_rows": largest[0],
-            "largest_shard_mb": round(largest[1] / 2**20, 1),
-            "worker_peak_mb": round(worker_peak),
-            "calibration_customers": calibration_customers,
-            "calibration_customers_max": CALIBRATION_CUSTOMERS,
-        },
+    metadata = model_metadata(
+        cfg,
+        start,
+        end,
+        times,
+        time_booster,
+        product_booster,
+        calibration,
+        calibration_report,
+        sum(p.counts["time_rows"] for p in rows),
+        sum(p.counts["product_rows"] for p in rows),
+        sum(s["customers"] for s in summaries),
+        f"dask: {shards} shards on {workers} workers, LightGBM data-parallel on {trainers} machine(s)",
+        t0,
+    )
+    # Not in a single-machine model: where the rows were. The client held none of them.
+    metadata["cluster"] = {
+        "shards": shards,
+        "workers": workers,
+        "lightgbm_machines": trainers,
+        "rows": sum(v[0] for v in per_shard.values()),
+        "rows_mb": round(sum(v[1] for v in per_shard.values()) / 2**20, 1),
+        "largest_shard_rows": largest[0],
+        "largest_shard_mb": round(largest[1] / 2**20, 1),
+        "worker_peak_mb": round(worker_peak),
+        "calibration_customers": calibration_customers,
+        "calibration_customers_max": CALIBRATION_CUSTOMERS,
     }
     return KairosModel(time_booster, product_booster, priors, items, metadata)
 

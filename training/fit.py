@@ -221,7 +221,41 @@ def train_model(
         t1 = time.monotonic()
         product_booster = train_product_booster(px, py, pg, cfg)
         log.info("product model: %d rows, %d groups, %.1f s", len(py), len(pg), time.monotonic() - t1)
-    metadata = {
+    metadata = model_metadata(
+        cfg,
+        start,
+        end,
+        times,
+        time_booster,
+        product_booster,
+        calibration,
+        calibration_report,
+        len(ty),
+        len(py),
+        customers,
+        engine,
+        t0,
+    )
+    return KairosModel(time_booster, product_booster, priors, items, metadata)
+
+
+def model_metadata(
+    cfg: TrainConfig,
+    start: datetime,
+    end: datetime,
+    times: list[datetime],
+    time_booster: lgb.Booster,
+    product_booster: lgb.Booster | None,
+    calibration: Calibration,
+    calibration_report: dict[str, Any],
+    time_examples: int,
+    product_examples: int,
+    customers: int,
+    engine: str,
+    t0: float,
+) -> dict[str, Any]:
+    """What a model says of its training (``metadata.json``), on one machine or a cluster."""
+    return {
         "model_version": content_version(end, time_booster, product_booster, cfg),
         "kairos_version": kairos.__version__,
         "trained_at": datetime.now(UTC).isoformat(timespec="seconds"),
@@ -229,7 +263,7 @@ def train_model(
         "snapshots": [t.isoformat() for t in times],
         "time_features": list(TIME_FEATURES),
         "product_features": list(PRODUCT_FEATURES),
-        "time_examples": len(ty),
+        "time_examples": time_examples,
         "sampling": {
             "customers": cfg.customer_sample,
             "memory_budget_mb": cfg.memory_mb or None,
@@ -239,7 +273,7 @@ def train_model(
         },
         "calibration": calibration.to_dict(),
         "calibration_fit": calibration_report,
-        "product_examples": len(py),
+        "product_examples": product_examples,
         "customers": customers,
         "engine": engine,
         "config": asdict(cfg),
@@ -250,7 +284,6 @@ def train_model(
         },
         "training_seconds": round(time.monotonic() - t0, 1),
     }
-    return KairosModel(time_booster, product_booster, priors, items, metadata)
 
 
 @dataclass
