@@ -21,43 +21,15 @@ import argparse
 import json
 import sys
 import time
-import urllib.error
-import urllib.request
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
+
+import kairos_client
 
 GOLD, OTHERS, CONTROL_SHARE = 50, 5, 0.3
 
 
-class Api:
-    def __init__(self, url: str, key: str) -> None:
-        self.url, self.key = url.rstrip("/"), key
-
-    def call(self, method: str, path: str, body: Any = None, ok: tuple[int, ...] = (200, 201)) -> Any:
-        data = json.dumps(body).encode() if body is not None else None
-        req = urllib.request.Request(self.url + path, data=data, method=method)
-        req.add_header("Authorization", f"Bearer {self.key}")
-        req.add_header("Content-Type", "application/json")
-        try:
-            with urllib.request.urlopen(req, timeout=60) as resp:
-                status, text = resp.status, resp.read().decode()
-        except urllib.error.HTTPError as err:
-            status, text = err.code, err.read().decode()
-        if status not in ok:
-            raise SystemExit(f"{method} {path} answered {status}: {text}")
-        return json.loads(text) if text else None
-
-    def clock(self) -> tuple[datetime, float]:
-        """The product's now and its speed: the local runtime's simulated clock, else this machine's."""
-        try:
-            doc = self.call("GET", "/_local/clock")
-        except SystemExit:
-            return datetime.now(UTC), 1.0
-        return datetime.fromisoformat(doc["now"]), float(doc["speed"])
-
-    def now(self) -> datetime:
-        return self.clock()[0]
-
+class Api(kairos_client.Api):
     def emails(self, customer_id: str, campaign_id: str) -> list[dict[str, Any]]:
         msgs = self.call("GET", f"/v1/customers/{customer_id}/messages")["messages"]
         return [m for m in msgs if m.get("campaign_id") == campaign_id]

@@ -30,11 +30,11 @@ import email.policy
 import json
 import sys
 import time
-import urllib.error
 import urllib.parse
-import urllib.request
-from datetime import UTC, datetime
+from datetime import UTC
 from typing import Any
+
+import kairos_client
 
 ITEMS = [{"product_id": "sku-1", "quantity": 2, "price": 24.5}, {"product_id": "sku-2", "quantity": 1, "price": 12}]
 ORDER_HTML = (
@@ -49,37 +49,18 @@ CART_HTML = (
 )
 
 
-class Api:
-    def __init__(self, url: str, key: str) -> None:
-        self.url, self.key = url.rstrip("/"), key
-
-    def raw(
-        self, method: str, path: str, body: bytes | None = None, headers: dict[str, str] | None = None
-    ) -> tuple[int, str]:
-        req = urllib.request.Request(self.url + path, data=body, method=method, headers=headers or {})
-        try:
-            with urllib.request.urlopen(req, timeout=60) as resp:
-                return resp.status, resp.read().decode()
-        except urllib.error.HTTPError as err:
-            return err.code, err.read().decode()
-
-    def call(self, method: str, path: str, body: Any = None, ok: tuple[int, ...] = (200, 201)) -> Any:
-        data = json.dumps(body).encode() if body is not None else None
-        status, text = self.raw(
-            method, path, data, {"Authorization": f"Bearer {self.key}", "Content-Type": "application/json"}
-        )
-        if status not in ok:
-            raise SystemExit(f"{method} {path} answered {status}: {text}")
-        return json.loads(text) if text else None
-
-    def now(self) -> str:
-        return self.call("GET", "/_local/clock")["now"]
-
-    def outbox(self, to: str) -> list[dict[str, Any]]:
-        return [m for m in self.call("GET", "/_local/outbox")["messages"] if to in m["to"]]
+class Api(kairos_client.Api):
+    def mail_to(self, to: str) -> list[dict[str, Any]]:
+        return [m for m in self.outbox() if to in m["to"]]
 
     def event(self, customer_id: str, event_id: str, kind: str, **more: Any) -> None:
-        event = {"event_id": event_id, "customer_id": customer_id, "type": kind, "timestamp": self.now(), **more}
+        event = {
+            "event_id": event_id,
+            "customer_id": customer_id,
+            "type": kind,
+            "timestamp": self.now().isoformat(),
+            **more,
+        }
         result = self.call("POST", "/v1/events", {"events": [event]})
         if result["accepted"] != 1 and result.get("duplicates") != 1:
             raise SystemExit(f"event {event_id} refused: {result}")
@@ -100,7 +81,7 @@ def journey(name: str, entry: str, topic: str, node: dict[str, Any], transaction
 def wait_for(api: Api, to: str, count: int, channel: str, timeout_s: float = 60) -> list[dict[str, Any]]:
     deadline = time.monotonic() + timeout_s
     while True:
-        found = [m for m in api.outbox(to) if m["channel"] == channel]
+        found = [m for m in api.mail_to(to) if m["channel"] == channel]
         if len(found) >= count or time.monotonic() > deadline:
             return found
         time.sleep(0.5)
@@ -118,7 +99,7 @@ def main(argv: list[str] | None = None) -> int:
 
     # 1. The catalogue and the customer. Quiet hours hold texts at night in the customer's zone: this customer
     # lives where it is early afternoon now, so the SMS checks need not wait for morning.
-    utc_hour = datetime.fromisoformat(api.now()).astimezone(UTC).hour
+    utc_hour = api.now().astimezone(UTC).hour
     offset = (13 - utc_hour + 12) % 24 - 12  # hours east of UTC, -12..+11
     zone = "Etc/GMT" if offset == 0 else f"Etc/GMT{-offset:+d}"  # the tz database's signs are inverted
     for pid, name, price in (("sku-1", "Espresso beans 1 kg", 24.5), ("sku-2", "Milk jug", 12)):

@@ -24,34 +24,11 @@ import json
 import re
 import sys
 import time
-import urllib.error
-import urllib.request
 from datetime import UTC, datetime
-from typing import Any
+
+from kairos_client import Api
 
 CODE = re.compile(r"code (\S+) ")
-
-
-class Api:
-    def __init__(self, url: str, key: str) -> None:
-        self.url, self.key = url.rstrip("/"), key
-
-    def call(self, method: str, path: str, body: Any = None, ok: tuple[int, ...] = (200, 201)) -> Any:
-        data = json.dumps(body).encode() if body is not None else None
-        req = urllib.request.Request(self.url + path, data=data, method=method)
-        req.add_header("Authorization", f"Bearer {self.key}")
-        req.add_header("Content-Type", "application/json")
-        try:
-            with urllib.request.urlopen(req, timeout=120) as resp:
-                status, text = resp.status, resp.read().decode()
-        except urllib.error.HTTPError as err:
-            status, text = err.code, err.read().decode()
-        if status not in ok:
-            raise SystemExit(f"{method} {path} answered {status}: {text}")
-        return json.loads(text) if text else None
-
-    def now(self) -> str:
-        return self.call("GET", "/_local/clock")["now"]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -60,7 +37,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--key", default="kairos-local-dev-key")
     parser.add_argument("--customers", type=int, default=1000)
     args = parser.parse_args(argv)
-    api, n, run = Api(args.api, args.key), args.customers, str(int(time.time()))
+    api, n, run = Api(args.api, args.key, timeout_s=120), args.customers, str(int(time.time()))
     pool, domain = f"spring-{run}", f"run{run}.example.com"
     checks: dict[str, bool] = {}
 
@@ -105,7 +82,7 @@ def main(argv: list[str] | None = None) -> int:
                 ids,
             )
         )
-        now = api.now()
+        now = api.now().isoformat()
         batches = [ids[i : i + 25] for i in range(0, n, 25)]
         events = [
             [
@@ -126,7 +103,7 @@ def main(argv: list[str] | None = None) -> int:
     # 4. The outbox.
     deadline = time.monotonic() + max(120.0, n * 0.5)
     while True:
-        mails = [m for m in api.call("GET", "/_local/outbox")["messages"] if m["to"][0].endswith(domain)]
+        mails = [m for m in api.outbox() if m["to"][0].endswith(domain)]
         if len(mails) >= n or time.monotonic() > deadline:
             break
         time.sleep(2)
@@ -159,7 +136,7 @@ def main(argv: list[str] | None = None) -> int:
                     "type": "message_open",
                     "channel": "email",
                     "message_id": messages[c],
-                    "timestamp": api.now(),
+                    "timestamp": api.now().isoformat(),
                 }
             )
     for i in range(0, len(opens), 500):

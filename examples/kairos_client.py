@@ -1,0 +1,53 @@
+"""The HTTP client the example scripts share: the Kairos API with a key, and the local product's clock and outbox.
+
+Standard library only, so the examples run with any Python 3.11+ and nothing installed.
+"""
+
+from __future__ import annotations
+
+import json
+import urllib.error
+import urllib.request
+from datetime import UTC, datetime
+from typing import Any
+
+
+class Api:
+    def __init__(self, url: str, key: str, timeout_s: float = 60) -> None:
+        self.url, self.key, self.timeout_s = url.rstrip("/"), key, timeout_s
+
+    def raw(
+        self, method: str, path: str, body: bytes | None = None, headers: dict[str, str] | None = None
+    ) -> tuple[int, str]:
+        """Status and text of one request, as sent (no key unless ``headers`` has it)."""
+        req = urllib.request.Request(self.url + path, data=body, method=method, headers=headers or {})
+        try:
+            with urllib.request.urlopen(req, timeout=self.timeout_s) as resp:
+                return resp.status, resp.read().decode()
+        except urllib.error.HTTPError as err:
+            return err.code, err.read().decode()
+
+    def call(self, method: str, path: str, body: Any = None, ok: tuple[int, ...] = (200, 201)) -> Any:
+        """The JSON answer of an API call with the key; exits naming the call when the status is not in ``ok``."""
+        data = json.dumps(body).encode() if body is not None else None
+        status, text = self.raw(
+            method, path, data, {"Authorization": f"Bearer {self.key}", "Content-Type": "application/json"}
+        )
+        if status not in ok:
+            raise SystemExit(f"{method} {path} answered {status}: {text}")
+        return json.loads(text) if text else None
+
+    def clock(self) -> tuple[datetime, float]:
+        """The product's now and its speed: the local runtime's simulated clock, else this machine's."""
+        try:
+            doc = self.call("GET", "/_local/clock")
+        except SystemExit:
+            return datetime.now(UTC), 1.0
+        return datetime.fromisoformat(doc["now"]), float(doc["speed"])
+
+    def now(self) -> datetime:
+        return self.clock()[0]
+
+    def outbox(self) -> list[dict[str, Any]]:
+        """Every message the local product's providers received (``GET /_local/outbox``), oldest first."""
+        return self.call("GET", "/_local/outbox")["messages"]
