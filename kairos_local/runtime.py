@@ -129,9 +129,7 @@ class LocalRuntime:
             assert spec is not None and spec.loader is not None
             module = importlib.util.module_from_spec(spec)
             sys.modules[unique] = module
-            # Under the lock as invocations are: the environment is the process's, and a schedule's thread
-            # loading one function while a request loads another would otherwise swap it under either.
-            with self.lock, self._environment(logical_id):
+            with self._environment(logical_id):
                 spec.loader.exec_module(module)
             self._handlers[logical_id] = getattr(module, func_name)
         return self._handlers[logical_id]
