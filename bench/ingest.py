@@ -52,6 +52,7 @@ def main() -> None:
     parser.add_argument("--events", type=int, default=3000)
     parser.add_argument("--customers", type=int, default=200)
     parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--capacity-only", action="store_true", help="only the capacity per event")
     args = parser.parse_args()
     rng = random.Random(1)
     calls: Counter[str] = Counter()
@@ -64,7 +65,7 @@ def main() -> None:
         )
         headers = auth_header(rt)
         rows = []
-        for rep in range(args.repeat):
+        for rep in range(0 if args.capacity_only else args.repeat):
             for size in (1, 25, 500):
                 n = min(args.events, 300) if size == 1 else args.events
                 events = make_events(n, args.customers, f"r{rep}b{size}", rng)
@@ -76,32 +77,38 @@ def main() -> None:
                     assert resp["statusCode"] == 200, resp
                 elapsed = time.perf_counter() - started
                 rows.append((size, rep, n / elapsed, sum(calls.values()) / n, dict(calls)))
-        print(f"{'batch':>6} {'events/s (median)':>18} {'min..max':>16} {'DynamoDB req/event':>19}  calls (last run)")
-        for size in (1, 25, 500):
-            mine = [r for r in rows if r[0] == size]
-            rates = [r[2] for r in mine]
-            print(
-                f"{size:>6} {statistics.median(rates):>18.1f} {min(rates):>7.1f}..{max(rates):<8.1f}"
-                f" {statistics.median(r[3] for r in mine):>19.3f}  {mine[-1][4]}"
-            )
-        base = statistics.median(r[2] for r in rows if r[0] == 1)
+        if rows:
+            print_throughput(rows)
         print(
-            "throughput relative to batch 1: "
-            + ", ".join(
-                f"batch {s}: {statistics.median(r[2] for r in rows if r[0] == s) / base:.1f}x" for s in (25, 500)
-            )
+            f"{'prior events':>12} {'customer KB':>12} {'parts KB':>9} {'WCU session':>12} {'WCU view':>9} "
+            f"{'WCU purchase':>13} {'RCU session':>12}"
         )
-        print()
-        print(f"{'prior events':>12} {'customer item KB':>17} {'WCU session':>12} {'WCU view':>9} {'RCU':>5}")
         caps = {}
         for prior in (10, 100, 1000):
             caps[prior] = c = capacity_per_event(rt, headers, prior, rng, seen)
             print(
-                f"{prior:>12} {c['item_kb']:>17} {c['session']:>12.0f} {c['product_view']:>9.0f} "
-                f"{c['session_rcu']:>5.0f}"
+                f"{prior:>12} {c['item_kb']:>12} {c['parts_kb']:>9} {c['session']:>12.2f} {c['product_view']:>9.2f} "
+                f"{c['purchase']:>13.2f} {c['session_rcu']:>12.2f}"
             )
         print("(floor: 1 WCU for the event itself; $1.25 per million WCU on demand)")
-        print(f"WCU per event at 1000 prior events: {caps[1000]['session']:.0f}")
+        print(f"WCU per event at 1000 prior events: {caps[1000]['session']:.2f}")
+
+
+def print_throughput(rows: list[tuple]) -> None:
+    print(f"{'batch':>6} {'events/s (median)':>18} {'min..max':>16} {'DynamoDB req/event':>19}  calls (last run)")
+    for size in (1, 25, 500):
+        mine = [r for r in rows if r[0] == size]
+        rates = [r[2] for r in mine]
+        print(
+            f"{size:>6} {statistics.median(rates):>18.1f} {min(rates):>7.1f}..{max(rates):<8.1f}"
+            f" {statistics.median(r[3] for r in mine):>19.3f}  {mine[-1][4]}"
+        )
+    base = statistics.median(r[2] for r in rows if r[0] == 1)
+    print(
+        "throughput relative to batch 1: "
+        + ", ".join(f"batch {s}: {statistics.median(r[2] for r in rows if r[0] == s) / base:.1f}x" for s in (25, 500))
+    )
+    print()
 
 
 def value_bytes(value: dict) -> int:
@@ -135,11 +142,68 @@ def kb(n: int, unit: int = 1024) -> int:
     return max(1, math.ceil(n / unit))
 
 
+def _snapshot(ddb, cfg, cid: str) -> dict[tuple[str, str], dict]:
+    """Every item of one customer in both tables, by (table, sort key or "")."""
+    out = {}
+    item = ddb.get_item(TableName=cfg.customers_table, Key={"customer_id": {"S": cid}}).get("Item")
+    if item:
+        out[(cfg.customers_table, "")] = item
+    kwargs = {
+        "TableName": cfg.events_table,
+        "KeyConditionExpression": "customer_id = :c",
+        "ExpressionAttributeValues": {":c": {"S": cid}},
+    }
+    while True:
+        resp = ddb.query(**kwargs)
+        out.update({(cfg.events_table, i["sk"]["S"]): i for i in resp["Items"]})
+        if "LastEvaluatedKey" not in resp:
+            return out
+        kwargs["ExclusiveStartKey"] = resp["LastEvaluatedKey"]
+
+
+def _key(table: str, key: dict) -> tuple[str, str]:
+    return (table, key["sk"]["S"] if "sk" in key else "")
+
+
+def billed(requests: list[tuple[str, dict]], before: dict, after: dict) -> tuple[float, float]:
+    """WCU and RCU of the requests, by the sizes of the items before and after them (DynamoDB's rules)."""
+
+    def size(table: str, key: dict) -> int:
+        k = _key(table, key)
+        return max(item_bytes(before.get(k, {})), item_bytes(after.get(k, {})))
+
+    wcu = rcu = 0.0
+    for name, params in requests:
+        if name == "TransactWriteItems":
+            for op in params["TransactItems"]:
+                ((kind, body),) = op.items()
+                key = body.get("Key") or {k: v for k, v in body["Item"].items() if k in ("customer_id", "sk")}
+                wcu += 2 * kb(size(body["TableName"], key))
+        elif name in ("PutItem", "UpdateItem", "DeleteItem"):
+            key = params.get("Key") or {k: v for k, v in params["Item"].items() if k in ("customer_id", "sk")}
+            wcu += kb(size(params["TableName"], key))
+        elif name == "BatchGetItem":
+            for table, req in params["RequestItems"].items():
+                unit = 4096 if req.get("ConsistentRead") else 8192
+                for key in req["Keys"]:
+                    rcu += kb(item_bytes(before.get(_key(table, key), {})), unit)
+        elif name == "GetItem":
+            rcu += kb(item_bytes(before.get(_key(params["TableName"], params["Key"]), {})), 4096)
+        elif name == "Query":
+            rcu += 1
+    return wcu, rcu
+
+
+KINDS = ("session", "product_view", "purchase")
+
+
 def capacity_per_event(
-    rt, headers: dict[str, str], prior: int, rng: random.Random, seen: list[tuple[str, dict]]
+    rt, headers: dict[str, str], prior: int, rng: random.Random, seen: list[tuple[str, dict]], events: int = 24
 ) -> dict[str, float]:
-    """WCU and RCU of one more event (a session in a new hour, and a product view) for a customer with ``prior``
-    events, a profile and a stored recommendation, from the requests the handler made."""
+    """Mean WCU and RCU of one more event (a session in a new hour, a product view, a one-line purchase), each sent
+    alone, for a customer with ``prior`` events, a profile and a stored recommendation, from the requests the handler
+    made and the sizes of the items they touched. The mean over ``events`` events of each kind counts the writes a
+    store spreads over many events (moments gathered, then written to their months together)."""
     from kairos.core.config import Settings
 
     cfg = Settings.from_env(rt.dep.function_environment("ApiFunction"))
@@ -168,52 +232,32 @@ def capacity_per_event(
         "confidence": 0.8,
         "scored_at": datetime.now(UTC).isoformat(),
     }
-    from boto3.dynamodb.types import TypeSerializer
+    from kairos.customers.adapters.dynamo import DynamoStore
 
-    from kairos.core.aws import to_dynamo
-
-    ddb.update_item(
-        TableName=cfg.customers_table,
-        Key={"customer_id": {"S": cid}},
-        UpdateExpression="SET recommendation = :r",
-        ExpressionAttributeValues={":r": TypeSerializer().serialize(to_dynamo(rec))},
-    )
+    DynamoStore(cfg.events_table, cfg.customers_table, client=ddb).put_recommendation(cid, rec)
+    used = {datetime.fromisoformat(e["timestamp"]).replace(minute=0, second=0, microsecond=0) for e in history}
+    top = datetime.now(UTC).replace(minute=0, second=0, microsecond=0) - timedelta(hours=1)
+    free = (top - timedelta(hours=k) for k in range(24 * 59))
     out: dict[str, float] = {}
-    for kind in ("session", "product_view"):
-        before = ddb.get_item(TableName=cfg.customers_table, Key={"customer_id": {"S": cid}})["Item"]
-        ev = {
-            "event_id": f"{cid}-{kind}",
-            "customer_id": cid,
-            "type": kind,
-            # an hour no earlier event used: a session starts a new engagement moment
-            "timestamp": (datetime.now(UTC) + timedelta(seconds=60)).isoformat(),
-        }
-        if kind == "product_view":
-            ev["product_id"] = "P7"
-        seen.clear()
-        assert rt.invoke("ApiFunction", _apigw_event(json.dumps({"events": [ev]}), headers))["statusCode"] == 200
-        requests = list(seen)
-        after = ddb.get_item(TableName=cfg.customers_table, Key={"customer_id": {"S": cid}})["Item"]
+    for kind in KINDS:
         wcu = rcu = 0.0
-        for name, params in requests:
-            if name == "TransactWriteItems":
-                for op in params["TransactItems"]:
-                    if "Put" in op:
-                        wcu += 2 * kb(item_bytes(op["Put"]["Item"]))
-                    elif "Update" in op:
-                        wcu += 2 * kb(max(item_bytes(before), item_bytes(after)))
-            elif name == "BatchGetItem":
-                for table, req in params["RequestItems"].items():
-                    for _ in req["Keys"]:
-                        size = item_bytes(before) if table == cfg.customers_table else 0
-                        rcu += kb(size, 4096)
-            elif name in ("GetItem", "Query"):
-                rcu += 1
-            elif name in ("PutItem", "UpdateItem"):
-                wcu += 1
-        out[kind] = wcu
-        out[f"{kind}_rcu"] = rcu
-        out["item_kb"] = round(item_bytes(after) / 1024, 1)
+        for n in range(events):
+            hour = next(h for h in free if h not in used)  # a session there starts a new engagement moment
+            ev = {"event_id": f"{cid}-{kind}-{n}", "customer_id": cid, "type": kind, "timestamp": hour.isoformat()}
+            if kind != "session":
+                ev["product_id"] = f"P{rng.randrange(300)}"
+            if kind == "purchase":
+                ev["amount"] = 12.5
+            before = _snapshot(ddb, cfg, cid)
+            seen.clear()
+            resp = rt.invoke("ApiFunction", _apigw_event(json.dumps({"events": [ev]}), headers))
+            assert resp["statusCode"] == 200 and json.loads(resp["body"])["accepted"] == 1, resp
+            w, r = billed(list(seen), before, _snapshot(ddb, cfg, cid))
+            wcu, rcu = wcu + w, rcu + r
+        out[kind], out[f"{kind}_rcu"] = wcu / events, rcu / events
+    after = _snapshot(ddb, cfg, cid)
+    out["item_kb"] = round(item_bytes(after[(cfg.customers_table, "")]) / 1024, 2)
+    out["parts_kb"] = round(sum(item_bytes(i) for (t, sk), i in after.items() if sk.startswith("a#")) / 1024, 1)
     return out
 
 

@@ -7,12 +7,12 @@ Customers are the committed Online Retail cut (``tests/data``) folded into aggre
 to the count, in the in-memory store. The run's own code runs as the state machine runs it: the plan, the RFM
 pass over the shards and the merge, then the scoring shards; twice: a first night (everybody scored), and a
 second night where a ``--changed`` share of the customers did something since (the others keep their answer).
-Each phase's CPU time per customer is measured here, and so is decoding a customer from a DynamoDB Scan page
-(which the in-memory store skips); the estimate for 10 million customers divides the work
-over the run's shards (40 at once) and adds what DynamoDB bills for the scans and writes at the item sizes
-``bench/ingest.py`` measures (about 9 KB per customer). This machine's cores are slower than Lambda's arm64
-ones at 1,769 MB or more only by a small factor, and other work shares them: read the minutes as an order of
-magnitude, the shares as measured.
+Each phase's CPU time per customer is measured here, and so is decoding a customer as a scan reads it (which the
+in-memory store skips); the estimate for 10 million customers divides the work over the run's shards (40 at once)
+and adds what DynamoDB bills for the scans and writes at the sizes of these customers' items (a compressed core on
+the customers table, the parts beside the events). This machine's cores are slower than Lambda's arm64 ones at
+1,769 MB or more only by a small factor, and other work shares them: read the minutes as an order of magnitude,
+the shares as measured.
 """
 
 from __future__ import annotations
@@ -38,7 +38,6 @@ from training.io import load_events  # noqa: E402
 
 SAMPLE = ROOT / "tests" / "data" / "online_retail_sample.csv.gz"
 TARGET = 10_000_000
-ITEM_KB = 9  # a customer item with 1,000 events and a recommendation (bench/ingest.py)
 RCU_PRICE, WCU_PRICE = 0.25e-6, 1.25e-6
 LAMBDA_GB_S = 0.0000133334  # arm64
 LAMBDA_GB = 1.769
@@ -60,34 +59,75 @@ def build(n: int) -> tuple[InMemoryCustomerStore, object]:
     return store, as_of
 
 
-def parse_cost(store, as_of) -> float:
-    """CPU ms to decode one customer of a DynamoDB Scan page (JSON, then typed values), which the in-memory
-    store does not pay: measured on a 1 MB page of these customers' items with their recommendations."""
+def parse_cost(store, as_of) -> tuple[float, float, float]:
+    """CPU ms to decode one customer as a scan reads it (its item from a Scan page, its parts from a BatchGetItem
+    answer: JSON, typed values, decompression), which the in-memory store skips; and the RCU per customer of a scan
+    and the WCU of storing one recommendation, by the sizes DynamoDB bills for these customers' items."""
+    import base64
     import json
 
     from boto3.dynamodb.types import TypeSerializer
 
-    from kairos.core.aws import from_item, to_dynamo
+    from kairos.core.aws import to_dynamo
+    from kairos.customers.adapters import layout
+    from kairos.customers.adapters.dynamo import DynamoStore
 
     ser = TypeSerializer()
-    items = []
+    items, parts = [], []
     for rec in list(store.customers.values())[:400]:
-        doc = {
-            "customer_id": rec.customer_id,
-            "version": 7,
-            "agg": rec.aggregates.to_dict(),
-            "profile": rec.profile,
-            "recommendation": rec.recommendation or {},
+        names = [layout.PROFILE, layout.RECOMMENDATION, *layout.AGGREGATE_PARTS]
+        items.append(
+            {
+                "customer_id": {"S": rec.customer_id},
+                "version": {"N": "7"},
+                "updated_at": {"S": rec.updated_at or ""},
+                "core": {"B": layout.encode_core(rec.aggregates, layout.Core())},
+                "parts": {"SS": names},
+            }
+        )
+        mine = {
+            layout.PROFILE: {"profile": ser.serialize(to_dynamo(rec.profile or {}))},
+            layout.RECOMMENDATION: {"data": {"B": layout.pack(rec.recommendation or {})}},
+            **{n: {"data": {"B": layout.encode_part(rec.aggregates, n)}} for n in layout.AGGREGATE_PARTS},
         }
-        items.append({k: ser.serialize(to_dynamo(v)) for k, v in doc.items()})
-    page = json.dumps({"Items": items, "Count": len(items)})
+        parts.append({n: {"customer_id": {"S": rec.customer_id}, "sk": {"S": f"a#{n}"}, **v} for n, v in mine.items()})
+
+    def b64(doc):  # the wire form: binary values as base64 in JSON
+        return json.dumps(doc, default=lambda b: base64.b64encode(b).decode())
+
+    page, answer = b64({"Items": items}), b64({"Responses": {"events": [i for p in parts for i in p.values()]}})
+    reader = DynamoStore("events", "customers", client=object())
     t0 = time.process_time()
     for _ in range(5):
-        for raw in json.loads(page)["Items"]:
-            from_item(raw)
+        raws = json.loads(page)["Items"]
+        got = json.loads(answer)["Responses"]["events"]
+        by_customer: dict[str, dict] = {}
+        for item in got:
+            by_customer.setdefault(item["customer_id"]["S"], {})[item["sk"]["S"][2:]] = item
+        for raw in raws:
+            raw["core"]["B"] = base64.b64decode(raw["core"]["B"])
+            for item in by_customer[raw["customer_id"]["S"]].values():
+                if "data" in item:
+                    item["data"]["B"] = base64.b64decode(item["data"]["B"])
+            reader._record(raw, by_customer[raw["customer_id"]["S"]])
     per = (time.process_time() - t0) / (5 * len(items)) * 1e3
-    print(f"a Scan page of {len(items)} customers: {len(page) / 1024:.0f} KB, {per:.3f} ms per customer to decode")
-    return per
+
+    def size(item: dict) -> int:
+        return sum(len(k) + (len(v["B"]) if "B" in v else len(json.dumps(v))) for k, v in item.items())
+
+    core_kb = sum(size(i) for i in items) / len(items) / 1024
+    # a scan reads the item (eventually consistent: 0.5 RCU per 4 KB of the page) and asks for each part (at least
+    # 0.5 RCU a key); storing a recommendation updates the item and puts the part, in a transaction (2 WCU per KB)
+    rcu = core_kb / 4 * 0.5 + sum(0.5 * max(1, math.ceil(size(i) / 4096)) for p in parts for i in p.values()) / len(
+        parts
+    )
+    rec_kb = sum(math.ceil(size(p[layout.RECOMMENDATION]) / 1024) for p in parts) / len(parts)
+    wcu = 2 * math.ceil(core_kb) + 2 * rec_kb
+    print(
+        f"a customer as a scan reads it: core {core_kb:.2f} KB and {len(parts[0])} parts, {per:.3f} ms to decode, "
+        f"{rcu:.2f} RCU; a recommendation stored: {wcu:.1f} WCU"
+    )
+    return per, rcu, wcu
 
 
 def night(store, insights, model, as_of, shards: int) -> dict[str, float]:
@@ -148,7 +188,7 @@ def main() -> int:
         if step and i % step == 0:
             store.customers[cid] = replace(store.customers[cid], updated_at=(as_of + timedelta(hours=2)).isoformat())
     second = night(store, insights, model, tomorrow, shards)
-    decode_ms = parse_cost(store, tomorrow)
+    decode_ms, rcu_per_customer, wcu_per_answer = parse_cost(store, tomorrow)
     print(f"{'night':<7} {'RFM pass ms/customer':>21} {'score ms/customer':>18} {'items written':>14}")
     for name, r in (("first", first), ("second", second)):
         print(f"{name:<7} {r['rfm'] * 1e3 / n:>21.3f} {r['score'] * 1e3 / n:>18.3f} {r['writes']:>14}")
@@ -158,8 +198,8 @@ def main() -> int:
         cpu = (r["rfm"] + r["score"]) / n * TARGET + 2 * decode_ms / 1e3 * TARGET  # two scans
         minutes = cpu / shards_10m / 60
         lam = cpu * LAMBDA_GB * LAMBDA_GB_S
-        reads = 2 * TARGET * math.ceil(ITEM_KB / 4) * 0.5 * RCU_PRICE  # two eventually consistent scans
-        writes = r["writes"] / n * TARGET * ITEM_KB * WCU_PRICE
+        reads = 2 * TARGET * rcu_per_customer * RCU_PRICE  # two eventually consistent scans
+        writes = r["writes"] / n * TARGET * wcu_per_answer * WCU_PRICE
         print(
             f"10M, {name}: {cpu / 3600:.1f} CPU-hours, about {minutes:.0f} min on {shards_10m} shards; "
             f"Lambda ${lam:.2f}, scans ${reads:.2f}, writes ${writes:.2f}"

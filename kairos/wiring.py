@@ -30,6 +30,8 @@ if TYPE_CHECKING:
     from kairos.customers.ports import CustomerStore, DecisionLog, EventArchive, EventTypeCatalogue
     from kairos.http.adapters.api_keys import DynamoApiKeyStore
     from kairos.insights.adapters.insights import DynamoInsightStore
+    from kairos.insights.engine_settings import AnalyticsSettings
+    from kairos.insights.ports import AnalyticsEngine
     from kairos.journeys.adapters.journey_store import EventBridgeTaskSink
     from kairos.journeys.ports import JourneyStarter, JourneyStore
     from kairos.journeys.runner import StepDeps
@@ -112,6 +114,29 @@ def insight_store(cfg: Settings) -> DynamoInsightStore:
     from kairos.insights.adapters.insights import DynamoInsightStore
 
     return DynamoInsightStore(cfg.need("insights_table"))
+
+
+def analytics_settings() -> AnalyticsSettings:
+    """The analytics engine's settings from this process's environment (see ``kairos.insights.engine_settings``)."""
+    import os
+
+    from kairos.insights.engine_settings import AnalyticsSettings
+
+    return AnalyticsSettings.from_env(os.environ)
+
+
+def analytics_engine(cfg: Settings, analytics: AnalyticsSettings) -> AnalyticsEngine | None:
+    """What runs queries over the event archive: Athena (AWS), DuckDB over the archive bucket (the local
+    runtime), or ``None`` when the deployment has no engine."""
+    if analytics.engine == "athena":
+        from kairos.insights.adapters.athena_engine import AthenaArchive
+
+        return AthenaArchive(analytics.workgroup, analytics.database, analytics.table)
+    if analytics.engine == "duckdb":
+        from kairos.insights.adapters.duckdb_engine import S3DuckDbEngine
+
+        return S3DuckDbEngine(cfg.need("archive_bucket"), table=analytics.table)
+    return None
 
 
 def promo_pools(cfg: Settings) -> PromoPools:

@@ -33,6 +33,9 @@ if TYPE_CHECKING:
     from kairos_local.template import Deployment
 
 MAX_BODY_BYTES = 10 * 1024 * 1024  # API Gateway REST payload limit
+# What a function's environment says differently here than in AWS. moto's Athena takes queries but runs none: the
+# same archive queries run on DuckDB over the embedded archive bucket.
+LOCAL_ENVIRONMENT = {"KAIROS_ANALYTICS_ENGINE": "duckdb"}
 log = logging.getLogger(__name__)
 
 
@@ -109,7 +112,8 @@ class LocalRuntime:
     @contextmanager
     def _environment(self, logical_id: str) -> Iterator[None]:
         saved = dict(os.environ)
-        os.environ.update(self.dep.function_environment(logical_id))
+        env = self.dep.function_environment(logical_id)
+        os.environ.update({**env, **{k: v for k, v in LOCAL_ENVIRONMENT.items() if k in env}})
         os.environ.setdefault("POWERTOOLS_TRACE_DISABLED", "true")
         os.environ.setdefault("POWERTOOLS_METRICS_DISABLED", "true")
         os.environ["AWS_LAMBDA_FUNCTION_NAME"] = self.dep.physical[logical_id]

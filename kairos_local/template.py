@@ -380,6 +380,31 @@ def _deploy_secret(dep: Deployment, session: Any, lid: str, res: dict[str, Any])
     dep.attributes[(lid, "Id")] = arn
 
 
+def _deploy_glue_database(dep: Deployment, session: Any, lid: str, res: dict[str, Any]) -> None:
+    props = dep.resolve(res["Properties"])
+    session.client("glue").create_database(DatabaseInput=props["DatabaseInput"])
+    dep.physical[lid] = props["DatabaseInput"]["Name"]
+
+
+def _deploy_glue_table(dep: Deployment, session: Any, lid: str, res: dict[str, Any]) -> None:
+    props = dep.resolve(res["Properties"])
+    session.client("glue").create_table(DatabaseName=props["DatabaseName"], TableInput=props["TableInput"])
+    dep.physical[lid] = props["TableInput"]["Name"]
+
+
+def _deploy_workgroup(dep: Deployment, session: Any, lid: str, res: dict[str, Any]) -> None:
+    """An Athena workgroup: moto keeps it and takes queries in it, but runs none (the local runtime's analytics
+    run on DuckDB instead, see ``kairos_local.runtime.LOCAL_ENVIRONMENT``)."""
+    props = dep.resolve(res["Properties"])
+    config = dict(props.get("WorkGroupConfiguration", {}))
+    if "BytesScannedCutoffPerQuery" in config:
+        config["BytesScannedCutoffPerQuery"] = int(config["BytesScannedCutoffPerQuery"])
+    session.client("athena").create_work_group(
+        Name=props["Name"], Description=props.get("Description", ""), Configuration=config
+    )
+    dep.physical[lid] = props["Name"]
+
+
 def _named_by_messaging(dep: Deployment, session: Any, lid: str, res: dict[str, Any]) -> None:
     """Created by :func:`_deploy_messaging`, which runs first (functions' environments name them)."""
 
@@ -396,6 +421,9 @@ DEPLOYED: dict[str, Callable[[Deployment, Any, str, dict[str, Any]], None]] = {
     "AWS::Logs::LogGroup": _deploy_log_group,
     "AWS::CloudWatch::Alarm": _deploy_alarm,
     "AWS::SecretsManager::Secret": _deploy_secret,
+    "AWS::Glue::Database": _deploy_glue_database,
+    "AWS::Glue::Table": _deploy_glue_table,
+    "AWS::Athena::WorkGroup": _deploy_workgroup,
 }
 
 #: Resource types the local runtime brings up itself: named in :func:`deploy`, run in-process.

@@ -61,6 +61,7 @@ class InMemoryCustomerStore(CustomerStore):
         customer_ids: Iterable[str],
         event_keys: Iterable[tuple[str, str]],
         moment_keys: Iterable[tuple[str, str]],
+        event_types: Any = None,
     ) -> IngestState:
         cids = set(customer_ids)
         customers = {c: self.get_customer(c) or CustomerRecord(c) for c in cids}

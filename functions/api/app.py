@@ -31,6 +31,8 @@ SETTINGS = require(
     "insights_table",
     "promo_table",
 )
+# Which engine answers questions over the event archive (Athena; DuckDB in the local runtime).
+ANALYTICS = wiring.analytics_settings()
 
 # Once per cold start; each store is built on its first use, so a request pays only for the stores it touches.
 DEPS = ApiDeps(
@@ -49,6 +51,7 @@ DEPS = ApiDeps(
     clock_skew=SETTINGS.clock_skew,
     global_control_share=SETTINGS.global_control_share,
     links=Lazy(lambda: wiring.unsubscribe_links(SETTINGS, base=request_base())),
+    analytics=Lazy(lambda: wiring.analytics_engine(SETTINGS, ANALYTICS)),
 )
 
 

@@ -6,8 +6,8 @@ import bisect
 from typing import TYPE_CHECKING, Any
 
 from kairos.audiences.matching import CustomerHistory, matches, needs_history
+from kairos.audiences.sampling import SAMPLE_LIMIT, CustomerSample
 from kairos.core.errors import InUseError
-from kairos.customers.profiles import all_customers
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
@@ -47,22 +47,31 @@ def preview_segment(
     messages: MessageLog | None = None,
     sample: int = PREVIEW_SAMPLE,
     page_size: int = 1000,
+    limit: int = SAMPLE_LIMIT,
 ) -> dict[str, Any]:
     """How many customers a segment holds now, and a sample of their ids (the first in id order).
 
-    Every stored customer is read once (a scan); counts over a window (``events.``, ``messages.``) read the
-    history of the customers that reach them.
+    At most ``limit`` customers are read (:class:`~kairos.audiences.sampling.CustomerSample`): every customer of
+    a smaller store, a sample of a larger one, whose count is scaled to the store (``estimate``). Counts over a
+    window (``events.``, ``messages.``) read the history of the customers that reach them.
     """
     history = CustomerHistory(customers, messages) if needs_history(filters) else None
-    count = scanned = 0
+    read = CustomerSample(customers, limit, page_size)
+    count = 0
     ids: list[str] = []
-    for record in all_customers(customers, page_size):
-        scanned += 1
+    for record in read:
         if matches(record, filters, now, history):
             count += 1
             bisect.insort(ids, record.customer_id)
             del ids[sample:]
-    return {"count": count, "scanned": scanned, "sample": ids, "as_of": now.isoformat()}
+    return {
+        "count": count,
+        "scanned": read.read,
+        "sample": ids,
+        "as_of": now.isoformat(),
+        "estimate": read.estimate(count),
+        **read.view(),
+    }
 
 
 def _names_segment(doc: Any, name: str) -> bool:

@@ -52,6 +52,9 @@ class IngestState:
     customers: dict[str, CustomerRecord]
     existing_events: set[tuple[str, str]]
     existing_moments: set[tuple[str, str]]
+    # Events already folded into their customer's aggregates whose own items may not be stored yet (a write that
+    # stopped between the two): stored again, never folded again.
+    folded_events: set[tuple[str, str]] = field(default_factory=set)
 
 
 @dataclass
@@ -62,6 +65,8 @@ class CustomerWrite:
     events: list[Event]
     moments: list[str]
     aggregates: CustomerAggregates
+    # Events an earlier write folded but did not finish storing: stored now, not folded again.
+    unstored: list[Event] = field(default_factory=list)
 
     @property
     def size(self) -> int:

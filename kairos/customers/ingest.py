@@ -101,7 +101,7 @@ def ingest_events(
     retention, skew
         How old and how far ahead of ``now`` an event may be.
     on_stored
-        Told each group of events once it is stored (what :func:`event_types_of` summarises), never a duplicate.
+        Told each group of events once it is stored, never a duplicate.
 
     Returns
     -------
@@ -149,12 +149,26 @@ def ingest_events(
             pending,
             [(c, e.event_id) for c, evs in pending.items() for e in evs],
             [(c, m) for c, evs in pending.items() for e in evs for m in _moments_of(e)],
+            {c: {e.type for e in evs} for c, evs in pending.items()},
         )
         rounds: list[list[CustomerWrite]] = []
         for cid in sorted(pending):
-            fresh = [e for e in pending[cid] if (cid, e.event_id) not in state.existing_events]
+            unstored = [e for e in pending[cid] if (cid, e.event_id) in state.folded_events]
+            fresh = [
+                e
+                for e in pending[cid]
+                if (cid, e.event_id) not in state.existing_events and (cid, e.event_id) not in state.folded_events
+            ]
+            # Events an earlier request folded are duplicates; those it did not finish storing are stored now.
             duplicates += len(pending[cid]) - len(fresh)
             pending[cid] = fresh
+            if unstored:
+                record = state.customers[cid]
+                write = CustomerWrite(record, [], [], record.aggregates, unstored=unstored)
+                if not rounds:
+                    rounds.append([])
+                rounds[0].append(write)
+                continue  # the fresh events go on the next attempt, on top of what this write stores
             if not fresh:
                 continue
             record = state.customers[cid]
@@ -180,7 +194,8 @@ def ingest_events(
             if zone_given and agg.timezone_source != "profile" and not agg.has_data:
                 # The profile came first: count in its zone from the first event (nothing to re-bucket).
                 agg = rebucket(agg, [], zone_given)
-            for r, piece in enumerate(_units(fresh, store.max_transaction_items)):
+            budget = store.max_transaction_items - store.extra_items_per_customer + 1
+            for r, piece in enumerate(_units(fresh, budget)):
                 agg, new_moments = fold_events(agg, piece, counted)
                 counted |= new_moments
                 write = CustomerWrite(record=record, events=piece, moments=sorted(new_moments), aggregates=agg)
@@ -199,7 +214,7 @@ def ingest_events(
         failed: set[str] = set()  # customers whose later pieces must wait (their earlier piece did not commit)
         for writes in rounds:
             writes = [w for w in writes if w.record.customer_id not in failed]
-            for txn in _pack(writes, store.max_transaction_items):
+            for txn in _pack(writes, store.max_transaction_items, store.write_items):
                 for w, error in _commit(store, txn, now):
                     cid = w.record.customer_id
                     if error is None:
@@ -207,7 +222,7 @@ def ingest_events(
                         if on_stored is not None:
                             on_stored(list(w.events))
                         done = {e.event_id for e in w.events}
-                        pending[cid] = [e for e in pending[cid] if e.event_id not in done]
+                        pending[cid] = [e for e in pending.get(cid, []) if e.event_id not in done]
                         continue
                     failed.add(cid)
                     if isinstance(error, ConflictError):
@@ -220,7 +235,7 @@ def ingest_events(
                         reason = f"could not be stored: {error.reason}"
                         rejected += [
                             Rejection(index=index[(cid, e.event_id)], field=error.field, reason=reason)
-                            for e in pending[cid]
+                            for e in pending.get(cid, [])
                         ]
                     else:
                         transient = error
@@ -236,42 +251,21 @@ def ingest_events(
 def _commit(
     store: CustomerStore, txn: list[CustomerWrite], now: datetime
 ) -> list[tuple[CustomerWrite, KairosError | None]]:
-    """Commit a transaction; each write with ``None`` or the error that stopped it.
-
-    When the store refuses the data itself, a transaction of several customers is retried one customer at a
-    time, so the customer at fault is found and the others are stored.
-    """
-    try:
-        store.commit_ingest(txn, now)
-    except InvalidInputError as exc:
-        if len(txn) == 1:
-            return [(txn[0], exc)]
-        return [outcome for w in txn for outcome in _commit(store, [w], now)]
-    except (ConflictError, StoreError) as exc:
-        return [(w, exc) for w in txn]
-    return [(w, None) for w in txn]
+    """Commit a group of writes; each write with ``None`` or the error that stopped it."""
+    return list(zip(txn, store.commit_writes(txn, now), strict=True))
 
 
-def _pack(writes: list[CustomerWrite], budget: int) -> list[list[CustomerWrite]]:
-    """First-fit packing of customer writes into transactions of at most ``budget`` items."""
+def _pack(writes: list[CustomerWrite], budget: int, size: Callable[[CustomerWrite], int]) -> list[list[CustomerWrite]]:
+    """First-fit packing of customer writes into transactions of at most ``budget`` items (``size`` per write)."""
     txns: list[list[CustomerWrite]] = []
     sizes: list[int] = []
-    for w in sorted(writes, key=lambda w: -w.size):
+    for w, n in sorted(((w, size(w)) for w in writes), key=lambda p: -p[1]):
         for i, used in enumerate(sizes):
-            if used + w.size <= budget:
+            if used + n <= budget:
                 txns[i].append(w)
-                sizes[i] += w.size
+                sizes[i] += n
                 break
         else:
             txns.append([w])
-            sizes.append(w.size)
+            sizes.append(n)
     return txns
-
-
-def event_types_of(events: list[Event]) -> dict[str, tuple[int, set[str]]]:
-    """How many events of each type, and the names of the properties they carried (``type -> (count, names)``)."""
-    out: dict[str, tuple[int, set[str]]] = {}
-    for ev in events:
-        count, names = out.get(ev.type, (0, set()))
-        out[ev.type] = (count + 1, names | set(ev.properties or {}))
-    return out

@@ -6,10 +6,13 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from typing import TYPE_CHECKING, Any
 
+from kairos.core.errors import ConflictError, InvalidInputError, StoreError
+
 if TYPE_CHECKING:
-    from collections.abc import Iterable
+    from collections.abc import Iterable, Mapping
     from datetime import datetime
 
+    from kairos.core.errors import KairosError
     from kairos.customers.aggregates import CustomerAggregates
     from kairos.customers.domain import CustomerRecord, CustomerWrite, IngestState
 
@@ -21,8 +24,14 @@ class IngestStore(ABC):
     condition fails raises :class:`kairos.core.errors.ConflictError` and changes nothing.
     """
 
-    #: How many items one :meth:`commit_ingest` call may hold (events + moments + one per customer).
+    #: How many items one :meth:`commit_ingest` call may hold.
     max_transaction_items: int = 100
+    #: Items a customer's write may take beyond one per event and moment (its own, and the store's layout).
+    extra_items_per_customer: int = 1
+
+    def write_items(self, write: CustomerWrite) -> int:
+        """How many of :attr:`max_transaction_items` one customer's write takes."""
+        return write.size
 
     @abstractmethod
     def load_ingest_state(
@@ -30,8 +39,14 @@ class IngestStore(ABC):
         customer_ids: Iterable[str],
         event_keys: Iterable[tuple[str, str]],
         moment_keys: Iterable[tuple[str, str]],
+        event_types: Mapping[str, set[str]] | None = None,
     ) -> IngestState:
-        """Read consistently the customers, and which of the given events and moments are stored already."""
+        """Read consistently the customers, and which of the given events and moments are stored already.
+
+        ``event_types`` (by customer: the types of its new events) lets a store read only what folding those
+        events changes; the aggregates it returns then hold at least that (the parts not read stay empty and
+        must not be written). ``None``: everything.
+        """
 
     @abstractmethod
     def commit_ingest(self, writes: list[CustomerWrite], now: datetime) -> None:
@@ -42,6 +57,23 @@ class IngestStore(ABC):
         ConflictError
             An event or moment exists already, or a customer changed since it was read. Nothing was written.
         """
+
+    def commit_writes(self, writes: list[CustomerWrite], now: datetime) -> list[KairosError | None]:
+        """Commit several customers' writes; for each, ``None`` or the error that stopped it (in order).
+
+        By default one :meth:`commit_ingest` for all: all committed or none. When the store refuses the data
+        itself, a write of several customers is retried one customer at a time, so the one at fault is found and
+        the others are stored. A store may commit each customer on its own instead.
+        """
+        try:
+            self.commit_ingest(writes, now)
+        except InvalidInputError as exc:
+            if len(writes) == 1:
+                return [exc]
+            return [err for w in writes for err in self.commit_writes([w], now)]
+        except (ConflictError, StoreError) as exc:
+            return [exc] * len(writes)
+        return [None] * len(writes)
 
 
 class CustomerReader(ABC):

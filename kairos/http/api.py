@@ -35,6 +35,7 @@ from kairos.customers.schemas import (
     check_free_json,
     error_field,
 )
+from kairos.insights.analytics import AnalyticsQueryFailedError
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable
@@ -55,6 +56,8 @@ ERROR_DESCRIPTIONS = {
     415: "The body is not `application/json` (UTF-8)",
     429: "Over the stage's throttling limits (answered by API Gateway); retry with backoff",
     500: "An internal error; retrying will not help",
+    502: "The analytics engine failed or cancelled the query (`message` gives its reason, e.g. the workgroup's "
+    "bytes-scanned limit); asking the question again starts a new query",
     503: "A transient store failure (throttling, a 5xx, repeated write conflicts); retrying the same request is "
     "safe (see `Retry-After`)",
 }
@@ -78,6 +81,7 @@ class ScopedEndpoints(BaseRouter):
         scope: str,
         errors: Iterable[int] = (),
         status_code: int = 200,
+        success: dict[int, OpenAPIResponse] | None = None,
         **kwargs: Any,
     ) -> Callable[..., Any]:
         """Register an operation that needs ``scope``, documenting every status it answers.
@@ -93,6 +97,9 @@ class ScopedEndpoints(BaseRouter):
             with a body).
         status_code
             The success status.
+        success
+            The success answers when there are several (``200`` with its model, ``202`` with its headers): each
+            status with its description, ``content`` and ``headers``, replacing ``status_code``'s default entry.
         **kwargs
             Passed to ``route`` (``summary``, ``description``, ``tags``).
 
@@ -117,6 +124,7 @@ class ScopedEndpoints(BaseRouter):
         self.scopes[(method, resource_path(rule))] = scope
         statuses = set(errors) | set(COMMON_ERRORS) | (set(BODY_ERRORS) if method in _METHODS_WITH_BODY else set())
         responses: dict[int, OpenAPIResponse] = {status_code: {"description": HTTPStatus(status_code).phrase}}
+        responses.update(success or {})
         for status in sorted(statuses):
             responses[status] = {
                 "description": ERROR_DESCRIPTIONS[status],
@@ -206,6 +214,7 @@ def make_resolver() -> KairosResolver:
     app.exception_handler(NotFoundError)(handle_not_found)
     app.exception_handler(InUseError)(handle_in_use)
     app.exception_handler(ThrottledError)(handle_throttled)
+    app.exception_handler(AnalyticsQueryFailedError)(handle_query_failed)
     app.exception_handler(KairosError)(handle_domain)
     app.exception_handler(decimal.DecimalException)(handle_unstorable_number)
     app.exception_handler(Exception)(handle_unexpected)
@@ -497,6 +506,15 @@ def handle_not_found(exc: NotFoundError) -> Response:
 
 def handle_in_use(exc: InUseError) -> Response:
     return _error(409, str(exc))
+
+
+def handle_query_failed(exc: AnalyticsQueryFailedError) -> Response:
+    logger.warning("analytics query failed", extra={"query_id": exc.query_id, "reason": exc.reason})
+    return _error(
+        502,
+        f"{exc}; ask the question again to start a new query",
+        errors=[{"field": "query_id", "reason": exc.reason, "type": "query_failed"}],
+    )
 
 
 def handle_throttled(exc: ThrottledError) -> Response:

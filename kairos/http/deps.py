@@ -21,7 +21,7 @@ if TYPE_CHECKING:
 
     from kairos.audiences.ports import SegmentStore
     from kairos.customers.ports import CustomerStore, DecisionLog, EventArchive, EventTypeCatalogue
-    from kairos.insights.ports import InsightStore
+    from kairos.insights.ports import AnalyticsEngine, InsightStore
     from kairos.journeys.ports import JourneyStore
     from kairos.messaging.ports import MessageLog, PolicyStore
     from kairos.models.ports import ProductCatalogue
@@ -74,6 +74,9 @@ class ApiDeps:
         How far in the future an event's timestamp may be.
     global_control_share
         The share of customers in the global control group (``GlobalControlShare``); 0 when there is none.
+    analytics
+        What runs queries over the event archive (Athena, DuckDB locally); ``None`` when the deployment has
+        none (archive questions are then answered from a bounded read of the customers).
 
     Example
     -------
@@ -98,6 +101,7 @@ class ApiDeps:
     global_control_share: float
     # (customer_id, topic) -> the signed unsubscribe and preference URLs a message carries (previews show them)
     links: Lazy[Callable[[str, str], dict[str, str]]] | None = None
+    analytics: Lazy[AnalyticsEngine | None] | None = None
     # The intents that tag inbound messages: a query per batch would cost a read per request; a new or changed
     # intent tags messages within a minute (at once in the sandbox that saved it, which forgets the cache).
     intents: ReadEvery[list[dict[str, Any]]] = field(init=False)

@@ -1,7 +1,11 @@
-"""Insights over the live store: cohorts and forecasts of an audience (the API's side of ``insights``).
+"""Insights over the live store: cohorts by a profile attribute, forecasts of an audience, the global control
+group (the API's side of ``insights``).
 
-These read every stored customer once (a scan), which suits stores up to a few hundred thousand customers
-per request; RFM, which every scoring run recomputes, is kept by the run instead (``kairos.models.scoring``).
+An API request reads a bounded number of customers (:class:`~kairos.audiences.sampling.CustomerSample`): every
+customer of a small store, a sample spread over a large one, the answer saying which. What the event archive
+answers for every customer (cohorts by first purchase month, the whole base's forecast, RFM thresholds) runs as a
+query instead (:mod:`kairos.insights.analytics`); RFM groups are kept by each scoring run
+(``kairos.models.scoring``).
 """
 
 from __future__ import annotations
@@ -11,9 +15,9 @@ from typing import TYPE_CHECKING, Any
 
 from kairos.audiences.domain import Filter, SegmentIn
 from kairos.audiences.matching import CustomerHistory, matches, needs_history
+from kairos.audiences.sampling import SAMPLE_LIMIT, CustomerSample
 from kairos.audiences.segments import every_item
 from kairos.core.errors import InvalidInputError, NotFoundError
-from kairos.customers.profiles import all_customers
 from kairos.insights import measures as insights
 from kairos.journeys.campaigns import campaign_results, list_campaigns
 from kairos.journeys.domain import JourneyIn
@@ -34,25 +38,39 @@ if TYPE_CHECKING:
 PAST_CAMPAIGNS = 5
 
 
-def cohorts(
-    customers: CustomerStore, by: str, metric: str, max_periods: int = 24, now: datetime | None = None
-) -> dict[str, Any]:
-    """The cohort matrix of every customer with a purchase (``kairos.insights.measures.cohort_matrix``)."""
+def check_cohorts(by: str, metric: str) -> None:
+    """Raise :class:`InvalidInputError` naming ``by`` or ``metric`` when the API cannot group by them."""
     if by != insights.FIRST_PURCHASE_MONTH and not (by.startswith("attributes.") and len(by) > len("attributes.")):
         raise InvalidInputError("by", "first_purchase_month or attributes.<name>")
     if metric not in insights.COHORT_METRICS:
         raise InvalidInputError("metric", f"one of {', '.join(insights.COHORT_METRICS)}")
-    seen = 0
+
+
+def cohorts(
+    customers: CustomerStore,
+    by: str,
+    metric: str,
+    max_periods: int = 24,
+    now: datetime | None = None,
+    limit: int = SAMPLE_LIMIT,
+) -> dict[str, Any]:
+    """The cohort matrix of the customers with a purchase (``kairos.insights.measures.cohort_matrix``) among at
+    most ``limit`` read: a sample of a larger store (``sampled``)."""
+    check_cohorts(by, metric)
+    read = CustomerSample(customers, limit)
 
     def rows() -> Iterator[tuple[Any, Any]]:
-        nonlocal seen
-        for record in all_customers(customers):
-            seen += 1
+        for record in read:
             yield record.aggregates, record.attributes
 
     as_of = now.date() if now is not None else None
     matrix = insights.cohort_matrix(rows(), by, metric, max_periods, as_of)
-    return {**matrix, "customers": seen}
+    return {
+        **matrix,
+        "customers": read.read,
+        "sampled": read.sampled,
+        "sample_size": read.read if read.sampled else None,
+    }
 
 
 def audience_filters(body: ForecastIn, segments: SegmentStore, journeys: JourneyStore | None) -> list[Filter]:
@@ -81,16 +99,19 @@ def forecast_audience(
     now: datetime,
     journeys: JourneyStore | None = None,
     messages: MessageLog | None = None,
+    limit: int = SAMPLE_LIMIT,
 ) -> dict[str, Any]:
     """Pessimistic, neutral and optimistic conversions and revenue of the audience over the period.
 
     Comparable periods are the same dates in earlier years and the periods just before now
     (``kairos.insights.measures.forecast``); finished campaigns to the same segment count too, scaled to the
-    audience (the latest few, when the journeys and the message log are given).
+    audience (the latest few, when the journeys and the message log are given). At most ``limit`` customers
+    are read: on a larger store the rates are a sample's and the audience is scaled to the store (``sampled``).
     """
     filters = audience_filters(body, segments, journeys)
     history = CustomerHistory(customers, messages) if needs_history(filters) else None
-    aggs = [r.aggregates for r in all_customers(customers) if matches(r, filters, now, history)]
+    read = CustomerSample(customers, limit)
+    aggs = [r.aggregates for r in read if matches(r, filters, now, history)]
     past = []
     segment = body.segment
     if segment and messages is not None and journeys is not None:
@@ -105,7 +126,10 @@ def forecast_audience(
             t = res["treatment"]
             past.append({"campaign_id": c["campaign_id"], **{k: t[k] for k in ("customers", "revenue")}})
             past[-1]["conversions"] = t["converted"]
-    return insights.forecast(aggs, body.start, body.end, now, past, body.years, body.previous_periods)
+    out = insights.forecast(
+        aggs, body.start, body.end, now, past, body.years, body.previous_periods, read.estimate(len(aggs))
+    )
+    return {**out, "sampled": read.sampled, "sample_size": read.read if read.sampled else None}
 
 
 def rfm_report(insight_store: InsightStore) -> dict[str, Any] | None:
@@ -123,23 +147,28 @@ def rfm_report(insight_store: InsightStore) -> dict[str, Any] | None:
     return {"as_of": as_of, "thresholds": thresholds, "parts": len(parts), **summary.view()}
 
 
-def global_control_report(customers: CustomerStore, now: datetime, days: int, share: float) -> dict[str, Any]:
+def global_control_report(
+    customers: CustomerStore, now: datetime, days: int, share: float, limit: int = SAMPLE_LIMIT
+) -> dict[str, Any]:
     """What everything Kairos sent brought: customers outside the global control group against those in it.
 
     Conversions (a purchase) and revenue over the last ``days`` days, per customer, with the uplift and its
     95% interval, and the incremental revenue: the uplift in revenue per customer times the customers reached.
+    At most ``limit`` customers are read: on a larger store the groups are a sample's, and the customers reached
+    are scaled to the store (``sampled``).
     """
     start = (now - timedelta(days=days)).date()
     end = now.date() + timedelta(days=1)
     groups: dict[bool, tuple[list[bool], list[float]]] = {True: ([], []), False: ([], [])}
-    for record in all_customers(customers):
+    read = CustomerSample(customers, limit)
+    for record in read:
         outcome = insights.period_outcome([record.aggregates], start, end)
         flags, revenue = groups[in_global_control(record.customer_id, share)]
         flags.append(outcome["conversions"] > 0)
         revenue.append(outcome["revenue"])
     measured = with_uplift(outcome_summary(*groups[False]), outcome_summary(*groups[True]))
     rpc = measured["uplift"]["revenue_per_customer"]
-    reached = measured["treatment"]["customers"]
+    reached = read.estimate(measured["treatment"]["customers"])
     incremental = None
     if rpc is not None:
         interval = rpc["interval"]
@@ -154,4 +183,6 @@ def global_control_report(customers: CustomerStore, now: datetime, days: int, sh
         "end": end.isoformat(),
         **measured,
         "incremental_revenue": incremental,
+        "sampled": read.sampled,
+        "sample_size": read.read if read.sampled else None,
     }

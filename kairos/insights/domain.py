@@ -28,10 +28,53 @@ class SegmentPreviewIn(BaseModel):
 
 
 class SegmentPreview(BaseModel):
-    count: int = Field(description="customers in the audience now")
+    count: int = Field(description="customers in the audience among those read")
     scanned: int = Field(description="customers read")
     sample: list[str] = Field(description="ids of customers in the audience, the first in id order")
     as_of: str
+    sampled: bool = Field(
+        default=False,
+        description="true when the store holds more customers than one request reads (10,000): `count` is then "
+        "over a sample spread over the whole store and `estimate` scales it to the store",
+    )
+    sample_size: int = Field(default=0, description="customers read (equal to `scanned`)")
+    sample_fraction: float = Field(default=1.0, description="the share of the store read (1.0: every customer)")
+    estimate: int = Field(default=0, description="customers in the audience in the whole store (`count` unsampled)")
+
+
+class QueryInfo(BaseModel):
+    """How an answer from the event archive was computed."""
+
+    query_id: str = Field(description="poll it at GET /v1/insights/queries/{query_id}")
+    engine: str = Field(description="athena (AWS) or duckdb (local)")
+    as_of: str = Field(description="the time the answer is as of: events before it count")
+    data_version: str = Field(description="the archive's state the answer was computed over")
+    bytes_scanned: int = Field(description="bytes the engine read")
+    cost_usd: float = Field(description="what Athena bills for those bytes ($5 per TB, at least 10 MB); 0 locally")
+
+
+class QueryAccepted(BaseModel):
+    """A question the event archive answers: started, poll ``location`` until it answers 200."""
+
+    query_id: str
+    analysis: Literal["cohorts", "forecast", "rfm_thresholds"]
+    status: Literal["running"] = "running"
+    location: str = Field(description="the URL to poll (also the `Location` header)")
+    retry_after: int = Field(description="seconds to wait before polling (also the `Retry-After` header)")
+    started_at: str
+
+
+class RfmThresholdsView(BaseModel):
+    """RFM quintile cut points over every customer with a purchase, from the event archive."""
+
+    recency_days: list[float] = Field(description="20/40/60/80% cut points of days since the last purchase")
+    frequency: list[float] = Field(description="... of purchase moments (distinct clock hours with a purchase)")
+    monetary: list[float] = Field(description="... of revenue")
+    customers: int = Field(description="customers with a purchase")
+    as_of: str
+    sampled: bool = Field(default=False, description="without an engine, on a store over 10,000 customers")
+    sample_size: int | None = Field(default=None, description="customers read, when sampled")
+    query: QueryInfo | None = Field(default=None, description="the archive query")
 
 
 class RfmReport(BaseModel):
@@ -58,7 +101,12 @@ class CohortMatrix(BaseModel):
         description="per cohort: size, values (customers with a purchase, or revenue, per period), reachable "
         "(customers whose period has begun) and rates (retention: values / reachable; null before it begins)"
     )
-    customers: int = Field(description="customers read")
+    customers: int = Field(description="customers read (from the archive: customers with a purchase)")
+    sampled: bool = Field(
+        default=False, description="by an attribute, on a store over 10,000 customers: the cohorts of a sample"
+    )
+    sample_size: int | None = Field(default=None, description="customers read, when sampled")
+    query: QueryInfo | None = Field(default=None, description="by first purchase month: the archive query")
 
 
 class ForecastIn(BaseModel):
@@ -94,6 +142,13 @@ class ForecastView(BaseModel):
     neutral: dict[str, Any] = Field(description="the mean")
     optimistic: dict[str, Any] = Field(description="the maximum")
     periods: list[dict[str, Any]] = Field(description="every comparable period and past campaign used")
+    sampled: bool = Field(
+        default=False,
+        description="an audience of filters on a store over 10,000 customers: the rates of a sample, the audience "
+        "scaled to the store",
+    )
+    sample_size: int | None = Field(default=None, description="customers read, when sampled")
+    query: QueryInfo | None = Field(default=None, description="the whole customer base: the archive query")
 
 
 class CampaignResults(BaseModel):
@@ -140,3 +195,9 @@ class GlobalControlReport(BaseModel):
     incremental_revenue: dict[str, Any] | None = Field(
         description="uplift in revenue per customer times the customers outside the group, with its interval"
     )
+    sampled: bool = Field(
+        default=False,
+        description="on a store over 10,000 customers: the groups of a sample, the customers reached scaled to the "
+        "store",
+    )
+    sample_size: int | None = Field(default=None, description="customers read, when sampled")

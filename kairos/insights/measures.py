@@ -387,6 +387,7 @@ def forecast(
     past_campaigns: Sequence[Mapping[str, Any]] = (),
     years: int = 3,
     previous: int = 3,
+    audience: int | None = None,
 ) -> dict[str, Any]:
     """Pessimistic, neutral and optimistic conversions and revenue of an audience over ``[start, end)``.
 
@@ -400,6 +401,8 @@ def forecast(
         Results of finished campaigns to similar audiences: ``{"campaign_id", "customers", "conversions",
         "revenue"}``; their conversion rate and revenue per customer, scaled to this audience, count as
         comparable periods too.
+    audience
+        The audience's size when ``aggs`` are a sample of it (the rates of the sample, applied to it).
 
     Returns
     -------
@@ -411,10 +414,35 @@ def forecast(
         raise ValueError("end must be after start")
     days = [min(a.purchase_days) for a in aggs if a.purchase_days]
     earliest = date.fromisoformat(min(days)) if days else None
+    observed = [
+        (p, period_outcome(aggs, p["start"], p["end"]))
+        for p in comparable_periods(start, end, now.astimezone(UTC).date(), years, previous, earliest)
+    ]
+    return forecast_from_outcomes(len(aggs) if audience is None else audience, observed, start, end, past_campaigns)
+
+
+def forecast_from_outcomes(
+    audience: int,
+    observed: Sequence[tuple[Mapping[str, Any], Mapping[str, Any]]],
+    start: date,
+    end: date,
+    past_campaigns: Sequence[Mapping[str, Any]] = (),
+) -> dict[str, Any]:
+    """:func:`forecast` from the comparable periods' outcomes, however they were counted (the aggregates, or
+    the archive's ``kairos.insights.sql.period_outcomes_query``).
+
+    Parameters
+    ----------
+    audience
+        Customers in the audience now.
+    observed
+        ``(period, outcome)``: a period of :func:`comparable_periods` and its :func:`period_outcome`.
+    start, end, past_campaigns
+        As for :func:`forecast`.
+    """
     periods = []
-    n = len(aggs)
-    for p in comparable_periods(start, end, now.astimezone(UTC).date(), years, previous, earliest):
-        outcome = period_outcome(aggs, p["start"], p["end"])
+    n = audience
+    for p, outcome in observed:
         eligible = outcome["customers"]
         scale = n / eligible if eligible else 0.0
         # Customers who were not customers yet could not buy then: the period's rates, applied to everybody.
@@ -478,6 +506,7 @@ __all__ = [
     "cohort_matrix",
     "comparable_periods",
     "forecast",
+    "forecast_from_outcomes",
     "period_outcome",
     "quantile",
     "rfm_group_of",

@@ -20,7 +20,7 @@ from botocore.stub import Stubber
 from kairos.admin import main as admin
 from kairos.core.errors import ConflictError, InvalidInputError, StoreError, ThrottledError
 from kairos.customers.adapters.dynamo import DynamoStore
-from kairos.customers.aggregates import CustomerAggregates
+from kairos.customers.aggregates import CustomerAggregates, fold_events
 from kairos.customers.domain import CustomerRecord, CustomerWrite
 from kairos.customers.schemas import IANA_ZONE_PATTERN, MAX_BODY_BYTES, SCOPES, Event, validate_timezone
 from kairos.http.adapters.api_keys import DynamoApiKeyStore, hash_key
@@ -476,9 +476,12 @@ def test_every_zone_the_api_accepts_matches_the_documented_pattern():
 # ---------------------------------------------------------------------- the adapter tells failures apart
 
 
-def _write() -> CustomerWrite:
-    ev = Event.model_validate(event("e1"))
-    return CustomerWrite(record=CustomerRecord("c1"), events=[ev], moments=[], aggregates=CustomerAggregates())
+def _write(op: str = "update_item") -> CustomerWrite:
+    """A new customer's first write: its core alone (one update), or with the parts a purchase changes (a
+    transaction)."""
+    ev = Event.model_validate(event("e1", type="session" if op == "update_item" else "purchase", product_id="P1"))
+    agg, moments = fold_events(CustomerAggregates(), [ev], set())
+    return CustomerWrite(record=CustomerRecord("c1"), events=[ev], moments=sorted(moments), aggregates=agg)
 
 
 def test_commit_ingest_unreachable_store_is_a_transient_store_error():
@@ -490,11 +493,12 @@ def test_commit_ingest_unreachable_store_is_a_transient_store_error():
     def unreachable(**_: Any) -> None:
         raise EndpointConnectionError(endpoint_url="https://dynamodb.eu-west-1.amazonaws.com")
 
-    ddb.meta.events.register("before-call.dynamodb.TransactWriteItems", unreachable)
+    ddb.meta.events.register("before-call.dynamodb", unreachable)
     # WHEN events are committed THEN it is a StoreError worth retrying (a 503), not an unhandled crash
-    with pytest.raises(StoreError) as raised:
-        DynamoStore("events", "customers", client=ddb).commit_ingest([_write()], now())
-    assert is_transient(raised.value)
+    for op in ("update_item", "transact_write_items"):
+        with pytest.raises(StoreError) as raised:
+            DynamoStore("events", "customers", client=ddb).commit_ingest([_write(op)], now())
+        assert is_transient(raised.value)
 
 
 @pytest.mark.parametrize(
@@ -529,22 +533,24 @@ def test_commit_ingest_unreachable_store_is_a_transient_store_error():
             ThrottledError,
             True,
         ),
+        ("ConditionalCheckFailedException", 400, {}, ConflictError, None),
         ("ProvisionedThroughputExceededException", 400, {}, ThrottledError, True),
         ("InternalServerError", 500, {}, StoreError, True),
         ("AccessDeniedException", 400, {}, StoreError, False),
     ],
 )
-def test_commit_ingest_failure_is_told_apart(code, status, fields, error, transient):
-    # GIVEN DynamoDB answering a transaction with an error (a stubbed client: nothing leaves the process)
+@pytest.mark.parametrize("op", ["update_item", "transact_write_items"])
+def test_commit_ingest_failure_is_told_apart(op, code, status, fields, error, transient):
+    # GIVEN DynamoDB answering a customer's write with an error (a stubbed client: nothing leaves the process)
+    if op == "update_item" and code == "TransactionCanceledException":
+        pytest.skip("only a transaction is cancelled")
     ddb = boto3.client("dynamodb", region_name="eu-west-1", aws_access_key_id="x", aws_secret_access_key="x")
     store = DynamoStore("events", "customers", client=ddb)
     with Stubber(ddb) as stub:
-        stub.add_client_error(
-            "transact_write_items", service_error_code=code, http_status_code=status, modeled_fields=fields or None
-        )
+        stub.add_client_error(op, service_error_code=code, http_status_code=status, modeled_fields=fields or None)
         # WHEN events are committed THEN the domain error says whether a retry may help
         with pytest.raises(error) as raised:
-            store.commit_ingest([_write()], now())
+            store.commit_ingest([_write(op)], now())
     assert type(raised.value) is error
     if transient is not None:
         assert is_transient(raised.value) is transient

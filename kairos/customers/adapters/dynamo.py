@@ -1,90 +1,44 @@
-"""DynamoDB adapter for events, engagement moments and customers.
+"""The customer store on DynamoDB: reads, ingestion's writes, profiles, recommendations and send counters.
 
-Tables (both from ``template.yaml``):
-
-- events table, key ``customer_id`` + ``sk``: ``e#<event_id>`` holds one accepted event (the archive record as
-  JSON), ``m#<epoch hour>`` / ``p#<epoch hour>`` marks an engagement / purchase moment already counted in the
-  aggregates. Both expire with the event retention (TTL attribute ``expires_at``).
-  ``d#<object key>`` marks a decision-log object that names the customer, so an erasure finds it.
-- customers table, key ``customer_id``: the profile, the aggregates and their optimistic-lock ``version``.
-  An erased customer leaves a tombstone (``erased_at``, expiring with the event retention) so that late
-  feedback, replayed events and in-flight writes cannot bring the customer back.
-
-Every accepted event, its new moments and its customer's new aggregates are written in one transaction with
-conditions (event and moment absent, customer version unchanged), so a retried or concurrent batch can neither
-store an event twice nor count it twice.
+The layout and the exactly-once protocol are described in ``kairos.customers.adapters.dynamo_base``.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
-import random
-import time
+from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
 from boto3.dynamodb.types import TypeSerializer
-from botocore.exceptions import ClientError, HTTPClientError
-from botocore.exceptions import ConnectionError as BotoConnectionError
 
-from kairos.core.aws import STORE_RETRIES, LazyClient, call, domain_error, error_code, from_item, to_dynamo, to_item
+from kairos.core.aws import from_item, to_dynamo, to_item
 from kairos.core.constants import CHANNELS
-from kairos.core.errors import ConflictError, InvalidInputError, StoreError, ThrottledError
-from kairos.customers.aggregates import CustomerAggregates
+from kairos.core.errors import ConflictError, KairosError
+from kairos.customers.adapters import layout
+from kairos.customers.adapters.dynamo_base import (
+    _LIVE_CUSTOMER,
+    COMMIT_THREADS,
+    JOURNAL_SECONDS,
+    MAX_TRANSACTION_ITEMS,
+    _Stored,
+    event_sk,
+)
+from kairos.customers.adapters.dynamo_erasure import DynamoErasure
 from kairos.customers.domain import CustomerRecord, IngestState
 from kairos.customers.ports import CustomerStore
 
-# Delivered messages per channel, one counter attribute each (an ADD needs no existing map).
-SEND_COUNTERS = tuple(f"sends_{c}" for c in CHANNELS)
-
 if TYPE_CHECKING:
-    from collections.abc import Iterable, Iterator
+    from collections.abc import Iterable, Mapping
     from datetime import datetime
 
-    from mypy_boto3_dynamodb import DynamoDBClient
-
+    from kairos.customers.aggregates import CustomerAggregates
     from kairos.customers.domain import CustomerWrite
-
-MAX_TRANSACTION_ITEMS = 100
-MAX_BATCH_GET_KEYS = 100
-MAX_BATCH_WRITE_ITEMS = 25
-DECISION_MARKER = "d#"  # events-table item per customer and decision-log object that names them
 
 _ser = TypeSerializer()
 
 
-def event_sk(event_id: str) -> str:
-    return f"e#{event_id}"
-
-
-# A cancelled transaction says per item why (CancellationReasons):
-# https://docs.aws.amazon.com/amazondynamodb/latest/APIReference/API_TransactWriteItems.html
-_REFUSED_REASONS = frozenset({"ValidationError", "ItemCollectionSizeLimitExceeded"})
-_THROTTLED_REASONS = frozenset({"ThrottlingError", "ProvisionedThroughputExceeded", "RequestLimitExceeded"})
-
-
-def _ingest_error(exc: ClientError) -> Exception:
-    """The domain error of a failed ingest transaction (see ``DynamoStore.commit_ingest``)."""
-    code = error_code(exc)
-    message = str(exc.response.get("Error", {}).get("Message", ""))[:200]
-    if code == "TransactionCanceledException":
-        reasons = {str(r.get("Code")) for r in exc.response.get("CancellationReasons") or []}
-        if reasons & _REFUSED_REASONS:
-            return InvalidInputError("(event)", f"the store refused the write ({', '.join(sorted(reasons))})")
-        if reasons & _THROTTLED_REASONS:
-            return ThrottledError(f"DynamoDB transact_write_items throttled ({', '.join(sorted(reasons))})")
-        # ConditionalCheckFailed, TransactionConflict: reload and try again.
-        return ConflictError(f"DynamoDB transact_write_items: cancelled ({', '.join(sorted(reasons))})")
-    if code == "ValidationException":
-        # Sizes are checked before a write; what DynamoDB still refuses is refused whatever the retry.
-        return InvalidInputError("(event)", f"the store refused the write: {message or code}")
-    if code == "TransactionInProgressException":
-        return ConflictError("DynamoDB transact_write_items: the same transaction is in progress")
-    return domain_error(exc, "DynamoDB transact_write_items")
-
-
-class DynamoStore(CustomerStore):
-    """Events and customers in DynamoDB.
+class DynamoStore(DynamoErasure, CustomerStore):
+    """Events and customers in DynamoDB (see ``kairos.customers.adapters.dynamo_base`` for the layout).
 
     Parameters
     ----------
@@ -96,88 +50,164 @@ class DynamoStore(CustomerStore):
         How long events and moment markers live (their TTL).
     """
 
-    client = LazyClient("dynamodb", STORE_RETRIES)
     max_transaction_items = MAX_TRANSACTION_ITEMS
-
-    def __init__(
-        self,
-        events_table: str,
-        customers_table: str,
-        client: DynamoDBClient | None = None,
-        retention_seconds: int = 400 * 86400,
-    ) -> None:
-        self.events_table = events_table
-        self.customers_table = customers_table
-        self.client = client
-        self.retention_seconds = retention_seconds
-        self.request_count = 0  # DynamoDB API calls made, for benchmarks
-
-    def _call(self, op: str, **kwargs: Any) -> dict[str, Any]:
-        self.request_count += 1
-        return call(self.client, op, "DynamoDB", **kwargs)
+    # Beyond its events, a customer's write may hold its core, three aggregate parts and a flush's month markers.
+    extra_items_per_customer = len(layout.AGGREGATE_PARTS) + layout.MAX_MONTHS + 2
 
     # ---------------------------------------------------------------- reads
 
-    def _batch_get(self, keys: dict[str, list[dict[str, Any]]]) -> Iterator[tuple[str, dict[str, Any]]]:
-        """BatchGetItem over any number of keys, 100 a call, retrying unprocessed keys with backoff."""
-        flat = [(table, key) for table, ks in keys.items() for key in ks]
-        for start in range(0, len(flat), MAX_BATCH_GET_KEYS):
-            request: dict[str, Any] = {}
-            for table, key in flat[start : start + MAX_BATCH_GET_KEYS]:
-                request.setdefault(table, {"Keys": [], "ConsistentRead": True})["Keys"].append(key)
-            attempt = 0
-            while request:
-                resp = self._call("batch_get_item", RequestItems=request)
-                for table, items in resp.get("Responses", {}).items():
-                    for item in items:
-                        yield table, item
-                request = resp.get("UnprocessedKeys") or {}
-                if request:
-                    attempt += 1
-                    if attempt > 8:
-                        raise ThrottledError("DynamoDB kept keys unprocessed")
-                    time.sleep(min(2.0, 0.05 * 2**attempt) * random.random())
+    @staticmethod
+    def _part_names(raw: dict[str, Any], wanted: tuple[str, ...]) -> list[str]:
+        return [p for p in wanted if p in raw.get("parts", {}).get("SS", [])]
 
-    def load_ingest_state(
-        self, customer_ids: Iterable[str], event_keys: Iterable[tuple[str, str]], moment_keys: Iterable[tuple[str, str]]
-    ) -> IngestState:
-        """Read, consistently, what ingestion must know: customers, which events and moments exist."""
-        cids = sorted(set(customer_ids))
-        keys = {
-            self.customers_table: [{"customer_id": {"S": c}} for c in cids],
-            self.events_table: [{"customer_id": {"S": c}, "sk": {"S": event_sk(e)}} for c, e in sorted(set(event_keys))]
-            + [{"customer_id": {"S": c}, "sk": {"S": m}} for c, m in sorted(set(moment_keys))],
-        }
-        keys = {t: k for t, k in keys.items() if k}
-        customers = {c: CustomerRecord(c) for c in cids}
-        events: set[tuple[str, str]] = set()
-        moments: set[tuple[str, str]] = set()
-        for table, raw in self._batch_get(keys):
-            if table == self.customers_table:
-                rec = self._record(raw)
-                customers[rec.customer_id] = rec
-            else:
-                cid, sk = raw["customer_id"]["S"], raw["sk"]["S"]
-                if sk.startswith("e#"):
-                    events.add((cid, sk[2:]))
+    def _records(
+        self,
+        raws: list[dict[str, Any]],
+        wanted: Mapping[str, tuple[str, ...]] | None = None,
+        consistent: bool = True,
+        also: list[dict[str, Any]] | None = None,
+    ) -> tuple[dict[str, CustomerRecord], list[dict[str, Any]]]:
+        """Customer items joined with their parts (read in one batch, with ``also``: more events-table keys).
+
+        ``wanted``: the parts to read by customer id (default: all). Returns the records by id and the items read
+        for ``also``.
+        """
+        wanted = wanted or {}
+        keys = [
+            {"customer_id": raw["customer_id"], "sk": {"S": layout.part_sk(p)}}
+            for raw in raws
+            for p in self._part_names(raw, wanted.get(raw["customer_id"]["S"], layout.ALL_PARTS))
+        ] + (also or [])
+        parts: dict[str, dict[str, dict[str, Any]]] = {}
+        extra: list[dict[str, Any]] = []
+        if keys:
+            for _, item in self._batch_get({self.events_table: keys}, consistent):
+                sk = item["sk"]["S"]
+                if sk.startswith(layout.PART_PREFIX):
+                    parts.setdefault(item["customer_id"]["S"], {})[sk[len(layout.PART_PREFIX) :]] = item
                 else:
-                    moments.add((cid, sk))
-        return IngestState(customers, events, moments)
+                    extra.append(item)
+        records = {}
+        for raw in raws:
+            rec = self._record(raw, parts.get(raw["customer_id"]["S"], {}))
+            records[rec.customer_id] = rec
+        return records, extra
 
-    def _record(self, raw: dict[str, Any]) -> CustomerRecord:
-        doc = from_item(raw)
-        return CustomerRecord(
+    def _record(self, raw: dict[str, Any], parts: dict[str, dict[str, Any]] | None = None) -> CustomerRecord:
+        """A customer from its item and its part items (either layout)."""
+        parts = parts or {}
+        doc = from_item({k: v for k, v in raw.items() if k != "core"})
+        legacy = "agg" in doc or "profile" in doc or "recommendation" in doc
+        if "core" in raw:
+            core, state = layout.decode_core(raw["core"]["B"])
+        else:
+            core, state = doc.get("agg"), layout.Core()
+        decoded = {name: layout.unpack(item["data"]["B"]) for name, item in parts.items() if name != layout.PROFILE}
+        profile = from_item(parts[layout.PROFILE]).get("profile") if layout.PROFILE in parts else doc.get("profile")
+        rec = CustomerRecord(
             customer_id=doc["customer_id"],
             version=int(doc.get("version", 0)),
             exists=True,
-            aggregates=CustomerAggregates.from_dict(doc.get("agg")),
-            profile=doc.get("profile"),
-            recommendation=doc.get("recommendation"),
+            aggregates=layout.join(core, decoded),
+            profile=profile,
+            recommendation=decoded.get(layout.RECOMMENDATION, doc.get("recommendation")),
             updated_at=doc.get("updated_at"),
             consent_at=doc.get("consent_at"),
             erased_at=doc.get("erased_at"),
             channel_sends={c: int(doc[f"sends_{c}"]) for c in CHANNELS if doc.get(f"sends_{c}")},
         )
+        known = self._stored.get((rec.customer_id, rec.version))
+        confirmed = known.confirmed if known else set()
+        self._remember(rec.customer_id, rec.version, _Stored(state, legacy or bool(doc.get("lm")), confirmed))
+        return rec
+
+    def load_ingest_state(
+        self,
+        customer_ids: Iterable[str],
+        event_keys: Iterable[tuple[str, str]],
+        moment_keys: Iterable[tuple[str, str]],
+        event_types: Mapping[str, set[str]] | None = None,
+    ) -> IngestState:
+        """Read, consistently, what ingestion must know: customers, which events and moments exist.
+
+        Two round trips: the customer items and the events first, then what the fold needs of each customer: the
+        parts its events touch (``event_types``: by customer; all parts when not given), the profile if nothing
+        was learnt yet (its time zone counts the first moments), and the month markers of moments its core cannot
+        answer for.
+        """
+        cids = sorted(set(customer_ids))
+        keys = {
+            self.customers_table: [{"customer_id": {"S": c}} for c in cids],
+            self.events_table: [
+                {"customer_id": {"S": c}, "sk": {"S": event_sk(e)}} for c, e in sorted(set(event_keys))
+            ],
+        }
+        keys = {t: k for t, k in keys.items() if k}
+        raws: list[dict[str, Any]] = []
+        events: set[tuple[str, str]] = set()
+        for table, raw in self._batch_get(keys):
+            if table == self.customers_table:
+                raws.append(raw)
+            else:
+                events.add((raw["customer_id"]["S"], raw["sk"]["S"][2:]))
+        # A customer's core tells which moments it holds, and up to which hour month markers may hold others;
+        # its journal, which events were folded: those whose items are not seen stored are stored again.
+        journal: set[tuple[str, str]] = set()
+        also: dict[tuple[str, str], dict[str, Any]] = {}
+        core_moments: dict[str, set[str]] = {}
+        flushed: dict[str, int] = {}
+        wanted_parts: dict[str, tuple[str, ...]] = {}
+        legacy: set[str] = set()
+        for raw in raws:
+            cid = raw["customer_id"]["S"]
+            parts = layout.parts_touched(event_types[cid]) if event_types and cid in event_types else None
+            names = tuple(layout.AGGREGATE_PARTS) if parts is None else tuple(sorted(parts))
+            if "core" in raw:
+                core, state = layout.decode_core(raw["core"]["B"])
+                core_moments[cid] = set(state.unflushed)
+                if state.flushed_max is not None:
+                    flushed[cid] = state.flushed_max
+                known = self._stored.get((cid, int(raw.get("version", {}).get("N", 0))))
+                for event_id, _ in state.journal:
+                    journal.add((cid, event_id))
+                    if not (known and event_id in known.confirmed):
+                        also[(cid, event_sk(event_id))] = {"customer_id": {"S": cid}, "sk": {"S": event_sk(event_id)}}
+                if not layout.join(core, {}).has_data:
+                    names = (layout.PROFILE, *names)
+            else:
+                names = (layout.PROFILE, *names)
+            wanted_parts[cid] = names
+            if "agg" in raw or "lm" in raw:
+                legacy.add(cid)
+        wanted = sorted(set(moment_keys))
+        for c, m in wanted:
+            hour = int(m.split("#", 1)[1])
+            if m not in core_moments.get(c, ()) and hour <= flushed.get(c, -1):
+                month = layout.month_sk(layout.month_of(hour))
+                also[(c, month)] = {"customer_id": {"S": c}, "sk": {"S": month}}
+            if c in legacy:
+                also[(c, m)] = {"customer_id": {"S": c}, "sk": {"S": m}}
+        records, extra = self._records(raws, wanted_parts, also=list(also.values()))
+        customers = {c: records.get(c) or CustomerRecord(c) for c in cids}
+        months: dict[tuple[str, str], dict[str, set[int]]] = {}
+        stored_moments: set[tuple[str, str]] = set()
+        for item in extra:
+            cid, sk = item["customer_id"]["S"], item["sk"]["S"]
+            if sk.startswith("e#"):
+                events.add((cid, sk[2:]))
+            elif sk.startswith(layout.MONTH_PREFIX):
+                months[(cid, sk)] = {k: {int(h) for h in item.get(k, {}).get("NS", [])} for k in ("m", "p")}
+            else:
+                stored_moments.add((cid, sk))  # a marker written before the split
+        moments = set()
+        for c, m in wanted:
+            kind, h = m.split("#", 1)
+            month = months.get((c, layout.month_sk(layout.month_of(int(h)))), {})
+            if m in core_moments.get(c, ()) or (c, m) in stored_moments or int(h) in month.get(kind, ()):
+                moments.add((c, m))
+        for cid, event_id in journal & events:
+            self._stored[(cid, customers[cid].version)].confirmed.add(event_id)
+        return IngestState(customers, events, moments, folded_events=journal - events)
 
     def get_customer(self, customer_id: str) -> CustomerRecord | None:
         resp = self._call(
@@ -186,24 +216,9 @@ class DynamoStore(CustomerStore):
             Key={"customer_id": {"S": customer_id}},
             ConsistentRead=True,
         )
-        return self._record(resp["Item"]) if "Item" in resp else None
-
-    def _query_sks(self, customer_id: str, prefix: str | None = None) -> Iterator[dict[str, Any]]:
-        kwargs: dict[str, Any] = {
-            "TableName": self.events_table,
-            "ConsistentRead": True,
-            "KeyConditionExpression": "customer_id = :c",
-            "ExpressionAttributeValues": {":c": {"S": customer_id}},
-        }
-        if prefix:
-            kwargs["KeyConditionExpression"] += " AND begins_with(sk, :p)"
-            kwargs["ExpressionAttributeValues"][":p"] = {"S": prefix}
-        while True:
-            resp = self._call("query", **kwargs)
-            yield from resp.get("Items", [])
-            if "LastEvaluatedKey" not in resp:
-                return
-            kwargs["ExclusiveStartKey"] = resp["LastEvaluatedKey"]
+        if "Item" not in resp:
+            return None
+        return self._records([resp["Item"]])[0][customer_id]
 
     def message_events(self, customer_id: str, message_prefix: str) -> list[dict[str, Any]]:
         """The customer's stored events whose ``message_id`` starts with ``message_prefix`` (type and time)."""
@@ -224,9 +239,26 @@ class DynamoStore(CustomerStore):
                 return out
             kwargs["ExclusiveStartKey"] = resp["LastEvaluatedKey"]
 
+    def _counted_moments(self, customer_id: str) -> set[str]:
+        """Every counted moment key still stored: on the core, in month markers, as markers from before the split."""
+        resp = self._call(
+            "get_item",
+            TableName=self.customers_table,
+            Key={"customer_id": {"S": customer_id}},
+            ConsistentRead=True,
+            ProjectionExpression="core",
+        )
+        item = resp.get("Item", {})
+        keys = set(layout.decode_core(item["core"]["B"])[1].unflushed) if "core" in item else set()
+        for item in self._query_sks(customer_id, layout.MONTH_PREFIX):
+            keys |= {f"{k}#{h}" for k in ("m", "p") for h in item.get(k, {}).get("NS", [])}
+        for prefix in ("m#", "p#"):
+            keys |= {item["sk"]["S"] for item in self._query_sks(customer_id, prefix)}
+        return keys
+
     def engagement_moments(self, customer_id: str) -> list[int]:
         """Every engagement moment (UTC epoch hour) still stored for a customer."""
-        return sorted(int(item["sk"]["S"][2:]) for item in self._query_sks(customer_id, "m#"))
+        return sorted(int(k[2:]) for k in self._counted_moments(customer_id) if k.startswith("m#"))
 
     def customer_events(self, customer_id: str) -> list[dict[str, Any]]:
         """The stored events of a customer, in the archive form."""
@@ -242,101 +274,198 @@ class DynamoStore(CustomerStore):
             }
         return {"ConditionExpression": "attribute_not_exists(customer_id)", "ExpressionAttributeValues": {}}
 
+    def _read_state(self, record: CustomerRecord) -> _Stored:
+        """What this store read of the record's version; a record it did not read must be read again."""
+        if not record.exists:
+            return _Stored(layout.Core())
+        stored = self._stored.get((record.customer_id, record.version))
+        if stored is None:
+            raise ConflictError(f"customer {record.customer_id!r} version {record.version} was not read here")
+        return stored
+
+    def _part_put(self, customer_id: str, name: str, attrs: dict[str, Any], version: int) -> dict[str, Any]:
+        item = {"customer_id": {"S": customer_id}, "sk": {"S": layout.part_sk(name)}, "v": {"N": str(version)}}
+        return {"Put": {"TableName": self.events_table, "Item": {**item, **attrs}}}
+
+    def _customer_items(
+        self,
+        record: CustomerRecord,
+        aggregates: CustomerAggregates | None,
+        moments: list[str],
+        now: datetime,
+        sets: list[str] | None = None,
+        values: dict[str, Any] | None = None,
+        new_parts: dict[str, dict[str, Any]] | None = None,
+        folded: list[str] | None = None,
+    ) -> tuple[list[dict[str, Any]], list[dict[str, Any]], _Stored]:
+        """The writes of a customer's next version: month markers, then its core with the parts that changed.
+
+        ``aggregates`` (``None``: unchanged) are split into the core and the parts that changed; ``moments`` newly
+        counted go to the core, and a flush's to month markers; ``new_parts`` are other parts to store (the
+        profile); ``folded`` events go to the journal until their items are seen stored. A customer still in the
+        old layout moves to the split one. Returns the month-marker updates (idempotent, written first), the core's
+        items (one update, with the parts' puts when any: one transaction) and what the core then holds.
+        """
+        cid = record.customer_id
+        stored = self._read_state(record)
+        version = record.version + 1
+        cond = self._customer_condition(record)
+        sets = [*(sets or []), "#v = :next", "updated_at = :now"]
+        values = {
+            **(values or {}),
+            ":next": {"N": str(version)},
+            ":now": {"S": now.isoformat()},
+            **cond["ExpressionAttributeValues"],
+        }
+        keep, months = layout.flush(stored.core.unflushed + moments)
+        moved = [h for hours in months.values() for hs in hours.values() for h in hs]
+        flushed_max = max([*moved, stored.core.flushed_max or -1]) if moved else stored.core.flushed_max
+        oldest = int(now.timestamp()) - JOURNAL_SECONDS
+        journal = [e for e in stored.core.journal if e[0] not in stored.confirmed and int(e[1]) > oldest]
+        journal += [[event_id, int(now.timestamp())] for event_id in folded or []]
+        core = layout.Core(keep, flushed_max, journal)
+        month_items = []
+        for month, hours in sorted(months.items()):
+            adds = {k: hs for k, hs in hours.items() if hs}
+            month_items.append(
+                {
+                    "TableName": self.events_table,
+                    "Key": {"customer_id": {"S": cid}, "sk": {"S": layout.month_sk(month)}},
+                    "UpdateExpression": "ADD " + ", ".join(f"{k} :{k}" for k in adds) + " SET expires_at = :exp",
+                    "ExpressionAttributeValues": {
+                        **{f":{k}": {"NS": [str(h) for h in hs]} for k, hs in adds.items()},
+                        ":exp": {"N": str(layout.month_end_hour(month) * 3600 + self.retention_seconds)},
+                    },
+                }
+            )
+        parts = dict(new_parts or {})
+        if stored.legacy:  # the old layout's profile and recommendation move to their parts
+            if record.profile is not None and layout.PROFILE not in parts:
+                parts[layout.PROFILE] = {"profile": _ser.serialize(to_dynamo(record.profile))}
+            if record.recommendation is not None:
+                parts[layout.RECOMMENDATION] = {"data": {"B": layout.pack(record.recommendation)}}
+        agg = aggregates if aggregates is not None else record.aggregates
+        changed = layout.changed_parts(record.aggregates, agg)
+        if stored.legacy:
+            changed = [n for n in layout.AGGREGATE_PARTS if any(getattr(agg, f) for f in layout.AGGREGATE_PARTS[n])]
+        for name in changed:
+            parts[name] = {"data": {"B": layout.encode_part(agg, name)}}
+        items = [self._part_put(cid, name, attrs, version) for name, attrs in sorted(parts.items())]
+        if aggregates is not None or moments or months or folded or stored.legacy or journal != stored.core.journal:
+            sets.append("core = :core")
+            values[":core"] = {"B": layout.encode_core(agg, core)}
+        update = "SET " + ", ".join(sets)
+        if parts:
+            update += " ADD parts :parts"
+            values[":parts"] = {"SS": sorted(parts)}
+        if stored.legacy:
+            update += " REMOVE agg, profile, recommendation"
+            values[":lm"] = {"BOOL": True}
+            update = update.replace("SET ", "SET lm = :lm, ", 1)
+        items.append(
+            {
+                "Update": {
+                    "TableName": self.customers_table,
+                    "Key": {"customer_id": {"S": cid}},
+                    "UpdateExpression": update,
+                    "ConditionExpression": cond["ConditionExpression"],
+                    "ExpressionAttributeNames": {"#v": "version"},
+                    "ExpressionAttributeValues": values,
+                }
+            }
+        )
+        return month_items, items, _Stored(core)
+
+    def _write_customer(self, month_items: list[dict[str, Any]], items: list[dict[str, Any]]) -> None:
+        """Month markers first (adding hours to a set again changes nothing), then the core: alone, one conditional
+        update; with parts, one transaction."""
+        for update in month_items:
+            self._write_call("update_item", **update)
+        if len(items) == 1:
+            self._write_call("update_item", **items[0]["Update"])
+        else:
+            self._transact(items)
+
+    def _event_item(self, customer_id: str, ev: Any) -> dict[str, Any]:
+        return to_item(
+            {
+                "customer_id": customer_id,
+                "sk": event_sk(ev.event_id),
+                # UTF-8 as is, so the stored size is the size the API's limit measured
+                "record": json.dumps(ev.to_record(), separators=(",", ":"), sort_keys=True, ensure_ascii=False),
+                "type": ev.type,
+                "message_id": ev.message_id,
+                "ts": int(ev.timestamp.timestamp()),
+                "expires_at": int(ev.timestamp.timestamp()) + self.retention_seconds,
+            }
+        )
+
+    def _store_events(self, customer_id: str, events: list[Any]) -> None:
+        """Store folded events, each once: an item already there (another request stored it) is left as it is."""
+        for ev in events:
+            try:
+                self._write_call(
+                    "put_item",
+                    TableName=self.events_table,
+                    Item=self._event_item(customer_id, ev),
+                    ConditionExpression="attribute_not_exists(sk)",
+                )
+            except ConflictError:
+                continue
+
+    def write_items(self, write: CustomerWrite) -> int:
+        """Items one customer's write takes: its events, and its core with the parts that changed."""
+        return len(write.events) + len(layout.AGGREGATE_PARTS) + 1
+
+    def commit_writes(self, writes: list[CustomerWrite], now: datetime) -> list[KairosError | None]:
+        """Commit each customer's write on its own, several at once.
+
+        A write folds, then stores: the core (with the new moments, the changed parts and the ids of the events
+        folded, in its journal) is written conditionally on the version read, then the events. A write that stops
+        between the two leaves the events in the journal: the next read of the customer finds them folded but not
+        stored, and the retried request stores them without folding them again. Costs per event: its item and the
+        core's (under a kilobyte), about 2 WCU instead of twice both in a transaction.
+        """
+        if len(writes) <= 1:
+            return [self._commit_one(w, now) for w in writes]
+        with ThreadPoolExecutor(max_workers=min(COMMIT_THREADS, len(writes))) as pool:
+            return list(pool.map(lambda w: self._commit_one(w, now), writes))
+
+    def _commit_one(self, w: CustomerWrite, now: datetime) -> KairosError | None:
+        cid = w.record.customer_id
+        try:
+            if w.events:
+                month_items, items, state = self._customer_items(
+                    w.record, w.aggregates, w.moments, now, folded=[e.event_id for e in w.events]
+                )
+                self._write_customer(month_items, items)
+                self._remember(cid, w.record.version + 1, state)
+            self._store_events(cid, [*w.events, *w.unstored])
+            if w.events:
+                # The next write on top of this version drops the journal entries it knows are stored.
+                state.confirmed.update(e.event_id for e in w.events)
+        except KairosError as exc:
+            return exc
+        return None
+
     def commit_ingest(self, writes: list[CustomerWrite], now: datetime) -> None:
-        """Write events, moments and aggregates of several customers in one transaction.
+        """Commit the writes (see :meth:`commit_writes`); raise the first error.
 
         Raises
         ------
         ConflictError
-            An event or moment already exists, or a customer changed since it was read. Nothing was written.
+            A customer changed since it was read: its write changed nothing.
         InvalidInputError
-            DynamoDB refused the data itself (an item over 400 KB, the transaction over 4 MB): writing the same
-            again will fail again. Nothing was written.
+            DynamoDB refused the data itself (an item over 400 KB): writing the same again will fail again.
         ThrottledError
-            Throttled after the SDK's retries. Nothing was written.
+            Throttled after the SDK's retries.
         StoreError
             Any other failure: a 5xx or no answer after the SDK's retries (transient), a missing table or
             permission (not transient, see ``kairos.http.api.is_transient``).
         """
-        items: list[dict[str, Any]] = []
-        now_iso = now.isoformat()
-        for w in writes:
-            for ev in w.events:
-                record = ev.to_record()
-                items.append(
-                    {
-                        "Put": {
-                            "TableName": self.events_table,
-                            "Item": to_item(
-                                {
-                                    "customer_id": w.record.customer_id,
-                                    "sk": event_sk(ev.event_id),
-                                    # UTF-8 as is, so the stored size is the size the API's limit measured
-                                    "record": json.dumps(
-                                        record, separators=(",", ":"), sort_keys=True, ensure_ascii=False
-                                    ),
-                                    "type": ev.type,
-                                    "message_id": ev.message_id,
-                                    "ts": int(ev.timestamp.timestamp()),
-                                    "expires_at": int(ev.timestamp.timestamp()) + self.retention_seconds,
-                                }
-                            ),
-                            "ConditionExpression": "attribute_not_exists(sk)",
-                        }
-                    }
-                )
-            for m in w.moments:
-                epoch_h = int(m.split("#", 1)[1])
-                items.append(
-                    {
-                        "Put": {
-                            "TableName": self.events_table,
-                            "Item": to_item(
-                                {
-                                    "customer_id": w.record.customer_id,
-                                    "sk": m,
-                                    "expires_at": epoch_h * 3600 + self.retention_seconds,
-                                }
-                            ),
-                            "ConditionExpression": "attribute_not_exists(sk)",
-                        }
-                    }
-                )
-            cond = self._customer_condition(w.record)
-            values = {
-                ":agg": _ser.serialize(to_dynamo(w.aggregates.to_dict())),
-                ":next": {"N": str(w.record.version + 1)},
-                ":now": {"S": now_iso},
-                **cond["ExpressionAttributeValues"],
-            }
-            items.append(
-                {
-                    "Update": {
-                        "TableName": self.customers_table,
-                        "Key": {"customer_id": {"S": w.record.customer_id}},
-                        "UpdateExpression": "SET agg = :agg, #v = :next, updated_at = :now",
-                        "ConditionExpression": cond["ConditionExpression"],
-                        "ExpressionAttributeNames": {"#v": "version"},
-                        "ExpressionAttributeValues": values,
-                    }
-                }
-            )
-        if len(items) > MAX_TRANSACTION_ITEMS:
-            raise ValueError(f"a transaction holds at most {MAX_TRANSACTION_ITEMS} items, got {len(items)}")
-        # The token makes a transaction retried by the SDK after a lost response idempotent (10 minutes).
-        token = hashlib.sha256(json.dumps(items, sort_keys=True, default=str).encode()).hexdigest()[:36]
-        self._transact_ingest(items, token)
-
-    def _transact_ingest(self, items: list[dict[str, Any]], token: str) -> None:
-        """TransactWriteItems, its failure told apart: a lost race, throttling, refused data, or a store fault."""
-        self.request_count += 1
-        try:
-            self.client.transact_write_items(TransactItems=items, ClientRequestToken=token)
-        except ClientError as exc:
-            raise _ingest_error(exc) from exc
-        except (BotoConnectionError, HTTPClientError) as exc:
-            # No answer after the SDK's retries; the request token makes a retry of the same batch safe.
-            raise StoreError(f"DynamoDB transact_write_items unreachable ({type(exc).__name__})") from exc
+        for error in self.commit_writes(writes, now):
+            if error is not None:
+                raise error
 
     def put_profile(
         self,
@@ -346,41 +475,38 @@ class DynamoStore(CustomerStore):
         now: datetime,
     ) -> None:
         """Replace the profile (and, after a time-zone change, the re-bucketed aggregates) if unchanged since read."""
-        cond = self._customer_condition(record)
-        sets = ["profile = :p", "#v = :next", "updated_at = :now"]
+        sets, values = [], {}
         if (record.profile or {}).get("consent") != profile.get("consent"):
             sets.append("consent_at = :now")
-        values: dict[str, Any] = {
-            ":p": _ser.serialize(to_dynamo(profile)),
-            ":next": {"N": str(record.version + 1)},
-            ":now": {"S": now.isoformat()},
-            **cond["ExpressionAttributeValues"],
-        }
-        if aggregates is not None:
-            sets.append("agg = :agg")
-            values[":agg"] = _ser.serialize(to_dynamo(aggregates.to_dict()))
-        self._call(
-            "update_item",
-            TableName=self.customers_table,
-            Key={"customer_id": {"S": record.customer_id}},
-            UpdateExpression="SET " + ", ".join(sets),
-            ConditionExpression=cond["ConditionExpression"],
-            ExpressionAttributeNames={"#v": "version"},
-            ExpressionAttributeValues=values,
+        month_items, items, state = self._customer_items(
+            record,
+            aggregates,
+            [],
+            now,
+            sets,
+            values,
+            new_parts={layout.PROFILE: {"profile": _ser.serialize(to_dynamo(profile))}},
         )
+        self._write_customer(month_items, items)
+        self._remember(record.customer_id, record.version + 1, state)
 
     def put_recommendation(self, customer_id: str, recommendation: dict[str, Any]) -> None:
-        """Store a scoring result on an existing customer (never creates a customer)."""
+        """Store a scoring result on an existing customer (never creates a customer, nor revives an erased one)."""
         try:
-            self._call(
-                "update_item",
-                TableName=self.customers_table,
-                Key={"customer_id": {"S": customer_id}},
-                UpdateExpression="SET recommendation = :r",
-                # a tombstone alone is not a customer: only what was learnt since the erasure is scored
-                ConditionExpression="attribute_exists(customer_id) AND "
-                "(attribute_not_exists(erased_at) OR attribute_exists(agg) OR attribute_exists(profile))",
-                ExpressionAttributeValues={":r": _ser.serialize(to_dynamo(recommendation))},
+            self._transact(
+                [
+                    {
+                        "Update": {
+                            "TableName": self.customers_table,
+                            "Key": {"customer_id": {"S": customer_id}},
+                            "UpdateExpression": "ADD parts :rec",
+                            # a tombstone alone is not a customer: only what was learnt since the erasure is scored
+                            "ConditionExpression": _LIVE_CUSTOMER,
+                            "ExpressionAttributeValues": {":rec": {"SS": [layout.RECOMMENDATION]}},
+                        }
+                    },
+                    self._part_put(customer_id, layout.RECOMMENDATION, {"data": {"B": layout.pack(recommendation)}}, 0),
+                ]
             )
         except ConflictError:
             return  # erased meanwhile: nothing to recommend to
@@ -395,8 +521,7 @@ class DynamoStore(CustomerStore):
                 TableName=self.customers_table,
                 Key={"customer_id": {"S": customer_id}},
                 UpdateExpression="ADD #c :one",
-                ConditionExpression="attribute_exists(customer_id) AND "
-                "(attribute_not_exists(erased_at) OR attribute_exists(agg) OR attribute_exists(profile))",
+                ConditionExpression=_LIVE_CUSTOMER,
                 ExpressionAttributeNames={"#c": f"sends_{channel}"},
                 ExpressionAttributeValues={":one": {"N": "1"}},
             )
@@ -405,111 +530,20 @@ class DynamoStore(CustomerStore):
 
     # ---------------------------------------------------------------- erasure
 
-    def tombstone(self, customer_id: str, now: datetime) -> dict[str, Any]:
-        """Replace the customer by a tombstone in one update; say what was there.
-
-        The update bumps the version, so an ingestion that read the customer before cannot write after it.
-        The tombstone lives as long as the events could (their retention), plus a day for late feedback.
-        """
-        resp = self._call(
-            "update_item",
-            TableName=self.customers_table,
-            Key={"customer_id": {"S": customer_id}},
-            UpdateExpression="SET erased_at = :now, #v = if_not_exists(#v, :zero) + :one, expires_at = :exp "
-            "REMOVE profile, agg, recommendation, consent_at, updated_at, " + ", ".join(SEND_COUNTERS),
-            ExpressionAttributeNames={"#v": "version"},
-            ExpressionAttributeValues={
-                ":now": {"S": now.isoformat()},
-                ":zero": {"N": "0"},
-                ":one": {"N": "1"},
-                ":exp": {"N": str(int(now.timestamp()) + self.retention_seconds + 86400)},
-            },
-            ReturnValues="ALL_OLD",
-        )
-        old = from_item(resp["Attributes"]) if resp.get("Attributes") else {}
-        return {
-            "existed": bool(old),
-            "profile": "profile" in old,
-            "aggregates": "agg" in old,
-            "erased_before": old.get("erased_at"),
-        }
-
-    def forget_tombstone(self, customer_id: str, erased_at: datetime) -> None:
-        """Remove a tombstone written for an id that never held anything (unless something arrived since)."""
-        try:
-            self._call(
-                "delete_item",
-                TableName=self.customers_table,
-                Key={"customer_id": {"S": customer_id}},
-                ConditionExpression="erased_at = :t AND attribute_not_exists(agg) AND attribute_not_exists(profile)",
-                ExpressionAttributeValues={":t": {"S": erased_at.isoformat()}},
-            )
-        except ConflictError:
-            return
-
-    def erasure_inventory(self, customer_id: str) -> dict[str, Any]:
-        """What the events table holds of a customer, and where copies of it live elsewhere."""
-        events, moments = 0, 0
-        dates: set[str] = set()
-        decisions: set[str] = set()
-        for item in self._query_sks(customer_id):
-            sk = item["sk"]["S"]
-            if sk.startswith("e#"):
-                events += 1
-                if "ts" in item:
-                    dates.add(time.strftime("%Y-%m-%d", time.gmtime(int(item["ts"]["N"]))))
-            elif sk.startswith(DECISION_MARKER):
-                decisions.add(sk[len(DECISION_MARKER) :])
-            else:
-                moments += 1
-        return {
-            "events": events,
-            "engagement_moments": moments,
-            "event_dates": sorted(dates),
-            "decision_objects": sorted(decisions),
-        }
-
-    def delete_customer_items(self, customer_id: str) -> None:
-        """Delete every events-table item of the customer (events, moments, decision markers)."""
-        keys = [{"customer_id": i["customer_id"], "sk": i["sk"]} for i in self._query_sks(customer_id)]
-        self._batch_write(self.events_table, [{"DeleteRequest": {"Key": k}} for k in keys])
-
-    def _batch_write(self, table: str, requests: list[dict[str, Any]]) -> None:
-        for start in range(0, len(requests), MAX_BATCH_WRITE_ITEMS):
-            request = {table: requests[start : start + MAX_BATCH_WRITE_ITEMS]}
-            attempt = 0
-            while request:
-                resp = self._call("batch_write_item", RequestItems=request)
-                request = resp.get("UnprocessedItems") or {}
-                if request:
-                    attempt += 1
-                    if attempt > 8:
-                        raise ThrottledError("DynamoDB kept writes unprocessed")
-                    time.sleep(min(2.0, 0.05 * 2**attempt) * random.random())
-
-    def erased_at(self, customer_ids: Iterable[str]) -> dict[str, str]:
-        """The tombstones among ``customer_ids``: id -> when it was erased."""
-        keys = {self.customers_table: [{"customer_id": {"S": c}} for c in sorted(set(customer_ids))]}
-        if not keys[self.customers_table]:
-            return {}
-        return {
-            raw["customer_id"]["S"]: raw["erased_at"]["S"] for _, raw in self._batch_get(keys) if "erased_at" in raw
-        }
-
     def get_customers(self, customer_ids: Iterable[str]) -> dict[str, CustomerRecord]:
         """Customers that exist among ``customer_ids`` (consistent reads, 100 a call)."""
         keys = {self.customers_table: [{"customer_id": {"S": c}} for c in sorted(set(customer_ids))]}
         if not keys[self.customers_table]:
             return {}
-        records = (self._record(raw) for _, raw in self._batch_get(keys))
-        return {rec.customer_id: rec for rec in records if not rec.erased}
+        raws = [raw for _, raw in self._batch_get(keys)]
+        return {cid: rec for cid, rec in self._records(raws)[0].items() if not rec.erased}
 
     def scan_customers(
         self, shard: int, total_shards: int, start_after: str | None = None, limit: int = 500
     ) -> tuple[list[CustomerRecord], str | None]:
         """One page of a shard of a parallel scan: the customers and the id to resume after (``None`` at the end).
 
-        Reserved ids (``__…``, e.g. the population fallback) are skipped.
+        Reserved ids (``__…``, e.g. the population fallback) are skipped. Parts are read eventually consistent.
         """
         # DynamoDB names a shard of a parallel scan a segment; in Kairos a segment is a saved audience.
         kwargs: dict[str, Any] = {
@@ -517,19 +551,19 @@ class DynamoStore(CustomerStore):
             "Segment": shard,
             "TotalSegments": total_shards,
             "Limit": limit,
-            "ProjectionExpression": "customer_id, agg, #v, profile, consent_at, recommendation, erased_at",
-            "ExpressionAttributeNames": {"#v": "version"},
         }
         if start_after:
             kwargs["ExclusiveStartKey"] = {"customer_id": {"S": start_after}}
         resp = self._call("scan", **kwargs)
-        records = [
-            rec
-            for rec in (self._record(i) for i in resp.get("Items", []) if not i["customer_id"]["S"].startswith("__"))
-            if not rec.erased
+        raws = [
+            raw
+            for raw in resp.get("Items", [])
+            if not raw["customer_id"]["S"].startswith("__")
+            and ("erased_at" not in raw or any(k in raw for k in ("core", "parts", "agg", "profile")))
         ]
+        records = self._records(raws, consistent=False)[0]
         last = resp.get("LastEvaluatedKey")
-        return records, (last["customer_id"]["S"] if last else None)
+        return [r for r in records.values() if not r.erased], (last["customer_id"]["S"] if last else None)
 
     def approximate_count(self) -> int | None:
         # DynamoDB refreshes ItemCount about every six hours: enough to size a nightly run.
@@ -544,6 +578,9 @@ class DynamoStore(CustomerStore):
         )
 
     def get_recommendation(self, key: str) -> dict[str, Any] | None:
+        if not key.startswith("__"):
+            record = self.get_customer(key)
+            return record.recommendation if record else None
         resp = self._call(
             "get_item",
             TableName=self.customers_table,

@@ -9,7 +9,6 @@ from aws_lambda_powertools.metrics import MetricUnit
 
 from kairos.core import timeutil
 from kairos.core.constants import EVENT_TYPES
-from kairos.core.errors import KairosError
 from kairos.core.observability import logger, metrics
 from kairos.customers import ingest
 from kairos.customers import profiles as customers
@@ -18,7 +17,6 @@ from kairos.customers.schemas import (
     CustomerProfileIn,
     CustomerView,
     ErasureReport,
-    Event,
     EventBatch,
     EventTypeList,
     EventTypeView,
@@ -29,6 +27,7 @@ from kairos.customers.schemas import (
 )
 from kairos.http.api import KairosRouter, caller
 from kairos.http.deps import Deps  # noqa: TC001 - Powertools reads route annotations at run time
+from kairos.insights.analytics import note_archive_change
 from kairos.journeys import intents
 from kairos.models import recommendations
 
@@ -68,14 +67,8 @@ def post_events(batch: Annotated[EventBatch, Body()], deps: Deps) -> IngestResul
         for e in batch.events
     ]
     now = timeutil.now()
-    stored: list[Event] = []
-    result = ingest.ingest_events(tagged, deps.customers(), now, deps.retention, deps.clock_skew, stored.extend)
-    if stored:
-        try:
-            deps.event_types().note(ingest.event_types_of(stored), now)
-        except KairosError:
-            # The events are stored; the catalogue of types only lags (the next events of a type count it).
-            logger.warning("event types not noted", extra={"types": sorted({e.type for e in stored})})
+    # The catalogue of event types is counted from the events table's stream, a batch of events at a time.
+    result = ingest.ingest_events(tagged, deps.customers(), now, deps.retention, deps.clock_skew)
     metrics.add_metric(name="EventsAccepted", unit=MetricUnit.Count, value=result.accepted)
     metrics.add_metric(name="EventsRejected", unit=MetricUnit.Count, value=len(result.rejected))
     logger.info(
@@ -130,6 +123,9 @@ def delete_customer(customer_id: CustomerId, deps: Deps) -> ErasureReport:
         journeys=deps.journeys(),
     )
     logger.info("customer erased", extra={**report.model_dump(), **who})
+    if report.archive_lines_removed:
+        # Answers computed over the archive before the purge counted the customer: they must not be served again.
+        note_archive_change(deps.insights(), timeutil.now())
     return report
 
 

@@ -7,20 +7,28 @@ projection reads only the partitions a query's ``dt`` predicates leave. The byte
 Athena would bill: the whole of every gzip file read, and of a Parquet file the compressed column chunks of the
 columns read (``parquet_metadata``).
 
-DuckDB is a development and benchmark dependency, not a runtime one: it is imported when an engine is made.
+DuckDB is a development and benchmark dependency, not a runtime one: it is imported when a query runs.
+:class:`S3DuckDbEngine` is the local runtime's analytics engine: the same queries over a copy of the archive
+bucket, kept up to date before each query.
 """
 
 from __future__ import annotations
 
 import re
 import tempfile
+import threading
 import time
+import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from botocore.exceptions import ClientError
+
+from kairos.core.aws import STORE_RETRIES, LazyClient, call, domain_error
 from kairos.core.constants import ARCHIVE_EVENTS_PREFIX
 from kairos.core.errors import StoreError
+from kairos.insights.ports import AnalyticsEngine, Execution
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -242,3 +250,97 @@ def compact_to_parquet(
     finally:
         con.close()
     return QueryRun([], sum(f.size for f in files), len(files), time.perf_counter() - started)
+
+
+class S3DuckDbEngine(AnalyticsEngine):
+    """The analytics engine of the local runtime: DuckDB over a copy of the archive bucket's ``events/``.
+
+    ``start`` brings the copy up to date (objects added, rewritten or deleted since, by ETag; only the
+    partitions the query reads) and runs the query at once; ``execution`` and ``rows`` answer from what it
+    kept. Nothing leaves the process: the bucket is the local runtime's embedded S3.
+
+    Parameters
+    ----------
+    bucket
+        The archive bucket.
+    root
+        Where the copy lives (default: a temporary folder of this process).
+    client
+        A boto3 S3 client; created on first use when omitted.
+    """
+
+    dialect = "duckdb"
+    client = LazyClient("s3", STORE_RETRIES)
+    KEPT_RUNS = 256  # finished executions remembered (a poll after more than this many queries finds none)
+
+    def __init__(self, bucket: str, root: str | Path | None = None, client: Any = None, table: str = "events") -> None:
+        self.bucket = bucket
+        self._tmp = None if root is not None else tempfile.TemporaryDirectory(prefix="kairos-archive-")
+        self.root = Path(root if root is not None else self._tmp.name)  # type: ignore[union-attr]
+        self.table = table
+        self.client = client
+        self._etags: dict[str, str] = {}
+        self._runs: dict[str, QueryRun | StoreError] = {}
+        self._lock = threading.Lock()
+
+    def sync(self, first_day: str | None = None, last_day: str | None = None) -> int:
+        """Copy the bucket's archive objects of the days ``first_day`` .. ``last_day`` that changed; how many."""
+        copied = 0
+        listed: set[str] = set()
+        paginator = self.client.get_paginator("list_objects_v2")
+        try:
+            for page in paginator.paginate(Bucket=self.bucket, Prefix=f"{ARCHIVE_EVENTS_PREFIX}/dt="):
+                for obj in page.get("Contents", []):
+                    key = obj["Key"]
+                    dt = key.split("/")[1].removeprefix("dt=")
+                    if (first_day is not None and dt < first_day) or (last_day is not None and dt > last_day):
+                        continue
+                    listed.add(key)
+                    if self._etags.get(key) == obj["ETag"]:
+                        continue
+                    path = self.root / key
+                    path.parent.mkdir(parents=True, exist_ok=True)
+                    body = call(self.client, "get_object", "archive", Bucket=self.bucket, Key=key)["Body"].read()
+                    path.write_bytes(body)
+                    self._etags[key] = obj["ETag"]
+                    copied += 1
+        except ClientError as exc:
+            raise domain_error(exc, "archive list_objects_v2") from exc
+        # Objects gone from the bucket (an erasure emptied them, the lifecycle expired them) go from the copy.
+        for key in [k for k in self._etags if k not in listed]:
+            dt = key.split("/")[1].removeprefix("dt=")
+            if (first_day is None or dt >= first_day) and (last_day is None or dt <= last_day):
+                (self.root / key).unlink(missing_ok=True)
+                del self._etags[key]
+        return copied
+
+    def start(
+        self, sql: str, *, columns: Sequence[str], first_day: str | None = None, last_day: str | None = None
+    ) -> str:
+        execution_id = uuid.uuid4().hex
+        with self._lock:
+            try:
+                self.sync(first_day, last_day)
+                run: QueryRun | StoreError = DuckDbArchive(self.root, table=self.table).run(
+                    sql, columns=columns, first_day=first_day, last_day=last_day
+                )
+            except StoreError as exc:
+                run = exc
+            self._runs[execution_id] = run
+            while len(self._runs) > self.KEPT_RUNS:
+                del self._runs[next(iter(self._runs))]
+        return execution_id
+
+    def execution(self, execution_id: str) -> Execution:
+        run = self._runs.get(execution_id)
+        if run is None:
+            return Execution("failed", 0, "the local engine no longer knows this query (it restarted): ask again")
+        if isinstance(run, StoreError):
+            return Execution("failed", 0, str(run))
+        return Execution("succeeded", run.bytes_scanned)
+
+    def rows(self, execution_id: str) -> list[dict[str, Any]]:
+        run = self._runs.get(execution_id)
+        if not isinstance(run, QueryRun):
+            raise StoreError(f"analytics: no rows for execution {execution_id}")
+        return [dict(r) for r in run.rows]

@@ -1,0 +1,227 @@
+"""DynamoDB adapter for events, engagement moments and customers.
+
+Tables (both from ``template.yaml``):
+
+- events table, key ``customer_id`` + ``sk``: ``e#<event_id>`` holds one accepted event (the archive record as
+  JSON), expiring with the event retention (TTL attribute ``expires_at``); ``a#<part>`` the customer's parts
+  (profile, recommendation, product and purchase history) and ``n#<YYYY-MM>`` month markers of the moments already
+  counted (``kairos.customers.adapters.layout``); ``d#<object key>`` marks a decision-log object that names the
+  customer, so an erasure finds it.
+- customers table, key ``customer_id``: the customer's core (the aggregates every event touches, compressed, with
+  the bookkeeping of exactly-once counting), the optimistic-lock ``version`` and the names of the parts stored.
+  An erased customer leaves a tombstone (``erased_at``, expiring with the event retention) so that late
+  feedback, replayed events and in-flight writes cannot bring the customer back.
+
+An ingestion folds, then stores: the customer's new core is written on condition that its version is the one
+read, then the events' items. The core's journal names the events it folded until their items are seen stored, so
+a retried or concurrent batch can neither store an event twice nor count it twice, without a transaction (which
+would bill every item twice): about 2 WCU per event whatever the history. A customer stored before the split (one
+item with ``agg``, ``profile`` and ``recommendation``, moments as ``m#``/``p#`` items) is read as it is and moves
+to the split layout on its next write.
+
+The module is in three: this base (the client, batched reads and writes, the shared constants), the erasure
+(``dynamo_erasure``) and the store (``dynamo``).
+"""
+
+from __future__ import annotations
+
+import random
+import threading
+import time
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from botocore.exceptions import ClientError, HTTPClientError
+from botocore.exceptions import ConnectionError as BotoConnectionError
+
+from kairos.core.aws import STORE_RETRIES, LazyClient, call, domain_error, error_code
+from kairos.core.constants import CHANNELS
+from kairos.core.errors import ConflictError, InvalidInputError, StoreError, ThrottledError
+
+# Delivered messages per channel, one counter attribute each (an ADD needs no existing map).
+SEND_COUNTERS = tuple(f"sends_{c}" for c in CHANNELS)
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+
+    from mypy_boto3_dynamodb import DynamoDBClient
+
+    from kairos.customers.adapters import layout
+
+
+MAX_TRANSACTION_ITEMS = 100
+MAX_BATCH_GET_KEYS = 100
+MAX_BATCH_WRITE_ITEMS = 25
+DECISION_MARKER = "d#"  # events-table item per customer and decision-log object that names them
+# Customers whose stored state (unflushed moments, old layout) this store remembers between a read and a write.
+REMEMBERED_CUSTOMERS = 20_000
+# How long a folded event stays in its customer's journal waiting to be seen stored (a client retries within it).
+JOURNAL_SECONDS = 86400
+# Customers of one request committed at once.
+COMMIT_THREADS = 8
+# A customer item that holds no data, only the tombstone of an erasure.
+_HOLDS_DATA = (
+    "(attribute_exists(core) OR attribute_exists(parts) OR attribute_exists(agg) OR attribute_exists(profile))"
+)
+_LIVE_CUSTOMER = f"attribute_exists(customer_id) AND (attribute_not_exists(erased_at) OR {_HOLDS_DATA})"
+
+
+def event_sk(event_id: str) -> str:
+    return f"e#{event_id}"
+
+
+# A cancelled transaction says per item why (CancellationReasons):
+# https://docs.aws.amazon.com/amazondynamodb/latest/APIReference/API_TransactWriteItems.html
+_REFUSED_REASONS = frozenset({"ValidationError", "ItemCollectionSizeLimitExceeded"})
+_THROTTLED_REASONS = frozenset({"ThrottlingError", "ProvisionedThroughputExceeded", "RequestLimitExceeded"})
+
+
+def _ingest_error(exc: ClientError) -> Exception:
+    """The domain error of a failed ingest transaction (see ``DynamoStore.commit_ingest``)."""
+    code = error_code(exc)
+    message = str(exc.response.get("Error", {}).get("Message", ""))[:200]
+    if code == "TransactionCanceledException":
+        reasons = {str(r.get("Code")) for r in exc.response.get("CancellationReasons") or []}
+        if reasons & _REFUSED_REASONS:
+            return InvalidInputError("(event)", f"the store refused the write ({', '.join(sorted(reasons))})")
+        if reasons & _THROTTLED_REASONS:
+            return ThrottledError(f"DynamoDB transact_write_items throttled ({', '.join(sorted(reasons))})")
+        # ConditionalCheckFailed, TransactionConflict: reload and try again.
+        return ConflictError(f"DynamoDB transact_write_items: cancelled ({', '.join(sorted(reasons))})")
+    if code == "ValidationException":
+        # Sizes are checked before a write; what DynamoDB still refuses is refused whatever the retry.
+        return InvalidInputError("(event)", f"the store refused the write: {message or code}")
+    if code == "TransactionInProgressException":
+        return ConflictError("DynamoDB transact_write_items: the same transaction is in progress")
+    return domain_error(exc, "DynamoDB transact_write_items")
+
+
+@dataclass
+class _Stored:
+    """What the store read of a customer beyond the record: its core's bookkeeping, the journal's events known to be
+    stored, and whether the customer is still in the layout before the split (its next write moves it)."""
+
+    core: layout.Core
+    legacy: bool = False
+    confirmed: set[str] = field(default_factory=set)
+
+
+class DynamoBase:
+    """The client, the tables and the batched calls every part of the customer store uses.
+
+    Parameters
+    ----------
+    events_table, customers_table
+        Physical table names.
+    client
+        A boto3 DynamoDB client; created lazily when omitted.
+    retention_seconds
+        How long events and moment markers live (their TTL).
+    """
+
+    client = LazyClient("dynamodb", STORE_RETRIES)
+
+    def __init__(
+        self,
+        events_table: str,
+        customers_table: str,
+        client: DynamoDBClient | None = None,
+        retention_seconds: int = 400 * 86400,
+    ) -> None:
+        self.events_table = events_table
+        self.customers_table = customers_table
+        self.client = client
+        self.retention_seconds = retention_seconds
+        self.request_count = 0  # DynamoDB API calls made, for benchmarks
+        # (customer id, version) -> what was read of it; a write of a version not read here is a conflict (reload)
+        self._stored: OrderedDict[tuple[str, int], _Stored] = OrderedDict()
+        self._erased_moments: dict[str, int] = {}  # moments a tombstone removed with the core, for the inventory
+        self._lock = threading.RLock()  # the remembered state, shared by a request's commits
+
+    def _call(self, op: str, **kwargs: Any) -> dict[str, Any]:
+        self.request_count += 1
+        return call(self.client, op, "DynamoDB", **kwargs)
+
+    def _remember(self, customer_id: str, version: int, stored: _Stored) -> None:
+        with self._lock:
+            self._stored[(customer_id, version)] = stored
+            self._stored.move_to_end((customer_id, version))
+            while len(self._stored) > REMEMBERED_CUSTOMERS:
+                self._stored.popitem(last=False)
+
+    def _batch_get(
+        self, keys: dict[str, list[dict[str, Any]]], consistent: bool = True
+    ) -> Iterator[tuple[str, dict[str, Any]]]:
+        """BatchGetItem over any number of keys, 100 a call, retrying unprocessed keys with backoff."""
+        flat = [(table, key) for table, ks in keys.items() for key in ks]
+        for start in range(0, len(flat), MAX_BATCH_GET_KEYS):
+            request: dict[str, Any] = {}
+            for table, key in flat[start : start + MAX_BATCH_GET_KEYS]:
+                request.setdefault(table, {"Keys": [], "ConsistentRead": consistent})["Keys"].append(key)
+            attempt = 0
+            while request:
+                resp = self._call("batch_get_item", RequestItems=request)
+                for table, items in resp.get("Responses", {}).items():
+                    for item in items:
+                        yield table, item
+                request = resp.get("UnprocessedKeys") or {}
+                if request:
+                    attempt += 1
+                    if attempt > 8:
+                        raise ThrottledError("DynamoDB kept keys unprocessed")
+                    time.sleep(min(2.0, 0.05 * 2**attempt) * random.random())
+
+    def _query_sks(self, customer_id: str, prefix: str | None = None) -> Iterator[dict[str, Any]]:
+        kwargs: dict[str, Any] = {
+            "TableName": self.events_table,
+            "ConsistentRead": True,
+            "KeyConditionExpression": "customer_id = :c",
+            "ExpressionAttributeValues": {":c": {"S": customer_id}},
+        }
+        if prefix:
+            kwargs["KeyConditionExpression"] += " AND begins_with(sk, :p)"
+            kwargs["ExpressionAttributeValues"][":p"] = {"S": prefix}
+        while True:
+            resp = self._call("query", **kwargs)
+            yield from resp.get("Items", [])
+            if "LastEvaluatedKey" not in resp:
+                return
+            kwargs["ExclusiveStartKey"] = resp["LastEvaluatedKey"]
+
+    def _batch_write(self, table: str, requests: list[dict[str, Any]]) -> None:
+        for start in range(0, len(requests), MAX_BATCH_WRITE_ITEMS):
+            request = {table: requests[start : start + MAX_BATCH_WRITE_ITEMS]}
+            attempt = 0
+            while request:
+                resp = self._call("batch_write_item", RequestItems=request)
+                request = resp.get("UnprocessedItems") or {}
+                if request:
+                    attempt += 1
+                    if attempt > 8:
+                        raise ThrottledError("DynamoDB kept writes unprocessed")
+                    time.sleep(min(2.0, 0.05 * 2**attempt) * random.random())
+
+    def _write_call(self, op: str, **kwargs: Any) -> dict[str, Any]:
+        """One write of an ingestion, its failure told apart as a transaction's is (see :func:`_ingest_error`)."""
+        self.request_count += 1
+        try:
+            return getattr(self.client, op)(**kwargs)
+        except ClientError as exc:
+            raise _ingest_error(exc) from exc
+        except (BotoConnectionError, HTTPClientError) as exc:
+            raise StoreError(f"DynamoDB {op} unreachable ({type(exc).__name__})") from exc
+
+    def _transact(self, items: list[dict[str, Any]], token: str | None = None) -> None:
+        """TransactWriteItems, its failure told apart: a lost race, throttling, refused data, or a store fault."""
+        self.request_count += 1
+        try:
+            if token:
+                self.client.transact_write_items(TransactItems=items, ClientRequestToken=token)
+            else:
+                self.client.transact_write_items(TransactItems=items)
+        except ClientError as exc:
+            raise _ingest_error(exc) from exc
+        except (BotoConnectionError, HTTPClientError) as exc:
+            # No answer after the SDK's retries.
+            raise StoreError(f"DynamoDB transact_write_items unreachable ({type(exc).__name__})") from exc
