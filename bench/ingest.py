@@ -179,6 +179,12 @@ def billed(requests: list[tuple[str, dict]], before: dict, after: dict) -> tuple
                 ((kind, body),) = op.items()
                 key = body.get("Key") or {k: v for k, v in body["Item"].items() if k in ("customer_id", "sk")}
                 wcu += 2 * kb(size(body["TableName"], key))
+        elif name == "BatchWriteItem":
+            for table, reqs in params["RequestItems"].items():
+                for req in reqs:
+                    ((kind, body),) = req.items()
+                    key = body.get("Key") or {k: v for k, v in body["Item"].items() if k in ("customer_id", "sk")}
+                    wcu += kb(size(table, key))
         elif name in ("PutItem", "UpdateItem", "DeleteItem"):
             key = params.get("Key") or {k: v for k, v in params["Item"].items() if k in ("customer_id", "sk")}
             wcu += kb(size(params["TableName"], key))

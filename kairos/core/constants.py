@@ -21,6 +21,7 @@ ENGAGEMENT_TYPES = frozenset({"session", "message_open", "message_click", "purch
 MESSAGE_ENGAGEMENT = ("message_open", "message_click")
 PRODUCT_TYPES = frozenset({"purchase", "cart_add", "product_view"})
 CHANNELS = ("email", "sms", "push", "messenger")
+CURRENCY_PATTERN = r"^[A-Z]{3}$"  # ISO 4217
 # What an API key may do: ``ingest`` events, write ``profiles``, ``read`` customers, recommendations, campaigns and
 # segments, ``manage`` campaigns and segments, ``erase`` customers. Here, not beside the API's models, so that the
 # authorizer reads them without loading those.

@@ -37,8 +37,8 @@ EventType = Annotated[
         examples=list(EVENT_TYPES[:3]) + ["order_shipped"],
     ),
 ]
+from kairos.core.constants import CURRENCY_PATTERN  # noqa: E402
 from kairos.messaging.content import (  # noqa: E402 - one channel type and locale form for the API
-    CURRENCY_PATTERN,
     LOCALE_PATTERN,
     Channel,
 )

@@ -12,20 +12,25 @@ import re
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
-import snowballstemmer
-
 if TYPE_CHECKING:
     from collections.abc import Iterable
 
 _WORD = re.compile(r"[^\W\d_]+", re.UNICODE)
 _CYRILLIC = re.compile(r"[а-яё]")
-_STEMMERS = {"ru": snowballstemmer.stemmer("russian"), "en": snowballstemmer.stemmer("english")}
+
+
+@lru_cache(maxsize=2)
+def _stemmer(language: str) -> Any:
+    """Snowball's stemmer of a language (loaded on first use: most requests never stem a word)."""
+    import snowballstemmer
+
+    return snowballstemmer.stemmer(language)
 
 
 @lru_cache(maxsize=65536)
 def stem(word: str) -> str:
     w = word.lower().replace("ё", "е")
-    return _STEMMERS["ru" if _CYRILLIC.search(w) else "en"].stemWord(w)
+    return _stemmer("russian" if _CYRILLIC.search(w) else "english").stemWord(w)
 
 
 def stems(text: str) -> list[str]:

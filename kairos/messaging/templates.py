@@ -46,7 +46,7 @@ from typing import TYPE_CHECKING, Any
 from liquid.exceptions import LiquidError
 
 from kairos.core.errors import KairosError
-from kairos.messaging.content import check_template, compile_mjml, error_location, parse_template
+from kairos.messaging.template_domain import check_template, compile_mjml, error_location, parse_template
 
 if TYPE_CHECKING:
     from collections.abc import Callable

@@ -6,7 +6,6 @@ The layout and the exactly-once protocol are described in ``kairos.customers.ada
 from __future__ import annotations
 
 import json
-from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
 from boto3.dynamodb.types import TypeSerializer
@@ -17,8 +16,8 @@ from kairos.core.errors import ConflictError, KairosError
 from kairos.customers.adapters import layout
 from kairos.customers.adapters.dynamo_base import (
     _LIVE_CUSTOMER,
-    COMMIT_THREADS,
     JOURNAL_SECONDS,
+    MAX_BATCH_WRITE_ITEMS,
     MAX_TRANSACTION_ITEMS,
     _Stored,
     event_sk,
@@ -283,10 +282,6 @@ class DynamoStore(DynamoErasure, CustomerStore):
             raise ConflictError(f"customer {record.customer_id!r} version {record.version} was not read here")
         return stored
 
-    def _part_put(self, customer_id: str, name: str, attrs: dict[str, Any], version: int) -> dict[str, Any]:
-        item = {"customer_id": {"S": customer_id}, "sk": {"S": layout.part_sk(name)}, "v": {"N": str(version)}}
-        return {"Put": {"TableName": self.events_table, "Item": {**item, **attrs}}}
-
     def _customer_items(
         self,
         record: CustomerRecord,
@@ -376,43 +371,6 @@ class DynamoStore(DynamoErasure, CustomerStore):
         )
         return month_items, items, _Stored(core)
 
-    def _write_customer(self, month_items: list[dict[str, Any]], items: list[dict[str, Any]]) -> None:
-        """Month markers first (adding hours to a set again changes nothing), then the core: alone, one conditional
-        update; with parts, one transaction."""
-        for update in month_items:
-            self._write_call("update_item", **update)
-        if len(items) == 1:
-            self._write_call("update_item", **items[0]["Update"])
-        else:
-            self._transact(items)
-
-    def _event_item(self, customer_id: str, ev: Any) -> dict[str, Any]:
-        return to_item(
-            {
-                "customer_id": customer_id,
-                "sk": event_sk(ev.event_id),
-                # UTF-8 as is, so the stored size is the size the API's limit measured
-                "record": json.dumps(ev.to_record(), separators=(",", ":"), sort_keys=True, ensure_ascii=False),
-                "type": ev.type,
-                "message_id": ev.message_id,
-                "ts": int(ev.timestamp.timestamp()),
-                "expires_at": int(ev.timestamp.timestamp()) + self.retention_seconds,
-            }
-        )
-
-    def _store_events(self, customer_id: str, events: list[Any]) -> None:
-        """Store folded events, each once: an item already there (another request stored it) is left as it is."""
-        for ev in events:
-            try:
-                self._write_call(
-                    "put_item",
-                    TableName=self.events_table,
-                    Item=self._event_item(customer_id, ev),
-                    ConditionExpression="attribute_not_exists(sk)",
-                )
-            except ConflictError:
-                continue
-
     def write_items(self, write: CustomerWrite) -> int:
         """Items one customer's write takes: its events, and its core with the parts that changed."""
         return len(write.events) + len(layout.AGGREGATE_PARTS) + 1
@@ -421,31 +379,46 @@ class DynamoStore(DynamoErasure, CustomerStore):
         """Commit each customer's write on its own, several at once.
 
         A write folds, then stores: the core (with the new moments, the changed parts and the ids of the events
-        folded, in its journal) is written conditionally on the version read, then the events. A write that stops
-        between the two leaves the events in the journal: the next read of the customer finds them folded but not
-        stored, and the retried request stores them without folding them again. Costs per event: its item and the
-        core's (under a kilobyte), about 2 WCU instead of twice both in a transaction.
+        folded, in its journal) is written conditionally on the version read, then the events, 25 a request for
+        all the customers together. A write that stops between the two leaves the events in the journal: the next
+        read of the customer finds them folded but not stored, and the retried request stores them without
+        folding them again. Costs per event: its item and the core's (under a kilobyte), about 2 WCU instead of
+        twice both in a transaction.
         """
-        if len(writes) <= 1:
-            return [self._commit_one(w, now) for w in writes]
-        with ThreadPoolExecutor(max_workers=min(COMMIT_THREADS, len(writes))) as pool:
-            return list(pool.map(lambda w: self._commit_one(w, now), writes))
-
-    def _commit_one(self, w: CustomerWrite, now: datetime) -> KairosError | None:
-        cid = w.record.customer_id
-        try:
-            if w.events:
-                month_items, items, state = self._customer_items(
-                    w.record, w.aggregates, w.moments, now, folded=[e.event_id for e in w.events]
-                )
-                self._write_customer(month_items, items)
-                self._remember(cid, w.record.version + 1, state)
-            self._store_events(cid, [*w.events, *w.unstored])
-            if w.events:
+        errors = self._threaded(lambda w: self._commit_core(w, now), writes)
+        # The events of every committed core, 25 a request (the core named them: no other request folds them).
+        fresh = [(i, ev) for i, w in enumerate(writes) if errors[i] is None for ev in w.events]
+        chunks = [fresh[k : k + MAX_BATCH_WRITE_ITEMS] for k in range(0, len(fresh), MAX_BATCH_WRITE_ITEMS)]
+        outcomes = self._threaded(self._put_chunk(writes), chunks)
+        for chunk, error in zip(chunks, outcomes, strict=True):
+            for i, _ in chunk:
+                errors[i] = errors[i] or error
+        # Events an earlier request folded and did not store: one at a time, unless another request stored them.
+        for i, w in enumerate(writes):
+            if errors[i] is None and w.unstored:
+                try:
+                    self._store_events(w.record.customer_id, w.unstored)
+                except KairosError as exc:
+                    errors[i] = exc
+        for i, w in enumerate(writes):
+            if errors[i] is None and w.events:
                 # The next write on top of this version drops the journal entries it knows are stored.
-                state.confirmed.update(e.event_id for e in w.events)
+                stored = self._stored.get((w.record.customer_id, w.record.version + 1))
+                if stored is not None:
+                    stored.confirmed.update(e.event_id for e in w.events)
+        return errors
+
+    def _commit_core(self, w: CustomerWrite, now: datetime) -> KairosError | None:
+        if not w.events:
+            return None
+        try:
+            month_items, items, state = self._customer_items(
+                w.record, w.aggregates, w.moments, now, folded=[e.event_id for e in w.events]
+            )
+            self._write_customer(month_items, items)
         except KairosError as exc:
             return exc
+        self._remember(w.record.customer_id, w.record.version + 1, state)
         return None
 
     def commit_ingest(self, writes: list[CustomerWrite], now: datetime) -> None:

@@ -25,19 +25,22 @@ The module is in three: this base (the client, batched reads and writes, the sha
 
 from __future__ import annotations
 
+import json
 import random
 import threading
 import time
 from collections import OrderedDict
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError, HTTPClientError
 from botocore.exceptions import ConnectionError as BotoConnectionError
 
-from kairos.core.aws import STORE_RETRIES, LazyClient, call, domain_error, error_code
+from kairos.core.aws import STORE_RETRIES, LazyClient, call, domain_error, error_code, to_item
 from kairos.core.constants import CHANNELS
-from kairos.core.errors import ConflictError, InvalidInputError, StoreError, ThrottledError
+from kairos.core.errors import ConflictError, InvalidInputError, KairosError, StoreError, ThrottledError
+from kairos.customers.adapters import layout
 
 # Delivered messages per channel, one counter attribute each (an ADD needs no existing map).
 SEND_COUNTERS = tuple(f"sends_{c}" for c in CHANNELS)
@@ -47,7 +50,7 @@ if TYPE_CHECKING:
 
     from mypy_boto3_dynamodb import DynamoDBClient
 
-    from kairos.customers.adapters import layout
+    from kairos.customers.domain import CustomerWrite
 
 
 MAX_TRANSACTION_ITEMS = 100
@@ -189,12 +192,15 @@ class DynamoBase:
                 return
             kwargs["ExclusiveStartKey"] = resp["LastEvaluatedKey"]
 
-    def _batch_write(self, table: str, requests: list[dict[str, Any]]) -> None:
+    def _batch_write(self, table: str, requests: list[dict[str, Any]], mapped: bool = False) -> None:
+        """BatchWriteItem, 25 a call, retrying unprocessed items with backoff (``mapped``: failures told apart as
+        an ingestion's writes are)."""
+        send = self._write_call if mapped else self._call
         for start in range(0, len(requests), MAX_BATCH_WRITE_ITEMS):
             request = {table: requests[start : start + MAX_BATCH_WRITE_ITEMS]}
             attempt = 0
             while request:
-                resp = self._call("batch_write_item", RequestItems=request)
+                resp = send("batch_write_item", RequestItems=request)
                 request = resp.get("UnprocessedItems") or {}
                 if request:
                     attempt += 1
@@ -225,3 +231,61 @@ class DynamoBase:
         except (BotoConnectionError, HTTPClientError) as exc:
             # No answer after the SDK's retries.
             raise StoreError(f"DynamoDB transact_write_items unreachable ({type(exc).__name__})") from exc
+
+    def _part_put(self, customer_id: str, name: str, attrs: dict[str, Any], version: int) -> dict[str, Any]:
+        item = {"customer_id": {"S": customer_id}, "sk": {"S": layout.part_sk(name)}, "v": {"N": str(version)}}
+        return {"Put": {"TableName": self.events_table, "Item": {**item, **attrs}}}
+
+    def _write_customer(self, month_items: list[dict[str, Any]], items: list[dict[str, Any]]) -> None:
+        """Month markers first (adding hours to a set again changes nothing), then the core: alone, one conditional
+        update; with parts, one transaction."""
+        for update in month_items:
+            self._write_call("update_item", **update)
+        if len(items) == 1:
+            self._write_call("update_item", **items[0]["Update"])
+        else:
+            self._transact(items)
+
+    def _event_item(self, customer_id: str, ev: Any) -> dict[str, Any]:
+        return to_item(
+            {
+                "customer_id": customer_id,
+                "sk": event_sk(ev.event_id),
+                # UTF-8 as is, so the stored size is the size the API's limit measured
+                "record": json.dumps(ev.to_record(), separators=(",", ":"), sort_keys=True, ensure_ascii=False),
+                "type": ev.type,
+                "message_id": ev.message_id,
+                "ts": int(ev.timestamp.timestamp()),
+                "expires_at": int(ev.timestamp.timestamp()) + self.retention_seconds,
+            }
+        )
+
+    def _store_events(self, customer_id: str, events: list[Any]) -> None:
+        """Store folded events, each once: an item already there (another request stored it) is left as it is."""
+        for ev in events:
+            try:
+                self._write_call(
+                    "put_item",
+                    TableName=self.events_table,
+                    Item=self._event_item(customer_id, ev),
+                    ConditionExpression="attribute_not_exists(sk)",
+                )
+            except ConflictError:
+                continue
+
+    def _threaded(self, fn: Any, items: list[Any]) -> list[KairosError | None]:
+        if len(items) <= 1:
+            return [fn(x) for x in items]
+        with ThreadPoolExecutor(max_workers=min(COMMIT_THREADS, len(items))) as pool:
+            return list(pool.map(fn, items))
+
+    def _put_chunk(self, writes: list[CustomerWrite]) -> Any:
+        def put(chunk: list[tuple[int, Any]]) -> KairosError | None:
+            requests = [{"PutRequest": {"Item": self._event_item(writes[i].record.customer_id, ev)}} for i, ev in chunk]
+            try:
+                self._batch_write(self.events_table, requests, mapped=True)
+            except KairosError as exc:
+                return exc
+            return None
+
+        return put

@@ -9,7 +9,6 @@ from aws_lambda_powertools.event_handler.openapi.params import Body
 from kairos.core import timeutil
 from kairos.http.api import KairosRouter
 from kairos.http.deps import Deps  # noqa: TC001 - Powertools reads route annotations at run time
-from kairos.journeys.preview import node_content, preview
 from kairos.journeys.preview_domain import PreviewIn, PreviewOut
 from kairos.models.recommendations import POPULATION_KEY
 
@@ -25,6 +24,8 @@ router = KairosRouter()
     tags=["journeys"],
 )
 def preview_message(body: Annotated[PreviewIn, Body()], deps: Deps) -> PreviewOut:
+    from kairos.journeys.preview import node_content, preview  # loads the template language: only when asked
+
     topic, transactional, pool, content = body.topic, body.transactional, None, body.content
     if body.journey_id is not None:
         content, definition, pool = node_content(deps.journeys(), body.journey_id, str(body.node), body.variant)
