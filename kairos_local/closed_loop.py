@@ -55,6 +55,7 @@ ARMS = ("optimized", "fixed", "control")
 HISTORY_WEEKS = 26
 CAMPAIGN_DAYS = 5
 ROUND_DAYS = 7  # rounds start a week apart, on the same weekday
+DEFAULT_START = datetime(2026, 12, 2, 8, tzinfo=UTC)  # a Wednesday; campaigns launch an hour later
 WITHIN_HOURS = 72  # how far ahead the optimized arm looks for each customer's best hour
 QUIET = ("21:00", "08:00")
 
@@ -110,7 +111,9 @@ class Config:
     out: Path = Path("out/demo")
     time_rounds: int = 150
     port: int = 0
-    start: datetime | None = None  # simulated "now" of the first round (default: the current hour)
+    # Simulated "now" of the first round (``None``: the current hour). Fixed by default, because the launch
+    # weekday matters: a fresh clone prints the table docs/running-locally.md shows.
+    start: datetime | None = DEFAULT_START
 
 
 @dataclass
@@ -566,11 +569,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=Config.seed)
     parser.add_argument("--out", type=Path, default=Config.out, help="report directory")
     parser.add_argument("--time-rounds", type=int, default=Config.time_rounds, help="boosting rounds, send time")
-    parser.add_argument(
-        "--start", type=datetime.fromisoformat, help="simulated start, ISO 8601 with offset (default: now)"
+    when = parser.add_mutually_exclusive_group()
+    when.add_argument(
+        "--start",
+        type=datetime.fromisoformat,
+        default=DEFAULT_START,
+        help=f"simulated start, ISO 8601 with offset (default {DEFAULT_START.isoformat()}: the documented run)",
     )
+    when.add_argument("--now", action="store_true", help="start at the current hour instead")
     args = parser.parse_args(argv)
-    cfg = Config(args.customers, args.seed, args.rounds, args.out, args.time_rounds, start=args.start)
+    start = None if args.now else args.start
+    cfg = Config(args.customers, args.seed, args.rounds, args.out, args.time_rounds, start=start)
     run(cfg)
     return 0
 

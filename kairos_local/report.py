@@ -108,6 +108,81 @@ def format_table(results: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def _table(head: list[str], rows: list[list[str]]) -> str:
+    cells = "".join(f"<th>{html.escape(h)}</th>" for h in head)
+    body = "".join("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in row) + "</tr>" for row in rows)
+    return f"<table><thead><tr>{cells}</tr></thead><tbody>{body}</tbody></table>"
+
+
+def html_tables(results: dict[str, Any]) -> str:
+    """The numbers of :func:`format_table` as HTML tables: each round's arms, the oracle, the off-policy estimates."""
+    out = []
+    cfg = results.get("config", {})
+    out.append(f"<p>{cfg.get('customers', '?')} simulated customers, seed {cfg.get('seed', '?')}.</p>")
+    for row, rnd in zip(summary(results), results.get("rounds", []), strict=False):
+        version = (rnd.get("model") or {}).get("model_version", "?")
+        out.append(
+            f"<h2>{html.escape(row['round'])}</h2><p>model {html.escape(str(version))}, fixed hour "
+            f"{html.escape(str(rnd.get('fixed_hour')))}:00 local</p>"
+        )
+        rows = []
+        for arm, a in row["arms"].items():
+            lo, hi = a["opened_ci"]
+            rows.append(
+                [
+                    arm,
+                    str(a["customers"]),
+                    str(a["messaged"]),
+                    _pct(a["opened_rate"]).strip(),
+                    f"{_pct(lo).strip()}–{_pct(hi).strip()}",
+                    _pct(a["clicked_rate"]).strip(),
+                    _pct(a["purchased_rate"]).strip(),
+                    _pct(a["opened_uplift"]).strip() if arm != "control" else "",
+                    _pct(a["purchased_uplift"]).strip() if arm != "control" else "",
+                    _pct(a["expected_first_open"]).strip(),
+                ]
+            )
+        head = ["arm", "customers", "messaged", "opened", "95% CI", "clicked", "bought", "uplift open"]
+        out.append(_table([*head, "uplift buy", "E[1st open]"], rows))
+        oracle = (
+            f"Oracle (each customer's true best hour in the optimizer's window): E[1st open] "
+            f"{_pct(row['oracle_first_open']).strip()}; any hour of the week "
+            f"{_pct(row.get('oracle_any_hour_first_open')).strip()}."
+        )
+        if row.get("captured_oracle_gain") is not None:
+            oracle += f" Optimized captures {100 * row['captured_oracle_gain']:.0f}% of its gain over fixed."
+        out.append(f"<p>{html.escape(oracle)}</p>")
+        ope = (rnd.get("model") or {}).get("off_policy")
+        if ope:
+            out.append(
+                f"<p>Off-policy estimates of send-time policies on the {int(ope['sends'])} logged sends the model was "
+                "retrained with (engagement per send):</p>"
+            )
+
+            def pct(v: Any) -> str:
+                return "n/a" if v is None else f"{100 * v:.1f}%"
+
+            out.append(
+                _table(
+                    ["policy", "IPS", "95% interval", "SNIPS", "95% interval", "sends at its hour"],
+                    [
+                        [
+                            str(e["policy"]),
+                            pct(e.get("ips")),
+                            f"{pct(e.get('ips_low'))}–{pct(e.get('ips_high'))}",
+                            pct(e.get("snips")),
+                            f"{pct(e.get('snips_low'))}–{pct(e.get('snips_high'))}",
+                            f"{e.get('matched')} of {e.get('rows')}",
+                        ]
+                        for e in ope["estimates"]
+                    ],
+                )
+            )
+    if "seconds" in results:
+        out.append(f"<p>Ran in {results['seconds']:.0f} s.</p>")
+    return "".join(out)
+
+
 def _png(fig: Any) -> str:
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=90, bbox_inches="tight")
@@ -216,12 +291,14 @@ def write_report(results: dict[str, Any], path: Path) -> Path:
     sections = "".join(f"<h2>{html.escape(title)}</h2>{img}" for title, img in _plots(results))
     page = f"""<!doctype html><html><head><meta charset="utf-8"><title>Kairos closed loop</title>
 <style>body{{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto}}
-pre{{background:#f5f5f5;padding:1em}}</style>
+table{{border-collapse:collapse;margin:.5em 0 1.5em}}
+th,td{{border:1px solid #ccc;padding:.25em .6em;text-align:right}}th:first-child,td:first-child{{text-align:left}}
+th{{background:#f5f5f5}}</style>
 </head><body><h1>Kairos closed loop on embedded AWS</h1>
 <p>Simulated customers drawn from UCI Online Retail II (CC BY 4.0). Arms: <b>optimized</b> (Kairos picks each
 customer's hour), <b>fixed</b> (everyone at the population's best local hour), <b>control</b> (held out, never
 messaged). The oracle messages every customer at their true best hour among the hours the optimizer could choose
 (the same window and quiet hours): the gap to it is the timing model's headroom.</p>
-<pre>{html.escape(format_table(results))}</pre>{sections}</body></html>"""
+{html_tables(results)}{sections}</body></html>"""
     path.write_text(page)
     return path

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import re
 from datetime import datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, NamedTuple
 
 from pydantic import BaseModel, ConfigDict, Field, model_serializer, model_validator
 
-from kairos.core.constants import EVENT_TYPE_PATTERN
+from kairos.core.constants import CHANNELS, EVENT_TYPE_PATTERN
 from kairos.customers.schemas import _ID_PATTERN
 from kairos.messaging.content import Channel
 
@@ -48,6 +48,85 @@ HISTORY_FIELDS = {
 
 MESSAGE_STATUSES = ("sent", "skipped", "failed", "unconfirmed", "any")
 
+BOOLEAN_FIELDS = {f"consent.{c}": f"whether the profile grants consent for {c}" for c in CHANNELS}
+PRODUCT_FIELDS = {
+    "bought_product": "the customer bought this product id (recent purchase memory)",
+    "viewed_product": "the customer viewed, added to cart or bought this product id recently",
+}
+TEXT_FIELDS = {"rfm.group": "the RFM group of the latest scoring run (champions, loyal, at risk...)"}
+
+# The names the customer view shows the aggregates by (``GET /v1/customers/{id}``: ``aggregates.purchase_count``):
+# a reader copies them from there, so they are read as the filter field they show.
+FIELD_ALIASES = {
+    "aggregates.purchase_count": "purchase_count",
+    "aggregates.monetary_total": "monetary_total",
+    "aggregates.engagement_moments": "engagement_moments",
+    "aggregates.last_cart_abandon_amount": "cart_abandon_amount",
+}
+
+
+class FilterField(NamedTuple):
+    """One row of the filter field reference: the field as written, what its ``value`` is, what it reads."""
+
+    field: str
+    value: str
+    meaning: str
+
+
+def filter_fields() -> list[FilterField]:
+    """Every field a segment filter may read, as the validation of :class:`Filter` accepts them.
+
+    Returns
+    -------
+    list of FilterField
+        In reference order; a pattern (``attributes.<name>``) stands for a family of fields.
+
+    Example
+    -------
+    >>> [f.field for f in filter_fields()][:2]
+    ['purchase_count', 'monetary_total']
+    """
+    rows = [FilterField(f, "number", m) for f, m in NUMERIC_FIELDS.items()]
+    rows += [FilterField(f, "number", m) for f, m in ORDER_FIELDS.items()]
+    rows += [FilterField(f, "text", m) for f, m in TEXT_FIELDS.items()]
+    rows += [FilterField(f, "number", m) for f, m in RFM_NUMERIC_FIELDS.items()]
+    rows += [FilterField(f, "product id", m) for f, m in PRODUCT_FIELDS.items()]
+    rows.append(FilterField("attributes.<name>", "any JSON value", "a profile attribute (`attributes.tier`)"))
+    rows += [FilterField(f, "true or false", m) for f, m in BOOLEAN_FIELDS.items()]
+    rows.append(
+        FilterField(
+            "events.<type>",
+            "number (a count)",
+            "events of a type, built-in or your own, in the last `within_days` days (optionally on `channel`)",
+        )
+    )
+    rows.append(
+        FilterField(
+            "messages.<status>",
+            "number (a count)",
+            f"messages with a status ({', '.join(MESSAGE_STATUSES)}: every outcome) in the last `within_days` "
+            "days (optionally on `channel`, of `campaign_id`)",
+        )
+    )
+    return rows
+
+
+def is_filter_field(name: str) -> bool:
+    """Whether ``name`` is a field of :func:`filter_fields` (a pattern's member included; aliases are not)."""
+    if name.startswith("attributes."):
+        return len(name) > len("attributes.")
+    if name.startswith("events."):
+        return re.match(EVENT_TYPE_PATTERN, name[len("events.") :]) is not None
+    if name.startswith("messages."):
+        return name[len("messages.") :] in MESSAGE_STATUSES
+    return name in {f.field for f in filter_fields()}
+
+
+def _unknown_field(name: str) -> str:
+    fields = ", ".join(f.field for f in filter_fields())
+    return f"unknown filter field '{name}': use one of {fields}"
+
+
 MAX_GROUP_DEPTH = 5
 
 Op = Literal["eq", "ne", "gt", "gte", "lt", "lte", "in", "exists", "not_exists"]
@@ -56,7 +135,8 @@ Op = Literal["eq", "ne", "gt", "gte", "lt", "lte", "in", "exists", "not_exists"]
 class Filter(BaseModel):
     """One condition, or a group of conditions.
 
-    A condition reads ``field``: a numeric aggregate (see NUMERIC_FIELDS), ``orders.last_amount`` /
+    A condition reads ``field`` (every one is in :func:`filter_fields`; ``FIELD_ALIASES`` are read as the field they
+    name): a numeric aggregate (see NUMERIC_FIELDS), ``orders.last_amount`` /
     ``orders.max_amount``, ``rfm.group`` / ``rfm.r`` / ``rfm.f`` / ``rfm.m`` (the latest scoring run),
     ``bought_product``, ``viewed_product``, ``attributes.<name>``, ``consent.<channel>``, or a count over the
     last ``within_days`` days: ``events.<type>`` (optionally on ``channel``) or ``messages.<status>``
@@ -108,22 +188,12 @@ class Filter(BaseModel):
             return self
         if groups:
             raise ValueError("a filter with a 'field' cannot also be a group ('all', 'any', 'not')")
-        f = self.field
+        f = self.field = FIELD_ALIASES.get(self.field, self.field)
         if f == RENAMED_RFM_FIELD:
             raise ValueError(f"'{f}' was renamed: use 'rfm.group' (the RFM group: champions, loyal...)")
         history = f.startswith(("events.", "messages."))
-        known = (
-            f in NUMERIC_FIELDS
-            or f in RFM_NUMERIC_FIELDS
-            or f in ORDER_FIELDS
-            or f in ("bought_product", "viewed_product", "rfm.group")
-            or (f.startswith("attributes.") and len(f) > len("attributes."))
-            or f in {f"consent.{c}" for c in ("email", "sms", "push", "messenger")}
-            or (f.startswith("events.") and re.match(EVENT_TYPE_PATTERN, f[len("events.") :]) is not None)
-            or (f.startswith("messages.") and f[len("messages.") :] in MESSAGE_STATUSES)
-        )
-        if not known:
-            raise ValueError(f"unknown filter field '{f}'")
+        if not is_filter_field(f):
+            raise ValueError(_unknown_field(f))
         numeric = {**NUMERIC_FIELDS, **RFM_NUMERIC_FIELDS, **ORDER_FIELDS}
         if (f in numeric or history) and self.op in ("gt", "gte", "lt", "lte", "eq", "ne"):
             if not isinstance(self.value, int | float) or isinstance(self.value, bool):
@@ -142,11 +212,17 @@ class Filter(BaseModel):
 
 
 class SegmentIn(BaseModel):
-    """A saved audience: every filter must hold (AND); a filter may be a group (``any``: OR, ``not``: NOT)."""
+    """A saved audience: every filter must hold (AND); a filter may be a group (``any``: OR, ``not``: NOT).
+
+    ``name`` may be left out of a ``PUT /v1/segments/{name}`` body (the path names the segment); when given, it
+    must be the path's.
+    """
 
     model_config = ConfigDict(extra="forbid")
 
-    name: Annotated[str, Field(pattern=_ID_PATTERN)]
+    name: Annotated[
+        str | None, Field(pattern=_ID_PATTERN, description="optional: the path's name, if given at all")
+    ] = None
     filters: Annotated[list[Filter], Field(max_length=50)] = Field(default_factory=list)
 
 
@@ -158,6 +234,7 @@ class Audience(BaseModel):
 
 
 class SegmentView(SegmentIn):
+    name: str  # type: ignore[assignment] - a saved segment always has its name
     updated_at: datetime
 
 

@@ -79,9 +79,46 @@ def test_table_and_html_report(tmp_path):
     text = format_table(results())
     for word in ("optimized", "fixed", "control", "oracle", "40.0%", "after retraining"):
         assert word in text
-    page = write_report(results(), tmp_path / "report.html")
+    with_ope = results()
+    with_ope["rounds"][1]["model"]["off_policy"] = {
+        "sends": 120,
+        "estimates": [
+            {
+                "policy": "model",
+                "ips": 0.3,
+                "ips_low": 0.2,
+                "ips_high": 0.4,
+                "snips": 0.31,
+                "snips_low": 0.21,
+                "snips_high": 0.41,
+                "matched": 40,
+                "rows": 120,
+            },
+        ],
+    }
+    page = write_report(with_ope, tmp_path / "report.html")
     html = page.read_text()
     assert html.count("<img") == 4 and "optimized" in html
+    # the numbers are tables, not text with Markdown pipes: two rounds of arms and one of estimates
+    from html.parser import HTMLParser
+
+    class Cells(HTMLParser):
+        def __init__(self) -> None:
+            super().__init__()
+            self.tables, self.cells, self.inside = 0, [], False
+
+        def handle_starttag(self, tag, attrs):
+            self.tables += tag == "table"
+            self.inside = tag in ("td", "th")
+
+        def handle_data(self, data):
+            if self.inside:
+                self.cells.append(data)
+
+    parsed = Cells()
+    parsed.feed(html)
+    assert parsed.tables == 3 and "|" not in html.split("<body>")[1].split("<img")[0]
+    assert {"optimized", "40.0%", "model", "30.0%", "40 of 120"} <= set(parsed.cells)
     data = json.loads((tmp_path / "report.json").read_text())
     assert data["summary"][0]["arms"]["fixed"]["opened_rate"] == pytest.approx(0.3)
 

@@ -25,13 +25,16 @@ SegmentName = Annotated[str, Path(pattern=_ID_PATTERN, description="The segment'
     "/v1/segments/<name>",
     scope="manage",
     summary="Save an audience segment (all filters must hold)",
-    description="The body's `name` must equal the path's name (else 400 naming `name`). A filter's `value` "
-    "follows the limits of profile attributes.",
+    description="The path names the segment; the body's `name` may be left out, and when given must equal the "
+    "path's name (else 400 naming `name`). Filter fields: `purchase_count`, `attributes.<name>`, "
+    "`events.<type>`... (an unknown field is a 400 listing them). A filter's `value` follows the limits of "
+    "profile attributes.",
     tags=["campaigns"],
 )
 def put_segment(name: SegmentName, segment: Annotated[SegmentIn, Body()], deps: Deps) -> SegmentView:
-    if segment.name != name:
+    if segment.name is not None and segment.name != name:
         raise InvalidInputError("name", f"the body names '{segment.name}' but the path '{name}'")
+    segment = segment.model_copy(update={"name": name})
     check_filter_values(segment.filters, "filters")
     return SegmentView.model_validate(audiences.save_segment(segment, deps.segments(), timeutil.now()))
 
