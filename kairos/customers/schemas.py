@@ -307,6 +307,9 @@ def validate_timezone(value: str) -> str:
     """Check an IANA zone name (``Europe/London``); raise ``ValueError`` naming the problem."""
     if value in _LEGACY_ZONES:
         raise ValueError(f"'{value}' is not a canonical IANA zone name")
+    if value not in _KNOWN_ZONES:
+        # "posixrules", "right/UTC" or "posix/Europe/Paris" load from the system's files but are not zone names
+        raise ValueError(f"'{value}' is not an IANA time zone name")
     try:
         ZoneInfo(value)
     except (ZoneInfoNotFoundError, ValueError) as exc:
@@ -314,8 +317,10 @@ def validate_timezone(value: str) -> str:
     return value
 
 
-# Names like "EST5EDT" or "posixrules" load but carry no place; keep to the place names.
-_LEGACY_ZONES = frozenset(z for z in available_timezones() if "/" not in z and z not in ("UTC",))
+# The tz database's names (the tzdata package's list where the system has none). Names like "EST5EDT" load but
+# carry no place; keep to the place names.
+_KNOWN_ZONES = frozenset(available_timezones())
+_LEGACY_ZONES = frozenset(z for z in _KNOWN_ZONES if "/" not in z and z not in ("UTC",))
 # Every name validate_timezone accepts has this shape (the OpenAPI document shows it; the tz database decides).
 IANA_ZONE_PATTERN = r"^(UTC|[A-Za-z][A-Za-z0-9_+\-]*(/[A-Za-z0-9_+\-]+){1,3})$"
 

@@ -187,7 +187,16 @@ class KairosResolver(ScopedEndpoints, APIGatewayRestResolver):
         refusal = screen_request(event, self.scopes)
         if refusal is not None:
             return refusal
-        return super().resolve(_lowercase_media_type(event), context)
+        response = super().resolve(_lowercase_media_type(event), context)
+        if response.get("statusCode") == HTTPStatus.NO_CONTENT:
+            # A 204 has no body (RFC 9110): not even the `null` of a handler returning None, which a client
+            # on a keep-alive connection would read as the start of the next answer.
+            response["body"] = ""
+            response["isBase64Encoded"] = False
+            for headers in (response.get("headers") or {}, response.get("multiValueHeaders") or {}):
+                for name in [k for k in headers if k.lower() in ("content-type", "content-length")]:
+                    del headers[name]
+        return response
 
     def openapi_document(self, **kwargs: Any) -> str:
         """The OpenAPI document of the registered operations (``kwargs`` as for ``get_openapi_json_schema``).

@@ -144,7 +144,19 @@ def rfm_report(insight_store: InsightStore) -> dict[str, Any] | None:
     summary = insights.RfmSummary()
     for _, doc in parts:
         summary = summary.merge(insights.RfmSummary.from_dict(doc))
-    return {"as_of": as_of, "thresholds": thresholds, "parts": len(parts), **summary.view()}
+    view = summary.view()
+    if not parts:
+        # The run's RFM pass set the cut points, and no scoring shard has grouped anybody yet: say so rather than
+        # show every group empty beside the purchasers the cut points were computed from.
+        return {
+            "as_of": as_of,
+            "thresholds": thresholds,
+            "parts": 0,
+            **view,
+            "status": "thresholds_only",
+            "note": "the cut points are set; customers are grouped when the run's scoring shards finish",
+        }
+    return {"as_of": as_of, "thresholds": thresholds, "parts": len(parts), **view, "status": "complete"}
 
 
 def global_control_report(

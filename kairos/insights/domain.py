@@ -91,6 +91,11 @@ class RfmReport(BaseModel):
     movement: dict[str, dict[str, int]] = Field(
         description="group at the previous run ('none': not scored then) -> group now -> customers"
     )
+    status: Literal["complete", "thresholds_only"] = Field(
+        "complete",
+        description="thresholds_only: the run set its cut points and has grouped nobody yet (the counts are empty)",
+    )
+    note: str | None = Field(None, description="what a thresholds_only report is waiting for")
 
 
 class CohortMatrix(BaseModel):

@@ -14,6 +14,9 @@ from kairos.core.constants import DEFAULT_TOPIC, POOL_NAME_PATTERN, TOPIC_PATTER
 from kairos.journeys.variant_domain import VARIANTS_HELP, AutoPromote, ContentVariants, check_content
 from kairos.messaging.content import Channel, FrequencyCap, Messages, QuietHoursIn
 
+# How far ahead a campaign may start, and how long it may run: a year (a date in 9999 is a typo).
+MAX_SCHEDULE_DAYS = 366
+
 
 class SendTime(BaseModel):
     model_config = ConfigDict(extra="forbid")
@@ -52,8 +55,10 @@ class CampaignIn(BaseModel):
         list[Annotated[float, Field(gt=0, le=24 * 30)]],
         Field(min_length=1, description="how long to wait for engagement after each step (last value repeats)"),
     ] = [24.0]
-    starts_at: datetime | None = None
-    expires_at: datetime
+    starts_at: Annotated[
+        datetime | None, Field(description=f"at most {MAX_SCHEDULE_DAYS} days ahead; none: the timer's next tick")
+    ] = None
+    expires_at: Annotated[datetime, Field(description=f"after the start, at most {MAX_SCHEDULE_DAYS} days after it")]
     quiet_hours: QuietHoursIn | None = None
     frequency_cap: FrequencyCap | None = None
     control_share: Annotated[float, Field(ge=0, le=0.9)] = 0.1

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from kairos.core.errors import ConflictError, InvalidInputError, NotFoundError
 from kairos.core.timeutil import parse_ts, utc_iso
-from kairos.journeys.campaign_domain import CampaignIn
+from kairos.journeys.campaign_domain import MAX_SCHEDULE_DAYS, CampaignIn
 from kairos.journeys.definitions import validate
 from kairos.journeys.domain import JourneyIn
 from kairos.journeys.promotion import promote_variant
@@ -106,6 +106,11 @@ def create_campaign(
             raise InvalidInputError("audience.segment", f"no saved segment '{campaign.audience.segment}'") from exc
     if campaign.expires_at <= now:
         raise InvalidInputError("expires_at", "the campaign would already be expired")
+    horizon = timedelta(days=MAX_SCHEDULE_DAYS)
+    if campaign.starts_at is not None and campaign.starts_at > now + horizon:
+        raise InvalidInputError("starts_at", f"at most {MAX_SCHEDULE_DAYS} days ahead")
+    if campaign.expires_at > (campaign.starts_at or now) + horizon:
+        raise InvalidInputError("expires_at", f"at most {MAX_SCHEDULE_DAYS} days after the start")
     journey = campaign_journey(campaign, now)
     validate(journey)
     doc = {

@@ -28,6 +28,7 @@ unless the email was opened; a purchase ends it)::
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import dataclass, field
 from datetime import datetime, time
@@ -65,6 +66,10 @@ def _event_type(value: str) -> str:
 
 
 EventType = Annotated[str, AfterValidator(_event_type)]
+
+
+# A task node's static detail, as JSON: well inside EventBridge's 256 KB per entry.
+MAX_TASK_DETAIL_BYTES = 64 * 1024
 
 
 class Condition(BaseModel):
@@ -369,10 +374,20 @@ class Task(BaseModel):
     type: Literal["task"]
     kind: Literal["eventbridge"] = "eventbridge"
     detail_type: Annotated[str, Field(min_length=1, max_length=128)]
-    detail: Annotated[dict[str, Any], Field(description="static fields added to the event's detail")] = Field(
-        default_factory=dict
-    )
+    detail: Annotated[
+        dict[str, Any],
+        Field(description=f"static fields added to the event's detail, at most {MAX_TASK_DETAIL_BYTES} bytes as JSON"),
+    ] = Field(default_factory=dict)
     next: NodeId
+
+    @field_validator("detail")
+    @classmethod
+    def _fits_an_event(cls, value: dict[str, Any]) -> dict[str, Any]:
+        # EventBridge takes entries of at most 256 KB; the journey's and customer's fields go beside these.
+        size = len(json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode())
+        if size > MAX_TASK_DETAIL_BYTES:
+            raise ValueError(f"{size} bytes as JSON: at most {MAX_TASK_DETAIL_BYTES}")
+        return value
 
 
 class SetAttribute(BaseModel):

@@ -473,6 +473,12 @@ def test_every_zone_the_api_accepts_matches_the_documented_pattern():
     assert accepted and all(re.match(IANA_ZONE_PATTERN, z) for z in accepted)
 
 
+@pytest.mark.parametrize("zone", ["posixrules", "right/UTC", "posix/Europe/Paris", "EST5EDT", "Mars/Olympus"])
+def test_names_that_load_from_system_files_but_name_no_zone_are_refused(zone):
+    with pytest.raises(ValueError, match="IANA"):
+        validate_timezone(zone)
+
+
 # ---------------------------------------------------------------------- the adapter tells failures apart
 
 

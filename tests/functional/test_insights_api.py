@@ -134,7 +134,8 @@ def test_preview_or_group_counts_the_union_and_segments_delete(client, shop):
     client.request("PUT", "/v1/segments/either", {"name": "either", "filters": [{"any": [contest, big]}]})
     by_name = client.request("POST", "/v1/segments/preview", {"segment": "either"}).json()
     assert by_name["count"] == union["count"]
-    assert client.request("DELETE", "/v1/segments/either").status == 204
+    deleted = client.request("DELETE", "/v1/segments/either")
+    assert deleted.status == 204 and deleted.body == "" and "Content-Type" not in deleted.headers
     assert client.request("DELETE", "/v1/segments/either").status == 404
     bad = client.request("POST", "/v1/segments/preview", {"filters": [{"any": [contest], "not": big}]})
     assert bad.status == 400 and bad.json()["message"].startswith("filters.0")

@@ -102,3 +102,33 @@ def test_campaign_in_invalid_definition_names_the_field(override, field):
 def test_campaign_in_valid_definition():
     c = CampaignIn.model_validate(_campaign(wait_hours=[12, 48]))
     assert c.wait_after(0) == 12 and c.wait_after(5) == 48
+
+
+@pytest.mark.parametrize(
+    ("override", "field"),
+    [
+        ({"starts_at": "9999-01-01T00:00:00+00:00", "expires_at": "9999-01-02T00:00:00+00:00"}, "starts_at"),
+        ({"expires_at": "2028-06-01T00:00:00+00:00"}, "expires_at"),
+    ],
+)
+def test_a_campaign_starts_and_ends_within_a_year(override, field):
+    from kairos.core.errors import InvalidInputError
+    from kairos.journeys.campaigns import create_campaign
+    from tests.fakes import InMemoryJourneyStore, InMemorySegmentStore
+
+    now = datetime(2026, 11, 2, 9, tzinfo=UTC)
+    with pytest.raises(InvalidInputError) as exc:
+        create_campaign(
+            CampaignIn.model_validate(_campaign(**override)), InMemoryJourneyStore(), InMemorySegmentStore(), now
+        )
+    assert exc.value.field == field
+
+
+def test_a_task_nodes_detail_must_fit_an_eventbridge_entry():
+    from kairos.journeys.domain import Task
+
+    Task.model_validate({"type": "task", "detail_type": "big_cart", "detail": {"note": "x" * 1000}, "next": "done"})
+    with pytest.raises(ValidationError, match="at most 65536"):
+        Task.model_validate(
+            {"type": "task", "detail_type": "big_cart", "detail": {"note": "x" * 300_000}, "next": "done"}
+        )

@@ -94,14 +94,17 @@ def test_the_scoring_run_writes_rfm_and_its_summary_counts_the_purchasers(custom
             ]
         )
     add_customer("browser")
-    # WHEN a scoring run prepares RFM and scores two scan shards
+    # WHEN a scoring run prepares RFM: before any shard has scored, the report says it only has cut points
     assert prepare_rfm(customers, insights, NOW) == 10
+    early = rfm_report(insights)
+    assert early["status"] == "thresholds_only" and early["customers"] == 0 and early["note"]
+    # WHEN it scores two scan shards
     for shard in range(2):
         score_shard(customers, model, NOW, shard, 2, None, lambda: 10**9, insight_store=insights)
     report = rfm_report(insights)
     # THEN the summary counts every purchaser once and the most recent, most frequent buyer is a champion
     assert report["customers"] == 10 == sum(g["customers"] for g in report["groups"])
-    assert report["parts"] == 2
+    assert report["parts"] == 2 and report["status"] == "complete"
     assert customers.get_customer("c0").recommendation["rfm"]["group"] == "champions"
     assert "rfm" not in (customers.get_customer("browser").recommendation or {})
     # AND the RFM fields filter segments
