@@ -6,7 +6,12 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | sha1sum | cut -c1-12)
 PORT ?= 8787
 
-.PHONY: dev test unit e2e demo serve lint format validate bench build pr clean
+# Training on the shared Online Retail II data (training/README.md); the model goes to out/ unless MODEL says
+# otherwise (MODEL=models/default replaces the shipped one). ARGS adds options: make train ARGS="--threads 2".
+DATA ?= ../shared/data/online_retail_ii
+MODEL ?= out/model
+
+.PHONY: dev test unit e2e demo serve lint format validate bench build pr clean train evaluate card insights adapt
 
 dev: $(STAMP)
 
@@ -33,6 +38,22 @@ demo: dev
 
 serve: dev
 	PORT=$(PORT) $(PY) -m kairos_local.server
+
+# Each prints its progress on stderr and its results on stdout.
+train: dev
+	$(PY) -m training train --events $(DATA) --out $(MODEL) $(ARGS)
+
+evaluate: dev
+	$(PY) -m training evaluate --events $(DATA) $(ARGS)
+
+card: dev
+	$(PY) -m training card --events $(DATA) --model $(MODEL) $(ARGS)
+
+insights: dev
+	$(PY) -m training insights --events $(DATA) --html out/insights.html $(ARGS)
+
+adapt: dev
+	$(PY) -m training adapt online-retail --input $(DATA) --out out/events.jsonl.gz $(ARGS)
 
 lint: dev
 	$(PY) -m ruff check kairos kairos_local functions training tests bench

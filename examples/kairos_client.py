@@ -15,6 +15,7 @@ from typing import Any
 class Api:
     def __init__(self, url: str, key: str, timeout_s: float = 60) -> None:
         self.url, self.key, self.timeout_s = url.rstrip("/"), key, timeout_s
+        self.local: bool | None = None  # whether the server has the local clock; known after the first ask
 
     def raw(
         self, method: str, path: str, body: bytes | None = None, headers: dict[str, str] | None = None
@@ -38,16 +39,27 @@ class Api:
         return json.loads(text) if text else None
 
     def clock(self) -> tuple[datetime, float]:
-        """The product's now and its speed: the local runtime's simulated clock, else this machine's."""
-        try:
-            doc = self.call("GET", "/_local/clock")
-        except SystemExit:
-            return datetime.now(UTC), 1.0
-        return datetime.fromisoformat(doc["now"]), float(doc["speed"])
+        """The product's now and its speed: the local server's simulated clock (``GET /_local/clock``), else this
+        machine's clock at speed 1 (a deployed stack has no ``/_local/`` routes; asked once, then remembered)."""
+        if self.local is not False:
+            status, text = self.raw("GET", "/_local/clock")
+            doc = _json(text) if status == 200 else None
+            self.local = isinstance(doc, dict) and "now" in doc
+            if self.local:
+                return datetime.fromisoformat(doc["now"]), float(doc["speed"])
+        return datetime.now(UTC), 1.0
 
     def now(self) -> datetime:
+        """The time to stamp events with: the product's now (simulated on a local server), timezone-aware UTC."""
         return self.clock()[0]
 
     def outbox(self) -> list[dict[str, Any]]:
         """Every message the local product's providers received (``GET /_local/outbox``), oldest first."""
         return self.call("GET", "/_local/outbox")["messages"]
+
+
+def _json(text: str) -> Any:
+    try:
+        return json.loads(text)
+    except ValueError:
+        return None

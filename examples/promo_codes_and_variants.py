@@ -24,7 +24,6 @@ import json
 import re
 import sys
 import time
-from datetime import UTC, datetime
 
 from kairos_client import Api
 
@@ -153,7 +152,7 @@ def main(argv: list[str] | None = None) -> int:
     best = "A" if a["open_rate"]["value"] > b["open_rate"]["value"] else "B"
     promoted = api.call("POST", f"/v1/journeys/{jid}/nodes/mail/promote", {"variant": best})
     checks["the better variant can be promoted"] = promoted["promoted"] == {"mail": best} and best == "A"
-    print(f"finished {datetime.now(UTC):%H:%M:%S}")
+    print(f"finished at {api.now():%Y-%m-%d %H:%M:%S} product time")
     for name, ok in checks.items():
         print(f"{'ok  ' if ok else 'FAIL'} {name}")
     return 0 if all(checks.values()) else 1

@@ -28,7 +28,8 @@ def _email(message: Any) -> dict[str, Any]:
     return {
         "channel": "email",
         "message_id": message.id,
-        "to": list(message.destinations),
+        # moto lists the envelope's recipients and the MIME To header's: SES delivers once to each address
+        "to": list(dict.fromkeys(message.destinations)),
         "subject": str(parsed["Subject"] or ""),
         "headers": {k: str(v) for k, v in parsed.items()},
         "text": text.get_content() if text is not None else None,

@@ -31,7 +31,7 @@ from kairos.core.timeutil import utc_iso
 
 if TYPE_CHECKING:
     from kairos_local.runtime import LocalRuntime
-    from kairos_local.stepfunctions import SimulatedClock, WallClock
+    from kairos_local.stepfunctions import Hold, SimulatedClock, WallClock
     from kairos_local.template import Deployment
 
 log = logging.getLogger(__name__)
@@ -311,14 +311,16 @@ def scheduled_targets(dep: Deployment, origin: datetime) -> list[ScheduledTarget
 class LocalTriggers:
     """A background loop that pumps the DynamoDB streams and fires the template's schedules on a clock.
 
-    Each tick (``tick_s`` of real time) delivers new stream records, then fires every schedule whose next
-    time has come on the clock: a function is invoked in-process with the event's ``Input`` (else an
-    EventBridge scheduled event), a state machine gets an execution with the ``Input``. Occurrences that
-    fell within one tick (a ``rate(1 minute)`` at an hour per second) are fired once, for the first of them:
-    a timer handles whatever is due when it runs, as it would after a late start in AWS. Functions run on
-    the loop's thread, one at a time (in-process Lambdas take turns anyway), so a slow one delays the next
-    tick rather than piling up. On a discrete-event clock, which may jump past a schedule, a firing comes
-    at the first tick after its time.
+    Each tick delivers new stream records, then fires every schedule whose next time has come on the clock:
+    a function is invoked in-process with the event's ``Input`` (else an EventBridge scheduled event), a state
+    machine gets an execution with the ``Input``. A tick comes every ``tick_s`` of real time, and as soon as
+    the clock reaches a schedule's next time. On a clock that can hold (:meth:`WallClock.hold
+    <kairos_local.stepfunctions.WallClock.hold>`) each schedule holds its next time, so the clock stands
+    there until the firing and the work it started are done: a timer due every minute runs at every minute,
+    at the minute, whatever the speed. On another clock occurrences that fell within one tick are fired once,
+    for the first of them: a timer handles whatever is due when it runs, as it would after a late start in
+    AWS. Functions run on the loop's thread, one at a time (in-process Lambdas take turns anyway), so a slow
+    one delays the next tick rather than piling up.
 
     Parameters
     ----------
@@ -339,6 +341,12 @@ class LocalTriggers:
             t: t.expression.next_after(clock.now()) for t in self.targets
         }
         self.fired: dict[str, int] = {}  # "<logical id>.<event>" -> firings, for tests and the log
+        # The clock stands at each schedule's next time until it has fired (a clock that cannot hold, such as
+        # a test's fake or the discrete-event clock, fires late instead).
+        self._hold = getattr(clock, "hold", None)
+        self._holds: dict[ScheduledTarget, Hold] = {}
+        for target, due in self.next_at.items():
+            self._hold_at(target, due)
         # Made here, on the thread that owns the session: boto3 sessions are not thread-safe.
         self._sfn = runtime.session.client("stepfunctions")
         self._stop = threading.Event()
@@ -360,6 +368,16 @@ class LocalTriggers:
                 self.fire(target, due)
             except Exception:
                 log.exception("schedule %s.%s failed", target.logical_id, target.event_name)
+            finally:
+                # The next time is held before this one is let go, so the clock never runs free past either.
+                self._hold_at(target, self.next_at[target])
+
+    def _hold_at(self, target: ScheduledTarget, when: datetime | None) -> None:
+        previous = self._holds.pop(target, None)
+        if self._hold is not None and when is not None:
+            self._holds[target] = self._hold(when)
+        if previous is not None:
+            previous.release()
 
     def fire(self, target: ScheduledTarget, when: datetime) -> None:
         """Start what ``target`` starts, as its schedule would at ``when``."""
@@ -379,8 +397,15 @@ class LocalTriggers:
                 self.runtime.invoke(target.logical_id, target.payload(self.runtime.dep, when))
 
     def run(self) -> None:
-        while not self._stop.wait(self.tick_s):
-            self.tick()
+        wait_until = getattr(self.clock, "wait_until", None)
+        while not self._stop.is_set():
+            due = min((t for t in self.next_at.values() if t is not None), default=None)
+            if wait_until is not None and due is not None and not self.clock.closed:
+                wait_until(due, self.tick_s)
+            else:
+                self._stop.wait(self.tick_s)
+            if not self._stop.is_set():
+                self.tick()
 
     def start(self) -> None:
         if self._thread is None:
@@ -394,3 +419,5 @@ class LocalTriggers:
         if self._thread is not None:
             self._thread.join(timeout=timeout_s)
             self._thread = None
+        for target in list(self._holds):
+            self._hold_at(target, None)

@@ -3,8 +3,9 @@
 :class:`LocalProduct` deploys ``template.yaml`` into embedded AWS (moto) and runs, in this process, what the
 stack runs in AWS: the API (each request becomes an API Gateway REST proxy event for the same handlers as in
 Lambda), every state machine execution (Lambda tasks in-process, waits on a clock that follows real time at
-``KAIROS_CLOCK_SPEED``), the DynamoDB stream triggers and the template's schedules
-(:class:`kairos_local.scheduler.LocalTriggers`). :func:`wsgi_app` serves the same API to in-process clients.
+``KAIROS_CLOCK_SPEED`` and stands still while the work due at a time is handled), the DynamoDB stream triggers
+and the template's schedules (:class:`kairos_local.scheduler.LocalTriggers`). ``GET /_local/clock`` tells the
+simulated now. :func:`wsgi_app` serves the same API to in-process clients.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import signal
 import sys
 import threading
 from contextlib import ExitStack
+from datetime import datetime
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import TYPE_CHECKING, Any
@@ -30,7 +32,6 @@ from kairos_local.stepfunctions import WallClock, local_stepfunctions
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable
-    from datetime import datetime
     from types import TracebackType
 
     from kairos_local.runtime import LocalRuntime
@@ -169,7 +170,8 @@ class LocalProduct:
     host, port
         Where the HTTP server listens (port 0: any free port; see :attr:`url`).
     speed
-        Simulated seconds per real second for waits, schedules and what handlers read as now.
+        Simulated seconds per real second for waits, schedules and what handlers read as now, while nothing is
+        due (the clock stands while due work is handled: :class:`~kairos_local.stepfunctions.WallClock`).
     api_key
         The local app's API key (default ``$KAIROS_API_KEY`` or ``kairos-local-dev-key``).
     parameters
@@ -239,13 +241,7 @@ class LocalProduct:
         # Runs once the executions are stopped, before moto goes: a Lambda still running (it holds the
         # runtime's lock) must end inside moto, never reach out to AWS.
         stack.callback(self._drain)
-        # The clock starts once the deployment is there: at an hour per second, deploying would cost hours.
-        self.clock = WallClock(self.speed, self.start)
-        self.sfn: StepFunctionsRunner = stack.enter_context(local_stepfunctions(self.runtime, self.clock))
-        self.triggers = LocalTriggers(self.runtime, self.clock, self.tick_s)
-        self.triggers.start()
-        stack.callback(self.triggers.stop)
-        # Bound before scoring, so a port in use fails at once; requests wait in the backlog until it serves.
+        # Bound first, so a port in use fails at once; requests wait in the backlog until it serves.
         self.server = make_server(
             self.runtime,
             self.host,
@@ -259,6 +255,17 @@ class LocalProduct:
         stack.callback(self.server.server_close)
         # Unsubscribe and preference links in messages point at this server.
         self.runtime.dep.parameters["PublicUrl"] = self.url
+        # Every handler is loaded now (with the settings above), on this thread, before anything runs in the
+        # background: loading one sets the process environment to its function's, so a timer and a request
+        # loading two functions at once would swap it under each other (a setting missing at cold start).
+        for logical_id in self.runtime.dep.of_type("AWS::Serverless::Function"):
+            self.runtime.handler(logical_id)
+        # The clock starts once the deployment is there: at an hour per second, deploying would cost hours.
+        self.clock = WallClock(self.speed, self.start)
+        self.sfn: StepFunctionsRunner = stack.enter_context(local_stepfunctions(self.runtime, self.clock))
+        self.triggers = LocalTriggers(self.runtime, self.clock, self.tick_s)
+        self.triggers.start()
+        stack.callback(self.triggers.stop)
         if self.score_at_start:
             result = self.score()
             if result["status"] != "SUCCEEDED":
@@ -305,8 +312,9 @@ class LocalProduct:
 
     def _clock_endpoint(self, body: bytes) -> tuple[int, Any]:
         # GET /_local/clock: the product's "now" (simulated when the clock runs faster than real time), so a
-        # script stamps its events with the time the product lives in.
-        return 200, {"now": self.clock.now().isoformat(), "speed": self.speed}
+        # script stamps its events with the time the product lives in; and whether it stands for due work.
+        state = self.clock.state()
+        return 200, {k: v.isoformat() if isinstance(v, datetime) else v for k, v in state.items()}
 
     def _outbox_endpoint(self, body: bytes) -> tuple[int, Any]:
         # GET /_local/outbox: every email (raw MIME), SMS and push the embedded providers received, oldest first.

@@ -20,9 +20,9 @@ real time, and measures ``Timestamp`` waits against the wall clock. Inside :func
   bookkeeping; this module replaces its error matching and its random source (seedable for tests).
 - Waits and retry intervals park on a discrete-event :class:`SimulatedClock`, which jumps to the next
   wake-up once every execution is parked (``scale`` > 0 also spends that fraction of each jump in real
-  time), or on a :class:`WallClock`, which follows real time at a speed (``make serve``); ``Timestamp``
-  waits count from the clock's now. Handlers read the time through :func:`kairos.core.timeutil.now`, which the
-  runner points at the clock.
+  time), or on a :class:`WallClock`, which follows real time at a speed but stands still at a due time until
+  the work due then is done (``make serve``); ``Timestamp`` waits count from the clock's now. Handlers read
+  the time through :func:`kairos.core.timeutil.now`, which the runner points at the clock.
 """
 
 from __future__ import annotations
@@ -260,14 +260,35 @@ class SimulatedClock:
 # A wait longer than this (real seconds) wakes up to look at the clock again: Condition.wait refuses
 # timeouts beyond threading.TIMEOUT_MAX, and a shorter wake-up costs nothing.
 _MAX_REAL_WAIT_S = 3600.0
+# How often (real seconds) a clock standing still looks whether the executions have parked or ended: moto
+# does not tell when an execution moves between states, so this is polled (a Lambda ending is notified).
+_IDLE_POLL_S = 0.002
+
+
+class Hold:
+    """A simulated time the clock may reach but not pass until :meth:`release` (see :meth:`WallClock.hold`)."""
+
+    def __init__(self, clock: WallClock, when: datetime, seq: int) -> None:
+        self.clock, self.when, self.seq = clock, when, seq
+
+    def release(self) -> None:
+        """What was due has been handled: the clock goes on once the work it started is done."""
+        self.clock._release(self)
 
 
 class WallClock:
-    """Now, as the state machines see it: real time, run ``speed`` times as fast, for a long-running server.
+    """Now, as the product sees it under ``make serve``: real time run ``speed`` times as fast, standing still
+    while the work that is due is handled.
 
-    Unlike :class:`SimulatedClock` it never jumps: a Wait of one hour takes ``3600 / speed`` real seconds
-    whatever else runs, so HTTP clients, stream triggers and schedules share one timeline with the
-    executions. It has the interface of :class:`SimulatedClock`, so :func:`local_stepfunctions` runs on
+    Between due times the clock follows real time at ``speed``, so HTTP clients, stream triggers and schedules
+    share one timeline with the executions. Whatever is due at a simulated time T (a Wait or a retry interval
+    ending, a :meth:`call_at` timer, a :meth:`hold` such as a schedule's next firing) stops the clock at T, and
+    it goes on from T, not from where real time has got to, once that work and all it started are done: no
+    Lambda in progress (:meth:`busy`) and every running execution parked in a wait. So handling takes no
+    simulated time however slow the machine: a send planned for 10:00 goes at 10:00 at an hour per second,
+    where a clock that only followed real time would turn the real seconds of a few hundred Lambda calls into
+    hours. Requests to the API do not stop it (their latency is the client's, as in AWS); what they start
+    (executions) does. It has the interface of :class:`SimulatedClock`, so :func:`local_stepfunctions` runs on
     either.
 
     Parameters
@@ -276,6 +297,8 @@ class WallClock:
         Simulated seconds per real second: 1 is real time, 60 a minute per second, 3600 an hour per second.
     start
         The simulated time at construction (default: now).
+    poll_s
+        Real seconds between two looks, while the clock stands, at whether the executions have parked.
 
     Raises
     ------
@@ -290,65 +313,191 @@ class WallClock:
     True
     """
 
-    def __init__(self, speed: float = 1.0, start: datetime | None = None) -> None:
+    def __init__(self, speed: float = 1.0, start: datetime | None = None, poll_s: float = _IDLE_POLL_S) -> None:
         if not (math.isfinite(speed) and speed > 0):
             raise ValueError(f"clock speed must be a positive number, not {speed!r}")
         self.speed = float(speed)
-        self._origin = start or datetime.now(UTC)
-        self._t0 = time.monotonic()
-        self._offset = 0.0  # simulated seconds added by advance()
+        self.poll_s = poll_s
+        self.started = start or datetime.now(UTC)
+        self.real_started = datetime.now(UTC)
+        # Simulated now at the real instant _real; it stands at _sim while _moving is False.
+        self._sim = self.started
+        self._real = time.monotonic()
+        self._moving = True
         self._lock = threading.Lock()
-        # Sleepers and the timer driver wait on separate conditions: a new timer must not wake thousands of
-        # parked journeys only for them to go back to sleep.
-        self._sleepers = threading.Condition(self._lock)
-        self._timer_cond = threading.Condition(self._lock)
+        # The driver and wait_until wait on it; parked executions wait on an event each, set when their time
+        # comes, so a change of the clock's state does not wake thousands of parked journeys.
+        self._changed = threading.Condition(self._lock)
+        self._busy = 0
+        self._local = threading.local()
+        self._sleeping = 0
+        self._sleepers: list[tuple[datetime, int, threading.Event]] = []
         self._timers: list[tuple[datetime, int, Callable[[], None]]] = []
+        self._holds: list[tuple[datetime, int]] = []
+        self._released: set[int] = set()
         self._seq = 0
         self._closed = False
         self._driver: threading.Thread | None = None
-        # Knobs of SimulatedClock that local_stepfunctions sets; this clock's pace is its speed, and it never
-        # waits for executions to park.
+        # Set by local_stepfunctions: scale is SimulatedClock's knob (this clock's pace is its speed); running
+        # counts the open executions, so the clock stands until each is parked in a wait.
         self.scale = 0.0
         self.running: Callable[[], int] | None = None
 
+    # ------------------------------------------------------------ reading
+
     def now(self) -> datetime:
-        return self._origin + timedelta(seconds=(time.monotonic() - self._t0) * self.speed + self._offset)
+        with self._lock:
+            return self._now()
+
+    def _now(self) -> datetime:
+        # Under the lock.
+        if not self._moving:
+            return self._sim
+        t = time.monotonic()
+        free = self._sim + timedelta(seconds=(t - self._real) * self.speed)
+        due = self._next_due()
+        if due is not None and free >= due:
+            # It stands at what is due: the real time spent there is no simulated time.
+            self._sim, self._real = max(due, self._sim), t
+            return self._sim
+        return free
+
+    def _next_due(self) -> datetime | None:
+        # Under the lock: the earliest wake-up, timer or hold not yet released.
+        while self._holds and self._holds[0][1] in self._released:
+            self._released.discard(heapq.heappop(self._holds)[1])
+        heads = [h[0][0] for h in (self._sleepers, self._timers, self._holds) if h]
+        return min(heads) if heads else None
+
+    def state(self) -> dict[str, Any]:
+        """The clock for people: ``now``, ``speed``, ``started`` (simulated), ``real_now``, ``real_started``,
+        ``advancing`` (``False`` while it stands at a due time for the work due then) and ``next_due``."""
+        with self._lock:
+            now, due = self._now(), self._next_due()
+            advancing = self._moving and (due is None or now < due) and not self._closed
+        return {
+            "now": now,
+            "speed": self.speed,
+            "advancing": advancing,
+            "next_due": due,
+            "started": self.started,
+            "real_now": datetime.now(UTC),
+            "real_started": self.real_started,
+        }
+
+    # ------------------------------------------------------------ standing and going on
+
+    def _stand(self) -> None:
+        # Under the lock: work is due or in progress; the clock waits for it at the time it has now.
+        if self._moving:
+            self._sim = self._now()
+            self._moving = False
+        self._changed.notify_all()
 
     def advance(self, seconds: float) -> None:
         """Move the clock forward at once (waits and timers due by then end now)."""
         with self._lock:
-            self._offset += max(0.0, seconds)
-            self._sleepers.notify_all()
-            self._timer_cond.notify_all()
+            self._sim = self._now() + timedelta(seconds=max(0.0, seconds))
+            self._real = time.monotonic()
+            self._changed.notify_all()
+        self._ensure_driver()
+
+    @contextmanager
+    def busy(self) -> Iterator[None]:
+        """Work in progress (a Lambda call): the clock stands still until it ends."""
+        with self._lock:
+            self._busy += 1
+            self._stand()
+        self._local.depth = getattr(self._local, "depth", 0) + 1
+        self._ensure_driver()
+        try:
+            yield
+        finally:
+            self._done()
+
+    def _done(self) -> None:
+        """The end of busy work on this thread."""
+        self._local.depth -= 1
+        with self._lock:
+            self._busy -= 1
+            self._changed.notify_all()
+
+    # ------------------------------------------------------------ what is due
 
     def sleep(self, seconds: float) -> None:
         self.sleep_until(self.now() + timedelta(seconds=max(0.0, seconds)))
 
     def sleep_until(self, target: datetime) -> None:
+        # Busy work that waits (a Lambda or timer sleeping) is not busy while it waits.
+        held = getattr(self._local, "depth", 0)
         with self._lock:
-            while not self._closed:
-                left = (target - self.now()).total_seconds()
-                if left <= 0:
-                    return
-                self._sleepers.wait(timeout=min(left / self.speed, _MAX_REAL_WAIT_S))
+            if self._closed or target <= self._now():
+                return
+            self._seq += 1
+            wake = threading.Event()
+            heapq.heappush(self._sleepers, (target, self._seq, wake))
+            self._sleeping += 1
+            self._busy -= held
+            self._changed.notify_all()
+        self._ensure_driver()
+        wake.wait()  # the driver (or stop) sets it, and counts this thread out of the sleepers
+        with self._lock:
+            self._busy += held
 
     def call_at(self, when: datetime, fn: Callable[[], None]) -> None:
-        """Run ``fn`` in its own thread once the clock reaches ``when`` (the clock must be started)."""
+        """Run ``fn`` in its own thread, as busy work, once the clock reaches ``when`` (it stands there meanwhile)."""
         with self._lock:
             self._seq += 1
             heapq.heappush(self._timers, (when, self._seq, fn))
-            self._timer_cond.notify_all()
+            self._changed.notify_all()
+        self._ensure_driver()
 
-    @contextmanager
-    def busy(self) -> Iterator[None]:
-        """Work in progress; wall time does not wait for it, so this marks nothing."""
-        yield
+    def hold(self, when: datetime) -> Hold:
+        """Keep the clock from passing ``when`` until the returned :class:`Hold` is released.
+
+        How something outside the clock makes its due times exact: the schedules hold their next firing, so
+        at an hour per second a timer due every minute still runs at every minute.
+        """
+        with self._lock:
+            self._seq += 1
+            heapq.heappush(self._holds, (when, self._seq))
+            held = Hold(self, when, self._seq)
+        self._ensure_driver()
+        return held
+
+    def _release(self, hold: Hold) -> None:
+        with self._lock:
+            # Stands first (at the hold, if it got there), so it goes on from there once the work is done.
+            self._stand()
+            self._released.add(hold.seq)
+
+    def wait_until(self, when: datetime, timeout_s: float) -> bool:
+        """Block until the clock reaches ``when`` (``True``) or ``timeout_s`` real seconds pass (``False``)."""
+        deadline = time.monotonic() + timeout_s
+        with self._lock:
+            while not self._closed:
+                now = self._now()
+                if now >= when:
+                    return True
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return False
+                step = (when - now).total_seconds() / self.speed if self._moving else left
+                self._changed.wait(timeout=min(left, step, _MAX_REAL_WAIT_S))
+        return False
+
+    # ------------------------------------------------------------ the driver
+
+    def _ensure_driver(self) -> None:
+        with self._lock:
+            if self._driver is not None or self._closed:
+                return
+            self._driver = threading.Thread(target=self._drive, name="kairos-wall-clock", daemon=True)
+        self._driver.start()
 
     def start(self) -> None:
-        if self._driver is None:
-            self._closed = False
-            self._driver = threading.Thread(target=self._drive, name="kairos-wall-clock", daemon=True)
-            self._driver.start()
+        self._closed = False
+        self._ensure_driver()
 
     @property
     def closed(self) -> bool:
@@ -358,27 +507,61 @@ class WallClock:
         """Stop; every thread still waiting on this clock is released at once (and later waits too)."""
         with self._lock:
             self._closed = True
+            while self._sleepers:
+                heapq.heappop(self._sleepers)[2].set()
+                self._sleeping -= 1
             self._timers.clear()
-            self._sleepers.notify_all()
-            self._timer_cond.notify_all()
-        if self._driver is not None:
-            self._driver.join(timeout=2)
-            self._driver = None
+            self._holds.clear()
+            self._moving = True
+            self._changed.notify_all()
+            driver, self._driver = self._driver, None
+        if driver is not None and driver is not threading.current_thread():
+            driver.join(timeout=2)
 
     def _drive(self) -> None:
         while True:
+            due: list[Callable[[], None]] = []
             with self._lock:
                 if self._closed:
                     return
-                if not self._timers:
-                    self._timer_cond.wait(timeout=_MAX_REAL_WAIT_S)
-                    continue
-                left = (self._timers[0][0] - self.now()).total_seconds()
-                if left > 0:
-                    self._timer_cond.wait(timeout=min(left / self.speed, _MAX_REAL_WAIT_S))
-                    continue
-                fn = heapq.heappop(self._timers)[2]
-            threading.Thread(target=fn, name="kairos-wall-clock-timer", daemon=True).start()
+                now = self._now()
+                if any(h and h[0][0] <= now for h in (self._sleepers, self._timers)):
+                    # What wakes works at this time: the clock stands before the wake-up stops holding it.
+                    self._stand()
+                woke = 0
+                while self._sleepers and self._sleepers[0][0] <= now:
+                    heapq.heappop(self._sleepers)[2].set()
+                    woke += 1
+                while self._timers and self._timers[0][0] <= now:
+                    due.append(heapq.heappop(self._timers)[2])
+                if woke or due:
+                    # Out of the sleepers and busy at once, so the clock cannot go on between a wake-up and
+                    # the work it starts.
+                    self._sleeping -= woke
+                    self._busy += len(due)
+                elif not self._moving:
+                    if self._busy == 0 and (self.running is None or self.running() <= self._sleeping):
+                        self._real, self._moving = time.monotonic(), True
+                        self._changed.notify_all()
+                        continue
+                    # A Lambda ending notifies; an execution parking or ending does not, so look again soon.
+                    self._changed.wait(timeout=_MAX_REAL_WAIT_S if self._busy else self.poll_s)
+                else:
+                    wake_at = min((h[0][0] for h in (self._sleepers, self._timers) if h), default=None)
+                    left = _MAX_REAL_WAIT_S if wake_at is None else (wake_at - now).total_seconds() / self.speed
+                    if left > 0:
+                        self._changed.wait(timeout=min(left, _MAX_REAL_WAIT_S))
+            for fn in due:
+                threading.Thread(
+                    target=self._run_timer, args=(fn,), name="kairos-wall-clock-timer", daemon=True
+                ).start()
+
+    def _run_timer(self, fn: Callable[[], None]) -> None:
+        self._local.depth = getattr(self._local, "depth", 0) + 1
+        try:
+            fn()
+        finally:
+            self._done()
 
 
 def deploy_state_machines(dep: Deployment, session: Any) -> dict[str, str]:

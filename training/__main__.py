@@ -1,7 +1,7 @@
 """``python -m training``: adapt datasets, train, evaluate, predict, write the model card, and report insights.
 
 Run ``python -m training <command> --help`` for each command's options; ``training/README.md``
-has worked examples.
+has worked examples. Every command reports its progress on stderr (``--quiet``: not); results go to stdout.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 from kairos.models.serving import CustomerInput, KairosModel
+from training import progress
 from training.adapters import find_online_retail_files, online_retail_records
 from training.fit import TrainConfig, peak_mb
 from training.io import load_table, write_jsonl
@@ -45,10 +46,19 @@ def _history(args: argparse.Namespace):
     from training.history import History
 
     t0 = time.monotonic()
+    progress.step("reading events from %s", " ".join(args.events))
     data = load_table(args.events, getattr(args, "profiles", None))
     if not len(data.table):
         raise SystemExit("no valid events found in " + " ".join(args.events))
+    progress.step("indexing %s events", f"{len(data.table):,}")
     history = History(data.table, data.profiles)
+    progress.step(
+        "history: %s events of %s customers (%s rejected), %.0f MB of columns",
+        f"{len(data.table):,}",
+        f"{len(history.customers):,}",
+        f"{data.rejected:,}",
+        data.table.nbytes / 2**20,
+    )
     args.history = history  # the message log's engagement labels come from the same events
     log.info(
         "loaded %d events of %d customers (%d rejected) in %.1f s, %.0f MB of columns (peak %.0f MB)",
@@ -68,7 +78,9 @@ def cmd_adapt(args: argparse.Namespace) -> int:
     files = find_online_retail_files([Path(p) for p in args.input])
     if not files:
         raise SystemExit("no Online Retail II CSV found in " + " ".join(args.input))
+    progress.step("reading %s", ", ".join(p.name for p in files))
     events, profiles = online_retail_records(files)
+    progress.step("read %s events of %s customers", f"{len(events):,}", f"{len(profiles):,}")
     n = write_jsonl(args.out, events)
     profiles_out = args.profiles_out or str(Path(args.out).with_name("profiles.jsonl"))
     m = write_jsonl(profiles_out, profiles)
@@ -170,8 +182,10 @@ def cmd_predict(args: argparse.Namespace) -> int:
     cids = sorted(set(history.customers) | set(history.profiles))
     inputs = [CustomerInput(c, aggs.get(c) or history.empty_aggregates(c), history.attributes(c)) for c in cids]
     out = []
+    meter = progress.Meter("scoring", len(inputs), "customers")
     for start in range(0, len(inputs), args.batch_size):
         out.extend(r.to_dict() for r in model.recommend(inputs[start : start + args.batch_size], as_of, args.top_k))
+        meter.update(len(out))
     n = write_jsonl(args.out, out)
     print(f"wrote {n} recommendations to {args.out}")
     return 0
@@ -185,7 +199,8 @@ def cmd_card(args: argparse.Namespace) -> int:
     cfg = _config(args)
     results = {}
     rows = _message_rows(args)
-    for name, cutoff in (("main", args.cutoff), ("holdout", args.holdout_cutoff)):
+    for k, (name, cutoff) in enumerate((("main", args.cutoff), ("holdout", args.holdout_cutoff)), 1):
+        progress.step("model card: %s split (%d of 2), cutoff %s", name, k, cutoff)
         results[name] = evaluate(history, parse_time(cutoff), args.test_days, cfg, rows if name == "main" else None)
         print(f"## {name} split\n\n{render_markdown(results[name])}")
     write_card(Path(args.model), results)
@@ -251,7 +266,8 @@ def cmd_messages(args: argparse.Namespace) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m training", description=__doc__.splitlines()[0])
-    parser.add_argument("-v", "--verbose", action="store_true", help="log progress")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log details (timings, memory, settings)")
+    parser.add_argument("-q", "--quiet", action="store_true", help="no progress lines on stderr")
     sub = parser.add_subparsers(dest="command", required=True)
 
     def events_args(p: argparse.ArgumentParser) -> None:
@@ -384,7 +400,14 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(
         level=logging.INFO if args.verbose else logging.WARNING, format="%(asctime)s %(name)s %(message)s"
     )
-    return args.func(args)
+    handler = None if args.quiet else progress.enable()
+    try:
+        code = args.func(args)
+        progress.step("done")
+        return code
+    finally:
+        if handler is not None:
+            progress.log.removeHandler(handler)
 
 
 if __name__ == "__main__":

@@ -20,7 +20,7 @@ import numpy as np
 from kairos.models.features import day_window, local_hours_of_week
 from kairos.models.features.calibration import window_scores
 from kairos.models.serving import CustomerInput
-from training import baselines
+from training import baselines, progress
 from training.fit import TrainConfig, fit
 from training.history import Folder
 from training.metrics import (
@@ -88,12 +88,14 @@ def evaluate(
     t0 = time.monotonic()
     test_end = cutoff + timedelta(days=test_days)
     folder = Folder(history)
+    progress.step("evaluation at %s: training on the history before it", f"{cutoff:%Y-%m-%d}")
     model = trainer(cutoff) if trainer is not None else fit(history, cutoff, cfg, folder=folder)
     train_s = time.monotonic() - t0
     aggs = folder.advance(cutoff)
 
     # ---- send time --------------------------------------------------------------------------
     cids = history.active(cutoff, test_end)
+    progress.step("evaluation: send times of %s test customers against the baselines", f"{len(cids):,}")
     inputs = [CustomerInput(c, aggs[c], history.attributes(c)) for c in cids]
     recs = model.recommend(inputs, cutoff, top_k=TOP_K)
     kairos_probs = np.array([r.hour_scores for r in recs]).reshape(len(cids), -1)
@@ -147,6 +149,7 @@ def evaluate(
             buyers.append(c)
             relevant.append(set(bought))
     b_aggs = [aggs[c] for c in buyers]
+    progress.step("evaluation: next products of %s test buyers against the baselines", f"{len(buyers):,}")
     kairos_lists = [[p for p, _ in ranked] for ranked in model.rank_products(b_aggs, cutoff, TOP_K)]
     popular = baselines.popularity_ranking(model.items, TOP_K * 3)
     lists = {

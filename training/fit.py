@@ -35,6 +35,7 @@ from kairos.models.features import (
 from kairos.models.features.calibration import Calibration, fit_calibration
 from kairos.models.serving import KairosModel
 from kairos.models.timing import stable_unit
+from training import progress
 from training.history import Folder
 
 if TYPE_CHECKING:
@@ -167,6 +168,7 @@ def fit(history: History, end: datetime, cfg: TrainConfig | None = None, folder:
     ex = build_examples(history, end, cfg, folder)
     log.info("examples built in %.1f s (peak memory so far %.0f MB)", time.monotonic() - t0, peak_mb())
     aggs = folder.advance(end)
+    progress.step("building the priors and the item table the model serves with (history to %s)", f"{end:%Y-%m-%d}")
     cids = list(history.customers)
     known = [aggs[c] for c in cids]
     priors = build_priors(known, [history.segment(c) for c in cids])
@@ -207,6 +209,7 @@ def train_model(
     t1 = time.monotonic()
     # The rows are binned once (a byte or two a value instead of eight), and the raw rows let go: both
     # boosters train on the binned data, the calibration's on a subset of it.
+    progress.step("binning %s send-time rows", f"{len(ty):,}")
     data = time_dataset(ex, cfg)
     ex.tx = []
     log.info("send-time rows binned: %d rows, %.1f s (peak %.0f MB)", len(ty), time.monotonic() - t1, peak_mb())
@@ -214,7 +217,12 @@ def train_model(
     calibration, calibration_report = calibrate(ex, cfg, data)
     log.info("calibration: %s, %.1f s", calibration.to_dict(), time.monotonic() - t1)
     t1 = time.monotonic()
-    time_booster = lgb.train(time_params(cfg), data, num_boost_round=cfg.time_rounds)
+    time_booster = lgb.train(
+        time_params(cfg),
+        data,
+        num_boost_round=cfg.time_rounds,
+        callbacks=[progress.lightgbm_callback("training send-time model", cfg.time_rounds)],
+    )
     log.info("time model: %d rows, %.1f s", len(ty), time.monotonic() - t1)
     product_booster = None
     if pg.size:
@@ -328,7 +336,8 @@ def calibrate(ex: Examples, cfg: TrainConfig, data: lgb.Dataset) -> tuple[Calibr
     if ex.cal_x is None or not ex.cal_x.size or not ex.held_out.any() or ex.held_out.all():
         return Calibration(), {}
     subset = data.subset(np.flatnonzero(~ex.held_out))
-    booster = lgb.train(time_params(cfg), subset, num_boost_round=cfg.time_rounds)
+    callback = progress.lightgbm_callback("calibrating: send-time model without held-out customers", cfg.time_rounds)
+    booster = lgb.train(time_params(cfg), subset, num_boost_round=cfg.time_rounds, callbacks=[callback])
     rates = booster.predict(ex.cal_x).reshape(-1, HOURS_PER_WEEK)
     return fit_calibration(rates, ex.cal_prior, ex.cal_counts, ex.cal_moments)
 
@@ -357,6 +366,7 @@ def build_examples(history: History, end: datetime, cfg: TrainConfig, folder: Fo
     cids = list(history.customers)
     segments = [history.segment(c) for c in cids]
     for k, t in enumerate(times):
+        progress.step("training rows: snapshot %d of %d (%s)", k + 1, len(times), f"{t:%Y-%m-%d}")
         aggs = folder.advance(t)
         known = [aggs[c] for c in cids]
         priors = build_priors(known, segments)
@@ -596,4 +606,5 @@ def product_params(cfg: TrainConfig) -> dict[str, Any]:
 def train_product_booster(x: np.ndarray, y: np.ndarray, groups: np.ndarray, cfg: TrainConfig) -> lgb.Booster:
     params = product_params(cfg)
     data = lgb.Dataset(x, label=y, group=groups, feature_name=list(PRODUCT_FEATURES), free_raw_data=True)
-    return lgb.train(params, data, num_boost_round=cfg.product_rounds)
+    callback = progress.lightgbm_callback("training product ranker", cfg.product_rounds)
+    return lgb.train(params, data, num_boost_round=cfg.product_rounds, callbacks=[callback])

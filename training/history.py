@@ -16,8 +16,10 @@ from kairos.core.constants import ENGAGEMENT_TYPES, HOURS_PER_WEEK
 from kairos.core.timeutil import HOUR
 from kairos.customers.aggregates import CustomerAggregates, fold_events
 from kairos.models.features import local_hours_of_week, segment_of
+from training import progress
 from training.columns import TYPE_CODE, US, EventTable, FoldEvent, table_from_events, to_us
 
+PROGRESS_CUSTOMERS = 500  # customers folded between two looks at the progress meter
 ENGAGEMENT_CODES = np.array(sorted(TYPE_CODE[t] for t in ENGAGEMENT_TYPES), dtype=np.int8)
 PURCHASE_CODE = TYPE_CODE["purchase"]
 
@@ -214,7 +216,10 @@ class Folder:
             raise ValueError("Folder only moves forward in time")
         until_us = to_us(until)
         table = self.history.table
-        for cid, i in self.history._index.items():
+        meter = progress.Meter(f"folding history to {until:%Y-%m-%d}", len(self.history._index), "customers")
+        for n, (cid, i) in enumerate(self.history._index.items(), 1):
+            if n % PROGRESS_CUSTOMERS == 0:
+                meter.update(n)
             pos = self._pos[cid]
             end = table.rows(i)[1]
             hi = pos + int(np.searchsorted(table.ts_us[pos:end], until_us, side="left"))
@@ -223,5 +228,6 @@ class Folder:
                 self.aggs[cid] = agg
                 self._counted[cid] |= new
                 self._pos[cid] = hi
+        meter.update(len(self.history._index))
         self.at = until
         return self.aggs

@@ -21,6 +21,7 @@ from kairos.insights.measures import (
     forecast,
     rfm_of_customers,
 )
+from training import progress
 from training.history import Folder
 
 if TYPE_CHECKING:
@@ -75,6 +76,7 @@ def compute_insights(
     aggs = Folder(history).advance(as_of)
     # Customers whose first event comes later still have empty aggregates: they are not yet customers.
     seen = {cid: agg for cid, agg in aggs.items() if any(agg.event_counts.values())}
+    progress.step("insights: RFM groups, cohorts and a forecast of %s customers", f"{len(seen):,}")
     thresholds, _, summary = rfm_of_customers(seen, as_of)
     pairs = [(agg, history.attributes(cid)) for cid, agg in seen.items()]
     # Purchase days, cohorts and forecast periods are UTC days.

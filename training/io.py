@@ -23,6 +23,7 @@ from kairos.core.constants import EVENT_TYPES
 from kairos.core.timeutil import parse_ts
 from kairos.customers.schemas import Event, validate_timezone
 from kairos.messaging.domain import DELIVERED
+from training import progress
 from training.adapters import (
     find_online_retail_files,
     iter_online_retail,
@@ -39,6 +40,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 EVENT_SUFFIXES = (".jsonl", ".jsonl.gz", ".json.gz", ".ndjson", ".parquet")
+PROGRESS_LINES = 50_000  # raw dataset lines between two looks at the progress meter
 
 
 @dataclass
@@ -193,9 +195,12 @@ def load_table(
     profiles: dict[str, Profile] = {}
     local_paths = [Path(s) for s in sources if not s.startswith("s3://")]
     raw_csvs = find_online_retail_files(local_paths)
+    meter = progress.Meter("reading events", noun="lines")
     if raw_csvs:
         countries: dict[str, Counter[str]] = defaultdict(Counter)
-        for rec in iter_online_retail(raw_csvs, countries):
+        for n, rec in enumerate(iter_online_retail(raw_csvs, countries), 1):
+            if n % PROGRESS_LINES == 0:
+                meter.update(n)
             builder.add(
                 rec["customer_id"],
                 rec["event_id"],
@@ -205,10 +210,13 @@ def load_table(
                 quantity=rec.get("quantity"),
                 amount=rec.get("amount"),
             )
+        meter.update(len(builder) + builder.rejected)
         for p in online_retail_profiles(countries):
             profiles[p["customer_id"]] = Profile(p["timezone"], p["attributes"])
     for name, data in _event_files(sources, set(raw_csvs), s3_client):
         _add_blob(builder, name, data)
+        meter.update(len(builder) + builder.rejected)
+    meter.close()
     if builder.rejected:
         log.warning("rejected %d invalid event records", builder.rejected)
     if profiles_path:
@@ -284,11 +292,16 @@ def write_jsonl(path: str | Path, records: Iterable[dict[str, Any]]) -> int:
     path.parent.mkdir(parents=True, exist_ok=True)
     opener = gzip.open if path.name.endswith(".gz") else open
     n = 0
+    meter = progress.Meter(f"writing {path.name}", noun="records")
     with opener(path, "wt", encoding="utf-8") as fh:
         for rec in records:
             fh.write(json.dumps(rec, separators=(",", ":"), sort_keys=True))
             fh.write("\n")
             n += 1
+            if n % PROGRESS_LINES == 0:
+                meter.update(n)
+    meter.update(n)
+    meter.close()
     return n
 
 

@@ -208,6 +208,8 @@ class KairosResolver(ScopedEndpoints, APIGatewayRestResolver):
         for operations in doc.get("paths", {}).values():
             for operation in operations.values():
                 operation.get("responses", {}).pop("422", None)
+                # a 204 has no body: Powertools documents the handler's None as JSON
+                operation.get("responses", {}).get("204", {}).pop("content", None)
         schemas = doc.get("components", {}).get("schemas", {})
         for name in ("HTTPValidationError", "ValidationError", "ResponseValidationError"):
             schemas.pop(name, None)

@@ -14,10 +14,12 @@ import json
 import re
 import urllib.parse
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 import pytest
 
+from kairos.core import timeutil
 from kairos_local.embedded import embedded_aws
 from kairos_local.template import ROOT, load_template
 from tests.conftest import Client
@@ -154,12 +156,20 @@ def _shape_holds(shown: Any, got: Any, where: str = "") -> list[str]:
     return [] if shown == got else [f"{where.rstrip('.')}: {shown!r} on the page, {got!r} answered"]
 
 
+# The pages' examples carry fixed dates: the API answers them as of a fixed day a little after those dates.
+PAGES_NOW = datetime(2026, 11, 22, 12, tzinfo=UTC)
+
+
 @pytest.fixture(scope="module")
 def client():
-    # Retention over the pages' fixed dates for years to come, and a global control group for its example.
-    parameters = {"EventRetentionDays": "3650", "GlobalControlShare": "0.1"}
-    with embedded_aws(api_key="docs-key", parameters=parameters) as rt:
-        yield Client(rt)
+    # A global control group for its example.
+    parameters = {"GlobalControlShare": "0.1"}
+    timeutil.set_clock(lambda: PAGES_NOW)
+    try:
+        with embedded_aws(api_key="docs-key", parameters=parameters) as rt:
+            yield Client(rt)
+    finally:
+        timeutil.set_clock(None)
 
 
 def test_docs_examples_parse_and_name_routes_the_api_serves():

@@ -181,3 +181,67 @@ def test_serve_stops_everything_when_it_ends():
     ours = ("kairos-http", "kairos-triggers", "kairos-wall-clock")
     left = [t.name for t in set(threading.enumerate()) - before if t.name.startswith(ours)]
     assert left == []
+
+
+def test_serve_local_clock_answers_the_simulated_now_and_speed(product):
+    # GIVEN a server whose clock started at 03:00 today at an hour per real second
+    # WHEN a client asks for the local clock (no key: /_local/ is local-only)
+    status, clock = call(product, "GET", "/_local/clock", auth=False)
+    # THEN it answers the simulated now in UTC (hours ahead of the real time), the speed and where both started
+    assert status == 200
+    now, started = datetime.fromisoformat(clock["now"]), datetime.fromisoformat(clock["started"])
+    assert now.utcoffset() == timedelta(0) and now >= started == product.clock.started
+    assert abs(now - product.clock.now()) < timedelta(hours=1)
+    assert clock["speed"] == SPEED and isinstance(clock["advancing"], bool)
+    assert datetime.fromisoformat(clock["real_now"]) >= datetime.fromisoformat(clock["real_started"])
+    # AND the next time something is due (the journey timer, every minute) is at most a minute ahead
+    assert now <= datetime.fromisoformat(clock["next_due"]) <= now + timedelta(minutes=1)
+
+
+def test_serve_sends_at_the_planned_simulated_time_when_handling_takes_real_seconds(monkeypatch):
+    # GIVEN a server at an hour per real second, at 09:00, where each journey step takes a real second
+    # (at that speed an hour, if the clock went on while the work it had made due was handled)
+    start = datetime.now(UTC).replace(hour=9, minute=0, second=0, microsecond=0)
+    with LocalProduct(port=0, speed=SPEED, api_key=API_KEY, start=start, score_at_start=False) as p:
+        invoke = p.runtime.invoke
+
+        def slow_invoke(logical_id: str, event: dict[str, Any]) -> Any:
+            if logical_id == "AdvanceFunction":
+                time.sleep(1.0)
+            return invoke(logical_id, event)
+
+        monkeypatch.setattr(p.runtime, "invoke", slow_invoke)
+        customers = [f"slow-{i}" for i in range(3)]
+        for cid in customers:
+            profile = {"timezone": "UTC", "contact": {"email": f"{cid}@example.com"}, "consent": {"email": True}}
+            profile["attributes"] = {"group": "slow"}
+            assert call(p, "PUT", f"/v1/customers/{cid}", profile)[0] == 200
+        # WHEN a campaign plans its email for 10:00 in each customer's zone
+        campaign = {
+            "name": "at ten",
+            "audience": {"filters": [{"field": "attributes.group", "op": "eq", "value": "slow"}]},
+            "messages": {"email": {"subject": "At ten", "text": "Hello"}},
+            "channels": ["email"],
+            "starts_at": start.isoformat(),
+            "expires_at": (start + timedelta(days=2)).isoformat(),
+            "control_share": 0.0,
+            "send_time": {"mode": "fixed", "local_time": "10:00"},
+        }
+        status, created = call(p, "POST", "/v1/campaigns", campaign)
+        assert status == 201, created
+
+        def sent() -> list[dict[str, Any]]:
+            found = [
+                m
+                for cid in customers
+                for m in call(p, "GET", f"/v1/customers/{cid}/messages")[1]["messages"]
+                if m.get("campaign_id") == created["campaign_id"] and m.get("status") == "sent"
+            ]
+            return found if len(found) == len(customers) else []
+
+        messages = eventually(sent, timeout_s=120)
+    # THEN every email went at 10:00 simulated, within a minute, though the three steps took seconds of real time
+    ten = start.replace(hour=10)
+    for message in messages:
+        sent_at = datetime.fromisoformat(message["sent_at"].replace("Z", "+00:00"))
+        assert ten <= sent_at < ten + timedelta(minutes=1), message

@@ -2,6 +2,7 @@
 
 import gzip
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -74,3 +75,41 @@ def test_evaluate_prints_tables_and_writes_json(tmp_path, capsys):
     counts = result["time"]["counts"]
     assert counts["overall"]["moments"] == sum(counts[b]["moments"] for b in ("0", "1-2", "3-9", "10+"))
     assert 0 <= result["time"]["methods"]["Kairos"]["hit_within_1h"]["overall"] <= 1
+
+
+def test_train_reports_its_progress_on_stderr_and_its_result_on_stdout(tmp_path, capsys):
+    # GIVEN the raw CSV sample
+    # WHEN training a model from it
+    assert main(["train", "--events", str(SAMPLE), "--out", str(tmp_path / "model"), *FAST]) == 0
+    # THEN stderr says what it did and how far, each line with the seconds since the start
+    captured = capsys.readouterr()
+    lines = captured.err.splitlines()
+    assert lines and all(re.match(r"\[\s*\d+\.\d s\] ", line) for line in lines)
+    for expected in (
+        "reading events: 13,",
+        "history: 13,",
+        "training rows: snapshot 1 of ",
+        "folding history to ",
+        "% (120 of 120 customers)",
+        "training send-time model: iteration 20/20",
+        "training product ranker: iteration 10/10",
+        "done",
+    ):
+        assert any(expected in line for line in lines), expected
+    # AND stdout has the result only
+    assert captured.out.startswith("model ") and "[" not in captured.out
+
+
+def test_evaluate_reports_its_progress_unless_quiet(capsys):
+    # GIVEN the raw CSV sample and a time split
+    args = ["evaluate", "--events", str(SAMPLE), "--cutoff", "2011-06-01", "--test-days", "92", *FAST]
+    # WHEN evaluating
+    assert main(args) == 0
+    # THEN the steps of the evaluation are on stderr
+    err = capsys.readouterr().err
+    assert "evaluation at 2011-06-01: training on the history before it" in err
+    assert "test customers against the baselines" in err and "test buyers against the baselines" in err
+    # WHEN evaluating with --quiet
+    assert main(["--quiet", *args]) == 0
+    # THEN nothing is on stderr
+    assert capsys.readouterr().err == ""

@@ -96,3 +96,51 @@ def test_wall_clock_refuses_a_speed_that_is_not_positive(speed):
     # THEN it is refused
     with pytest.raises(ValueError, match="speed"):
         WallClock(speed=speed)
+
+
+def test_wall_clock_stands_at_a_hold_until_it_is_released_then_goes_on_from_there():
+    # GIVEN a clock at an hour per second holding at one simulated minute
+    clock = WallClock(speed=3600, start=T0)
+    hold = clock.hold(T0 + timedelta(minutes=1))
+    try:
+        # WHEN a real second passes (an hour at that speed)
+        time.sleep(1.0)
+        # THEN the clock stands at the hold, and says so
+        assert clock.now() == T0 + timedelta(minutes=1)
+        assert clock.state()["advancing"] is False and clock.state()["next_due"] == T0 + timedelta(minutes=1)
+        # WHEN the hold is released
+        hold.release()
+        time.sleep(0.05)
+        # THEN it goes on from the hold, not from where real time has got to
+        assert T0 + timedelta(minutes=1) < clock.now() < T0 + timedelta(minutes=30)
+    finally:
+        clock.stop()
+
+
+def test_wall_clock_stands_at_a_wake_up_while_the_execution_it_woke_works():
+    # GIVEN a clock at an hour per second and one execution, parked until ten simulated minutes
+    clock = WallClock(speed=3600, start=T0)
+    executions = [1]
+    clock.running = lambda: len(executions)
+    clock.start()
+    seen: list[datetime] = []
+
+    wake_at = T0 + timedelta(minutes=10)
+
+    def execution() -> None:
+        clock.sleep_until(wake_at)
+        time.sleep(0.5)  # half a real second of work after the wait: half an hour if the clock went on
+        seen.append(clock.now())
+        executions.clear()
+
+    try:
+        worker = threading.Thread(target=execution, daemon=True)
+        worker.start()
+        worker.join(timeout=10)
+        # WHEN the execution has woken, worked and ended
+        # THEN it saw the time it waited for, and the clock goes on after it
+        assert seen == [wake_at]
+        time.sleep(0.05)
+        assert clock.now() > wake_at
+    finally:
+        clock.stop()
