@@ -288,7 +288,7 @@ def _schedule_organic(loop: Loop, start: datetime, end: datetime, seed: int) -> 
     return events
 
 
-TIMER_MINUTES = 5  # EventBridge runs the timer every minute; every 5 simulated minutes keeps the demo quick
+TIMER_MINUTES = 15  # EventBridge runs the timer every minute; every 15 simulated minutes keeps the demo quick
 
 
 def _schedule_timer(loop: Loop, start: datetime, end: datetime) -> None:
