@@ -92,9 +92,13 @@ def make_server(
                     self.send_header(k, v)
             self.send_header("Content-Length", str(len(payload)))
             self.end_headers()
-            self.wfile.write(payload)
+            if self.command != "HEAD":
+                self.wfile.write(payload)
 
+        # Every method goes to the API as API Gateway takes it: one the route does not declare is a 405 (an HTML
+        # 501 from the standard library before), an unknown path a 403.
         do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = _serve  # noqa: N815
+        do_HEAD = do_OPTIONS = do_TRACE = _serve  # noqa: N815
 
         def log_message(self, format: str, *args: object) -> None:  # noqa: A002
             sys.stderr.write(f"{self.command} {self.path} -> {args[1] if len(args) > 1 else ''}\n")

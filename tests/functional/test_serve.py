@@ -245,3 +245,16 @@ def test_serve_sends_at_the_planned_simulated_time_when_handling_takes_real_seco
     for message in messages:
         sent_at = datetime.fromisoformat(message["sent_at"].replace("Z", "+00:00"))
         assert ten <= sent_at < ten + timedelta(minutes=1), message
+
+
+def test_serve_answers_methods_a_route_does_not_declare_as_api_gateway_does(product):
+    for method in ("HEAD", "OPTIONS", "TRACE"):
+        req = urllib.request.Request(product.url + "/v1/segments", method=method)
+        with pytest.raises(urllib.error.HTTPError) as err:
+            urllib.request.urlopen(req, timeout=30)
+        assert err.value.code == 405, (method, err.value.code)
+        assert err.value.headers.get("Content-Type", "").startswith("application/json")
+    req = urllib.request.Request(product.url + "/v1/nowhere", method="OPTIONS")
+    with pytest.raises(urllib.error.HTTPError) as err:
+        urllib.request.urlopen(req, timeout=30)
+    assert err.value.code == 403
