@@ -87,6 +87,7 @@ def ingest_events(
     retention: timedelta,
     skew: timedelta,
     on_stored: Callable[[list[Event]], None] | None = None,
+    message_known: Callable[[str], bool] | None = None,
 ) -> IngestResult:
     """Validate and store a batch; every valid event is stored and counted exactly once.
 
@@ -102,6 +103,9 @@ def ingest_events(
         How old and how far ahead of ``now`` an event may be.
     on_stored
         Told each group of events once it is stored, never a duplicate.
+    message_known
+        Whether a message id is in the message log: asked only for an erased customer's events that name a
+        message, which are refused when it is not (the message went with the erasure).
 
     Returns
     -------
@@ -185,6 +189,19 @@ def ingest_events(
                     if e.timestamp <= erased
                 ]
                 fresh = [e for e in fresh if e.timestamp > erased]
+                if message_known is not None:
+                    # A message sent before the erasure went with it: engagement naming one (a late open, a
+                    # replayed click) would bring back what was erased.
+                    stale = [e for e in fresh if e.message_id and not message_known(e.message_id)]
+                    rejected += [
+                        Rejection(
+                            index=index[(cid, e.event_id)],
+                            field="message_id",
+                            reason=f"names a message sent before the customer was erased at {record.erased_at}",
+                        )
+                        for e in stale
+                    ]
+                    fresh = [e for e in fresh if e not in stale]
                 pending[cid] = fresh
                 if not fresh:
                     continue

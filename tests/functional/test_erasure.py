@@ -171,6 +171,26 @@ def test_a_late_ses_open_after_erasure_does_not_bring_the_customer_back(runtime,
     assert _objects(runtime, "events/") == {}
 
 
+def test_engagement_posted_after_an_erasure_naming_an_earlier_message_is_refused(runtime, client):
+    # GIVEN c1 was messaged, then erased, then came back and was messaged again
+    log = _message_log(runtime)
+    old = _log_message(log, "c1", 0)
+    client.request("PUT", "/v1/customers/c1", {"timezone": "UTC", "contact": {"email": "c1@example.com"}})
+    assert client.request("DELETE", "/v1/customers/c1").status == 200
+    new = _log_message(log, "c1", 1)
+    later = (datetime.now(UTC) + timedelta(seconds=2)).isoformat()
+    # WHEN an app posts opens of both, dated after the erasure
+    opens = [
+        {"event_id": f"open-{mid}", "customer_id": "c1", "type": "message_open", "timestamp": later, "message_id": mid}
+        for mid in (old, new)
+    ]
+    body = client.post_events(opens).json()
+    # THEN the open of the message that went with the erasure is refused by its index, the new one counts
+    assert body["accepted"] == 1
+    assert [(r["index"], r["field"]) for r in body["rejected"]] == [(0, "message_id")]
+    assert _stored_event_ids(runtime, "c1") == [f"open-{new}"]
+
+
 def test_an_erasure_removes_the_customer_from_decisions_archived_by_earlier_versions(runtime, client):
     # GIVEN a decision object an earlier version archived for c1 and c2, noted on each customer
     for cid in ("c1", "c2"):

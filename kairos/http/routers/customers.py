@@ -68,7 +68,14 @@ def post_events(batch: Annotated[EventBatch, Body()], deps: Deps) -> IngestResul
     ]
     now = timeutil.now()
     # The catalogue of event types is counted from the events table's stream, a batch of events at a time.
-    result = ingest.ingest_events(tagged, deps.customers(), now, deps.retention, deps.clock_skew)
+    result = ingest.ingest_events(
+        tagged,
+        deps.customers(),
+        now,
+        deps.retention,
+        deps.clock_skew,
+        message_known=lambda message_id: deps.messages().get(message_id) is not None,
+    )
     metrics.add_metric(name="EventsAccepted", unit=MetricUnit.Count, value=result.accepted)
     metrics.add_metric(name="EventsRejected", unit=MetricUnit.Count, value=len(result.rejected))
     logger.info(
