@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 
 from kairos.core.errors import InvalidInputError, KairosError, NotFoundError
 from kairos.insights import sql
-from kairos.insights.measures import comparable_periods, forecast_from_outcomes
+from kairos.insights.measures import comparable_periods, forecast_from_outcomes, split_by_history
 
 if TYPE_CHECKING:
     from kairos.insights.ports import AnalyticsEngine, InsightStore
@@ -150,13 +150,12 @@ def answer_from_rows(analysis: str, params: dict[str, Any], rows: list[dict[str,
         return sql.rfm_thresholds_from_row(rows, as_of).to_dict()
     comparable = _forecast_periods(params, as_of)
     got = sql.period_outcomes_from_row(rows, [(p["start"], p["end"]) for p in comparable])
-    earliest = got["earliest"]
-    # As the forecast from aggregates: periods that ended before the first purchase known are left out.
-    observed = [
-        (p, o) for p, o in zip(comparable, got["outcomes"], strict=True) if earliest is None or p["end"] > earliest
-    ]
+    # As the forecast from aggregates: periods the data does not stand behind are left out, and listed.
+    kept, left_out = split_by_history(comparable, got["earliest"])
+    outcomes = {(p["start"], p["end"]): o for p, o in zip(comparable, got["outcomes"], strict=True)}
+    observed = [(p, outcomes[(p["start"], p["end"])]) for p in kept]
     start, end = date.fromisoformat(params["start"]), date.fromisoformat(params["end"])
-    return forecast_from_outcomes(got["audience"], observed, start, end)
+    return forecast_from_outcomes(got["audience"], observed, start, end, left_out=left_out)
 
 
 # ---------------------------------------------------------------------------------------------- ask and poll

@@ -147,6 +147,11 @@ class ForecastView(BaseModel):
     neutral: dict[str, Any] = Field(description="the mean")
     optimistic: dict[str, Any] = Field(description="the maximum")
     periods: list[dict[str, Any]] = Field(description="every comparable period and past campaign used")
+    left_out: list[dict[str, Any]] = Field(
+        default_factory=list,
+        description="comparable periods the data does not stand behind (kind, start, end, reason): one ending "
+        "before the first purchase, or one the data begins less than a period before, whose customers were all new",
+    )
     sampled: bool = Field(
         default=False,
         description="an audience of filters on a store over 10,000 customers: the rates of a sample, the audience "

@@ -355,8 +355,32 @@ def comparable_periods(
         e = today - timedelta(days=length * (k - 1))
         out.append({"kind": f"previous period {k}", "start": e - timedelta(days=length), "end": e})
     if earliest is not None:
-        out = [p for p in out if p["end"] > earliest]
+        out = split_by_history(out, earliest)[0]
     return out
+
+
+def split_by_history(
+    periods: Sequence[dict[str, Any]], earliest: date | None
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """The comparable periods the data stands behind, and those left out with the reason.
+
+    A period needs a period's worth of purchases before it: in one that ends before the first purchase nobody was
+    a customer, and in one the data begins in (or just before) every customer was new and bought by definition,
+    which would forecast a conversion rate near 100%.
+    """
+    if earliest is None:
+        return list(periods), []
+    kept, left = [], []
+    for p in periods:
+        if p["end"] <= earliest:
+            reason = "ends before the first purchase in the data"
+        elif p["start"] < earliest + (p["end"] - p["start"]):
+            reason = "the data begins less than a period before it: its customers were new and bought by definition"
+        else:
+            kept.append(p)
+            continue
+        left.append({"kind": p["kind"], "start": p["start"].isoformat(), "end": p["end"].isoformat(), "reason": reason})
+    return kept, left
 
 
 def period_outcome(aggs: Iterable[CustomerAggregates], start: date, end: date) -> dict[str, Any]:
@@ -414,11 +438,12 @@ def forecast(
         raise ValueError("end must be after start")
     days = [min(a.purchase_days) for a in aggs if a.purchase_days]
     earliest = date.fromisoformat(min(days)) if days else None
-    observed = [
-        (p, period_outcome(aggs, p["start"], p["end"]))
-        for p in comparable_periods(start, end, now.astimezone(UTC).date(), years, previous, earliest)
-    ]
-    return forecast_from_outcomes(len(aggs) if audience is None else audience, observed, start, end, past_campaigns)
+    kept, left_out = split_by_history(
+        comparable_periods(start, end, now.astimezone(UTC).date(), years, previous), earliest
+    )
+    observed = [(p, period_outcome(aggs, p["start"], p["end"])) for p in kept]
+    n = len(aggs) if audience is None else audience
+    return forecast_from_outcomes(n, observed, start, end, past_campaigns, left_out)
 
 
 def forecast_from_outcomes(
@@ -427,6 +452,7 @@ def forecast_from_outcomes(
     start: date,
     end: date,
     past_campaigns: Sequence[Mapping[str, Any]] = (),
+    left_out: Sequence[Mapping[str, Any]] = (),
 ) -> dict[str, Any]:
     """:func:`forecast` from the comparable periods' outcomes, however they were counted (the aggregates, or
     the archive's ``kairos.insights.sql.period_outcomes_query``).
@@ -439,6 +465,8 @@ def forecast_from_outcomes(
         ``(period, outcome)``: a period of :func:`comparable_periods` and its :func:`period_outcome`.
     start, end, past_campaigns
         As for :func:`forecast`.
+    left_out
+        Comparable periods the data does not stand behind, with the reason (:func:`split_by_history`).
     """
     periods = []
     n = audience
@@ -492,6 +520,7 @@ def forecast_from_outcomes(
         "neutral": case(lambda xs: sum(xs) / len(xs)),
         "optimistic": case(max),
         "periods": periods,
+        "left_out": list(left_out),
     }
 
 

@@ -30,6 +30,7 @@ from kairos.insights.measures import (
     period_outcome,
     rfm_thresholds,
     rfm_values,
+    split_by_history,
 )
 
 if TYPE_CHECKING:
@@ -136,10 +137,13 @@ def test_archive_sql_feeds_the_forecasts_comparable_periods(archive):
     aggs = _fold(events, NOW)
     start, end = NOW.date() + timedelta(days=10), NOW.date() + timedelta(days=40)
     expected = forecast(aggs, start, end, NOW)
-    # WHEN the comparable periods' outcomes come from the archive, those before the first purchase dropped
-    periods = [(p["start"], p["end"]) for p in comparable_periods(start, end, NOW.date())]
+    # WHEN the comparable periods' outcomes come from the archive, those the data does not stand behind dropped
+    comparable = comparable_periods(start, end, NOW.date())
+    periods = [(p["start"], p["end"]) for p in comparable]
     got, _ = sql.archive_period_outcomes(DuckDbArchive(root, threads=1), periods, NOW)
-    kept = [(p, o) for p, o in zip(periods, got["outcomes"], strict=True) if p[1] > got["earliest"]]
+    stands, left_out = split_by_history(comparable, got["earliest"])
+    kept = [(p, o) for p, o in zip(comparable, got["outcomes"], strict=True) if p in stands]
+    assert [p["kind"] for p in left_out] == [p["kind"] for p in expected["left_out"]]
     # THEN they are the forecast's observed periods, on the same audience
     observed = [(p["customers"], p["observed_conversions"], p["observed_revenue"]) for p in expected["periods"]]
     assert [(o["customers"], o["conversions"], o["revenue"]) for _, o in kept] == observed

@@ -143,14 +143,15 @@ def test_forecast_takes_min_mean_max_of_comparable_periods():
     ]
     # WHEN the same week of this year is forecast, looking two years back and at no recent period
     out = forecast(aggs, date(2026, 11, 24), date(2026, 12, 1), NOW, years=2, previous=0)
-    # THEN the cases come from those two weeks; two years ago two of the six were not customers yet, so that
-    # week's rate (4 of 4) is applied to all six
-    assert [p["kind"] for p in out["periods"]] == ["1 year before", "2 years before"]
-    assert [p["observed_conversions"] for p in out["periods"]] == [3, 4]
-    assert [p["customers"] for p in out["periods"]] == [6, 4]
-    assert [p["conversions"] for p in out["periods"]] == [3, 6]
-    assert out["pessimistic"]["conversions"] == 3 and out["optimistic"]["conversions"] == 6
-    assert out["neutral"]["conversions"] == 4.5 and out["optimistic"]["revenue"] == 180.0
+    # THEN the cases come from last year's week (3 of the 6 bought); the week two years ago is the week the data
+    # begins, where every customer bought by definition: it is left out, and says why
+    assert [p["kind"] for p in out["periods"]] == ["1 year before"]
+    assert [p["observed_conversions"] for p in out["periods"]] == [3]
+    assert [p["customers"] for p in out["periods"]] == [6]
+    assert [(p["kind"], p["start"]) for p in out["left_out"]] == [("2 years before", "2024-11-24")]
+    assert "bought by definition" in out["left_out"][0]["reason"]
+    assert out["pessimistic"]["conversions"] == out["optimistic"]["conversions"] == 3
+    assert out["neutral"]["conversions"] == 3 and out["optimistic"]["revenue"] == 25.0
     # AND a past campaign to a similar audience counts, scaled to this one
     with_campaign = forecast(
         aggs,
