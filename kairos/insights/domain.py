@@ -104,7 +104,8 @@ class CohortMatrix(BaseModel):
     periods: list[int] = Field(description="months since the cohort's first purchase month")
     cohorts: list[dict[str, Any]] = Field(
         description="per cohort: size, values (customers with a purchase, or revenue, per period), reachable "
-        "(customers whose period has begun) and rates (retention: values / reachable; null before it begins)"
+        "(customers whose period has begun) and rates (retention: values / reachable; null before it begins), "
+        "partial (per period: true while the period is not over as of the answer's time)"
     )
     customers: int = Field(description="customers read (from the archive: customers with a purchase)")
     sampled: bool = Field(

@@ -261,6 +261,21 @@ def _month_index(day: str) -> int:
     return int(day[:4]) * 12 + int(day[5:7]) - 1
 
 
+def periods_begun(first_month: int, as_of: date | None, max_periods: int) -> tuple[int, int | None]:
+    """The last period (months since ``first_month``, a month index) with data as of ``as_of``, and that period
+    again when it is only partly over (``None`` when it is complete).
+
+    ``as_of`` counts the days before it: on the first of a month the new month holds no day yet, so its period has
+    not begun (it would read 0%), and the month before is complete.
+    """
+    if as_of is None:
+        return max_periods - 1, None
+    last_day = as_of - timedelta(days=1)
+    last = last_day.year * 12 + last_day.month - 1 - first_month
+    partial = last if (last_day + timedelta(days=1)).day != 1 else None
+    return min(last, max_periods - 1), (partial if partial is not None and 0 <= partial < max_periods else None)
+
+
 def _month_name(index: int) -> str:
     return f"{index // 12:04d}-{index % 12 + 1:02d}"
 
@@ -306,9 +321,11 @@ def cohort_matrix(
         row = rows.setdefault(key, {"size": 0, "values": [0.0] * max_periods, "reachable": [0] * max_periods})
         row["size"] += 1
         first = _month_index(min(agg.purchase_days))
-        last = _month_index(as_of.isoformat()) - first if as_of is not None else max_periods - 1
-        for k in range(min(max(last, 0), max_periods - 1) + 1):
+        last, partial = periods_begun(first, as_of, max_periods)
+        for k in range(max(last, -1) + 1):
             row["reachable"][k] += 1
+        if partial is not None:
+            row.setdefault("partial", set()).add(partial)
         per_period: dict[int, float] = {}
         for day, (moments, revenue) in agg.purchase_days.items():
             k = _month_index(day) - first
@@ -326,6 +343,7 @@ def cohort_matrix(
         entry: dict[str, Any] = {"cohort": key, "size": row["size"], "values": values, "reachable": reachable}
         if metric == "retention":
             entry["rates"] = [round(v / r, 4) if r else None for v, r in zip(values, reachable, strict=True)]
+        entry["partial"] = [k in row.get("partial", ()) for k in range(len(values))]
         cohorts.append(entry)
     return {"by": by, "metric": metric, "periods": list(range(max(width, 1))), "cohorts": cohorts}
 

@@ -31,7 +31,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import TYPE_CHECKING, Any, Protocol
 
-from kairos.insights.measures import FIRST_PURCHASE_MONTH, RfmThresholds
+from kairos.insights.measures import FIRST_PURCHASE_MONTH, RfmThresholds, periods_begun
 
 if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
@@ -190,8 +190,7 @@ def cohort_matrix_from_rows(
     for cohort in sorted(cells):
         per = cells[cohort]
         size = per.get(0, (0, 0.0))[0]
-        begun = _month_index(as_of) - cohort if as_of is not None else max_periods - 1
-        last = min(max(begun, 0), max_periods - 1)
+        last, partial = periods_begun(cohort, as_of, max_periods)
         reachable = [size if k <= last else 0 for k in range(span)]
         if metric == "retention":
             values: list[Any] = [per.get(k, (0, 0.0))[0] for k in range(span)]
@@ -200,6 +199,7 @@ def cohort_matrix_from_rows(
         entry: dict[str, Any] = {"cohort": _month_name(cohort), "size": size, "values": values, "reachable": reachable}
         if metric == "retention":
             entry["rates"] = [round(v / r, 4) if r else None for v, r in zip(values, reachable, strict=True)]
+        entry["partial"] = [k == partial for k in range(span)]
         cohorts.append(entry)
     return {"by": FIRST_PURCHASE_MONTH, "metric": metric, "periods": list(range(span)), "cohorts": cohorts}
 

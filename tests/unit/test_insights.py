@@ -123,6 +123,12 @@ def test_the_first_cohort_column_is_each_cohorts_size():
     # AND as of mid-February, the February cohort has no month 1 yet: no rate rather than a false zero
     early = cohort_matrix(customers, "first_purchase_month", "retention", as_of=date(2026, 2, 15))
     assert early["cohorts"][1]["reachable"][:2] == [3, 0] and early["cohorts"][1]["rates"][1] is None
+    # AND February is marked partial for both cohorts (half over), January complete
+    assert early["cohorts"][0]["partial"][:2] == [False, True] and early["cohorts"][1]["partial"][0] is True
+    # AND as of 1 March, February is complete and March, with no day of data yet, has no rate (not 0%)
+    boundary = cohort_matrix(customers, "first_purchase_month", "retention", as_of=date(2026, 3, 1))
+    assert boundary["cohorts"][1]["reachable"][:2] == [3, 0] and boundary["cohorts"][1]["rates"][1] is None
+    assert not any(boundary["cohorts"][0]["partial"])
     # AND revenue by acquisition source sums each period's purchases
     contest = next(c for c in by_source["cohorts"] if c["cohort"] == "contest")
     assert contest["values"][:2] == [50.0, 20.0]
