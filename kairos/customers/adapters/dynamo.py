@@ -37,17 +37,8 @@ _ser = TypeSerializer()
 
 
 class DynamoStore(DynamoErasure, CustomerStore):
-    """Events and customers in DynamoDB (see ``kairos.customers.adapters.dynamo_base`` for the layout).
-
-    Parameters
-    ----------
-    events_table, customers_table
-        Physical table names.
-    client
-        A boto3 DynamoDB client; created lazily when omitted.
-    retention_seconds
-        How long events and moment markers live (their TTL).
-    """
+    """Events and customers in DynamoDB: every port of the customer store. The layout and the parameters are
+    :class:`~kairos.customers.adapters.dynamo_base.DynamoBase`'s."""
 
     max_transaction_items = MAX_TRANSACTION_ITEMS
     # Beyond its events, a customer's write may hold its core, three aggregate parts and a flush's month markers.
