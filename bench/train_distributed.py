@@ -19,17 +19,15 @@ from __future__ import annotations
 import argparse
 import os
 import re
-import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from train_memory import generate, train  # noqa: E402 - bench/ is not a package
+from train_memory import generate, run_train, train  # noqa: E402 - bench/ is not a package
 
 # The last line of `train --cluster`: training/__main__.py client_memory_line.
 LINE = re.compile(
@@ -41,41 +39,12 @@ LINE = re.compile(
 
 def train_cluster(events_dir: Path, workers: int, extra: list[str]) -> tuple[float, dict[str, int]]:
     """Seconds and the client's memory line of one ``train --cluster local`` process."""
-    t0 = time.perf_counter()
-    # Through /usr/bin/time: a process this (large) one forks starts with its peak, and Linux keeps that peak across
-    # exec; /usr/bin/time forks the client from a small process.
-    out = subprocess.run(
-        [
-            "/usr/bin/time",
-            "-f",
-            "%M",
-            "-o",
-            str(events_dir / "time-cluster.txt"),
-            sys.executable,
-            "-m",
-            "training",
-            "train",
-            "--events",
-            str(events_dir / "events.jsonl.gz"),
-            "--profiles",
-            str(events_dir / "profiles.jsonl"),
-            "--out",
-            str(events_dir / "model-cluster"),
-            "--cluster",
-            "local",
-            "--workers",
-            str(workers),
-            *extra,
-        ],
-        check=True,
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
+    seconds, _, stdout = run_train(
+        events_dir, ["--cluster", "local", "--workers", str(workers), *extra], "model-cluster"
     )
-    seconds = time.perf_counter() - t0
-    match = LINE.search(out.stdout.strip().splitlines()[-1])
+    match = LINE.search(stdout.strip().splitlines()[-1])
     if match is None:
-        raise SystemExit(f"no client memory line in:\n{out.stdout}")
+        raise SystemExit(f"no client memory line in:\n{stdout}")
     return seconds, {k: int(v.replace(",", "")) for k, v in match.groupdict().items()}
 
 

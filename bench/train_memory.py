@@ -64,11 +64,16 @@ def generate(n_events: int, out: Path) -> tuple[int, int]:
     return written, customers
 
 
-def train(events_dir: Path, extra: list[str]) -> tuple[float, float]:
-    """Seconds and peak resident MB of one ``train`` process (``/usr/bin/time``: that process alone)."""
-    report = events_dir / "time.txt"
+def run_train(events_dir: Path, extra: list[str], model: str = "model") -> tuple[float, float, str]:
+    """Seconds, peak resident MB (``/usr/bin/time``: that process alone) and standard output of one ``train``
+    process on the histories in ``events_dir``, writing ``events_dir / model``.
+
+    Through ``/usr/bin/time``: a process this (large) one forks starts with its peak, and Linux keeps that peak
+    across exec; ``/usr/bin/time`` forks the trainer from a small process.
+    """
+    report = events_dir / f"time-{model}.txt"
     t0 = time.perf_counter()
-    subprocess.run(
+    done = subprocess.run(
         [
             "/usr/bin/time",
             "-f",
@@ -84,16 +89,22 @@ def train(events_dir: Path, extra: list[str]) -> tuple[float, float]:
             "--profiles",
             str(events_dir / "profiles.jsonl"),
             "--out",
-            str(events_dir / "model"),
+            str(events_dir / model),
             *extra,
         ],
         check=True,
         cwd=ROOT,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
     )
     seconds = time.perf_counter() - t0
-    return seconds, int(report.read_text().split()[-1]) / 1024
+    return seconds, int(report.read_text().split()[-1]) / 1024, done.stdout
+
+
+def train(events_dir: Path, extra: list[str]) -> tuple[float, float]:
+    """Seconds and peak resident MB of one ``train`` process (``/usr/bin/time``: that process alone)."""
+    seconds, peak, _ = run_train(events_dir, extra)
+    return seconds, peak
 
 
 def main(argv: list[str] | None = None) -> int:

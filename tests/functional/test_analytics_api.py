@@ -14,25 +14,13 @@ from kairos.core.config import Settings
 from kairos.insights.measures import cohort_matrix
 from kairos_local.embedded import embedded_aws
 from tests.conftest import Client
-
-NOW = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
+from tests.functional.test_insights_api import NOW, _buy
 
 
 @pytest.fixture(scope="module")
 def client():
     with embedded_aws(api_key="test-key", parameters={"EventRetentionDays": "800"}) as rt:
         yield Client(rt)
-
-
-def _buy(cid: str, days_ago: float, amount: float, n: int) -> dict:
-    at = NOW - timedelta(days=days_ago)
-    return {
-        "event_id": f"{cid}-{n}",
-        "customer_id": cid,
-        "type": "purchase",
-        "timestamp": at.isoformat(),
-        "amount": amount,
-    }
 
 
 @pytest.fixture(scope="module")
