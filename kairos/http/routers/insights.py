@@ -73,7 +73,7 @@ def _poll_location(request: Request, query_id: str) -> str:
 
 def _respond(answer: analytics.Answer, request: Request) -> Response:
     if answer.done:
-        return Response(status_code=200, content_type=content_types.APPLICATION_JSON, body=answer.result)
+        return _ok(answer.result)
     location = _poll_location(request, answer.query_id)
     accepted = QueryAccepted(
         query_id=answer.query_id,
@@ -95,6 +95,11 @@ def _ask(deps: Deps, request: Request, question: tuple[str, dict[str, Any]]) -> 
     assert engine is not None  # the routes ask only with an engine
     answer = analytics.ask(*question, engine, deps.insights(), timeutil.now())
     return _respond(answer, request)
+
+
+def _ok(body: dict[str, Any]) -> Response:
+    """A 200 with a view's JSON (a route that may also answer 202 returns a Response, not a model)."""
+    return Response(status_code=200, content_type=content_types.APPLICATION_JSON, body=body)
 
 
 def _has_engine(deps: Deps) -> bool:
@@ -144,8 +149,7 @@ def get_cohorts(
     if by == insights.FIRST_PURCHASE_MONTH and _has_engine(deps):
         return _ask(deps, request, analytics.cohorts_question(metric, max_periods))
     matrix = analyses.cohorts(deps.customers(), by, metric, max_periods, timeutil.now())
-    body = CohortMatrix.model_validate(matrix).model_dump(mode="json")
-    return Response(status_code=200, content_type=content_types.APPLICATION_JSON, body=body)
+    return _ok(CohortMatrix.model_validate(matrix).model_dump(mode="json"))
 
 
 @router.endpoint(
@@ -193,8 +197,7 @@ def post_forecast(
     out = analyses.forecast_audience(
         body, deps.customers(), deps.segments(), timeutil.now(), deps.journeys(), deps.messages()
     )
-    view = ForecastView.model_validate(out).model_dump(mode="json")
-    return Response(status_code=200, content_type=content_types.APPLICATION_JSON, body=view)
+    return _ok(ForecastView.model_validate(out).model_dump(mode="json"))
 
 
 @router.endpoint(
@@ -218,8 +221,7 @@ def get_rfm_thresholds(deps: Deps, request: Request) -> Response[RfmThresholdsVi
     values = [v for r in read if (v := insights.rfm_values(r.aggregates, now)) is not None]
     view = {**insights.rfm_thresholds(values, now).to_dict(), "sampled": read.sampled}
     view["sample_size"] = read.read if read.sampled else None
-    body = RfmThresholdsView.model_validate(view).model_dump(mode="json")
-    return Response(status_code=200, content_type=content_types.APPLICATION_JSON, body=body)
+    return _ok(RfmThresholdsView.model_validate(view).model_dump(mode="json"))
 
 
 @router.endpoint(
