@@ -41,8 +41,9 @@ class DynamoStore(DynamoErasure, CustomerStore):
     :class:`~kairos.customers.adapters.dynamo_base.DynamoBase`'s."""
 
     max_transaction_items = MAX_TRANSACTION_ITEMS
-    # Beyond its events, a customer's write may hold its core, three aggregate parts and a flush's month markers.
-    extra_items_per_customer = len(layout.AGGREGATE_PARTS) + layout.MAX_MONTHS + 2
+    # A customer's one transaction: its core, the aggregate parts, and the profile and recommendation of a customer
+    # moving from the old layout (its events and a flush's month markers are written apart from it).
+    extra_items_per_customer = 1 + len(layout.AGGREGATE_PARTS) + 2
 
     # ---------------------------------------------------------------- reads
 
@@ -56,11 +57,12 @@ class DynamoStore(DynamoErasure, CustomerStore):
         wanted: Mapping[str, tuple[str, ...]] | None = None,
         consistent: bool = True,
         also: list[dict[str, Any]] | None = None,
+        decoded: Mapping[str, tuple[dict[str, Any], layout.Core]] | None = None,
     ) -> tuple[dict[str, CustomerRecord], list[dict[str, Any]]]:
         """Customer items joined with their parts (read in one batch, with ``also``: more events-table keys).
 
-        ``wanted``: the parts to read by customer id (default: all). Returns the records by id and the items read
-        for ``also``.
+        ``wanted``: the parts to read by customer id (default: all); ``decoded``: cores the caller decoded already,
+        by customer id. Returns the records by id and the items read for ``also``.
         """
         wanted = wanted or {}
         keys = [
@@ -79,17 +81,23 @@ class DynamoStore(DynamoErasure, CustomerStore):
                     extra.append(item)
         records = {}
         for raw in raws:
-            rec = self._record(raw, parts.get(raw["customer_id"]["S"], {}))
+            cid = raw["customer_id"]["S"]
+            rec = self._record(raw, parts.get(cid, {}), (decoded or {}).get(cid))
             records[rec.customer_id] = rec
         return records, extra
 
-    def _record(self, raw: dict[str, Any], parts: dict[str, dict[str, Any]] | None = None) -> CustomerRecord:
-        """A customer from its item and its part items (either layout)."""
+    def _record(
+        self,
+        raw: dict[str, Any],
+        parts: dict[str, dict[str, Any]] | None = None,
+        decoded: tuple[dict[str, Any], layout.Core] | None = None,
+    ) -> CustomerRecord:
+        """A customer from its item and its part items (either layout); ``decoded``: its core, decoded already."""
         parts = parts or {}
         doc = from_item({k: v for k, v in raw.items() if k != "core"})
         legacy = "agg" in doc or "profile" in doc or "recommendation" in doc
         if "core" in raw:
-            core, state = layout.decode_core(raw["core"]["B"])
+            core, state = decoded or layout.decode_core(raw["core"]["B"])
         else:
             core, state = doc.get("agg"), layout.Core()
         decoded = {name: layout.unpack(item["data"]["B"]) for name, item in parts.items() if name != layout.PROFILE}
@@ -147,13 +155,14 @@ class DynamoStore(DynamoErasure, CustomerStore):
         core_moments: dict[str, set[str]] = {}
         flushed: dict[str, int] = {}
         wanted_parts: dict[str, tuple[str, ...]] = {}
+        decoded: dict[str, tuple[dict[str, Any], layout.Core]] = {}
         legacy: set[str] = set()
         for raw in raws:
             cid = raw["customer_id"]["S"]
             parts = layout.parts_touched(event_types[cid]) if event_types and cid in event_types else None
             names = tuple(layout.AGGREGATE_PARTS) if parts is None else tuple(sorted(parts))
             if "core" in raw:
-                core, state = layout.decode_core(raw["core"]["B"])
+                core, state = decoded[cid] = layout.decode_core(raw["core"]["B"])
                 core_moments[cid] = set(state.unflushed)
                 if state.flushed_max is not None:
                     flushed[cid] = state.flushed_max
@@ -177,7 +186,7 @@ class DynamoStore(DynamoErasure, CustomerStore):
                 also[(c, month)] = {"customer_id": {"S": c}, "sk": {"S": month}}
             if c in legacy:
                 also[(c, m)] = {"customer_id": {"S": c}, "sk": {"S": m}}
-        records, extra = self._records(raws, wanted_parts, also=list(also.values()))
+        records, extra = self._records(raws, wanted_parts, also=list(also.values()), decoded=decoded)
         customers = {c: records.get(c) or CustomerRecord(c) for c in cids}
         months: dict[tuple[str, str], dict[str, set[int]]] = {}
         stored_moments: set[tuple[str, str]] = set()
@@ -363,8 +372,8 @@ class DynamoStore(DynamoErasure, CustomerStore):
         return month_items, items, _Stored(core)
 
     def write_items(self, write: CustomerWrite) -> int:
-        """Items one customer's write takes: its events, and its core with the parts that changed."""
-        return len(write.events) + len(layout.AGGREGATE_PARTS) + 1
+        """How much of a commit one customer's write takes: its events (25 a batch write) and its transaction."""
+        return len(write.events) + self.extra_items_per_customer
 
     def commit_writes(self, writes: list[CustomerWrite], now: datetime) -> list[KairosError | None]:
         """Commit each customer's write on its own, several at once.

@@ -100,6 +100,13 @@ def _ingest_error(exc: ClientError) -> Exception:
     return domain_error(exc, "DynamoDB transact_write_items")
 
 
+def _back_off(attempt: int, what: str) -> None:
+    """Wait before sending again what DynamoDB left unprocessed (exponential, full jitter); give up after 8 tries."""
+    if attempt > 8:
+        raise ThrottledError(f"DynamoDB kept {what} unprocessed")
+    time.sleep(min(2.0, 0.05 * 2**attempt) * random.random())
+
+
 @dataclass
 class _Stored:
     """What the store read of a customer beyond the record: its core's bookkeeping, the journal's events known to be
@@ -171,9 +178,7 @@ class DynamoBase:
                 request = resp.get("UnprocessedKeys") or {}
                 if request:
                     attempt += 1
-                    if attempt > 8:
-                        raise ThrottledError("DynamoDB kept keys unprocessed")
-                    time.sleep(min(2.0, 0.05 * 2**attempt) * random.random())
+                    _back_off(attempt, "keys")
 
     def _query_sks(self, customer_id: str, prefix: str | None = None) -> Iterator[dict[str, Any]]:
         kwargs: dict[str, Any] = {
@@ -204,9 +209,7 @@ class DynamoBase:
                 request = resp.get("UnprocessedItems") or {}
                 if request:
                     attempt += 1
-                    if attempt > 8:
-                        raise ThrottledError("DynamoDB kept writes unprocessed")
-                    time.sleep(min(2.0, 0.05 * 2**attempt) * random.random())
+                    _back_off(attempt, "writes")
 
     def _write_call(self, op: str, **kwargs: Any) -> dict[str, Any]:
         """One write of an ingestion, its failure told apart as a transaction's is (see :func:`_ingest_error`)."""
