@@ -45,12 +45,30 @@ POLICY_TTL_S = 60  # the send policy and the population's answer are read at mos
 
 
 def customer_store(cfg: Settings) -> CustomerStore:
-    """Customers, events and engagement moments (DynamoDB), events expiring after the retention."""
+    """Customers, events and engagement moments (DynamoDB), events expiring after the retention; erasure
+    tombstones keyed by the erasure key when the function has it."""
     from kairos.customers.adapters.dynamo import DynamoStore
 
     return DynamoStore(
-        cfg.need("events_table"), cfg.need("customers_table"), retention_seconds=cfg.retention_days * 86400
+        cfg.need("events_table"),
+        cfg.need("customers_table"),
+        retention_seconds=cfg.retention_days * 86400,
+        erasure_key=erasure_key(cfg) if cfg.erasure_key_parameter else None,
     )
+
+
+def erasure_key(cfg: Settings) -> Callable[[], bytes]:
+    """The tombstones' HMAC key, read from SSM (the generated secret through its SSM reference) on first use."""
+
+    def read() -> bytes:
+        if not cache:
+            from kairos.messaging.adapters.providers import ssm_secret
+
+            cache.append(ssm_secret(cfg.erasure_key_parameter, what="SSM (erasure key)")().encode())
+        return cache[0]
+
+    cache: list[bytes] = []
+    return read
 
 
 def event_archive(cfg: Settings) -> EventArchive:
@@ -78,7 +96,9 @@ def message_log(cfg: Settings) -> MessageLog:
     """The message log (DynamoDB) and its archive (S3)."""
     from kairos.messaging.adapters.messages import DynamoMessageLog
 
-    return DynamoMessageLog(cfg.need("messages_table"), cfg.need("archive_bucket"))
+    return DynamoMessageLog(
+        cfg.need("messages_table"), cfg.need("archive_bucket"), archive_retention_days=cfg.message_retention_days
+    )
 
 
 def decision_log(cfg: Settings) -> DecisionLog:
@@ -117,12 +137,11 @@ def insight_store(cfg: Settings) -> DynamoInsightStore:
 
 
 def analytics_settings() -> AnalyticsSettings:
-    """The analytics engine's settings from this process's environment (see ``kairos.insights.engine_settings``)."""
-    import os
-
+    """The analytics engine's settings from this function's environment (see ``kairos.insights.engine_settings``)."""
+    from kairos.core.config import environment
     from kairos.insights.engine_settings import AnalyticsSettings
 
-    return AnalyticsSettings.from_env(os.environ)
+    return AnalyticsSettings.from_env(environment())
 
 
 def analytics_engine(cfg: Settings, analytics: AnalyticsSettings) -> AnalyticsEngine | None:

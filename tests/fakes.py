@@ -99,6 +99,10 @@ class InMemoryCustomerStore(CustomerStore):
     def customer_events(self, customer_id: str) -> list[dict[str, Any]]:
         return [copy.deepcopy(item["record"]) for item in self.events.get(customer_id, {}).values()]
 
+    def absent_customer(self, customer_id: str) -> CustomerRecord:
+        rec = self.customers.get(customer_id)
+        return copy.deepcopy(rec) if rec is not None else CustomerRecord(customer_id)
+
     def message_events(self, customer_id: str, message_prefix: str) -> list[dict[str, Any]]:
         return [
             {"type": item["type"], "ts": item["ts"], "message_id": item["message_id"]}

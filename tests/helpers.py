@@ -21,6 +21,22 @@ def event(
     return {"event_id": event_id, "customer_id": customer_id, "type": type, "timestamp": ts.isoformat(), **extra}
 
 
+def runtime_store(runtime: Any, cls: Any = None, **kw: Any) -> Any:
+    """The deployment's customer store, as its API function builds it (its tables and its erasure key)."""
+    from kairos.customers.adapters.dynamo import DynamoStore
+
+    name = runtime.dep.function_environment("ApiFunction")["KAIROS_ERASURE_KEY_PARAMETER"]
+    ssm = runtime.session.client("ssm")
+    key = ssm.get_parameter(Name=name, WithDecryption=True)["Parameter"]["Value"].encode()
+    return (cls or DynamoStore)(
+        runtime.dep.physical["EventsTable"],
+        runtime.dep.physical["CustomersTable"],
+        client=runtime.session.client("dynamodb"),
+        erasure_key=lambda: key,
+        **kw,
+    )
+
+
 def send_message(req, customers, journeys, providers, log, now, population=None, policy=None):  # noqa: ANN001, ANN201
     """Send one message of a campaign as its journey's step does: the content, cap and expiry of the campaign's
     offer node (``kairos.journeys.campaigns``), through :func:`kairos.messaging.send.deliver`."""

@@ -42,6 +42,7 @@ ENVIRONMENT = {
     "telegram_token_parameter": c.ENV_TELEGRAM_TOKEN_PARAMETER,
     "public_url": c.ENV_PUBLIC_URL,
     "unsubscribe_key_parameter": c.ENV_UNSUBSCRIBE_KEY_PARAMETER,
+    "erasure_key_parameter": c.ENV_ERASURE_KEY_PARAMETER,
     "unsubscribe_mailto": c.ENV_UNSUBSCRIBE_MAILTO,
     "retention_days": c.ENV_RETENTION_DAYS,
     "message_retention_days": c.ENV_MESSAGE_RETENTION_DAYS,
@@ -85,6 +86,7 @@ class Settings(BaseModel):
     public_url: str = Field(default="", description="the API's public base URL: unsubscribe and preference links")
     unsubscribe_key_parameter: str = Field(default="", description="SSM parameter of the links' HMAC key")
     unsubscribe_mailto: str = Field(default="", description="a mailbox for List-Unsubscribe mailto (optional)")
+    erasure_key_parameter: str = Field(default="", description="SSM parameter of the erasure tombstones' HMAC key")
     retention_days: int = Field(default=400, ge=1, le=36500)
     message_retention_days: int = Field(
         default=400, ge=1, le=36500, description="how long messages/ and decisions/ objects live in the archive"

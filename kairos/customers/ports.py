@@ -81,7 +81,12 @@ class CustomerReader(ABC):
 
     @abstractmethod
     def get_customer(self, customer_id: str) -> CustomerRecord | None:
-        """The customer (consistent read), or ``None``."""
+        """The customer (consistent read), or ``None`` (never stored, or erased and not back since)."""
+
+    @abstractmethod
+    def absent_customer(self, customer_id: str) -> CustomerRecord:
+        """A customer :meth:`get_customer` did not find, about to be created: ``erased_at`` says when the id was
+        erased, if it was (earlier events are refused); writing it holds only if no erasure came in between."""
 
     @abstractmethod
     def get_customers(self, customer_ids: Iterable[str]) -> dict[str, CustomerRecord]:

@@ -8,13 +8,13 @@ from typing import TYPE_CHECKING
 
 from kairos.core.errors import ConflictError, NotFoundError, StoreError
 from kairos.customers.aggregates import CustomerAggregates, hour_to_dt, rebucket, unix_to_dt
-from kairos.customers.domain import CustomerRecord
 from kairos.customers.schemas import Aggregates, CustomerProfileIn, CustomerView, ErasureReport
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
     from datetime import datetime
 
+    from kairos.customers.domain import CustomerRecord
     from kairos.customers.ports import CustomerStore, DecisionLog, EventArchive
     from kairos.journeys.ports import JourneyStore
     from kairos.messaging.ports import MessageLog
@@ -31,9 +31,7 @@ def put_profile(customer_id: str, profile: CustomerProfileIn, store: CustomerSto
     """
     doc = profile.model_dump(mode="json")
     for attempt in range(1, MAX_ATTEMPTS + 1):
-        record = store.get_customer(customer_id)
-        if record is None:
-            record = CustomerRecord(customer_id)
+        record = store.get_customer(customer_id) or store.absent_customer(customer_id)
         zone = profile.timezone
         new_agg = None
         agg = record.aggregates

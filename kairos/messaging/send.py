@@ -195,9 +195,11 @@ def deliver(
         Another attempt holds the claim: retry the step later.
     """
     customer = customers.get_customer(req.customer_id)
-    if customer is not None and customer.erased:
-        # Nothing is written about a customer who was erased: not even a skipped record.
-        return {"message_id": req.message_id, "status": "skipped", "reason": "customer erased", "duplicate": False}
+    if customer is None or customer.erased:
+        # Nothing is written about a customer who was erased (the store keeps no item of them, or only the
+        # tombstone): not even a skipped record.
+        reason = "customer erased" if customer is not None else "no such customer (never stored, or erased)"
+        return {"message_id": req.message_id, "status": "skipped", "reason": reason, "duplicate": False}
     decision = req.decision or {}
     record: dict[str, Any] = {
         "message_id": req.message_id,

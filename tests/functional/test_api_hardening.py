@@ -19,7 +19,9 @@ from botocore.stub import Stubber
 
 from kairos.admin import main as admin
 from kairos.core.errors import ConflictError, InvalidInputError, StoreError, ThrottledError
+from kairos.customers.adapters import layout
 from kairos.customers.adapters.dynamo import DynamoStore
+from kairos.customers.adapters.dynamo_base import _Stored
 from kairos.customers.aggregates import CustomerAggregates, fold_events
 from kairos.customers.domain import CustomerRecord, CustomerWrite
 from kairos.customers.schemas import IANA_ZONE_PATTERN, MAX_BODY_BYTES, SCOPES, Event, validate_timezone
@@ -483,11 +485,19 @@ def test_names_that_load_from_system_files_but_name_no_zone_are_refused(zone):
 
 
 def _write(op: str = "update_item") -> CustomerWrite:
-    """A new customer's first write: its core alone (one update), or with the parts a purchase changes (a
-    transaction)."""
+    """A known customer's write of its core alone (one update), or a new customer's first write (a transaction,
+    with the check of its tombstone and the parts a purchase changes)."""
     ev = Event.model_validate(event("e1", type="session" if op == "update_item" else "purchase", product_id="P1"))
     agg, moments = fold_events(CustomerAggregates(), [ev], set())
-    return CustomerWrite(record=CustomerRecord("c1"), events=[ev], moments=sorted(moments), aggregates=agg)
+    record = CustomerRecord("c1", version=1, exists=True) if op == "update_item" else CustomerRecord("c1")
+    return CustomerWrite(record=record, events=[ev], moments=sorted(moments), aggregates=agg)
+
+
+def _store(ddb: Any) -> DynamoStore:
+    """A store that read c1 at version 1 (a stubbed client answers nothing else)."""
+    store = DynamoStore("events", "customers", client=ddb, erasure_key=lambda: b"k")
+    store._remember("c1", 1, _Stored(layout.Core()))
+    return store
 
 
 def test_commit_ingest_unreachable_store_is_a_transient_store_error():
@@ -503,7 +513,7 @@ def test_commit_ingest_unreachable_store_is_a_transient_store_error():
     # WHEN events are committed THEN it is a StoreError worth retrying (a 503), not an unhandled crash
     for op in ("update_item", "transact_write_items"):
         with pytest.raises(StoreError) as raised:
-            DynamoStore("events", "customers", client=ddb).commit_ingest([_write(op)], now())
+            _store(ddb).commit_ingest([_write(op)], now())
         assert is_transient(raised.value)
 
 
@@ -551,7 +561,7 @@ def test_commit_ingest_failure_is_told_apart(op, code, status, fields, error, tr
     if op == "update_item" and code == "TransactionCanceledException":
         pytest.skip("only a transaction is cancelled")
     ddb = boto3.client("dynamodb", region_name="eu-west-1", aws_access_key_id="x", aws_secret_access_key="x")
-    store = DynamoStore("events", "customers", client=ddb)
+    store = _store(ddb)
     with Stubber(ddb) as stub:
         stub.add_client_error(op, service_error_code=code, http_status_code=status, modeled_fields=fields or None)
         # WHEN events are committed THEN the domain error says whether a retry may help

@@ -19,18 +19,14 @@ from kairos.customers.aggregates import CustomerAggregates, fold_events, moment_
 from kairos.customers.ingest import ingest_events
 from kairos.customers.schemas import Event
 from tests.fakes import InMemoryCustomerStore
-from tests.helpers import event, now
+from tests.helpers import event, now, runtime_store
 
 RETENTION, SKEW = timedelta(days=400), timedelta(minutes=5)
 TYPES = ["session", "message_open", "product_view", "cart_add", "purchase"]
 
 
-def _store(runtime, cls=DynamoStore):
-    return cls(
-        runtime.dep.physical["EventsTable"],
-        runtime.dep.physical["CustomersTable"],
-        client=runtime.session.client("dynamodb"),
-    )
+def _store(runtime, cls=DynamoStore, **kw):
+    return runtime_store(runtime, cls, **kw)
 
 
 def _history(n: int, seed: int = 3) -> list[dict]:

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from kairos.customers.adapters.dynamo import DynamoStore
+from tests.helpers import runtime_store
 
 
-def _store(runtime) -> DynamoStore:
-    phys = runtime.dep.physical
-    return DynamoStore(phys["EventsTable"], phys["CustomersTable"], runtime.session.client("dynamodb"))
+def _store(runtime, cls=DynamoStore, **kw):
+    return runtime_store(runtime, cls, **kw)
 
 
 def test_scan_page_carries_each_customers_recommendation(runtime, client):

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import copy
 import gzip
+import hashlib
 import json
+import re
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -13,10 +15,12 @@ import pytest
 from kairos.core.errors import StoreError
 from kairos.customers.adapters.archive import S3Archive, encode_lines
 from kairos.customers.adapters.dynamo import DynamoStore
+from kairos.customers.ingest import ingest_events
 from kairos.messaging.adapters.messages import DynamoMessageLog
 from kairos.messaging.domain import encode_tag
 from tests.functional.test_ingest_api import _stored_event_ids
-from tests.helpers import event
+from tests.functional.test_ingest_concurrency import RETENTION, SKEW, RacingStore
+from tests.helpers import event, runtime_store
 
 SES_OPEN = json.loads((Path(__file__).resolve().parents[2] / "events" / "ses_open.json").read_text())
 
@@ -43,10 +47,8 @@ def _message_log(runtime) -> DynamoMessageLog:
     )
 
 
-def _store(runtime) -> DynamoStore:
-    return DynamoStore(
-        runtime.dep.physical["EventsTable"], runtime.dep.physical["CustomersTable"], runtime.session.client("dynamodb")
-    )
+def _store(runtime, cls=DynamoStore, **kw):
+    return runtime_store(runtime, cls, **kw)
 
 
 def _log_message(log: DynamoMessageLog, customer_id: str, step: int = 0) -> str:
@@ -213,7 +215,114 @@ def test_an_erasure_removes_the_customer_from_decisions_archived_by_earlier_vers
 @pytest.mark.parametrize("customer_id", ["never-seen"])
 def test_erasing_an_unknown_customer_is_a_404_that_leaves_no_tombstone(runtime, client, customer_id):
     assert client.request("DELETE", f"/v1/customers/{customer_id}").status == 404
-    item = runtime.session.client("dynamodb").get_item(
-        TableName=runtime.dep.physical["CustomersTable"], Key={"customer_id": {"S": customer_id}}
+    assert _items(runtime, "CustomersTable") == []
+
+
+def _items(runtime, table: str) -> list[dict]:
+    ddb = runtime.session.client("dynamodb")
+    return [
+        i for page in ddb.get_paginator("scan").paginate(TableName=runtime.dep.physical[table]) for i in page["Items"]
+    ]
+
+
+def test_a_tombstone_holds_a_keyed_hash_of_the_id_never_the_id(runtime, client):
+    # GIVEN a customer whose id is an email address, with a profile and events
+    cid = "ann@example.com"
+    client.request("PUT", f"/v1/customers/{cid}", {"timezone": "UTC", "contact": {"email": cid}})
+    client.post_events([event("a1", customer_id=cid, type="session")])
+    runtime.pump_streams()
+    # WHEN the customer is erased
+    assert client.request("DELETE", f"/v1/customers/{cid}").status == 200
+    # THEN no item of any table names the id: the tombstone's key is an HMAC of it, not a plain hash
+    stored = json.dumps([_items(runtime, t) for t in ("CustomersTable", "EventsTable", "MessagesTable")])
+    assert cid not in stored
+    (tombstone,) = _items(runtime, "CustomersTable")
+    key = tombstone["customer_id"]["S"]
+    assert re.fullmatch(r"__erased#[0-9a-f]{64}", key)
+    assert key[len("__erased#") :] != hashlib.sha256(cid.encode()).hexdigest()
+    # AND it still does its work: an event from before the erasure is refused, one after brings the customer back
+    before = (datetime.now(UTC) - timedelta(hours=1)).isoformat()
+    after = (datetime.now(UTC) + timedelta(seconds=1)).isoformat()
+    body = client.post_events(
+        [
+            {"event_id": "a2", "customer_id": cid, "type": "session", "timestamp": before},
+            {"event_id": "a3", "customer_id": cid, "type": "session", "timestamp": after},
+        ]
+    ).json()
+    assert body["accepted"] == 1 and [(r["index"], r["field"]) for r in body["rejected"]] == [(0, "customer_id")]
+    assert client.request("GET", f"/v1/customers/{cid}").status == 200
+    # AND once back, the earlier events stay refused
+    again = client.post_events([{"event_id": "a4", "customer_id": cid, "type": "session", "timestamp": before}])
+    assert again.json()["accepted"] == 0
+    assert _stored_event_ids(runtime, cid) == ["a3"]
+
+
+def test_a_first_write_racing_an_erasure_reads_again_and_keeps_only_what_came_after(runtime):
+    # GIVEN an ingestion that read an id as never stored, and an erasure of that id landing before it writes
+    t = datetime.now(UTC).replace(microsecond=0)
+    racer = _store(runtime)
+    store = _store(runtime, RacingStore, race=lambda: racer.tombstone("r1", t))
+    batch = [event("r-old", customer_id="r1", ts=t - timedelta(hours=2), type="session")]
+    # WHEN it commits
+    result = ingest_events(batch, store, t, RETENTION, SKEW)
+    # THEN the tombstone it did not see failed the write, and read again the event from before the erasure is refused
+    assert store.loads == 2
+    assert result.accepted == 0 and [r.field for r in result.rejected] == ["customer_id"]
+    assert _items(runtime, "EventsTable") == []
+
+
+def _lifecycle_expiry(created: datetime, days: int) -> datetime:
+    """When S3 expires an object: its creation plus the days, rounded up to the next midnight UTC."""
+    at = created + timedelta(days=days)
+    midnight = at.replace(hour=0, minute=0, second=0, microsecond=0)
+    return midnight if midnight == at else midnight + timedelta(days=1)
+
+
+def _expire(runtime, at: datetime) -> None:
+    """What DynamoDB's TTL and the bucket's lifecycle rules (as deployed from the template) have removed by ``at``."""
+    ddb, s3 = runtime.session.client("dynamodb"), runtime.session.client("s3")
+    for table in ("EventsTable", "MessagesTable", "CustomersTable"):
+        for item in _items(runtime, table):
+            if "expires_at" in item and int(item["expires_at"]["N"]) < at.timestamp():
+                keys = {k: item[k] for k in ("customer_id", "sk", "message_id") if k in item}
+                ddb.delete_item(TableName=runtime.dep.physical[table], Key=keys)
+    rules = s3.get_bucket_lifecycle_configuration(Bucket=_bucket(runtime))["Rules"]
+    for obj in s3.list_objects_v2(Bucket=_bucket(runtime)).get("Contents", []):
+        for rule in rules:
+            prefix = rule.get("Filter", {}).get("Prefix", rule.get("Prefix", ""))
+            if (
+                obj["Key"].startswith(prefix)
+                and _lifecycle_expiry(obj["LastModified"], rule["Expiration"]["Days"]) <= at
+            ):
+                s3.delete_object(Bucket=_bucket(runtime), Key=obj["Key"])
+
+
+def _lines_of(runtime, customer_id: str) -> list[str]:
+    return sorted(
+        key
+        for prefix in ("events/", "messages/")
+        for key, lines in _objects(runtime, prefix).items()
+        if any(r.get("customer_id") == customer_id for r in lines)
     )
-    assert "Item" not in item
+
+
+@pytest.mark.parametrize("days_later", [11, 399, 400.01, 401, 403])
+def test_a_backfilled_event_and_a_message_are_erased_from_the_archive_whenever_the_erasure_comes(
+    runtime, client, days_later
+):
+    # GIVEN a purchase backfilled 390 days back, and a message sent now, each archived
+    t0 = datetime.now(UTC)
+    old = {**event("ttl1-p", customer_id="ttl1", ts=t0 - timedelta(days=390)), "properties": {"amount": 42}}
+    assert client.post_events([old]).json()["accepted"] == 1
+    runtime.pump_streams()
+    _log_message(_message_log(runtime), "ttl1")
+    assert len(_lines_of(runtime, "ttl1")) == 2
+    # WHEN the table's expiry and the bucket's lifecycle have run until some day later, and the customer is erased
+    _expire(runtime, t0 + timedelta(days=days_later))
+    left = _lines_of(runtime, "ttl1")
+    resp = client.request("DELETE", "/v1/customers/ttl1")
+    # THEN whatever the archive still held of the customer was found and removed
+    assert resp.status == 200, resp.body
+    assert _lines_of(runtime, "ttl1") == []
+    body = resp.json()
+    assert body["archive_lines_removed"] + body["message_archive_objects"] == len(left)

@@ -7,9 +7,9 @@ import json
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from kairos.customers.adapters.dynamo import DynamoStore
 from kairos.messaging.consent import may_send
 from kairos.messaging.domain import encode_tag
+from tests.helpers import runtime_store
 
 SAMPLE = json.loads((Path(__file__).resolve().parents[2] / "events" / "ses_open.json").read_text())
 
@@ -32,17 +32,13 @@ def test_ses_open_becomes_a_message_open_once(runtime, client):
     first = runtime.invoke("FeedbackFunction", SAMPLE)
     again = runtime.invoke("FeedbackFunction", SAMPLE)  # EventBridge delivers at least once
     assert (first["accepted"], again["accepted"], again["duplicates"]) == (1, 0, 1)
-    store = DynamoStore(
-        runtime.dep.physical["EventsTable"], runtime.dep.physical["CustomersTable"], runtime.session.client("dynamodb")
-    )
+    store = runtime_store(runtime)
     (ev,) = store.message_events("c1", "camp.c1.")
     assert ev["type"] == "message_open" and ev["message_id"] == "camp.c1.0"
 
 
 def test_permanent_bounce_and_complaint_suppress_email(runtime, client):
-    store = DynamoStore(
-        runtime.dep.physical["EventsTable"], runtime.dep.physical["CustomersTable"], runtime.session.client("dynamodb")
-    )
+    store = runtime_store(runtime)
     kinds = {
         "c1": ("Bounce", "Email Bounced", "bounce", {"bounceType": "Permanent"}),
         "c2": ("Complaint", "Email Complaint Received", "complaint", {}),

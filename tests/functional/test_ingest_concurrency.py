@@ -8,7 +8,7 @@ from kairos.customers.adapters.dynamo import DynamoStore
 from kairos.customers.ingest import ingest_events
 from kairos.customers.profiles import put_profile
 from kairos.customers.schemas import CustomerProfileIn
-from tests.helpers import event, now
+from tests.helpers import event, now, runtime_store
 
 RETENTION, SKEW = timedelta(days=400), timedelta(minutes=5)
 
@@ -30,12 +30,7 @@ class RacingStore(DynamoStore):
 
 
 def _store(runtime, cls=DynamoStore, **kw):
-    return cls(
-        runtime.dep.physical["EventsTable"],
-        runtime.dep.physical["CustomersTable"],
-        client=runtime.session.client("dynamodb"),
-        **kw,
-    )
+    return runtime_store(runtime, cls, **kw)
 
 
 def test_ingest_events_concurrent_overlapping_batch_counts_once(runtime):

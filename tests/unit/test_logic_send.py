@@ -87,15 +87,13 @@ def test_send_message_sends_once_and_logs_what_the_model_saw(
     [
         ({"consent": {"email": False}}, "no consent for email"),
         ({"consent": {"email": True}, "contact": {}}, "no email on the profile"),
-        (None, "no profile"),
     ],
 )
 def test_send_message_skips_without_consent(
     send, add_customer, add_campaign, messages, email_provider, profile, reason
 ):
-    # GIVEN a customer without email consent, without an address, or unknown
-    if profile is not None:
-        add_customer("c1", **profile)
+    # GIVEN a customer without email consent, or without an address
+    add_customer("c1", **profile)
     cid = add_campaign()
     # WHEN the step is sent
     result = send(cid)
@@ -104,6 +102,16 @@ def test_send_message_skips_without_consent(
     assert send(cid)["duplicate"] is True
     assert email_provider.sent == []
     assert messages.records[result["message_id"]]["status"] == "skipped"
+
+
+def test_send_message_to_an_unknown_customer_writes_nothing(send, add_campaign, messages, email_provider):
+    # GIVEN a campaign step for an id the store does not hold (never stored, or erased: the store cannot tell)
+    cid = add_campaign()
+    # WHEN the step is sent
+    result = send(cid)
+    # THEN it is skipped and nothing is written about the id, nor sent
+    assert (result["status"], result["reason"]) == ("skipped", "no such customer (never stored, or erased)")
+    assert messages.records == {} and email_provider.sent == []
 
 
 def test_send_message_skips_after_an_unsubscribe(send, add_customer, add_campaign, ingest, email_provider):

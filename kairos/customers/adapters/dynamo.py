@@ -13,6 +13,7 @@ from boto3.dynamodb.types import TypeSerializer
 from kairos.core.aws import from_item, to_dynamo, to_item
 from kairos.core.constants import CHANNELS
 from kairos.core.errors import ConflictError, KairosError
+from kairos.core.timeutil import parse_ts
 from kairos.customers.adapters import layout
 from kairos.customers.adapters.dynamo_base import (
     _LIVE_CUSTOMER,
@@ -41,9 +42,10 @@ class DynamoStore(DynamoErasure, CustomerStore):
     :class:`~kairos.customers.adapters.dynamo_base.DynamoBase`'s."""
 
     max_transaction_items = MAX_TRANSACTION_ITEMS
-    # A customer's one transaction: its core, the aggregate parts, and the profile and recommendation of a customer
-    # moving from the old layout (its events and a flush's month markers are written apart from it).
-    extra_items_per_customer = 1 + len(layout.AGGREGATE_PARTS) + 2
+    # A customer's one transaction: its core, the aggregate parts, the profile and recommendation of a customer
+    # moving from the old layout, and a new customer's check of its tombstone (its events and a flush's month
+    # markers are written apart from it).
+    extra_items_per_customer = 1 + len(layout.AGGREGATE_PARTS) + 2 + 1
 
     # ---------------------------------------------------------------- reads
 
@@ -187,7 +189,8 @@ class DynamoStore(DynamoErasure, CustomerStore):
             if c in legacy:
                 also[(c, m)] = {"customer_id": {"S": c}, "sk": {"S": m}}
         records, extra = self._records(raws, wanted_parts, also=list(also.values()), decoded=decoded)
-        customers = {c: records.get(c) or CustomerRecord(c) for c in cids}
+        new = self._absent([c for c in cids if c not in records])
+        customers = {c: records.get(c) or new[c] for c in cids}
         months: dict[tuple[str, str], dict[str, set[int]]] = {}
         stored_moments: set[tuple[str, str]] = set()
         for item in extra:
@@ -207,6 +210,20 @@ class DynamoStore(DynamoErasure, CustomerStore):
         for cid, event_id in journal & events:
             self._stored[(cid, customers[cid].version)].confirmed.add(event_id)
         return IngestState(customers, events, moments, folded_events=journal - events)
+
+    def _absent(self, customer_ids: list[str]) -> dict[str, CustomerRecord]:
+        """Customers about to be created: those erased before carry the time, and their first version starts past
+        any of their earlier life (what this store remembers of that life cannot be taken for the new one)."""
+        tombstones = self._tombstones(customer_ids)
+        out = {}
+        for cid in customer_ids:
+            erased_at = tombstones.get(cid, {}).get("erased_at", {}).get("S")
+            version = int(parse_ts(erased_at).timestamp() * 1000) if erased_at else 0
+            out[cid] = CustomerRecord(cid, version=version, erased_at=erased_at)
+        return out
+
+    def absent_customer(self, customer_id: str) -> CustomerRecord:
+        return self._absent([customer_id])[customer_id]
 
     def get_customer(self, customer_id: str) -> CustomerRecord | None:
         resp = self._call(
@@ -272,6 +289,19 @@ class DynamoStore(DynamoErasure, CustomerStore):
                 "ExpressionAttributeValues": {":expected": {"N": str(record.version)}},
             }
         return {"ConditionExpression": "attribute_not_exists(customer_id)", "ExpressionAttributeValues": {}}
+
+    def _tombstone_check(self, record: CustomerRecord) -> dict[str, Any]:
+        """A new customer's write holds only if the id's tombstone is as it was read: none, or the same erasure
+        (an erasure between the read and the write makes the write read again, and drop the earlier events)."""
+        check: dict[str, Any] = {
+            "TableName": self.customers_table,
+            "Key": {"customer_id": {"S": self._tombstone_key(record.customer_id)}},
+            "ConditionExpression": "attribute_not_exists(customer_id)",
+        }
+        if record.erased_at:
+            check["ConditionExpression"] = "erased_at = :seen"
+            check["ExpressionAttributeValues"] = {":seen": {"S": record.erased_at}}
+        return {"ConditionCheck": check}
 
     def _read_state(self, record: CustomerRecord) -> _Stored:
         """What this store read of the record's version; a record it did not read must be read again."""
@@ -349,6 +379,11 @@ class DynamoStore(DynamoErasure, CustomerStore):
         if aggregates is not None or moments or months or folded or stored.legacy or journal != stored.core.journal:
             sets.append("core = :core")
             values[":core"] = {"B": layout.encode_core(agg, core)}
+        if not record.exists and record.erased_at:  # back after an erasure: its earlier events stay refused
+            sets.append("erased_at = :erased")
+            values[":erased"] = {"S": record.erased_at}
+        if not record.exists:
+            items.append(self._tombstone_check(record))
         update = "SET " + ", ".join(sets)
         if parts:
             update += " ADD parts :parts"

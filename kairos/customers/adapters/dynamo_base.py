@@ -9,8 +9,11 @@ Tables (both from ``template.yaml``):
   customer, so an erasure finds it.
 - customers table, key ``customer_id``: the customer's core (the aggregates every event touches, compressed, with
   the bookkeeping of exactly-once counting), the optimistic-lock ``version`` and the names of the parts stored.
-  An erased customer leaves a tombstone (``erased_at``, expiring with the event retention) so that late
-  feedback, replayed events and in-flight writes cannot bring the customer back.
+  An erased customer's item is deleted and a tombstone left under ``__erased#<HMAC-SHA256 of the id>`` (the id
+  itself is not kept: ids may be email addresses), with ``erased_at``, expiring with the event retention, so
+  that late feedback, replayed events and in-flight writes cannot bring the customer back. A customer's first
+  write is a transaction with a check of the tombstone as it was read; a customer who comes back after an
+  erasure keeps ``erased_at`` on the item, and earlier events stay refused.
 
 An ingestion folds, then stores: the customer's new core is written on condition that its version is the one
 read, then the events' items. The core's journal names the events it folded until their items are seen stored, so
@@ -25,6 +28,8 @@ The module is in three: this base (the client, batched reads and writes, the sha
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import json
 import random
 import threading
@@ -37,8 +42,9 @@ from typing import TYPE_CHECKING, Any
 from botocore.exceptions import ClientError, HTTPClientError
 from botocore.exceptions import ConnectionError as BotoConnectionError
 
+from kairos.core import timeutil
 from kairos.core.aws import STORE_RETRIES, LazyClient, call, domain_error, error_code, to_item
-from kairos.core.constants import CHANNELS
+from kairos.core.constants import CHANNELS, ENV_ERASURE_KEY_PARAMETER
 from kairos.core.errors import ConflictError, InvalidInputError, KairosError, StoreError, ThrottledError
 from kairos.customers.adapters import layout
 
@@ -46,7 +52,7 @@ from kairos.customers.adapters import layout
 SEND_COUNTERS = tuple(f"sends_{c}" for c in CHANNELS)
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator
+    from collections.abc import Callable, Iterable, Iterator
 
     from mypy_boto3_dynamodb import DynamoDBClient
 
@@ -64,9 +70,13 @@ JOURNAL_SECONDS = 86400
 # Customers of one request committed at once.
 COMMIT_THREADS = 8
 # A customer item that holds no data, only the tombstone of an erasure.
-_HOLDS_DATA = (
-    "(attribute_exists(core) OR attribute_exists(parts) OR attribute_exists(agg) OR attribute_exists(profile))"
-)
+_DATA_ATTRIBUTES = ("core", "parts", "agg", "profile")
+_HOLDS_DATA = "(" + " OR ".join(f"attribute_exists({a})" for a in _DATA_ATTRIBUTES) + ")"
+# Tombstones live in the customers table under a keyed hash of the id (reserved ids start with ``__``).
+TOMBSTONE_PREFIX = "__erased#"
+# An event's item outlives the archive object that copies it (the bucket's lifecycle counts days from the object's
+# creation, rounded up to midnight UTC, and removes it some time after): an erasure finds the object by the item.
+ARCHIVE_EXPIRY_MARGIN_SECONDS = 7 * 86400
 _LIVE_CUSTOMER = f"attribute_exists(customer_id) AND (attribute_not_exists(erased_at) OR {_HOLDS_DATA})"
 
 
@@ -128,6 +138,9 @@ class DynamoBase:
         A boto3 DynamoDB client; created lazily when omitted.
     retention_seconds
         How long events and moment markers live (their TTL).
+    erasure_key
+        Gives the key of the tombstones' hash, read on first need (an erasure, a customer's first write, a check
+        for erased ids); a function without it cannot erase nor create customers.
     """
 
     client = LazyClient("dynamodb", STORE_RETRIES)
@@ -138,11 +151,13 @@ class DynamoBase:
         customers_table: str,
         client: DynamoDBClient | None = None,
         retention_seconds: int = 400 * 86400,
+        erasure_key: Callable[[], bytes] | None = None,
     ) -> None:
         self.events_table = events_table
         self.customers_table = customers_table
         self.client = client
         self.retention_seconds = retention_seconds
+        self.erasure_key = erasure_key
         self.request_count = 0  # DynamoDB API calls made, for benchmarks
         # (customer id, version) -> what was read of it; a write of a version not read here is a conflict (reload)
         self._stored: OrderedDict[tuple[str, int], _Stored] = OrderedDict()
@@ -152,6 +167,39 @@ class DynamoBase:
     def _call(self, op: str, **kwargs: Any) -> dict[str, Any]:
         self.request_count += 1
         return call(self.client, op, "DynamoDB", **kwargs)
+
+    def _tombstone_key(self, customer_id: str) -> str:
+        """The customers-table key of a customer's tombstone: a keyed hash of the id, which it never holds.
+
+        Raises
+        ------
+        StoreError
+            The store was built without an erasure key (a function without ``KAIROS_ERASURE_KEY_PARAMETER``): it
+            cannot tell erased ids, so it neither erases nor creates customers.
+        """
+        if self.erasure_key is None:
+            raise StoreError(f"no erasure key: {ENV_ERASURE_KEY_PARAMETER} is not set for this function")
+        digest = hmac.new(self.erasure_key(), customer_id.encode(), hashlib.sha256).hexdigest()
+        return TOMBSTONE_PREFIX + digest
+
+    def _tombstones(self, customer_ids: Iterable[str]) -> dict[str, dict[str, Any]]:
+        """The tombstones of ``customer_ids`` (id -> item): the keyed ones, and those earlier versions kept under
+        the id itself (an item with ``erased_at`` and no data, until it expires)."""
+        ids = sorted(set(customer_ids))
+        if not ids:
+            return {}
+        by_key = {self._tombstone_key(c): c for c in ids}
+        keys = [{"customer_id": {"S": k}} for k in [*by_key, *ids]]
+        found: dict[str, dict[str, Any]] = {}
+        for _, raw in self._batch_get({self.customers_table: keys}):
+            key = raw["customer_id"]["S"]
+            if "erased_at" not in raw:
+                continue
+            if key in by_key:
+                found[by_key[key]] = raw
+            elif not any(k in raw for k in _DATA_ATTRIBUTES):
+                found.setdefault(key, raw)
+        return found
 
     def _remember(self, customer_id: str, version: int, stored: _Stored) -> None:
         with self._lock:
@@ -259,7 +307,11 @@ class DynamoBase:
                 "type": ev.type,
                 "message_id": ev.message_id,
                 "ts": int(ev.timestamp.timestamp()),
-                "expires_at": int(ev.timestamp.timestamp()) + self.retention_seconds,
+                # Counted from when it is stored, as the archive's copy is: a backfilled event's item stays as long
+                # as the copy an erasure must find through it.
+                "expires_at": int(max(ev.timestamp, timeutil.now()).timestamp())
+                + self.retention_seconds
+                + ARCHIVE_EXPIRY_MARGIN_SECONDS,
             }
         )
 

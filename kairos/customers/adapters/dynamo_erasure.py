@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 from kairos.core.aws import from_item
 from kairos.core.errors import ConflictError
 from kairos.customers.adapters import layout
-from kairos.customers.adapters.dynamo_base import _HOLDS_DATA, DECISION_MARKER, SEND_COUNTERS, DynamoBase
+from kairos.customers.adapters.dynamo_base import _DATA_ATTRIBUTES, DECISION_MARKER, DynamoBase
 from kairos.customers.ports import ErasureStore
 
 if TYPE_CHECKING:
@@ -20,46 +20,54 @@ class DynamoErasure(DynamoBase, ErasureStore):
     """The erasure steps, each safe to repeat."""
 
     def tombstone(self, customer_id: str, now: datetime) -> dict[str, Any]:
-        """Replace the customer by a tombstone in one update; say what was there.
+        """Write the tombstone, then delete the customer's item; say what was there.
 
-        The update bumps the version, so an ingestion that read the customer before cannot write after it, and
-        removes the names of the parts, so no read finds them before they are deleted.
-        The tombstone lives as long as the events could (their retention), plus a day for late feedback.
+        The tombstone goes first, so a retried ingestion that finds the item gone finds it. Deleting the item
+        ends its version, so an ingestion that read the customer before cannot write after: its condition fails
+        and it reads again. The tombstone lives as long as the events could (their retention), plus a day for
+        late feedback; after that, every event from before the erasure is older than the retention and refused.
         """
+        key = self._tombstone_key(customer_id)
+        was = (
+            self._call(
+                "update_item",
+                TableName=self.customers_table,
+                Key={"customer_id": {"S": key}},
+                UpdateExpression="SET erased_at = :now, expires_at = :exp",
+                ExpressionAttributeValues={
+                    ":now": {"S": now.isoformat()},
+                    ":exp": {"N": str(int(now.timestamp()) + self.retention_seconds + 86400)},
+                },
+                ReturnValues="ALL_OLD",
+            ).get("Attributes")
+            or {}
+        )
         resp = self._call(
-            "update_item",
+            "delete_item",
             TableName=self.customers_table,
             Key={"customer_id": {"S": customer_id}},
-            UpdateExpression="SET erased_at = :now, #v = if_not_exists(#v, :zero) + :one, expires_at = :exp "
-            "REMOVE core, parts, lm, profile, agg, recommendation, consent_at, updated_at, " + ", ".join(SEND_COUNTERS),
-            ExpressionAttributeNames={"#v": "version"},
-            ExpressionAttributeValues={
-                ":now": {"S": now.isoformat()},
-                ":zero": {"N": "0"},
-                ":one": {"N": "1"},
-                ":exp": {"N": str(int(now.timestamp()) + self.retention_seconds + 86400)},
-            },
             ReturnValues="ALL_OLD",
         )
-        old = from_item({k: v for k, v in (resp.get("Attributes") or {}).items() if k != "core"})
-        core = "core" in (resp.get("Attributes") or {})
-        if core:  # the moments the core held are gone with it: the inventory counts them still
-            self._erased_moments[customer_id] = len(layout.decode_core(resp["Attributes"]["core"]["B"])[1].unflushed)
+        attrs = resp.get("Attributes") or {}
+        old = from_item({k: v for k, v in attrs.items() if k != "core"})
+        if "core" in attrs:  # the moments the core held are gone with it: the inventory counts them still
+            self._erased_moments[customer_id] = len(layout.decode_core(attrs["core"]["B"])[1].unflushed)
+        erased_before = was.get("erased_at", {}).get("S") or old.get("erased_at")
         return {
-            "existed": bool(old) or core,
+            "existed": any(k in attrs for k in _DATA_ATTRIBUTES),
             "profile": "profile" in old or layout.PROFILE in (old.get("parts") or ()),
-            "aggregates": "agg" in old or core,
-            "erased_before": old.get("erased_at"),
+            "aggregates": "agg" in old or "core" in attrs,
+            "erased_before": erased_before,
         }
 
     def forget_tombstone(self, customer_id: str, erased_at: datetime) -> None:
-        """Remove a tombstone written for an id that never held anything (unless something arrived since)."""
+        """Remove a tombstone written for an id that never held anything (unless another erasure wrote it since)."""
         try:
             self._call(
                 "delete_item",
                 TableName=self.customers_table,
-                Key={"customer_id": {"S": customer_id}},
-                ConditionExpression=f"erased_at = :t AND NOT {_HOLDS_DATA}",
+                Key={"customer_id": {"S": self._tombstone_key(customer_id)}},
+                ConditionExpression="erased_at = :t",
                 ExpressionAttributeValues={":t": {"S": erased_at.isoformat()}},
             )
         except ConflictError:
@@ -96,9 +104,4 @@ class DynamoErasure(DynamoBase, ErasureStore):
 
     def erased_at(self, customer_ids: Iterable[str]) -> dict[str, str]:
         """The tombstones among ``customer_ids``: id -> when it was erased."""
-        keys = {self.customers_table: [{"customer_id": {"S": c}} for c in sorted(set(customer_ids))]}
-        if not keys[self.customers_table]:
-            return {}
-        return {
-            raw["customer_id"]["S"]: raw["erased_at"]["S"] for _, raw in self._batch_get(keys) if "erased_at" in raw
-        }
+        return {cid: raw["erased_at"]["S"] for cid, raw in self._tombstones(customer_ids).items()}

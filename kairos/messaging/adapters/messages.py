@@ -1,7 +1,8 @@
 """The message log: one DynamoDB record per message id, every outcome archived to S3 for retraining.
 
 Table: partition key ``message_id``; the index ``by_customer`` (``customer_id``, ``claimed_at``) holds every
-message of a customer, for frequency caps and erasure; ``expires_at`` is the TTL. Archive:
+message of a customer, for frequency caps and erasure; ``expires_at`` is the TTL, past the archived attempts'
+expiry. Archive:
 ``messages/dt=YYYY-MM-DD/<campaign_id>/<message_id>.<attempt>.jsonl.gz``, one object per attempt's outcome
 (sent, failed, skipped, throttled, unavailable), so a retry never overwrites what an earlier attempt saw.
 """
@@ -28,6 +29,7 @@ if TYPE_CHECKING:
 ARCHIVE_PREFIX = "messages"
 BY_CUSTOMER_INDEX = "by_customer"
 BY_CAMPAIGN_INDEX = "by_campaign"
+ARCHIVE_EXPIRY_MARGIN = timedelta(days=7)
 
 
 class DynamoMessageLog(MessageLog):
@@ -42,11 +44,13 @@ class DynamoMessageLog(MessageLog):
         bucket: str,
         dynamodb: DynamoDBClient | None = None,
         s3: S3Client | None = None,
+        archive_retention_days: int = 400,
     ) -> None:
         self.table = table
         self.bucket = bucket
         self.ddb = dynamodb
         self.s3 = s3
+        self.archive_retention = timedelta(days=archive_retention_days)
 
     def _call(self, op: str, **kwargs: Any) -> dict[str, Any]:
         return call(self.ddb, op, "message log", **kwargs)
@@ -96,11 +100,20 @@ class DynamoMessageLog(MessageLog):
             return False, self.get(record["message_id"]) or existing
         return True, None
 
+    def _outlive_archive(self, record: dict[str, Any]) -> dict[str, Any]:
+        """The record, kept at least as long as the archived attempt it is about to write: an erasure finds the
+        archived attempts through the record (the bucket's lifecycle counts from the object's creation, rounds up
+        to midnight UTC and removes it some time after)."""
+        until = parse_ts(record["finished_at"]) + self.archive_retention + ARCHIVE_EXPIRY_MARGIN
+        return {**record, "expires_at": max(int(record.get("expires_at") or 0), int(until.timestamp()))}
+
     def finish(self, record: dict[str, Any]) -> None:
+        record = self._outlive_archive(record)
         self._call("put_item", TableName=self.table, Item=to_item(record))
         self.archive(record)
 
     def settle(self, record: dict[str, Any], attempt: int) -> bool:
+        record = self._outlive_archive(record)
         try:
             self._call(
                 "put_item",
