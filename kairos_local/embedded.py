@@ -13,8 +13,8 @@ import boto3
 from moto import mock_aws
 
 from kairos.http.adapters.api_keys import DynamoApiKeyStore
-from kairos_local import moto_patches
-from kairos_local.runtime import LocalRuntime
+from kairos_local import moto_patches, powertools_patches
+from kairos_local.runtime import DEFAULT_CONCURRENCY, DEFAULT_SANDBOXES, LocalRuntime, pools_inherit_context
 from kairos_local.stepfunctions import deploy_state_machines, stop_running_executions
 from kairos_local.template import deploy
 
@@ -22,6 +22,8 @@ if TYPE_CHECKING:
     from collections.abc import Iterator
 
 DEFAULT_LOCAL_API_KEY = "kairos-local-dev-key"
+# The process environment of every function: what boto3 and Powertools read, the same for all (each function's own
+# variables are its invocations' alone: kairos_local.runtime.LocalRuntime.environment).
 FAKE_ENV = {
     "AWS_ACCESS_KEY_ID": "testing",
     "AWS_SECRET_ACCESS_KEY": "testing",
@@ -40,6 +42,8 @@ def embedded_aws(
     parameters: dict[str, str] | None = None,
     log_level: str | None = None,
     template: dict[str, Any] | None = None,
+    concurrency: int = DEFAULT_CONCURRENCY,
+    sandboxes: int = DEFAULT_SANDBOXES,
 ) -> Iterator[LocalRuntime]:
     """Start moto, deploy ``template.yaml`` into it and yield the runtime that runs its functions.
 
@@ -51,6 +55,8 @@ def embedded_aws(
         Template parameter overrides (e.g. ``{"EventRetentionDays": "5000"}``).
     template
         A template to deploy instead of ``template.yaml`` (tests add test-only resources to the real one).
+    concurrency, sandboxes
+        Invocations at once, and sandboxes per function (:class:`~kairos_local.runtime.LocalRuntime`).
     """
     # moto logs every failed state of its interpreter at WARNING/ERROR with the whole parse tree; failures
     # reach us through DescribeExecution and the execution history instead.
@@ -69,11 +75,19 @@ def embedded_aws(
     os.environ["KAIROS_MODEL_CACHE_DIR"] = cache.name
     try:
         # moto runs state machines itself; kairos_local.stepfunctions makes their Lambdas run in-process.
-        with moto_patches.patched(), mock_aws(config={"stepfunctions": {"execute_state_machine": True}}):
+        with (
+            moto_patches.patched(),
+            powertools_patches.patched(),
+            pools_inherit_context(),
+            mock_aws(config={"stepfunctions": {"execute_state_machine": True}}),
+        ):
             session = boto3.Session(region_name=FAKE_ENV["AWS_DEFAULT_REGION"])
             dep = deploy(session, template=template, overrides=parameters)
             deploy_state_machines(dep, session)
-            runtime = LocalRuntime(dep, session)
+            # The handlers' clients come from boto3's default session (mock_aws made a new one): made here, on one
+            # thread, with its credentials read, before functions running at once make their first clients.
+            boto3.client("sts")
+            runtime = LocalRuntime(dep, session, concurrency=concurrency, sandboxes=sandboxes)
             key = api_key or os.environ.get("KAIROS_API_KEY") or DEFAULT_LOCAL_API_KEY
             DynamoApiKeyStore(dep.physical["ApiKeysTable"], session.client("dynamodb")).create("local", key)
             runtime.api_key = key  # type: ignore[attr-defined]

@@ -8,15 +8,22 @@ same, which needs no snapshot.
 moto 5 also answers a Query on a table's key by sorting every item of the table and keeping the partition's:
 with the events table of a demo that is tens of thousands of items per query, and a running journey queries
 it at every step. DynamoDB reads one partition; so does the patched query. A state machine definition that
-moto validated once is not parsed again. Nothing here runs in Lambda.
+moto validated once is not parsed again.
+
+moto handles a request without a lock, and the local runtime runs functions at once: two conditional writes of one
+item could both pass their condition, and a scan could meet a dict changing size. Each request is handled whole here
+(one at a time), as a service applies each call atomically; SQS is left out, where a long poll waits inside moto.
+Nothing here runs in Lambda.
 """
 
 from __future__ import annotations
 
+import re
 import threading
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
+from moto.core.botocore_stubber import BotocoreStubber
 from moto.dynamodb.comparisons import get_filter_expression
 from moto.dynamodb.exceptions import (
     MultipleTransactionsException,
@@ -30,6 +37,8 @@ from moto.stepfunctions.parser.models import StepFunctionsParserBackend
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
+
+    from botocore.awsrequest import AWSPreparedRequest
 
 _ORIGINAL = DynamoDBBackend.transact_write_items
 
@@ -124,7 +133,28 @@ def _validate_definition(definition: str) -> None:
         _valid_definitions.add(definition)
 
 
+_PROCESS_REQUEST = BotocoreStubber.process_request
+# Reentrant: a request whose handling makes another (moto delivering to a subscriber) must not wait for itself.
+_requests = threading.RLock()
+_LONG_POLLS = re.compile(r"^https?://(sqs\.|[^/]*\.queue\.)")
+
+
+def _process_request(self: BotocoreStubber, request: AWSPreparedRequest) -> Any:
+    if _LONG_POLLS.match(request.url or ""):
+        return _PROCESS_REQUEST(self, request)
+    with _requests:
+        return _PROCESS_REQUEST(self, request)
+
+
+@contextmanager
+def atomic() -> Iterator[None]:
+    """Read or change moto's backends directly, with no request handled meanwhile (as :func:`patched` handles each)."""
+    with _requests:
+        yield
+
+
 _PATCHES = (
+    (BotocoreStubber, "process_request", _PROCESS_REQUEST, _process_request),
     (StepFunctionsParserBackend, "_validate_definition", _VALIDATE, staticmethod(_validate_definition)),
     (DynamoDBBackend, "transact_write_items", _ORIGINAL, _transact_write_items),
     (Table, "query", _QUERY, _query),

@@ -1,30 +1,36 @@
 """Run the template's functions in-process on embedded AWS, as API Gateway and Lambda would.
 
-- ``invoke(logical_id, event)`` imports the function's handler from its ``CodeUri`` and calls it with the
-  function's environment, as Lambda does (moto's own Lambda needs Docker, which we do not use).
+- ``invoke(logical_id, event)`` calls the function's handler, imported from its ``CodeUri``, with the function's
+  environment and a context, as Lambda does (moto's own Lambda needs Docker, which we do not use). Functions run at
+  once, as in Lambda: up to ``concurrency`` invocations, each on its caller's thread (a request's, a state machine
+  execution's, the stream and schedule loop's), each in a sandbox of its function that serves one invocation at a
+  time. Each sees its own function's environment (:func:`kairos.core.config.function_environment`); the process
+  environment is never swapped.
 - ``http(method, path, headers, body)`` turns an HTTP request into an API Gateway REST proxy event, runs the
   API's Lambda authorizer (with its result cache) and the route's function, and returns the response.
 - ``pump_streams()`` reads the DynamoDB streams that feed functions and delivers the records, with the
-  event source's filter, as the Lambda event source mapping does.
+  event source's filter, as the Lambda event source mapping does: each mapping in order, the mappings at once.
 """
 
 from __future__ import annotations
 
 import base64
+import contextvars
 import importlib.util
 import json
 import logging
-import os
 import re
 import sys
 import threading
 import time
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote
 
+from kairos.core.config import function_environment
 from kairos_local.template import ROOT
 
 if TYPE_CHECKING:
@@ -36,6 +42,16 @@ MAX_BODY_BYTES = 10 * 1024 * 1024  # API Gateway REST payload limit
 # What a function's environment says differently here than in AWS. moto's Athena takes queries but runs none: the
 # same archive queries run on DuckDB over the embedded archive bucket.
 LOCAL_ENVIRONMENT = {"KAIROS_ANALYTICS_ENGINE": "duckdb"}
+# Invocations running at once, all functions together (Lambda's account concurrency, scaled to a laptop). Four lets
+# what starts invocations each have one going: a request to the API, a journey step of a state machine, a stream
+# batch and the timer, so the races between them happen here as they do in AWS. More would only add threads waiting
+# for the GIL on a machine of two cores (the handlers are Python, and moto answers one request at a time).
+DEFAULT_CONCURRENCY = 4
+# Sandboxes per function: each loads the handler module on its own (a cold start) and serves one invocation at a
+# time, as a Lambda execution environment does. One per function by default: invocations of one function take turns
+# in its one module (tests reach into that module), different functions run at once. A second sandbox lets two
+# requests to the API (an ingest and an erasure) overlap, at the cost of a second cold start.
+DEFAULT_SANDBOXES = 1
 log = logging.getLogger(__name__)
 
 
@@ -74,6 +90,38 @@ class HttpResponse:
         return json.loads(self.body) if self.body else None
 
 
+_SUBMIT = ThreadPoolExecutor.submit
+_inheriting = 0
+_inheriting_lock = threading.Lock()
+
+
+def _submit_in_context(self: ThreadPoolExecutor, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Any:
+    return _SUBMIT(self, contextvars.copy_context().run, fn, *args, **kwargs)
+
+
+@contextmanager
+def pools_inherit_context() -> Iterator[None]:
+    """Run every task submitted to a ``ThreadPoolExecutor`` in a copy of the submitter's context, while the block runs.
+
+    In Lambda every thread of a sandbox sees the function's environment; here an invocation's environment lives in
+    its context (:func:`kairos.core.config.function_environment`), which a new thread does not inherit. A handler
+    that reads its settings in a pool's thread (the timer starts due steps and scans entries in pools) sees them so.
+    Nested blocks share the patch; the outermost undoes it.
+    """
+    global _inheriting  # noqa: PLW0603 - one process-wide patch state, as the class is process-wide
+    with _inheriting_lock:
+        if _inheriting == 0:
+            ThreadPoolExecutor.submit = _submit_in_context  # type: ignore[method-assign]
+        _inheriting += 1
+    try:
+        yield
+    finally:
+        with _inheriting_lock:
+            _inheriting -= 1
+            if _inheriting == 0:
+                ThreadPoolExecutor.submit = _SUBMIT  # type: ignore[method-assign]
+
+
 def _match(pattern: Any, value: Any) -> bool:
     """The subset of Lambda event filter syntax our template uses: nested keys, exact values, prefix."""
     if isinstance(pattern, dict):
@@ -89,76 +137,177 @@ def _match(pattern: Any, value: Any) -> bool:
     return pattern == value
 
 
-class LocalRuntime:
-    """Functions, API and stream triggers of a deployed template, executed in this process."""
+class _Function:
+    """One function's sandboxes: each a handler loaded from its own import of the code, serving one invocation at
+    a time.
 
-    def __init__(self, deployment: Deployment, session: Any) -> None:
+    All are loaded (cold-started) together, on the first call, before any serves: loading one registers on objects
+    the modules share (the API's routers point at the last resolver that included them, which copies their
+    context), and must not happen while another sandbox of the function is serving a request.
+    """
+
+    def __init__(self, load: Callable[[int], Callable[..., Any]], size: int) -> None:
+        self.load, self.size = load, size
+        self.handlers: list[Callable[..., Any]] = []  # by sandbox number
+        self.idle: list[Callable[..., Any]] = []
+        self.changed = threading.Condition()
+        self.loading = threading.Lock()  # the function's code is imported once per sandbox, by one thread
+
+    def load_sandboxes(self) -> list[Callable[..., Any]]:
+        """Every sandbox's handler, loading them all the first time."""
+        with self.loading:
+            if not self.handlers:
+                handlers = [self.load(number) for number in range(self.size)]
+                with self.changed:
+                    self.handlers, self.idle = handlers, handlers[::-1]  # sandbox 0 serves first
+                    self.changed.notify_all()
+        return self.handlers
+
+    def acquire(self) -> Callable[..., Any]:
+        """An idle sandbox's handler, waiting for one to be released if all are busy."""
+        self.load_sandboxes()
+        with self.changed:
+            while not self.idle:
+                self.changed.wait()
+            return self.idle.pop()
+
+    def release(self, handler: Callable[..., Any]) -> None:
+        with self.changed:
+            self.idle.append(handler)
+            self.changed.notify()
+
+
+class LocalRuntime:
+    """Functions, API and stream triggers of a deployed template, executed in this process.
+
+    Parameters
+    ----------
+    deployment
+        The deployed template.
+    session
+        The boto3 session inside embedded AWS.
+    concurrency
+        Invocations running at once, all functions together (see :data:`DEFAULT_CONCURRENCY`).
+    sandboxes
+        Sandboxes per function, each serving one invocation at a time (see :data:`DEFAULT_SANDBOXES`).
+    """
+
+    def __init__(
+        self,
+        deployment: Deployment,
+        session: Any,
+        concurrency: int = DEFAULT_CONCURRENCY,
+        sandboxes: int = DEFAULT_SANDBOXES,
+    ) -> None:
+        if concurrency < 1 or sandboxes < 1:
+            raise ValueError(f"concurrency and sandboxes must be at least 1, not {concurrency} and {sandboxes}")
         self.dep = deployment
         self.session = session
-        self._handlers: dict[str, Callable[..., Any]] = {}
+        self.concurrency, self.sandboxes = concurrency, sandboxes
+        self._functions: dict[str, _Function] = {}
+        # Cold starts one at a time, process-wide: two imports of modules that import each other on two threads
+        # could each meet the other's module half made (each function also loads its sandboxes once: _Function).
+        self._cold_start = threading.Lock()
+        self._slots = threading.BoundedSemaphore(concurrency)
         self._auth_cache: dict[str, tuple[float, dict[str, Any] | None]] = {}
         self._stream_iters: dict[str, dict[str, str]] = {}
         # A server pumps from a background loop and after every request: one pump at a time, or two would
         # read the same shard iterator and deliver the same records twice.
         self._pump_lock = threading.Lock()
         self._streams: Any = None
-        self.lock = threading.RLock()
         self.routes = self._routes()
         self.invocations: dict[str, int] = {}
+        # The most invocations that ran at once, of each function and ("*") of all: what overlapped.
+        self.peaks: dict[str, int] = {}
+        self._running: dict[str, int] = {"*": 0}
+        self._state = threading.Condition()  # guards invocations, peaks, _running and _functions
         self.last_error: BaseException | None = None  # what the last 502 hid, for tests and debugging
 
     # ------------------------------------------------------------ functions
 
-    @contextmanager
-    def _environment(self, logical_id: str) -> Iterator[None]:
-        saved = dict(os.environ)
+    def environment_of(self, logical_id: str) -> dict[str, str]:
+        """The function's environment variables: the template's, with what differs locally
+        (:data:`LOCAL_ENVIRONMENT`, for the variables the function has) and the name Lambda gives it."""
         env = self.dep.function_environment(logical_id)
-        os.environ.update({**env, **{k: v for k, v in LOCAL_ENVIRONMENT.items() if k in env}})
-        os.environ.setdefault("POWERTOOLS_TRACE_DISABLED", "true")
-        os.environ.setdefault("POWERTOOLS_METRICS_DISABLED", "true")
-        os.environ["AWS_LAMBDA_FUNCTION_NAME"] = self.dep.physical[logical_id]
-        try:
+        env.update({k: v for k, v in LOCAL_ENVIRONMENT.items() if k in env})
+        env["AWS_LAMBDA_FUNCTION_NAME"] = self.dep.physical[logical_id]
+        return env
+
+    @contextmanager
+    def environment(self, logical_id: str) -> Iterator[None]:
+        """Run the block with the function's environment over the process's, in this context only (its thread)."""
+        with function_environment(self.environment_of(logical_id)):
             yield
-        finally:
-            os.environ.clear()
-            os.environ.update(saved)
+
+    def _function(self, logical_id: str) -> _Function:
+        with self._state:
+            if logical_id not in self._functions:
+                self._functions[logical_id] = _Function(lambda i: self._load(logical_id, i), self.sandboxes)
+            return self._functions[logical_id]
+
+    def _load(self, logical_id: str, index: int) -> Callable[..., Any]:
+        """A cold start: the handler module imported anew (its own globals) under the function's environment."""
+        props = self.dep.resources[logical_id]["Properties"]
+        code_dir = ROOT / props["CodeUri"]
+        module_name, func_name = props["Handler"].rsplit(".", 1)
+        unique = f"kairos_fn_{logical_id}_{module_name}" + (f"_{index}" if index else "")
+        spec = importlib.util.spec_from_file_location(unique, code_dir / f"{module_name}.py")
+        assert spec is not None and spec.loader is not None
+        module = importlib.util.module_from_spec(spec)
+        with self._cold_start, self.environment(logical_id):
+            sys.modules[unique] = module
+            try:
+                spec.loader.exec_module(module)
+            except BaseException:
+                del sys.modules[unique]
+                raise
+        return getattr(module, func_name)
 
     def handler(self, logical_id: str) -> Callable[..., Any]:
-        if logical_id not in self._handlers:
-            props = self.dep.resources[logical_id]["Properties"]
-            code_dir = ROOT / props["CodeUri"]
-            module_name, func_name = props["Handler"].rsplit(".", 1)
-            unique = f"kairos_fn_{logical_id}_{module_name}"
-            spec = importlib.util.spec_from_file_location(unique, code_dir / f"{module_name}.py")
-            assert spec is not None and spec.loader is not None
-            module = importlib.util.module_from_spec(spec)
-            sys.modules[unique] = module
-            with self._environment(logical_id):
-                spec.loader.exec_module(module)
-            self._handlers[logical_id] = getattr(module, func_name)
-        return self._handlers[logical_id]
+        """The handler of the function's first sandbox (module ``kairos_fn_<logical id>_<module>``), loading the
+        function's sandboxes (their cold starts) if they are not yet."""
+        return self._function(logical_id).load_sandboxes()[0]
 
     def invoke(self, logical_id: str, event: dict[str, Any]) -> Any:
-        """Call a function's handler as Lambda would, with its environment and a context."""
+        """Call a function's handler as Lambda would: in a free sandbox of the function, with its environment
+        and a context, once fewer than ``concurrency`` invocations are running."""
         props = self.dep.resources[logical_id]["Properties"]
         glob = self.dep.template.get("Globals", {}).get("Function", {})
-        ctx = LambdaContext(
-            function_name=self.dep.physical[logical_id],
-            memory_limit_in_mb=int(props.get("MemorySize", glob.get("MemorySize", 128))),
-            invoked_function_arn=self.dep.attributes[(logical_id, "Arn")],
-            timeout_s=int(props.get("Timeout", glob.get("Timeout", 3))),
-        )
-        fn = self.handler(logical_id)
-        with self.lock, self._environment(logical_id):
-            self.invocations[logical_id] = self.invocations.get(logical_id, 0) + 1
-            try:
-                return fn(event, ctx)
-            finally:
-                # With metrics disabled Powertools never flushes, and prints them anyway once 100 pile up
-                # across invocations; Lambda would have flushed after each one, so drop them here.
-                from kairos.core.observability import metrics
+        fn = self._function(logical_id)
+        # The sandbox first, then a slot: an invocation waiting for its function's sandbox holds no slot.
+        handler = fn.acquire()
+        try:
+            with self._slots, self.environment(logical_id):
+                with self._state:
+                    self.invocations[logical_id] = self.invocations.get(logical_id, 0) + 1
+                    for key in ("*", logical_id):
+                        self._running[key] = self._running.get(key, 0) + 1
+                        self.peaks[key] = max(self.peaks.get(key, 0), self._running[key])
+                ctx = LambdaContext(
+                    function_name=self.dep.physical[logical_id],
+                    memory_limit_in_mb=int(props.get("MemorySize", glob.get("MemorySize", 128))),
+                    invoked_function_arn=self.dep.attributes[(logical_id, "Arn")],
+                    timeout_s=int(props.get("Timeout", glob.get("Timeout", 3))),
+                )
+                try:
+                    return handler(event, ctx)
+                finally:
+                    # With metrics disabled Powertools never flushes, and prints them anyway once 100 pile up
+                    # across invocations; Lambda would have flushed after each one, so drop them here.
+                    from kairos.core.observability import metrics
 
-                metrics.clear_metrics()
+                    metrics.clear_metrics()
+                    with self._state:
+                        self._running["*"] -= 1
+                        self._running[logical_id] -= 1
+                        self._state.notify_all()
+        finally:
+            fn.release(handler)
+
+    def drain(self, timeout_s: float) -> bool:
+        """Wait until no invocation is running (``False``: some still were after ``timeout_s`` real seconds)."""
+        with self._state:
+            return self._state.wait_for(lambda: self._running["*"] == 0, timeout=timeout_s)
 
     # ------------------------------------------------------------ API Gateway
 
@@ -294,35 +443,44 @@ class LocalRuntime:
             return self._pump(self._streams)
 
     def _pump(self, streams: Any) -> int:
+        # Each event source mapping reads its stream in order; the mappings poll apart in Lambda, so here they
+        # deliver at once (the archive and trigger functions both read the events table's stream).
+        mappings = [
+            (lid, name, ev["Properties"])
+            for lid, res in self.dep.of_type("AWS::Serverless::Function").items()
+            for name, ev in res["Properties"].get("Events", {}).items()
+            if ev["Type"] == "DynamoDB"
+        ]
+        if len(mappings) <= 1:
+            return sum(self._pump_mapping(streams, *m) for m in mappings)
+        with ThreadPoolExecutor(max_workers=len(mappings), thread_name_prefix="kairos-stream") as pool:
+            return sum(pool.map(lambda m: self._pump_mapping(streams, *m), mappings))
+
+    def _pump_mapping(self, streams: Any, lid: str, name: str, props: dict[str, Any]) -> int:
         delivered = 0
-        for lid, res in self.dep.of_type("AWS::Serverless::Function").items():
-            for name, ev in res["Properties"].get("Events", {}).items():
-                if ev["Type"] != "DynamoDB":
-                    continue
-                props = ev["Properties"]
-                stream_arn = self.dep.resolve(props["Stream"])
-                filters = [json.loads(f["Pattern"]) for f in props.get("FilterCriteria", {}).get("Filters", [])]
-                batch_size = int(props.get("BatchSize", 100))
-                iters = self._stream_iters.setdefault(f"{lid}/{name}", {})
-                shards = streams.describe_stream(StreamArn=stream_arn)["StreamDescription"]["Shards"]
-                for shard in shards:
-                    sid = shard["ShardId"]
-                    if sid not in iters:
-                        iters[sid] = streams.get_shard_iterator(
-                            StreamArn=stream_arn, ShardId=sid, ShardIteratorType="TRIM_HORIZON"
-                        )["ShardIterator"]
-                    while True:
-                        resp = streams.get_records(ShardIterator=iters[sid], Limit=1000)
-                        iters[sid] = resp.get("NextShardIterator") or iters[sid]
-                        records = [_jsonable(r) for r in resp.get("Records", [])]
-                        if not records:
-                            break
-                        for r in records:
-                            r["eventSourceARN"] = stream_arn
-                        records = [r for r in records if not filters or any(_match(f, r) for f in filters)]
-                        for start in range(0, len(records), batch_size):
-                            self._deliver_batch(lid, props, records[start : start + batch_size])
-                            delivered += len(records[start : start + batch_size])
+        stream_arn = self.dep.resolve(props["Stream"])
+        filters = [json.loads(f["Pattern"]) for f in props.get("FilterCriteria", {}).get("Filters", [])]
+        batch_size = int(props.get("BatchSize", 100))
+        iters = self._stream_iters.setdefault(f"{lid}/{name}", {})
+        shards = streams.describe_stream(StreamArn=stream_arn)["StreamDescription"]["Shards"]
+        for shard in shards:
+            sid = shard["ShardId"]
+            if sid not in iters:
+                iters[sid] = streams.get_shard_iterator(
+                    StreamArn=stream_arn, ShardId=sid, ShardIteratorType="TRIM_HORIZON"
+                )["ShardIterator"]
+            while True:
+                resp = streams.get_records(ShardIterator=iters[sid], Limit=1000)
+                iters[sid] = resp.get("NextShardIterator") or iters[sid]
+                records = [_jsonable(r) for r in resp.get("Records", [])]
+                if not records:
+                    break
+                for r in records:
+                    r["eventSourceARN"] = stream_arn
+                records = [r for r in records if not filters or any(_match(f, r) for f in filters)]
+                for start in range(0, len(records), batch_size):
+                    self._deliver_batch(lid, props, records[start : start + batch_size])
+                    delivered += len(records[start : start + batch_size])
         return delivered
 
     def _deliver_batch(self, lid: str, props: dict[str, Any], batch: list[dict[str, Any]]) -> None:

@@ -319,8 +319,8 @@ class LocalTriggers:
     there until the firing and the work it started are done: a timer due every minute runs at every minute,
     at the minute, whatever the speed. On another clock occurrences that fell within one tick are fired once,
     for the first of them: a timer handles whatever is due when it runs, as it would after a late start in
-    AWS. Functions run on the loop's thread, one at a time (in-process Lambdas take turns anyway), so a slow
-    one delays the next tick rather than piling up.
+    AWS. Schedules fire on the loop's thread, one at a time, so a slow timer delays the next tick rather than
+    piling up; the functions they invoke run at once with those of the API, the streams and the state machines.
 
     Parameters
     ----------

@@ -25,8 +25,10 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, quote, urlsplit
 
+from kairos_local import moto_patches
 from kairos_local.embedded import embedded_aws
 from kairos_local.outbox import outbox
+from kairos_local.runtime import DEFAULT_CONCURRENCY, HttpResponse
 from kairos_local.scheduler import LocalTriggers
 from kairos_local.stepfunctions import WallClock, local_stepfunctions
 
@@ -42,6 +44,9 @@ if TYPE_CHECKING:
 
 CLOCK_SPEED_ENV = "KAIROS_CLOCK_SPEED"
 SCORE_STATE_MACHINE = "ScoreAllStateMachine"
+# Sandboxes per function under make serve: two requests to the API (an ingest and an erasure of the same customer)
+# or two journey steps run at once, as two Lambda execution environments would serve them.
+SERVE_SANDBOXES = 2
 log = logging.getLogger(__name__)
 
 
@@ -79,9 +84,9 @@ def make_server(
                 status, doc = fn(body) if fn else (404, {"message": f"no local endpoint {self.command} {url.path}"})
                 self._reply(status, {"Content-Type": "application/json"}, json.dumps(doc, default=str))
                 return
-            resp = runtime.http(
-                self.command, url.path, dict(self.headers.items()), body, dict(parse_qsl(url.query)) or None
-            )
+            # `?by=` is a parameter with an empty value, as API Gateway passes it (and the WSGI app below).
+            query = dict(parse_qsl(url.query, keep_blank_values=True)) or None
+            resp = api_http(runtime, self.command, url.path, dict(self.headers.items()), body, query)
             self._reply(resp.status, resp.headers, resp.body)
 
         def _reply(self, status: int, headers: dict[str, str], body: str) -> None:
@@ -95,10 +100,13 @@ def make_server(
             if self.command != "HEAD":
                 self.wfile.write(payload)
 
-        # Every method goes to the API as API Gateway takes it: one the route does not declare is a 405 (an HTML
-        # 501 from the standard library before), an unknown path a 403.
-        do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = _serve  # noqa: N815
-        do_HEAD = do_OPTIONS = do_TRACE = _serve  # noqa: N815
+        # Every method goes to the API as API Gateway takes it (QUERY and any other token included): one the route
+        # does not declare is a 405, an unknown path a 403. The standard library answers a method it has no
+        # do_<METHOD> for with an HTML 501.
+        def __getattr__(self, name: str) -> Any:
+            if name.startswith("do_"):
+                return self._serve
+            raise AttributeError(name)
 
         def log_message(self, format: str, *args: object) -> None:  # noqa: A002
             sys.stderr.write(f"{self.command} {self.path} -> {args[1] if len(args) > 1 else ''}\n")
@@ -144,13 +152,37 @@ def wsgi_app(runtime: LocalRuntime) -> Callable[[dict[str, Any], Callable[..., A
                 environ.get("PATH_INFO", "").encode("latin-1").decode("utf-8", "replace"), safe="/@:+,;=!$&'()*~"
             )
         query = dict(parse_qsl(environ.get("QUERY_STRING", ""), keep_blank_values=True)) or None
-        resp = runtime.http(environ["REQUEST_METHOD"], path, headers, body, query)
+        resp = api_http(runtime, environ["REQUEST_METHOD"], path, headers, body, query)
         payload = resp.body.encode()
         out = [(k, v) for k, v in resp.headers.items() if k.lower() not in ("content-length", "connection")]
         start_response(f"{resp.status} {_phrase(resp.status)}", [*out, ("Content-Length", str(len(payload)))])
         return [payload]
 
     return app
+
+
+def api_http(
+    runtime: LocalRuntime,
+    method: str,
+    path: str,
+    headers: dict[str, str],
+    body: bytes,
+    query: dict[str, str] | None,
+) -> HttpResponse:
+    """``runtime.http`` behind API Gateway's choice of resource: a 405 with ``Allow`` for a method it lacks.
+
+    API Gateway matches a path to one resource, a literal segment before a parameter (``/v1/segments/preview``
+    is not segment ``preview``), and a method that resource does not declare goes no further (a 403 there; a
+    405 here, with the ``Allow`` header RFC 9110 15.5.6 asks for).
+    """
+    matching = [r for r in runtime.routes if r.pattern.match(path)]
+    if matching:
+        resource = min({r.path for r in matching}, key=lambda p: [part.startswith("{") for part in p.split("/")])
+        allowed = sorted({r.method for r in matching if r.path == resource})
+        if method.upper() not in allowed:
+            headers = {"Content-Type": "application/json", "Allow": ", ".join(allowed)}
+            return HttpResponse(HTTPStatus.METHOD_NOT_ALLOWED, headers, json.dumps({"message": "method not allowed"}))
+    return runtime.http(method, path, headers, body, query)
 
 
 def _phrase(status: int) -> str:
@@ -188,6 +220,9 @@ class LocalProduct:
         Real seconds between two rounds of stream pumping and schedule checks.
     start
         The clock's time at start (default: now).
+    concurrency, sandboxes
+        Function invocations running at once, and sandboxes per function
+        (:class:`~kairos_local.runtime.LocalRuntime`).
 
     Example
     -------
@@ -207,8 +242,11 @@ class LocalProduct:
         score_at_start: bool = True,
         tick_s: float = 0.5,
         start: datetime | None = None,
+        concurrency: int = DEFAULT_CONCURRENCY,
+        sandboxes: int = SERVE_SANDBOXES,
     ) -> None:
         self.host, self.port = host, port
+        self.concurrency, self.sandboxes = concurrency, sandboxes
         if not (math.isfinite(speed) and speed > 0):
             raise ValueError(f"clock speed must be a positive number, not {speed!r}")
         self.speed, self.start = speed, start
@@ -240,11 +278,17 @@ class LocalProduct:
     def _start(self) -> None:
         stack = self._stack
         self.runtime: LocalRuntime = stack.enter_context(
-            embedded_aws(self.api_key, self.parameters, template=self.template)
+            embedded_aws(
+                self.api_key,
+                self.parameters,
+                template=self.template,
+                concurrency=self.concurrency,
+                sandboxes=self.sandboxes,
+            )
         )
-        # Runs once the executions are stopped, before moto goes: a Lambda still running (it holds the
-        # runtime's lock) must end inside moto, never reach out to AWS.
-        stack.callback(self._drain)
+        # Runs once the executions are stopped, before moto goes: a Lambda still running must end inside moto,
+        # never reach out to AWS.
+        stack.callback(self.runtime.drain, 30)
         # Bound first, so a port in use fails at once; requests wait in the backlog until it serves.
         self.server = make_server(
             self.runtime,
@@ -259,9 +303,8 @@ class LocalProduct:
         stack.callback(self.server.server_close)
         # Unsubscribe and preference links in messages point at this server.
         self.runtime.dep.parameters["PublicUrl"] = self.url
-        # Every handler is loaded now (with the settings above), on this thread, before anything runs in the
-        # background: loading one sets the process environment to its function's, so a timer and a request
-        # loading two functions at once would swap it under each other (a setting missing at cold start).
+        # Every function's sandboxes are loaded now (their cold starts, with the settings above), before anything
+        # runs in the background: the first requests and the first timer find their functions warm.
         for logical_id in self.runtime.dep.of_type("AWS::Serverless::Function"):
             self.runtime.handler(logical_id)
         # The clock starts once the deployment is there: at an hour per second, deploying would cost hours.
@@ -281,10 +324,6 @@ class LocalProduct:
     def _stop_http(self, thread: threading.Thread) -> None:
         self.server.shutdown()
         thread.join(timeout=10)
-
-    def _drain(self) -> None:
-        if self.runtime.lock.acquire(timeout=30):
-            self.runtime.lock.release()
 
     def score(self, timeout_s: float = 600.0) -> dict[str, Any]:
         """Score every customer now (one ScoreAll execution, as the nightly schedule starts) and wait.
@@ -322,7 +361,7 @@ class LocalProduct:
 
     def _outbox_endpoint(self, body: bytes) -> tuple[int, Any]:
         # GET /_local/outbox: every email (raw MIME), SMS and push the embedded providers received, oldest first.
-        with self.runtime.lock:
+        with moto_patches.atomic():
             messages = outbox(self.runtime.dep.account, self.runtime.dep.region)
         return 200, {"messages": messages}
 

@@ -9,12 +9,19 @@ missing variable, instead of pointing at a table that does not exist.
 from __future__ import annotations
 
 import os
+from collections import ChainMap
+from contextlib import contextmanager
+from contextvars import ContextVar
 from datetime import timedelta
 from functools import lru_cache
+from typing import TYPE_CHECKING
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from kairos.core import constants as c
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator, Mapping
 
 # Field name -> environment variable (names in kairos.core.constants, as the template sets them).
 ENVIRONMENT = {
@@ -115,9 +122,10 @@ class Settings(BaseModel):
         return timedelta(seconds=self.clock_skew_seconds)
 
     @classmethod
-    def from_env(cls, environ: dict[str, str] | None = None) -> Settings:
-        """Read the settings from an environment (default: this process's); unset or empty keeps the default."""
-        env = os.environ if environ is None else environ
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        """Read the settings from an environment (default: this function's, :func:`environment`); unset or empty
+        keeps the default."""
+        env = environment() if environ is None else environ
         return cls(**{field: env[var] for field, var in ENVIRONMENT.items() if env.get(var)})
 
 
@@ -145,13 +153,58 @@ def require(*fields: str) -> Settings:
 
 
 def settings() -> Settings:
-    """The settings of this process's environment, parsed once per distinct environment.
+    """The settings of this function's environment (:func:`environment`), parsed once per distinct environment.
 
-    A Lambda sandbox has one environment; the local runtime runs several deployments in one process.
+    A Lambda sandbox has one environment; the local runtime runs several functions, and deployments, in one process.
     """
-    return _settings_for(tuple(os.environ.get(v, "") for v in ENVIRONMENT.values()))
+    env = environment()
+    return _settings_for(tuple(env.get(v, "") for v in ENVIRONMENT.values()))
 
 
 @lru_cache(maxsize=8)
 def _settings_for(values: tuple[str, ...]) -> Settings:
     return Settings.from_env(dict(zip(ENVIRONMENT.values(), values, strict=True)))
+
+
+# The variables of the function running in this context, over the process's (None: the process's alone). A Lambda
+# sandbox's process environment is its function's; the local runtime runs every function of a template in one
+# process, at once, so each invocation (and each handler's import) sets its function's variables here instead of
+# swapping os.environ under the others. A context variable, so concurrent invocations on their threads each see
+# their own; a thread a handler starts begins with an empty context and sees the process environment.
+_FUNCTION_ENVIRONMENT: ContextVar[dict[str, str] | None] = ContextVar("kairos_function_environment", default=None)
+
+
+def environment() -> Mapping[str, str]:
+    """The environment this function reads its settings from: the process's, with the variables of the function
+    the local runtime is running in this context (:func:`function_environment`) over it.
+
+    Returns
+    -------
+    Mapping[str, str]
+        ``os.environ`` itself in Lambda (and anywhere no function environment is set).
+    """
+    overlay = _FUNCTION_ENVIRONMENT.get()
+    return os.environ if overlay is None else ChainMap(overlay, os.environ)
+
+
+@contextmanager
+def function_environment(variables: Mapping[str, str]) -> Iterator[None]:
+    """Run the block as a function whose environment has ``variables`` over the process's, without touching
+    ``os.environ``: :func:`settings` and :func:`environment` read them, in this context only.
+
+    Parameters
+    ----------
+    variables
+        The function's environment variables (its template ``Environment``).
+
+    Example
+    -------
+    >>> with function_environment({"EVENTS_TABLE_NAME": "events"}):
+    ...     settings().events_table
+    'events'
+    """
+    token = _FUNCTION_ENVIRONMENT.set(dict(variables))
+    try:
+        yield
+    finally:
+        _FUNCTION_ENVIRONMENT.reset(token)

@@ -59,7 +59,7 @@ class World:
         """The advance function's dependencies, as its cold start built them."""
         self.runtime.handler("AdvanceFunction")
         module = sys.modules["kairos_fn_AdvanceFunction_app"]
-        with self.runtime._environment("AdvanceFunction"):
+        with self.runtime.environment("AdvanceFunction"):
             return module.deps()
 
     def wrap_providers(self, **faults: dict[str, Any]) -> dict[str, Counting]:
@@ -260,7 +260,7 @@ def test_a_segment_campaign_holds_out_control_messages_the_rest_and_follows_up_b
             "attributes": {"tier": tier},
         }
         assert world.client.request("PUT", f"/v1/customers/c{i:02d}", body).status == 200
-    seg = {"name": "gold", "filters": [{"field": "attributes.tier", "op": "eq", "value": "gold"}]}
+    seg = {"filters": [{"field": "attributes.tier", "op": "eq", "value": "gold"}]}
     assert world.client.request("PUT", "/v1/segments/gold", seg).status == 200
     world.wrap_providers()
     cid = world.campaign(
