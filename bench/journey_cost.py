@@ -282,7 +282,8 @@ def entry_logic_cpu(n: int) -> float:
     from kairos.journeys.campaign_domain import CampaignIn
     from kairos.journeys.campaigns import create_campaign
     from kairos.journeys.domain import Journey
-    from kairos.journeys.entry import Entrance, scan_entries
+    from kairos.journeys.entrance import Entrance
+    from kairos.journeys.entry import scan_entries
     from kairos.journeys.runner import StepDeps, first_nodes
     from tests.fakes import (
         InMemoryCustomerStore,

@@ -73,7 +73,7 @@ def main(argv: list[str] | None = None) -> int:
         {"field": "attributes.tier", "op": "eq", "value": "gold"},
         {"field": "attributes.run", "op": "eq", "value": run},
     ]
-    api.call("PUT", f"/v1/segments/{segment}", {"name": segment, "filters": filters})
+    api.call("PUT", f"/v1/segments/{segment}", {"filters": filters})
 
     # 2. The campaign: best hour within a day, email then SMS a day later, 30% control, three days to act.
     campaign = api.call(

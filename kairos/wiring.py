@@ -35,7 +35,7 @@ if TYPE_CHECKING:
     from kairos.journeys.adapters.journey_store import EventBridgeTaskSink
     from kairos.journeys.ports import JourneyStarter, JourneyStore
     from kairos.journeys.runner import StepDeps
-    from kairos.messaging.ports import MessageLog, PolicyStore, Provider
+    from kairos.messaging.ports import ContactLinks, MessageLog, PolicyStore, Provider
     from kairos.models.adapters.model_store import ModelSource
     from kairos.models.adapters.products import DynamoProductCatalogue
     from kairos.promotions.ports import PromoPools
@@ -76,6 +76,13 @@ def event_archive(cfg: Settings) -> EventArchive:
     from kairos.customers.adapters.archive import S3Archive
 
     return S3Archive(cfg.need("archive_bucket"))
+
+
+def contact_links(cfg: Settings) -> ContactLinks:
+    """Start-link tokens and the messenger chats they linked (reserved items of the customers table)."""
+    from kairos.messaging.adapters.contact_links import DynamoContactLinks
+
+    return DynamoContactLinks(cfg.need("customers_table"), cfg.need("events_table"))
 
 
 def segment_store(cfg: Settings) -> SegmentStore:

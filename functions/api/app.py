@@ -52,6 +52,8 @@ DEPS = ApiDeps(
     global_control_share=SETTINGS.global_control_share,
     links=Lazy(lambda: wiring.unsubscribe_links(SETTINGS, base=request_base())),
     analytics=Lazy(lambda: wiring.analytics_engine(SETTINGS, ANALYTICS)),
+    contact_links=Lazy(lambda: wiring.contact_links(SETTINGS)),
+    link_key=Lazy(lambda: wiring.unsubscribe_key(SETTINGS)),
 )
 
 

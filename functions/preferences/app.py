@@ -1,10 +1,15 @@
-"""Public one-click unsubscribe (RFC 8058) and the preference page, answered from signed links, no API key.
+"""The public routes, answered without an API key: one-click unsubscribe (RFC 8058) and the preference page from
+signed links, and the Telegram bot's webhook (its secret token checked, see ``kairos.messaging.telegram_inbound``).
 
 - ``POST /v1/unsubscribe/{token}``: what a mailbox provider sends for one click (``List-Unsubscribe=One-Click``)
   and what the page's button sends: unsubscribes from the link's topic at once, answers 200;
 - ``GET /v1/unsubscribe/{token}`` and ``GET /v1/preferences/{token}``: the preference page (a GET never changes
   anything: link scanners follow links);
 - ``POST /v1/preferences/{token}``: the page's form (``channel=…&topic=…``, the switches left on).
+
+- ``POST /v1/inbound/telegram``: a bot update; start links link a chat to a customer, texts become
+  ``message_inbound`` events tagged with intents;
+- replies to the two-way SMS number, from its SNS topic (``kairos.messaging.sms_inbound``), likewise.
 
 A link that was cut or altered answers 400; a link of a customer who was erased answers 200 and writes nothing.
 """
@@ -13,6 +18,7 @@ from __future__ import annotations
 
 import base64
 import functools
+import json
 from typing import TYPE_CHECKING
 from urllib.parse import parse_qs
 
@@ -26,7 +32,10 @@ from kairos.core.config import require
 from kairos.core.constants import DEFAULT_TOPIC
 from kairos.core.errors import InvalidInputError
 from kairos.core.observability import logger, metrics, tracer
-from kairos.messaging import preferences
+from kairos.customers import ingest, profiles
+from kairos.customers.schemas import CustomerProfileIn
+from kairos.journeys import intents
+from kairos.messaging import preferences, sms_inbound, telegram_inbound
 from kairos.messaging.unsubscribe import verify
 
 if TYPE_CHECKING:
@@ -38,6 +47,8 @@ SETTINGS = require("events_table", "customers_table", "journeys_table", "unsubsc
 KEY = wiring.unsubscribe_key(SETTINGS)
 CUSTOMERS = wiring.customer_store(SETTINGS)
 JOURNEYS = wiring.journey_store(SETTINGS)
+LINKS = wiring.contact_links(SETTINGS)
+INTENTS = ReadEvery(60.0, JOURNEYS.list_intents)  # the intents that tag inbound messages, read once a minute
 TOPICS_TTL_S = 300.0
 # The topics the page offers: those of the live marketing journeys and campaigns, read every five minutes.
 TOPICS = ReadEvery(
@@ -135,6 +146,41 @@ def save(token: str, customer_id: str, topic: str) -> Response:
     return _page(200, preferences.page("Your preferences", "Saved.", _action(token), current))
 
 
+@app.post("/v1/inbound/telegram")
+def telegram_update() -> Response:
+    """A Telegram bot update (the webhook), checked by its secret token; Telegram retries anything but a 2xx."""
+    headers = dict(app.current_event.headers or {})
+    if not telegram_inbound.authentic(headers, KEY()):
+        metrics.add_metric(name="TelegramUpdatesRefused", unit=MetricUnit.Count, value=1)
+        return Response(status_code=401, content_type="application/json", body='{"message":"bad secret token"}')
+    try:
+        update = app.current_event.json_body
+    except ValueError:
+        update = None
+    if not isinstance(update, dict):
+        return Response(status_code=400, content_type="application/json", body='{"message":"not a JSON update"}')
+    now = timeutil.now()
+    outcome = telegram_inbound.handle_update(update, LINKS, _link_profile, _ingest_inbound, now)
+    logger.info("telegram update", extra={"outcome": outcome, "update_id": update.get("update_id")})
+    return Response(status_code=200, content_type="application/json", body=json.dumps({"outcome": outcome}))
+
+
+def _link_profile(customer_id: str, chat_id: str) -> bool:
+    record = preferences.live_customer(CUSTOMERS, customer_id)
+    if record is None:
+        return False
+    profile = dict(record.profile or {})
+    profile["contact"] = {**(profile.get("contact") or {}), "messenger_chat_id": chat_id}
+    profile["consent"] = {**(profile.get("consent") or {}), "messenger": True}
+    profiles.put_profile(customer_id, CustomerProfileIn.model_validate(profile), CUSTOMERS, timeutil.now())
+    return True
+
+
+def _ingest_inbound(event: dict) -> None:
+    tagged = intents.enrich(event, INTENTS())
+    ingest.ingest_events([tagged], CUSTOMERS, timeutil.now(), SETTINGS.retention, SETTINGS.clock_skew)
+
+
 def _action(token: str) -> str:
     # Relative to /v1/unsubscribe/{token} and /v1/preferences/{token} alike: the form posts back to the
     # preference route on whatever host and stage served the page.
@@ -145,4 +191,15 @@ def _action(token: str) -> str:
 @metrics.log_metrics
 @tracer.capture_lambda_handler
 def lambda_handler(event: dict, context: LambdaContext) -> dict:
+    records = event.get("Records") or []
+    if records and records[0].get("EventSource") == "aws:sns":
+        return _sms_replies(records)
     return app.resolve(event, context)
+
+
+def _sms_replies(records: list[dict]) -> dict:
+    """Replies to the two-way SMS number, from its SNS topic (a failure makes SNS deliver the record again)."""
+    now = timeutil.now()
+    outcomes = [sms_inbound.handle_record(r, LINKS, _ingest_inbound, now) for r in records]
+    logger.info("sms replies", extra={o: outcomes.count(o) for o in set(outcomes)})
+    return {"outcomes": outcomes}

@@ -1,5 +1,6 @@
-"""Timer function (every minute): start the next step of every waiting path whose time has come, and let
-customers into journeys whose entry is a date attribute or a schedule (campaigns).
+"""Timer function (every minute): start the next step of every waiting path whose time has come, look again at
+customers whose segment may have changed with time alone, and let customers into journeys whose entry is a date
+attribute or a schedule (campaigns), or who are in a segment journey's segment when it is activated.
 
 The work is :func:`kairos.journeys.entry.start_due` and :func:`kairos.journeys.entry.scan_entries`, then
 :func:`kairos.journeys.promotion.promote_winners` (content variants that won, at most hourly per journey). A step's
@@ -19,7 +20,9 @@ from kairos.core.config import require, settings
 from kairos.core.observability import logger, metrics, tracer
 from kairos.journeys.definitions import segment_filters
 from kairos.journeys.domain import Journey
-from kairos.journeys.entry import Entrance, scan_entries, start_due
+from kairos.journeys.entrance import Entrance
+from kairos.journeys.entry import scan_entries, start_due
+from kairos.journeys.membership import recheck_members
 from kairos.journeys.promotion import promote_winners
 from kairos.journeys.runner import StepDeps, first_nodes
 
@@ -50,13 +53,6 @@ def steps() -> JourneyStarter:
 @tracer.capture_lambda_handler
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     d = deps()
-    started = 0
-    # Up to a few batches per minute; what is left is due at the next tick (its wake_at is in the past).
-    while context.get_remaining_time_in_millis() > 10_000:
-        n = start_due(d.journeys, steps(), timeutil.now(), BATCH, workers=settings().entry_shards)
-        started += n
-        if n < BATCH:
-            break
     docs = d.journeys.active_journeys()
     active = [Journey.from_doc(doc) for doc in docs]
     cfg = settings()
@@ -69,6 +65,21 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
         global_control_share=cfg.global_control_share,
         history=lambda filters: CustomerHistory(d.customers, d.messages) if needs_history(filters) else None,
     )
+    started = 0
+    members = dict.fromkeys(("due", "rechecked", "entered", "control", "skipped", "already_entered"), 0)
+
+    def recheck(markers: list[dict[str, Any]]) -> None:
+        members["due"] += len(markers)
+        for k, v in recheck_members(markers, active, entrance, timeutil.now()).items():
+            members[k] += v
+
+    # Up to a few batches per minute; what is left is due at the next tick (its wake_at is in the past).
+    while context.get_remaining_time_in_millis() > 10_000:
+        due_before = members["due"]
+        n = start_due(d.journeys, steps(), timeutil.now(), BATCH, workers=cfg.entry_shards, recheck=recheck)
+        started += n
+        if n + members["due"] - due_before < BATCH:
+            break
     entries = scan_entries(
         active,
         entrance,
@@ -86,5 +97,6 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
     else:
         for p in promoted:
             logger.info("content variant promoted", extra=p)
-    logger.info("due journey steps started", extra={"started": started, **entries})
-    return {"started": started, **entries}
+    segments_in_time = {f"segment_{k}": v for k, v in members.items()}
+    logger.info("due journey steps started", extra={"started": started, **entries, **segments_in_time})
+    return {"started": started, **entries, **segments_in_time}

@@ -12,12 +12,14 @@ from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
 from kairos import wiring
+from kairos.audiences.matching import CustomerHistory, needs_history
 from kairos.core import timeutil
 from kairos.core.config import require, settings
 from kairos.core.observability import logger, metrics, tracer
 from kairos.journeys.definitions import segment_filters
 from kairos.journeys.domain import Journey
-from kairos.journeys.entry import Entrance, on_stream
+from kairos.journeys.entrance import Entrance
+from kairos.journeys.entry import on_stream
 from kairos.journeys.runner import StepDeps, first_nodes
 
 if TYPE_CHECKING:
@@ -46,6 +48,7 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
         segment_filters=segment_filters(d.segments),
         first_run=lambda journey, path, record, now: first_nodes(journey, path, record, d, now),
         global_control_share=settings().global_control_share,
+        history=lambda filters: CustomerHistory(d.customers, d.messages) if needs_history(filters) else None,
     )
     result = on_stream(event.get("Records", []), active, entrance, timeutil.now())
     logger.info("journey triggers", extra={k: v for k, v in result.items() if k != "batchItemFailures"})

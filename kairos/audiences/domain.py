@@ -6,10 +6,11 @@ import re
 from datetime import datetime
 from typing import Annotated, Any, Literal, NamedTuple
 
-from pydantic import BaseModel, ConfigDict, Field, model_serializer, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_serializer, model_validator
 
 from kairos.core.constants import CHANNELS, EVENT_TYPE_PATTERN
-from kairos.customers.schemas import _ID_PATTERN
+from kairos.core.schema_rules import JSON_INTEGER, empty, exactly_one, free_json, given, left_out, no_two, rules, when
+from kairos.customers.schemas import _ID_PATTERN, MAX_ATTRIBUTES_BYTES, check_free_json
 from kairos.messaging.content import Channel
 
 # Filter fields over profiles and aggregates. Each names what it reads, so a marketer can guess it.
@@ -21,6 +22,10 @@ NUMERIC_FIELDS = {
     "days_since_last_engagement": "days since the last engagement (none: never matches)",
     "cart_abandon_amount": "amount of the last abandoned cart",
     "days_since_cart_abandon": "days since the last abandoned cart",
+    "days_in_stage": "days since the customer reached their current stage (no stage: never matches)",
+    "points.balance": "loyalty points held now (expired points do not count)",
+    "points.expiring": "loyalty points that expire next (0 when none expire)",
+    "points.days_to_expiry": "days before the next loyalty points expire (none dated: never matches)",
 }
 
 # Fields read from the latest scoring run's RFM (see kairos.insights.measures).
@@ -53,7 +58,11 @@ PRODUCT_FIELDS = {
     "bought_product": "the customer bought this product id (recent purchase memory)",
     "viewed_product": "the customer viewed, added to cart or bought this product id recently",
 }
-TEXT_FIELDS = {"rfm.group": "the RFM group of the latest scoring run (champions, loyal, at risk...)"}
+TEXT_FIELDS = {
+    "rfm.group": "the RFM group of the latest scoring run (champions, loyal, at risk...)",
+    "stage": "the funnel stage the latest event naming one put the customer in (properties.stage)",
+    "previous_stage": "the stage the customer was in before the current one",
+}
 
 # The names the customer view shows the aggregates by (``GET /v1/customers/{id}``: ``aggregates.purchase_count``):
 # a reader copies them from there, so they are read as the filter field they show.
@@ -130,6 +139,50 @@ def _unknown_field(name: str) -> str:
 MAX_GROUP_DEPTH = 5
 
 Op = Literal["eq", "ne", "gt", "gte", "lt", "lte", "in", "exists", "not_exists"]
+COMPARISONS = ("gt", "gte", "lt", "lte", "eq", "ne")
+
+
+def _names(names: list[str]) -> str:
+    return "|".join(re.escape(n) for n in names)
+
+
+# The filter fields as patterns, for the OpenAPI document (is_filter_field and Filter._check decide).
+_NUMERIC = [*NUMERIC_FIELDS, *RFM_NUMERIC_FIELDS, *ORDER_FIELDS]
+_NUMERIC_NAMES = _names([*_NUMERIC, *(alias for alias, name in FIELD_ALIASES.items() if name in _NUMERIC)])
+_EVENTS = r"events\." + EVENT_TYPE_PATTERN.strip("^$")
+_MESSAGES = rf"messages\.({_names(list(MESSAGE_STATUSES))})"
+_OTHER_NAMES = _names([*TEXT_FIELDS, *PRODUCT_FIELDS, *BOOLEAN_FIELDS]) + r"|attributes\.[\s\S]+"
+FILTER_FIELD_PATTERN = rf"^({_NUMERIC_NAMES}|{_OTHER_NAMES}|{_EVENTS}|{_MESSAGES})$"
+NUMERIC_FIELD_PATTERN = rf"^({_NUMERIC_NAMES})$"
+NON_HISTORY_FIELD_PATTERN = rf"^({_NUMERIC_NAMES}|{_OTHER_NAMES})$"
+
+
+def _field_matches(pattern: str, **others: Any) -> dict[str, Any]:
+    """A condition whose ``field`` matches ``pattern`` (and whose other properties, when present, ``others``)."""
+    return {"required": ["field"], "properties": {"field": {"type": "string", "pattern": f"^({pattern})$"}, **others}}
+
+
+def _value_is(json_type: str) -> dict[str, Any]:
+    return {"required": ["value"], "properties": {"value": {"type": json_type}}}
+
+
+# Filter._check as JSON Schema: a group holds exactly one of all/any/not and no part of a condition; a condition
+# holds no group, and the window, channel, campaign and value its field reads. op defaults to eq, a comparison.
+_FILTER_RULES = rules(
+    when(
+        given("field"),
+        left_out("all", "any", "not"),
+        rules(exactly_one("all", "any", "not"), left_out("value", "within_days", "channel", "campaign_id")),
+    ),
+    when(
+        _field_matches(f"{_NUMERIC_NAMES}|{_EVENTS}|{_MESSAGES}", op={"enum": list(COMPARISONS)}), _value_is("number")
+    ),
+    when(_field_matches(f"{_EVENTS}|{_MESSAGES}"), given("within_days")),
+    when(_field_matches(f"{_NUMERIC_NAMES}|{_OTHER_NAMES}"), left_out("within_days", "channel")),
+    when(rules(given("field"), given("campaign_id")), _field_matches(_MESSAGES)),
+    when(rules(given("field"), {"required": ["op"], "properties": {"op": {"const": "in"}}}), _value_is("array")),
+    when(_field_matches(_names(list(PRODUCT_FIELDS))), _value_is("string")),
+)
 
 
 class Filter(BaseModel):
@@ -143,20 +196,31 @@ class Filter(BaseModel):
     (optionally on ``channel`` and of ``campaign_id``; status ``any`` counts every outcome).
 
     A group holds exactly one of ``all`` (every member holds), ``any`` (at least one) or ``not`` (the member
-    does not hold); groups nest up to five levels.
+    does not hold), and nothing of a condition; groups nest up to five levels. A ``value`` follows the limits of
+    profile attributes.
     """
 
-    model_config = ConfigDict(extra="forbid", populate_by_name=True, serialize_by_alias=True)
+    model_config = ConfigDict(
+        extra="forbid", populate_by_name=True, serialize_by_alias=True, json_schema_extra=_FILTER_RULES
+    )
 
-    field: Annotated[str | None, Field(min_length=1, max_length=200)] = None
+    field: Annotated[
+        str | None, Field(min_length=1, max_length=200, json_schema_extra={"pattern": FILTER_FIELD_PATTERN})
+    ] = None
     op: Op = "eq"
-    value: Any = None
-    within_days: Annotated[int | None, Field(ge=1, le=3650)] = None
+    value: Annotated[Any, Field(json_schema_extra=free_json(1))] = None
+    within_days: Annotated[int | None, Field(ge=1, le=3650), JSON_INTEGER] = None
     channel: Channel | None = None
     campaign_id: Annotated[str | None, Field(pattern=_ID_PATTERN)] = None
     all_of: Annotated[list[Filter] | None, Field(alias="all", max_length=50)] = None
     any_of: Annotated[list[Filter] | None, Field(alias="any", max_length=50)] = None
     not_: Annotated[Filter | None, Field(alias="not")] = None
+
+    @field_validator("value")
+    @classmethod
+    def _storable(cls, value: Any) -> Any:
+        # Stored with the segment, campaign or journey: the limits that keep profile attributes storable.
+        return check_free_json(value, MAX_ATTRIBUTES_BYTES)
 
     @model_serializer(mode="wrap")
     def _without_unset_parts(self, handler: Any) -> Any:
@@ -183,6 +247,9 @@ class Filter(BaseModel):
         if self.field is None:
             if len(groups) != 1:
                 raise ValueError("a filter has a 'field', or is a group with exactly one of 'all', 'any', 'not'")
+            parts = [n for n in ("value", "within_days", "channel", "campaign_id") if getattr(self, n) is not None]
+            if parts:
+                raise ValueError(f"a group ('all', 'any', 'not') takes no {', '.join(repr(p) for p in parts)}")
             if self.depth() > MAX_GROUP_DEPTH:
                 raise ValueError(f"groups nest at most {MAX_GROUP_DEPTH} levels")
             return self
@@ -211,30 +278,32 @@ class Filter(BaseModel):
         return self
 
 
-class SegmentIn(BaseModel):
-    """A saved audience: every filter must hold (AND); a filter may be a group (``any``: OR, ``not``: NOT).
-
-    ``name`` may be left out of a ``PUT /v1/segments/{name}`` body (the path names the segment); when given, it
-    must be the path's.
-    """
+class SegmentBody(BaseModel):
+    """The body of ``PUT /v1/segments/{name}``: every filter must hold (AND); a filter may be a group (``any``:
+    OR, ``not``: NOT). The path names the segment."""
 
     model_config = ConfigDict(extra="forbid")
 
-    name: Annotated[
-        str | None, Field(pattern=_ID_PATTERN, description="optional: the path's name, if given at all")
-    ] = None
     filters: Annotated[list[Filter], Field(max_length=50)] = Field(default_factory=list)
 
 
+class SegmentIn(SegmentBody):
+    """A saved audience: its name and filters."""
+
+    name: Annotated[str, Field(pattern=_ID_PATTERN)]
+
+
 class Audience(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    """A campaign's audience: a saved segment's name or filters (not both; neither: everybody)."""
+
+    model_config = ConfigDict(extra="forbid", json_schema_extra=no_two(left_out("segment"), empty("filters")))
 
     segment: Annotated[str | None, Field(pattern=_ID_PATTERN, description="a saved segment's name")] = None
     filters: Annotated[list[Filter], Field(max_length=50)] = Field(default_factory=list)
 
 
 class SegmentView(SegmentIn):
-    name: str  # type: ignore[assignment] - a saved segment always has its name
+    name: str
     updated_at: datetime
 
 

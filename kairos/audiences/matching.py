@@ -7,15 +7,16 @@ customers that reach such a filter (groups short-circuit: put cheap filters firs
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from kairos.core.timeutil import parse_ts
+from kairos.customers.loyalty_domain import balance as points_balance
+from kairos.customers.loyalty_domain import next_expiry as points_next_expiry
 from kairos.insights.measures import rfm_group_of
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
-    from datetime import datetime
 
     from kairos.audiences.domain import Filter
     from kairos.customers.domain import CustomerRecord
@@ -79,25 +80,35 @@ def _history_count(record: CustomerRecord, f: Filter, now: datetime, history: Cu
     return n
 
 
+# Fields that are an aggregate as it is stored.
+_PLAIN = {
+    "purchase_count": "purchase_count",
+    "monetary_total": "monetary_total",
+    "engagement_moments": "engagement_moments",
+    "cart_abandon_amount": "last_cart_abandon_amount",
+    "stage": "stage",
+    "previous_stage": "previous_stage",
+}
+# Fields whose value grows with time alone: the moment each counts from (Unix seconds), or None.
+_SINCE = {
+    "days_since_last_purchase": lambda agg: agg.last_purchase_s,
+    "days_since_last_engagement": lambda agg: None if agg.last_engagement_h is None else agg.last_engagement_h * 3600,
+    "days_since_cart_abandon": lambda agg: agg.last_cart_abandon_s,
+    "days_in_stage": lambda agg: agg.stage_at,
+}
+
+
 def field_value(record: CustomerRecord, field: str, now: datetime) -> Any:
     """The value a filter field reads, or ``None`` when the customer has none."""
     agg = record.aggregates
     now_s = now.timestamp()
-    if field == "purchase_count":
-        return agg.purchase_count
-    if field == "monetary_total":
-        return agg.monetary_total
-    if field == "engagement_moments":
-        return agg.engagement_moments
-    if field == "days_since_last_purchase":
-        return None if agg.last_purchase_s is None else (now_s - agg.last_purchase_s) / DAY
-    if field == "days_since_last_engagement":
-        h = agg.last_engagement_h
-        return None if h is None else (now_s - h * 3600) / DAY
-    if field == "cart_abandon_amount":
-        return agg.last_cart_abandon_amount
-    if field == "days_since_cart_abandon":
-        return None if agg.last_cart_abandon_s is None else (now_s - agg.last_cart_abandon_s) / DAY
+    if field in _PLAIN:
+        return getattr(agg, _PLAIN[field])
+    if field in _SINCE:
+        start = _SINCE[field](agg)
+        return None if start is None else (now_s - start) / DAY
+    if field.startswith("points."):
+        return _points_value(agg, field, int(now_s))
     if field in ("orders.last_amount", "orders.max_amount"):
         if not agg.orders:
             return None
@@ -111,6 +122,17 @@ def field_value(record: CustomerRecord, field: str, now: datetime) -> Any:
         return ((record.profile or {}).get("attributes") or {}).get(field.split(".", 1)[1])
     if field.startswith("consent."):
         return bool(((record.profile or {}).get("consent") or {}).get(field.split(".", 1)[1]))
+    raise ValueError(f"unknown filter field {field}")
+
+
+def _points_value(agg: Any, field: str, now_s: int) -> Any:
+    if field == "points.balance":
+        return points_balance(agg, now_s)
+    nxt = points_next_expiry(agg, now_s)
+    if field == "points.expiring":
+        return nxt[1] if nxt else 0
+    if field == "points.days_to_expiry":
+        return None if nxt is None else (nxt[0] - now_s) / DAY
     raise ValueError(f"unknown filter field {field}")
 
 
@@ -173,6 +195,71 @@ def matches(
 ) -> bool:
     """All filters hold (an empty list matches everybody)."""
     return all(matches_filter(record, f, now, history) for f in filters)
+
+
+def next_change(
+    record: CustomerRecord, filters: Iterable[Filter], now: datetime, history: CustomerHistory | None = None
+) -> datetime | None:
+    """The first time after ``now`` at which the filters may hold differently with no new data, or ``None``.
+
+    Time alone moves ``days_since_*`` values (a threshold is crossed at the moment counted from plus the
+    condition's days) and the windows of ``events.<type>`` and ``messages.<status>`` counts (an event leaves the
+    window ``within_days`` after it happened, one dated ahead enters it at its time). Between two such moments
+    every filter holds as it does now, so evaluating again at the earliest one is exact; every other field
+    changes only with the customer's data (an event, a profile, a scoring run).
+    """
+    moments: list[float] = []
+    for f in filters:
+        _change_moments(record, f, now, history, moments)
+    after = [m for m in moments if m > now.timestamp()]
+    return datetime.fromtimestamp(min(after) + 1, UTC) if after else None
+
+
+def _change_moments(
+    record: CustomerRecord, f: Filter, now: datetime, history: CustomerHistory | None, out: list[float]
+) -> None:
+    if f.field is None:
+        for g in [*(f.all_of or []), *(f.any_of or []), *([f.not_] if f.not_ else [])]:
+            _change_moments(record, g, now, history, out)
+        return
+    if f.field.startswith("points."):
+        # The balance and what expires next change when a lot expires; the days left cross the condition's days
+        # before that.
+        expiries = [expires for expires, points in record.aggregates.points_lots if expires and points > 0]
+        out.extend(expiries)
+        if f.field == "points.days_to_expiry" and isinstance(f.value, int | float) and not isinstance(f.value, bool):
+            out.extend(e - float(f.value) * DAY for e in expiries)
+        return
+    if f.field in _SINCE:
+        start = _SINCE[f.field](record.aggregates)
+        if start is not None and isinstance(f.value, int | float) and not isinstance(f.value, bool):
+            out.append(start + float(f.value) * DAY)
+        return
+    if f.field.startswith(("events.", "messages.")) and history is not None:
+        window = (f.within_days or 0) * DAY
+        for at in _history_times(record, f, history):
+            out.extend((at, at + window))
+
+
+def _history_times(record: CustomerRecord, f: Filter, history: CustomerHistory) -> list[float]:
+    """When each event or message a window count of ``f`` reads happened (Unix seconds)."""
+    kind, _, what = (f.field or "").partition(".")
+    if kind == "events":
+        return [
+            parse_ts(ev["timestamp"]).timestamp()
+            for ev in history.events(record.customer_id)
+            if ev.get("type") == what and not (f.channel and ev.get("channel") != f.channel)
+        ]
+    out = []
+    for m in history.messages(record.customer_id):
+        if what != "any" and m.get("status") != what:
+            continue
+        if (f.channel and m.get("channel") != f.channel) or (f.campaign_id and m.get("campaign_id") != f.campaign_id):
+            continue
+        at = m.get("sent_at") or m.get("claimed_at")
+        if at:
+            out.append(parse_ts(at).timestamp())
+    return out
 
 
 def needs_history(filters: Iterable[Filter]) -> bool:

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 from kairos.audiences.matching import CustomerHistory, matches, needs_history
 from kairos.audiences.sampling import SAMPLE_LIMIT, CustomerSample
-from kairos.core.errors import InUseError, InvalidInputError
+from kairos.core.errors import InUseError
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
@@ -21,15 +21,7 @@ if TYPE_CHECKING:
 
 
 def save_segment(segment: SegmentIn, store: SegmentStore, now: datetime) -> dict[str, Any]:
-    """Save (create or replace) a named segment; returns the stored document with its ``updated_at``.
-
-    Raises
-    ------
-    InvalidInputError
-        On ``name`` when the segment has none.
-    """
-    if segment.name is None:
-        raise InvalidInputError("name", "a saved segment needs a name")
+    """Save (create or replace) a named segment; returns the stored document with its ``updated_at``."""
     doc = {**segment.model_dump(mode="json"), "updated_at": now.isoformat()}
     store.put_segment(doc)
     return doc

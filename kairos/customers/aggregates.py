@@ -21,6 +21,8 @@ from typing import TYPE_CHECKING, Any
 
 from kairos.core.constants import ENGAGEMENT_TYPES, HOURS_PER_WEEK, MESSAGE_ENGAGEMENT, PRODUCT_TYPES
 from kairos.core.timeutil import HOUR, epoch_hour, epoch_hour_of_week, offset_zone
+from kairos.customers.loyalty_domain import LOYALTY_TYPES
+from kairos.customers.loyalty_domain import apply as apply_points
 from kairos.customers.subscription_domain import changes as subscription_changes
 
 # Pairs of UTC offsets (minutes) that one zone's daylight saving produces, and a zone that keeps those rules.
@@ -97,6 +99,16 @@ class CustomerAggregates:
     purchase_days: dict[str, list[float]] = field(default_factory=dict)
     # [UTC epoch hour, amount] of the most recent orders (an order = one purchase moment), oldest first
     orders: list[list[float]] = field(default_factory=list)
+    # The funnel stage the latest event naming one put the customer in (properties.stage, e.g. an inbound
+    # question's intent), since when (unix seconds), and the stage before it
+    stage: str | None = None
+    stage_at: int | None = None
+    previous_stage: str | None = None
+    # Loyalty points (kairos.customers.loyalty): [expires unix seconds (0: never), points left] by expiry, and totals
+    points_lots: list[list[int]] = field(default_factory=list)
+    points_earned: int = 0
+    points_spent: int = 0
+    points_expired: int = 0
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -127,6 +139,10 @@ class CustomerAggregates:
         agg.offset_counts = {k: int(v) for k, v in agg.offset_counts.items()}
         agg.purchase_days = {k: [int(v[0]), float(v[1])] for k, v in agg.purchase_days.items()}
         agg.orders = [[int(h), float(a)] for h, a in agg.orders]
+        agg.stage_at = _opt_int(agg.stage_at)
+        agg.points_lots = [[int(e), int(p)] for e, p in agg.points_lots]
+        agg.points_earned, agg.points_spent = int(agg.points_earned), int(agg.points_spent)
+        agg.points_expired = int(agg.points_expired)
         if "timezone_source" not in data and data.get("timezone", "UTC") != "UTC":
             agg.timezone_source = "profile"  # stored before inference existed: a zone other than UTC was given
         return agg
@@ -267,6 +283,15 @@ def _apply(agg: CustomerAggregates, ev: Event, counted: set[str], new_keys: set[
     if ev.product_id and ev.type in PRODUCT_TYPES:
         entry = [ev.product_id, ev.type, secs, int(ev.quantity or 1)]
         _insert_by_time(agg.recent_products, entry, RECENT_PRODUCTS)
+
+    properties = getattr(ev, "properties", None) or {}
+    stage = properties.get("stage")
+    if isinstance(stage, str) and stage and (agg.stage_at is None or secs >= agg.stage_at) and stage != agg.stage:
+        # A later event in the same stage keeps the time the stage was reached; an older one changes nothing.
+        agg.previous_stage, agg.stage, agg.stage_at = agg.stage, stage, secs
+
+    if ev.type in LOYALTY_TYPES:
+        apply_points(agg, ev.type, properties, secs)
 
 
 def _add_order(agg: CustomerAggregates, epoch_h: int, amount: float) -> None:

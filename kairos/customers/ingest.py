@@ -21,6 +21,7 @@ from kairos.core.observability import logger
 from kairos.core.timeutil import epoch_hour, parse_ts
 from kairos.customers.aggregates import fold_events, moment_key, rebucket
 from kairos.customers.domain import CustomerRecord, CustomerWrite
+from kairos.customers.loyalty_domain import screen as screen_points
 from kairos.customers.schemas import Event, IngestResult, Rejection, check_event_time, first_error
 
 if TYPE_CHECKING:
@@ -202,6 +203,13 @@ def ingest_events(
                         for e in stale
                     ]
                     fresh = [e for e in fresh if e not in stale]
+                pending[cid] = fresh
+                if not fresh:
+                    continue
+            fresh, refused = screen_points(fresh, record.aggregates)
+            if refused:
+                # The ledger never goes negative: a spend of points the customer does not hold is refused.
+                rejected += [Rejection(index=index[(cid, e.event_id)], field=f, reason=r) for e, f, r in refused]
                 pending[cid] = fresh
                 if not fresh:
                     continue

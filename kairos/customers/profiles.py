@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import random
 import time
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from kairos.core.errors import ConflictError, NotFoundError, StoreError
 from kairos.customers.aggregates import CustomerAggregates, hour_to_dt, rebucket, unix_to_dt
+from kairos.customers.ledger_domain import PointsView, StageView
+from kairos.customers.loyalty_domain import summary as points_summary
 from kairos.customers.schemas import Aggregates, CustomerProfileIn, CustomerView, ErasureReport
 
 if TYPE_CHECKING:
@@ -17,12 +19,18 @@ if TYPE_CHECKING:
     from kairos.customers.domain import CustomerRecord
     from kairos.customers.ports import CustomerStore, DecisionLog, EventArchive
     from kairos.journeys.ports import JourneyStore
-    from kairos.messaging.ports import MessageLog
+    from kairos.messaging.ports import ContactLinks, MessageLog
 
 MAX_ATTEMPTS = 8
 
 
-def put_profile(customer_id: str, profile: CustomerProfileIn, store: CustomerStore, now: datetime) -> CustomerView:
+def put_profile(
+    customer_id: str,
+    profile: CustomerProfileIn,
+    store: CustomerStore,
+    now: datetime,
+    contact_links: ContactLinks | None = None,
+) -> CustomerView:
     """Replace a customer's profile; when its time zone changes, re-bucket the hour-of-week counts.
 
     Events that arrived before the zone was known were counted in UTC. The moments behind the counts are
@@ -42,12 +50,22 @@ def put_profile(customer_id: str, profile: CustomerProfileIn, store: CustomerSto
         except ConflictError:
             time.sleep(min(1.0, 0.02 * 2**attempt) * random.random())
             continue
-        return get_customer(customer_id, store)
+        if contact_links is not None:  # an SMS reply from the number finds the customer
+            _relink_phone(((record.profile or {}).get("contact") or {}).get("phone"), doc, customer_id, contact_links)
+        return get_customer(customer_id, store, now)
     raise StoreError("profile kept changing while it was written")
 
 
-def aggregates_view(agg: CustomerAggregates) -> Aggregates:
-    """The API view of a customer's aggregates (times as datetimes, most recent products first)."""
+def _relink_phone(old: str | None, doc: dict[str, Any], customer_id: str, links: ContactLinks) -> None:
+    new = (doc.get("contact") or {}).get("phone")
+    if new:
+        links.link_phone(new, customer_id)
+    if old and old != new:
+        links.forget_phone(old, customer_id)
+
+
+def aggregates_view(agg: CustomerAggregates, now: datetime) -> Aggregates:
+    """The API view of a customer's aggregates at ``now`` (times as datetimes, most recent products first)."""
     return Aggregates(
         timezone=agg.effective_timezone,
         timezone_inferred=agg.timezone_source != "profile",
@@ -67,21 +85,27 @@ def aggregates_view(agg: CustomerAggregates) -> Aggregates:
         last_cart_abandon_at=unix_to_dt(agg.last_cart_abandon_s),
         unsubscribed={k: unix_to_dt(v) for k, v in agg.unsubscribed.items()},
         subscribed={k: unix_to_dt(v) for k, v in agg.subscribed.items()},
+        stage=StageView(name=agg.stage, since=unix_to_dt(agg.stage_at), previous=agg.previous_stage)
+        if agg.stage and agg.stage_at is not None
+        else None,
+        points=PointsView(**points_summary(agg, int(now.timestamp())))
+        if agg.points_earned or agg.points_lots or agg.points_spent or agg.points_expired
+        else None,
     )
 
 
-def view_of(record: CustomerRecord) -> CustomerView:
+def view_of(record: CustomerRecord, now: datetime) -> CustomerView:
     """The API view of a stored customer: profile, aggregates (once there are any) and last update."""
     has_agg = record.aggregates.has_data
     return CustomerView(
         customer_id=record.customer_id,
         profile=CustomerProfileIn.model_validate(record.profile) if record.profile else None,
-        aggregates=aggregates_view(record.aggregates) if has_agg else None,
+        aggregates=aggregates_view(record.aggregates, now) if has_agg else None,
         updated_at=record.updated_at,
     )
 
 
-def get_customer(customer_id: str, store: CustomerStore) -> CustomerView:
+def get_customer(customer_id: str, store: CustomerStore, now: datetime) -> CustomerView:
     """A customer's profile and aggregates.
 
     Raises
@@ -92,7 +116,7 @@ def get_customer(customer_id: str, store: CustomerStore) -> CustomerView:
     record = store.get_customer(customer_id)
     if record is None or record.erased:
         raise NotFoundError(f"customer '{customer_id}' not found")
-    return view_of(record)
+    return view_of(record, now)
 
 
 def erase_customer(
@@ -103,6 +127,7 @@ def erase_customer(
     decisions: DecisionLog,
     now: datetime,
     journeys: JourneyStore | None = None,
+    contact_links: ContactLinks | None = None,
 ) -> ErasureReport:
     """Right to be forgotten: the customer is gone from every store and stays gone.
 
@@ -120,6 +145,12 @@ def erase_customer(
     NotFoundError
         Nothing was ever stored for the id (and it was never erased before).
     """
+    before = store.get_customer(customer_id)
+    contact = ((before.profile or {}).get("contact") or {}) if before else {}
+    if contact_links is not None:
+        # First, while the profile still names the chat and the number (a retried erasure does it again)
+        chat, phone = contact.get("messenger_chat_id"), contact.get("phone")
+        contact_links.forget_customer(customer_id, str(chat) if chat else None, str(phone) if phone else None)
     old = store.tombstone(customer_id, now)
     found = store.erasure_inventory(customer_id)
     sent, sent_objects = messages.erase_customer(customer_id)

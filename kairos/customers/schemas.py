@@ -12,13 +12,13 @@ import re
 from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Annotated, Any, Literal
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
 from pydantic import (
     BaseModel,
     BeforeValidator,
     ConfigDict,
     Field,
+    StringConstraints,
     ValidationError,
     WithJsonSchema,
     field_validator,
@@ -26,6 +26,9 @@ from pydantic import (
 )
 
 from kairos.core.constants import EVENT_TYPE_PATTERN, EVENT_TYPES, MAX_BATCH_EVENTS, SCOPES  # noqa: F401 - re-exported
+from kairos.core.schema_rules import JsonBool, free_json
+from kairos.customers.ledger_domain import PointsView, StageView
+from kairos.customers.zone_domain import IANA_ZONE_PATTERN, validate_timezone, zone_enum  # noqa: F401 - re-exported
 
 # One list of built-in event types and channels (kairos.core.constants); a shop's own types follow the pattern.
 EventType = Annotated[
@@ -45,8 +48,13 @@ from kairos.messaging.content import (  # noqa: E402 - one channel type and loca
 
 # Identifiers end up in DynamoDB keys and S3 object keys: keep them printable and bounded.
 _ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:@+\-]{0,127}$"
-_E164 = re.compile(r"^\+[1-9][0-9]{6,14}$")
-_EMAIL = re.compile(r"^[^@\s]{1,64}@[^@\s]+\.[^@\s]{2,}$")
+E164_PATTERN = r"^\+[1-9][0-9]{6,14}$"
+_E164 = re.compile(E164_PATTERN)
+# Python's \s and JavaScript's (the OpenAPI document's patterns) differ by a few characters: spelled out, the
+# pattern reads the same to both.
+_SPACE = r"\t\n\x0b\x0c\r\x1c-\x1f \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000\ufeff"
+EMAIL_PATTERN = rf"^[^@{_SPACE}]{{1,64}}@[^@{_SPACE}]+\.[^@{_SPACE}]{{2,}}$"
+_EMAIL = re.compile(EMAIL_PATTERN)
 
 
 # ------------------------------------------------------------------ limits
@@ -101,6 +109,29 @@ def _json_number(value: Any) -> Any:
     if isinstance(value, bool) or not isinstance(value, int | float | Decimal):
         raise ValueError("must be a JSON number")
     return value
+
+
+# A name in free-form JSON (a property, an attribute), kept as sent: models that strip their strings' whitespace
+# would otherwise strip it too, and "\t" would become an empty name.
+FreeName = Annotated[str, StringConstraints(strip_whitespace=False)]
+
+# An event's time, quantity and amount, as the API takes them wherever an event is written (POST /v1/events, a
+# message preview's event): strict JSON, so the document's types are the whole rule.
+Timestamp = Annotated[
+    datetime,
+    BeforeValidator(_iso_string),
+    Field(
+        description="ISO 8601 string with a UTC offset (Z or ±hh:mm); not a unix number",
+        json_schema_extra={"pattern": ISO_TIMESTAMP},
+    ),
+]
+Quantity = Annotated[int, Field(ge=-1_000_000, le=1_000_000, strict=True)]
+Amount = Annotated[
+    Decimal,
+    BeforeValidator(_json_number),
+    Field(ge=-1_000_000_000, le=1_000_000_000, decimal_places=4),
+    WithJsonSchema({"type": "number", "minimum": -1_000_000_000, "maximum": 1_000_000_000, "multipleOf": 0.0001}),
+]
 
 
 def json_size(value: Any) -> int:
@@ -187,6 +218,7 @@ def _free_json_schema(what: str, max_items: int, max_bytes: int) -> dict[str, An
         f"as compact UTF-8 JSON, {MAX_FREE_DEPTH} levels deep; strings up to {MAX_FREE_STRING_CHARS} characters; "
         f"integers up to {MAX_NUMBER_DIGITS} digits, other numbers 0 or of magnitude 1e-130 up to (excluded) 1e38",
         "propertyNames": {"minLength": 1, "maxLength": MAX_NAME_CHARS},
+        "additionalProperties": free_json(2),
         "x-max-bytes": max_bytes,
         "x-max-depth": MAX_FREE_DEPTH,
     }
@@ -200,31 +232,16 @@ class Event(BaseModel):
     event_id: Annotated[str, Field(pattern=_ID_PATTERN, description="Client-made id, unique per customer")]
     customer_id: Annotated[str, Field(pattern=_ID_PATTERN)]
     type: EventType
-    timestamp: Annotated[
-        datetime,
-        BeforeValidator(_iso_string),
-        Field(
-            description="ISO 8601 string with a UTC offset (Z or ±hh:mm); not a unix number",
-            json_schema_extra={"pattern": ISO_TIMESTAMP},
-        ),
-    ]
+    timestamp: Timestamp
     channel: Channel | None = None
     message_id: Annotated[str | None, Field(pattern=_ID_PATTERN)] = None
     product_id: Annotated[str | None, Field(pattern=_ID_PATTERN)] = None
-    quantity: Annotated[int | None, Field(ge=-1_000_000, le=1_000_000, strict=True)] = None
-    amount: (
-        Annotated[
-            Decimal,
-            BeforeValidator(_json_number),
-            Field(ge=-1_000_000_000, le=1_000_000_000, decimal_places=4),
-            WithJsonSchema({"type": "number", "minimum": -1_000_000_000, "maximum": 1_000_000_000}),
-        ]
-        | None
-    ) = None
+    quantity: Quantity | None = None
+    amount: Amount | None = None
     currency: Annotated[str | None, Field(pattern=r"^[A-Z]{3}$")] = None
     text: Annotated[str | None, Field(max_length=4096)] = None
     properties: Annotated[
-        dict[str, Any] | None,
+        dict[FreeName, Any] | None,
         Field(
             max_length=MAX_PROPERTIES,
             json_schema_extra=_free_json_schema("Free properties", MAX_PROPERTIES, MAX_PROPERTIES_BYTES),
@@ -303,33 +320,13 @@ class IngestResult(BaseModel):
     rejected: list[Rejection]
 
 
-def validate_timezone(value: str) -> str:
-    """Check an IANA zone name (``Europe/London``); raise ``ValueError`` naming the problem."""
-    if value in _LEGACY_ZONES:
-        raise ValueError(f"'{value}' is not a canonical IANA zone name")
-    if value not in _KNOWN_ZONES:
-        # "posixrules", "right/UTC" or "posix/Europe/Paris" load from the system's files but are not zone names
-        raise ValueError(f"'{value}' is not an IANA time zone name")
-    try:
-        ZoneInfo(value)
-    except (ZoneInfoNotFoundError, ValueError) as exc:
-        raise ValueError(f"'{value}' is not an IANA time zone name") from exc
-    return value
-
-
-# The tz database's names (the tzdata package's list where the system has none). Names like "EST5EDT" load but
-# carry no place; keep to the place names.
-_KNOWN_ZONES = frozenset(available_timezones())
-_LEGACY_ZONES = frozenset(z for z in _KNOWN_ZONES if "/" not in z and z not in ("UTC",))
-# Every name validate_timezone accepts has this shape (the OpenAPI document shows it; the tz database decides).
-IANA_ZONE_PATTERN = r"^(UTC|[A-Za-z][A-Za-z0-9_+\-]*(/[A-Za-z0-9_+\-]+){1,3})$"
-
-
 class ContactPoints(BaseModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
-    email: Annotated[str | None, Field(max_length=254)] = None
-    phone: Annotated[str | None, Field(description="E.164, e.g. +447700900123")] = None
+    email: Annotated[str | None, Field(max_length=254, json_schema_extra={"pattern": EMAIL_PATTERN})] = None
+    phone: Annotated[
+        str | None, Field(description="E.164, e.g. +447700900123", json_schema_extra={"pattern": E164_PATTERN})
+    ] = None
     push_token: Annotated[str | None, Field(max_length=4096)] = None
     push_platform: Literal["APNS", "APNS_SANDBOX", "GCM"] | None = None
     messenger_chat_id: Annotated[str | None, Field(pattern=r"^-?[0-9]{1,20}$")] = None
@@ -354,10 +351,10 @@ class Consent(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    email: bool = False
-    sms: bool = False
-    push: bool = False
-    messenger: bool = False
+    email: JsonBool = False
+    sms: JsonBool = False
+    push: JsonBool = False
+    messenger: JsonBool = False
 
 
 class CustomerProfileIn(BaseModel):
@@ -370,7 +367,7 @@ class CustomerProfileIn(BaseModel):
         Field(
             description="Canonical IANA zone name, e.g. Europe/London, checked against the tz database "
             "(legacy names such as EST5EDT are refused)",
-            json_schema_extra={"pattern": IANA_ZONE_PATTERN},
+            json_schema_extra=zone_enum,
         ),
     ] = None
     locale: Annotated[
@@ -393,7 +390,7 @@ class CustomerProfileIn(BaseModel):
     contact: ContactPoints = Field(default_factory=ContactPoints)
     consent: Consent = Field(default_factory=Consent)
     attributes: Annotated[
-        dict[str, Any],
+        dict[FreeName, Any],
         Field(
             default_factory=dict,
             max_length=MAX_ATTRIBUTES,
@@ -442,6 +439,8 @@ class Aggregates(BaseModel):
         default_factory=dict,
         description="a channel or 'topic:<name>' granted again (the preference page, an SMS reply of START), and when",
     )
+    stage: StageView | None = None
+    points: PointsView | None = Field(default=None, description="present once a points event was taken")
 
 
 class CustomerView(BaseModel):

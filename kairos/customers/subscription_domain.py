@@ -51,9 +51,10 @@ def changes(
     """``(key, withdrawn)`` pairs the event makes: withdrawn ``True`` for an unsubscribe, ``False`` for a
     subscribe. Empty for an event that says nothing about subscriptions."""
     props = properties or {}
-    if event_type == "message_inbound" and channel == "sms":
+    if event_type == "message_inbound" and channel in ("sms", "messenger"):
+        # A reply of STOP (or START) by SMS, or in a messenger chat (a bot's /stop arrives as STOP)
         word = sms_keyword(text)
-        return [] if word is None else [("sms", word == "stop")]
+        return [] if word is None else [(channel, word == "stop")]
     if event_type not in (UNSUBSCRIBE, SUBSCRIBE):
         return []
     withdrawn = event_type == UNSUBSCRIBE

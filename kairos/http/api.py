@@ -17,6 +17,7 @@ import re
 import sys
 from http import HTTPStatus
 from typing import TYPE_CHECKING, Any
+from urllib.parse import unquote
 
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response, content_types
 from aws_lambda_powertools.event_handler.api_gateway import BaseRouter, Router
@@ -25,20 +26,22 @@ from aws_lambda_powertools.event_handler.openapi.exceptions import RequestUnsupp
 
 from kairos.core.errors import InUseError, InvalidInputError, KairosError, NotFoundError, StoreError, ThrottledError
 from kairos.core.observability import logger
+from kairos.core.schema_rules import add_free_json_components, free_json_components
 from kairos.customers.schemas import (
-    MAX_ATTRIBUTES_BYTES,
     MAX_BODY_BYTES,
     MAX_BODY_DEPTH,
+    MAX_FREE_DEPTH,
+    MAX_FREE_STRING_CHARS,
+    MAX_NAME_CHARS,
     SCOPES,
     ErrorBody,
-    FreeJsonError,
-    check_free_json,
     error_field,
 )
 from kairos.insights.analytics import AnalyticsQueryFailedError
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable
+    from re import Match
 
     from aws_lambda_powertools.event_handler.openapi.types import OpenAPIResponse
 
@@ -68,10 +71,12 @@ _METHODS_WITH_BODY = frozenset({"POST", "PUT", "PATCH"})
 class ScopedEndpoints(BaseRouter):
     """Registers operations that each need one API key scope; shared by the resolver and its routers.
 
-    ``scopes`` maps ``(method, resource path)`` to the scope the screening asks of the caller's key.
+    ``scopes`` maps ``(method, resource path)`` to the scope the screening asks of the caller's key; ``links``
+    to the OpenAPI links of its success answer (see :meth:`endpoint`).
     """
 
     scopes: dict[tuple[str, str], str]
+    links: dict[tuple[str, str], tuple[int, dict[str, dict[str, str]]]]
 
     def endpoint(
         self,
@@ -82,6 +87,7 @@ class ScopedEndpoints(BaseRouter):
         errors: Iterable[int] = (),
         status_code: int = 200,
         success: dict[int, OpenAPIResponse] | None = None,
+        links: dict[str, dict[str, str]] | None = None,
         **kwargs: Any,
     ) -> Callable[..., Any]:
         """Register an operation that needs ``scope``, documenting every status it answers.
@@ -100,6 +106,10 @@ class ScopedEndpoints(BaseRouter):
         success
             The success answers when there are several (``200`` with its model, ``202`` with its headers): each
             status with its description, ``content`` and ``headers``, replacing ``status_code``'s default entry.
+        links
+            What the success answer leads to: a resource path -> its path parameters as OpenAPI runtime
+            expressions. The document links the answer to every other operation on that path and below it
+            (``{"/v1/campaigns/{campaign_id}": {"campaign_id": "$response.body#/campaign_id"}}``).
         **kwargs
             Passed to ``route`` (``summary``, ``description``, ``tags``).
 
@@ -122,6 +132,8 @@ class ScopedEndpoints(BaseRouter):
             raise ValueError(f"unknown scope {scope!r}")
         method = method.upper()
         self.scopes[(method, resource_path(rule))] = scope
+        if links:
+            self.links[(method, resource_path(rule))] = (status_code, links)
         statuses = set(errors) | set(COMMON_ERRORS) | (set(BODY_ERRORS) if method in _METHODS_WITH_BODY else set())
         responses: dict[int, OpenAPIResponse] = {status_code: {"description": HTTPStatus(status_code).phrase}}
         responses.update(success or {})
@@ -162,6 +174,7 @@ class KairosRouter(ScopedEndpoints, Router):
     def __init__(self) -> None:
         super().__init__()
         self.scopes = {}
+        self.links = {}
 
 
 class KairosResolver(ScopedEndpoints, APIGatewayRestResolver):
@@ -174,14 +187,21 @@ class KairosResolver(ScopedEndpoints, APIGatewayRestResolver):
     def __init__(self) -> None:
         super().__init__(enable_validation=True, json_body_deserializer=strict_json)
         self.scopes = {}
+        self.links = {}
 
     def include_router(self, router: Router, prefix: str | None = None) -> None:
-        """Add a router's operations, and the scopes they need (Powertools copies routes, not scopes)."""
+        """Add a router's operations, the scopes they need and their links (Powertools copies routes only)."""
         for (method, resource), scope in (router.scopes if isinstance(router, KairosRouter) else {}).items():
-            if prefix:
-                resource = prefix if resource == "/" else f"{prefix}{resource}"
-            self.scopes[(method, resource)] = scope
+            self.scopes[(method, _prefixed(resource, prefix))] = scope
+        for (method, resource), link in (router.links if isinstance(router, KairosRouter) else {}).items():
+            self.links[(method, _prefixed(resource, prefix))] = link
         super().include_router(router, prefix)
+
+    def _convert_matches_into_route_keys(self, match: Match) -> dict[str, str]:
+        # Powertools reads the route's arguments from the path, which API Gateway (REST) passes as the client
+        # sent it: percent-decoded here, as API Gateway decodes `pathParameters`, so `/v1/customers/a%2Bb` is
+        # customer `a+b` (and a `%2F` stays inside its segment, to fail the argument's pattern).
+        return {name: unquote(value) for name, value in match.groupdict().items()}
 
     def resolve(self, event: dict[str, Any], context: Any) -> dict[str, Any]:
         refusal = screen_request(event, self.scopes)
@@ -202,9 +222,11 @@ class KairosResolver(ScopedEndpoints, APIGatewayRestResolver):
         """The OpenAPI document of the registered operations (``kwargs`` as for ``get_openapi_json_schema``).
 
         Powertools documents a 422 on every operation; this API answers 400 for invalid input instead, so the
-        422 and the schemas only it used are left out.
+        422 and the schemas only it used are left out. Free JSON values point at the components of their level
+        (:mod:`kairos.core.schema_rules`).
         """
         doc = json.loads(self.get_openapi_json_schema(**kwargs))
+        _add_links(doc, self.links)
         for operations in doc.get("paths", {}).values():
             for operation in operations.values():
                 operation.get("responses", {}).pop("422", None)
@@ -213,7 +235,29 @@ class KairosResolver(ScopedEndpoints, APIGatewayRestResolver):
         schemas = doc.get("components", {}).get("schemas", {})
         for name in ("HTTPValidationError", "ValidationError", "ResponseValidationError"):
             schemas.pop(name, None)
+        add_free_json_components(doc, free_json_components(MAX_FREE_DEPTH, MAX_NAME_CHARS, MAX_FREE_STRING_CHARS))
         return json.dumps(doc, separators=(",", ":"))
+
+
+def _prefixed(resource: str, prefix: str | None) -> str:
+    if not prefix:
+        return resource
+    return prefix if resource == "/" else f"{prefix}{resource}"
+
+
+def _add_links(doc: dict[str, Any], links: dict[tuple[str, str], tuple[int, dict[str, dict[str, str]]]]) -> None:
+    """OpenAPI links from each answer with ``links`` to the operations on the paths it names (by operationId)."""
+    paths = doc.get("paths", {})
+    for (method, resource), (status, targets) in sorted(links.items()):
+        answer = paths[resource][method.lower()]["responses"][str(status)]
+        for prefix, parameters in targets.items():
+            for path, operations in paths.items():
+                if path != prefix and not path.startswith(f"{prefix}/"):
+                    continue
+                for target_method, operation in operations.items():
+                    if (target_method.upper(), path) != (method, resource):
+                        target = operation["operationId"]
+                        answer.setdefault("links", {})[target] = {"operationId": target, "parameters": parameters}
 
 
 def make_resolver() -> KairosResolver:
@@ -261,32 +305,6 @@ def caller(event: dict[str, Any]) -> dict[str, str]:
     """``app_id`` and ``key_id`` of the API key that made the request, for audit logs."""
     ctx = authorizer_context(event)
     return {"app_id": str(ctx.get("app_id", "")), "key_id": str(ctx.get("key_id", ""))}
-
-
-def check_filter_values(filters: Iterable[Any], where: str) -> None:
-    """Hold segment filter values to the limits of the profile attributes they are compared with.
-
-    A filter's ``value`` is free JSON stored in DynamoDB with the segment or campaign: the same limits keep it
-    storable and readable (no empty names, no number DynamoDB cannot hold, no megabyte strings).
-
-    Raises
-    ------
-    InvalidInputError
-        Naming the value, e.g. ``filters.2.value.a``.
-    """
-    for i, flt in enumerate(filters):
-        here = f"{where}.{i}"
-        if flt.field is None:  # a group: its members, by the names the API accepts
-            for name, members in (("all", flt.all_of), ("any", flt.any_of)):
-                if members is not None:
-                    check_filter_values(members, f"{here}.{name}")
-            if flt.not_ is not None:
-                check_filter_values([flt.not_], f"{here}.not")
-            continue
-        try:
-            check_free_json(flt.value, MAX_ATTRIBUTES_BYTES)
-        except FreeJsonError as exc:
-            raise InvalidInputError(".".join([here, "value", *exc.path]), exc.reason) from exc
 
 
 # ---------------------------------------------------------------------- screening

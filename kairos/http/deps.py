@@ -23,7 +23,7 @@ if TYPE_CHECKING:
     from kairos.customers.ports import CustomerStore, DecisionLog, EventArchive, EventTypeCatalogue
     from kairos.insights.ports import AnalyticsEngine, InsightStore
     from kairos.journeys.ports import JourneyStore
-    from kairos.messaging.ports import MessageLog, PolicyStore
+    from kairos.messaging.ports import ContactLinks, MessageLog, PolicyStore
     from kairos.models.ports import ProductCatalogue
     from kairos.promotions.ports import PromoPools
 
@@ -102,6 +102,9 @@ class ApiDeps:
     # (customer_id, topic) -> the signed unsubscribe and preference URLs a message carries (previews show them)
     links: Lazy[Callable[[str, str], dict[str, str]]] | None = None
     analytics: Lazy[AnalyticsEngine | None] | None = None
+    # Messenger start links and linked chats, and the key the Telegram webhook's secret token is derived from
+    contact_links: Lazy[ContactLinks] | None = None
+    link_key: Lazy[Callable[[], bytes]] | None = None
     # The intents that tag inbound messages: a query per batch would cost a read per request; a new or changed
     # intent tags messages within a minute (at once in the sandbox that saved it, which forgets the cache).
     intents: ReadEvery[list[dict[str, Any]]] = field(init=False)

@@ -36,6 +36,8 @@ if TYPE_CHECKING:
     from kairos.messaging.ports import MessageLog
 
 PAST_CAMPAIGNS = 5
+# What check_cohorts accepts as ``by``, for the OpenAPI document (`[\s\S]`: an attribute name may hold any character).
+COHORT_BY_PATTERN = r"^(first_purchase_month|attributes\.[\s\S]+)$"
 
 
 def check_cohorts(by: str, metric: str) -> None:

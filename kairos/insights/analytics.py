@@ -25,13 +25,13 @@ from datetime import UTC, date, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from kairos.core.errors import InvalidInputError, KairosError, NotFoundError
-from kairos.insights import sql
+from kairos.insights import sql, stage_report
 from kairos.insights.measures import comparable_periods, forecast_from_outcomes, split_by_history
 
 if TYPE_CHECKING:
     from kairos.insights.ports import AnalyticsEngine, InsightStore
 
-ANALYSES = ("cohorts", "forecast", "rfm_thresholds")
+ANALYSES = ("cohorts", "forecast", "rfm_thresholds", "stages")
 QUERY_KIND = "analytics_query"  # the insight store's kind of the queries' documents, keyed by query id
 ARCHIVE_KIND, VERSION_KEY = "archive", "version"  # the archive's data version
 NO_VERSION = "0"  # before the archive function ever wrote
@@ -115,6 +115,11 @@ def rfm_thresholds_question() -> tuple[str, dict[str, Any]]:
     return "rfm_thresholds", {}
 
 
+def stages_question() -> tuple[str, dict[str, Any]]:
+    """Customers per funnel stage, conversion between stages and the days between (``stage_report``)."""
+    return "stages", {}
+
+
 def query_id(analysis: str, params: dict[str, Any], day: str, version: str) -> str:
     """The id of a question asked on ``day`` over the archive at ``version`` (32 hex digits)."""
     text = json.dumps([analysis, params, day, version], sort_keys=True, separators=(",", ":"))
@@ -133,6 +138,8 @@ def archive_query(analysis: str, params: dict[str, Any], as_of: datetime, dialec
         return sql.cohorts_query(as_of, params["max_periods"], dialect, table)
     if analysis == "rfm_thresholds":
         return sql.rfm_thresholds_query(as_of, dialect, table)
+    if analysis == "stages":
+        return stage_report.stages_query(as_of, dialect, table)
     if analysis == "forecast":
         periods = [(p["start"], p["end"]) for p in _forecast_periods(params, as_of)]
         if not periods:
@@ -148,6 +155,8 @@ def answer_from_rows(analysis: str, params: dict[str, Any], rows: list[dict[str,
         return {**matrix, "customers": sum(c["size"] for c in matrix["cohorts"])}
     if analysis == "rfm_thresholds":
         return sql.rfm_thresholds_from_row(rows, as_of).to_dict()
+    if analysis == "stages":
+        return stage_report.stages_from_rows(rows)
     comparable = _forecast_periods(params, as_of)
     got = sql.period_outcomes_from_row(rows, [(p["start"], p["end"]) for p in comparable])
     # As the forecast from aggregates: periods the data does not stand behind are left out, and listed.

@@ -8,17 +8,18 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from kairos.audiences.domain import Filter
+from kairos.core.schema_rules import JSON_INTEGER, empty, left_out, no_two
 from kairos.customers.schemas import _ID_PATTERN
 
 
 class SegmentPreviewIn(BaseModel):
     """An audience to count: a saved segment's name, or filters (the body of ``PUT /v1/segments/{name}``)."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", json_schema_extra=no_two(left_out("segment"), empty("filters")))
 
     segment: Annotated[str | None, Field(pattern=_ID_PATTERN, description="a saved segment's name")] = None
     filters: Annotated[list[Filter], Field(max_length=50)] = Field(default_factory=list)
-    sample: Annotated[int, Field(ge=0, le=100, description="how many customer ids to return")] = 20
+    sample: Annotated[int, Field(ge=0, le=100, description="how many customer ids to return"), JSON_INTEGER] = 20
 
     @model_validator(mode="after")
     def _one(self) -> SegmentPreviewIn:
@@ -57,7 +58,7 @@ class QueryAccepted(BaseModel):
     """A question the event archive answers: started, poll ``location`` until it answers 200."""
 
     query_id: str
-    analysis: Literal["cohorts", "forecast", "rfm_thresholds"]
+    analysis: Literal["cohorts", "forecast", "rfm_thresholds", "stages"]
     status: Literal["running"] = "running"
     location: str = Field(description="the URL to poll (also the `Location` header)")
     retry_after: int = Field(description="seconds to wait before polling (also the `Retry-After` header)")
@@ -116,17 +117,24 @@ class CohortMatrix(BaseModel):
 
 
 class ForecastIn(BaseModel):
-    """The audience (a saved segment, filters, or a journey's entry segment) and the period to forecast."""
+    """The audience (a saved segment, filters, or a journey's entry segment) and the period to forecast.
 
-    model_config = ConfigDict(extra="forbid")
+    ``end`` is after ``start``, at most 366 days after it (a rule JSON Schema cannot state).
+    """
+
+    model_config = ConfigDict(
+        extra="forbid", json_schema_extra=no_two(left_out("segment"), empty("filters"), left_out("journey_id"))
+    )
 
     segment: Annotated[str | None, Field(pattern=_ID_PATTERN)] = None
     filters: Annotated[list[Filter], Field(max_length=50)] = Field(default_factory=list)
     journey_id: Annotated[str | None, Field(pattern=r"^[0-9a-f]{32}$")] = None
     start: date
-    end: date = Field(description="the first day after the period")
-    years: Annotated[int, Field(ge=0, le=10, description="the same dates in this many earlier years")] = 3
-    previous_periods: Annotated[int, Field(ge=0, le=12, description="periods of the same length just before")] = 3
+    end: date = Field(description="the first day after the period: after start, at most 366 days after it")
+    years: Annotated[int, Field(ge=0, le=10, description="the same dates in this many earlier years"), JSON_INTEGER] = 3
+    previous_periods: Annotated[
+        int, Field(ge=0, le=12, description="periods of the same length just before"), JSON_INTEGER
+    ] = 3
 
     @model_validator(mode="after")
     def _check(self) -> ForecastIn:

@@ -362,6 +362,8 @@ def comparable_periods(
     length = (end - start).days
     out = []
     for y in range(1, years + 1):
+        if start.year - y < date.min.year:
+            break  # the calendar has no year before 1: no such period
         try:
             s = start.replace(year=start.year - y)
         except ValueError:  # 29 February

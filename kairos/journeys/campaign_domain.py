@@ -4,25 +4,41 @@ fallback order, a send time, an offer window and a control group. It runs as a j
 
 from __future__ import annotations
 
-from datetime import datetime, time
+from datetime import datetime
 from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from kairos.audiences.domain import Audience
 from kairos.core.constants import DEFAULT_TOPIC, POOL_NAME_PATTERN, TOPIC_PATTERN
-from kairos.journeys.variant_domain import VARIANTS_HELP, AutoPromote, ContentVariants, check_content
-from kairos.messaging.content import Channel, FrequencyCap, Messages, QuietHoursIn
+from kairos.core.schema_rules import JSON_INTEGER, JSON_NUMBER, given, rules, when
+from kairos.customers.schemas import Timestamp
+from kairos.journeys.variant_domain import (
+    CONTENT_RULE_HELP,
+    VARIANTS_HELP,
+    AutoPromote,
+    ContentVariants,
+    check_content,
+    content_rules,
+)
+from kairos.messaging.content import Channel, FrequencyCap, LocalTimeOfDay, Messages, QuietHoursIn
 
 # How far ahead a campaign may start, and how long it may run: a year (a date in 9999 is a typo).
 MAX_SCHEDULE_DAYS = 366
 
 
 class SendTime(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra=rules(
+            when({"required": ["mode"], "properties": {"mode": {"const": "fixed"}}}, given("local_time"))
+        ),
+    )
     mode: Literal["optimized", "fixed", "immediate"] = "optimized"
-    local_time: time | None = Field(default=None, description="for fixed: time of day in each customer's zone")
-    explore_share: Annotated[float, Field(ge=0, le=0.5)] = 0.1
+    local_time: LocalTimeOfDay | None = Field(
+        default=None, description="for fixed: time of day in each customer's zone"
+    )
+    explore_share: Annotated[float, Field(ge=0, le=0.5), JSON_NUMBER] = 0.1
     within_hours: Annotated[
         int,
         Field(
@@ -31,6 +47,7 @@ class SendTime(BaseModel):
             description="optimized: look for the best hour within this many hours of the launch, so the "
             "sequence's later steps still fit before the offer expires (Braze and Klaviyo use 24)",
         ),
+        JSON_INTEGER,
     ] = 24
 
     @model_validator(mode="after")
@@ -41,27 +58,36 @@ class SendTime(BaseModel):
 
 
 class CampaignIn(BaseModel):
-    """``POST /v1/campaigns``."""
+    """``POST /v1/campaigns``.
 
-    model_config = ConfigDict(extra="forbid")
+    ``expires_at`` is after ``starts_at`` (when given) and now, each at most ``MAX_SCHEDULE_DAYS`` ahead: rules
+    JSON Schema cannot state. A named segment must exist.
+    """
+
+    model_config = ConfigDict(extra="forbid", json_schema_extra=rules(*content_rules("messages")))
 
     name: Annotated[str, Field(min_length=1, max_length=200)]
     audience: Audience
-    messages: Messages | None = Field(default=None, description="the content per channel (or variants)")
+    messages: Messages | None = Field(
+        default=None, description=f"the content per channel (or variants). {CONTENT_RULE_HELP}"
+    )
     variants: ContentVariants | None = Field(default=None, description=VARIANTS_HELP)
     auto_promote: AutoPromote | None = None
-    channels: Annotated[list[Channel], Field(min_length=1, max_length=4, description="fallback order")]
+    channels: Annotated[
+        list[Channel],
+        Field(min_length=1, max_length=4, description="fallback order", json_schema_extra={"uniqueItems": True}),
+    ]
     wait_hours: Annotated[
-        list[Annotated[float, Field(gt=0, le=24 * 30)]],
+        list[Annotated[float, Field(gt=0, le=24 * 30), JSON_NUMBER]],
         Field(min_length=1, description="how long to wait for engagement after each step (last value repeats)"),
     ] = [24.0]
     starts_at: Annotated[
-        datetime | None, Field(description=f"at most {MAX_SCHEDULE_DAYS} days ahead; none: the timer's next tick")
+        Timestamp | None, Field(description=f"at most {MAX_SCHEDULE_DAYS} days ahead; none: the timer's next tick")
     ] = None
-    expires_at: Annotated[datetime, Field(description=f"after the start, at most {MAX_SCHEDULE_DAYS} days after it")]
+    expires_at: Annotated[Timestamp, Field(description=f"after the start, at most {MAX_SCHEDULE_DAYS} days after it")]
     quiet_hours: QuietHoursIn | None = None
     frequency_cap: FrequencyCap | None = None
-    control_share: Annotated[float, Field(ge=0, le=0.9)] = 0.1
+    control_share: Annotated[float, Field(ge=0, le=0.9), JSON_NUMBER] = 0.1
     attribution_days: Annotated[
         int,
         Field(
@@ -69,6 +95,7 @@ class CampaignIn(BaseModel):
             le=90,
             description="a purchase this many days after the launch (or the message) counts as a conversion",
         ),
+        JSON_INTEGER,
     ] = 7
     send_time: SendTime = Field(default_factory=SendTime)
     topic: Annotated[str, Field(pattern=TOPIC_PATTERN, description="what the campaign is about (news, offers...)")] = (

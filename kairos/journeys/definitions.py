@@ -81,12 +81,16 @@ def set_status(journey_id: str, status: str, store: JourneyStore, now: datetime)
 
 
 def segment_filters(segments: SegmentStore) -> Callable[[str], list[Filter] | None]:
-    """A reader of saved segments' filters (``None`` for a segment that is gone)."""
+    """A reader of saved segments' filters (``None`` for a segment that is gone), each read once: build one per
+    invocation, so a batch or a scan evaluates every customer against the same filters, read once."""
+    seen: dict[str, list[Filter] | None] = {}
 
     def read(name: str) -> list[Filter] | None:
-        try:
-            return [Filter.model_validate(f) for f in segments.get_segment(name).get("filters") or []]
-        except NotFoundError:
-            return None
+        if name not in seen:
+            try:
+                seen[name] = [Filter.model_validate(f) for f in segments.get_segment(name).get("filters") or []]
+            except NotFoundError:
+                seen[name] = None
+        return seen[name]
 
     return read

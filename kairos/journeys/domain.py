@@ -29,87 +29,52 @@ unless the email was opened; a purchase ends it)::
 from __future__ import annotations
 
 import json
-import re
 from dataclasses import dataclass, field
-from datetime import datetime, time
+from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from kairos.audiences.domain import Filter
-from kairos.core.constants import DEFAULT_TOPIC, EVENT_TYPE_PATTERN, EVENT_TYPES, POOL_NAME_PATTERN, TOPIC_PATTERN
-from kairos.customers.schemas import _ID_PATTERN
+from kairos.core.constants import DEFAULT_TOPIC, POOL_NAME_PATTERN, TOPIC_PATTERN
+from kairos.core.schema_rules import (
+    JSON_INTEGER,
+    JSON_NUMBER,
+    JsonBool,
+    empty,
+    exactly_one,
+    given,
+    left_out,
+    rules,
+    when,
+)
+from kairos.customers.schemas import _ID_PATTERN, Timestamp
+from kairos.journeys.condition_domain import (
+    CUSTOMER_FIELD_PATTERN,
+    OWN_FIELD_PATTERN,
+    Condition,
+    EventType,
+    own_event_field,
+)
 from kairos.journeys.variant_domain import (
+    CONTENT_RULE_HELP,
     VARIANT_RESULTS_HELP,
     VARIANTS_HELP,
     AutoPromote,
     ContentVariants,
     check_content,
+    content_rules,
 )
-from kairos.messaging.content import Channel, FrequencyCap, Messages, QuietHoursIn
+from kairos.messaging.content import Channel, FrequencyCap, LocalTimeOfDay, Messages, QuietHoursIn
 
 NodeId = Annotated[str, Field(pattern=r"^[A-Za-z][A-Za-z0-9_-]{0,63}$")]
 Topic = Annotated[str, Field(pattern=TOPIC_PATTERN)]
 PoolName = Annotated[str, Field(pattern=POOL_NAME_PATTERN)]
-Op = Literal["eq", "ne", "gt", "gte", "lt", "lte", "in", "exists", "not_exists", "contains"]
-EVENT_FIELDS = ("type", "channel", "product_id", "quantity", "amount", "currency", "text", "message_id")
 MAX_NODES = 100
-
-
-def _event_type(value: str) -> str:
-    if not re.match(EVENT_TYPE_PATTERN, value):
-        raise ValueError(
-            f"'{value}' is not an event type: one of {', '.join(EVENT_TYPES)}, or your own in lower-case letters, "
-            "digits and underscores (order_shipped)"
-        )
-    return value
-
-
-EventType = Annotated[str, AfterValidator(_event_type)]
 
 
 # A task node's static detail, as JSON: well inside EventBridge's 256 KB per entry.
 MAX_TASK_DETAIL_BYTES = 64 * 1024
-
-
-class Condition(BaseModel):
-    """One condition of a split or an entry.
-
-    ``field`` is ``event.<name>`` (the event that started the journey: ``event.amount``,
-    ``event.properties.<key>``), any audience filter field (``attributes.<name>``, ``purchase_count``,
-    ``consent.email``... as in segments), or ``segment`` (``value``: a saved segment's name, ``op`` ``eq``/``ne``).
-    In an entry's ``where``, fields are the entering event's own (``amount``, ``properties.<key>``).
-    """
-
-    model_config = ConfigDict(extra="forbid")
-
-    field: Annotated[str, Field(min_length=1, max_length=200)]
-    op: Op = "eq"
-    value: Any = None
-
-    @model_validator(mode="after")
-    def _check(self) -> Condition:
-        if self.op == "in" and not isinstance(self.value, list):
-            raise ValueError("'in' takes a list")
-        if self.op in ("gt", "gte", "lt", "lte") and (
-            not isinstance(self.value, int | float | str) or isinstance(self.value, bool)
-        ):
-            raise ValueError(f"'{self.op}' compares with a number or a string")
-        f = self.field
-        if f.startswith("event."):
-            rest = f[len("event.") :]
-            if rest not in EVENT_FIELDS and not (rest.startswith("properties.") and len(rest) > len("properties.")):
-                raise ValueError(f"unknown event field '{rest}' (one of {', '.join(EVENT_FIELDS)}, properties.<key>)")
-        elif f == "segment":
-            if self.op not in ("eq", "ne") or not isinstance(self.value, str):
-                raise ValueError("'segment' takes op eq or ne and a segment name")
-        elif not _own_event_field(f) and self.op != "contains":
-            Filter(field=f, op=self.op, value=self.value)  # the same rules as a segment's filters
-        return self
-
-
-def _own_event_field(name: str) -> bool:
-    return name in EVENT_FIELDS or (name.startswith("properties.") and len(name) > len("properties."))
 
 
 class Schedule(BaseModel):
@@ -117,8 +82,8 @@ class Schedule(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    at: datetime
-    every_hours: Annotated[float | None, Field(ge=1, le=24 * 366)] = None
+    at: Timestamp
+    every_hours: Annotated[float | None, Field(ge=1, le=24 * 366), JSON_NUMBER] = None
 
     @field_validator("at")
     @classmethod
@@ -139,17 +104,40 @@ class EventEntry(BaseModel):
       ``yearly`` the month and day recur: a birthday), checked every hour;
     - ``schedule``: every member of ``segment`` (or of ``filters``, or everybody) at ``schedule.at``, or every
       ``schedule.every_hours`` from then on. A campaign is a journey with this entry.
+
+    ``where`` applies to an event entry, ``filters`` to a scheduled one.
     """
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra=rules(
+            {
+                "oneOf": [
+                    given("event"),
+                    given("date_attribute"),
+                    given("schedule"),
+                    rules(given("segment"), left_out("schedule")),
+                ]
+            },
+            {"anyOf": [empty("where"), given("event")]},
+            {"anyOf": [empty("filters"), given("schedule")]},
+        ),
+    )
 
     event: Annotated[EventType | None, Field(description="an event type, e.g. cart_abandon")] = None
-    where: Annotated[list[Condition], Field(max_length=20)] = Field(default_factory=list)
+    where: Annotated[
+        list[Condition],
+        Field(
+            max_length=20,
+            description="conditions on the event's own fields (amount, properties.<key>)",
+            json_schema_extra={"items": {"properties": {"field": {"pattern": OWN_FIELD_PATTERN}}}},
+        ),
+    ] = Field(default_factory=list)
     segment: Annotated[str | None, Field(pattern=_ID_PATTERN, description="a saved segment's name")] = None
     on: Literal["enter", "leave"] = "enter"
     date_attribute: Annotated[str | None, Field(min_length=1, max_length=128)] = None
-    days_before: Annotated[float, Field(ge=-365, le=365)] = 0
-    yearly: bool = False
+    days_before: Annotated[float, Field(ge=-365, le=365), JSON_NUMBER] = 0
+    yearly: JsonBool = False
     schedule: Schedule | None = None
     filters: Annotated[
         list[Filter], Field(max_length=50, description="a scheduled entry's audience, beside or instead of segment")
@@ -159,7 +147,7 @@ class EventEntry(BaseModel):
     @classmethod
     def _own_fields(cls, value: list[Condition]) -> list[Condition]:
         for c in value:
-            if not _own_event_field(c.field):
+            if not own_event_field(c.field):
                 raise ValueError(f"entry conditions read the event's own fields, not '{c.field}'")
         return value
 
@@ -195,18 +183,24 @@ class Reentry(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     mode: Literal["once", "once_per", "every_time"] = "once_per"
-    days: Annotated[float, Field(gt=0, le=3650)] = 7
+    days: Annotated[float, Field(gt=0, le=3650), JSON_NUMBER] = 7
 
 
 class Delay(BaseModel):
     """Wait: ``hours``; or until the next ``local_time`` in the customer's zone; or until the customer's best
     hour within ``best_hour_within_hours`` (the send-time model, asked at this node, for this message)."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra=rules(
+            exactly_one("hours", "local_time", "best_hour_within_hours"),
+            {"anyOf": [{"properties": {"explore_share": {"const": 0}}}, given("best_hour_within_hours")]},
+        ),
+    )
     type: Literal["delay"]
-    hours: Annotated[float | None, Field(gt=0, le=24 * 365)] = None
-    local_time: time | None = None
-    best_hour_within_hours: Annotated[int | None, Field(ge=1, le=168)] = None
+    hours: Annotated[float | None, Field(gt=0, le=24 * 365), JSON_NUMBER] = None
+    local_time: LocalTimeOfDay | None = None
+    best_hour_within_hours: Annotated[int | None, Field(ge=1, le=168), JSON_INTEGER] = None
     explore_share: Annotated[
         float,
         Field(
@@ -215,6 +209,7 @@ class Delay(BaseModel):
             description="best hour: the share of customers sent at another hour, so the model "
             "keeps learning about hours it does not pick (logged with its probability)",
         ),
+        JSON_NUMBER,
     ] = 0.0
     next: NodeId
 
@@ -242,21 +237,29 @@ class WaitFor(BaseModel):
     type: Literal["wait_for"]
     event: EventType
     where: Annotated[list[Condition], Field(max_length=20)] = Field(default_factory=list)
-    timeout_hours: Annotated[float, Field(gt=0, le=24 * 365)]
+    timeout_hours: Annotated[float, Field(gt=0, le=24 * 365), JSON_NUMBER]
     on_event: NodeId
     on_timeout: NodeId
 
 
 class Branch(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    when: Annotated[list[Condition], Field(min_length=1, max_length=20, description="all must hold")]
+    when: Annotated[
+        list[Condition],
+        Field(
+            min_length=1,
+            max_length=20,
+            description="all must hold; the entering event's fields as event.<name>",
+            json_schema_extra={"items": {"properties": {"field": {"pattern": CUSTOMER_FIELD_PATTERN}}}},
+        ),
+    ]
     next: NodeId
 
     @field_validator("when")
     @classmethod
     def _customer_fields(cls, value: list[Condition]) -> list[Condition]:
         for c in value:
-            if _own_event_field(c.field):
+            if own_event_field(c.field):
                 raise ValueError(f"a split reads the entering event as 'event.{c.field}', not '{c.field}'")
         return value
 
@@ -273,7 +276,7 @@ class Split(BaseModel):
 class Variant(BaseModel):
     model_config = ConfigDict(extra="forbid")
     name: Annotated[str, Field(pattern=_ID_PATTERN)]
-    share: Annotated[float, Field(gt=0, le=1)]
+    share: Annotated[float, Field(gt=0, le=1), JSON_NUMBER]
     next: NodeId
 
 
@@ -294,17 +297,27 @@ class RandomSplit(BaseModel):
         return self
 
 
+def _sends_on(channel: str) -> dict[str, Any]:
+    return {"required": ["channel"], "properties": {"channel": {"const": channel}}}
+
+
 class Message(BaseModel):
     """Send on ``channel``, or on the customer's ``best`` channel (the first of ``channels`` they can receive,
     in the order the model ranks them when it has ranked them)."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra=rules(
+            when(_sends_on("best"), {"required": ["channels"], "properties": {"channels": {"minItems": 1}}}),
+            *content_rules(),
+        ),
+    )
     type: Literal["message"]
     channel: Literal["email", "sms", "push", "messenger", "best"]
     channels: Annotated[list[Channel], Field(max_length=4, description="for best: the candidates")] = Field(
         default_factory=list
     )
-    content: Messages | None = None
+    content: Messages | None = Field(default=None, description=f"the content (or variants). {CONTENT_RULE_HELP}")
     variants: ContentVariants | None = Field(default=None, description=VARIANTS_HELP)
     auto_promote: AutoPromote | None = None
     promo_pool: PoolName | None = Field(
@@ -328,19 +341,19 @@ class Cycle(BaseModel):
     whichever is first. ``rounds`` > 1 goes through the channels again. ``wait_hours`` may be a list: the wait
     after each message in turn (the last value repeats)."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", json_schema_extra=rules(*content_rules()))
     type: Literal["cycle"]
-    channels: Annotated[list[Channel], Field(min_length=1, max_length=4)]
-    content: Messages | None = None
+    channels: Annotated[list[Channel], Field(min_length=1, max_length=4, json_schema_extra={"uniqueItems": True})]
+    content: Messages | None = Field(default=None, description=f"the content (or variants). {CONTENT_RULE_HELP}")
     variants: ContentVariants | None = Field(default=None, description=VARIANTS_HELP)
     auto_promote: AutoPromote | None = None
     wait_hours: (
-        Annotated[float, Field(gt=0, le=24 * 30)]
-        | Annotated[list[Annotated[float, Field(gt=0, le=24 * 30)]], Field(min_length=1, max_length=40)]
+        Annotated[float, Field(gt=0, le=24 * 30), JSON_NUMBER]
+        | Annotated[list[Annotated[float, Field(gt=0, le=24 * 30), JSON_NUMBER]], Field(min_length=1, max_length=40)]
     ) = 24
-    rounds: Annotated[int, Field(ge=1, le=10)] = 1
-    expires_after_hours: Annotated[float | None, Field(gt=0, le=24 * 365)] = None
-    expires_at: datetime | None = None
+    rounds: Annotated[int, Field(ge=1, le=10), JSON_INTEGER] = 1
+    expires_after_hours: Annotated[float | None, Field(gt=0, le=24 * 365), JSON_NUMBER] = None
+    expires_at: Timestamp | None = None
     expires_at_field: Annotated[str | None, Field(pattern=r"^properties\.[A-Za-z0-9_.-]{1,100}$")] = None
     promo_pool: PoolName | None = Field(
         default=None,
@@ -419,7 +432,9 @@ class JourneyIn(BaseModel):
     name: Annotated[str, Field(min_length=1, max_length=200)]
     entry: EventEntry
     reentry: Reentry = Field(default_factory=Reentry)
-    control_share: Annotated[float, Field(ge=0, le=0.9, description="entries held out, never messaged")] = 0.0
+    control_share: Annotated[
+        float, Field(ge=0, le=0.9, description="entries held out, never messaged"), JSON_NUMBER
+    ] = 0.0
     exit_on: Annotated[list[EventType], Field(max_length=10, description="event types that end every path")] = Field(
         default_factory=list
     )
@@ -431,7 +446,7 @@ class JourneyIn(BaseModel):
     frequency_cap: FrequencyCap | None = Field(
         default=None, description="counts every message of the channel, from any journey or campaign"
     )
-    transactional: bool = Field(
+    transactional: JsonBool = Field(
         default=False,
         description="an order or account message: the deployment's default quiet hours and frequency caps do not "
         "hold it back (its own quiet_hours and frequency_cap still do), nor does an unsubscribe from its topic; "
@@ -442,9 +457,11 @@ class JourneyIn(BaseModel):
         description="what the messages are about (news, offers...): a customer may unsubscribe from a topic "
         "(the one-click link of every marketing email, the preference page)",
     )
-    max_days: Annotated[float, Field(gt=0, le=365, description="a path ends this long after entry")] = 30
+    max_days: Annotated[float, Field(gt=0, le=365, description="a path ends this long after entry"), JSON_NUMBER] = 30
     attribution_days: Annotated[
-        int, Field(ge=1, le=90, description="a purchase this many days after entering counts as a conversion")
+        int,
+        Field(ge=1, le=90, description="a purchase this many days after entering counts as a conversion"),
+        JSON_INTEGER,
     ] = 7
     start: NodeId
     nodes: Annotated[dict[str, Node], Field(min_length=1, max_length=MAX_NODES)]

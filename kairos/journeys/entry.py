@@ -2,7 +2,8 @@
 campaign is a journey with a scheduled entry for an audience); wake waiting paths; start due steps.
 
 An entry runs the path's first nodes at once as far as they have no side effect (a best-hour delay is
-decided here), so a path that waits holds no execution until its time comes.
+decided here), so a path that waits holds no execution until its time comes. One customer's entry is
+:mod:`kairos.journeys.entrance`; segment membership and its moves, :mod:`kairos.journeys.membership`.
 """
 
 from __future__ import annotations
@@ -10,7 +11,6 @@ from __future__ import annotations
 import json
 import threading
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -19,19 +19,9 @@ from kairos.core.errors import ConflictError
 from kairos.core.observability import logger
 from kairos.core.timeutil import parse_ts, utc_iso
 from kairos.journeys.domain import WaitFor
-from kairos.journeys.paths import (
-    ENGAGEMENT,
-    MEMBER,
-    PATH_RETENTION,
-    WAITING_STATUS,
-    event_matches,
-    path_key,
-    save_path,
-    step_name,
-    step_payload,
-)
-from kairos.messaging.consent import may_send
-from kairos.models.timing import in_global_control, stable_unit
+from kairos.journeys.entrance import Entrance, enter, trigger_of
+from kairos.journeys.membership import PROFILE_ITEM, on_profile_change, segment_check
+from kairos.journeys.paths import ENGAGEMENT, MEMBER, WAITING_STATUS, event_matches, save_path, step_name, step_payload
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -40,155 +30,8 @@ if TYPE_CHECKING:
     from kairos.audiences.domain import Filter
     from kairos.audiences.matching import CustomerHistory
     from kairos.customers.domain import CustomerRecord
-    from kairos.customers.ports import CustomerStore
     from kairos.journeys.domain import Journey
     from kairos.journeys.ports import JourneyStarter, JourneyStore
-
-
-def _trigger(event: dict[str, Any]) -> dict[str, Any]:
-    """What a path keeps of the event that started it (for splits and expiries), never contact data."""
-    keep = ("event_id", "type", "timestamp", "channel", "product_id", "quantity", "amount", "currency", "properties")
-    return {k: event[k] for k in keep if event.get(k) is not None}
-
-
-@dataclass
-class Entry:
-    journey_id: str
-    outcome: str  # entered | control | skipped | already_entered
-    path: dict[str, Any] | None
-
-
-@dataclass
-class Entrance:
-    """What letting customers in reads and writes.
-
-    Parameters
-    ----------
-    customers, store
-        The customers, and the journeys with their paths and entry scans.
-    starter
-        Starts a path's step (the journey step state machine) when it is due at entry.
-    segment_filters
-        Reads a saved segment's filters (``None``: the segment is gone).
-    first_run
-        Runs a new path's first nodes in place, without side effects (:func:`kairos.journeys.runner.first_nodes`).
-    global_control_share
-        The deployment's share of customers held out of everything.
-    history
-        What ``events.<type>`` and ``messages.<status>`` filters count, for a list of filters (one reader per
-        scan shard: a reader keeps the customer it evaluates).
-    """
-
-    customers: CustomerStore
-    store: JourneyStore
-    starter: JourneyStarter
-    segment_filters: Callable[[str], list[Filter] | None] | None = None
-    first_run: Callable[[Journey, dict[str, Any], CustomerRecord, datetime], None] | None = None
-    global_control_share: float = 0.0
-    history: Callable[[list[Filter]], CustomerHistory | None] | None = None
-
-
-def enter(
-    journey: Journey,
-    customer_id: str,
-    occasion: str,
-    trigger: dict[str, Any],
-    record: CustomerRecord | None,
-    entrance: Entrance,
-    now: datetime,
-) -> Entry:
-    """Let a customer into the journey, if its re-entry rule, consent and control group allow.
-
-    The path's first nodes run before it is stored (``entrance.first_run``): a path that then waits starts
-    no step until it is due.
-
-    ``occasion`` names what let them in (``e-<event id>``, ``s-<event id>`` for a segment change,
-    ``d-<date>``, ``r-<run>``): the entry id is ``once`` for a journey entered once per customer, else the
-    occasion, so one occasion is one entry however often it is seen; ``once_per`` also refuses an entry
-    within ``days`` of the previous one.
-    """
-    definition = journey.definition
-    store, starter = entrance.store, entrance.starter
-    cid = customer_id  # the path's key and every message id name the customer by this
-    rule = definition.reentry
-    if rule.mode == "once":
-        entry_id = "once"
-    else:
-        entry_id = occasion
-        if rule.mode == "once_per":
-            since = now - timedelta(days=rule.days)
-            for p in store.customer_paths(cid, journey.journey_id):
-                if p["entry_id"] not in (entry_id, MEMBER) and parse_ts(p["entered_at"]) > since:
-                    return Entry(journey.journey_id, "already_entered", None)
-    path: dict[str, Any] = {
-        "customer_id": cid,
-        "key": path_key(journey.journey_id, entry_id),
-        "journey_id": journey.journey_id,
-        "version": journey.version,
-        "entry_id": entry_id,
-        "entered_at": utc_iso(now),
-        "trigger": trigger,
-        "node": definition.start,
-        "node_at": utc_iso(now),
-        "seq": 0,
-        "state": {},
-        "visits": {},
-        "messages": [],
-        "updated_at": utc_iso(now),
-        "expires_at": int((now + timedelta(days=definition.max_days) + PATH_RETENTION).timestamp()),
-    }
-    channels = sorted(definition.channels())
-    if in_global_control(cid, entrance.global_control_share):
-        outcome = "control"
-        path.update(status="control", exit_reason="global control group", global_control=True)
-    elif stable_unit("journey-control", journey.journey_id, cid, entry_id) < definition.control_share:
-        outcome = "control"
-        path.update(status="control", exit_reason="control group")
-    elif channels and not any(may_send(record, ch, definition.topic, definition.transactional)[0] for ch in channels):
-        outcome = "skipped"
-        path.update(status="skipped", exit_reason="no channel of the journey may reach the customer")
-    else:
-        outcome = "entered"
-        path.update(status=WAITING_STATUS, wake_at=utc_iso(now))
-    if outcome == "entered" and entrance.first_run is not None and record is not None:
-        entrance.first_run(journey, path, record, now)
-    if not store.create_path(path):
-        return Entry(journey.journey_id, "already_entered", None)
-    if path.get("status") == WAITING_STATUS and parse_ts(path["wake_at"]) <= now:
-        starter.start(step_name(path), step_payload(path))
-    return Entry(journey.journey_id, outcome, path)
-
-
-def _segment_move(
-    journey: Journey, record: CustomerRecord, inside: bool, store: JourneyStore, now: datetime
-) -> str | None:
-    """Record whether the customer is in the journey's segment; ``"enter"``/``"leave"`` when that changed."""
-    key = path_key(journey.journey_id, MEMBER)
-    marker = store.get_path(record.customer_id, key)
-    was = marker is not None and marker.get("status") == MEMBER
-    if was == inside:
-        return None
-    if marker is None:
-        marker = {
-            "customer_id": record.customer_id,
-            "key": key,
-            "journey_id": journey.journey_id,
-            "version": journey.version,
-            "entry_id": MEMBER,
-            "entered_at": utc_iso(now),
-            "seq": 0,
-            "status": MEMBER,
-            "expires_at": int((now + PATH_RETENTION).timestamp()),
-        }
-        if not store.create_path(marker):
-            return None  # another delivery of the same change got there first
-    else:
-        marker["status"] = MEMBER if inside else "left"
-        try:
-            save_path(marker, store, now)
-        except ConflictError:
-            return None
-    return "enter" if inside else "leave"
 
 
 def on_events(
@@ -200,7 +43,7 @@ def on_events(
     out of) and wakes the customer's waiting paths at once when the event is one they wait for or one that
     ends them, instead of at their timeout.
     """
-    store, starter, segment_filters = entrance.store, entrance.starter, entrance.segment_filters
+    store, starter = entrance.store, entrance.starter
     counts = {"entered": 0, "control": 0, "skipped": 0, "already_entered": 0, "woken": 0}
     active = [j for j in journeys if j.is_active]
     by_event = [j for j in active if j.definition.entry.kind == "event"]
@@ -216,18 +59,12 @@ def on_events(
             if record is None or record.erased:
                 continue
             for journey in matching:
-                out = enter(journey, cid, f"e-{event['event_id']}", _trigger(event), record, entrance, now)
+                out = enter(journey, cid, f"e-{event['event_id']}", trigger_of(event), record, entrance, now)
                 counts[out.outcome] += 1
             for journey in by_segment:
-                entry = journey.definition.entry
-                filters = segment_filters(entry.segment or "") if segment_filters else None
-                if filters is None:
-                    continue
-                move = _segment_move(journey, record, matches(record, filters, now), store, now)
-                if move == entry.on:
-                    trigger = {**_trigger(event), "segment": entry.segment, "segment_change": move}
-                    out = enter(journey, cid, f"s-{event['event_id']}", trigger, record, entrance, now)
-                    counts[out.outcome] += 1
+                seg = segment_check(journey, record, entrance, now, f"s-{event['event_id']}", trigger_of(event))
+                if seg is not None:
+                    counts[seg.outcome] += 1
         if event.get("type") in waking:
             counts["woken"] += wake_paths(cid, event, store, starter, now)
     return counts
@@ -280,10 +117,12 @@ def scan_entries(
     shards: int = 1,
     workers: int = 1,
 ) -> dict[str, int]:
-    """Date-attribute and scheduled entries: scan the customers for each journey whose run is due.
+    """Date-attribute, scheduled and segment entries: scan the customers for each journey whose run is due.
 
     A date journey runs every hour (a customer enters once per date: its entry id is the date), a scheduled
-    one (a campaign) at each of its runs, for the members of its segment and filters.
+    one (a campaign) at each of its runs, for the members of its segment and filters. A segment journey is
+    scanned once when it is activated or changed: those in its segment then enter (as they would on their next
+    event), and every customer whose membership time alone may change gets a marker that wakes when it does.
 
     The scan is paced and resumable. A run's customers are split into ``shards`` (a parallel scan), scanned by
     up to ``workers`` threads at once (each a page at a time: the work waits on the store, so threads overlap
@@ -294,9 +133,14 @@ def scan_entries(
     counts = dict.fromkeys(ENTRY_COUNTS, 0)
     for journey in journeys:
         entry = journey.definition.entry
-        if not journey.is_active or entry.kind not in ("date", "schedule"):
+        if not journey.is_active or entry.kind not in ("date", "schedule", "segment"):
             continue
-        run = now.replace(minute=0, second=0, microsecond=0) if entry.kind == "date" else _run_of(entry, now)
+        if entry.kind == "segment":  # once per activation or change of the journey: who is in the segment now
+            run = parse_ts(journey.updated_at)
+        elif entry.kind == "date":
+            run = now.replace(minute=0, second=0, microsecond=0)
+        else:
+            run = _run_of(entry, now)
         if run is None:
             continue
         filters: list[Filter] = list(entry.filters)
@@ -357,13 +201,21 @@ class _Scan:
         """Scan one shard a page at a time while the invocation has time left, saving after every page."""
         entry = self.journey.definition.entry
         history = self.entrance.history
-        reader = history(self.filters) if history is not None and entry.kind == "schedule" else None
+        reader = history(self.filters) if history is not None and entry.kind in ("schedule", "segment") else None
         cursor = (self.state.get("cursors") or {}).get(str(shard))
         while True:
             records, cursor = self.entrance.customers.scan_customers(shard, self.total, cursor, self.page_size)
             page = dict.fromkeys(ENTRY_COUNTS, 0)
             for rec in records:
                 page["scanned"] += 1
+                if entry.kind == "segment":
+                    # Marks who is in the segment and when time may change it; those in it enter now.
+                    occasion, trigger = f"a-{self.run:%Y%m%dT%H%M%S}", {"type": "activation", "at": utc_iso(self.run)}
+                    seg = segment_check(self.journey, rec, self.entrance, self.now, occasion, trigger, reader)
+                    if seg is not None:
+                        page[seg.outcome] += 1
+                        page["matched"] += 1
+                    continue
                 occasion_trigger = self.occasion(rec, reader)
                 if occasion_trigger is None:
                     continue
@@ -438,45 +290,68 @@ def wake_paths(
     return woken
 
 
-def start_due(store: JourneyStore, starter: JourneyStarter, now: datetime, limit: int = 1000, workers: int = 1) -> int:
-    """The timer: start the step of every waiting path whose time has come (a start made before is refused).
+def start_due(
+    store: JourneyStore,
+    starter: JourneyStarter,
+    now: datetime,
+    limit: int = 1000,
+    workers: int = 1,
+    recheck: Callable[[list[dict[str, Any]]], Any] | None = None,
+) -> int:
+    """The timer: start the step of every waiting path whose time has come (a start made before is refused), and
+    hand the segment membership markers that are due to ``recheck`` (:func:`recheck_members`). Returns how many
+    steps were started.
 
     With ``workers`` > 1 the starts overlap (each waits on Step Functions), so a best hour shared by many
     customers is started at the rate the ``StartExecution`` quota allows rather than one call at a time.
     """
-    due = [p for p in store.due_paths(utc_iso(now), limit) if p.get("status") == WAITING_STATUS]
+    found = store.due_paths(utc_iso(now), limit)
+    markers = [p for p in found if p.get("entry_id") == MEMBER]
+    if markers:
+        if recheck is None:
+            raise ValueError("membership markers are due: the timer must recheck them")
+        recheck(markers)
+    due = [p for p in found if p.get("status") == WAITING_STATUS and p.get("entry_id") != MEMBER]
 
     def start(path: dict[str, Any]) -> bool:
         return starter.start(step_name(path), step_payload(path))
 
     if workers <= 1 or len(due) <= 1:
-        return sum(1 for p in due if start(p))
-    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="due") as pool:
-        return sum(1 for ok in pool.map(start, due) if ok)
+        started = sum(1 for p in due if start(p))
+    else:
+        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="due") as pool:
+            started = sum(1 for ok in pool.map(start, due) if ok)
+    return started
 
 
 def on_stream(
     records: list[dict[str, Any]], journeys: list[Journey], entrance: Entrance, now: datetime
 ) -> dict[str, Any]:
-    """The trigger path: the events table's stream records (inserted events, in order) -> entries and wake-ups.
+    """The trigger path: the events table's stream records (inserted events and profile changes, in order) ->
+    entries and wake-ups.
 
     Returns the counts and ``batchItemFailures``: on the first record that fails, the stream is told to resume
     from it (what came before is done, and doing it again changes nothing: entries and starts are idempotent).
     """
-    counts: dict[str, Any] = {"events": 0}
+    counts: dict[str, Any] = {"events": 0, "profile_changes": 0}
     for rec in records:
         ddb = rec.get("dynamodb", {})
-        sk = ddb.get("Keys", {}).get("sk", {}).get("S", "")
-        if rec.get("eventName") != "INSERT" or not sk.startswith("e#"):
+        keys = ddb.get("Keys", {})
+        sk = keys.get("sk", {}).get("S", "")
+        profile = sk == PROFILE_ITEM and rec.get("eventName") in ("INSERT", "MODIFY")
+        if not profile and (rec.get("eventName") != "INSERT" or not sk.startswith("e#")):
             continue
-        event = json.loads(ddb["NewImage"]["record"]["S"])
+        cid = keys.get("customer_id", {}).get("S", "")
         try:
-            out = on_events([event], journeys, entrance, now)
+            if profile:
+                out = on_profile_change(cid, ddb.get("SequenceNumber", ""), journeys, entrance, now)
+            else:
+                out = on_events([json.loads(ddb["NewImage"]["record"]["S"])], journeys, entrance, now)
         except Exception:  # noqa: BLE001 - reported to the stream, which retries from this record
-            logger.exception("journey trigger failed", extra={"customer_id": event.get("customer_id")})
+            logger.exception("journey trigger failed", extra={"customer_id": cid})
             counts["batchItemFailures"] = [{"itemIdentifier": ddb.get("SequenceNumber", "")}]
             return counts
-        counts["events"] += 1
+        counts["profile_changes" if profile else "events"] += 1
         for k, v in out.items():
             counts[k] = counts.get(k, 0) + v
     counts["batchItemFailures"] = []

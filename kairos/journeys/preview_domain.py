@@ -2,14 +2,22 @@
 
 from __future__ import annotations
 
-from datetime import datetime
-from decimal import Decimal
 from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from kairos.core.constants import DEFAULT_TOPIC, EVENT_TYPE_PATTERN, TOPIC_PATTERN
-from kairos.customers.schemas import _ID_PATTERN, MAX_PROPERTIES_BYTES, check_free_json
+from kairos.core.constants import CHANNELS, DEFAULT_TOPIC, EVENT_TYPE_PATTERN, TOPIC_PATTERN
+from kairos.core.schema_rules import JsonBool, exactly_one, free_json, given, rules, when
+from kairos.customers.schemas import (
+    _ID_PATTERN,
+    MAX_NAME_CHARS,
+    MAX_PROPERTIES_BYTES,
+    Amount,
+    FreeName,
+    Quantity,
+    Timestamp,
+    check_free_json,
+)
 from kairos.messaging.content import Channel, Messages
 
 
@@ -18,13 +26,23 @@ class PreviewEvent(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
     type: Annotated[str, Field(pattern=EVENT_TYPE_PATTERN)]
-    timestamp: datetime | None = None
+    timestamp: Timestamp | None = None
     product_id: Annotated[str | None, Field(pattern=_ID_PATTERN)] = None
-    quantity: Annotated[int | None, Field(ge=-1_000_000, le=1_000_000)] = None
-    amount: Annotated[Decimal | None, Field(ge=-1_000_000_000, le=1_000_000_000)] = None
+    quantity: Quantity | None = None
+    amount: Amount | None = None
     currency: Annotated[str | None, Field(pattern=r"^[A-Z]{3}$")] = None
     text: Annotated[str | None, Field(max_length=4096)] = None
-    properties: dict[str, Any] | None = None
+    properties: Annotated[
+        dict[FreeName, Any] | None,
+        Field(
+            description=f"free properties: the limits of an event's (at most {MAX_PROPERTIES_BYTES} bytes as JSON)",
+            json_schema_extra={
+                "propertyNames": {"minLength": 1, "maxLength": MAX_NAME_CHARS},
+                "additionalProperties": free_json(2),
+                "x-max-bytes": MAX_PROPERTIES_BYTES,
+            },
+        ),
+    ] = None
 
     @field_validator("properties")
     @classmethod
@@ -40,9 +58,23 @@ class PreviewEvent(BaseModel):
 
 class PreviewIn(BaseModel):
     """Which customer, which channel, and the content: inline (``content``) or a journey's (``journey_id`` and
-    ``node``, with ``variant`` for a node with variants); a campaign's offer is its journey's node ``offer``."""
+    ``node``, with ``variant`` for a node with variants); a campaign's offer is its journey's node ``offer``.
+    Inline content has something for ``channel``."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra=rules(
+            exactly_one("content", "journey_id"),
+            when(given("journey_id"), given("node")),
+            *(
+                when(
+                    {"required": ["channel"], "properties": {"channel": {"const": channel}}},
+                    {"properties": {"content": {"anyOf": [{"type": "null"}, given(channel)]}}},
+                )
+                for channel in CHANNELS
+            ),
+        ),
+    )
     customer_id: Annotated[str, Field(pattern=_ID_PATTERN)]
     channel: Channel
     content: Messages | None = None
@@ -51,7 +83,7 @@ class PreviewIn(BaseModel):
     variant: Annotated[str | None, Field(pattern=_ID_PATTERN)] = None
     event: PreviewEvent | None = None
     topic: Annotated[str, Field(pattern=TOPIC_PATTERN)] = DEFAULT_TOPIC
-    transactional: bool = False
+    transactional: JsonBool = False
 
     @model_validator(mode="after")
     def _one_source(self) -> PreviewIn:
@@ -59,6 +91,8 @@ class PreviewIn(BaseModel):
             raise ValueError("give content, or journey_id and node")
         if self.journey_id is not None and self.node is None:
             raise ValueError("node: which node of the journey")
+        if self.content is not None and getattr(self.content, self.channel) is None:
+            raise ValueError(f"content: nothing for {self.channel}")
         return self
 
 

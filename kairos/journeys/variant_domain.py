@@ -6,10 +6,11 @@ results compare them, and a promoted variant takes all the node's traffic (:mod:
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from kairos.core.schema_rules import JSON_INTEGER, JSON_NUMBER, exactly_one, given, when
 from kairos.customers.schemas import _ID_PATTERN
 from kairos.messaging.content import Messages
 
@@ -19,7 +20,9 @@ class ContentVariant(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
     name: Annotated[str, Field(pattern=_ID_PATTERN)]
-    weight: Annotated[float, Field(gt=0, le=1000, description="relative: weights 1 and 3 send 25% and 75%")] = 1.0
+    weight: Annotated[
+        float, Field(gt=0, le=1000, description="relative: weights 1 and 3 send 25% and 75%"), JSON_NUMBER
+    ] = 1.0
     content: Messages
 
 
@@ -29,8 +32,8 @@ class AutoPromote(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
     metric: Literal["open", "click", "conversion"] = "click"
-    confidence: Annotated[float, Field(ge=0.8, le=0.999)] = 0.95
-    min_sends: Annotated[int, Field(ge=20, le=10_000_000)] = 200
+    confidence: Annotated[float, Field(ge=0.8, le=0.999), JSON_NUMBER] = 0.95
+    min_sends: Annotated[int, Field(ge=20, le=10_000_000), JSON_INTEGER] = 200
 
 
 ContentVariants = Annotated[list[ContentVariant], Field(min_length=2, max_length=10)]
@@ -60,6 +63,25 @@ def check_content(
             raise ValueError(f"variant '{v.name}' has no content for channel(s) {', '.join(missing)}")
     if variants is not None and len({v.name for v in variants}) != len(variants):
         raise ValueError("variant names must differ")
+
+
+# What check_content also asks and the OpenAPI document says in words: JSON Schema could spell it (an if/then per
+# channel), but the combinations are past what schema-driven test generators resolve.
+CONTENT_RULE_HELP = (
+    "The content (or every variant's) has something for each channel it is sent on, and variant names differ."
+)
+
+
+def content_rules(what: str = "content") -> list[dict[str, Any]]:
+    """:func:`check_content` as JSON Schema, for a model whose content is ``what`` or ``variants``.
+
+    Returns
+    -------
+    list of dict
+        The rules (for :func:`kairos.core.schema_rules.rules`): one of the two, and ``auto_promote`` with
+        variants only. The rest is :data:`CONTENT_RULE_HELP`.
+    """
+    return [exactly_one(what, "variants"), when(given("auto_promote"), given("variants"))]
 
 
 class PromoteIn(BaseModel):

@@ -10,12 +10,14 @@ customer. The environments that check and render them are ``kairos.messaging.tem
 
 from __future__ import annotations
 
+import re
 from datetime import time
-from typing import TYPE_CHECKING, Annotated, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints, WithJsonSchema, model_validator
 
 from kairos.core.constants import CHANNELS
+from kairos.core.schema_rules import JSON_INTEGER, given, rules
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -31,8 +33,19 @@ LocaleTag = Annotated[str, StringConstraints(pattern=LOCALE_PATTERN)]
 # --- What a message says ---------------------------------------------------------------------------------
 
 
+def _written(name: str) -> dict[str, object]:
+    # A body part counts when it holds something: "" is no html.
+    return {"required": [name], "properties": {name: {"type": "string", "minLength": 1}}}
+
+
 class EmailMessage(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra=rules(
+            {"anyOf": [_written("html"), _written("mjml"), _written("text")]},
+            {"not": {"allOf": [_written("html"), _written("mjml")]}},
+        ),
+    )
     subject: Annotated[str, Field(min_length=1, max_length=998)]
     html: Annotated[str | None, Field(max_length=200_000)] = None
     mjml: Annotated[
@@ -77,9 +90,16 @@ _TEMPLATE_FIELDS: dict[str, tuple[tuple[str, str], ...]] = {
 
 
 class LocaleMessages(BaseModel):
-    """The content of one locale: any of the channels; a channel left out is taken from the default content."""
+    """The content of one locale: any of the channels; a channel left out is taken from the default content.
 
-    model_config = ConfigDict(extra="forbid")
+    At least one channel: a locale without any is refused, and so is default content without the channels it
+    is sent on.
+    """
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra=rules({"anyOf": [given(channel) for channel in ("email", "push", "sms", "messenger")]}),
+    )
     email: EmailMessage | None = None
     push: PushMessage | None = None
     sms: TextMessage | None = None
@@ -108,6 +128,7 @@ class Messages(LocaleMessages):
             max_length=MAX_LOCALES,
             description="Content by the customer's locale (`ru`, `en-GB`, `pt-BR`): exact tag first, then the "
             "language; a channel a locale leaves out falls back to the default content",
+            json_schema_extra={"propertyNames": {"pattern": LOCALE_PATTERN}},
         ),
     ] = None
 
@@ -131,13 +152,32 @@ class Messages(LocaleMessages):
             yield from variant.templates(f"locales.{tag}.")
 
 
+# A time of day in the customer's zone: no UTC offset (it would name another zone).
+LOCAL_TIME_PATTERN = r"^([01][0-9]|2[0-3]):[0-5][0-9](:[0-5][0-9](\.[0-9]{1,6})?)?$"
+_LOCAL_TIME = re.compile(LOCAL_TIME_PATTERN)
+
+
+def _local_time(value: Any) -> Any:
+    # Pydantic would also take seconds since midnight and a time with an offset. Times pass: Python callers.
+    if isinstance(value, time) or (isinstance(value, str) and _LOCAL_TIME.match(value)):
+        return value
+    raise ValueError("a local time of day: HH:MM or HH:MM:SS, without a UTC offset")
+
+
+LocalTimeOfDay = Annotated[
+    time,
+    BeforeValidator(_local_time),
+    WithJsonSchema({"type": "string", "pattern": LOCAL_TIME_PATTERN, "description": "HH:MM[:SS], local time"}),
+]
+
+
 class QuietHoursIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    start: time
-    end: time
+    start: LocalTimeOfDay
+    end: LocalTimeOfDay
 
 
 class FrequencyCap(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    max_messages: Annotated[int, Field(ge=1, le=100)]
-    per_days: Annotated[int, Field(ge=1, le=90)]
+    max_messages: Annotated[int, Field(ge=1, le=100), JSON_INTEGER]
+    per_days: Annotated[int, Field(ge=1, le=90), JSON_INTEGER]

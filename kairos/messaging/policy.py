@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from kairos.core.constants import CHANNELS
+from kairos.core.schema_rules import JSON_INTEGER, given
 from kairos.messaging.content import Channel
 
 if TYPE_CHECKING:
@@ -26,7 +27,10 @@ LocalTime = Annotated[str, Field(pattern=r"^([01][0-9]|2[0-3]):[0-5][0-9]$", des
 
 
 class Window(BaseModel):
-    """Quiet hours in the customer's local time; ``start`` after ``end`` spans midnight (21:00 to 08:00)."""
+    """Quiet hours in the customer's local time; ``start`` after ``end`` spans midnight (21:00 to 08:00).
+
+    ``start`` and ``end`` differ (a rule JSON Schema cannot state).
+    """
 
     model_config = ConfigDict(extra="forbid")
     start: LocalTime
@@ -48,11 +52,12 @@ class Window(BaseModel):
 
 
 class Cap(BaseModel):
-    """At most ``per_day`` messages in any 24 hours and ``per_week`` in any 7 days (either may be left out)."""
+    """At most ``per_day`` messages in any 24 hours and ``per_week`` in any 7 days (either may be left out, not
+    both). ``per_week`` is at least ``per_day`` (a rule JSON Schema cannot state)."""
 
-    model_config = ConfigDict(extra="forbid")
-    per_day: Annotated[int | None, Field(ge=1, le=1000)] = None
-    per_week: Annotated[int | None, Field(ge=1, le=5000)] = None
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"anyOf": [given("per_day"), given("per_week")]})
+    per_day: Annotated[int | None, Field(ge=1, le=1000), JSON_INTEGER] = None
+    per_week: Annotated[int | None, Field(ge=1, le=5000), JSON_INTEGER] = None
 
     @model_validator(mode="after")
     def _some(self) -> Cap:

@@ -108,3 +108,40 @@ class PolicyStore(ABC):
     @abstractmethod
     def put_policy(self, doc: dict[str, Any]) -> None:
         """Replace the policy."""
+
+
+class ContactLinks(ABC):
+    """Which customer an inbound message is from: messenger start-link tokens, the chats they linked, and the
+    phone numbers of profiles (reserved items beside the customers; an erasure removes the customer's)."""
+
+    @abstractmethod
+    def create_token(self, customer_id: str, expires_at: int) -> str:
+        """A new start-link token for the customer, valid until ``expires_at`` (Unix seconds)."""
+
+    @abstractmethod
+    def customer_of_token(self, token: str, now_s: int) -> str | None:
+        """The customer a token links, or ``None`` (unknown or expired)."""
+
+    @abstractmethod
+    def link_chat(self, chat_id: str, customer_id: str) -> None:
+        """Remember that the chat is the customer's (a chat linked again moves to the new customer)."""
+
+    @abstractmethod
+    def customer_of_chat(self, chat_id: str) -> str | None:
+        """The customer a chat was linked to, or ``None``."""
+
+    @abstractmethod
+    def link_phone(self, phone: str, customer_id: str) -> None:
+        """Remember that replies from ``phone`` (E.164) are the customer's (a number given again moves)."""
+
+    @abstractmethod
+    def customer_of_phone(self, phone: str) -> str | None:
+        """The customer whose profile gave the number, or ``None``."""
+
+    @abstractmethod
+    def forget_phone(self, phone: str, customer_id: str) -> None:
+        """Forget the number, if it is still the customer's."""
+
+    @abstractmethod
+    def forget_customer(self, customer_id: str, chat_id: str | None, phone: str | None = None) -> None:
+        """Forget the customer's start links, their chat's link and their number (an erasure; safe to repeat)."""

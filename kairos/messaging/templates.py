@@ -16,7 +16,9 @@ Kept from the first template syntax, so existing templates render as before:
 Structured:
 
 - ``customer``: ``id``, ``first_name`` (nil when unknown, so ``default`` applies), ``attributes``, ``locale``,
-  ``timezone``, ``currency``;
+  ``timezone``, ``currency``, ``stage`` (the funnel stage, nil when none);
+- ``points``: the loyalty ledger at the send time: ``balance``, ``earned``, ``spent``, ``expired``,
+  ``next_expiry_at`` (ISO 8601, nil when nothing expires; ``| local_date`` shows it) and ``next_expiry_points``;
 - ``event`` (the event that let the customer into the journey) and ``latest_event`` (their latest event):
   ``type``, ``timestamp``, ``product_id``, ``quantity``, ``amount``, ``currency``, ``text``, ``properties``,
   ``lines`` and ``total``; nil when there is none.
@@ -46,6 +48,7 @@ from typing import TYPE_CHECKING, Any
 from liquid.exceptions import LiquidError
 
 from kairos.core.errors import KairosError
+from kairos.customers.loyalty_domain import summary as points_summary
 from kairos.messaging.template_domain import check_template, compile_mjml, error_location, parse_template
 
 if TYPE_CHECKING:
@@ -273,7 +276,9 @@ def template_context(
             "locale": locale,
             "timezone": record.timezone,
             "currency": customer_currency,
+            "stage": record.aggregates.stage,
         },
+        "points": points_summary(record.aggregates, int(now.timestamp())),
         "event": event,
         "latest_event": latest_event,
         "recommendation": {"next_products": recommended},

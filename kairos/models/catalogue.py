@@ -7,7 +7,11 @@ from typing import Annotated
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, HttpUrl, PlainSerializer, WithJsonSchema
 
+from kairos.core.schema_rules import JsonBool
 from kairos.customers.schemas import _json_number
+
+# What HttpUrl takes: an http or https scheme (any case) and a host.
+HTTP_URL_PATTERN = r"^[Hh][Tt][Tt][Pp][Ss]?://[^/?#\s]"
 
 
 class ProductIn(BaseModel):
@@ -17,16 +21,24 @@ class ProductIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     name: Annotated[str, Field(min_length=1, max_length=300)]
-    url: HttpUrl | None = None
-    image: HttpUrl | None = None
+    url: Annotated[HttpUrl | None, Field(json_schema_extra={"pattern": HTTP_URL_PATTERN})] = None
+    image: Annotated[HttpUrl | None, Field(json_schema_extra={"pattern": HTTP_URL_PATTERN})] = None
     category: Annotated[str | None, Field(min_length=1, max_length=200)] = None
-    consumable: bool = False
+    consumable: JsonBool = False
     price: (
         Annotated[
             Decimal,
             BeforeValidator(_json_number),
             Field(ge=0, le=1_000_000_000, decimal_places=4, description="the list price, for messages"),
-            WithJsonSchema({"type": "number", "minimum": 0, "maximum": 1_000_000_000, "description": "the list price"}),
+            WithJsonSchema(
+                {
+                    "type": "number",
+                    "minimum": 0,
+                    "maximum": 1_000_000_000,
+                    "multipleOf": 0.0001,
+                    "description": "the list price",
+                }
+            ),
             PlainSerializer(float, return_type=float, when_used="json"),
         ]
         | None

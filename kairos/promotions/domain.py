@@ -7,6 +7,8 @@ from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from kairos.core.schema_rules import JSON_INTEGER
+
 # Codes are printed in messages and typed back at checkout: letters, digits, "_" and "-" only.
 CODE_PATTERN = r"^[A-Za-z0-9_-]{1,64}$"
 # 10,000 codes are read and written in batches well within API Gateway's 29 s (see the adapter).
@@ -42,6 +44,7 @@ class PromoCodesIn(BaseModel):
             description="alert (metric PromoPoolLow) when fewer codes than this are left; omitted: unchanged "
             "(0 for a new pool: no alert before the pool is empty)",
         ),
+        JSON_INTEGER,
     ] = None
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import sys
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
@@ -18,6 +19,7 @@ from botocore.awsrequest import AWSResponse
 from botocore.stub import Stubber
 
 from kairos.admin import main as admin
+from kairos.core.constants import EVENT_TYPE_PATTERN
 from kairos.core.errors import ConflictError, InvalidInputError, StoreError, ThrottledError
 from kairos.customers.adapters import layout
 from kairos.customers.adapters.dynamo import DynamoStore
@@ -261,7 +263,7 @@ def test_post_events_nan_in_a_body_is_400_naming_its_path(client, runtime):
 )
 def test_segment_filter_value_the_store_cannot_hold_is_400_naming_it(client, value, field):
     # GIVEN a segment and a campaign whose filter value breaks the attributes' limits
-    segment = {"name": "s", "filters": [{"field": "attributes.tier", "value": value}]}
+    segment = {"filters": [{"field": "attributes.tier", "value": value}]}
     campaign = {
         "name": "c",
         "audience": {"filters": [{"field": "attributes.tier", "value": value}]},
@@ -278,7 +280,7 @@ def test_segment_filter_value_the_store_cannot_hold_is_400_naming_it(client, val
 
 
 def test_segment_filter_number_out_of_dynamodb_range_is_400(client):
-    raw = '{"name": "s", "filters": [{"field": "attributes.score", "op": "gt", "value": 1e200}]}'
+    raw = '{"filters": [{"field": "attributes.score", "op": "gt", "value": 1e200}]}'
     resp = client.request("PUT", "/v1/segments/s", raw=raw)
     assert resp.status == 400 and resp.json()["message"].startswith("filters.0.value"), resp.body
 
@@ -307,7 +309,7 @@ def test_attributes_within_limits_round_trip(client):
         ("GET", "/v1/customers/c1/recommendation", None, "read"),
         ("GET", "/v1/campaigns", None, "read"),
         ("GET", "/v1/segments", None, "read"),
-        ("PUT", "/v1/segments/loyal", {"name": "loyal"}, "manage"),
+        ("PUT", "/v1/segments/loyal", {"filters": []}, "manage"),
         ("POST", "/v1/campaigns", {}, "manage"),
         ("POST", f"/v1/campaigns/{'0' * 32}/cancel", None, "manage"),
         ("DELETE", "/v1/customers/c1", None, "erase"),
@@ -448,17 +450,27 @@ def test_openapi_documents_the_enforced_constraints(client):
     event_schema = schemas["EventBatch"]["properties"]["events"]["items"]["properties"]
     # The timestamp is a string with an offset, quantity an integer, amount a number only
     assert event_schema["timestamp"]["type"] == "string" and "pattern" in event_schema["timestamp"]
-    assert event_schema["amount"]["anyOf"][0] == {"maximum": 1_000_000_000, "minimum": -1_000_000_000, "type": "number"}
-    # Properties and attributes carry their count, name, size and depth limits
+    amount = {"maximum": 1_000_000_000, "minimum": -1_000_000_000, "multipleOf": 0.0001, "type": "number"}
+    assert event_schema["amount"]["anyOf"][0] == amount
+    # Properties and attributes carry their count, name, size and depth limits, every level's values theirs
     props = event_schema["properties"]
     assert props["anyOf"][0]["maxProperties"] == 50
     assert props["propertyNames"] == {"minLength": 1, "maxLength": 128}
     assert props["x-max-bytes"] == 16384 and props["x-max-depth"] == 5
+    assert props["additionalProperties"] == {"$ref": "#/components/schemas/FreeJsonLevel2"}
+    assert {"FreeJsonLevel1", "FreeJsonLevel6"} <= set(schemas)
     attrs = schemas["CustomerProfileIn"]["properties"]["attributes"]
     assert attrs["maxProperties"] == 100 and attrs["x-max-bytes"] == 16384
-    # The time zone is an IANA name, the segment's name is the path's, and the body limit is stated
-    assert schemas["CustomerProfileIn"]["properties"]["timezone"]["pattern"] == IANA_ZONE_PATTERN
-    assert "must equal the path" in doc["paths"]["/v1/segments/{name}"]["put"]["description"]
+    # The time zone is one of the tz database's names, the segment's name is the path's alone
+    zones = schemas["CustomerProfileIn"]["properties"]["timezone"]["anyOf"][0]["enum"]
+    assert "Europe/London" in zones and "EST5EDT" not in zones and all(re.match(IANA_ZONE_PATTERN, z) for z in zones)
+    put_segment = doc["paths"]["/v1/segments/{name}"]["put"]["requestBody"]["content"]["application/json"]["schema"]
+    assert "name" not in schemas[put_segment["$ref"].rsplit("/", 1)[-1]]["properties"]
+    # A journey's entry is exactly one kind, and an event type follows the pattern of event types
+    entry = schemas["EventEntry-Input"]
+    assert {tuple(kind.get("required", ())) for kind in entry["allOf"][0]["oneOf"]} >= {("event",), ("schedule",)}
+    assert schemas["WaitFor"]["properties"]["event"]["pattern"] == EVENT_TYPE_PATTERN
+    # And the body limit is stated
     assert str(MAX_BODY_BYTES) in doc["info"]["description"]
 
 

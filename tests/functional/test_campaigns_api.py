@@ -28,7 +28,6 @@ def _campaign(**over):
 def test_campaigns_create_read_list_cancel(client):
     # GIVEN a saved segment
     seg = {
-        "name": "loyal",
         "filters": [{"field": "purchase_count", "op": "gt", "value": 3}, {"field": "bought_product", "value": "SKU-1"}],
     }
     resp = client.request("PUT", "/v1/segments/loyal", seg)
@@ -59,7 +58,7 @@ def test_campaigns_create_read_list_cancel(client):
 
 
 def test_campaigns_invalid_definitions_are_400_naming_the_field(client):
-    client.request("PUT", "/v1/segments/loyal", {"name": "loyal", "filters": []})
+    client.request("PUT", "/v1/segments/loyal", {"filters": []})
     cases = {
         "audience.segment": _campaign(audience={"segment": "nobody"}),
         "expires_at": _campaign(expires_at="2020-01-01T00:00:00+00:00"),
@@ -73,5 +72,5 @@ def test_campaigns_invalid_definitions_are_400_naming_the_field(client):
         assert resp.status == 400, (field, resp.body)
         assert resp.json()["message"].startswith(field), (field, resp.json()["message"])
     assert client.request("PUT", "/v1/segments/x", {"name": "y", "filters": []}).json()["message"].startswith("name")
-    bad = client.request("PUT", "/v1/segments/x", {"name": "x", "filters": [{"field": "shoe_size"}]})
+    bad = client.request("PUT", "/v1/segments/x", {"filters": [{"field": "shoe_size"}]})
     assert bad.status == 400 and "filters.0" in bad.json()["message"]

@@ -5,7 +5,8 @@ An example is a fenced ```http block: the request line (``POST /v1/segments/prev
 line and the body (JSON unless a ``Content-Type`` header says otherwise). The ```http block after it that starts
 with ``HTTP/1.1 <status>`` is its answer: the status must be the one answered, and the answer's JSON must hold
 what the page shows (the keys it shows, recursively; the values too, except floats and strings with ``...``).
-``{campaign_id}``, ``{journey_id}``, ``{query_id}`` and ``{token}`` stand for what an earlier answer gave.
+``{campaign_id}``, ``{journey_id}``, ``{query_id}``, ``{token}``, ``{start_parameter}`` and ``{secret_token}`` stand
+for what an earlier answer gave (in the target, the headers or the body).
 """
 
 from __future__ import annotations
@@ -31,8 +32,8 @@ DOCS = ROOT / "docs"
 _FENCE = re.compile(r"^```http[ \t]*\n(.*?)^```[ \t]*$", re.M | re.S)
 _REQUEST = re.compile(r"^(GET|POST|PUT|PATCH|DELETE) (/\S*)$")
 _RESPONSE = re.compile(r"^HTTP/1\.1 (\d{3})\b")
-_PLACEHOLDER = re.compile(r"\{(campaign_id|journey_id|query_id|token)\}")
-_BOUND_FROM_ANSWERS = ("campaign_id", "journey_id", "query_id")
+_PLACEHOLDER = re.compile(r"\{(campaign_id|journey_id|query_id|token|start_parameter|secret_token)\}")
+_BOUND_FROM_ANSWERS = ("campaign_id", "journey_id", "query_id", "start_parameter", "secret_token")
 _UNSUBSCRIBE_TOKEN = re.compile(r"/v1/unsubscribe/([^>/?\s]+)")
 
 
@@ -205,10 +206,11 @@ def test_docs_examples_are_answered_as_the_pages_say(client):
         def fill(text: str) -> str:
             return _PLACEHOLDER.sub(lambda m: bound[m.group(1)], text)  # noqa: B023 - used at once
 
-        assert set(_PLACEHOLDER.findall(ex.target + (ex.body or ""))) <= set(bound), f"{ex.where}: nothing gave it"
+        given = ex.target + (ex.body or "") + "".join(ex.headers.values())
+        assert set(_PLACEHOLDER.findall(given)) <= set(bound), f"{ex.where}: nothing gave it"
         split = urllib.parse.urlsplit(fill(ex.target))
         query = dict(urllib.parse.parse_qsl(split.query)) or None
-        headers = {**client.headers, **ex.headers}
+        headers = {**client.headers, **{k: fill(v) for k, v in ex.headers.items()}}
         body = fill(ex.body) if ex.body else None
         resp = client.runtime.http(ex.method, split.path, headers, body, query=query)
         # a client waits for a question the archive answers (the local engine is done at the first poll)

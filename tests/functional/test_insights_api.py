@@ -92,7 +92,7 @@ def test_a_filter_on_rfm_segment_is_400_saying_to_use_rfm_group(client):
     old = {"field": "rfm.segment", "value": "champions"}
     # WHEN it previews or saves a segment with it
     preview = client.request("POST", "/v1/segments/preview", {"filters": [old]})
-    put = client.request("PUT", "/v1/segments/winners", {"name": "winners", "filters": [{"any": [old]}]})
+    put = client.request("PUT", "/v1/segments/winners", {"filters": [{"any": [old]}]})
     # THEN both are 400 naming the filter and the field to use, and nothing is saved
     for resp in (preview, put):
         assert resp.status == 400, resp.body
@@ -131,7 +131,7 @@ def test_preview_or_group_counts_the_union_and_segments_delete(client, shop):
     assert union["count"] == counts["contest"] + counts["big"] - both
     assert counts["contest"] == 13  # ten buyers and three browsers
     # a saved segment previews by name and deletes once; a bad group names the field
-    client.request("PUT", "/v1/segments/either", {"name": "either", "filters": [{"any": [contest, big]}]})
+    client.request("PUT", "/v1/segments/either", {"filters": [{"any": [contest, big]}]})
     by_name = client.request("POST", "/v1/segments/preview", {"segment": "either"}).json()
     assert by_name["count"] == union["count"]
     deleted = client.request("DELETE", "/v1/segments/either")

@@ -1,4 +1,4 @@
-"""Saving a segment through the local API: the path names it, the body may repeat the name, fields by their
+"""Saving a segment through the local API: the path names it (the body holds its filters only), fields by their
 reference names or the customer view's."""
 
 from __future__ import annotations
@@ -15,11 +15,14 @@ def test_segments_put_without_a_name_in_the_body_saves_under_the_path(client):
     assert client.request("GET", "/v1/segments/vip").json()["name"] == "vip"
 
 
-def test_segments_put_with_the_paths_name_is_accepted_and_another_is_400_naming_it(client):
-    assert client.request("PUT", "/v1/segments/vip", {"name": "vip", "filters": []}).status == 200
-    resp = client.request("PUT", "/v1/segments/vip", {"name": "gold", "filters": []})
-    assert resp.status == 400
-    assert resp.json()["message"].startswith("name:") and resp.json()["errors"][0]["field"] == "name"
+def test_segments_put_with_a_name_in_the_body_is_400_naming_it(client):
+    # WHEN the body names the segment too (even as the path does)
+    for name in ("vip", "gold"):
+        resp = client.request("PUT", "/v1/segments/vip", {"name": name, "filters": []})
+        # THEN it is refused naming the field, and nothing is saved
+        assert resp.status == 400
+        assert resp.json()["message"].startswith("name:") and resp.json()["errors"][0]["field"] == "name"
+    assert client.request("GET", "/v1/segments/vip").status == 404
 
 
 def test_segments_aggregates_alias_is_read_and_an_unknown_field_lists_the_fields(client):
@@ -38,9 +41,9 @@ def test_segments_aggregates_alias_is_read_and_an_unknown_field_lists_the_fields
     assert bad.json()["message"].startswith("filters.0") and "purchase_count" in bad.json()["message"]
 
 
-def test_segments_openapi_says_the_body_name_is_optional(client):
+def test_segments_openapi_says_the_body_holds_no_name(client):
     doc = client.request("GET", "/v1/openapi.json").json()
     schemas = doc["components"]["schemas"]
     body = doc["paths"]["/v1/segments/{name}"]["put"]["requestBody"]["content"]["application/json"]["schema"]
-    segment_in = schemas[body["$ref"].rsplit("/", 1)[-1]]
-    assert "name" not in segment_in.get("required", [])
+    segment_body = schemas[body["$ref"].rsplit("/", 1)[-1]]
+    assert set(segment_body["properties"]) == {"filters"} and segment_body["additionalProperties"] is False

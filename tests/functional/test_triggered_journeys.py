@@ -149,7 +149,7 @@ def test_an_inbound_message_tagged_with_an_intent_starts_a_journey(stack):
 
 def test_a_scheduled_entry_messages_a_saved_segment_through_the_timer(stack):
     # GIVEN a segment of gold customers and a journey that greets it an hour from now
-    seg = {"name": "gold", "filters": [{"field": "attributes.tier", "op": "eq", "value": "gold"}]}
+    seg = {"filters": [{"field": "attributes.tier", "op": "eq", "value": "gold"}]}
     assert stack.client.request("PUT", "/v1/segments/gold", seg).status == 200
     for cid, tier in (("g1", "gold"), ("s1", "silver")):
         body = {

@@ -9,7 +9,7 @@ from types import SimpleNamespace
 from typing import Any
 
 from kairos.customers.ingest import ingest_events
-from kairos.journeys import definitions, entry, runner
+from kairos.journeys import definitions, entrance, entry, membership, runner
 from kairos.journeys.domain import Journey, JourneyIn
 from tests.fakes import FakeProvider, InMemoryJourneyStore, RecordingJourneyStarter, RecordingTaskSink
 from tests.unit.conftest import NOW, RETENTION, SKEW, make_event
@@ -48,9 +48,9 @@ class World:
     def deps(self) -> jl.StepDeps:
         return jl.StepDeps(self.customers, self.store, self.campaigns, self.messages, self.providers, self.tasks)
 
-    def entrance(self, segment_filters: Any = None, global_control_share: float = 0.0) -> entry.Entrance:
+    def entrance(self, segment_filters: Any = None, global_control_share: float = 0.0) -> entrance.Entrance:
         """Entries as the trigger and timer functions make them: the path's first nodes run in place."""
-        return entry.Entrance(
+        return entrance.Entrance(
             self.customers,
             self.store,
             self.starter,
@@ -91,12 +91,18 @@ class World:
                 self.steps += 1
                 jl.advance(payload["customer_id"], payload["key"], payload["seq"], self.deps(), self.now)
 
-    def advance_clock(self, hours: float, tick_minutes: int = 60) -> None:
-        """Move time forward; the timer runs every ``tick_minutes``."""
+    def advance_clock(self, hours: float, tick_minutes: int = 60, segment_filters: Any = None) -> None:
+        """Move time forward; the timer runs every ``tick_minutes`` (looking again at due segment members)."""
         end = self.now + timedelta(hours=hours)
         while self.now < end:
             self.now = min(end, self.now + timedelta(minutes=tick_minutes))
-            jl.start_due(self.store, self.starter, self.now)
+            gate = self.entrance(segment_filters)
+            jl.start_due(
+                self.store,
+                self.starter,
+                self.now,
+                recheck=lambda markers, e=gate: membership.recheck_members(markers, self.active(), e, self.now),
+            )
             self.drain()
 
     def sent(self, channel: str | None = None) -> list[tuple[str, str]]:

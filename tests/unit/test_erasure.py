@@ -85,7 +85,7 @@ def test_a_retried_erasure_finishes_what_a_failed_one_began(customers, archive, 
         erase("c1")
     # THEN the customer is already unreadable
     with pytest.raises(NotFoundError):
-        get_customer("c1", customers)
+        get_customer("c1", customers, NOW)
     # WHEN the erasure is retried
     messages.erase_customer = real
     report = erase("c1", at=NOW + timedelta(minutes=1))
@@ -126,7 +126,7 @@ def test_late_feedback_about_a_message_sent_before_erasure_does_not_recreate_the
     # THEN nothing is stored and the customer stays gone
     assert result["accepted"] == 0 and result["ignored"] == 1
     with pytest.raises(NotFoundError):
-        get_customer("c1", customers)
+        get_customer("c1", customers, NOW)
     assert customers.customer_events("c1") == []
 
 

@@ -92,7 +92,7 @@ def test_get_customer_unknown_raises_not_found(customers):
     # GIVEN an empty store
     # WHEN / THEN
     with pytest.raises(NotFoundError):
-        get_customer("nobody", customers)
+        get_customer("nobody", customers, NOW)
 
 
 def test_get_customer_shows_profile_and_aggregates(ingest, add_customer, customers):
@@ -100,7 +100,7 @@ def test_get_customer_shows_profile_and_aggregates(ingest, add_customer, custome
     add_customer("c1")
     ingest([make_event("p1", "c1", "purchase", product_id="SKU1", amount=12.5)])
     # WHEN it is read
-    view = get_customer("c1", customers)
+    view = get_customer("c1", customers, NOW)
     # THEN both are shown
     assert view.profile.contact.email == "c1@example.com"
     assert view.aggregates.purchase_count == 1 and view.aggregates.monetary_total == 12.5

@@ -20,7 +20,7 @@ def test_events_with_an_offset_are_counted_at_their_local_hour_and_name_a_fixed_
     agg = customers.get_customer("c1").aggregates
     # THEN the moments sit at 09:00 local (Monday, Sunday, Saturday), not at 06:00 UTC
     assert [agg.how_counts[d * 24 + 9] for d in (0, 6, 5)] == [1, 1, 1] and sum(agg.how_counts) == 3
-    view = get_customer("c1", customers)
+    view = get_customer("c1", customers, NOW)
     assert view.aggregates.timezone == "UTC+03:00" and view.aggregates.timezone_inferred is True
 
 

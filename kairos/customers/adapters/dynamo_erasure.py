@@ -88,7 +88,7 @@ class DynamoErasure(DynamoBase, ErasureStore):
                 decisions.add(sk[len(DECISION_MARKER) :])
             elif sk.startswith(layout.MONTH_PREFIX):
                 moments += sum(len(item.get(k, {}).get("NS", [])) for k in ("m", "p"))
-            elif not sk.startswith(layout.PART_PREFIX):
+            elif sk.startswith(("m#", "p#")):
                 moments += 1  # a marker written before the split
         return {
             "events": events,

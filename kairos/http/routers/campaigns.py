@@ -7,7 +7,7 @@ from typing import Annotated
 from aws_lambda_powertools.event_handler.openapi.params import Body, Path, Query
 
 from kairos.core import timeutil
-from kairos.http.api import KairosRouter, check_filter_values
+from kairos.http.api import KairosRouter
 from kairos.http.deps import Deps  # noqa: TC001 - Powertools reads route annotations at run time
 from kairos.insights.domain import CampaignResults
 from kairos.journeys import campaigns
@@ -26,10 +26,10 @@ CampaignId = Annotated[str, Path(pattern=r"^[0-9a-f]{32}$", description="The id 
     status_code=201,
     summary="Create a campaign (it launches at starts_at, or now)",
     description="A filter's `value` follows the limits of profile attributes.",
+    links={"/v1/campaigns/{campaign_id}": {"campaign_id": "$response.body#/campaign_id"}},
     tags=["campaigns"],
 )
 def post_campaign(campaign: Annotated[CampaignIn, Body()], deps: Deps) -> CampaignView:
-    check_filter_values(campaign.audience.filters, "audience.filters")
     doc = campaigns.create_campaign(campaign, deps.journeys(), deps.segments(), timeutil.now())
     return CampaignView.model_validate(doc)
 

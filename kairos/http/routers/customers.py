@@ -12,6 +12,7 @@ from kairos.core.constants import EVENT_TYPES
 from kairos.core.observability import logger, metrics
 from kairos.customers import ingest
 from kairos.customers import profiles as customers
+from kairos.customers.ledger_domain import MessengerLinkView, TelegramWebhookView
 from kairos.customers.schemas import (
     _ID_PATTERN,
     CustomerProfileIn,
@@ -29,6 +30,7 @@ from kairos.http.api import KairosRouter, caller
 from kairos.http.deps import Deps  # noqa: TC001 - Powertools reads route annotations at run time
 from kairos.insights.analytics import note_archive_change
 from kairos.journeys import intents
+from kairos.messaging import telegram_inbound
 from kairos.models import recommendations
 
 router = KairosRouter()
@@ -90,10 +92,12 @@ def post_events(batch: Annotated[EventBatch, Body()], deps: Deps) -> IngestResul
     "/v1/customers/<customer_id>",
     scope="profiles",
     summary="Create or replace a customer profile",
+    links={"/v1/customers/{customer_id}": {"customer_id": "$request.path.customer_id"}},
     tags=["customers"],
 )
 def put_customer(customer_id: CustomerId, profile: Annotated[CustomerProfileIn, Body()], deps: Deps) -> CustomerView:
-    return customers.put_profile(customer_id, profile, deps.customers(), timeutil.now())
+    links = deps.contact_links() if deps.contact_links is not None else None
+    return customers.put_profile(customer_id, profile, deps.customers(), timeutil.now(), links)
 
 
 @router.endpoint(
@@ -105,7 +109,7 @@ def put_customer(customer_id: CustomerId, profile: Annotated[CustomerProfileIn, 
     tags=["customers"],
 )
 def get_customer(customer_id: CustomerId, deps: Deps) -> CustomerView:
-    return customers.get_customer(customer_id, deps.customers())
+    return customers.get_customer(customer_id, deps.customers(), timeutil.now())
 
 
 @router.endpoint(
@@ -128,12 +132,46 @@ def delete_customer(customer_id: CustomerId, deps: Deps) -> ErasureReport:
         deps.decisions(),
         timeutil.now(),
         journeys=deps.journeys(),
+        contact_links=deps.contact_links() if deps.contact_links is not None else None,
     )
     logger.info("customer erased", extra={**report.model_dump(), **who})
     if report.archive_lines_removed:
         # Answers computed over the archive before the purge counted the customer: they must not be served again.
         note_archive_change(deps.insights(), timeutil.now())
     return report
+
+
+@router.endpoint(
+    "POST",
+    "/v1/customers/<customer_id>/messenger-link",
+    scope="profiles",
+    errors=(400, 404),
+    status_code=201,
+    summary="A start link that links the customer's Telegram chat to them when they open it",
+    description="Give the customer `https://t.me/<your bot>?start=<start_parameter>`; opening it sends `/start …` to "
+    "the bot, whose webhook links the chat: the profile gets `contact.messenger_chat_id` and consent for "
+    "messenger, and the chat's messages become `message_inbound` events. A link works for 30 days.",
+    tags=["customers"],
+)
+def post_messenger_link(customer_id: CustomerId, deps: Deps) -> MessengerLinkView:
+    customers.get_customer(customer_id, deps.customers(), timeutil.now())  # 404 for nobody
+    assert deps.contact_links is not None
+    link = telegram_inbound.start_link(customer_id, deps.contact_links(), timeutil.now(), None)
+    return MessengerLinkView(customer_id=customer_id, start_parameter=link["token"], expires_at=link["expires_at"])
+
+
+@router.endpoint(
+    "GET",
+    "/v1/channels/telegram",
+    scope="manage",
+    summary="The Telegram webhook to set: its path on this API and the secret token Telegram must send",
+    tags=["customers"],
+)
+def get_telegram_webhook(deps: Deps) -> TelegramWebhookView:
+    assert deps.link_key is not None
+    return TelegramWebhookView(
+        webhook_path="/v1/inbound/telegram", secret_token=telegram_inbound.webhook_secret(deps.link_key()())
+    )
 
 
 @router.endpoint(

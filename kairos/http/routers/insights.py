@@ -15,11 +15,12 @@ from aws_lambda_powertools.event_handler.openapi.params import Body, Path, Query
 
 from kairos.audiences.sampling import CustomerSample
 from kairos.core import timeutil
-from kairos.core.errors import InvalidInputError, NotFoundError
-from kairos.http.api import KairosRouter, check_filter_values
+from kairos.core.errors import NotFoundError
+from kairos.http.api import KairosRouter
 from kairos.http.deps import Deps  # noqa: TC001 - Powertools reads route annotations at run time
 from kairos.insights import analyses, analytics
 from kairos.insights import measures as insights
+from kairos.insights.analyses import COHORT_BY_PATTERN
 from kairos.insights.domain import (
     CohortMatrix,
     ForecastIn,
@@ -29,6 +30,7 @@ from kairos.insights.domain import (
     RfmReport,
     RfmThresholdsView,
 )
+from kairos.insights.stage_domain import StagesReport
 
 if TYPE_CHECKING:
     from aws_lambda_powertools.event_handler.openapi.types import OpenAPIResponse
@@ -140,7 +142,12 @@ def get_cohorts(
     deps: Deps,
     request: Request,
     by: Annotated[
-        str, Query(max_length=200, description="first_purchase_month, or attributes.<name> (e.g. the source)")
+        str,
+        Query(
+            max_length=200,
+            pattern=COHORT_BY_PATTERN,
+            description="first_purchase_month, or attributes.<name> (e.g. the source)",
+        ),
     ] = "first_purchase_month",
     metric: Annotated[Literal["retention", "revenue"], Query()] = "retention",
     max_periods: Annotated[int, Query(ge=1, le=60, description="months since the first purchase")] = 24,
@@ -154,18 +161,38 @@ def get_cohorts(
 
 @router.endpoint(
     "GET",
+    "/v1/insights/stages",
+    scope="read",
+    errors=(404, 502),
+    success=_answers(StagesReport, "The stages report"),
+    summary="Funnel stages: customers per stage, conversion from stage to stage and the days between",
+    description="From the events that name a stage (`properties.stage`: inbound messages an intent with a stage "
+    "tagged, or your own events), in the event archive, as a query on the analytics engine: 202 with a "
+    "`Location` to poll, or 200 at once when answered over the same archive state today. 404 when the "
+    "deployment has no analytics engine.",
+    tags=["insights"],
+)
+def get_stages(deps: Deps, request: Request) -> Response[StagesReport | QueryAccepted]:
+    if not _has_engine(deps):
+        raise NotFoundError("the stages report runs on the analytics engine, which this deployment has not")
+    return _ask(deps, request, analytics.stages_question())
+
+
+@router.endpoint(
+    "GET",
     "/v1/insights/global-control",
     scope="read",
-    errors=(400,),
+    errors=(400, 404),
     summary="Incremental revenue of everything sent: everybody else against the global control group",
     description="The global control group is a stable share (GlobalControlShare) of all customers that no "
-    "campaign or journey messages. 400 when the deployment has none.",
+    "campaign or journey messages. 404 when the deployment has none.",
     tags=["insights"],
 )
 def get_global_control(deps: Deps, days: Annotated[int, Query(ge=1, le=365)] = 30) -> GlobalControlReport:
     share = deps.global_control_share
     if share <= 0:
-        raise InvalidInputError("GlobalControlShare", "this deployment has no global control group (set it > 0)")
+        # Nothing the request could change: the report does not exist in this deployment (as RFM before a run).
+        raise NotFoundError("this deployment has no global control group (set GlobalControlShare > 0)")
     report = analyses.global_control_report(deps.customers(), timeutil.now(), days, share)
     return GlobalControlReport.model_validate(report)
 
@@ -189,7 +216,6 @@ def get_global_control(deps: Deps, days: Annotated[int, Query(ge=1, le=365)] = 3
 def post_forecast(
     body: Annotated[ForecastIn, Body()], deps: Deps, request: Request
 ) -> Response[ForecastView | QueryAccepted]:
-    check_filter_values(body.filters, "filters")
     everybody = not body.segment and not body.filters and body.journey_id is None
     if everybody and _has_engine(deps):
         question = analytics.forecast_question(body.start, body.end, body.years, body.previous_periods)
@@ -232,21 +258,26 @@ def get_rfm_thresholds(deps: Deps, request: Request) -> Response[RfmThresholdsVi
     success={
         200: {
             "description": "The query is done: the answer of the question that started it, as that route answers "
-            "200 (CohortMatrix, ForecastView or RfmThresholdsView)",
-            "content": {content_types.APPLICATION_JSON: {"model": CohortMatrix | ForecastView | RfmThresholdsView}},
+            "200 (CohortMatrix, ForecastView, RfmThresholdsView or StagesReport)",
+            "content": {
+                content_types.APPLICATION_JSON: {
+                    "model": CohortMatrix | ForecastView | RfmThresholdsView | StagesReport
+                }
+            },
         },
         202: _answers(QueryAccepted, "")[202],
     },
     summary="Poll a question the event archive answers: 202 while its query runs, then 200 with the answer",
-    description="The `Location` of a 202 from GET /v1/insights/cohorts, POST /v1/insights/forecast or GET "
-    "/v1/insights/rfm/thresholds. 202 (with `Retry-After`) while the query runs; 200 with the answer once it is "
+    description="The `Location` of a 202 from GET /v1/insights/cohorts, POST /v1/insights/forecast, GET "
+    "/v1/insights/rfm/thresholds or GET /v1/insights/stages. 202 (with `Retry-After`) while the query runs; 200 "
+    "with the answer once it is "
     "done (the answer stays for 7 days); 502 with the engine's reason when the query failed or was cancelled "
     "(asking the question again starts a new one); 404 for an unknown or forgotten query.",
     tags=["insights"],
 )
 def get_query(
     query_id: QueryId, deps: Deps, request: Request
-) -> Response[CohortMatrix | ForecastView | RfmThresholdsView | QueryAccepted]:
+) -> Response[CohortMatrix | ForecastView | RfmThresholdsView | StagesReport | QueryAccepted]:
     engine = deps.analytics() if deps.analytics is not None else None
     if engine is None:
         raise NotFoundError(f"no analytics query {query_id}: this deployment has no analytics engine")

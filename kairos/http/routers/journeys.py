@@ -35,6 +35,7 @@ def _journey_view(doc: dict) -> JourneyView:
     status_code=201,
     summary="Create a journey (a draft: activate it to let customers in)",
     description="Errors name the node and the field, e.g. `nodes.wait_open.on_timeout`.",
+    links={"/v1/journeys/{journey_id}": {"journey_id": "$response.body#/journey_id"}},
     tags=["journeys"],
 )
 def post_journey(journey: Annotated[JourneyIn, Body()], deps: Deps) -> JourneyView:

@@ -23,6 +23,7 @@ ProductId = Annotated[str, Path(pattern=_ID_PATTERN, description="The product's 
     "/v1/products/<product_id>",
     scope="manage",
     summary="Save a product: the name, page and picture messages show for it",
+    links={"/v1/products/{product_id}": {"product_id": "$request.path.product_id"}},
     tags=["products"],
 )
 def put_product(product_id: ProductId, product: Annotated[ProductIn, Body()], deps: Deps) -> ProductView:

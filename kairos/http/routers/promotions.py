@@ -27,6 +27,7 @@ PoolName = Annotated[str, Path(pattern=POOL_NAME_PATTERN, description="The pool'
     "again (`already_present`): a code handed out never goes to a second customer. A code repeated in the body "
     "counts once. `low_water`, when given, replaces the pool's mark: a message that leaves fewer codes publishes "
     "the metric `PromoPoolLow`.",
+    links={"/v1/promo-pools/{name}": {"name": "$request.path.name"}},
     tags=["promotions"],
 )
 def put_promo_codes(name: PoolName, body: Annotated[PromoCodesIn, Body()], deps: Deps) -> PromoCodesAdded:

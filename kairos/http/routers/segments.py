@@ -7,11 +7,11 @@ from typing import Annotated
 from aws_lambda_powertools.event_handler.openapi.params import Body, Path
 
 from kairos.audiences import segments as audiences
-from kairos.audiences.domain import SegmentIn, SegmentList, SegmentView
+from kairos.audiences.domain import SegmentBody, SegmentIn, SegmentList, SegmentView
 from kairos.core import timeutil
 from kairos.core.errors import InvalidInputError, NotFoundError
 from kairos.customers.schemas import _ID_PATTERN
-from kairos.http.api import KairosRouter, check_filter_values
+from kairos.http.api import KairosRouter
 from kairos.http.deps import Deps  # noqa: TC001 - Powertools reads route annotations at run time
 from kairos.insights.domain import SegmentPreview, SegmentPreviewIn
 
@@ -25,17 +25,14 @@ SegmentName = Annotated[str, Path(pattern=_ID_PATTERN, description="The segment'
     "/v1/segments/<name>",
     scope="manage",
     summary="Save an audience segment (all filters must hold)",
-    description="The path names the segment; the body's `name` may be left out, and when given must equal the "
-    "path's name (else 400 naming `name`). Filter fields: `purchase_count`, `attributes.<name>`, "
-    "`events.<type>`... (an unknown field is a 400 listing them). A filter's `value` follows the limits of "
-    "profile attributes.",
+    description="The path names the segment (the body holds its filters only). Filter fields: `purchase_count`, "
+    "`attributes.<name>`, `events.<type>`... (an unknown field is a 400 listing them). A filter's `value` follows "
+    "the limits of profile attributes.",
+    links={"/v1/segments/{name}": {"name": "$request.path.name"}},
     tags=["campaigns"],
 )
-def put_segment(name: SegmentName, segment: Annotated[SegmentIn, Body()], deps: Deps) -> SegmentView:
-    if segment.name is not None and segment.name != name:
-        raise InvalidInputError("name", f"the body names '{segment.name}' but the path '{name}'")
-    segment = segment.model_copy(update={"name": name})
-    check_filter_values(segment.filters, "filters")
+def put_segment(name: SegmentName, body: Annotated[SegmentBody, Body()], deps: Deps) -> SegmentView:
+    segment = SegmentIn(name=name, filters=body.filters)
     return SegmentView.model_validate(audiences.save_segment(segment, deps.segments(), timeutil.now()))
 
 
@@ -73,7 +70,6 @@ def delete_segment(name: SegmentName, deps: Deps) -> None:
     tags=["campaigns"],
 )
 def preview_segment(body: Annotated[SegmentPreviewIn, Body()], deps: Deps) -> SegmentPreview:
-    check_filter_values(body.filters, "filters")
     filters = list(body.filters)
     if body.segment:
         try:
