@@ -462,7 +462,8 @@ def strict_json(text: str) -> Any:
         Not JSON at all (Powertools answers it as invalid JSON).
     RequestValidationError
         ``NaN``, ``Infinity``, a number that overflows a float, an integer Python will not convert, or nesting
-        deeper than ``MAX_BODY_DEPTH``; each error's location is the offending value's path.
+        deeper than ``MAX_BODY_DEPTH``; each error's location is the offending value's path. Or a body that is
+        not an object: every body of this API is one, and Powertools would read an array as its first item.
     """
     try:
         value = json.loads(text, parse_constant=_parse_constant, parse_float=_parse_float, parse_int=_parse_int)
@@ -481,6 +482,8 @@ def strict_json(text: str) -> Any:
                 continue
             items = node.items() if isinstance(node, dict) else enumerate(node)
             stack.extend((child, (*path, key), depth + 1) for key, child in reversed(list(items)))
+    if not errors and not isinstance(value, dict):
+        errors.append({"type": "json_object", "loc": ("body",), "msg": "must be a JSON object", "input": None})
     if errors:
         raise RequestValidationError(errors)
     return value

@@ -199,6 +199,15 @@ def test_json_with_another_charset_is_415_and_utf8_in_any_case_is_fine(client):
     assert client.request("POST", "/v1/events", {"events": [event("e3")]}, headers=latin).status == 415
 
 
+def test_body_that_is_a_json_array_is_400_not_read_as_its_first_item(client):
+    # GIVEN bodies that are arrays holding a valid body (Powertools reads a list value as its first item)
+    for method, path in (("PUT", "/v1/policy"), ("POST", "/v1/segments/preview"), ("PUT", "/v1/customers/c1")):
+        # WHEN one is sent THEN it is refused: every body of the API is an object
+        resp = client.request(method, path, [{}])
+        assert resp.status == 400 and resp.json()["message"] == "(body): must be a JSON object", (path, resp.body)
+    assert client.request("GET", "/v1/customers/c1").status == 404
+
+
 def test_body_over_the_limit_is_413(client):
     # GIVEN a body one byte over the documented limit
     raw = json.dumps({"events": [event("e1", text="x")]})
