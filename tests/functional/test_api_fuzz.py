@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 import schemathesis
 from hypothesis import HealthCheck, Phase, given, settings
-from hypothesis.errors import Unsatisfiable
+from hypothesis.errors import Flaky, Unsatisfiable
 from schemathesis import GenerationMode
 from schemathesis.config import SchemathesisConfig
 from schemathesis.errors import FailureGroup
@@ -29,7 +29,7 @@ from kairos_local.server import wsgi_app
 
 CONFIG = Path(__file__).resolve().parents[2] / "bench" / "contract.toml"
 EXAMPLES_PER_OPERATION = 12  # per generation mode; about 1,000 requests in all
-STATEFUL_SCENARIOS = 15
+STATEFUL_SCENARIOS = 25
 METHODS = ("GET", "PUT", "POST", "DELETE", "PATCH", "OPTIONS", "TRACE")
 
 
@@ -95,9 +95,25 @@ def test_api_fuzz_every_check_holds_on_valid_and_invalid_requests(api, schema):
 
 def test_api_fuzz_stateful_runs_follow_the_links_and_every_check_holds(api, schema):
     # GIVEN the state machine of the document's links (a saved segment -> read it, delete it...)
-    links = schema.as_state_machine()
-    # WHEN scenarios of a few steps run THEN every check holds at every step (a deleted resource stays gone)
-    links.run(settings=_settings(STATEFUL_SCENARIOS, stateful_step_count=6))
+    found: list[str] = []
+
+    class Links(schema.as_state_machine()):
+        def validate_response(self, response, case, additional_checks=None, **kwargs):
+            try:
+                super().validate_response(response, case, additional_checks, **kwargs)
+            except FailureGroup as exc:
+                found.append(f"{case.operation.label}: {exc}")
+                raise
+
+    # WHEN scenarios of a few steps run
+    try:
+        Links.run(settings=_settings(STATEFUL_SCENARIOS, stateful_step_count=6))
+    except Flaky:
+        # The API's state moved on between a scenario and its replay (what it saved stays saved): the run goes
+        # on as schemathesis' own does, and any failure it met is in `found`.
+        pass
+    # THEN every check held at every step (a deleted resource stays gone)
+    assert not found, "\n\n".join(found)
 
 
 def test_api_fuzz_an_undeclared_method_is_405_listing_the_declared_ones(api):
