@@ -59,25 +59,8 @@ class CustomerHistory:
 def _history_count(record: CustomerRecord, f: Filter, now: datetime, history: CustomerHistory | None) -> int:
     if history is None:
         raise ValueError(f"'{f.field}' needs the customer's history, which is not available here")
-    since = now - timedelta(days=f.within_days or 0)
-    kind, _, what = (f.field or "").partition(".")
-    n = 0
-    if kind == "events":
-        for ev in history.events(record.customer_id):
-            if ev.get("type") != what or (f.channel and ev.get("channel") != f.channel):
-                continue
-            if since <= parse_ts(ev["timestamp"]) <= now:
-                n += 1
-        return n
-    for m in history.messages(record.customer_id):
-        if what != "any" and m.get("status") != what:
-            continue
-        if (f.channel and m.get("channel") != f.channel) or (f.campaign_id and m.get("campaign_id") != f.campaign_id):
-            continue
-        at = m.get("sent_at") or m.get("claimed_at")
-        if at and since <= parse_ts(at) <= now:
-            n += 1
-    return n
+    since = (now - timedelta(days=f.within_days or 0)).timestamp()
+    return sum(1 for at in _history_times(record, f, history) if since <= at <= now.timestamp())
 
 
 # Fields that are an aggregate as it is stored.
