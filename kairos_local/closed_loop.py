@@ -177,7 +177,7 @@ def train_and_publish(loop: Loop, as_of: datetime, version: str) -> dict[str, An
         # The loop closes here: the sends of earlier rounds and their opens teach the channel response
         # rates and decision windows, and say what other send-time policies would have achieved.
         messages = read_messages([f"s3://{archive}/messages/"], s3_client=s3)
-        learn_from_messages(model, message_training_rows(messages, history.message_events()))
+        learn_from_messages(model, message_training_rows(messages, history.message_events()), history)
         model_dir = Path(tmp) / "model"
         model.save(model_dir)
         publish_model(model_dir, rt.dep.physical["ModelsBucket"], version, client=s3)

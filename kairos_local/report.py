@@ -91,7 +91,7 @@ def format_table(results: dict[str, Any]) -> str:
 
             lines.append(
                 f"off-policy estimates of send-time policies on the {ope['sends']} logged sends the model was "
-                "retrained with (engagement per send):"
+                "retrained with (engagement per send; each journey's first send of the exploring arm):"
             )
             lines.append(render_table([Estimate(**e) for e in ope["estimates"]]))
     rows = summary(results)
@@ -156,7 +156,7 @@ def html_tables(results: dict[str, Any]) -> str:
         if ope:
             out.append(
                 f"<p>Off-policy estimates of send-time policies on the {int(ope['sends'])} logged sends the model was "
-                "retrained with (engagement per send):</p>"
+                "retrained with (engagement per send; each journey's first send of the exploring arm):</p>"
             )
 
             def pct(v: Any) -> str:

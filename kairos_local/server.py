@@ -25,6 +25,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, quote, urlsplit
 
+from kairos.http.console_assets import console_asset
 from kairos_local import moto_patches
 from kairos_local.embedded import embedded_aws
 from kairos_local.outbox import outbox
@@ -79,6 +80,11 @@ def make_server(
             length = int(self.headers.get("Content-Length") or 0)
             body = self.rfile.read(length) if length else b""
             url = urlsplit(self.path)
+            # The web console's static files (kairos/http/console/): served without a key; the page signs in.
+            asset = console_asset(url.path) if self.command in ("GET", "HEAD") else None
+            if asset is not None:
+                self._reply(asset.status, asset.headers, asset.body)
+                return
             if control is not None and url.path.startswith("/_local/"):
                 fn = control.get(f"{self.command} {url.path}")
                 status, doc = fn(body) if fn else (404, {"message": f"no local endpoint {self.command} {url.path}"})
@@ -89,8 +95,8 @@ def make_server(
             resp = api_http(runtime, self.command, url.path, dict(self.headers.items()), body, query)
             self._reply(resp.status, resp.headers, resp.body)
 
-        def _reply(self, status: int, headers: dict[str, str], body: str) -> None:
-            payload = body.encode()
+        def _reply(self, status: int, headers: dict[str, str], body: str | bytes) -> None:
+            payload = body if isinstance(body, bytes) else body.encode()
             self.send_response(status)
             for k, v in headers.items():
                 if k.lower() not in ("content-length", "connection"):
@@ -413,6 +419,8 @@ def main(argv: list[str] | None = None) -> int:
         with LocalProduct(args.host, args.port, speed=speed, parameters=params) as product:
             key = product.runtime.api_key  # type: ignore[attr-defined]
             print(f"Kairos on {product.url}  (API key: {key})", flush=True)
+            # The key rides in the fragment, which the browser never sends: the console keeps it for this tab.
+            print(f"  {product.url}/console/#key={key}   # the web console, signed in", flush=True)
             print(f"  curl {product.url}/v1/openapi.json", flush=True)
             print(f"  curl -X POST {product.url}/_local/score   # score everybody now", flush=True)
             print(f"  curl {product.url}/_local/clock          # the product's now (simulated)", flush=True)

@@ -110,7 +110,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         from training.ope import render_table
         from training.response import learn_from_messages
 
-        estimates = learn_from_messages(model, rows)
+        estimates = learn_from_messages(model, rows, getattr(args, "history", None))
         print(f"response model from {len(rows)} logged sends; off-policy estimates:\n\n{render_table(estimates)}\n")
     model.save(args.out)
     print(f"model {model.version} written to {args.out} ({model.metadata['training_seconds']} s)")
@@ -184,7 +184,10 @@ def cmd_predict(args: argparse.Namespace) -> int:
     out = []
     meter = progress.Meter("scoring", len(inputs), "customers")
     for start in range(0, len(inputs), args.batch_size):
-        out.extend(r.to_dict() for r in model.recommend(inputs[start : start + args.batch_size], as_of, args.top_k))
+        batch = inputs[start : start + args.batch_size]
+        for c, r in zip(batch, model.recommend(batch, as_of, args.top_k), strict=True):
+            # The zone the hours of week are in: the profile's, or the one the events' offsets imply.
+            out.append({**r.to_dict(), "timezone": c.aggregates.effective_timezone})
         meter.update(len(out))
     n = write_jsonl(args.out, out)
     print(f"wrote {n} recommendations to {args.out}")

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 from kairos.models.serving import METADATA_FILE
 from training.evaluate import BUCKETS, TIME_ABLATION, TIME_BASELINES, render_markdown, strongest_baseline
+from training.lifecycle_card import lifecycle_section
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -55,6 +56,7 @@ def _summary(res: dict[str, Any]) -> dict[str, Any]:
         "products": res["products"],
         "calibration": res.get("calibration"),
         "off_policy": res.get("off_policy"),
+        "lifecycle": res.get("lifecycle"),
     }
 
 
@@ -84,17 +86,26 @@ def write_card(model_dir: Path, results: dict[str, dict[str, Any]]) -> None:
         "## What it does",
         "",
         "- **Send time**: a LightGBM Poisson model predicts, for each customer and each of the 168 local hours of "
-        "the week, how many engagement moments (clock hours with a session, open, click or purchase) the customer "
+        "the week, how many engagement moments (clock hours with a session, open, click or purchase of the "
+        "customer's own; an event naming a message is that message's answer, not a moment) the customer "
         "will have there in the next 92 days. `hour_scores` are those rates turned into calibrated probabilities: "
         "per history bucket, a temperature and a weight blend the model's distribution with the customer's "
-        "segment prior, fitted on customers held out of a first booster (table below each split). The decision "
+        "segment prior, fitted on a label window a first booster never saw (table below each split). The decision "
         "is separate: the best hour is the one whose hour and neighbours on the same day hold the most of the "
-        "model's normalized rates (`send_scores`), or, for a channel whose messages are opened hours later, the "
-        "hours after the send (a window learned from the message log).",
+        "decision ranking (`send_scores`), or, for a channel whose messages are opened hours later, the "
+        "hours after the send (a window learned from the message log). The ranking is the model's normalized "
+        "rates, blended per history bucket with the customer's own counts smoothed by their prior (the share and "
+        "the prior's pseudo-moments fitted on that unseen window to pick its hours best), so where history "
+        "is thin the decision is at least the smoothed count's. A customer without a profile zone is placed in "
+        "the zone their events' UTC offsets imply, as ingestion infers it, for features, labels and the served "
+        "hour.",
         "- **Channels**: with a message log (`--messages`), each channel's engagement per send (inverse-propensity "
         "weighted), by local hour of day, and its decision window; a customer's channel ranking shrinks their "
-        "own sends and engagements toward those rates. Off-policy estimates of send-time policies on the logged "
-        "sends are printed and kept in `metadata.json` (`off_policy`).",
+        "own sends and engagements toward those rates. Opens come at the hour a message was sent, so counted as "
+        "the customer's own hours they would teach the model its past choices: they are learned only here, "
+        "weighted by the inverse of the chosen hour's propensity. Off-policy estimates of send-time policies "
+        "on the logged first sends of an exploring policy (the retrained model deciding each send again, with "
+        "the same candidate hours and rule) are printed and kept in `metadata.json` (`off_policy`).",
         "- **Next product**: a LightGBM lambdarank model ranks candidates from the customer's own past purchases, "
         "co-purchase neighbours of recent products and popular products.",
         "- Features come only from the per-customer aggregates the ingest API keeps (`kairos.models.features`), the "
@@ -127,6 +138,7 @@ def write_card(model_dir: Path, results: dict[str, dict[str, Any]]) -> None:
     ]
     for name, res in results.items():
         lines += [f"### {SPLIT_TITLES.get(name, name)}", "", render_markdown(res)]
+    lines += lifecycle_section(results, SPLIT_TITLES)
     lines += [
         "## Limitations",
         "",

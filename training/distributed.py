@@ -17,7 +17,7 @@ the boosters are trained with LightGBM's own distributed mode (``tree_learner=da
 worker process, each binning and histogramming the rows it holds, the histograms summed over the network
 LightGBM opens between the machines, so every machine grows the same trees. Three boosters, as
 ``training.fit.train_model`` trains them on one machine: the calibration booster on the customers not held out
-(its rates for the held-out customers are computed where their rows are, and at most ``CALIBRATION_CUSTOMERS``
+(its rates for the calibration customers are computed where their rows are, and at most ``CALIBRATION_CUSTOMERS``
 of them come to the client to fit the calibration), the send-time booster on every row, and the next-product
 ranker on the candidate rows (a customer's candidates are one group, and a group never spans two shards). The
 client holds the shards' row counts, the merged priors and item table, that calibration sample and the boosters'
@@ -59,7 +59,9 @@ from kairos.models.features.send_time import prior_stats, priors_from_stats
 from kairos.models.serving import KairosModel
 from kairos.models.timing import stable_unit
 from training.fit import (
+    CALIBRATION_CUSTOMERS,
     TrainConfig,
+    calibration_roles,
     model_metadata,
     peak_mb,
     product_params,
@@ -75,11 +77,10 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-# Held-out customers whose calibration inputs come to the client: the calibration booster's 168 rates, the prior
-# and the held-out counts, about 4 KB a customer, so at most ~80 MB. More are held out only past ~100,000 active
-# customers (20% are); then a uniform sample of them is drawn, still far more per history bucket than the grid
-# search of two parameters needs (Online Retail II holds out ~700).
-CALIBRATION_CUSTOMERS = 20_000
+# Calibration customers' inputs come to the client (CALIBRATION_CUSTOMERS at most): the calibration booster's 168
+# rates, the prior, the counts before and after the last snapshot, about 5 KB a customer, so at most ~100 MB. Past
+# that many active customers a uniform sample is drawn, still far more per history bucket than the grid searches
+# need (Online Retail II has ~3,000).
 
 # LightGBM writes the parameters a booster was trained with into its text. The machines' addresses and ports
 # change with every run and mean nothing to a loaded booster: they are reset to LightGBM's defaults, so the saved
@@ -147,14 +148,25 @@ class Shard:
         }
 
     def examples(
-        self, k: int, t: datetime, priors: Any, items: Any, cfg: TrainConfig, product: bool, last: bool
+        self,
+        k: int,
+        t: datetime,
+        priors: Any,
+        items: Any,
+        cfg: TrainConfig,
+        product: bool,
+        calibrating: bool,
+        left_out: bool,
     ) -> dict[str, int]:
         """Build this shard's training rows of snapshot ``k`` at ``t`` and keep them for :meth:`take`; their counts.
 
         The folder is already at ``t`` (:meth:`stats` came first). Rows are kept as ``(k, "rows")`` when there are
-        any, the held-out customers' calibration inputs (last snapshot) as ``(k, "calibration")``.
+        any, the calibration inputs (``calibrating``: the last snapshot; ``left_out``: rows the calibration booster
+        does not learn from, :func:`training.fit.calibration_roles`) as ``(k, "calibration")``.
         """
-        out = snapshot_examples(self.history, self.folder.aggs, t, priors, items, cfg, self.rng, product, last)
+        out = snapshot_examples(
+            self.history, self.folder.aggs, t, priors, items, cfg, self.rng, product, calibrating, left_out
+        )
         cal = out.pop("cal", None)
         counts = row_counts(out, cal)
         if has_rows(counts):
@@ -276,7 +288,7 @@ def _train_machine(
 
 
 def _calibration_inputs(model: str, cal: dict[str, Any], keep: int, seed: int) -> dict[str, np.ndarray]:
-    """On the shard's worker: the calibration booster's rates for ``keep`` of the shard's held-out customers.
+    """On the shard's worker: the calibration booster's rates for ``keep`` of the shard's calibration customers.
 
     ``keep`` below their number draws a uniform sample (a stable one: the shard's own seed).
     """
@@ -290,6 +302,7 @@ def _calibration_inputs(model: str, cal: dict[str, Any], keep: int, seed: int) -
         "prior": cal["prior"][sel],
         "counts": cal["counts"][sel],
         "moments": cal["moments"][sel],
+        "past": x[:, TIME_FEATURES.index("own_how")].reshape(-1, HOURS_PER_WEEK),
     }
 
 
@@ -377,7 +390,7 @@ class Machines:
 def _calibrate(
     client: Client, machines: Machines, rows: list[RowPart], cal: list[RowPart], cfg: TrainConfig
 ) -> tuple[Calibration, dict[str, Any], int]:
-    """The calibration of ``training.fit.calibrate``, its report, and how many held-out customers it was fitted on."""
+    """The calibration of ``training.fit.calibrate``, its report, and how many customers it was fitted on."""
     held = sum(p.counts["time_rows"] - p.counts["calibration_rows"] for p in rows)
     kept = sum(p.counts["calibration_rows"] for p in rows)
     if not cal or not held or not kept:
@@ -393,8 +406,11 @@ def _calibrate(
         for p, n in zip(cal, keep, strict=True)
     ]
     got = client.gather(futures)
-    inputs = {name: np.concatenate([g[name] for g in got]) for name in ("rates", "prior", "counts", "moments")}
-    calibration, report = fit_calibration(inputs["rates"], inputs["prior"], inputs["counts"], inputs["moments"])
+    names = ("rates", "prior", "counts", "moments", "past")
+    inputs = {name: np.concatenate([g[name] for g in got]) for name in names}
+    calibration, report = fit_calibration(
+        inputs["rates"], inputs["prior"], inputs["counts"], inputs["moments"], inputs["past"]
+    )
     return calibration, report, sum(keep)
 
 
@@ -478,12 +494,16 @@ def fit_distributed(
 
     rows: list[RowPart] = []
     cal: list[RowPart] = []
+    roles = calibration_roles(times, cfg.horizon_days)
     for k, t in enumerate(times):
         parts = [f.result() for f in [a.stats(t, t in product_times) for a in actors]]
         priors, items = _merged(parts, t)
         del parts
-        last = k == len(times) - 1
-        counts = [f.result() for f in [a.examples(k, t, priors, items, cfg, t in product_times, last) for a in actors]]
+        left_out, calibrating = roles[k]
+        counts = [
+            f.result()
+            for f in [a.examples(k, t, priors, items, cfg, t in product_times, calibrating, left_out) for a in actors]
+        ]
         for s, c in enumerate(counts):
             if has_rows(c):
                 rows.append(RowPart(s, where[s], take(s, k, "rows"), c))
@@ -540,6 +560,9 @@ def fit_distributed(
         "calibration_customers": calibration_customers,
         "calibration_customers_max": CALIBRATION_CUSTOMERS,
     }
+    # The lifecycle predictions are trained on one machine (``python -m training train`` without --cluster): a model
+    # trained here serves none (``lifecycle: null``).
+    metadata["lifecycle"] = None
     return KairosModel(time_booster, product_booster, priors, items, metadata)
 
 

@@ -23,6 +23,7 @@ from kairos.models.serving import CustomerInput
 from training import baselines, progress
 from training.fit import TrainConfig, fit
 from training.history import Folder
+from training.lifecycle_eval import evaluate_lifecycle, render_lifecycle
 from training.metrics import (
     HISTORY_BUCKETS,
     history_bucket,
@@ -40,9 +41,10 @@ if TYPE_CHECKING:
     from training.history import History
 
 TIME_BASELINES = ("global best hour", "modal hour (Braze-style)", "smoothed histogram")
-# Not an outside baseline: the smoothed histogram scored with Kairos's own +-1 h window, to show
+# The customer's counts plus the population's hour distribution (10 pseudo-moments), picking the hour with the
+# most mass within one hour: the floor where history is thin (Kairos's decision blends it in per bucket), and
 # how much of Kairos's gain the window alone explains.
-TIME_ABLATION = "smoothed histogram, ±1 h window"
+TIME_ABLATION = "smoothed count, ±1 h window"
 TIME_UNCALIBRATED = "Kairos, rates before calibration"
 TIME_CALIBRATED_PICK = "Kairos, picking by the calibrated probabilities"
 TIME_ORACLES = ("oracle: one hour of day per customer", "oracle: best hour per weekday")
@@ -83,7 +85,8 @@ def evaluate(
     Returns
     -------
     dict
-        ``split``, ``time``, ``products``, ``calibration`` and ``off_policy`` sections (see :func:`render_markdown`).
+        ``split``, ``time``, ``products``, ``calibration``, ``off_policy`` and ``lifecycle`` sections (see
+        :func:`render_markdown`; ``lifecycle``: :func:`training.lifecycle_eval.evaluate_lifecycle`).
     """
     t0 = time.monotonic()
     test_end = cutoff + timedelta(days=test_days)
@@ -105,7 +108,10 @@ def evaluate(
     for i, c in enumerate(cids):
         m = history.window_moments(c, cutoff, test_end)
         rows_l.append(np.full(m.size, i))
-        hows_l.append(local_hours_of_week(m, history.timezone(c)))
+        # The zone the customer is served in at the cut-off (a profile's, or inferred from the offsets so far);
+        # a customer first seen in the test window, the zone their test moments imply.
+        tz = history.timezone(c, cutoff if aggs[c].engagement_moments else test_end)
+        hows_l.append(local_hours_of_week(m, tz))
     rows = np.concatenate(rows_l) if rows_l else np.empty(0, dtype=np.int64)
     hows = np.concatenate(hows_l) if hows_l else np.empty(0, dtype=np.int64)
     test_counts = np.zeros((len(cids), 168))
@@ -191,6 +197,7 @@ def evaluate(
             if message_rows
             else None
         ),
+        "lifecycle": evaluate_lifecycle(history, model, cutoff, dict(aggs), folder),
     }
 
 
@@ -208,6 +215,17 @@ def strongest_baseline(result: dict[str, Any]) -> tuple[str, float]:
     methods = result["time"]["methods"]
     name = max(TIME_BASELINES, key=lambda m: methods[m]["hit_within_1h"]["overall"] or 0.0)
     return name, methods[name]["hit_within_1h"]["overall"]
+
+
+def _ratio_lines(t: dict[str, Any]) -> list[str]:
+    """Kairos's hit rate as a multiple of each customer's most frequent hour and of the smoothed count, per bucket."""
+    kairos = t["methods"]["Kairos"]["hit_within_1h"]
+    out = []
+    for name in ("modal hour (Braze-style)", TIME_ABLATION):
+        base = t["methods"][name]["hit_within_1h"]
+        cells = [f"{c} {kairos[c] / base[c]:.3f}×" for c in (*BUCKETS, "overall") if kairos[c] and base[c]]
+        out.append(f"Kairos / {name}: " + ", ".join(cells) + ".")
+    return ["", *out]
 
 
 def _fmt(v: float | None, digits: int = 3) -> str:
@@ -243,6 +261,7 @@ def render_markdown(result: dict[str, Any]) -> str:
     kairos_hit = t["methods"]["Kairos"]["hit_within_1h"]["overall"]
     if base and kairos_hit is not None:
         lines += ["", f"Kairos vs strongest baseline ({base_name}): {100 * (kairos_hit / base - 1):+.1f}% relative."]
+    lines += _ratio_lines(t)
     lines += ["", "**Send time: mean log-likelihood of the test hours (nats, higher is better)**", "", head, rule]
     for name in TIME_METHODS:
         vals = t["methods"][name]["log_likelihood"]
@@ -252,18 +271,30 @@ def render_markdown(result: dict[str, Any]) -> str:
     if cal:
         lines += [
             "",
-            "**Send-time calibration** (fitted on customers held out of a first booster; weight on the model's own "
-            "distribution vs the segment prior, and the held-out log-likelihood of each)",
+            "**Send-time calibration and decision blend** (fitted on the label window after the last snapshot, which "
+            "a first booster never saw; per history bucket: the weight on the model's own distribution vs the segment "
+            "prior and the log-likelihood of each; the smoothed count's share of the decision ranking and its prior's "
+            "pseudo-moments, and the window's hit rates of the booster alone, the smoothed count alone and the blend)",
             "",
-            "| past moments | temperature | weight | calibrated LL | prior LL | held-out moments |",
-            "|---|---:|---:|---:|---:|---:|",
+            "| past moments | temperature | weight | calibrated LL | prior LL | window moments "
+            "| smoothed share (k) | hits: booster / smoothed / blend |",
+            "|---|---:|---:|---:|---:|---:|---:|---:|",
         ]
         for b in BUCKETS:
             if b in cal:
                 c = cal[b]
+                blend = (
+                    (
+                        f"{c['smoothed_share']} ({c['pseudo_moments']:g}) | {c['hit_rate_model']:.3f} / "
+                        f"{c['hit_rate_smoothed_count']:.3f} / {c['hit_rate_blend']:.3f}"
+                    )
+                    if "smoothed_share" in c
+                    else "— | —"
+                )
                 lines.append(
-                    f"| {b} | {c['temperature']} | {c['weight']} | {c['log_likelihood']:.3f} | "
-                    f"{c['prior_log_likelihood']:.3f} | {c['moments']} |"
+                    f"| {b} | {c.get('temperature', 1.0)} | {c.get('weight', 1.0)} | "
+                    f"{_fmt(c.get('log_likelihood'))} | {_fmt(c.get('prior_log_likelihood'))} | "
+                    f"{c.get('moments', '—')} | {blend} |"
                 )
     ope = result.get("off_policy")
     if ope:
@@ -287,4 +318,6 @@ def render_markdown(result: dict[str, Any]) -> str:
             label = f"**{name}**" if name == "Kairos" else name
             lines.append(f"| {label} | " + " | ".join(_fmt(vals[c]) for c in cols) + " |")
         lines.append("| *test customers* | " + " | ".join(str(p["counts"][c]["customers"]) for c in cols) + " |")
+    if result.get("lifecycle"):
+        lines += ["", render_lifecycle(result["lifecycle"])]
     return "\n".join(lines) + "\n"

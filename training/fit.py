@@ -39,11 +39,15 @@ from training import progress
 from training.history import Folder
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
     from training.history import History
 
 log = logging.getLogger(__name__)
 # Customers whose send-time features are computed together (168 rows each).
 FEATURE_BATCH = 256
+# At most this many customers' full rows at the last snapshot are kept to fit the calibration on.
+CALIBRATION_CUSTOMERS = 20_000
 
 
 @dataclass
@@ -70,8 +74,9 @@ class TrainConfig:
     product_leaves: int = 31
     threads: int = 0  # LightGBM threads; 0: the cores other work leaves free (:func:`default_threads`)
     seed: int = 7
-    # Share of customers held out of a first booster to fit the probability calibration on.
-    calibration_share: float = 0.2
+    # Share of the customers active after the last snapshot that the calibration and the decision blend are fitted
+    # on (at most CALIBRATION_CUSTOMERS), with a first booster that never saw that snapshot's label window.
+    calibration_share: float = 1.0
     # Share of customers whose snapshots become training rows (a stable draw per customer); priors and the
     # item table always use everybody. Below 1 for histories too large for one machine's memory.
     customer_sample: float = 1.0
@@ -174,7 +179,19 @@ def fit(history: History, end: datetime, cfg: TrainConfig | None = None, folder:
     priors = build_priors(known, [history.segment(c) for c in cids])
     items = build_item_table(known, history.baskets(end), end, hour_counts=history.product_hour_counts(end))
     assert history.start is not None
-    return train_model(ex, priors, items, cfg, end, history.start, len(history.customers), t0)
+    model = train_model(ex, priors, items, cfg, end, history.start, len(history.customers), t0)
+    return with_lifecycle(model, history, end, cfg)
+
+
+def with_lifecycle(model: KairosModel, history: History, end: datetime, cfg: TrainConfig) -> KairosModel:
+    """``model`` with the lifecycle predictions trained on the same history (``training.lifecycle``)."""
+    from training.lifecycle import LifecycleConfig, fit_lifecycle, lifecycle_version
+
+    model.lifecycle = fit_lifecycle(history, end, LifecycleConfig(threads=cfg.threads, seed=cfg.seed))
+    model.metadata["lifecycle"] = model.lifecycle.info if model.lifecycle is not None else None
+    if model.lifecycle is not None:
+        model.metadata["model_version"] = lifecycle_version(model.version, model.lifecycle)
+    return model
 
 
 def peak_mb() -> float:
@@ -306,8 +323,8 @@ class Examples:
     py: np.ndarray
     pg: np.ndarray
     times: list[datetime]
-    # Send-time rows of customers held out of the calibration booster, and what the held-out customers
-    # did after the last snapshot: all 168 rows, counts, past moments and prior distributions.
+    # Send-time rows the calibration booster does not learn from (the last label window's snapshots), and the
+    # calibration customers at the last snapshot: all 168 rows, what they did next, past moments and priors.
     held_out: np.ndarray = field(default_factory=lambda: np.zeros(0, bool))
     cal_x: np.ndarray | None = None
     cal_counts: np.ndarray | None = None
@@ -315,31 +332,49 @@ class Examples:
     cal_prior: np.ndarray | None = None
 
 
+def calibration_roles(times: Sequence[datetime], horizon_days: int) -> list[tuple[bool, bool]]:
+    """Per snapshot (oldest first): whether its rows are left out of the calibration booster, and whether it gives
+    the calibration inputs (the last one).
+
+    The calibration booster must not see the weeks it is judged on: every snapshot whose label window overlaps the
+    last one's is left out, so it is judged as the served model is, on a window after everything it learned from
+    (judged on customers held out of the same weeks instead, it knew the season those weeks had and preferred its
+    own ranking to customers' own hours, which a later window did not bear out). A history too short to leave any
+    snapshot in leaves out the last one only.
+    """
+    last = times[-1]
+    left_out = [t + timedelta(days=horizon_days) > last for t in times]
+    if all(left_out):
+        left_out = [k == len(times) - 1 for k in range(len(times))]
+    return [(out, k == len(times) - 1) for k, out in enumerate(left_out)]
+
+
 def in_sample(cid: str, rate: float) -> bool:
     """Whether a customer's snapshots are training rows at sampling ``rate`` (stable: a digest of the id)."""
     return rate >= 1.0 or stable_unit("sample", cid) < rate
 
 
-def held_out_customer(cid: str, share: float) -> bool:
-    """Whether a customer is held out of the calibration booster (stable: a digest of the id)."""
-    return stable_unit("calibration", cid) < share
+def calibration_customer(cid: str, share: float) -> bool:
+    """Whether a customer's full rows at the last snapshot are kept for the calibration (stable: a digest of the id)."""
+    return share >= 1.0 or stable_unit("calibration", cid) < share
 
 
 def calibrate(ex: Examples, cfg: TrainConfig, data: lgb.Dataset) -> tuple[Calibration, dict[str, Any]]:
-    """Fit the probability calibration on customers a first booster never saw.
+    """Fit the probability calibration and the decision blend on a window a first booster never saw.
 
-    The first booster learns from the other customers' rows; its rates for the held-out customers at
-    the last snapshot are calibrated against what they did in the following label window. The
-    returned calibration is applied to the final booster (trained on everybody), whose rates are at
-    least as good, so the fitted weights err on the side of the prior.
+    The first booster learns from the snapshots before the last label window (:func:`calibration_roles`); its
+    rates for the customers active after the last snapshot are calibrated against what they did in that window.
+    The returned calibration is applied to the final booster (trained on everything), whose rates are at least
+    as good, so the fitted weights err on the side of the prior.
     """
     if ex.cal_x is None or not ex.cal_x.size or not ex.held_out.any() or ex.held_out.all():
         return Calibration(), {}
     subset = data.subset(np.flatnonzero(~ex.held_out))
-    callback = progress.lightgbm_callback("calibrating: send-time model without held-out customers", cfg.time_rounds)
+    callback = progress.lightgbm_callback("calibrating: send-time model without the last window", cfg.time_rounds)
     booster = lgb.train(time_params(cfg), subset, num_boost_round=cfg.time_rounds, callbacks=[callback])
     rates = booster.predict(ex.cal_x).reshape(-1, HOURS_PER_WEEK)
-    return fit_calibration(rates, ex.cal_prior, ex.cal_counts, ex.cal_moments)
+    past = ex.cal_x[:, TIME_FEATURES.index("own_how")].reshape(-1, HOURS_PER_WEEK)
+    return fit_calibration(rates, ex.cal_prior, ex.cal_counts, ex.cal_moments, past)
 
 
 def build_examples(history: History, end: datetime, cfg: TrainConfig, folder: Folder) -> Examples:
@@ -363,6 +398,7 @@ def build_examples(history: History, end: datetime, cfg: TrainConfig, folder: Fo
     py: list[np.ndarray] = []
     pg: list[np.ndarray] = []
     product_times = set(times[-cfg.product_snapshots :]) if cfg.product_snapshots else set()
+    roles = calibration_roles(times, cfg.horizon_days)
     cids = list(history.customers)
     segments = [history.segment(c) for c in cids]
     for k, t in enumerate(times):
@@ -373,11 +409,12 @@ def build_examples(history: History, end: datetime, cfg: TrainConfig, folder: Fo
         # Co-purchase neighbours only matter to the product ranker: skip them at time-only snapshots.
         baskets = history.baskets(t) if t in product_times else []
         items = build_item_table(known, baskets, t, hour_counts=history.product_hour_counts(t))
-        part = snapshot_examples(history, aggs, t, priors, items, cfg, rng, t in product_times, k == len(times) - 1)
+        left_out, calibrating = roles[k]
+        part = snapshot_examples(history, aggs, t, priors, items, cfg, rng, t in product_times, calibrating, left_out)
         for name, rows in (("tx", tx), ("ty", ty), ("tw", tw), ("to", to), ("th", th)):
             rows.append(part[name])
         if part.get("cal"):
-            cal = part["cal"]
+            cal = {name: np.concatenate([cal[name], v]) if name in cal else v for name, v in part["cal"].items()}
         if "px" in part:
             px.append(part["px"])
             py.append(part["py"])
@@ -444,18 +481,19 @@ def snapshot_examples(
     cfg: TrainConfig,
     rng: np.random.Generator,
     product: bool,
-    last: bool,
+    calibrating: bool,
+    left_out: bool = False,
 ) -> dict[str, Any]:
     """One snapshot's training rows of the customers of ``history`` (all of them, or one shard's).
 
-    Returns ``tx, ty, tw, to`` (send-time rows, labels, weights, offsets), ``th`` (rows of customers held out
-    for the calibration), at the last snapshot ``cal`` (the held-out customers' full rows and what they did),
-    and with ``product`` the ranker's ``px, py, pg``.
+    Returns ``tx, ty, tw, to`` (send-time rows, labels, weights, offsets), ``th`` (rows the calibration booster
+    does not learn from: all of them when ``left_out``), with ``calibrating`` ``cal`` (the customers' full rows
+    and what they did next: :func:`calibration_roles`), and with ``product`` the ranker's ``px, py, pg``.
     """
     window_end = t + timedelta(days=cfg.horizon_days)
     active = [c for c in history.active(t, window_end) if in_sample(c, cfg.customer_sample)]
     x, y, w, o, owner = time_examples(history, aggs, active, t, window_end, priors, items, cfg.negative_rate, rng)
-    held = np.array([held_out_customer(c, cfg.calibration_share) for c in active], dtype=bool)
+
     # Rows are kept in float32 until LightGBM bins them: half the memory, and the bins (thresholds halfway
     # between distinct float32 values) put a float64 feature served later on the side its float32 would be.
     out: dict[str, Any] = {
@@ -463,15 +501,16 @@ def snapshot_examples(
         "ty": y,
         "tw": w,
         "to": o,
-        "th": held[owner] if owner.size else np.zeros(0, bool),
+        "th": np.full(owner.size, left_out, dtype=bool),
     }
-    if last:
-        cal_cids = [c for c, h in zip(active, held, strict=True) if h]
+    if calibrating:
+        share = min(cfg.calibration_share, CALIBRATION_CUSTOMERS / max(len(active), 1))
+        cal_cids = [c for c in active if calibration_customer(c, share)]
         if cal_cids:
             cal_aggs = [aggs[c] for c in cal_cids]
             cal_segments = [history.segment(c) for c in cal_cids]
             out["cal"] = {
-                "x": time_features(cal_aggs, t, priors, cal_segments, items),
+                "x": time_features(cal_aggs, t, priors, cal_segments, items).astype(np.float32),
                 "counts": history.window_how_counts(cal_cids, t, window_end),
                 "moments": np.array([a.engagement_moments for a in cal_aggs]),
                 "prior": np.stack([priors.segment_dist(s) for s in cal_segments]),

@@ -14,7 +14,7 @@ import numpy as np
 
 from kairos.core.constants import ENGAGEMENT_TYPES, HOURS_PER_WEEK
 from kairos.core.timeutil import HOUR
-from kairos.customers.aggregates import CustomerAggregates, fold_events
+from kairos.customers.aggregates import CustomerAggregates, fold_events, zone_of_offsets
 from kairos.models.features import local_hours_of_week, segment_of
 from training import progress
 from training.columns import TYPE_CODE, US, EventTable, FoldEvent, table_from_events, to_us
@@ -69,12 +69,15 @@ class History:
         self._index = {cid: i for i, cid in enumerate(table.customer_ids)}
         owner = np.repeat(np.arange(n), np.diff(table.offsets))
         hours = table.ts_us // (US * HOUR)
-        # Engagement moments: distinct clock hours with an engagement, per customer (rows are in time order).
-        eng = np.isin(table.type, ENGAGEMENT_CODES)
+        # Engagement moments: distinct clock hours with an engagement, per customer (rows are in time order);
+        # an event naming a message is its answer, not a moment (kairos.customers.aggregates.makes_moment).
+        eng = np.isin(table.type, ENGAGEMENT_CODES) & (table.message < 0)
         h, o = hours[eng], owner[eng]
         first = np.ones(h.size, dtype=bool)
         first[1:] = (h[1:] != h[:-1]) | (o[1:] != o[:-1])
         self._moments = h[first].astype(np.int64)
+        # The UTC offset each moment's first event carried: the evidence ingestion infers a zone from.
+        self._moment_offset = table.offset_min[eng][first].astype(np.int64)
         self._moment_offsets = _segments(o[first], n)
         # Purchases of a product, per customer, in time order.
         bought = (table.type == PURCHASE_CODE) & (table.product >= 0)
@@ -102,9 +105,26 @@ class History:
             out += [e for e in self.table.fold_events(i) if e.message_id]
         return out
 
-    def timezone(self, cid: str) -> str:
+    def timezone(self, cid: str, until: datetime | None = None) -> str:
+        """The zone a customer's local hours are in: their profile's, else the one ingestion infers from the
+        UTC offsets of their engagement moments before ``until`` (all of them when ``None``); UTC without any.
+
+        Labels, test moments and the item table use it, so a customer without a profile zone is placed where
+        their features (counted at each event's own offset) and the served hour place them.
+        """
         profile = self.profiles.get(cid)
-        return profile.timezone if profile and profile.timezone else "UTC"
+        if profile and profile.timezone:
+            return profile.timezone
+        i = self._index.get(cid)
+        if i is None:
+            return "UTC"
+        lo, hi = int(self._moment_offsets[i]), int(self._moment_offsets[i + 1])
+        if until is not None:
+            hi = lo + int(np.searchsorted(self._moments[lo:hi], until.timestamp() / HOUR, side="left"))
+        moments, seen = self._moments[lo:hi], self._moment_offset[lo:hi]
+        offsets, counts = np.unique(seen, return_counts=True)
+        spans = {o: [int(moments[seen == o].min()), int(moments[seen == o].max())] for o in offsets.tolist()}
+        return zone_of_offsets(dict(zip(offsets.tolist(), counts.tolist(), strict=True)), "UTC", spans)
 
     def empty_aggregates(self, cid: str) -> CustomerAggregates:
         """A customer's aggregates before any event, as ingestion starts them: in the profile's zone if one
@@ -134,7 +154,7 @@ class History:
         for i, cid in enumerate(cids):
             m = self.window_moments(cid, start, end)
             if m.size:
-                np.add.at(out[i], local_hours_of_week(m, self.timezone(cid)), 1.0)
+                np.add.at(out[i], local_hours_of_week(m, self.timezone(cid, end)), 1.0)
         return out
 
     def window_products(self, cid: str, start: datetime, end: datetime) -> list[str]:

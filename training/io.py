@@ -47,7 +47,8 @@ PROGRESS_LINES = 50_000  # raw dataset lines between two looks at the progress m
 class Profile:
     """What training needs of a customer profile: the zone and free attributes (e.g. country)."""
 
-    timezone: str = "UTC"
+    # None: no zone given; the customer's zone is inferred from their events' offsets, as ingestion does.
+    timezone: str | None = None
     attributes: dict[str, Any] = field(default_factory=dict)
 
 
@@ -281,8 +282,8 @@ def load_profiles(path: str) -> dict[str, Profile]:
         if not line.strip():
             continue
         rec = json.loads(line)
-        tz = rec.get("timezone") or "UTC"
-        out[str(rec["customer_id"])] = Profile(validate_timezone(tz), dict(rec.get("attributes") or {}))
+        tz = rec.get("timezone")
+        out[str(rec["customer_id"])] = Profile(validate_timezone(tz) if tz else None, dict(rec.get("attributes") or {}))
     return out
 
 
@@ -404,6 +405,7 @@ def message_training_rows(
                 "step": m.step,
                 "sent_at": m.sent_at.isoformat(),
                 "hour_of_week": local.weekday() * 24 + local.hour,
+                "timezone": tz,
                 "engaged": bool(first is not None and m.sent_at <= first < m.sent_at + window),
                 "minutes_to_engage": None if first is None else round((first - m.sent_at).total_seconds() / 60, 1),
                 "propensity": p,

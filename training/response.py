@@ -30,6 +30,7 @@ if TYPE_CHECKING:
     from collections.abc import Iterable, Sequence
 
     from kairos.models.serving import KairosModel
+    from training.history import History
     from training.ope import Estimate
 
 HOUR_PSEUDO_SENDS = 20.0
@@ -66,17 +67,22 @@ def fit_response(rows: Iterable[dict[str, Any]]) -> ChannelResponse:
     return ChannelResponse(rates=rates, hour_rates=hour_rates, windows=windows, sends=dict(sends))
 
 
-def learn_from_messages(model: KairosModel, rows: Sequence[dict[str, Any]]) -> list[Estimate]:
+def learn_from_messages(
+    model: KairosModel, rows: Sequence[dict[str, Any]], history: History | None = None
+) -> list[Estimate]:
     """Fit the response model on the labelled message rows and record it, and the off-policy estimates, in
     ``model``'s metadata (``response``, ``off_policy``); return the estimates.
 
-    Does nothing to the model when there are no rows (a deployment that has not sent yet).
+    With ``history`` (the events ``model`` was trained on), the estimates include ``retrained model``: the hour
+    ``model`` would have chosen for each logged send (:func:`training.ope.model_decisions`). Does nothing to the
+    model when there are no rows (a deployment that has not sent yet).
     """
-    from training.ope import evaluate_policies
+    from training.ope import candidate_policies, comparable, evaluate_policies, model_decisions
 
     if not rows:
         return []
-    estimates = evaluate_policies(rows)
+    decided = model_decisions(model, history, comparable(rows)) if history is not None else None
+    estimates = evaluate_policies(rows, candidate_policies(decided))
     model.metadata["response"] = fit_response(rows).to_dict()
     model.metadata["off_policy"] = {"sends": len(rows), "estimates": [asdict(e) for e in estimates]}
     model.__dict__.pop("_response", None)  # the served response is read from the metadata

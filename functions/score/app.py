@@ -31,12 +31,14 @@ if TYPE_CHECKING:
     from kairos.customers.ports import CustomerStore
     from kairos.insights.ports import InsightStore
     from kairos.models.adapters.model_store import ModelSource
+    from kairos.models.ports import ProductCatalogue
 
 # The settings this function needs: a deployment without one fails here, at cold start, naming it.
 require(
     "events_table",
     "customers_table",
     "insights_table",
+    "products_table",
 )
 
 
@@ -59,6 +61,11 @@ def store() -> CustomerStore:
 @lru_cache(maxsize=1)
 def insight_store() -> InsightStore:
     return wiring.insight_store(settings())
+
+
+@lru_cache(maxsize=1)
+def catalogue() -> ProductCatalogue:
+    return wiring.product_catalogue(settings())
 
 
 @lru_cache(maxsize=1)
@@ -88,7 +95,9 @@ def handle(event: dict[str, Any], time_left_ms: Any) -> dict[str, Any]:
     elif event.get("rfm_merge"):
         result = {"rfm_purchasers": rfm_pass.merge_rfm(insight_store(), as_of)}
     elif "customer_ids" in event:
-        result = scoring.score_customers(list(event["customer_ids"]), store(), model, as_of, source.version)
+        result = scoring.score_customers(
+            list(event["customer_ids"]), store(), model, as_of, source.version, catalogue()
+        )
     else:
         result = scoring.score_shard(
             store(),
@@ -101,6 +110,7 @@ def handle(event: dict[str, Any], time_left_ms: Any) -> dict[str, Any]:
             int(event.get("page_size", 500)),
             model_source=source.version,
             insight_store=insight_store(),
+            catalogue=catalogue(),
         )
     result["model_version"] = model.version
     result["as_of"] = as_of.isoformat()

@@ -17,9 +17,11 @@ from kairos.messaging.content import Channel
 NUMERIC_FIELDS = {
     "purchase_count": "number of purchases (purchase moments)",
     "monetary_total": "sum of purchase amounts",
-    "engagement_moments": "number of engagement moments",
+    "engagement_moments": "number of engagement moments of the customer's own (clock hours with a session, open, "
+    "click or purchase not naming a message)",
     "days_since_last_purchase": "days since the last purchase (no purchase: never matches)",
-    "days_since_last_engagement": "days since the last engagement (none: never matches)",
+    "days_since_last_engagement": "days since the last engagement, opens and clicks of messages included "
+    "(none: never matches)",
     "cart_abandon_amount": "amount of the last abandoned cart",
     "days_since_cart_abandon": "days since the last abandoned cart",
     "days_in_stage": "days since the customer reached their current stage (no stage: never matches)",
@@ -33,6 +35,14 @@ RFM_NUMERIC_FIELDS = {
     "rfm.r": "recency score 1..5 (5 = most recent)",
     "rfm.f": "frequency score 1..5 (5 = most purchases)",
     "rfm.m": "monetary score 1..5 (5 = highest spend)",
+}
+
+# Fields read from the latest scoring run's lifecycle predictions (see kairos.models.lifecycle).
+LIFECYCLE_FIELDS = {
+    "lifecycle.purchase_probability_90d": "probability of a purchase in the next 90 days (0..1, calibrated)",
+    "lifecycle.expected_spend_90d": "expected spend in the next 90 days",
+    "lifecycle.days_to_next_purchase": "days until the soonest expected repurchase of a consumable product the "
+    "customer bought (none expected: never matches)",
 }
 
 # The RFM group's field before "segment" was kept for saved audiences: refused with a message that names the
@@ -99,6 +109,7 @@ def filter_fields() -> list[FilterField]:
     rows += [FilterField(f, "number", m) for f, m in ORDER_FIELDS.items()]
     rows += [FilterField(f, "text", m) for f, m in TEXT_FIELDS.items()]
     rows += [FilterField(f, "number", m) for f, m in RFM_NUMERIC_FIELDS.items()]
+    rows += [FilterField(f, "number", m) for f, m in LIFECYCLE_FIELDS.items()]
     rows += [FilterField(f, "product id", m) for f, m in PRODUCT_FIELDS.items()]
     rows.append(FilterField("attributes.<name>", "any JSON value", "a profile attribute (`attributes.tier`)"))
     rows += [FilterField(f, "true or false", m) for f, m in BOOLEAN_FIELDS.items()]
@@ -147,7 +158,7 @@ def _names(names: list[str]) -> str:
 
 
 # The filter fields as patterns, for the OpenAPI document (is_filter_field and Filter._check decide).
-_NUMERIC = [*NUMERIC_FIELDS, *RFM_NUMERIC_FIELDS, *ORDER_FIELDS]
+_NUMERIC = [*NUMERIC_FIELDS, *RFM_NUMERIC_FIELDS, *LIFECYCLE_FIELDS, *ORDER_FIELDS]
 _NUMERIC_NAMES = _names([*_NUMERIC, *(alias for alias, name in FIELD_ALIASES.items() if name in _NUMERIC)])
 _EVENTS = r"events\." + EVENT_TYPE_PATTERN.strip("^$")
 _MESSAGES = rf"messages\.({_names(list(MESSAGE_STATUSES))})"
@@ -190,7 +201,8 @@ class Filter(BaseModel):
 
     A condition reads ``field`` (every one is in :func:`filter_fields`; ``FIELD_ALIASES`` are read as the field they
     name): a numeric aggregate (see NUMERIC_FIELDS), ``orders.last_amount`` /
-    ``orders.max_amount``, ``rfm.group`` / ``rfm.r`` / ``rfm.f`` / ``rfm.m`` (the latest scoring run),
+    ``orders.max_amount``, ``rfm.group`` / ``rfm.r`` / ``rfm.f`` / ``rfm.m`` and ``lifecycle.*`` (the latest
+    scoring run),
     ``bought_product``, ``viewed_product``, ``attributes.<name>``, ``consent.<channel>``, or a count over the
     last ``within_days`` days: ``events.<type>`` (optionally on ``channel``) or ``messages.<status>``
     (optionally on ``channel`` and of ``campaign_id``; status ``any`` counts every outcome).
@@ -261,7 +273,7 @@ class Filter(BaseModel):
         history = f.startswith(("events.", "messages."))
         if not is_filter_field(f):
             raise ValueError(_unknown_field(f))
-        numeric = {**NUMERIC_FIELDS, **RFM_NUMERIC_FIELDS, **ORDER_FIELDS}
+        numeric = {**NUMERIC_FIELDS, **RFM_NUMERIC_FIELDS, **LIFECYCLE_FIELDS, **ORDER_FIELDS}
         if (f in numeric or history) and self.op in ("gt", "gte", "lt", "lte", "eq", "ne"):
             if not isinstance(self.value, int | float) or isinstance(self.value, bool):
                 raise ValueError(f"'{f}' compares with a number")

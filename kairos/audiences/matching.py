@@ -75,7 +75,7 @@ _PLAIN = {
 # Fields whose value grows with time alone: the moment each counts from (Unix seconds), or None.
 _SINCE = {
     "days_since_last_purchase": lambda agg: agg.last_purchase_s,
-    "days_since_last_engagement": lambda agg: None if agg.last_engagement_h is None else agg.last_engagement_h * 3600,
+    "days_since_last_engagement": lambda agg: agg.last_engaged_s,
     "days_since_cart_abandon": lambda agg: agg.last_cart_abandon_s,
     "days_in_stage": lambda agg: agg.stage_at,
 }
@@ -101,11 +101,26 @@ def field_value(record: CustomerRecord, field: str, now: datetime) -> Any:
     if field.startswith("rfm."):
         rfm = (record.recommendation or {}).get("rfm") or {}
         return rfm.get(field.split(".", 1)[1])
+    if field == "lifecycle.days_to_next_purchase":
+        soonest = next_purchase_s(record)
+        return None if soonest is None else (soonest - now_s) / DAY
+    if field.startswith("lifecycle."):
+        return ((record.recommendation or {}).get("lifecycle") or {}).get(field.split(".", 1)[1])
     if field.startswith("attributes."):
         return ((record.profile or {}).get("attributes") or {}).get(field.split(".", 1)[1])
     if field.startswith("consent."):
         return bool(((record.profile or {}).get("consent") or {}).get(field.split(".", 1)[1]))
     raise ValueError(f"unknown filter field {field}")
+
+
+def next_purchase_s(record: CustomerRecord, product_id: str | None = None) -> float | None:
+    """When the latest scoring run expects the customer's soonest repurchase of a consumable (of ``product_id``
+    when given): the start of that UTC day, Unix seconds; ``None`` when none is expected."""
+    dates = ((record.recommendation or {}).get("lifecycle") or {}).get("next_purchase_at") or {}
+    if product_id is not None:
+        dates = {product_id: dates[product_id]} if product_id in dates else {}
+    days = [d for d in dates.values() if isinstance(d, str)]
+    return datetime.fromisoformat(min(days)).replace(tzinfo=UTC).timestamp() if days else None
 
 
 def _points_value(agg: Any, field: str, now_s: int) -> Any:
@@ -212,6 +227,11 @@ def _change_moments(
         out.extend(expiries)
         if f.field == "points.days_to_expiry" and isinstance(f.value, int | float) and not isinstance(f.value, bool):
             out.extend(e - float(f.value) * DAY for e in expiries)
+        return
+    if f.field == "lifecycle.days_to_next_purchase":
+        soonest = next_purchase_s(record)
+        if soonest is not None and isinstance(f.value, int | float) and not isinstance(f.value, bool):
+            out.append(soonest - float(f.value) * DAY)
         return
     if f.field in _SINCE:
         start = _SINCE[f.field](record.aggregates)

@@ -9,15 +9,24 @@ An *engagement moment* is one clock hour (UTC epoch hour) in which the customer 
 (session, open, click or purchase), however many events it holds: a 20-line invoice is one
 purchase moment. Moments are counted once even when their events arrive in separate batches,
 because the store remembers which moments it has counted (``moment_key``).
+
+An event that names a message (``message_id``: the message's opens and clicks, a purchase or session
+it led to) is the answer to a send and makes no engagement moment (``makes_moment``): its hour is the
+hour the policy chose plus the time to open, so counting it as the customer's own hour-of-week
+preference would teach the send-time model its own past choices. Those answers are counted per channel
+(``channel_engagements``) and learned, corrected for the policy's propensities, by the response model
+from the message log (``training/response.py``).
 """
 
 from __future__ import annotations
 
 import bisect
 import copy
+import functools
 from dataclasses import asdict, dataclass, field, fields
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
+from zoneinfo import ZoneInfo
 
 from kairos.core.constants import ENGAGEMENT_TYPES, HOURS_PER_WEEK, MESSAGE_ENGAGEMENT, PRODUCT_TYPES
 from kairos.core.timeutil import HOUR, epoch_hour, epoch_hour_of_week, offset_zone
@@ -38,6 +47,56 @@ DST_ZONES: dict[tuple[int, ...], str] = {
 }
 
 
+def zone_of_offsets(
+    counts: Mapping[str, int] | Mapping[int, int],
+    default: str = "UTC",
+    spans: Mapping[str, Sequence[int]] | Mapping[int, Sequence[int]] | None = None,
+) -> str:
+    """The zone a customer's UTC offsets imply (offset in minutes -> engagement moments seen at it).
+
+    Two offsets an hour apart that one zone's daylight saving produces (+01:00 and +02:00: Europe/Paris)
+    name that zone. One offset alone names the daylight-saving zone that had it, and only it, all along its span
+    (``spans``: offset -> first and last UTC epoch hour seen): -05:00 seen in winter only is America/New_York,
+    in summer only America/Chicago; one seen across seasons, or that no such zone had, is a fixed zone
+    (``UTC+03:00``). None: ``default``. Ingestion, training (labels, evaluation) and serving all place a customer
+    without a profile zone here.
+    """
+    if not counts:
+        return default
+    ranked = sorted(((int(k), int(v)) for k, v in counts.items()), key=lambda kv: (-kv[1], kv[0]))
+    top = ranked[0][0]
+    if len(ranked) > 1:
+        pair = tuple(sorted((top, ranked[1][0])))
+        if pair in DST_ZONES:
+            return DST_ZONES[pair]
+    span = {int(k): v for k, v in spans.items()}.get(top) if spans else None
+    if span:
+        # Whole days: the answer is cached, and a day more or less does not move a season.
+        zone = _steady_zone(top, int(span[0]) // 24, int(span[-1]) // 24)
+        if zone is not None:
+            return zone
+    return offset_zone(top)
+
+
+@functools.lru_cache(maxsize=4096)
+def _steady_zone(offset_minutes: int, first_day: int, last_day: int) -> str | None:
+    """The daylight-saving zone whose UTC offset was ``offset_minutes`` on every day from ``first_day`` to
+    ``last_day`` (days since 1970-01-01), if exactly one was."""
+    if last_day - first_day > 366:
+        return None
+    days = range(first_day, last_day + 1, 7) if last_day > first_day else [first_day]
+    found = [
+        name
+        for name in sorted(set(DST_ZONES.values()))
+        if all(
+            datetime.fromtimestamp((d * 24 + 12) * HOUR, UTC).astimezone(ZoneInfo(name)).utcoffset()
+            == timedelta(minutes=offset_minutes)
+            for d in (*days, last_day)
+        )
+    ]
+    return found[0] if len(found) == 1 else None
+
+
 def local_hour_of_week_at_offset(epoch_h: int, offset_minutes: int) -> int:
     """The hour of week (0 = Monday 00:00) of a UTC epoch hour on a clock ``offset_minutes`` ahead of UTC."""
     local_h = (epoch_h * HOUR + offset_minutes * 60) // HOUR
@@ -46,7 +105,7 @@ def local_hour_of_week_at_offset(epoch_h: int, offset_minutes: int) -> int:
 
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable
+    from collections.abc import Iterable, Mapping, Sequence
 
     from kairos.customers.schemas import Event
 
@@ -56,6 +115,11 @@ PRODUCT_MEMORY = 300
 RECENT_ORDERS = 64
 # Days with a purchase kept per customer (oldest forgotten first): beyond two years of daily buyers.
 PURCHASE_DAYS = 800
+
+
+def makes_moment(event_type: str, message_id: str | None) -> bool:
+    """Whether an event makes an engagement moment: an engagement of the customer's own, not a message's answer."""
+    return event_type in ENGAGEMENT_TYPES and not message_id
 
 
 def moment_key(kind: str, epoch_h: int) -> str:
@@ -75,6 +139,8 @@ class CustomerAggregates:
     # event carried (its UTC offset), and ``offset_counts`` says which offsets those were.
     timezone_source: str = "inferred"
     offset_counts: dict[str, int] = field(default_factory=dict)
+    # offset -> [first, last] UTC epoch hour a moment was seen at it: which season an offset was seen in
+    offset_spans: dict[str, list[int]] = field(default_factory=dict)
     how_counts: list[int] = field(default_factory=lambda: [0] * HOURS_PER_WEEK)
     engagement_moments: int = 0
     recent_moments: list[int] = field(default_factory=list)
@@ -84,9 +150,13 @@ class CustomerAggregates:
     last_purchase_s: int | None = None
     event_counts: dict[str, int] = field(default_factory=dict)
     channel_engagements: dict[str, int] = field(default_factory=dict)
+    # The latest event answering a message (an open, a click, a visit or purchase naming it), Unix seconds: it is
+    # engagement, though not a moment of the customer's own choosing (see the module's docstring)
+    last_answer_s: int | None = None
     # [product_id, event type, unix seconds, quantity], newest last
     recent_products: list[list[Any]] = field(default_factory=list)
-    # product_id -> [purchase moments, last purchase unix seconds, units]
+    # product_id -> [purchase moments, last purchase unix seconds, units, first purchase unix seconds]; records
+    # stored before the fourth number have three (their first purchase is unknown)
     product_purchases: dict[str, list[int]] = field(default_factory=dict)
     last_cart_abandon_amount: float | None = None
     last_cart_abandon_s: int | None = None
@@ -128,6 +198,7 @@ class CustomerAggregates:
         agg.first_purchase_s = _opt_int(agg.first_purchase_s)
         agg.last_purchase_s = _opt_int(agg.last_purchase_s)
         agg.last_cart_abandon_s = _opt_int(agg.last_cart_abandon_s)
+        agg.last_answer_s = _opt_int(agg.last_answer_s)
         if agg.last_cart_abandon_amount is not None:
             agg.last_cart_abandon_amount = float(agg.last_cart_abandon_amount)
         agg.event_counts = {k: int(v) for k, v in agg.event_counts.items()}
@@ -137,6 +208,7 @@ class CustomerAggregates:
         agg.unsubscribed = {k: int(v) for k, v in agg.unsubscribed.items()}
         agg.subscribed = {k: int(v) for k, v in agg.subscribed.items()}
         agg.offset_counts = {k: int(v) for k, v in agg.offset_counts.items()}
+        agg.offset_spans = {k: [int(x) for x in v] for k, v in agg.offset_spans.items()}
         agg.purchase_days = {k: [int(v[0]), float(v[1])] for k, v in agg.purchase_days.items()}
         agg.orders = [[int(h), float(a)] for h, a in agg.orders]
         agg.stage_at = _opt_int(agg.stage_at)
@@ -149,20 +221,11 @@ class CustomerAggregates:
 
     @property
     def effective_timezone(self) -> str:
-        """The zone local hours are counted and planned in: the profile's, else the one the offsets imply.
-
-        Two offsets an hour apart that one zone's daylight saving produces (+01:00 and +02:00: Europe/Paris)
-        name that zone; otherwise the most frequent offset is a fixed zone (``UTC+03:00``); none: UTC.
-        """
-        if self.timezone_source == "profile" or not self.offset_counts:
+        """The zone local hours are counted and planned in: the profile's, else the one the offsets imply
+        (:func:`zone_of_offsets`)."""
+        if self.timezone_source == "profile":
             return self.timezone
-        ranked = sorted(self.offset_counts.items(), key=lambda kv: (-kv[1], int(kv[0])))
-        top = int(ranked[0][0])
-        if len(ranked) > 1:
-            pair = tuple(sorted((top, int(ranked[1][0]))))
-            if pair in DST_ZONES:
-                return DST_ZONES[pair]
-        return offset_zone(top)
+        return zone_of_offsets(self.offset_counts, self.timezone, self.offset_spans)
 
     @property
     def has_data(self) -> bool:
@@ -171,11 +234,23 @@ class CustomerAggregates:
 
     @property
     def last_engagement_h(self) -> int | None:
+        """The latest engagement moment of the customer's own (UTC epoch hour)."""
         return self.recent_moments[-1] if self.recent_moments else None
+
+    @property
+    def last_engaged_s(self) -> int | None:
+        """The latest engagement of any kind, a message's answers included (Unix seconds, the hour's start for a
+        moment): what "days since the last engagement" counts from."""
+        times = [t for t in (self.last_answer_s, _opt_mul(self.last_engagement_h, HOUR)) if t is not None]
+        return max(times) if times else None
 
 
 def _opt_int(value: Any) -> int | None:
     return None if value is None else int(value)
+
+
+def _opt_mul(value: int | None, factor: int) -> int | None:
+    return None if value is None else value * factor
 
 
 def fold_events(
@@ -226,7 +301,7 @@ def _apply(agg: CustomerAggregates, ev: Event, counted: set[str], new_keys: set[
     h = epoch_hour(ev.timestamp)
     agg.event_counts[ev.type] = agg.event_counts.get(ev.type, 0) + 1
 
-    if ev.type in ENGAGEMENT_TYPES:
+    if makes_moment(ev.type, ev.message_id):
         key = moment_key("m", h)
         if key not in counted and key not in new_keys:
             new_keys.add(key)
@@ -237,10 +312,14 @@ def _apply(agg: CustomerAggregates, ev: Event, counted: set[str], new_keys: set[
                 offset = ev.timestamp.utcoffset()
                 minutes = int(offset.total_seconds() // 60) if offset is not None else 0
                 agg.offset_counts[str(minutes)] = agg.offset_counts.get(str(minutes), 0) + 1
+                span = agg.offset_spans.setdefault(str(minutes), [h, h])
+                span[0], span[1] = min(span[0], h), max(span[1], h)
                 agg.how_counts[local_hour_of_week_at_offset(h, minutes)] += 1
             _insert_sorted_capped(agg.recent_moments, h, RECENT_MOMENTS)
-        if ev.channel and ev.type in MESSAGE_ENGAGEMENT:
-            agg.channel_engagements[ev.channel] = agg.channel_engagements.get(ev.channel, 0) + 1
+    elif ev.message_id and ev.type in ENGAGEMENT_TYPES:
+        agg.last_answer_s = secs if agg.last_answer_s is None else max(agg.last_answer_s, secs)
+    if ev.channel and ev.type in MESSAGE_ENGAGEMENT:
+        agg.channel_engagements[ev.channel] = agg.channel_engagements.get(ev.channel, 0) + 1
 
     if ev.type == "purchase":
         key = moment_key("p", h)
@@ -308,11 +387,13 @@ def _add_order(agg: CustomerAggregates, epoch_h: int, amount: float) -> None:
 def _remember_purchase(agg: CustomerAggregates, product_id: str, secs: int, qty: int) -> None:
     rec = agg.product_purchases.get(product_id)
     if rec is None:
-        agg.product_purchases[product_id] = [1, secs, max(qty, 0)]
+        agg.product_purchases[product_id] = [1, secs, max(qty, 0), secs]
     else:
         rec[0] += 1
         rec[1] = max(rec[1], secs)
         rec[2] += max(qty, 0)
+        if len(rec) > 3:  # a record from before the first purchase was kept learns no first purchase
+            rec[3] = min(rec[3], secs)
     if len(agg.product_purchases) > PRODUCT_MEMORY:
         # Forget the product bought longest ago: the memory serves repeat and recency candidates.
         oldest = min(agg.product_purchases, key=lambda p: (agg.product_purchases[p][1], p))
@@ -350,6 +431,7 @@ def rebucket(agg: CustomerAggregates, moments: Iterable[int], timezone: str) -> 
     out.timezone = timezone
     out.timezone_source = "profile"
     out.offset_counts = {}  # the zone is known: the offsets were only evidence for inferring it
+    out.offset_spans = {}
     out.how_counts = [0] * HOURS_PER_WEEK
     for h in moments:
         out.how_counts[epoch_hour_of_week(h, timezone)] += 1

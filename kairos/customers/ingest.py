@@ -15,11 +15,10 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
 
-from kairos.core.constants import ENGAGEMENT_TYPES
 from kairos.core.errors import ConflictError, InvalidInputError, KairosError, StoreError
 from kairos.core.observability import logger
 from kairos.core.timeutil import epoch_hour, parse_ts
-from kairos.customers.aggregates import fold_events, moment_key, rebucket
+from kairos.customers.aggregates import fold_events, makes_moment, moment_key, rebucket
 from kairos.customers.domain import CustomerRecord, CustomerWrite
 from kairos.customers.loyalty_domain import screen as screen_points
 from kairos.customers.schemas import Event, IngestResult, Rejection, check_event_time, first_error
@@ -60,7 +59,7 @@ def validate_events(
 def _moments_of(ev: Event) -> list[str]:
     h = epoch_hour(ev.timestamp)
     keys = []
-    if ev.type in ENGAGEMENT_TYPES:
+    if makes_moment(ev.type, ev.message_id):
         keys.append(moment_key("m", h))
     if ev.type == "purchase":
         keys.append(moment_key("p", h))

@@ -7,7 +7,7 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from kairos.core.errors import ConflictError, NotFoundError, StoreError
-from kairos.customers.aggregates import CustomerAggregates, hour_to_dt, rebucket, unix_to_dt
+from kairos.customers.aggregates import CustomerAggregates, rebucket, unix_to_dt
 from kairos.customers.ledger_domain import PointsView, StageView
 from kairos.customers.loyalty_domain import summary as points_summary
 from kairos.customers.schemas import Aggregates, CustomerProfileIn, CustomerView, ErasureReport
@@ -71,7 +71,7 @@ def aggregates_view(agg: CustomerAggregates, now: datetime) -> Aggregates:
         timezone_inferred=agg.timezone_source != "profile",
         hour_of_week_counts=agg.how_counts,
         engagement_moments=agg.engagement_moments,
-        last_engagement_at=hour_to_dt(agg.last_engagement_h),
+        last_engagement_at=unix_to_dt(agg.last_engaged_s),
         purchase_count=agg.purchase_count,
         monetary_total=agg.monetary_total,
         first_purchase_at=unix_to_dt(agg.first_purchase_s),

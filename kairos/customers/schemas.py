@@ -418,9 +418,18 @@ class Aggregates(BaseModel):
         description="no zone was given: each engagement was counted at the local time its event carried, and "
         "the zone is inferred from those UTC offsets (a fixed UTC+hh:mm, or the zone a daylight-saving pair names)",
     )
-    hour_of_week_counts: list[int] = Field(min_length=168, max_length=168)
-    engagement_moments: int
-    last_engagement_at: datetime | None
+    hour_of_week_counts: list[int] = Field(
+        min_length=168,
+        max_length=168,
+        description="engagement moments of the customer's own by local hour of week (answers to a message are not "
+        "counted: their hour is the send's)",
+    )
+    engagement_moments: int = Field(
+        description="clock hours with a session, open, click or purchase of the customer's own (not naming a message)"
+    )
+    last_engagement_at: datetime | None = Field(
+        description="the latest engagement of any kind, opens and clicks of messages included"
+    )
     purchase_count: int
     monetary_total: float
     first_purchase_at: datetime | None
@@ -501,6 +510,18 @@ class ProductScore(BaseModel):
     score: float
 
 
+class Lifecycle(BaseModel):
+    """What the customer is expected to do in the next 90 days (``kairos.models.lifecycle``)."""
+
+    purchase_probability_90d: float = Field(ge=0, le=1, description="calibrated probability of a purchase")
+    expected_spend_90d: float = Field(ge=0, description="expected spend")
+    next_purchase_at: dict[str, str] = Field(
+        default_factory=dict,
+        description="product id -> expected UTC date (YYYY-MM-DD) of the next purchase of each consumable "
+        "product the customer bought, soonest first",
+    )
+
+
 class RecommendationView(BaseModel):
     """``GET /v1/customers/{id}/recommendation``: when to message the customer and what to offer."""
 
@@ -540,6 +561,9 @@ class RecommendationView(BaseModel):
         description="channels, the one the customer is most likely to engage with per send first (their "
         "sends and engagements by channel, shrunk toward each channel's learned response rate); "
         "journeys' best-channel messages follow it",
+    )
+    lifecycle: Lifecycle | None = Field(
+        default=None, description="lifecycle predictions; null from a model trained without them"
     )
 
 

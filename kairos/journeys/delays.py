@@ -62,12 +62,13 @@ def delay_end(
         mode = "fixed"
     else:
         mode = "optimized" if scores else "immediate"  # nothing scored yet: no hour is known to be better
+    window_end = now + timedelta(hours=node.best_hour_within_hours or 24 * 8)
     d = decide(
         mode=mode,
         fixed_local=node.local_time,
         now=now,
         tz=tz,
-        window_end=now + timedelta(hours=node.best_hour_within_hours or 24 * 8),
+        window_end=window_end,
         hour_scores=scores,
         window=window,
         quiet=quiet,
@@ -91,5 +92,9 @@ def delay_end(
             "engagement_moments": record.aggregates.engagement_moments,
             "purchase_count": record.aggregates.purchase_count,
             "best_hour_of_week": rec.get("best_hour_of_week"),
+            # The hours the policy could choose from: an off-policy estimate asks another model the same question
+            # (training/ope.py), so it is credited only on hours this decision could have sent at.
+            "window": [utc_iso(now), utc_iso(window_end)],
+            "quiet": None if quiet is None else [quiet.start.isoformat("minutes"), quiet.end.isoformat("minutes")],
         },
     }

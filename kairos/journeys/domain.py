@@ -71,6 +71,8 @@ NodeId = Annotated[str, Field(pattern=r"^[A-Za-z][A-Za-z0-9_-]{0,63}$")]
 Topic = Annotated[str, Field(pattern=TOPIC_PATTERN)]
 PoolName = Annotated[str, Field(pattern=POOL_NAME_PATTERN)]
 MAX_NODES = 100
+# A date entry on this attribute reads the lifecycle answer's next purchase date of each consumable product.
+NEXT_PURCHASE_ATTRIBUTE = "lifecycle.next_purchase_at"
 
 
 # A task node's static detail, as JSON: well inside EventBridge's 256 KB per entry.
@@ -101,7 +103,8 @@ class EventEntry(BaseModel):
     - ``segment`` with ``on`` ``enter`` or ``leave``: the moment an event moves them into or out of a saved
       segment (checked as their aggregates change at ingest);
     - ``date_attribute``: ``days_before`` a date in their profile attributes (``points_expire_at``; with
-      ``yearly`` the month and day recur: a birthday), checked every hour;
+      ``yearly`` the month and day recur: a birthday), checked every hour; ``lifecycle.next_purchase_at``: before
+      the expected repurchase of a consumable product (the trigger's ``product_id`` names it);
     - ``schedule``: every member of ``segment`` (or of ``filters``, or everybody) at ``schedule.at``, or every
       ``schedule.every_hours`` from then on. A campaign is a journey with this entry.
 

@@ -18,7 +18,7 @@ from kairos.audiences.matching import matches
 from kairos.core.errors import ConflictError
 from kairos.core.observability import logger
 from kairos.core.timeutil import parse_ts, utc_iso
-from kairos.journeys.domain import WaitFor
+from kairos.journeys.domain import NEXT_PURCHASE_ATTRIBUTE, WaitFor
 from kairos.journeys.entrance import Entrance, enter, trigger_of
 from kairos.journeys.membership import PROFILE_ITEM, on_profile_change, segment_check
 from kairos.journeys.paths import ENGAGEMENT, MEMBER, WAITING_STATUS, event_matches, save_path, step_name, step_payload
@@ -234,15 +234,24 @@ class _Scan:
             if not matches(rec, self.filters, now, reader):
                 return None
             return f"r-{run:%Y%m%dT%H%M}", {"type": "schedule", "run": utc_iso(run)}
-        attrs = (rec.profile or {}).get("attributes") or {}
-        due = [
-            d
-            for d in _occurrences(attrs.get(entry.date_attribute or ""), entry.yearly, now)
+        if entry.date_attribute == NEXT_PURCHASE_ATTRIBUTE:
+            # One date per consumable product (the latest scoring run's lifecycle answer); the day's first product
+            # by id is the one the message names (``event.product_id``, ``event.lines``).
+            dates = ((rec.recommendation or {}).get("lifecycle") or {}).get("next_purchase_at") or {}
+            dated = [(d, str(pid)) for pid, raw in sorted(dates.items()) for d in _occurrences(raw, False, now)]
+        else:
+            attrs = (rec.profile or {}).get("attributes") or {}
+            dated = [(d, "") for d in _occurrences(attrs.get(entry.date_attribute or ""), entry.yearly, now)]
+        due = sorted(
+            (d, pid)
+            for d, pid in dated
             if d - timedelta(days=entry.days_before) <= now < d - timedelta(days=entry.days_before - 1)
-        ]
+        )
         if not due:
             return None
-        return f"d-{due[0]:%Y%m%d}", {"type": "date", "attribute": entry.date_attribute, "date": utc_iso(due[0])}
+        (day, product_id), *_ = due
+        trigger = {"type": "date", "attribute": entry.date_attribute, "date": utc_iso(day)}
+        return f"d-{day:%Y%m%d}", {**trigger, "product_id": product_id} if product_id else trigger
 
     def save(self, shard: int, cursor: str | None, page: dict[str, int]) -> None:
         with self.lock:

@@ -34,6 +34,7 @@ if TYPE_CHECKING:
     from kairos.customers.ports import CustomerStore
     from kairos.insights.measures import RfmSummary, RfmThresholds
     from kairos.insights.ports import InsightStore
+    from kairos.models.ports import ProductCatalogue
 
 SCORE_CHUNK = 1000
 RFM_KEPT = timedelta(days=400)
@@ -66,6 +67,26 @@ def _payload(rec: Any, as_of: datetime, model_source: str | None) -> dict[str, A
     return out
 
 
+class ConsumableFlags:
+    """The catalogue's ``consumable`` flag of the products customers bought, looked up once per product a run."""
+
+    def __init__(self, catalogue: ProductCatalogue | None) -> None:
+        self.catalogue = catalogue
+        self.looked_up: set[str] = set()
+        self.flags: dict[str, bool] = {}
+
+    def of(self, records: Iterable[CustomerRecord]) -> dict[str, bool] | None:
+        """Flags of every product the catalogue knows among those ``records`` bought (``None``: no catalogue)."""
+        if self.catalogue is None:
+            return None
+        wanted = {p for r in records for p in r.aggregates.product_purchases} - self.looked_up
+        if wanted:
+            found = self.catalogue.get_products(wanted)
+            self.flags.update({p: bool(doc.get("consumable")) for p, doc in found.items()})
+            self.looked_up |= wanted
+        return self.flags
+
+
 def unchanged_since_scored(record: CustomerRecord, model: KairosModel, as_of: datetime) -> bool:
     """Whether the customer's last answer still holds: made by this model, less than ``RESCORE_AFTER`` ago, and
     nothing learnt about them since (no event, no profile change). Such a customer is not scored again; only
@@ -85,13 +106,15 @@ def score_records(
     model_source: str | None = None,
     rfm: tuple[RfmThresholds, RfmSummary] | None = None,
     skip_unchanged: bool = False,
+    consumables: ConsumableFlags | None = None,
 ) -> int:
     """Recommend for ``records`` in chunks (one booster call per chunk) and write the answers in parallel.
 
     With ``rfm`` (the run's thresholds and the summary to add to), each purchaser's RFM scores are written with
     the recommendation; without it, the RFM of the customer's previous answer is kept. With ``skip_unchanged``
     (the nightly run), a customer :func:`unchanged_since_scored` keeps their answer, and it is written again
-    only when their RFM scores moved. Returns the customers handled.
+    only when their RFM scores moved. ``consumables`` gives the catalogue's flags the next purchase dates of the
+    lifecycle answer follow. Returns the customers handled.
     """
     written = 0
     for start in range(0, len(records), SCORE_CHUNK):
@@ -99,12 +122,9 @@ def score_records(
         fresh = [r for r in chunk if skip_unchanged and unchanged_since_scored(r, model, as_of)]
         kept = {r.customer_id for r in fresh}
         stale = [r for r in chunk if r.customer_id not in kept]
-        answers = {
-            r.customer_id: _payload(rec, as_of, model_source)
-            for r, rec in zip(
-                stale, model.recommend(_inputs(stale), as_of, threads=SCORE_THREADS) if stale else [], strict=True
-            )
-        }
+        flags = consumables.of(stale) if consumables is not None and stale else None
+        recs = model.recommend(_inputs(stale), as_of, threads=SCORE_THREADS, consumable=flags) if stale else []
+        answers = {r.customer_id: _payload(rec, as_of, model_source) for r, rec in zip(stale, recs, strict=True)}
         payloads = []
         for record in chunk:
             previous = (record.recommendation or {}).get("rfm")
@@ -142,11 +162,17 @@ def plan_shards(store: CustomerStore, min_shards: int) -> dict[str, Any]:
 
 
 def score_customers(
-    customer_ids: list[str], store: CustomerStore, model: KairosModel, as_of: datetime, model_source: str | None = None
+    customer_ids: list[str],
+    store: CustomerStore,
+    model: KairosModel,
+    as_of: datetime,
+    model_source: str | None = None,
+    catalogue: ProductCatalogue | None = None,
 ) -> dict[str, Any]:
     """Score the given customers; report which of them do not exist."""
     found = store.get_customers(customer_ids)
-    scored = score_records([found[c] for c in customer_ids if c in found], store, model, as_of, model_source)
+    records = [found[c] for c in customer_ids if c in found]
+    scored = score_records(records, store, model, as_of, model_source, consumables=ConsumableFlags(catalogue))
     return {"scored": scored, "missing": sorted(set(customer_ids) - set(found))}
 
 
@@ -162,19 +188,22 @@ def score_shard(
     reserve_ms: int = 60_000,
     model_source: str | None = None,
     insight_store: InsightStore | None = None,
+    catalogue: ProductCatalogue | None = None,
 ) -> dict[str, Any]:
     """Score one scan shard from ``cursor`` until it ends or the time left falls under ``reserve_ms``.
 
     With ``insight_store`` and the run's RFM thresholds in it (:func:`prepare_rfm`), purchasers get their RFM
-    scores and this invocation's part of the run's RFM summary is stored.
+    scores and this invocation's part of the run's RFM summary is stored. With ``catalogue``, its ``consumable``
+    flags decide which products get a next purchase date.
     """
     scored = 0
     start_cursor = cursor
     thresholds = rfm_thresholds_of(insight_store, as_of)
     rfm = (thresholds, insights.RfmSummary()) if thresholds is not None else None
+    consumables = ConsumableFlags(catalogue)
     while True:
         records, cursor = store.scan_customers(shard, total_shards, cursor, page_size)
-        scored += score_records(records, store, model, as_of, model_source, rfm, skip_unchanged=True)
+        scored += score_records(records, store, model, as_of, model_source, rfm, True, consumables)
         if cursor is None or time_left_ms() < reserve_ms:
             break
     if rfm is not None and insight_store is not None:

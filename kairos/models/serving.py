@@ -7,6 +7,7 @@ A model directory holds two LightGBM boosters and the model-level artifacts the 
     priors.json         population and segment hour-of-week priors (kairos.models.features.Priors)
     items.json          product table: popularity, repeat rate, co-purchase neighbours (ItemTable)
     metadata.json       feature lists, training window, library versions, metrics
+    lifecycle_*         optional: purchase probability, spend and next purchases (kairos.models.lifecycle)
 
 Both the ``predict`` command of ``training`` and the score Lambda call :meth:`KairosModel.recommend`.
 """
@@ -33,7 +34,8 @@ from kairos.models.features import (
 )
 from kairos.models.features.calibration import Calibration, best_hours
 from kairos.models.features.channels import CHANNELS, ChannelResponse, channel_rankings
-from kairos.models.features.shared import normalize, ranks_within, top_within
+from kairos.models.features.shared import ranks_within, top_within
+from kairos.models.lifecycle import LifecycleModel
 
 if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
@@ -103,6 +105,9 @@ class Recommendation:
         Per channel, ``[offset, weights]``: the hours after a send its engagements come (learned from the
         message log; one hour either side by default). The value of sending at ``h`` is
         ``sum_k weights[k] * send_scores[h + offset + k]`` on the same local day.
+    lifecycle
+        ``{"purchase_probability_90d", "expected_spend_90d", "next_purchase_at": {product_id: ISO date}}``
+        (:meth:`kairos.models.lifecycle.LifecycleModel.predict`); ``None`` from a model trained without it.
     """
 
     customer_id: str
@@ -114,6 +119,7 @@ class Recommendation:
     channel_ranking: list[str] = field(default_factory=lambda: list(CHANNELS))
     send_scores: list[float] | None = None
     send_windows: dict[str, list[Any]] | None = None
+    lifecycle: dict[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -126,6 +132,7 @@ class Recommendation:
             "channel_ranking": self.channel_ranking,
             "send_scores": self.send_scores,
             "send_windows": self.send_windows,
+            "lifecycle": self.lifecycle,
         }
 
 
@@ -138,6 +145,7 @@ class KairosModel:
     priors: Priors
     items: ItemTable
     metadata: dict[str, Any] = field(default_factory=dict)
+    lifecycle: LifecycleModel | None = None
 
     @property
     def version(self) -> str:
@@ -174,7 +182,7 @@ class KairosModel:
         priors = Priors.from_dict(json.loads((d / PRIORS_FILE).read_text()))
         items = ItemTable.from_dict(json.loads((d / ITEMS_FILE).read_text()))
         metadata = json.loads((d / METADATA_FILE).read_text()) if (d / METADATA_FILE).exists() else {}
-        model = cls(time_booster, product_booster, priors, items, metadata)
+        model = cls(time_booster, product_booster, priors, items, metadata, LifecycleModel.load(d))
         model._check_features()
         return model
 
@@ -210,6 +218,8 @@ class KairosModel:
         (d / PRIORS_FILE).write_text(json.dumps(self.priors.to_dict(), separators=(",", ":")))
         (d / ITEMS_FILE).write_text(json.dumps(self.items.to_dict(), separators=(",", ":")))
         (d / METADATA_FILE).write_text(json.dumps(self.metadata, indent=2, sort_keys=True) + "\n")
+        if self.lifecycle is not None:
+            self.lifecycle.save(d)
 
     # ------------------------------------------------------------------------------------------
     # Scoring
@@ -232,15 +242,40 @@ class KairosModel:
             rates[lo:hi] = self.time_booster.predict(x, num_threads=threads).reshape(hi - lo, HOURS_PER_WEEK)
         return rates
 
+    def prior_of(self, segments: Sequence[str | None]) -> np.ndarray:
+        """Each customer's prior distribution over the 168 hours: their segment's, else the population's."""
+        table = {s: self.priors.segment_dist(s) for s in set(segments)}
+        return np.stack([table[s] for s in segments])
+
     def calibrated(
-        self, rates: np.ndarray, aggs: Sequence[CustomerAggregates], segments: Sequence[str | None]
+        self,
+        rates: np.ndarray,
+        aggs: Sequence[CustomerAggregates],
+        segments: Sequence[str | None],
+        prior: np.ndarray | None = None,
     ) -> np.ndarray:
         """The booster's ``rates`` as calibrated probabilities of each local hour of week, rows summing to 1
         (:class:`kairos.models.features.calibration.Calibration`: blended with the segment prior by history bucket)."""
         if not aggs:
             return rates
-        prior = np.stack([self.priors.segment_dist(s) for s in segments])
+        prior = self.prior_of(segments) if prior is None else prior
         return self.calibration.apply(rates, prior, [a.engagement_moments for a in aggs])
+
+    def decision_ranking(
+        self,
+        rates: np.ndarray,
+        aggs: Sequence[CustomerAggregates],
+        segments: Sequence[str | None],
+        prior: np.ndarray | None = None,
+    ) -> np.ndarray:
+        """What the decision rule reads (``send_scores``): the booster's normalized ``rates``, blended where history
+        is thin with the customer's own hour-of-week counts smoothed by their segment prior
+        (:meth:`Calibration.decide`)."""
+        if not aggs:
+            return rates
+        prior = self.prior_of(segments) if prior is None else prior
+        counts = np.array([a.how_counts for a in aggs], dtype=np.float64)
+        return self.calibration.decide(rates, counts, prior, [a.engagement_moments for a in aggs])
 
     def rank_products(
         self, aggs: Sequence[CustomerAggregates], as_of: datetime, top_k: int = 10, threads: int = 0
@@ -292,7 +327,12 @@ class KairosModel:
         return [ids[r] for r in rows.tolist()], best.tolist(), bounds
 
     def recommend(
-        self, customers: Sequence[CustomerInput], as_of: datetime, top_k: int = 10, threads: int = 0
+        self,
+        customers: Sequence[CustomerInput],
+        as_of: datetime,
+        top_k: int = 10,
+        threads: int = 0,
+        consumable: Mapping[str, bool] | None = None,
     ) -> list[Recommendation]:
         """Best send hour, hour scores, next products and confidence for many customers at once.
 
@@ -311,6 +351,9 @@ class KairosModel:
             How many products to return per customer.
         threads
             LightGBM's ``num_threads`` for both predict calls; 0 is OpenMP's default, a thread per core.
+        consumable
+            The catalogue's ``consumable`` flag by product id, for the next purchase dates (products it does not
+            name are judged by their learned repeat-purchase rate).
 
         Returns
         -------
@@ -330,8 +373,9 @@ class KairosModel:
         segments = self.segments(customers)
         rates = self.hour_rates(aggs, segments, as_of, threads)
         product_ids, product_scores, bounds = self._top_products(aggs, as_of, top_k, threads)
-        scores = self.calibrated(rates, aggs, segments)
-        ranking = _normalize_rows(rates)
+        prior = self.prior_of(segments)
+        scores = self.calibrated(rates, aggs, segments, prior)
+        ranking = self.decision_ranking(rates, aggs, segments, prior)
         best = best_hours(ranking, DEFAULT_WINDOW)
         days = scores.reshape(len(customers), 7, 24).sum(axis=2)
         best_day_share = days[np.arange(len(customers)), best // 24]
@@ -347,6 +391,11 @@ class KairosModel:
         bounds_list = bounds.tolist()
         channels = channel_rankings(aggs, [c.channel_sends for c in customers], response)
         products = [{"product_id": p, "score": round(s, 6)} for p, s in zip(product_ids, product_scores, strict=True)]
+        lifecycle = (
+            self.lifecycle.predict(aggs, as_of, self.items, consumable, threads)
+            if self.lifecycle is not None
+            else [None] * len(customers)
+        )
         out = []
         for i, cust in enumerate(customers):
             moments = int(cust.aggregates.engagement_moments)
@@ -367,10 +416,7 @@ class KairosModel:
                     confidence={"level": level, "moments": moments, "best_day_share": shares[i]},
                     model_version=version,
                     channel_ranking=channels[i],
+                    lifecycle=lifecycle[i],
                 )
             )
         return out
-
-
-def _normalize_rows(x: np.ndarray) -> np.ndarray:
-    return normalize(np.maximum(x, 0.0) + 1e-12)

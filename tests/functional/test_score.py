@@ -90,6 +90,10 @@ def test_score_function_serves_what_training_code_computes(runtime, client, mode
         assert rec["best_hour_of_week"] == expected.best_hour_of_week
         assert rec["send_scores"] == pytest.approx(expected.send_scores, rel=1e-6, abs=1e-9)
         assert [x["product_id"] for x in rec["next_products"]] == [x["product_id"] for x in expected.next_products]
+        life = rec["lifecycle"]
+        assert life["purchase_probability_90d"] == pytest.approx(expected.lifecycle["purchase_probability_90d"])
+        assert life["expected_spend_90d"] == pytest.approx(expected.lifecycle["expected_spend_90d"])
+        assert life["next_purchase_at"] == expected.lifecycle["next_purchase_at"]
     # AND a customer without history gets a prior-based answer that says so
     cold = client.request("GET", "/v1/customers/newcomer/recommendation").json()
     assert cold["confidence"]["level"] in ("segment", "population") and cold["confidence"]["moments"] == 0

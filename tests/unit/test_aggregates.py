@@ -108,3 +108,23 @@ def test_fold_events_already_counted_moment_is_not_counted_again():
     ev = Event(event_id="x", customer_id="c", type="session", timestamp=t)
     agg, new = fold_events(CustomerAggregates(), [ev], {f"m#{int(t.timestamp()) // 3600}"})
     assert agg.engagement_moments == 0 and new == set()
+
+
+def test_an_answer_to_a_message_is_engagement_but_not_a_moment_of_the_customers_own():
+    # GIVEN a visit of the customer's own, then an open and a click of a message sent at 10:00 a week later
+    t = datetime(2025, 6, 2, 19, 5, tzinfo=UTC)
+    sent = t + timedelta(days=7, hours=-9)
+    evs = [
+        Event(event_id="v", customer_id="c", type="session", timestamp=t),
+        Event(event_id="o", customer_id="c", type="message_open", timestamp=sent, channel="email", message_id="m1"),
+        Event(event_id="k", customer_id="c", type="message_click", timestamp=sent, channel="email", message_id="m1"),
+    ]
+    # WHEN folded, in either order
+    agg, _ = fold_events(CustomerAggregates(), evs, set())
+    again, _ = fold_events(CustomerAggregates(), evs[::-1], set())
+    # THEN the hour-of-week counts hold the visit only (the open's hour is the send's), the channel counts the answers
+    assert agg.engagement_moments == 1 and sum(agg.how_counts) == 1 and agg.how_counts[19] == 1
+    assert agg.channel_engagements == {"email": 2}
+    # AND the latest engagement is the open: "days since the last engagement" counts from it
+    assert agg.last_engaged_s == int(sent.timestamp()) and agg.last_engagement_h == int(t.timestamp()) // 3600
+    assert again == agg and CustomerAggregates.from_dict(agg.to_dict()) == agg

@@ -9,6 +9,7 @@ from kairos.models.features.calibration import (
     DEFAULT_WINDOW,
     Calibration,
     best_hours,
+    day_hits,
     fit_calibration,
     open_window,
     window_scores,
@@ -90,3 +91,50 @@ def test_without_delays_the_window_is_one_hour_either_side():
     assert open_window([]) == DEFAULT_WINDOW
     offset, weights = open_window([0.2, 0.4])
     assert offset == -1 and weights == pytest.approx((1.0, 1.0, 1.0))
+
+
+def _habits(n: int) -> np.ndarray:
+    """Customers who each keep to one hour of their own (most of their week there), the rest spread thin."""
+    dists = np.full((n, 168), 0.2)
+    own = RNG.integers(0, 24, n)
+    for i, h in enumerate(own):
+        dists[i, np.arange(7) * 24 + h] = 30.0
+    return dists / dists.sum(axis=1, keepdims=True)
+
+
+def test_where_the_ranking_misses_the_customers_habit_the_decision_leans_on_their_smoothed_counts():
+    # GIVEN customers with two past moments at their own hour, a model whose ranking only knows the population,
+    # and what they did next
+    truth = _habits(400)
+    past = _draw(truth, 2)
+    counts = _draw(truth, 6)
+    prior = np.tile(_population(), (400, 1))
+    rates = np.tile(_population(), (400, 1)) * 3.0
+    # WHEN the calibration (with the decision blend) is fitted
+    cal, report = fit_calibration(rates, prior, counts, [2] * 400, past)
+    share, pseudo = cal.decision["1-2"]
+    # THEN the decision leans on the smoothed counts and picks at least as well as they do alone
+    assert share > 0 and pseudo in (1.0, 3.0, 10.0, 30.0)
+    row = report["1-2"]
+    assert row["hit_rate_blend"] >= row["hit_rate_smoothed_count"] > row["hit_rate_model"]
+    # AND on fresh customers of the same kind the blended ranking beats the model's
+    truth2 = _habits(400)
+    past2, next2 = _draw(truth2, 2), _draw(truth2, 6)
+    blended = cal.decide(rates, past2, prior, [2] * 400)
+    assert day_hits(blended, next2) > day_hits(rates / rates.sum(axis=1, keepdims=True), next2) * 1.5
+    np.testing.assert_allclose(blended.sum(axis=1), 1.0)
+
+
+def test_a_good_ranking_keeps_the_decision_and_old_models_read_back_unblended():
+    # GIVEN a model whose ranking is the truth
+    truth = _habits(300)
+    past, counts = _draw(truth, 2), _draw(truth, 6)
+    prior = np.tile(_population(), (300, 1))
+    cal, _ = fit_calibration(truth * 5.0, prior, counts, [2] * 300, past)
+    # THEN it keeps (almost) all the weight, and the blend survives the model's metadata
+    assert cal.decision["1-2"][0] <= 0.3
+    assert Calibration.from_dict(cal.to_dict()) == cal
+    # AND a calibration stored before the blend existed ranks by the normalized rates alone
+    old = Calibration.from_dict({"1-2": {"temperature": 1.0, "weight": 0.5}})
+    rates = RNG.gamma(1.0, size=(3, 168))
+    np.testing.assert_allclose(old.decide(rates, past[:3], prior[:3], [2] * 3), rates / rates.sum(axis=1)[:, None])

@@ -170,8 +170,10 @@ def test_ingest_events_aggregates_equal_one_fold_of_all_batches(customers, inges
     expected = _folded(raw + [make_event("s2", "c1", "session", t + timedelta(days=1, minutes=30))])
     agg = customers.get_customer("c1").aggregates
     assert agg == expected
-    # AND the hour shared by p1, p2 and s2 is one engagement moment and one purchase moment
-    assert agg.engagement_moments == 3 and agg.purchase_count == 1
+    # AND the hour shared by p1, p2 and s2 is one engagement moment and one purchase moment; the open and the
+    # click name a message (its answer, not a moment of the customer's own) and count for their channels only
+    assert agg.engagement_moments == 2 and agg.purchase_count == 1
+    assert agg.channel_engagements == {"email": 1, "sms": 1}
     assert agg.unsubscribed == {"sms": int((t + timedelta(days=2, hours=1)).timestamp())}
 
 

@@ -1,0 +1,161 @@
+// Customers: find one by id; their profile, consent and topics, zone, a timeline of what they did and what was
+// sent to them, and the send-time model's 168 hour scores as a heat map.
+import { ApiError, get } from "./api.js";
+import { announce, fmt, h, table, view } from "./ui.js";
+
+const DAYS = ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"];
+const hourName = (how) => `${DAYS[Math.floor(how / 24)]} ${String(how % 24).padStart(2, "0")}:00`;
+
+export async function customersPage(id) {
+  const input = h("input", { id: "customer-id", name: "customer_id", value: id || "", required: true, autocomplete: "off" });
+  const form = h(
+    "form",
+    { id: "customer-find", role: "search", onsubmit: (ev) => (ev.preventDefault(), (location.hash = `#/customers/${encodeURIComponent(input.value.trim())}`)) },
+    h("label", { for: "customer-id" }, "Customer id"),
+    input,
+    h("button", { type: "submit" }, "Find"),
+  );
+  if (!id) {
+    view("Customers", form);
+    return;
+  }
+  let customer;
+  try {
+    customer = await get(`/v1/customers/${encodeURIComponent(id)}`);
+  } catch (err) {
+    if (err instanceof ApiError && err.status === 404) {
+      view("Customers", form, h("p", { id: "customer-missing" }, `No customer ${id}.`));
+      announce(`No customer ${id}`);
+      return;
+    }
+    throw err;
+  }
+  const [messages, rec] = await Promise.all([
+    get(`/v1/customers/${encodeURIComponent(id)}/messages`).catch(() => ({ messages: [] })),
+    get(`/v1/customers/${encodeURIComponent(id)}/recommendation`).catch((err) => ({ error: err.message })),
+  ]);
+  const p = customer.profile || {};
+  const a = customer.aggregates || {};
+  view(
+    `Customer ${id}`,
+    form,
+    h(
+      "div",
+      { class: "two" },
+      h("section", { "aria-labelledby": "profile-title" }, h("h2", { id: "profile-title" }, "Profile"), profile(p, a)),
+      h("section", { "aria-labelledby": "figures-title" }, h("h2", { id: "figures-title" }, "Figures"), figures(a)),
+    ),
+    h("section", { "aria-labelledby": "hours-title" }, h("h2", { id: "hours-title" }, "Best hours"), recommendation(rec, p, a)),
+    h("section", { "aria-labelledby": "timeline-title" }, h("h2", { id: "timeline-title" }, "Timeline"), timeline(a, messages.messages || [])),
+  );
+  announce(`Customer ${id}: ${(messages.messages || []).length} messages`);
+}
+
+function dl(pairs) {
+  return h("dl", { class: "pairs" }, pairs.filter(([, v]) => v !== undefined).map(([k, v]) => h("div", {}, h("dt", {}, k), h("dd", {}, v === null || v === "" ? "–" : v))));
+}
+
+function profile(p, a) {
+  const consent = Object.entries(p.consent || {}).map(([ch, ok]) => `${ch} ${ok ? "yes" : "no"}`).join(", ");
+  const contact = Object.entries(p.contact || {}).filter(([, v]) => v).map(([k, v]) => `${k}: ${v}`).join(", ");
+  const topics = [
+    ...Object.keys(a.subscribed || {}).map((t) => `${t} subscribed`),
+    ...Object.keys(a.unsubscribed || {}).map((t) => `${t} unsubscribed`),
+  ].join(", ");
+  return dl([
+    ["Zone", `${p.timezone || a.timezone || "unknown"}${a.timezone_inferred ? " (inferred from events)" : ""}`],
+    ["Locale", p.locale],
+    ["Contact", contact],
+    ["Consent", consent],
+    ["Topics", topics || "no choice made"],
+    ["Attributes", Object.keys(p.attributes || {}).length ? h("code", {}, JSON.stringify(p.attributes)) : null],
+  ]);
+}
+
+function figures(a) {
+  return dl([
+    ["Purchases", fmt(a.purchase_count)],
+    ["Spent", fmt(a.monetary_total)],
+    ["Engagement moments", fmt(a.engagement_moments)],
+    ["Stage", a.stage ? (typeof a.stage === "object" ? a.stage.name || JSON.stringify(a.stage) : a.stage) : null],
+    ["Events", Object.entries(a.event_counts || {}).map(([t, n]) => `${t} ${n}`).join(", ")],
+  ]);
+}
+
+function heatMap(scores, best) {
+  const max = Math.max(...scores, 1e-12);
+  const rows = DAYS.map((day, d) =>
+    h(
+      "tr",
+      {},
+      h("th", { scope: "row" }, day),
+      Array.from({ length: 24 }, (_, hr) => {
+        const how = d * 24 + hr;
+        const v = scores[how] || 0;
+        const level = Math.round((v / max) * 9);
+        return h(
+          "td",
+          { class: `heat l${level}${how === best ? " best" : ""}`, title: `${hourName(how)}: ${(v * 100).toFixed(2)}%`, "data-hour": how },
+          h("span", { class: "visually-hidden" }, `${(v * 100).toFixed(1)}%${how === best ? ", best hour" : ""}`),
+        );
+      }),
+    ),
+  );
+  return h(
+    "table",
+    { class: "heatmap", id: "heatmap" },
+    h("caption", {}, "Chance of engaging per local hour of the week (darker is likelier; the outlined cell is the best hour)"),
+    h("thead", {}, h("tr", {}, h("td", {}), Array.from({ length: 24 }, (_, hr) => h("th", { scope: "col" }, hr % 3 === 0 ? String(hr) : h("span", { class: "visually-hidden" }, String(hr)))))),
+    h("tbody", {}, rows),
+  );
+}
+
+function recommendation(rec, p, a) {
+  if (rec.error) return h("p", { id: "no-recommendation" }, `No recommendation: ${rec.error}`);
+  const parts = [];
+  const conf = rec.confidence || {};
+  parts.push(
+    dl([
+      ["Best hour", `${hourName(rec.best_hour_of_week)} (${p.timezone || a.timezone || "local time"})`],
+      ["Scored", rec.scored === false ? "not yet: the population's answer" : "yes"],
+      ["Confidence", conf.level ? `${conf.level}${conf.moments !== undefined ? `, ${conf.moments} moments` : ""}` : null],
+      ["Channels, best first", (rec.channel_ranking || []).join(", ") || null],
+      ["Next products", (rec.next_products || []).slice(0, 5).map((x) => x.product_id).join(", ") || null],
+      ["Model", rec.model_version],
+    ]),
+  );
+  if (Array.isArray(rec.hour_scores) && rec.hour_scores.length === 168) parts.push(heatMap(rec.hour_scores, rec.best_hour_of_week));
+  const life = rec.lifecycle;
+  if (life) {
+    parts.push(
+      h("h3", {}, "Lifecycle, next 90 days"),
+      dl([
+        ["Purchase probability", life.purchase_probability_90d !== undefined ? `${(life.purchase_probability_90d * 100).toFixed(1)}%` : null],
+        ["Expected spend", fmt(life.expected_spend_90d)],
+        ["Next purchases", Object.entries(life.next_purchase_at || {}).map(([k, v]) => `${k} ${v}`).join(", ") || null],
+      ]),
+    );
+  }
+  return h("div", { id: "recommendation" }, parts);
+}
+
+function timeline(a, messages) {
+  const items = [];
+  for (const m of messages) {
+    items.push({ at: m.sent_at || m.finished_at || m.claimed_at || m.send_at || "", what: `${m.channel} message ${m.status}`, detail: `${m.node ? `node ${m.node}, ` : ""}${m.variant ? `variant ${m.variant}, ` : ""}from ${m.campaign_id}${m.reason && m.reason !== "ok" ? ` (${m.reason})` : ""}`, kind: "message" });
+  }
+  const moments = [
+    ["last_purchase_at", "last purchase"],
+    ["first_purchase_at", "first purchase"],
+    ["last_engagement_at", "last engagement"],
+    ["last_cart_abandon_at", `cart abandoned${a.last_cart_abandon_amount ? ` (${fmt(a.last_cart_abandon_amount)})` : ""}`],
+  ];
+  for (const [key, what] of moments) if (a[key]) items.push({ at: a[key], what, detail: "", kind: "event" });
+  items.sort((x, y) => String(y.at).localeCompare(String(x.at)));
+  if (!items.length) return h("p", {}, "Nothing yet.");
+  return h(
+    "ol",
+    { class: "timeline", id: "timeline" },
+    items.map((i) => h("li", { class: `t-${i.kind}` }, h("time", { datetime: i.at }, i.at.replace("T", " ").slice(0, 16)), " ", h("strong", {}, i.what), i.detail ? ` — ${i.detail}` : "")),
+  );
+}
