@@ -38,6 +38,7 @@ if TYPE_CHECKING:
     from kairos.messaging.ports import ContactLinks, MessageLog, PolicyStore, Provider
     from kairos.models.adapters.model_store import ModelSource
     from kairos.models.adapters.products import DynamoProductCatalogue
+    from kairos.models.ports import ModelCards
     from kairos.promotions.ports import PromoPools
 
 
@@ -233,6 +234,13 @@ def model_source(cfg: Settings, loader: Callable[[Path], Any], bundled: Path) ->
     from kairos.models.adapters.model_store import ModelSource
 
     return ModelSource(loader, bundled, bucket=cfg.models_bucket or None, cache_dir=Path(cfg.model_cache_dir))
+
+
+def model_cards(cfg: Settings, bundled: Path) -> ModelCards:
+    """The metadata of the model the score function serves (the models bucket's newest, else ``bundled``)."""
+    from kairos.models.adapters.model_store import PublishedModelCards
+
+    return PublishedModelCards(bundled, bucket=cfg.models_bucket or None)
 
 
 # What a journey step reads and writes (the trigger, timer and advance functions require these settings).

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from functools import lru_cache
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from aws_lambda_powertools.event_handler import Response, content_types
@@ -13,7 +14,17 @@ from kairos.core.observability import logger, metrics, tracer
 from kairos.customers.schemas import MAX_BODY_BYTES, SCOPES
 from kairos.http.api import API_KEY_SCHEME, make_resolver
 from kairos.http.deps import DEPS_KEY, ApiDeps, Lazy
-from kairos.http.routers import campaigns, customers, insights, journeys, messages, products, promotions, segments
+from kairos.http.routers import (
+    campaigns,
+    customers,
+    insights,
+    journeys,
+    messages,
+    models,
+    products,
+    promotions,
+    segments,
+)
 
 if TYPE_CHECKING:
     from aws_lambda_powertools.utilities.typing import LambdaContext
@@ -33,6 +44,15 @@ SETTINGS = require(
 )
 # Which engine answers questions over the event archive (Athena; DuckDB in the local runtime).
 ANALYTICS = wiring.analytics_settings()
+# The bundled model's metadata ships with the function (see functions/api/Makefile); a checkout uses models/.
+BUNDLED_MODEL = next(
+    (
+        p
+        for p in (Path(__file__).parent / "model", Path(__file__).resolve().parents[2] / "models" / "default")
+        if (p / "metadata.json").exists()
+    ),
+    Path(__file__).parent / "model",
+)
 
 # Once per cold start; each store is built on its first use, so a request pays only for the stores it touches.
 DEPS = ApiDeps(
@@ -54,6 +74,7 @@ DEPS = ApiDeps(
     analytics=Lazy(lambda: wiring.analytics_engine(SETTINGS, ANALYTICS)),
     contact_links=Lazy(lambda: wiring.contact_links(SETTINGS)),
     link_key=Lazy(lambda: wiring.unsubscribe_key(SETTINGS)),
+    model_cards=Lazy(lambda: wiring.model_cards(SETTINGS, BUNDLED_MODEL)),
 )
 
 
@@ -66,7 +87,7 @@ def request_base() -> str:
 
 
 app = make_resolver()
-for part in (customers, segments, campaigns, journeys, insights, products, messages, promotions):
+for part in (customers, segments, campaigns, journeys, insights, products, messages, promotions, models):
     app.include_router(part.router)
 
 

@@ -101,6 +101,12 @@ class CustomerReader(ABC):
         Reserved ids (``__…``, fallback recommendations) are never returned.
         """
 
+    def list_customers(self, cursor: str | None = None, limit: int = 50) -> tuple[list[CustomerRecord], str | None]:
+        """One page of customers in the store's order, reading at most ``limit`` items, and the cursor of the next
+        page (``None`` at the end). A store may leave out the profile and the aggregates' parts (a list shows
+        neither)."""
+        return self.scan_customers(0, 1, cursor, limit)
+
     def approximate_count(self) -> int | None:
         """About how many customers are stored (the store's own estimate, hours old), or ``None`` if unknown."""
         return None

@@ -24,7 +24,7 @@ if TYPE_CHECKING:
     from kairos.insights.ports import AnalyticsEngine, InsightStore
     from kairos.journeys.ports import JourneyStore
     from kairos.messaging.ports import ContactLinks, MessageLog, PolicyStore
-    from kairos.models.ports import ProductCatalogue
+    from kairos.models.ports import ModelCards, ProductCatalogue
     from kairos.promotions.ports import PromoPools
 
 T = TypeVar("T")
@@ -105,6 +105,8 @@ class ApiDeps:
     # Messenger start links and linked chats, and the key the Telegram webhook's secret token is derived from
     contact_links: Lazy[ContactLinks] | None = None
     link_key: Lazy[Callable[[], bytes]] | None = None
+    # The metadata of the model the score function serves (the models bucket's newest, else the bundled one)
+    model_cards: Lazy[ModelCards] | None = None
     # The intents that tag inbound messages: a query per batch would cost a read per request; a new or changed
     # intent tags messages within a minute (at once in the sandbox that saved it, which forgets the cache).
     intents: ReadEvery[list[dict[str, Any]]] = field(init=False)

@@ -19,3 +19,11 @@ class ProductCatalogue(ABC):
     @abstractmethod
     def get_products(self, product_ids: Iterable[str]) -> dict[str, dict[str, Any]]:
         """The known products among ``product_ids``."""
+
+
+class ModelCards(ABC):
+    """The metadata of the model in service (what training and ``training card`` wrote), to show, not to score."""
+
+    @abstractmethod
+    def current(self) -> tuple[str, dict[str, Any]] | None:
+        """``("bundled" | <published version>, <its metadata.json>)`` of the model in service, or ``None``."""

@@ -24,6 +24,7 @@ from kairos.customers.adapters.dynamo_base import (
     event_sk,
 )
 from kairos.customers.adapters.dynamo_erasure import DynamoErasure
+from kairos.customers.adapters.dynamo_scan import DynamoScan
 from kairos.customers.domain import CustomerRecord, IngestState
 from kairos.customers.ports import CustomerStore
 
@@ -37,7 +38,7 @@ if TYPE_CHECKING:
 _ser = TypeSerializer()
 
 
-class DynamoStore(DynamoErasure, CustomerStore):
+class DynamoStore(DynamoScan, DynamoErasure, CustomerStore):
     """Events and customers in DynamoDB: every port of the customer store. The layout and the parameters are
     :class:`~kairos.customers.adapters.dynamo_base.DynamoBase`'s."""
 
@@ -545,33 +546,6 @@ class DynamoStore(DynamoErasure, CustomerStore):
             return {}
         raws = [raw for _, raw in self._batch_get(keys)]
         return {cid: rec for cid, rec in self._records(raws)[0].items() if not rec.erased}
-
-    def scan_customers(
-        self, shard: int, total_shards: int, start_after: str | None = None, limit: int = 500
-    ) -> tuple[list[CustomerRecord], str | None]:
-        """One page of a shard of a parallel scan: the customers and the id to resume after (``None`` at the end).
-
-        Reserved ids (``__…``, e.g. the population fallback) are skipped. Parts are read eventually consistent.
-        """
-        # DynamoDB names a shard of a parallel scan a segment; in Kairos a segment is a saved audience.
-        kwargs: dict[str, Any] = {
-            "TableName": self.customers_table,
-            "Segment": shard,
-            "TotalSegments": total_shards,
-            "Limit": limit,
-        }
-        if start_after:
-            kwargs["ExclusiveStartKey"] = {"customer_id": {"S": start_after}}
-        resp = self._call("scan", **kwargs)
-        raws = [
-            raw
-            for raw in resp.get("Items", [])
-            if not raw["customer_id"]["S"].startswith("__")
-            and ("erased_at" not in raw or any(k in raw for k in ("core", "parts", "agg", "profile")))
-        ]
-        records = self._records(raws, consistent=False)[0]
-        last = resp.get("LastEvaluatedKey")
-        return [r for r in records.values() if not r.erased], (last["customer_id"]["S"] if last else None)
 
     def approximate_count(self) -> int | None:
         # DynamoDB refreshes ItemCount about every six hours: enough to size a nightly run.

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from aws_lambda_powertools.event_handler.openapi.params import Body, Path
+from aws_lambda_powertools.event_handler.openapi.params import Body, Path, Query
 from aws_lambda_powertools.metrics import MetricUnit
 
 from kairos.core import timeutil
 from kairos.core.constants import EVENT_TYPES
 from kairos.core.observability import logger, metrics
-from kairos.customers import ingest
+from kairos.customers import ingest, listing
 from kairos.customers import profiles as customers
 from kairos.customers.ledger_domain import MessengerLinkView, TelegramWebhookView
 from kairos.customers.schemas import (
@@ -98,6 +98,28 @@ def post_events(batch: Annotated[EventBatch, Body()], deps: Deps) -> IngestResul
 def put_customer(customer_id: CustomerId, profile: Annotated[CustomerProfileIn, Body()], deps: Deps) -> CustomerView:
     links = deps.contact_links() if deps.contact_links is not None else None
     return customers.put_profile(customer_id, profile, deps.customers(), timeutil.now(), links)
+
+
+@router.endpoint(
+    "GET",
+    "/v1/customers",
+    scope="read",
+    errors=(400,),
+    summary="A page of customers, to browse them",
+    description="Paged: each request reads at most `limit` customers of the store, in the store's order (neither by "
+    "id nor by age), and answers their figures without the profile. A page may hold fewer than `limit` (erased "
+    "customers are left out); pass `next_cursor` as `cursor` for the next page, until it is `null`.",
+    tags=["customers"],
+)
+def list_customers(
+    deps: Deps,
+    limit: Annotated[int, Query(ge=1, le=listing.MAX_PAGE)] = listing.DEFAULT_PAGE,
+    cursor: Annotated[
+        str | None,
+        Query(pattern=listing.CURSOR_PATTERN, description="The next_cursor of the previous page, as returned"),
+    ] = None,
+) -> listing.CustomerPage:
+    return listing.list_customers(deps.customers(), cursor, limit)
 
 
 @router.endpoint(

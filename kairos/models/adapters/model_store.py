@@ -7,6 +7,7 @@ names them ``<UTC timestamp>-<model name>`` so that the newest sorts last.
 
 from __future__ import annotations
 
+import json
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -15,6 +16,7 @@ import boto3
 from botocore.exceptions import ClientError
 
 from kairos.core.aws import STORE_RETRIES, LazyClient, domain_error
+from kairos.models.ports import ModelCards
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -34,6 +36,21 @@ def publish_model(directory: str | Path, bucket: str, version: str, client: S3Cl
     for p in files:
         s3.upload_file(str(p), bucket, f"{MODELS_PREFIX}{version}/{p.name}")
     return f"s3://{bucket}/{MODELS_PREFIX}{version}/"
+
+
+def newest_version(client: S3Client, bucket: str) -> str | None:
+    """The newest complete version published to ``bucket`` (the greatest name with a ``metadata.json``)."""
+    versions = []
+    try:
+        for page in client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=MODELS_PREFIX):
+            for obj in page.get("Contents", []):
+                rest = obj["Key"][len(MODELS_PREFIX) :]
+                version, _, name = rest.partition("/")
+                if name == MARKER:
+                    versions.append(version)
+    except ClientError as exc:
+        raise domain_error(exc, "models bucket list_objects_v2") from exc
+    return max(versions) if versions else None
 
 
 class ModelSource:
@@ -80,19 +97,7 @@ class ModelSource:
         return self._version
 
     def newest_published(self) -> str | None:
-        if not self.bucket:
-            return None
-        versions = []
-        try:
-            for page in self.client.get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=MODELS_PREFIX):
-                for obj in page.get("Contents", []):
-                    rest = obj["Key"][len(MODELS_PREFIX) :]
-                    version, _, name = rest.partition("/")
-                    if name == MARKER:
-                        versions.append(version)
-        except ClientError as exc:
-            raise domain_error(exc, "models bucket list_objects_v2") from exc
-        return max(versions) if versions else None
+        return newest_version(self.client, self.bucket) if self.bucket else None
 
     def _download(self, version: str) -> Path:
         target = self.cache_dir / version
@@ -122,3 +127,49 @@ class ModelSource:
             self._model = self.loader(self.bundled)
             self._version = "bundled"
         return self._model
+
+
+class PublishedModelCards(ModelCards):
+    """The metadata of the model the score function serves: the newest published version's, else the bundled one's.
+
+    Reads only ``metadata.json`` (never the boosters), and looks for a newer version at most every
+    ``check_seconds``, as :class:`ModelSource` does.
+
+    Parameters
+    ----------
+    bundled
+        The bundled model directory (its ``metadata.json``; absent: no bundled model).
+    bucket
+        The models bucket, or ``None`` when only the bundled model is served.
+    check_seconds
+        How often to look for a newer published version.
+    """
+
+    client = LazyClient("s3", STORE_RETRIES)
+
+    def __init__(
+        self, bundled: Path, bucket: str | None = None, client: S3Client | None = None, check_seconds: float = 300.0
+    ) -> None:
+        self.bundled = bundled
+        self.bucket = bucket
+        self.client = client
+        self.check_seconds = check_seconds
+        self._card: tuple[str, dict[str, Any]] | None = None
+        self._checked_at = float("-inf")
+
+    def current(self) -> tuple[str, dict[str, Any]] | None:
+        now = time.monotonic()
+        if self._card is not None and now - self._checked_at < self.check_seconds:
+            return self._card
+        newest = newest_version(self.client, self.bucket) if self.bucket else None
+        if newest is None:
+            path = self.bundled / MARKER
+            self._card = ("bundled", json.loads(path.read_text())) if path.exists() else None
+        elif self._card is None or self._card[0] != newest:
+            try:
+                body = self.client.get_object(Bucket=self.bucket, Key=f"{MODELS_PREFIX}{newest}/{MARKER}")["Body"]
+            except ClientError as exc:
+                raise domain_error(exc, "models bucket get_object") from exc
+            self._card = (newest, json.loads(body.read()))
+        self._checked_at = now
+        return self._card

@@ -5,6 +5,7 @@ import { journeysPage, journeyPage } from "./journeys.js";
 import { segmentsPage } from "./segments.js";
 import { customersPage } from "./customers.js";
 import { insightsPage } from "./insights.js";
+import { modelsPage } from "./models.js";
 
 const ROUTES = [
   [/^#\/journeys\/([0-9a-f]{32})$/, (m) => journeyPage(m[1]), "journeys"],
@@ -12,6 +13,7 @@ const ROUTES = [
   [/^#\/segments$/, () => segmentsPage(), "segments"],
   [/^#\/customers(?:\/(.+))?$/, (m) => customersPage(m[1] ? decodeURIComponent(m[1]) : ""), "customers"],
   [/^#\/insights$/, () => insightsPage(), "insights"],
+  [/^#\/models$/, () => modelsPage(), "models"],
 ];
 
 function keyFromFragment() {

@@ -1,5 +1,6 @@
-// Customers: find one by id; their profile, consent and topics, zone, a timeline of what they did and what was
-// sent to them, and the send-time model's 168 hour scores as a heat map.
+// Customers: a list a page at a time (each page one bounded read of the store) to click into one, or find one by
+// id; their profile, consent and topics, zone, a timeline of what they did and what was sent to them, and the
+// send-time model's 168 hour scores as a heat map.
 import { ApiError, get } from "./api.js";
 import { announce, fmt, h, table, view } from "./ui.js";
 
@@ -16,7 +17,9 @@ export async function customersPage(id) {
     h("button", { type: "submit" }, "Find"),
   );
   if (!id) {
-    view("Customers", form);
+    const list = h("section", { "aria-labelledby": "list-title" }, h("h2", { id: "list-title" }, "All customers"));
+    view("Customers", form, list);
+    await listPage(list, [null]);
     return;
   }
   let customer;
@@ -158,4 +161,40 @@ function timeline(a, messages) {
     { class: "timeline", id: "timeline" },
     items.map((i) => h("li", { class: `t-${i.kind}` }, h("time", { datetime: i.at }, i.at.replace("T", " ").slice(0, 16)), " ", h("strong", {}, i.what), i.detail ? ` — ${i.detail}` : "")),
   );
+}
+
+const PAGE = 50;
+const day = (s) => (s ? String(s).replace("T", " ").slice(0, 16) : "–");
+
+// cursors: the cursor of every page shown so far (null for the first); the last one is the page to show.
+async function listPage(section, cursors) {
+  const cursor = cursors[cursors.length - 1];
+  const started = performance.now();
+  const page = await get(`/v1/customers?limit=${PAGE}${cursor ? `&cursor=${encodeURIComponent(cursor)}` : ""}`);
+  const ms = Math.round(performance.now() - started);
+  const rows = page.customers.map((c) => [
+    h("a", { href: `#/customers/${encodeURIComponent(c.customer_id)}` }, c.customer_id),
+    fmt(c.purchase_count),
+    fmt(c.monetary_total),
+    day(c.last_purchase_at),
+    day(c.last_engagement_at),
+    day(c.updated_at),
+  ]);
+  const t = table(`Page ${cursors.length}: ${page.customers.length} customers, in the store's order`, ["customer", "purchases", "spent", "last purchase", "last engagement", "updated"], rows);
+  t.id = "customer-list";
+  t.dataset.ms = String(ms);
+  const go = (next) => async () => {
+    await listPage(section, next);
+    section.querySelector("#customer-list caption")?.focus();
+  };
+  const nav = h(
+    "div",
+    { class: "actions" },
+    cursors.length > 1 ? h("button", { type: "button", onclick: go(cursors.slice(0, -1)) }, "Previous page") : null,
+    page.next_cursor ? h("button", { type: "button", onclick: go([...cursors, page.next_cursor]) }, "Next page") : null,
+  );
+  const title = section.querySelector("h2");
+  section.replaceChildren(title, h("p", { class: "help" }, `Each page reads at most ${PAGE} customers of the store; this one took ${ms} ms.`), page.customers.length ? t : h("p", {}, "No customers on this page."), nav);
+  t.querySelector("caption").tabIndex = -1;
+  announce(`Customers page ${cursors.length}: ${page.customers.length} customers${page.next_cursor ? ", more on the next page" : ""}`);
 }
