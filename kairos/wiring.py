@@ -29,6 +29,8 @@ if TYPE_CHECKING:
     from kairos.core.config import Settings
     from kairos.customers.ports import CustomerStore, DecisionLog, EventArchive, EventTypeCatalogue
     from kairos.http.adapters.api_keys import DynamoApiKeyStore
+    from kairos.http.ports import ConsoleBucket
+    from kairos.http.user_tokens import SignedInUser
     from kairos.insights.adapters.insights import DynamoInsightStore
     from kairos.insights.engine_settings import AnalyticsSettings
     from kairos.insights.ports import AnalyticsEngine
@@ -204,6 +206,22 @@ def api_key_store(cfg: Settings) -> DynamoApiKeyStore:
     return DynamoApiKeyStore(cfg.need("api_keys_table"))
 
 
+def user_token_verifier(cfg: Settings) -> Callable[[str, float], SignedInUser] | None:
+    """Verifies people's sign-in tokens of the deployment's user pool; ``None`` when it has none (keys only)."""
+    if not cfg.user_pool_id:
+        return None
+    from kairos.http.adapters.jwks import HttpJwks
+    from kairos.http.user_tokens import UserPool, verify_user_token
+
+    pool = UserPool(cfg.user_pool_id, cfg.need("user_pool_client_id"))
+    keys = HttpJwks(pool.jwks_url)  # fetched on the first token, then kept for the sandbox's life
+
+    def verify(token: str, now: float) -> SignedInUser:
+        return verify_user_token(token, pool, keys.key, now)
+
+    return verify
+
+
 def providers(cfg: Settings) -> dict[str, Provider]:
     """The providers this deployment has configured, by channel; a channel without one fails over to the next."""
     from kairos.messaging.adapters.providers import (
@@ -309,3 +327,10 @@ def step_deps(cfg: Settings) -> StepDeps:
         # Only the advance function hands out codes (the entries' first run sends nothing): it alone has the table.
         promo=promo_taker(cfg) if cfg.promo_table else None,
     )
+
+
+def console_bucket(name: str) -> ConsoleBucket:
+    """The bucket the web console is published to (named by the ConsolePublish resource, not the environment)."""
+    from kairos.http.adapters.console_bucket import S3ConsoleBucket
+
+    return S3ConsoleBucket(name)

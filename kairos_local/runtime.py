@@ -41,7 +41,8 @@ if TYPE_CHECKING:
 MAX_BODY_BYTES = 10 * 1024 * 1024  # API Gateway REST payload limit
 # What a function's environment says differently here than in AWS. moto's Athena takes queries but runs none: the
 # same archive queries run on DuckDB over the embedded archive bucket.
-LOCAL_ENVIRONMENT = {"KAIROS_ANALYTICS_ENGINE": "duckdb"}
+# Locally there is no user pool (the Cognito resources are skipped): the authorizer takes API keys only.
+LOCAL_ENVIRONMENT = {"KAIROS_ANALYTICS_ENGINE": "duckdb", "KAIROS_USER_POOL_ID": "", "KAIROS_USER_POOL_CLIENT_ID": ""}
 # Invocations running at once, all functions together (Lambda's account concurrency, scaled to a laptop). Four lets
 # what starts invocations each have one going: a request to the API, a journey step of a state machine, a stream
 # batch and the timer, so the races between them happen here as they do in AWS. More would only add threads waiting

@@ -369,7 +369,20 @@ class LocalProduct:
         # GET /_local/outbox: every email (raw MIME), SMS and push the embedded providers received, oldest first.
         with moto_patches.atomic():
             messages = outbox(self.runtime.dep.account, self.runtime.dep.region)
-        return 200, {"messages": messages}
+            sent = self._kairos_ids()
+        # Each with the message log's id of the send it delivered, when the log has it (the console's timeline).
+        return 200, {"messages": [{**m, "kairos_message_id": sent.get(m["message_id"])} for m in messages]}
+
+    def _kairos_ids(self) -> dict[str, str]:
+        """Provider message id -> the message log's id: a scan of the local messages table (a development tool
+        over a handful of messages, never a request path of the product)."""
+        ddb = self.runtime.session.client("dynamodb")
+        out: dict[str, str] = {}
+        for page in ddb.get_paginator("scan").paginate(TableName=self.runtime.dep.physical["MessagesTable"]):
+            for item in page.get("Items", []):
+                if "provider_message_id" in item:
+                    out[item["provider_message_id"]["S"]] = item["message_id"]["S"]
+        return out
 
     def wait(self) -> None:
         """Serve until interrupted (Ctrl-C)."""

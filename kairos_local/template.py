@@ -437,14 +437,22 @@ RUN_LOCALLY: dict[str, str] = {
 SKIPPED: dict[str, str] = {
     "AWS::Serverless::LayerVersion": "functions import the repository's kairos package; there is no layer to build",
     "AWS::S3::BucketPolicy": (
-        "the policies only deny insecure transport, and moto takes in-process requests for insecure: it would "
-        "refuse every one"
+        "the policies deny insecure transport (and let CloudFront read the console), and moto takes in-process "
+        "requests for insecure: it would refuse every one"
     ),
     "AWS::SES::ConfigurationSetEventDestination": (
         "moto's SES has no EventBridge destinations; local engagement arrives through POST /v1/events"
     ),
     "AWS::ApiGateway::Account": "the local API writes no access log: there is no account logging role to set",
     "AWS::IAM::Role": "in-process functions run with the test credentials; IAM is not enforced locally",
+    "AWS::CloudFront::Distribution": "make serve answers /console and /v1 on one local origin (kairos_local.server)",
+    "AWS::CloudFront::OriginAccessControl": "the distribution's access to the console bucket, skipped with it",
+    "AWS::CloudFront::Function": "the distribution's paths; the local server redirects /console to /console/ itself",
+    "AWS::CloudFront::ResponseHeadersPolicy": "the local server sends the console's headers (console_assets.py)",
+    "Custom::ConsolePublish": "the local server serves the console from the package; nothing is copied to a bucket",
+    "AWS::Cognito::UserPool": "locally the console signs in with the local API key; moto issues no verifiable tokens",
+    "AWS::Cognito::UserPoolClient": "the console's client of the user pool, skipped with it",
+    "AWS::Cognito::UserPoolGroup": "the user pool's groups, skipped with it",
 }
 
 

@@ -55,6 +55,8 @@ ENVIRONMENT = {
     "message_retention_days": c.ENV_MESSAGE_RETENTION_DAYS,
     "clock_skew_seconds": c.ENV_CLOCK_SKEW_SECONDS,
     "entry_shards": c.ENV_ENTRY_SHARDS,
+    "user_pool_id": c.ENV_USER_POOL_ID,
+    "user_pool_client_id": c.ENV_USER_POOL_CLIENT_ID,
 }
 
 
@@ -105,6 +107,8 @@ class Settings(BaseModel):
         le=64,
         description="a scheduled or date entry scans the customers in this many shards at once (threads of the timer)",
     )
+    user_pool_id: str = Field(default="", description="Cognito user pool of the console's people (empty: keys only)")
+    user_pool_client_id: str = Field(default="", description="the console's app client of that pool")
 
     def need(self, field: str) -> str:
         """The value of a resource setting, or :class:`MissingSettingError` naming its variable when unset."""

@@ -183,6 +183,10 @@ def test_console_journey_graph_shows_the_entry_on_its_first_node(page, shop):
     assert "1 passed" in first.get_attribute("aria-label")
     assert "email 1 sent" in page.locator("[data-node='email'] .node-channels").text_content()
     assert page.locator("#journey-entries").text_content() == "1"
+    # AND its results: the email's node and channel, and the day it entered
+    results = page.locator("#results").inner_text()
+    assert "By node and channel" in results and "By day" in results
+    assert page.get_by_role("row", name="email email").count() == 1
     page.screenshot(path=SHOTS / "journey.png", full_page=True)
 
 
@@ -231,10 +235,18 @@ def test_console_segment_count_changes_when_a_filter_is_added(page, shop):
     page.locator("#segment-count[data-count='2']").wait_for()
     page.get_by_label("Customers matching").select_option("all")
     page.locator("#segment-count[data-count='1']").wait_for()
-    # AND saved, the segment is listed
+    # AND saved, the segment is listed, used by nothing yet
     page.get_by_label("Save as").fill("buyers")
     page.get_by_role("button", name="Save segment").click()
-    page.get_by_role("row", name="buyers").wait_for()
+    row = page.get_by_role("row", name="buyers")
+    row.wait_for()
+    assert "nothing" in row.inner_text()
+    # AND once a journey enters its customers, the list says which
+    welcome = {**abandoned_cart(), "name": "Welcome buyers", "entry": {"segment": "buyers", "on": "enter"}}
+    assert call(shop["url"], "POST", "/v1/journeys", welcome)[0] == 201
+    page.reload()
+    page.get_by_role("link", name="Welcome buyers").wait_for()
+    assert "Welcome buyers (draft)" in page.get_by_role("row", name="buyers").inner_text()
     page.screenshot(path=SHOTS / "segments.png", full_page=True)
 
 
@@ -244,8 +256,12 @@ def test_console_customer_page_shows_messages_and_the_hour_heat_map(page, shop):
     page.get_by_label("Customer id").fill("ana")
     page.get_by_role("button", name="Find").click()
     page.wait_for_selector("#timeline")
-    # THEN the journey's email is on the timeline and the 168 hour scores are drawn, the best hour outlined
-    assert "email message sent" in page.locator("#timeline").inner_text()
+    # THEN the journey's email and the cart she abandoned are on the timeline, and the 168 hour scores are drawn,
+    # the best hour outlined
+    timeline = page.locator("#timeline").inner_text()
+    assert "email message sent" in timeline and "cart abandon" in timeline
+    # AND the email as the provider got it (the local outbox): its subject, its text one click away
+    assert "You left something in your cart" in timeline
     assert page.locator("#heatmap td.heat").count() == 168
     assert page.locator("#heatmap td.heat.best").count() == 1
     assert "email yes" in page.locator("main").inner_text()

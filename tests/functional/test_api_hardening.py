@@ -316,6 +316,7 @@ def test_attributes_within_limits_round_trip(client):
         ("PUT", "/v1/customers/c1", {}, "profiles"),
         ("GET", "/v1/customers/c1", None, "read"),
         ("GET", "/v1/customers/c1/recommendation", None, "read"),
+        ("GET", "/v1/customers/c1/events", None, "read"),
         ("GET", "/v1/customers", None, "read"),
         ("GET", "/v1/models/current", None, "read"),
         ("GET", "/v1/campaigns", None, "read"),

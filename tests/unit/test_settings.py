@@ -20,7 +20,13 @@ def _import(path):
     return module
 
 
-@pytest.mark.parametrize("path", HANDLERS, ids=lambda p: p.parent.name)
+# The console's publisher reads no setting: the stack passes its bucket as the custom resource's properties.
+WITHOUT_SETTINGS = {"console_publish"}
+
+
+@pytest.mark.parametrize(
+    "path", [p for p in HANDLERS if p.parent.name not in WITHOUT_SETTINGS], ids=lambda p: p.parent.name
+)
 def test_handler_cold_start_names_the_missing_variable(path, monkeypatch):
     # GIVEN an environment without any Kairos setting
     for var in ENVIRONMENT.values():

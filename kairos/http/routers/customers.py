@@ -10,7 +10,7 @@ from aws_lambda_powertools.metrics import MetricUnit
 from kairos.core import timeutil
 from kairos.core.constants import EVENT_TYPES
 from kairos.core.observability import logger, metrics
-from kairos.customers import ingest, listing
+from kairos.customers import ingest, listing, timeline
 from kairos.customers import profiles as customers
 from kairos.customers.ledger_domain import MessengerLinkView, TelegramWebhookView
 from kairos.customers.schemas import (
@@ -219,3 +219,22 @@ def get_recommendation(customer_id: CustomerId, deps: Deps) -> RecommendationVie
 def get_customer_messages(customer_id: CustomerId, deps: Deps) -> MessageList:
     rows = sorted(deps.messages().for_customer(customer_id), key=lambda r: r.get("claimed_at") or "", reverse=True)
     return MessageList(customer_id=customer_id, messages=[MessageView.model_validate(r) for r in rows])
+
+
+@router.endpoint(
+    "GET",
+    "/v1/customers/<customer_id>/events",
+    scope="read",
+    errors=(400,),
+    summary="The customer's stored events, newest first",
+    description="The `limit` newest of the customer's events kept within the retention period (none for a customer "
+    "never seen or erased), with how many are kept. Reads that customer's events only: its cost grows with their "
+    "history, not with the number of customers.",
+    tags=["customers"],
+)
+def get_customer_events(
+    customer_id: CustomerId,
+    deps: Deps,
+    limit: Annotated[int, Query(ge=1, le=timeline.MAX_EVENTS)] = timeline.DEFAULT_EVENTS,
+) -> timeline.EventList:
+    return timeline.recent_events(deps.customers(), customer_id, limit)

@@ -1,5 +1,6 @@
 // The console's shell: sign-in, the hash routes, and where focus goes when a page changes.
 import { apiKey, signIn, signOut } from "./api.js";
+import { accountConfig, setUpAccountSignIn } from "./account.js";
 import { alertError } from "./ui.js";
 import { journeysPage, journeyPage } from "./journeys.js";
 import { segmentsPage } from "./segments.js";
@@ -79,3 +80,5 @@ document.getElementById("sign-out").addEventListener("click", () => {
 window.addEventListener("hashchange", route);
 keyFromFragment();
 route();
+// A deployment with a user pool also offers sign-in with a person's account (config.json; none locally).
+accountConfig().then((pool) => pool && setUpAccountSignIn(pool, route));

@@ -33,9 +33,11 @@ export async function customersPage(id) {
     }
     throw err;
   }
-  const [messages, rec] = await Promise.all([
+  const [messages, rec, events, sent] = await Promise.all([
     get(`/v1/customers/${encodeURIComponent(id)}/messages`).catch(() => ({ messages: [] })),
     get(`/v1/customers/${encodeURIComponent(id)}/recommendation`).catch((err) => ({ error: err.message })),
+    get(`/v1/customers/${encodeURIComponent(id)}/events?limit=${EVENTS}`).catch(() => null),
+    localOutbox(),
   ]);
   const p = customer.profile || {};
   const a = customer.aggregates || {};
@@ -49,7 +51,7 @@ export async function customersPage(id) {
       h("section", { "aria-labelledby": "figures-title" }, h("h2", { id: "figures-title" }, "Figures"), figures(a)),
     ),
     h("section", { "aria-labelledby": "hours-title" }, h("h2", { id: "hours-title" }, "Best hours"), recommendation(rec, p, a)),
-    h("section", { "aria-labelledby": "timeline-title" }, h("h2", { id: "timeline-title" }, "Timeline"), timeline(a, messages.messages || [])),
+    h("section", { "aria-labelledby": "timeline-title" }, h("h2", { id: "timeline-title" }, "Timeline"), timeline(a, messages.messages || [], events, sent)),
   );
   announce(`Customer ${id}: ${(messages.messages || []).length} messages`);
 }
@@ -142,25 +144,66 @@ function recommendation(rec, p, a) {
   return h("div", { id: "recommendation" }, parts);
 }
 
-function timeline(a, messages) {
+const EVENTS = 100;
+
+// Locally, what the embedded providers received (GET /_local/outbox), by the provider's message id: the rendered
+// content of each message. A deployment has no such endpoint, and the timeline shows the log alone.
+async function localOutbox() {
+  try {
+    const res = await fetch("/_local/outbox");
+    if (!res.ok) return {};
+    const { messages } = await res.json();
+    return Object.fromEntries((messages || []).filter((m) => m.kairos_message_id).map((m) => [m.kairos_message_id, m]));
+  } catch {
+    return {};
+  }
+}
+
+function rendered(m) {
+  if (!m) return null;
+  const body = m.text || (m.payload ? (typeof m.payload === "string" ? m.payload : JSON.stringify(m.payload)) : "");
+  return h(
+    "details",
+    { class: "rendered" },
+    h("summary", {}, m.subject ? `As sent: “${m.subject}”` : "As sent"),
+    h("pre", {}, body),
+  );
+}
+
+function timeline(a, messages, events, sent = {}) {
   const items = [];
   for (const m of messages) {
-    items.push({ at: m.sent_at || m.finished_at || m.claimed_at || m.send_at || "", what: `${m.channel} message ${m.status}`, detail: `${m.node ? `node ${m.node}, ` : ""}${m.variant ? `variant ${m.variant}, ` : ""}from ${m.campaign_id}${m.reason && m.reason !== "ok" ? ` (${m.reason})` : ""}`, kind: "message" });
+    items.push({ at: m.sent_at || m.finished_at || m.claimed_at || m.send_at || "", what: `${m.channel} message ${m.status}`, detail: `${m.node ? `node ${m.node}, ` : ""}${m.variant ? `variant ${m.variant}, ` : ""}from ${m.campaign_id}${m.reason && m.reason !== "ok" ? ` (${m.reason})` : ""}`, kind: "message", content: rendered(sent[m.message_id]) });
   }
-  const moments = [
-    ["last_purchase_at", "last purchase"],
-    ["first_purchase_at", "first purchase"],
-    ["last_engagement_at", "last engagement"],
-    ["last_cart_abandon_at", `cart abandoned${a.last_cart_abandon_amount ? ` (${fmt(a.last_cart_abandon_amount)})` : ""}`],
-  ];
-  for (const [key, what] of moments) if (a[key]) items.push({ at: a[key], what, detail: "", kind: "event" });
-  items.sort((x, y) => String(y.at).localeCompare(String(x.at)));
+  if (events) {
+    // The customer's own events, as sent (newest first, at most EVENTS of events.total).
+    for (const e of events.events) items.push({ at: e.timestamp, what: e.type.replaceAll("_", " "), detail: eventDetail(e), kind: "event" });
+  } else {
+    const moments = [
+      ["last_purchase_at", "last purchase"],
+      ["first_purchase_at", "first purchase"],
+      ["last_engagement_at", "last engagement"],
+      ["last_cart_abandon_at", `cart abandoned${a.last_cart_abandon_amount ? ` (${fmt(a.last_cart_abandon_amount)})` : ""}`],
+    ];
+    for (const [key, what] of moments) if (a[key]) items.push({ at: a[key], what, detail: "", kind: "event" });
+  }
+  items.sort((x, y) => (Date.parse(y.at) || 0) - (Date.parse(x.at) || 0));
   if (!items.length) return h("p", {}, "Nothing yet.");
   return h(
     "ol",
     { class: "timeline", id: "timeline" },
-    items.map((i) => h("li", { class: `t-${i.kind}` }, h("time", { datetime: i.at }, i.at.replace("T", " ").slice(0, 16)), " ", h("strong", {}, i.what), i.detail ? ` — ${i.detail}` : "")),
+    items.map((i) => h("li", { class: `t-${i.kind}` }, h("time", { datetime: i.at }, i.at.replace("T", " ").slice(0, 16)), " ", h("strong", {}, i.what), i.detail ? ` — ${i.detail}` : "", i.content || null)),
   );
+}
+
+function eventDetail(e) {
+  const parts = [];
+  if (e.channel) parts.push(e.channel);
+  if (e.product_id) parts.push(`${e.product_id}${e.quantity ? ` × ${fmt(e.quantity)}` : ""}`);
+  if (e.amount !== null && e.amount !== undefined) parts.push(`${fmt(e.amount)}${e.currency ? ` ${e.currency}` : ""}`);
+  if (e.message_id) parts.push(`answers message ${e.message_id}`);
+  const props = Object.entries(e.properties || {}).slice(0, 3).map(([k, v]) => `${k}: ${typeof v === "object" ? JSON.stringify(v) : v}`);
+  return [...parts, ...props].join(", ");
 }
 
 const PAGE = 50;

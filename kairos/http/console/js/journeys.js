@@ -3,6 +3,7 @@
 import { api, ApiError, get } from "./api.js";
 import { announce, alertError, fmt, h, table, view } from "./ui.js";
 import { drawGraph, errorsByNode, nodeFigures } from "./graph.js";
+import { resultsSection } from "./results.js";
 
 // Which status changes each status allows (draft -> active <-> paused -> archived).
 const NEXT = { draft: ["active"], active: ["paused", "archived"], paused: ["active", "archived"], archived: [] };
@@ -134,6 +135,7 @@ export async function journeyPage(id) {
     h("h2", {}, "Graph"),
     graphBox,
     nodeTable,
+    resultsSection(results),
     h("h2", {}, "Edit"),
     errorList,
     form,

@@ -192,15 +192,16 @@ export async function segmentsPage() {
   };
 
   const loadSaved = async () => {
-    const { segments } = await get("/v1/segments");
+    const [{ segments }, journeys] = await Promise.all([get("/v1/segments"), allJourneys().catch(() => null)]);
     saved.replaceChildren(
       segments.length
         ? table(
             `${segments.length} saved segments`,
-            ["Name", "Conditions", ""],
+            ["Name", "Conditions", "Used by", ""],
             segments.map((sg) => [
               sg.name,
               h("code", {}, JSON.stringify(sg.filters)),
+              usedBy(sg.name, journeys),
               h("button", { type: "button", "aria-label": `Edit segment ${sg.name}`, onclick: () => ((root = fromFilters(sg.filters)), (nameInput.value = sg.name), redraw(true), announce(`Segment ${sg.name} loaded`)) }, "Edit"),
             ]),
           )
@@ -237,4 +238,30 @@ export async function segmentsPage() {
   builder.replaceChildren(groupBox(root, null, redraw));
   preview();
   await loadSaved();
+}
+
+// Every journey (and campaign), a page of 100 at a time: few enough for a console, and each page one read.
+async function allJourneys() {
+  const out = [];
+  let token = null;
+  for (let page = 0; page < 20; page += 1) {
+    const res = await get(`/v1/journeys?limit=100${token ? `&next_token=${encodeURIComponent(token)}` : ""}`);
+    out.push(...res.journeys);
+    token = res.next_token;
+    if (!token) break;
+  }
+  return out;
+}
+
+// The journeys whose definition names the segment (an entry on it, a campaign's audience, a condition on it).
+function usedBy(name, journeys) {
+  if (!journeys) return "–";
+  const needle = `"segment":${JSON.stringify(name)}`;
+  const users = journeys.filter((j) => JSON.stringify(j.definition).includes(needle));
+  if (!users.length) return "nothing";
+  return h(
+    "ul",
+    { class: "plain" },
+    users.map((j) => h("li", {}, h("a", { href: `#/journeys/${encodeURIComponent(j.journey_id)}` }, j.definition.name), ` (${j.status})`)),
+  );
 }
