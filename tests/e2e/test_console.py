@@ -217,6 +217,12 @@ def test_console_invalid_journey_edit_shows_the_error_on_the_named_node(page, sh
     page.get_by_role("button", name="Save new version").click()
     page.get_by_text("v2", exact=True).wait_for()
     assert not page.locator("[data-node='email'] .node-error").count()
+    # AND the first version is there to look at and to bring back
+    page.get_by_label("Show version").select_option("1")
+    page.get_by_text("Version 1, saved").wait_for()
+    assert page.locator("#version-view svg.graph [data-node='email']").count() == 1
+    page.get_by_role("button", name="Put v1 in the editor").click()
+    assert json.loads(page.locator("#definition").input_value())["nodes"]["email"]["next"] != "nowhere"
 
 
 def test_console_segment_count_changes_when_a_filter_is_added(page, shop):

@@ -136,6 +136,7 @@ export async function journeyPage(id) {
     graphBox,
     nodeTable,
     resultsSection(results),
+    doc.version > 1 ? versionsSection(id, doc.version, editor) : null,
     h("h2", {}, "Edit"),
     errorList,
     form,
@@ -185,4 +186,39 @@ async function save(id, editor, render, errorList) {
     for (const e of other) errorList.append(h("li", {}, e));
     announce(`Not saved: ${err.errors.length} error${err.errors.length === 1 ? "" : "s"}`);
   }
+}
+
+// Earlier versions (GET /v1/journeys/{id}?version=n): each drawn as its graph, its definition one click from the
+// editor (saving it makes it the newest version again).
+function versionsSection(id, current, editor) {
+  const box = h("div", { id: "version-view", "aria-live": "polite" });
+  const picker = h(
+    "select",
+    { id: "version-picker" },
+    Array.from({ length: current }, (_, i) => current - i).map((v) => h("option", { value: v }, v === current ? `v${v} (current)` : `v${v}`)),
+  );
+  const show = async () => {
+    const v = Number(picker.value);
+    const old = await get(`/v1/journeys/${encodeURIComponent(id)}?version=${v}`);
+    const definition = compact(old.definition);
+    box.replaceChildren(
+      h("p", {}, `Version ${v}, saved ${String(old.updated_at).replace("T", " ").slice(0, 16)}.`),
+      drawGraph(definition, {}, {}),
+      h(
+        "div",
+        { class: "actions" },
+        h("button", { type: "button", onclick: () => ((editor.value = JSON.stringify(definition, null, 2)), editor.focus(), announce(`Version ${v} is in the editor: save to make it current`)) }, `Put v${v} in the editor`),
+      ),
+    );
+    announce(`Version ${v} shown`);
+  };
+  picker.addEventListener("change", show);
+  return h(
+    "section",
+    { "aria-labelledby": "versions-title" },
+    h("h2", { id: "versions-title" }, "Versions"),
+    h("label", { for: "version-picker" }, "Show version "),
+    picker,
+    box,
+  );
 }
