@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from kairos.models.features import HOURS_PER_DAY, day_window
+from kairos.models.features.calibration import smoothed_counts
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -60,8 +61,7 @@ def modal_hour_scores(aggs: Sequence[CustomerAggregates], priors: Priors) -> np.
 def smoothed_histogram_scores(
     aggs: Sequence[CustomerAggregates], priors: Priors, alpha: float = SMOOTHING_ALPHA
 ) -> np.ndarray:
-    counts = _counts(aggs)
-    return (counts + alpha * priors.population_dist) / (counts.sum(axis=1, keepdims=True) + alpha)
+    return smoothed_counts(_counts(aggs), priors.population_dist, alpha)
 
 
 def oracle_scores(test_counts: np.ndarray, priors: Priors) -> np.ndarray:

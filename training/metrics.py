@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from kairos.models.features.calibration import HISTORY_BUCKETS, history_bucket
+from kairos.models.features.calibration import HISTORY_BUCKETS, best_hours_by_day, history_bucket
 
 __all__ = [
     "HISTORY_BUCKETS",
@@ -38,11 +38,6 @@ if TYPE_CHECKING:
     from collections.abc import Collection, Sequence
 
 LL_FLOOR = 1e-3
-
-
-def best_hours_by_day(scores: np.ndarray) -> np.ndarray:
-    """(n, 168) scores -> (n, 7) best hour of day for each weekday (first argmax)."""
-    return scores.reshape(scores.shape[0], 7, 24).argmax(axis=2)
 
 
 def hits_within_one_hour(scores: np.ndarray, rows: np.ndarray, hows: np.ndarray) -> np.ndarray:

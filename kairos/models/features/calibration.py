@@ -151,13 +151,18 @@ def smoothed_counts(counts: np.ndarray, prior: np.ndarray, pseudo: float) -> np.
     return normalize(np.asarray(counts, dtype=np.float64) + pseudo * np.asarray(prior, dtype=np.float64))
 
 
+def best_hours_by_day(scores: np.ndarray) -> np.ndarray:
+    """(n, 168) scores -> (n, 7) best hour of day for each weekday (first argmax): how a day's hour is picked,
+    here and in the evaluation (``training.metrics``)."""
+    return scores.reshape(scores.shape[0], 7, 24).argmax(axis=2)
+
+
 def day_hits(ranking: np.ndarray, counts: np.ndarray) -> float:
     """How many of the moments in ``counts`` (shape ``(n, 168)``) fall within one hour of each day's pick: the
-    argmax over the day of :func:`window_scores` of ``ranking`` (ties: the earliest), as the evaluation scores it."""
-    n = ranking.shape[0]
-    best = window_scores(ranking).reshape(n, 7, 24).argmax(axis=2)
+    :func:`best_hours_by_day` of :func:`window_scores` of ``ranking``, as the evaluation scores it."""
+    best = best_hours_by_day(window_scores(ranking))
     near = np.abs(np.arange(24)[None, None, :] - best[:, :, None]) <= 1
-    return float((np.asarray(counts).reshape(n, 7, 24) * near).sum())
+    return float((np.asarray(counts).reshape(ranking.shape[0], 7, 24) * near).sum())
 
 
 def fit_decision(
