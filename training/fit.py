@@ -414,7 +414,7 @@ def build_examples(history: History, end: datetime, cfg: TrainConfig, folder: Fo
         for name, rows in (("tx", tx), ("ty", ty), ("tw", tw), ("to", to), ("th", th)):
             rows.append(part[name])
         if part.get("cal"):
-            cal = {name: np.concatenate([cal[name], v]) if name in cal else v for name, v in part["cal"].items()}
+            cal = part["cal"]  # the last snapshot's (calibration_roles)
         if "px" in part:
             px.append(part["px"])
             py.append(part["py"])
