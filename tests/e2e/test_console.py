@@ -18,10 +18,10 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from kairos.customers.adapters import layout
 from kairos.customers.aggregates import CustomerAggregates
 from kairos_local.server import LocalProduct
 from kairos_local.template import ROOT
+from tests.helpers import store_bulk_customers
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
@@ -310,31 +310,11 @@ def test_console_models_page_shows_the_model_in_service_and_its_card(page, shop)
     page.screenshot(path=SHOTS / "models.png", full_page=True)
 
 
-def _store_customers(product: LocalProduct, count: int) -> None:
-    """``count`` customers written straight to the local customers table as ingestion lays them out."""
-    ddb = product.runtime.session.client("dynamodb")
-    table = product.runtime.dep.physical["CustomersTable"]
-    core = layout.encode_core(CustomerAggregates(purchase_count=1, monetary_total=9.9), layout.Core())
-    for start in range(0, count, 25):
-        items = [
-            {
-                "PutRequest": {
-                    "Item": {
-                        "customer_id": {"S": f"bulk-{i:05d}"},
-                        "version": {"N": "1"},
-                        "updated_at": {"S": "2026-11-20T12:00:00+00:00"},
-                        "core": {"B": core},
-                    }
-                }
-            }
-            for i in range(start, min(start + 25, count))
-        ]
-        assert not ddb.batch_write_item(RequestItems={table: items}).get("UnprocessedItems")
-
-
 def test_console_customer_list_pages_through_ten_thousand_customers(page, shop):
     # GIVEN 10,000 more customers in the local store (this test runs last: the others count the first three)
-    _store_customers(shop["product"], BULK_CUSTOMERS)
+    store_bulk_customers(
+        shop["product"].runtime, BULK_CUSTOMERS, CustomerAggregates(purchase_count=1, monetary_total=9.9)
+    )
     # WHEN the customers page opens, and its first page is asked of the API as the console asks it
     started = time.perf_counter()
     status, first = call(shop["url"], "GET", "/v1/customers?limit=50")

@@ -4,36 +4,14 @@ from __future__ import annotations
 
 import time
 
-from kairos.customers.adapters import layout
 from kairos.customers.aggregates import CustomerAggregates
+from tests.helpers import store_bulk_customers
 
 MANY = 10_000
 
 
 def _list(client, **query: object):
     return client.runtime.http("GET", "/v1/customers", client.headers, query={k: str(v) for k, v in query.items()})
-
-
-def _store_customers(runtime, count: int) -> None:
-    """``count`` customers written straight to the customers table as ingestion lays them out (core item only)."""
-    ddb = runtime.session.client("dynamodb")
-    table = runtime.dep.physical["CustomersTable"]
-    core = layout.encode_core(CustomerAggregates(purchase_count=2, monetary_total=30.0), layout.Core())
-    for start in range(0, count, 25):
-        items = [
-            {
-                "PutRequest": {
-                    "Item": {
-                        "customer_id": {"S": f"bulk-{i:05d}"},
-                        "version": {"N": "1"},
-                        "updated_at": {"S": "2026-11-20T12:00:00+00:00"},
-                        "core": {"B": core},
-                    }
-                }
-            }
-            for i in range(start, min(start + 25, count))
-        ]
-        assert not ddb.batch_write_item(RequestItems={table: items}).get("UnprocessedItems")
 
 
 def test_customer_list_pages_through_every_customer_with_a_cursor(client):
@@ -87,7 +65,7 @@ def test_customer_list_refuses_a_bad_limit_or_cursor(client):
 
 def test_customer_list_first_page_of_ten_thousand_answers_at_once(runtime, client):
     # GIVEN 10,000 customers in the store
-    _store_customers(runtime, MANY)
+    store_bulk_customers(runtime, MANY, CustomerAggregates(purchase_count=2, monetary_total=30.0))
     # WHEN the console's first page (50) is asked for
     started = time.perf_counter()
     resp = _list(client, limit=50)
