@@ -35,8 +35,11 @@ from moto.dynamodb.models import DynamoDBBackend
 from moto.dynamodb.models.table import Table
 from moto.stepfunctions.parser.models import StepFunctionsParserBackend
 
+from kairos_local.nested_patch import NestedPatch
+
 if TYPE_CHECKING:
     from collections.abc import Iterator
+    from contextlib import AbstractContextManager
 
     from botocore.awsrequest import AWSPreparedRequest
 
@@ -160,31 +163,28 @@ _PATCHES = (
     (Table, "query", _QUERY, _query),
     (Table, "all_items", _ALL_ITEMS, _all_items),
 )
-_depth = 0
-_depth_lock = threading.Lock()
 
 
-@contextmanager
-def patched() -> Iterator[None]:
+def _apply() -> None:
+    for owner, name, _, fixed in _PATCHES:
+        setattr(owner, name, fixed)
+
+
+def _undo() -> None:
+    for owner, name, original, _ in _PATCHES:
+        setattr(owner, name, original)
+
+
+_nested = NestedPatch(_apply, _undo)
+
+
+def patched() -> AbstractContextManager[None]:
     """Apply the fixes for the duration of the context; nested contexts share them, the outermost undoes them.
 
     Outside the context moto is exactly as installed, so other code in the same process (a test that uses
     plain ``mock_aws``) never sees these changes.
     """
-    global _depth  # noqa: PLW0603 - one process-wide patch state, as moto's classes are process-wide
-    with _depth_lock:
-        if _depth == 0:
-            for owner, name, _, fixed in _PATCHES:
-                setattr(owner, name, fixed)
-        _depth += 1
-    try:
-        yield
-    finally:
-        with _depth_lock:
-            _depth -= 1
-            if _depth == 0:
-                for owner, name, original, _ in _PATCHES:
-                    setattr(owner, name, original)
+    return _nested()
 
 
 def active() -> bool:

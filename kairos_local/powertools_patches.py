@@ -22,14 +22,16 @@ from __future__ import annotations
 
 import functools
 import threading
-from contextlib import contextmanager
 from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any
 
 from aws_lambda_powertools.event_handler.api_gateway import BaseRouter
 
+from kairos_local.nested_patch import NestedPatch
+
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterator
+    from collections.abc import Callable
+    from contextlib import AbstractContextManager
 
 _ROUTER_STATE = ("current_event", "lambda_context")
 _METRIC_SET_METHODS = (
@@ -60,8 +62,6 @@ class _PerInvocation:
         self.value.set(value)
 
 
-_depth = 0
-_depth_lock = threading.Lock()
 _saved: dict[str, Any] = {}
 
 
@@ -108,21 +108,12 @@ def _locked(lock: threading.RLock, method: Callable[..., Any]) -> Callable[..., 
     return call
 
 
-@contextmanager
-def patched() -> Iterator[None]:
+_nested = NestedPatch(_apply, _undo)
+
+
+def patched() -> AbstractContextManager[None]:
     """Apply the fixes for the duration of the context; nested contexts share them, the outermost undoes them."""
-    global _depth  # noqa: PLW0603 - one process-wide patch state, as Powertools' classes are process-wide
-    with _depth_lock:
-        if _depth == 0:
-            _apply()
-        _depth += 1
-    try:
-        yield
-    finally:
-        with _depth_lock:
-            _depth -= 1
-            if _depth == 0:
-                _undo()
+    return _nested()
 
 
 def active() -> bool:
